@@ -1,0 +1,4 @@
+pub mod clock;
+pub mod level;
+pub mod schedule;
+pub mod spec;
