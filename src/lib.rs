@@ -1,4 +1,27 @@
+//! bansuri: keep many scripts running inside one SLURM job, or on any Linux box.
+//!
+//! # Theory of operation
+//!
+//! A config file ([`config`]) becomes a validated [`spec::Spec`]. The supervisor
+//! [`core`] is a pure state machine over the tasks of that spec: it is fed inputs
+//! (start-up, a deadline passed, a process started or ended, a shutdown signal) together
+//! with the present time ([`clock::Now`]), and answers with actions (spawn a run, signal a
+//! process group, write a lifecycle line, exit). It never reads a clock or touches the OS,
+//! so every timing rule is tested by stepping a fake clock.
+//!
+//! The [`runtime`] is the only impure part: one thread, one epoll set holding a signalfd
+//! and every child's output pipe, a timeout equal to the core's next deadline. It executes
+//! actions through [`spawn`] (fork/exec into a new session, group signals, reaping) and
+//! writes child output through [`output`] (line splitting, prefixing, one buffered job
+//! log). [`cli`] is the command line. See ARCHITECTURE.md for the state diagram.
+
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod core;
 pub mod level;
+pub mod output;
+pub mod runtime;
 pub mod schedule;
+pub mod spawn;
 pub mod spec;

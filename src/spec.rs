@@ -221,3 +221,32 @@ pub enum StderrTarget {
     /// Appended to this file (absolute path).
     File(PathBuf),
 }
+
+impl TaskSpec {
+    /// A task with every optional field at its documented default (for code and tests
+    /// that build specs by hand; the config loader fills the same defaults).
+    pub fn with_defaults(name: &str, command: CommandSpec, working_directory: PathBuf) -> TaskSpec {
+        TaskSpec {
+            name: name.to_owned(),
+            shorthand: false,
+            command,
+            description: String::new(),
+            enabled: true,
+            schedule: ScheduleSpec::Once,
+            overlap: Overlap::Skip,
+            timeout: None,
+            on_fail: OnFail::Stop,
+            times: 1,
+            success_codes: vec![0],
+            restart_delay: Duration::from_secs(1),
+            max_restart_delay: Duration::from_secs(60),
+            stop_signal: StopSignal::Term,
+            stop_time: None,
+            working_directory,
+            env: BTreeMap::new(),
+            environment_file: None,
+            stdout: OutputTarget::JobLog,
+            stderr: StderrTarget::Combined,
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `environment-file` syntax: `KEY=VALUE` lines.
+//!
+//! Accepted: blank lines, `#` comment lines, an optional `export ` prefix, a value in
+//! single quotes (taken literally), in double quotes (`\\`, `\"`, `\n`, `\t`, `\r`
+//! escapes; any other backslash is kept), or bare (trimmed; ` #` starts a comment). A
+//! value cannot span lines. A bad line is an error with its line and column; all bad lines
+//! are reported, not only the first.
+
+use std::ops::Range;
+
+/// A bad line: byte range in the file text and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnvFileError {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+/// Parses the file text into `(key, value)` pairs in file order (a later line for the same
+/// key overrides an earlier one when collected into a map).
+pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
+    let mut pairs = Vec::new();
+    let mut errors = Vec::new();
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_start = offset;
+        offset += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match parse_line(line) {
+            Ok(Some(pair)) => pairs.push(pair),
+            Ok(None) => {}
+            Err((range, message)) => errors.push(EnvFileError {
+                span: line_start + range.start..line_start + range.end,
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(pairs)
+    } else {
+        Err(errors)
+    }
+}
+
+type LineResult = Result<Option<(String, String)>, (Range<usize>, String)>;
+
+/// Byte offset of `sub` (a subslice of `line`) within `line`.
+fn offset_in(line: &str, sub: &str) -> usize {
+    (sub.as_ptr() as usize).saturating_sub(line.as_ptr() as usize)
+}
+
+fn parse_line(line: &str) -> LineResult {
+    let body = line.trim_start();
+    if body.is_empty() || body.starts_with('#') {
+        return Ok(None);
+    }
+    let body = match body.strip_prefix("export") {
+        Some(rest) if rest.starts_with([' ', '\t']) => rest.trim_start(),
+        _ => body,
+    };
+    let start = offset_in(line, body);
+    let Some(eq) = body.find('=') else {
+        return Err((
+            start..line.len(),
+            "expected `KEY=VALUE` (no `=` on this line)".into(),
+        ));
+    };
+    let key = body[..eq].trim_end();
+    if key.is_empty() {
+        return Err((
+            start..start + eq + 1,
+            "missing variable name before `=`".into(),
+        ));
+    }
+    if let Some(bad) = key.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err((
+            start..start + key.len(),
+            format!("invalid variable name `{key}`: it contains {bad:?}"),
+        ));
+    }
+    let value_part = &body[eq + 1..];
+    let v = value_part.trim_start();
+    let vstart_trim = offset_in(line, v);
+    let value = match v.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let inner = &v[1..];
+            let (value, close) = if q == '\'' {
+                match inner.find('\'') {
+                    Some(i) => (inner[..i].to_string(), i),
+                    None => return Err(unterminated(vstart_trim, line.len(), q)),
+                }
+            } else {
+                match double_quoted(inner) {
+                    Some(x) => x,
+                    None => return Err(unterminated(vstart_trim, line.len(), q)),
+                }
+            };
+            let after = &inner[close + 1..];
+            let rest = after.trim_start();
+            if !(rest.is_empty() || (rest.starts_with('#') && rest.len() < after.len())) {
+                let at = offset_in(line, rest);
+                return Err((
+                    at..line.len(),
+                    format!("unexpected text after the closing {q}"),
+                ));
+            }
+            value
+        }
+        _ => {
+            // A bare value ends at ` #` (a comment) and is trimmed.
+            let mut end = v.len();
+            let bytes = v.as_bytes();
+            for i in 1..bytes.len() {
+                if bytes[i] == b'#' && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
+                    end = i;
+                    break;
+                }
+            }
+            v[..end].trim_end().to_string()
+        }
+    };
+    if value.contains('\0') {
+        return Err((
+            vstart_trim..line.len(),
+            "the value contains a NUL character".into(),
+        ));
+    }
+    Ok(Some((key.to_string(), value)))
+}
+
+fn unterminated(start: usize, end: usize, q: char) -> (Range<usize>, String) {
+    (
+        start..end,
+        format!("unterminated {q}-quoted value (values cannot span lines)"),
+    )
+}
+
+/// The content of a double-quoted value (after the opening quote): the unescaped value and
+/// the byte index of the closing quote, or `None` when it is not closed.
+fn double_quoted(s: &str) -> Option<(String, usize)> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, i)),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, 'r')) => out.push('\r'),
+                Some((_, '"')) => out.push('"'),
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, other)) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_usual_forms() {
+        let text = "# comment\n\n  A=1\nexport B = two words \nC='single # kept'\nD=\"dq \\\"x\\\" \\n\" # c\r\nE=\nF=bare # comment\nexportG=3\nURL=http://x/?a=b\n";
+        let got = parse(text).unwrap();
+        let want: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two words"),
+            ("C", "single # kept"),
+            ("D", "dq \"x\" \n"),
+            ("E", ""),
+            ("F", "bare"),
+            ("exportG", "3"),
+            ("URL", "http://x/?a=b"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn reports_every_bad_line_with_its_place() {
+        let text = "OK=1\nnot a pair\n=x\nA B=1\nQ=\"open\nR='x' y\n";
+        let errs = parse(text).unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        let lines: Vec<usize> = errs
+            .iter()
+            .map(|e| super::super::error::line_col(text, e.span.start).0)
+            .collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6]);
+        assert!(errs[0].message.contains("KEY=VALUE"));
+        assert!(errs[1].message.contains("missing variable name"));
+        assert!(errs[2].message.contains("invalid variable name `A B`"));
+        assert!(errs[3].message.contains("unterminated"));
+        assert!(errs[4].message.contains("after the closing"));
+    }
+}

@@ -1,0 +1,295 @@
+//! Config errors and their rustc-style rendering.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem found while locating, reading, parsing or validating a config file.
+///
+/// Everything is plain data so callers (the CLI, hot reload, tests) can inspect it; the
+/// `Display` impl renders it the way rustc renders a diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the location refers to: the config file, or an environment-file for an
+    /// error inside one. Empty when there is no file (no config found at all).
+    pub file: PathBuf,
+    /// The config file being loaded (the same as `file` except for errors inside an
+    /// environment-file). Empty when no config file was found.
+    pub config: PathBuf,
+    /// 1-based line, when the error is inside the file.
+    pub line: Option<usize>,
+    /// 1-based column in characters, when the error is inside the file.
+    pub column: Option<usize>,
+    /// The task: its name, or `scripts[3]` when it has no valid name.
+    pub task: Option<String>,
+    /// The field, by its canonical spelling (`working-directory`, `check_interval`).
+    pub field: Option<String>,
+    /// What is wrong (one line, names the field and the task).
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// More context (e.g. where a duplicate was first given).
+    pub note: Option<String>,
+    /// The source line to show under the location.
+    pub snippet: Option<Snippet>,
+}
+
+/// A source line with the part to underline, ready to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line as displayed (tabs expanded, control characters replaced).
+    pub text: String,
+    /// Display column (0-based) where the underline starts.
+    pub start: usize,
+    /// Length of the underline (at least 1).
+    pub width: usize,
+}
+
+/// All problems found in one config file (never empty when returned as an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigError {
+    /// An error with no position (file unreadable, no file found).
+    pub(crate) fn plain(config: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: config.to_path_buf(),
+            config: config.to_path_buf(),
+            line: None,
+            column: None,
+            task: None,
+            field: None,
+            message: message.into(),
+            help: None,
+            note: None,
+            snippet: None,
+        }
+    }
+
+    /// An error at `span` of `text`, which is the content of `file`.
+    pub(crate) fn at(
+        config: &Path,
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let loc = locate_span(text, span);
+        ConfigError {
+            file: file.to_path_buf(),
+            config: config.to_path_buf(),
+            line: Some(loc.line),
+            column: Some(loc.column),
+            task: None,
+            field: None,
+            message: message.into(),
+            help: None,
+            note: None,
+            snippet: Some(loc.snippet),
+        }
+    }
+
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> ConfigError {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub(crate) fn with_note(mut self, note: impl Into<String>) -> ConfigError {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// `file:line:col` (or just the file) for notes that point elsewhere.
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.file.display()),
+            _ => self.file.display().to_string(),
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_boundary(text, offset);
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..offset].bytes().filter(|&b| b == b'\n').count() + 1;
+    (line, text[line_start..offset].chars().count() + 1)
+}
+
+fn floor_boundary(text: &str, offset: usize) -> usize {
+    let mut o = offset.min(text.len());
+    while !text.is_char_boundary(o) {
+        o -= 1;
+    }
+    o
+}
+
+struct SpanLocation {
+    line: usize,
+    column: usize,
+    snippet: Snippet,
+}
+
+fn locate_span(text: &str, span: Range<usize>) -> SpanLocation {
+    let start = floor_boundary(text, span.start);
+    let end = floor_boundary(text, span.end.max(span.start));
+    let (line, column) = line_col(text, start);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let before = display(&text[line_start..start]);
+    let under = display(&text[start..end.min(line_end)]);
+    let mut shown = display(&text[line_start..line_end]);
+    if shown.ends_with('\r') {
+        shown.pop();
+    }
+    SpanLocation {
+        line,
+        column,
+        snippet: Snippet {
+            line,
+            text: shown.trim_end().to_string(),
+            start: before.chars().count(),
+            width: under.trim_end().chars().count().max(1),
+        },
+    }
+}
+
+/// Text as it will be printed: tabs as four spaces, control characters as U+FFFD, so the
+/// underline stays aligned and a NUL byte does not reach the terminal.
+fn display(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("    "),
+            '\r' => out.push('\r'),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn write_labelled(f: &mut fmt::Formatter<'_>, pad: &str, label: &str, text: &str) -> fmt::Result {
+    let indent = " ".repeat(label.len() + 4);
+    for (i, l) in text.lines().enumerate() {
+        if i == 0 {
+            writeln!(f, "{pad} = {label}: {l}")?;
+        } else {
+            writeln!(f, "{pad}   {indent}{l}")?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        let width = self
+            .snippet
+            .as_ref()
+            .map_or(1, |s| s.line.to_string().len());
+        let pad = " ".repeat(width);
+        if !self.file.as_os_str().is_empty() {
+            writeln!(f, "{pad}--> {}", self.location())?;
+        }
+        if let Some(s) = &self.snippet {
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{:>width$} | {}", s.line, s.text)?;
+            writeln!(f, "{pad} | {}{}", " ".repeat(s.start), "^".repeat(s.width))?;
+        }
+        if let Some(note) = &self.note {
+            write_labelled(f, &pad, "note", note)?;
+        }
+        if let Some(help) = &self.help {
+            write_labelled(f, &pad, "help", help)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{e}")?;
+        }
+        let n = self.0.len();
+        match self.0.first() {
+            Some(first) if !first.config.as_os_str().is_empty() => write!(
+                f,
+                "error: could not load `{}`: {n} error{}",
+                first.config.display(),
+                if n == 1 { "" } else { "s" }
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_like_rustc() {
+        let mut text = String::new();
+        for _ in 0..11 {
+            text.push('\n');
+        }
+        text.push_str("      \"working_dir\": \"/tmp\",\n");
+        let start = text.find('"').unwrap();
+        let e = ConfigError::at(
+            Path::new("scripts_config.json"),
+            Path::new("scripts_config.json"),
+            &text,
+            start..start + 13,
+            "unknown field `working_dir` in task `backup`",
+        )
+        .with_help("did you mean `working-directory`?");
+        let want = "\
+error: unknown field `working_dir` in task `backup`
+  --> scripts_config.json:12:7
+   |
+12 |       \"working_dir\": \"/tmp\",
+   |       ^^^^^^^^^^^^^
+   = help: did you mean `working-directory`?
+";
+        assert_eq!(e.to_string(), want);
+        let all = ConfigErrors(vec![e.clone(), e]).to_string();
+        assert!(
+            all.ends_with("error: could not load `scripts_config.json`: 2 errors"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_and_survive_odd_spans() {
+        let text = "é\tx\0\r\nab";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 2), (1, 2));
+        assert_eq!(
+            line_col(text, 1),
+            (1, 1),
+            "inside a char: floor to its start"
+        );
+        assert_eq!(line_col(text, text.len()), (2, 3));
+        assert_eq!(line_col(text, 999), (2, 3));
+        let e = ConfigError::at(Path::new("f"), Path::new("f"), text, 3..99, "m");
+        let s = e.snippet.unwrap();
+        assert_eq!(s.text, "é    x\u{fffd}");
+        assert_eq!(s.start, 5);
+        assert_eq!(s.width, 2);
+        let e = ConfigError::at(Path::new("f"), Path::new("f"), "", 5..2, "m");
+        assert_eq!((e.line, e.column), (Some(1), Some(1)));
+    }
+}

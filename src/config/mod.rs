@@ -1,0 +1,243 @@
+//! Config files: find one, parse it, validate it into a [`Spec`].
+//!
+//! This module owns everything between the user's text and the typed `Spec`; nothing after
+//! it parses user text. It never starts processes, never reads the clock, and touches the
+//! file system only to read the config file and environment-files and to check that
+//! working directories exist.
+//!
+//! # Two stages
+//! 1. Syntax: JSON by a small strict parser of our own ([`json`], RFC 8259), TOML by
+//!    `toml_edit`. Both give the same spanned tree ([`tree`]): every key and value keeps
+//!    its byte range, objects keep duplicate keys, numbers keep their text.
+//! 2. Meaning: one validator ([`validate`]) walks that tree and builds the `Spec`,
+//!    collecting every error (unknown keys with "did you mean", wrong types, bad values,
+//!    duplicates) rather than stopping at the first. [`ConfigErrors`] renders them all,
+//!    rustc style, with file, line, column and the source line.
+//!
+//! # Decisions (where SPEC.md is silent)
+//! - Lookup ([`locate`]): `--config`, then `$BANSURI_CONFIG` (an empty value counts as
+//!   unset), then `./scripts_config.json`, then `./scripts.json`. A path given by
+//!   `--config` or `$BANSURI_CONFIG` that does not exist is an error; the lookup does not
+//!   silently fall through to the next place.
+//! - Format by extension, any case: `.json`, `.toml`. `.yaml`/`.yml` are recognised and
+//!   rejected as "not supported yet"; anything else is an error.
+//! - JSON: a UTF-8 byte order mark is skipped; comments, trailing commas, single quotes,
+//!   lone UTF-16 surrogates (`"\ud800"`), leading zeros and NaN are errors; nesting is
+//!   limited to 128 levels.
+//! - `version` may be a string or a number (`"1.0"`, `1`, `"1.x"`); only major version 1
+//!   is accepted.
+//! - Integers (`max_parallel`, `times`, `success-codes`) must be JSON/TOML numbers
+//!   without a fraction; numeric strings are accepted only for durations (SPEC 1.3).
+//! - Durations: a number or numeric string is seconds (fractions allowed); otherwise
+//!   humantime (`"1h30m"`, `"250ms"`). `timer`, `timeout` and `check_interval` must be
+//!   greater than zero; `restart-delay`, `max-restart-delay`, `stoptime` and
+//!   `watchdog_timeout` may be zero.
+//! - Keyword values (`overlap`, `on-fail`, `log_format`, `timezone`, `stopsignal`,
+//!   `stderr: "combined"`) are matched ignoring case. `timezone` is `local` (default) or
+//!   `UTC` (also `Z`) and is an error without `schedule-cron`.
+//! - `restart-delay` longer than `max-restart-delay` is an error, also when the latter is
+//!   the default 60 s (the help says to raise it); the cap is never raised silently.
+//! - Paths: `working-directory` and `environment-file` are relative to the config file's
+//!   directory; `stdout`/`stderr` file paths are relative to the task's working directory.
+//!   A config path given relative is made absolute with the current directory. `.`
+//!   components are removed, `..` kept (no symlink resolution). The default working
+//!   directory (the config file's directory) is not checked; an explicit one must exist
+//!   and be a directory.
+//! - `stdout`: null, `"log"` or `"joblog"` mean the job log; `stderr`: null or
+//!   `"combined"` mean combined, `"log"`/`"joblog"` the job log. Any other string is a
+//!   file path (write `./log` for a file named `log`).
+//! - `env` values may be strings, numbers (kept as written) or booleans; names must be
+//!   non-empty without `=` or NUL. The environment-file is read at load time; its
+//!   variables come first and `env` overrides them. Its syntax is in [`envfile`].
+//! - Shorthand entries get their names after every object task's name is known, so an
+//!   explicit name always wins and the shorthand becomes `name-2`, `name-3`. Two identical
+//!   shorthand strings are allowed (`worker`, `worker-2`).
+//! - A field of a later issue (`numprocs`, `depends-on`, `programs`, ...) is an error
+//!   saying it is not supported yet, rather than a "did you mean" to an unrelated field.
+
+mod envfile;
+mod error;
+mod json;
+mod shorthand;
+mod toml;
+mod tree;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors, Snippet};
+
+use crate::spec::Spec;
+
+/// Syntax of a config file, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`
+    Json,
+    /// `.toml`
+    Toml,
+}
+
+impl Format {
+    /// The format of `path`, by extension (any case).
+    pub fn from_path(path: &Path) -> Result<Format, ConfigError> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("json") => Ok(Format::Json),
+            Some("toml") => Ok(Format::Toml),
+            Some("yaml" | "yml") => Err(ConfigError::plain(
+                path,
+                format!(
+                    "cannot read `{}`: YAML is not supported yet by this version of bansuri",
+                    path.display()
+                ),
+            )
+            .with_help(
+                "write the config as JSON (`.json`) or TOML (`.toml`); the schema is the same",
+            )),
+            Some(other) => Err(ConfigError::plain(
+                path,
+                format!(
+                    "cannot read `{}`: unknown config format `.{other}`",
+                    path.display()
+                ),
+            )
+            .with_help("a config file ends in `.json` or `.toml`")),
+            None => Err(ConfigError::plain(
+                path,
+                format!(
+                    "cannot tell the format of `{}`: it has no extension",
+                    path.display()
+                ),
+            )
+            .with_help("name the file `*.json` or `*.toml`")),
+        }
+    }
+}
+
+/// Well-known names looked for in the current directory, in order.
+pub const DEFAULT_NAMES: [&str; 2] = ["scripts_config.json", "scripts.json"];
+
+/// Finds the config file: `cli` (`--config PATH`), else `$BANSURI_CONFIG`, else
+/// `./scripts_config.json`, else `./scripts.json`.
+pub fn locate(cli: Option<&Path>) -> Result<PathBuf, ConfigErrors> {
+    let env = std::env::var_os("BANSURI_CONFIG");
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    locate_in(cli, env.as_deref(), &cwd)
+}
+
+/// [`locate`] with the environment value and the current directory passed in. Returns the
+/// path as given (`cli`, `env`) or the bare file name of the default found in `cwd`.
+pub fn locate_in(
+    cli: Option<&Path>,
+    env: Option<&OsStr>,
+    cwd: &Path,
+) -> Result<PathBuf, ConfigErrors> {
+    let check = |p: &Path, from: &str| -> Result<PathBuf, ConfigErrors> {
+        let full = cwd.join(p);
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_file() => Ok(p.to_path_buf()),
+            Ok(_) => Err(ConfigError::plain(
+                p,
+                format!("config file `{}` (from {from}) is not a file", p.display()),
+            )
+            .into()),
+            Err(e) => Err(ConfigError::plain(
+                p,
+                format!(
+                    "cannot read config file `{}` (from {from}): {e}",
+                    p.display()
+                ),
+            )
+            .into()),
+        }
+    };
+    if let Some(p) = cli {
+        return check(p, "--config");
+    }
+    let env = env.filter(|v| !v.is_empty());
+    if let Some(v) = env {
+        return check(Path::new(v), "$BANSURI_CONFIG");
+    }
+    let mut looked = vec![
+        "--config PATH: not given".to_string(),
+        "$BANSURI_CONFIG: not set".to_string(),
+    ];
+    for name in DEFAULT_NAMES {
+        let full = cwd.join(name);
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_file() => return Ok(PathBuf::from(name)),
+            Ok(_) => looked.push(format!("{}: not a file", full.display())),
+            Err(_) => looked.push(format!("{}: not found", full.display())),
+        }
+    }
+    let mut e = ConfigError::plain(Path::new(""), "no config file found");
+    e.note = Some(format!("looked at, in order:\n{}", looked.join("\n")));
+    e.help = Some(format!(
+        "pass `--config PATH`, set `BANSURI_CONFIG`, or create `{}` in {}",
+        DEFAULT_NAMES[0],
+        cwd.display()
+    ));
+    Err(e.into())
+}
+
+/// Reads and validates the config file at `path` (format by extension).
+pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+    let format = Format::from_path(path)?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::plain(path, format!("cannot read `{}`: {e}", path.display())))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => parse_str(&text, path, format),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes());
+            let err = ConfigError::at(
+                path,
+                path,
+                &text,
+                at..at + 1,
+                "the file is not valid UTF-8 text",
+            )
+            .with_help("save the config as UTF-8");
+            Err(err.into())
+        }
+    }
+}
+
+/// Parses and validates `text`, the content of `path`, as `format`. Pure apart from
+/// checking that working directories exist and reading environment-files.
+pub fn parse_str(text: &str, path: &Path, format: Format) -> Result<Spec, ConfigErrors> {
+    let root = match format {
+        Format::Json => json::parse(text),
+        Format::Toml => toml::parse(text),
+    }
+    .map_err(|e| {
+        let mut err = ConfigError::at(path, path, text, e.span, e.message);
+        err.help = e.help;
+        if let Some((span, note)) = e.note {
+            let (line, col) = error::line_col(text, span.start);
+            err.note = Some(format!("{note} (line {line}, column {col})"));
+        }
+        ConfigErrors(vec![err])
+    })?;
+    validate::validate(&root, text, path, &config_dir(path)).map_err(ConfigErrors)
+}
+
+/// The absolute directory of the config file.
+fn config_dir(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(path),
+            Err(_) => path.to_path_buf(),
+        }
+    };
+    validate::tidy(abs.parent().unwrap_or(Path::new("/")))
+}

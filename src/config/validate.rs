@@ -1,0 +1,1214 @@
+//! The one validator: walks the spanned tree (from JSON or TOML) and builds a `Spec`,
+//! collecting every error instead of stopping at the first.
+//!
+//! Each field is checked on its own, so one bad value never hides another; a field that
+//! fails gets its default so the walk can go on, and the `Spec` is only returned when
+//! nothing failed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::envfile;
+use super::error::{line_col, ConfigError};
+use super::shorthand;
+use super::tree::{Key, Node, Value};
+use crate::schedule::{CronSchedule, CronTz};
+use crate::spec::{
+    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
+    StderrTarget, StopSignal, TaskSpec,
+};
+
+/// A key the schema knows: its canonical spelling and the accepted aliases.
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+const fn field(name: &'static str, aliases: &'static [&'static str]) -> Field {
+    Field { name, aliases }
+}
+
+/// Top-level keys. snake_case is canonical here (SPEC 1.4), kebab-case accepted.
+pub(crate) const GLOBAL_FIELDS: &[Field] = &[
+    field("version", &[]),
+    field("scripts", &[]),
+    field("check_interval", &["check-interval"]),
+    field("watchdog_timeout", &["watchdog-timeout"]),
+    field("max_parallel", &["max-parallel"]),
+    field("log_file", &["log-file"]),
+    field("log_format", &["log-format"]),
+];
+
+/// Top-level keys of later versions: "not supported yet", not a suggestion.
+const LATER_GLOBALS: &[&str] = &[
+    "notify_command",
+    "notify-command",
+    "programs",
+    "sample_interval",
+    "sample-interval",
+    "state_dir",
+    "state-dir",
+    "dashboard",
+    "stop_before_end",
+    "stop-before-end",
+];
+
+/// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
+pub(crate) const TASK_FIELDS: &[Field] = &[
+    field("name", &[]),
+    field("command", &["cmd"]),
+    field("description", &[]),
+    field("enabled", &[]),
+    field("timer", &[]),
+    field("schedule-cron", &["schedule_cron"]),
+    field("timezone", &[]),
+    field("overlap", &[]),
+    field("timeout", &[]),
+    field("on-fail", &["on_fail"]),
+    field("times", &[]),
+    field("success-codes", &["success_codes", "exitcodes"]),
+    field("restart-delay", &["restart_delay"]),
+    field("max-restart-delay", &["max_restart_delay"]),
+    field("stopsignal", &[]),
+    field("stoptime", &[]),
+    field("working-directory", &["working_directory", "workingdir"]),
+    field("env", &[]),
+    field("environment-file", &["environment_file"]),
+    field("stdout", &[]),
+    field("stderr", &[]),
+];
+
+/// Task keys of later versions: "not supported yet", not a suggestion.
+const LATER_TASK_FIELDS: &[&str] = &[
+    "autorestart",
+    "startretries",
+    "starttime",
+    "numprocs",
+    "autostart",
+    "user",
+    "priority",
+    "umask",
+    "log-max-bytes",
+    "log_max_bytes",
+    "log-backups",
+    "log_backups",
+    "notify",
+    "depends-on",
+    "depends_on",
+    "srun",
+    "no-interface",
+    "no_interface",
+];
+
+const DURATION_HELP: &str =
+    "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
+
+/// Validates a parsed config. `config_dir` is the absolute directory of the config file.
+pub(crate) fn validate(
+    root: &Node,
+    text: &str,
+    file: &Path,
+    config_dir: &Path,
+) -> Result<Spec, Vec<ConfigError>> {
+    let mut v = Validator {
+        text,
+        file,
+        config_dir: config_dir.to_path_buf(),
+        errors: Vec::new(),
+    };
+    let spec = v.root(root);
+    match spec {
+        Some(spec) if v.errors.is_empty() => Ok(spec),
+        _ => Err(v.errors),
+    }
+}
+
+/// What is wrong with a value, how to fix it, and optionally a narrower place than the
+/// whole value (an element of a list, a key of `env`).
+struct Problem {
+    detail: String,
+    help: Option<String>,
+    span: Option<Range<usize>>,
+}
+
+impl Problem {
+    fn new(detail: impl Into<String>) -> Problem {
+        Problem {
+            detail: detail.into(),
+            help: None,
+            span: None,
+        }
+    }
+    fn help(mut self, help: impl Into<String>) -> Problem {
+        self.help = Some(help.into());
+        self
+    }
+    fn at(mut self, span: Range<usize>) -> Problem {
+        self.span = Some(span);
+        self
+    }
+}
+
+/// "a string (\"abc\")", "the number `3.5`", ... : what was found, briefly.
+fn found(node: &Node) -> String {
+    match &node.value {
+        Value::String(s) => {
+            let short: String = s.chars().take(40).collect();
+            let dots = if short.len() < s.len() { "..." } else { "" };
+            format!("the string \"{}{dots}\"", short.escape_debug())
+        }
+        Value::Number(n) => format!("the number `{}`", n.raw),
+        Value::Bool(b) => format!("`{b}`"),
+        other => other.kind().to_string(),
+    }
+}
+
+fn expected(what: &str, node: &Node) -> Problem {
+    Problem::new(format!("expected {what}, found {}", found(node)))
+}
+
+fn as_str(node: &Node) -> Result<&str, Problem> {
+    match &node.value {
+        Value::String(s) if s.contains('\0') => {
+            Err(Problem::new("the string contains a NUL character"))
+        }
+        Value::String(s) => Ok(s),
+        _ => Err(expected("a string", node)),
+    }
+}
+
+fn non_empty_str(node: &Node) -> Result<&str, Problem> {
+    let s = as_str(node)?;
+    if s.trim().is_empty() {
+        return Err(Problem::new("cannot be empty"));
+    }
+    Ok(s)
+}
+
+fn as_bool(node: &Node) -> Result<bool, Problem> {
+    match &node.value {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(expected("`true` or `false`", node)),
+    }
+}
+
+fn as_int(node: &Node) -> Result<i64, Problem> {
+    match &node.value {
+        Value::Number(n) if n.integer => n
+            .as_i64()
+            .ok_or_else(|| Problem::new(format!("`{}` is too large", n.raw))),
+        Value::Number(n) => Err(Problem::new(format!(
+            "expected a whole number, found `{}`",
+            n.raw
+        ))),
+        _ => Err(expected("an integer", node)),
+    }
+}
+
+fn seconds(secs: f64, shown: &str) -> Result<Duration, Problem> {
+    if !secs.is_finite() {
+        return Err(
+            Problem::new(format!("`{shown}` is not a finite number of seconds"))
+                .help(DURATION_HELP),
+        );
+    }
+    if secs < 0.0 {
+        return Err(
+            Problem::new(format!("`{shown}`: a duration cannot be negative")).help(DURATION_HELP),
+        );
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| Problem::new(format!("`{shown}` is too long a duration")))
+}
+
+/// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax.
+fn duration(node: &Node) -> Result<Duration, Problem> {
+    match &node.value {
+        Value::Number(n) => seconds(n.as_f64(), &n.raw),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return Err(
+                    Problem::new("expected a duration, found an empty string").help(DURATION_HELP)
+                );
+            }
+            if let Ok(secs) = t.parse::<f64>() {
+                return seconds(secs, t);
+            }
+            if t.starts_with('-') {
+                return Err(
+                    Problem::new(format!("`{t}`: a duration cannot be negative"))
+                        .help(DURATION_HELP),
+                );
+            }
+            humantime::parse_duration(t).map_err(|e| {
+                Problem::new(format!("`{t}` is not a duration ({e})")).help(DURATION_HELP)
+            })
+        }
+        _ => Err(expected("a duration", node).help(DURATION_HELP)),
+    }
+}
+
+fn positive_duration(node: &Node) -> Result<Duration, Problem> {
+    let d = duration(node)?;
+    if d.is_zero() {
+        return Err(Problem::new("must be greater than zero").help(DURATION_HELP));
+    }
+    Ok(d)
+}
+
+/// One of a few words, any case.
+fn choice<T: Copy>(node: &Node, choices: &[(&str, T)]) -> Result<T, Problem> {
+    let list = choices
+        .iter()
+        .map(|(w, _)| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let s = match &node.value {
+        Value::String(s) => s,
+        _ => return Err(expected(&format!("one of {list}"), node)),
+    };
+    let t = s.trim();
+    for (w, v) in choices {
+        if t.eq_ignore_ascii_case(w) {
+            return Ok(*v);
+        }
+    }
+    Err(Problem::new(format!(
+        "expected one of {list}, found \"{}\"",
+        s.escape_debug()
+    )))
+}
+
+fn stop_signal(node: &Node) -> Result<StopSignal, Problem> {
+    const ALL: [StopSignal; 7] = [
+        StopSignal::Term,
+        StopSignal::Int,
+        StopSignal::Hup,
+        StopSignal::Quit,
+        StopSignal::Usr1,
+        StopSignal::Usr2,
+        StopSignal::Kill,
+    ];
+    let help = "use one of TERM, INT, HUP, QUIT, USR1, USR2, KILL (with or without `SIG`)";
+    let s = as_str(node).map_err(|p| p.help(help))?;
+    let up = s.trim().to_ascii_uppercase();
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    ALL.iter()
+        .copied()
+        .find(|sig| sig.name() == bare)
+        .ok_or_else(|| Problem::new(format!("unknown signal \"{}\"", s.escape_debug())).help(help))
+}
+
+fn timezone(node: &Node) -> Result<CronTz, Problem> {
+    let s = as_str(node)?;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "local" => Ok(CronTz::Local),
+        "utc" | "z" => Ok(CronTz::Utc),
+        _ => Err(
+            Problem::new(format!("unknown time zone \"{}\"", s.escape_debug()))
+                .help("use \"local\" (the machine's time zone, the default) or \"UTC\""),
+        ),
+    }
+}
+
+fn command(node: &Node) -> Result<CommandSpec, Problem> {
+    let help = "write a shell command (\"python run.py --fast\") or an argv list ([\"python\", \"run.py\"])";
+    match &node.value {
+        Value::String(s) => {
+            if s.trim().is_empty() {
+                return Err(Problem::new("the command is empty").help(help));
+            }
+            if s.contains('\0') {
+                return Err(Problem::new("the command contains a NUL character"));
+            }
+            Ok(CommandSpec::Shell(s.clone()))
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(Problem::new("the command list is empty").help(help));
+            }
+            let mut argv = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match &item.value {
+                    Value::String(s) if s.contains('\0') => {
+                        return Err(
+                            Problem::new(format!("element {i} contains a NUL character"))
+                                .at(item.span.clone()),
+                        )
+                    }
+                    Value::String(s) if i == 0 && s.trim().is_empty() => {
+                        return Err(Problem::new("the program (first element) is empty")
+                            .at(item.span.clone()))
+                    }
+                    Value::String(s) => argv.push(s.clone()),
+                    _ => {
+                        return Err(Problem::new(format!(
+                            "element {i} of the command list must be a string, found {}",
+                            found(item)
+                        ))
+                        .at(item.span.clone())
+                        .help("quote numbers too: [\"sleep\", \"10\"]"))
+                    }
+                }
+            }
+            Ok(CommandSpec::Argv(argv))
+        }
+        _ => Err(expected("a command string or a list of strings", node).help(help)),
+    }
+}
+
+fn success_codes(node: &Node) -> Result<Vec<i32>, Problem> {
+    let code = |n: &Node| -> Result<i32, Problem> {
+        let v = as_int(n).map_err(|p| p.at(n.span.clone()))?;
+        if !(0..=255).contains(&v) {
+            return Err(
+                Problem::new(format!("exit code {v} is out of range 0..=255")).at(n.span.clone()),
+            );
+        }
+        Ok(v as i32)
+    };
+    match &node.value {
+        Value::Number(_) => Ok(vec![code(node)?]),
+        Value::Array(items) if items.is_empty() => {
+            Err(Problem::new("the list of exit codes cannot be empty")
+                .help("omit the field to accept only 0"))
+        }
+        Value::Array(items) => items.iter().map(code).collect(),
+        _ => Err(expected("an exit code or a list of exit codes", node)),
+    }
+}
+
+fn task_name(node: &Node) -> Result<String, Problem> {
+    let s = as_str(node)?;
+    if s.is_empty() {
+        return Err(Problem::new("a task name cannot be empty"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Problem::new(format!(
+            "\"{}\" contains {c:?}: names may use only letters, digits, `.`, `_` and `-`",
+            s.escape_debug()
+        ))
+        .help(format!("for instance \"{}\"", shorthand::sanitize(s))));
+    }
+    Ok(s.to_string())
+}
+
+fn version(node: &Node) -> Result<String, Problem> {
+    let raw = match &node.value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.raw.clone(),
+        _ => return Err(expected("a version string such as \"1.0\"", node)),
+    };
+    let major = raw.split('.').next().unwrap_or("");
+    if major.is_empty() || !major.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Problem::new(format!(
+            "\"{}\" is not a version number",
+            raw.escape_debug()
+        ))
+        .help("write \"1.0\""));
+    }
+    if major.trim_start_matches('0') != "1" {
+        return Err(
+            Problem::new(format!("unsupported config version \"{raw}\"")).help(
+                "this bansuri reads version 1 configs (\"1.0\"); a newer bansuri may read this one",
+            ),
+        );
+    }
+    Ok(raw)
+}
+
+/// Removes `.` components (`/a/./b` -> `/a/b`) so paths read well in logs. `..` stays: it
+/// cannot be resolved without the file system (symlinks).
+pub(crate) fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        if c != Component::CurDir {
+            out.push(c.as_os_str());
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Normalized spelling for "did you mean": case and `_`/`-` do not matter.
+fn norm(s: &str) -> String {
+    s.to_ascii_lowercase().replace('_', "-")
+}
+
+/// The canonical name of the known field nearest to `key`, when near enough.
+pub(crate) fn suggest(key: &str, fields: &[Field]) -> Option<&'static str> {
+    let k = norm(key);
+    let mut best: Option<(f64, &'static str)> = None;
+    for f in fields {
+        for spelling in std::iter::once(&f.name).chain(f.aliases.iter()) {
+            let s = norm(spelling);
+            let mut score = strsim::jaro_winkler(&k, &s);
+            if k.len() >= 3 && (s.contains(&k) || k.contains(&s)) && s.len() >= 3 {
+                score = score.max(0.85);
+            }
+            if best.map_or(true, |(b, _)| score > b) {
+                best = Some((score, f.name));
+            }
+        }
+    }
+    best.filter(|(score, _)| *score >= 0.8)
+        .map(|(_, name)| name)
+}
+
+fn find_field(fields: &'static [Field], key: &str) -> Option<&'static Field> {
+    fields
+        .iter()
+        .find(|f| f.name == key || f.aliases.contains(&key))
+}
+
+/// A known field as found in an object.
+struct Got<'n> {
+    field: &'static str,
+    key: &'n Key,
+    node: &'n Node,
+}
+
+/// The known fields of one object, first spelling kept when given twice.
+struct Fields<'n>(Vec<Got<'n>>);
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<&Got<'n>> {
+        self.0.iter().find(|g| g.field == name)
+    }
+}
+
+fn in_task(task: Option<&str>) -> String {
+    task.map_or(String::new(), |t| format!(" in task `{t}`"))
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a Path,
+    config_dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        task: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let mut e = ConfigError::at(self.file, self.file, self.text, span, message);
+        e.task = task.map(String::from);
+        e.field = field.map(String::from);
+        e
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn report(&mut self, task: Option<&str>, got: &Got, p: Problem) {
+        let message = format!("invalid `{}`{}: {}", got.key.name, in_task(task), p.detail);
+        let span = p.span.unwrap_or_else(|| got.node.span.clone());
+        let mut e = self.error(span, task, Some(got.field), message);
+        e.help = p.help;
+        self.errors.push(e);
+    }
+
+    /// Converts a field when present; `None` when absent or invalid (then reported).
+    fn take<T>(
+        &mut self,
+        task: Option<&str>,
+        got: Option<&Got>,
+        conv: impl FnOnce(&Node) -> Result<T, Problem>,
+    ) -> Option<T> {
+        let got = got?;
+        match conv(got.node) {
+            Ok(v) => Some(v),
+            Err(p) => {
+                self.report(task, got, p);
+                None
+            }
+        }
+    }
+
+    /// Sorts an object's members into known fields, reporting unknown keys and fields
+    /// given twice (under one spelling or two).
+    fn gather<'n>(
+        &mut self,
+        members: &'n [(Key, Node)],
+        fields: &'static [Field],
+        task: Option<&str>,
+    ) -> Fields<'n> {
+        let mut got: Vec<Got<'n>> = Vec::new();
+        for (key, node) in members {
+            let Some(f) = find_field(fields, &key.name) else {
+                self.unknown(key, task);
+                continue;
+            };
+            if let Some(first) = got.iter().find(|g| g.field == f.name) {
+                let first_line = self.line(&first.key.span);
+                let e = if first.key.name == key.name {
+                    self.error(
+                        key.span.clone(),
+                        task,
+                        Some(f.name),
+                        format!("duplicate key `{}`{}", key.name, in_task(task)),
+                    )
+                    .with_note(format!(
+                        "`{}` is first given at line {first_line}",
+                        key.name
+                    ))
+                } else {
+                    self.error(
+                        key.span.clone(),
+                        task,
+                        Some(f.name),
+                        format!(
+                            "`{}` given twice{}: as `{}` and as `{}`",
+                            f.name,
+                            in_task(task),
+                            first.key.name,
+                            key.name
+                        ),
+                    )
+                    .with_note(format!(
+                        "`{}` is at line {first_line}; `{}` is another spelling of the same field",
+                        first.key.name, key.name
+                    ))
+                };
+                self.errors.push(e.with_help("keep only one of them"));
+                continue;
+            }
+            got.push(Got {
+                field: f.name,
+                key,
+                node,
+            });
+        }
+        Fields(got)
+    }
+
+    fn unknown(&mut self, key: &Key, task: Option<&str>) {
+        let name = key.name.as_str();
+        let (message, own, later, other, other_help) = match task {
+            Some(t) => (
+                format!("unknown field `{name}` in task `{t}`"),
+                TASK_FIELDS,
+                LATER_TASK_FIELDS,
+                GLOBAL_FIELDS,
+                "is a global setting: move it to the top level of the file, outside `scripts`",
+            ),
+            None => (
+                format!("unknown top-level key `{name}`"),
+                GLOBAL_FIELDS,
+                LATER_GLOBALS,
+                TASK_FIELDS,
+                "is a task field: it belongs inside an entry of `scripts`",
+            ),
+        };
+        let mut e = self.error(key.span.clone(), task, Some(name), message);
+        if later.contains(&name) {
+            e.message = format!(
+                "`{name}`{} is not supported yet by this version of bansuri",
+                in_task(task)
+            );
+            e.help = Some(format!("remove `{name}` for now"));
+        } else if find_field(other, name).is_some() {
+            e.help = Some(format!("`{name}` {other_help}"));
+        } else if let Some(s) = suggest(name, own) {
+            e.help = Some(format!("did you mean `{s}`?"));
+        } else {
+            let names: Vec<String> = own.iter().map(|f| format!("`{}`", f.name)).collect();
+            e.note = Some(format!("known fields: {}", names.join(", ")));
+        }
+        self.errors.push(e);
+    }
+
+    fn root(&mut self, root: &Node) -> Option<Spec> {
+        let Value::Object(members) = &root.value else {
+            let mut e = self.error(
+                root.span.clone(),
+                None,
+                None,
+                format!("the config must be an object, found {}", root.value.kind()),
+            );
+            if matches!(root.value, Value::Array(_)) {
+                e.help = Some("put the list under `scripts`: {\"scripts\": [ ... ]}".into());
+            }
+            self.errors.push(e);
+            return None;
+        };
+        let f = self.gather(members, GLOBAL_FIELDS, None);
+        let version = self.take(None, f.get("version"), version);
+        let globals = self.globals(&f);
+
+        let Some(scripts) = f.get("scripts") else {
+            // A `programs` map (Taskmaster) was already reported as not supported yet.
+            if !members.iter().any(|(k, _)| k.name == "programs") {
+                let head = root.span.start..root.span.start + 1;
+                let e = self
+                    .error(head, None, Some("scripts"), "missing `scripts`: the list of tasks to run")
+                    .with_help("add \"scripts\": [\"python monitor.py\", {\"name\": \"backup\", \"command\": \"./backup.sh\"}]");
+                self.errors.push(e);
+            }
+            return None;
+        };
+        let Value::Array(entries) = &scripts.node.value else {
+            let p = expected("a list of tasks", scripts.node);
+            self.report(None, scripts, p);
+            return None;
+        };
+        let tasks = self.tasks(entries);
+        Some(Spec {
+            source: self.file.to_path_buf(),
+            version,
+            globals,
+            tasks,
+        })
+    }
+
+    fn globals(&mut self, f: &Fields) -> Globals {
+        let d = Globals::default();
+        let check_interval = self
+            .take(None, f.get("check_interval"), positive_duration)
+            .unwrap_or(d.check_interval);
+        let watchdog_timeout = self
+            .take(None, f.get("watchdog_timeout"), duration)
+            .unwrap_or(d.watchdog_timeout);
+        let max_parallel = self
+            .take(None, f.get("max_parallel"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                let v = as_int(n)
+                    .map_err(|p| p.help("use a positive integer, or null for no limit"))?;
+                if v < 1 {
+                    return Err(Problem::new(format!("must be at least 1, found {v}"))
+                        .help("omit it (or use null) for no limit"));
+                }
+                usize::try_from(v)
+                    .map(Some)
+                    .map_err(|_| Problem::new(format!("`{v}` is too large")))
+            })
+            .unwrap_or(d.max_parallel);
+        let log_file = self
+            .take(None, f.get("log_file"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                non_empty_str(n).map(|s| Some(s.to_string()))
+            })
+            .unwrap_or(d.log_file);
+        let log_format = self
+            .take(None, f.get("log_format"), |n| {
+                choice(n, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
+            })
+            .unwrap_or(d.log_format);
+        Globals {
+            check_interval,
+            watchdog_timeout,
+            max_parallel,
+            log_file,
+            log_format,
+        }
+    }
+
+    fn tasks(&mut self, entries: &[Node]) -> Vec<TaskSpec> {
+        let mut tasks = Vec::with_capacity(entries.len());
+        // Explicit names and where they were first given.
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut shorthands: Vec<usize> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let label = format!("scripts[{i}]");
+            match &entry.value {
+                Value::String(s) => {
+                    if s.trim().is_empty() || s.contains('\0') {
+                        let what = if s.contains('\0') {
+                            "contains a NUL character"
+                        } else {
+                            "is an empty command"
+                        };
+                        let e = self.error(
+                            entry.span.clone(),
+                            Some(&label),
+                            Some("command"),
+                            format!("invalid `{label}`: the entry {what}"),
+                        );
+                        self.errors.push(e);
+                    }
+                    shorthands.push(tasks.len());
+                    let command = CommandSpec::Shell(s.clone());
+                    tasks.push(self.default_task(String::new(), true, command));
+                }
+                Value::Object(members) => {
+                    let (task, name) = self.task(&label, entry, members);
+                    if let Some((name, span)) = name {
+                        let line = self.line(&span);
+                        if let Some(first) = names.get(&name) {
+                            let e = self
+                                .error(
+                                    span,
+                                    Some(&name),
+                                    Some("name"),
+                                    format!("duplicate task name `{name}`"),
+                                )
+                                .with_note(format!("`{name}` is first used at line {first}"))
+                                .with_help("task names must be unique: rename one of them");
+                            self.errors.push(e);
+                        } else {
+                            names.insert(name, line);
+                        }
+                    }
+                    tasks.push(task);
+                }
+                other => {
+                    let e = self
+                        .error(
+                            entry.span.clone(),
+                            Some(&label),
+                            Some("scripts"),
+                            format!(
+                                "invalid `{label}`: expected a command string or a task object, found {}",
+                                other.kind()
+                            ),
+                        )
+                        .with_help("write \"python run.py\" or {\"name\": \"run\", \"command\": \"python run.py\"}");
+                    self.errors.push(e);
+                }
+            }
+        }
+        // Shorthand names come last so they never take a name an object task asked for.
+        let mut taken: HashSet<String> = names.into_keys().collect();
+        for i in shorthands {
+            let cmd = tasks[i].command.display();
+            let name = shorthand::unique(&shorthand::derive_name(&cmd), &taken);
+            taken.insert(name.clone());
+            tasks[i].name = name;
+        }
+        tasks
+    }
+
+    fn default_task(&self, name: String, shorthand: bool, command: CommandSpec) -> TaskSpec {
+        let mut t = TaskSpec::with_defaults(&name, command, self.config_dir.clone());
+        t.shorthand = shorthand;
+        t
+    }
+
+    /// One task object. Also returns its name and the name's span when the name is valid.
+    fn task(
+        &mut self,
+        index_label: &str,
+        node: &Node,
+        members: &[(Key, Node)],
+    ) -> (TaskSpec, Option<(String, Range<usize>)>) {
+        // The name first, so every other error can say which task it is about.
+        let name_got = members
+            .iter()
+            .find(|(k, _)| k.name == "name")
+            .map(|(_, n)| n);
+        let label = match name_got.map(task_name) {
+            Some(Ok(n)) => n,
+            _ => index_label.to_string(),
+        };
+        let t = Some(label.as_str());
+        let f = self.gather(members, TASK_FIELDS, t);
+        let head = node.span.start..node.span.start + 1;
+
+        let name = match f.get("name") {
+            Some(g) => self
+                .take(t, Some(g), task_name)
+                .map(|n| (n, g.node.span.clone())),
+            None => {
+                let e = self
+                    .error(
+                        head.clone(),
+                        t,
+                        Some("name"),
+                        format!("missing `name` in task `{label}`"),
+                    )
+                    .with_help("every task object needs a unique name, e.g. \"name\": \"backup\"");
+                self.errors.push(e);
+                None
+            }
+        };
+        let command = match f.get("command") {
+            Some(g) => self.take(t, Some(g), command),
+            None => {
+                let e = self
+                    .error(
+                        head,
+                        t,
+                        Some("command"),
+                        format!("missing `command` in task `{label}`"),
+                    )
+                    .with_help(
+                        "add \"command\": \"python run.py\" (a shell command) or an argv list",
+                    );
+                self.errors.push(e);
+                None
+            }
+        }
+        .unwrap_or_else(|| CommandSpec::Shell(String::new()));
+        let mut task = self.default_task(label.clone(), false, command);
+
+        if let Some(d) = self.take(t, f.get("description"), |n| as_str(n).map(String::from)) {
+            task.description = d;
+        }
+        if let Some(b) = self.take(t, f.get("enabled"), as_bool) {
+            task.enabled = b;
+        }
+        task.schedule = self.schedule(t, &f);
+        if let Some(o) = self.take(t, f.get("overlap"), |n| {
+            choice(
+                n,
+                &[
+                    ("skip", Overlap::Skip),
+                    ("queue", Overlap::Queue),
+                    ("replace", Overlap::Replace),
+                    ("allow", Overlap::Allow),
+                ],
+            )
+        }) {
+            task.overlap = o;
+        }
+        task.timeout = self.take(t, f.get("timeout"), positive_duration);
+        if let Some(o) = self.take(t, f.get("on-fail"), |n| {
+            choice(n, &[("stop", OnFail::Stop), ("restart", OnFail::Restart)])
+        }) {
+            task.on_fail = o;
+        }
+        if let Some(times) = self.take(t, f.get("times"), |n| {
+            let v = as_int(n)?;
+            if v < 1 {
+                return Err(Problem::new(format!("must be at least 1, found {v}"))
+                    .help("`times` counts attempts: 1 means no retry"));
+            }
+            u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
+        }) {
+            task.times = times;
+        }
+        if let Some(c) = self.take(t, f.get("success-codes"), success_codes) {
+            task.success_codes = c;
+        }
+        self.restart_delays(t, &f, &mut task);
+        if let Some(s) = self.take(t, f.get("stopsignal"), stop_signal) {
+            task.stop_signal = s;
+        }
+        task.stop_time = self.take(t, f.get("stoptime"), duration);
+        if let Some(wd) = f.get("working-directory") {
+            if let Some(dir) = self.working_directory(t, wd) {
+                task.working_directory = dir;
+            }
+        }
+        let mut env = BTreeMap::new();
+        if let Some(g) = f.get("environment-file") {
+            if let Some((path, pairs)) = self.environment_file(t, g) {
+                task.environment_file = Some(path);
+                env.extend(pairs);
+            }
+        }
+        if let Some(g) = f.get("env") {
+            env.extend(self.env(t, g));
+        }
+        task.env = env;
+        let wd = task.working_directory.clone();
+        if let Some(out) = self.take(t, f.get("stdout"), |n| {
+            Ok(match &n.value {
+                Value::Null => OutputTarget::JobLog,
+                Value::String(s) if is_joblog_word(s) => OutputTarget::JobLog,
+                _ => OutputTarget::File(output_path(n, &wd)?),
+            })
+        }) {
+            task.stdout = out;
+        }
+        if let Some(err) = self.take(t, f.get("stderr"), |n| {
+            Ok(match &n.value {
+                Value::Null => StderrTarget::Combined,
+                Value::String(s) if s.trim().eq_ignore_ascii_case("combined") => {
+                    StderrTarget::Combined
+                }
+                Value::String(s) if is_joblog_word(s) => StderrTarget::JobLog,
+                _ => StderrTarget::File(output_path(n, &wd)?),
+            })
+        }) {
+            task.stderr = err;
+        }
+        (task, name)
+    }
+
+    fn schedule(&mut self, t: Option<&str>, f: &Fields) -> ScheduleSpec {
+        let timer_got = f.get("timer");
+        let cron_got = f.get("schedule-cron");
+        let tz_got = f.get("timezone");
+        let timer = self.take(t, timer_got, positive_duration);
+        let tz = self.take(t, tz_got, timezone).unwrap_or(CronTz::Local);
+        let cron = self.take(t, cron_got, |n| {
+            let expr =
+                non_empty_str(n).map_err(|p| p.help("e.g. \"*/5 * * * *\" or \"@daily\""))?;
+            CronSchedule::parse(expr.trim(), tz).map_err(Problem::new)
+        });
+        if let (Some(timer), Some(cron)) = (timer_got, cron_got) {
+            let timer_line = self.line(&timer.key.span);
+            let e = self
+                .error(
+                    cron.key.span.clone(),
+                    t,
+                    Some("schedule-cron"),
+                    format!(
+                        "both `{}` and `{}` are given{}",
+                        timer.key.name,
+                        cron.key.name,
+                        in_task(t)
+                    ),
+                )
+                .with_note(format!("`{}` is at line {timer_line}", timer.key.name))
+                .with_help(
+                    "keep one: a task runs on a fixed interval or on a cron schedule, not both",
+                );
+            self.errors.push(e);
+        }
+        if let (Some(tz), None) = (tz_got, cron_got) {
+            let e = self
+                .error(
+                    tz.key.span.clone(),
+                    t,
+                    Some("timezone"),
+                    format!(
+                        "`timezone`{} only applies to `schedule-cron`, which is not given",
+                        in_task(t)
+                    ),
+                )
+                .with_help("remove `timezone`, or add a `schedule-cron`");
+            self.errors.push(e);
+        }
+        match (cron, timer) {
+            (Some(c), _) => ScheduleSpec::Cron(c),
+            (None, Some(d)) => ScheduleSpec::Timer(d),
+            (None, None) => ScheduleSpec::Once,
+        }
+    }
+
+    fn restart_delays(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
+        let rd_got = f.get("restart-delay");
+        let max_got = f.get("max-restart-delay");
+        let rd = self.take(t, rd_got, duration);
+        let max = self.take(t, max_got, duration);
+        if let Some(d) = rd {
+            task.restart_delay = d;
+        }
+        if let Some(d) = max {
+            task.max_restart_delay = d;
+        }
+        if task.max_restart_delay >= task.restart_delay
+            || (rd_got.is_some() && rd.is_none())
+            || (max_got.is_some() && max.is_none())
+        {
+            return;
+        }
+        let shown = |d: Duration| humantime::format_duration(d).to_string();
+        let p_rd = shown(task.restart_delay);
+        let p_max = shown(task.max_restart_delay);
+        if let Some(g) = max_got {
+            let p = Problem::new(format!(
+                "{p_max} is shorter than `restart-delay` ({p_rd}); the delay doubles from `restart-delay` up to this cap"
+            ))
+            .help(format!("make it at least {p_rd}"));
+            self.report(t, g, p);
+        } else if let Some(g) = rd_got {
+            let p = Problem::new(format!(
+                "{p_rd} is longer than the default `max-restart-delay` ({p_max})"
+            ))
+            .help(format!(
+                "set `max-restart-delay` to at least {p_rd} as well"
+            ));
+            self.report(t, g, p);
+        }
+    }
+
+    fn working_directory(&mut self, t: Option<&str>, g: &Got) -> Option<PathBuf> {
+        let dir = self.config_dir.clone();
+        self.take(t, Some(g), |n| {
+            let s = non_empty_str(n)?;
+            let path = tidy(&dir.join(s));
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => Ok(path),
+                Ok(_) => Err(Problem::new(format!(
+                    "`{}` is not a directory",
+                    path.display()
+                ))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Problem::new(format!(
+                    "directory `{}` does not exist",
+                    path.display()
+                ))
+                .help("relative paths are relative to the config file's directory")),
+                Err(e) => Err(Problem::new(format!(
+                    "cannot access `{}`: {e}",
+                    path.display()
+                ))),
+            }
+        })
+    }
+
+    fn env(&mut self, t: Option<&str>, g: &Got) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Value::Object(members) = &g.node.value else {
+            let p = expected("an object of NAME: value pairs", g.node)
+                .help("write \"env\": {\"OMP_NUM_THREADS\": \"4\"}");
+            self.report(t, g, p);
+            return out;
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (key, node) in members {
+            if let Err(p) = env_name(&key.name) {
+                self.report(t, g, p.at(key.span.clone()));
+                continue;
+            }
+            if let Some(first) = seen.get(key.name.as_str()) {
+                let e = self
+                    .error(
+                        key.span.clone(),
+                        t,
+                        Some("env"),
+                        format!("duplicate variable `{}` in `env`{}", key.name, in_task(t)),
+                    )
+                    .with_note(format!("first given at line {first}"));
+                self.errors.push(e);
+                continue;
+            }
+            seen.insert(&key.name, self.line(&key.span));
+            let value = match &node.value {
+                Value::String(s) if s.contains('\0') => Err(Problem::new(format!(
+                    "the value of `{}` contains a NUL character",
+                    key.name
+                ))),
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.raw.clone()),
+                Value::Bool(b) => Ok(b.to_string()),
+                _ => Err(Problem::new(format!(
+                    "the value of `{}` must be a string, number or boolean, found {}",
+                    key.name,
+                    node.value.kind()
+                ))),
+            };
+            match value {
+                Ok(v) => {
+                    out.insert(key.name.clone(), v);
+                }
+                Err(p) => self.report(t, g, p.at(node.span.clone())),
+            }
+        }
+        out
+    }
+
+    fn environment_file(
+        &mut self,
+        t: Option<&str>,
+        g: &Got,
+    ) -> Option<(PathBuf, Vec<(String, String)>)> {
+        let dir = self.config_dir.clone();
+        let path = self.take(t, Some(g), |n| Ok(tidy(&dir.join(non_empty_str(n)?))))?;
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    let p = Problem::new(format!(
+                        "`{}` is not UTF-8 text (bad byte at offset {})",
+                        path.display(),
+                        e.utf8_error().valid_up_to()
+                    ));
+                    self.report(t, g, p);
+                    return None;
+                }
+            },
+            Err(e) => {
+                let what = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("file `{}` does not exist", path.display())
+                } else {
+                    format!("cannot read `{}`: {e}", path.display())
+                };
+                let p = Problem::new(what)
+                    .help("relative paths are relative to the config file's directory");
+                self.report(t, g, p);
+                return None;
+            }
+        };
+        match envfile::parse(&text) {
+            Ok(pairs) => {
+                let mut bad = false;
+                for (k, _) in &pairs {
+                    if let Err(p) = env_name(k) {
+                        // Cannot happen with the env-file syntax, kept as a guard.
+                        self.report(t, g, p);
+                        bad = true;
+                    }
+                }
+                (!bad).then_some((path, pairs))
+            }
+            Err(errs) => {
+                let given =
+                    ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "")
+                        .location();
+                for err in errs {
+                    let mut e = ConfigError::at(self.file, &path, &text, err.span, "");
+                    e.message = format!(
+                        "invalid line {} in environment-file `{}`{}: {}",
+                        e.line.unwrap_or(0),
+                        path.display(),
+                        in_task(t),
+                        err.message
+                    );
+                    e.task = t.map(String::from);
+                    e.field = Some("environment-file".into());
+                    e.note = Some(format!("the environment-file is given at {given}"));
+                    e.help = Some("each line is KEY=VALUE, `# comment` or blank".into());
+                    self.errors.push(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+fn env_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty() {
+        return Err(Problem::new("an environment variable name cannot be empty"));
+    }
+    if name.contains('=') || name.contains('\0') {
+        return Err(Problem::new(format!(
+            "invalid variable name \"{}\": it cannot contain `=` or NUL",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// `"log"` / `"joblog"` mean the job log rather than a file of that name (write `./log`
+/// for a file called `log`).
+fn is_joblog_word(s: &str) -> bool {
+    let t = s.trim();
+    t.eq_ignore_ascii_case("log") || t.eq_ignore_ascii_case("joblog")
+}
+
+fn output_path(node: &Node, working_directory: &Path) -> Result<PathBuf, Problem> {
+    let s = match &node.value {
+        Value::String(s) => s,
+        _ => return Err(expected("a file path, \"log\" or null", node)),
+    };
+    if s.trim().is_empty() {
+        return Err(
+            Problem::new("the path is empty").help("omit the field to write into the job log")
+        );
+    }
+    if s.contains('\0') {
+        return Err(Problem::new("the path contains a NUL character"));
+    }
+    Ok(tidy(&working_directory.join(s)))
+}

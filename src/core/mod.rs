@@ -1,0 +1,1330 @@
+//! The supervisor core: a pure state machine over tasks and their runs.
+//!
+//! It owns every lifecycle rule (schedules, overlap, slots, timeouts, retries with backoff,
+//! the stop-signal/watchdog/SIGKILL sequence, shutdown, "done") and nothing else. It never
+//! reads a clock, touches a process, a file or a pipe: the runtime feeds it [`Input`]s with
+//! a [`Now`], executes the [`Action`]s it returns, and sleeps until [`Core::next_deadline`].
+//! Tests drive it with a fake clock, so every timing rule is checked in microseconds.
+//!
+//! Terms: a *task* is a config entry; a *run* is one logical execution of it, which may take
+//! several *attempts* (processes) when `on-fail: restart` retries it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::{Mono, Now};
+use crate::level::Level;
+use crate::schedule;
+use crate::spec::{Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec};
+
+#[cfg(test)]
+mod tests;
+
+/// Identifies one process started for a task (one attempt of a run).
+pub type RunId = u64;
+
+/// A process that stays up this long resets the retry backoff.
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// What happened, as reported by the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Start-up: schedule every task.
+    Start,
+    /// A deadline returned by [`Core::next_deadline`] has passed.
+    Tick,
+    /// The runtime started the process of `run`.
+    Spawned {
+        /// The run the process belongs to.
+        run: RunId,
+        /// Its pid (also its process group id: every run gets its own session).
+        pid: u32,
+    },
+    /// The runtime could not start the process of `run`.
+    SpawnFailed {
+        /// The run.
+        run: RunId,
+        /// Why, in words for the log.
+        reason: String,
+    },
+    /// The main process of `run` ended and was reaped.
+    Exited {
+        /// The run.
+        run: RunId,
+        /// How it ended.
+        status: ExitStatus,
+        /// Kernel accounting of the process (wait4 rusage), when available.
+        usage: Option<Usage>,
+    },
+    /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
+    Shutdown {
+        /// The signal's name, for the log ("SIGTERM").
+        signal: &'static str,
+    },
+}
+
+/// How a process ended, as the kernel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+/// Resource use of one process, from wait4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set size in bytes.
+    pub max_rss: u64,
+}
+
+/// Why bansuri stopped a run itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// It ran past its `timeout`.
+    Timeout,
+    /// bansuri is shutting down.
+    Shutdown,
+    /// `overlap: replace`: a newer run is due.
+    Replaced,
+}
+
+/// How a run's process ended, in the core's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// Exited by itself with this code.
+    Exited(i32),
+    /// Killed by a signal bansuri did not send.
+    Signaled(i32),
+    /// Stopped by bansuri after its timeout.
+    TimedOut(Duration),
+    /// Stopped by bansuri for another reason.
+    Stopped(StopReason),
+    /// Never started.
+    SpawnFailed(String),
+}
+
+/// Final result of a run (after its attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exited with a success code.
+    Success,
+    /// Failed (bad code, signal, failed to start).
+    Failed,
+    /// Its last attempt timed out.
+    Timeout,
+    /// Stopped by bansuri (shutdown, replace).
+    Stopped,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a process for `run` (then report `Spawned` or `SpawnFailed`).
+    Spawn {
+        /// The new run's id.
+        run: RunId,
+        /// The task's settings.
+        task: Arc<TaskSpec>,
+        /// 1-based attempt number.
+        attempt: u32,
+    },
+    /// Send `signal` to the process group of `run`.
+    Signal {
+        /// The run.
+        run: RunId,
+        /// Raw signal number.
+        signal: i32,
+    },
+    /// Write a lifecycle line to the job log.
+    Log {
+        /// Task name, or `None` for bansuri itself (`[MASTER]`).
+        task: Option<String>,
+        /// Severity.
+        level: Level,
+        /// The line.
+        msg: String,
+    },
+    /// Everything is over: flush and exit with this code.
+    Exit {
+        /// Process exit code (0 ok, 3 a task failed finally).
+        code: i32,
+    },
+}
+
+/// State of a task as shown to users (status, summaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not started yet.
+    Pending,
+    /// Waiting for its next scheduled run.
+    Scheduled,
+    /// Due, waiting for a free slot (`max_parallel`).
+    Waiting,
+    /// Process being started.
+    Starting,
+    /// Process running.
+    Running,
+    /// Stop signal sent, waiting for the process to end.
+    Stopping,
+    /// Last run succeeded, nothing more to run.
+    Success,
+    /// Last run failed finally.
+    Failed,
+    /// Last run timed out finally.
+    Timeout,
+    /// In backoff before a retry.
+    Restarting,
+    /// Stopped by bansuri or disabled.
+    Stopped,
+}
+
+impl TaskState {
+    /// Upper-case name, as in status tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Scheduled => "SCHEDULED",
+            TaskState::Waiting => "WAITING",
+            TaskState::Starting => "STARTING",
+            TaskState::Running => "RUNNING",
+            TaskState::Stopping => "STOPPING",
+            TaskState::Success => "SUCCESS",
+            TaskState::Failed => "FAILED",
+            TaskState::Timeout => "TIMEOUT",
+            TaskState::Restarting => "RESTARTING",
+            TaskState::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// How the core runs: normal service, or a batch mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode {
+    /// Exit once no task can run again (`--exit-when-done`).
+    pub exit_when_done: bool,
+    /// Run every enabled task once now, ignoring schedules, then exit (`--once`).
+    pub once: bool,
+}
+
+/// Where a task's schedule stands.
+#[derive(Debug, Clone, PartialEq)]
+enum Sched {
+    /// Runs once; `fired` after its run was started.
+    Once { fired: bool },
+    /// Fixed rate: `next` = anchor + k * period.
+    Timer {
+        anchor: Mono,
+        period: Duration,
+        next: Mono,
+    },
+    /// Cron: next matching wall time and the monotonic deadline it maps to.
+    Cron {
+        next_wall: Option<DateTime<Utc>>,
+        next_mono: Option<Mono>,
+    },
+    /// Nothing more will be scheduled (disabled, shutting down).
+    Off,
+}
+
+/// Phase of one run's current attempt.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Due, waiting for a slot.
+    Waiting,
+    /// Spawn requested, pid not known yet.
+    Starting,
+    /// Process running.
+    Running {
+        pid: u32,
+        started: Mono,
+        timeout_at: Option<Mono>,
+    },
+    /// Stop signal sent.
+    Stopping {
+        pid: u32,
+        started: Mono,
+        reason: StopReason,
+        kill_at: Mono,
+        killed: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    id: RunId,
+    attempt: u32,
+    phase: Phase,
+    /// Wall time the process started (for the log).
+    started_wall: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Retry {
+    at: Mono,
+    attempt: u32,
+}
+
+/// Counters and last result of a task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskStats {
+    /// Processes started.
+    pub starts: u64,
+    /// Runs that ended (success or final failure).
+    pub runs: u64,
+    /// Runs that failed finally.
+    pub failures: u64,
+    /// Result of the last finished run.
+    pub last_outcome: Option<Outcome>,
+    /// How the last process ended.
+    pub last_end: Option<ProcessEnd>,
+}
+
+#[derive(Debug)]
+struct Task {
+    spec: Arc<TaskSpec>,
+    sched: Sched,
+    runs: Vec<Run>,
+    retry: Option<Retry>,
+    /// One more run is wanted once the current one ends (overlap queue/replace).
+    queued: bool,
+    /// Failures in a row (for the backoff); reset by success or a long-lived process.
+    consecutive_failures: u32,
+    stats: TaskStats,
+}
+
+impl Task {
+    fn busy(&self) -> bool {
+        !self.runs.is_empty() || self.retry.is_some()
+    }
+
+    /// Nothing running, nothing pending, nothing scheduled.
+    fn finished(&self) -> bool {
+        !self.busy()
+            && !self.queued
+            && matches!(self.sched, Sched::Off | Sched::Once { fired: true })
+    }
+
+    fn state(&self) -> TaskState {
+        if let Some(run) = self.runs.first() {
+            return match run.phase {
+                Phase::Waiting => TaskState::Waiting,
+                Phase::Starting => TaskState::Starting,
+                Phase::Running { .. } => TaskState::Running,
+                Phase::Stopping { .. } => TaskState::Stopping,
+            };
+        }
+        if self.retry.is_some() {
+            return TaskState::Restarting;
+        }
+        if !self.spec.enabled {
+            return TaskState::Stopped;
+        }
+        match (&self.sched, self.stats.last_outcome) {
+            (Sched::Once { fired: false }, _) => TaskState::Pending,
+            (Sched::Timer { .. } | Sched::Cron { .. }, _) => TaskState::Scheduled,
+            (_, Some(Outcome::Success)) => TaskState::Success,
+            (_, Some(Outcome::Failed)) => TaskState::Failed,
+            (_, Some(Outcome::Timeout)) => TaskState::Timeout,
+            (_, Some(Outcome::Stopped)) | (Sched::Off, None) => TaskState::Stopped,
+            (Sched::Once { fired: true }, None) => TaskState::Pending,
+        }
+    }
+
+    /// With `overlap: replace` and a newer run waiting, a failed old run is not retried.
+    fn queued_replace(&self) -> bool {
+        self.queued && self.spec.overlap == Overlap::Replace
+    }
+
+    fn stop_grace(&self, globals: &Globals) -> Duration {
+        self.spec.stop_time.unwrap_or(globals.watchdog_timeout)
+    }
+}
+
+/// A task's public view, for summaries and (later) the state file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    /// Name.
+    pub name: String,
+    /// Current state.
+    pub state: TaskState,
+    /// Pid of the (first) running process.
+    pub pid: Option<u32>,
+    /// Counters.
+    pub stats: TaskStats,
+}
+
+/// The supervisor state machine.
+#[derive(Debug)]
+pub struct Core {
+    globals: Globals,
+    mode: Mode,
+    tasks: Vec<Task>,
+    /// Runs waiting for a slot, in order of arrival.
+    slot_queue: VecDeque<RunId>,
+    /// Runs holding a slot (Starting, Running, Stopping).
+    active: usize,
+    next_id: RunId,
+    started: bool,
+    shutdown: Option<ShutdownState>,
+    exited: bool,
+    out: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ShutdownState {
+    forced: bool,
+}
+
+impl Core {
+    /// A core for `spec`, not started yet (feed it [`Input::Start`]).
+    pub fn new(spec: &Spec, mode: Mode) -> Core {
+        let tasks = spec
+            .tasks
+            .iter()
+            .map(|t| Task {
+                spec: Arc::new(t.clone()),
+                sched: Sched::Off,
+                runs: Vec::new(),
+                retry: None,
+                queued: false,
+                consecutive_failures: 0,
+                stats: TaskStats::default(),
+            })
+            .collect();
+        Core {
+            globals: spec.globals.clone(),
+            mode,
+            tasks,
+            slot_queue: VecDeque::new(),
+            active: 0,
+            next_id: 1,
+            started: false,
+            shutdown: None,
+            exited: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Global settings in effect.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+
+    /// Feed one input; returns the actions to execute, in order.
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Action> {
+        if self.exited {
+            return Vec::new();
+        }
+        match input {
+            Input::Start => self.start(now),
+            Input::Tick => self.tick(now),
+            Input::Spawned { run, pid } => self.spawned(run, pid, now),
+            Input::SpawnFailed { run, reason } => {
+                self.process_ended(run, None, ProcessEnd::SpawnFailed(reason), None, now)
+            }
+            Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
+            Input::Shutdown { signal } => self.shutdown(signal, now),
+        }
+        self.tick(now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// The earliest time at which the core needs a [`Input::Tick`]; `None` = only events.
+    pub fn next_deadline(&self) -> Option<Mono> {
+        let mut best: Option<Mono> = None;
+        let mut consider = |t: Mono| best = Some(best.map_or(t, |b| b.min(t)));
+        for task in &self.tasks {
+            match task.sched {
+                Sched::Timer { next, .. } => consider(next),
+                Sched::Cron {
+                    next_mono: Some(m), ..
+                } => consider(m),
+                _ => {}
+            }
+            if let Some(r) = task.retry {
+                consider(r.at);
+            }
+            for run in &task.runs {
+                match run.phase {
+                    Phase::Running {
+                        timeout_at: Some(t),
+                        ..
+                    } => consider(t),
+                    Phase::Stopping {
+                        kill_at,
+                        killed: false,
+                        ..
+                    } => consider(kill_at),
+                    _ => {}
+                }
+            }
+        }
+        best
+    }
+
+    /// Every task's state and counters, in config order.
+    pub fn views(&self) -> Vec<TaskView> {
+        self.tasks
+            .iter()
+            .map(|t| TaskView {
+                name: t.spec.name.clone(),
+                state: t.state(),
+                pid: t.runs.iter().find_map(|r| match r.phase {
+                    Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
+                    _ => None,
+                }),
+                stats: t.stats.clone(),
+            })
+            .collect()
+    }
+
+    /// True once an [`Action::Exit`] has been emitted.
+    pub fn has_exited(&self) -> bool {
+        self.exited
+    }
+
+    // ----- logging helpers -------------------------------------------------------------
+
+    fn log(&mut self, task: Option<&str>, level: Level, msg: String) {
+        self.out.push(Action::Log {
+            task: task.map(str::to_owned),
+            level,
+            msg,
+        });
+    }
+
+    fn master(&mut self, level: Level, msg: String) {
+        self.log(None, level, msg);
+    }
+
+    // ----- start-up and schedules ------------------------------------------------------
+
+    fn start(&mut self, now: Now) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let n = self.tasks.len();
+        let limit = match self.globals.max_parallel {
+            Some(p) => format!("at most {p} at once"),
+            None => "no limit on parallel runs".to_owned(),
+        };
+        self.master(
+            Level::Info,
+            format!(
+                "{n} task{} configured; {limit}",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+        for i in 0..n {
+            let name = self.tasks[i].spec.name.clone();
+            if !self.tasks[i].spec.enabled {
+                self.tasks[i].sched = Sched::Off;
+                self.log(
+                    Some(&name),
+                    Level::Info,
+                    "Disabled (enabled: false): not started".into(),
+                );
+                continue;
+            }
+            let schedule = if self.mode.once {
+                ScheduleSpec::Once
+            } else {
+                self.tasks[i].spec.schedule.clone()
+            };
+            let words = schedule::describe(&schedule);
+            match schedule {
+                ScheduleSpec::Once => {
+                    self.tasks[i].sched = Sched::Once { fired: false };
+                    self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
+                }
+                ScheduleSpec::Timer(period) => {
+                    self.tasks[i].sched = Sched::Timer {
+                        anchor: now.mono,
+                        period,
+                        next: now.mono,
+                    };
+                    self.log(
+                        Some(&name),
+                        Level::Info,
+                        format!("Timer configured: {words}"),
+                    );
+                    if self.mode.exit_when_done {
+                        self.exit_when_done_warning(&name);
+                    }
+                }
+                ScheduleSpec::Cron(cron) => {
+                    let next_wall = cron.next_after(now.wall);
+                    let next_mono = next_wall.map(|w| mono_for(now, w));
+                    self.tasks[i].sched = Sched::Cron {
+                        next_wall,
+                        next_mono,
+                    };
+                    let when = match next_wall {
+                        Some(w) => format!("next run {}", fmt_wall(w)),
+                        None => "it never matches: no run will start".to_owned(),
+                    };
+                    self.log(
+                        Some(&name),
+                        Level::Info,
+                        format!("Cron configured: {words}; {when}"),
+                    );
+                    if self.mode.exit_when_done {
+                        self.exit_when_done_warning(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn exit_when_done_warning(&mut self, name: &str) {
+        self.log(
+            Some(name),
+            Level::Warning,
+            "periodic task: with --exit-when-done bansuri runs until stopped, because this task can always run again".into(),
+        );
+    }
+
+    /// Everything that is due at `now`, then dispatch and the done check.
+    fn tick(&mut self, now: Now) {
+        if self.exited {
+            return;
+        }
+        for i in 0..self.tasks.len() {
+            self.tick_task(i, now);
+        }
+        self.dispatch(now);
+        self.check_done();
+    }
+
+    fn tick_task(&mut self, i: usize, now: Now) {
+        if self.due(i, now) {
+            self.fire(i, now);
+        }
+
+        // Retry backoff.
+        if let Some(r) = self.tasks[i].retry {
+            if now.mono >= r.at {
+                self.tasks[i].retry = None;
+                self.new_run(i, r.attempt, now);
+            }
+        }
+
+        // Timeouts and the watchdog.
+        let grace = self.tasks[i].stop_grace(&self.globals);
+        let task = &mut self.tasks[i];
+        let stop = task.spec.stop_signal;
+        let limit = task.spec.timeout.unwrap_or_default();
+        let mut lines = Vec::new();
+        for run in &mut task.runs {
+            match &mut run.phase {
+                Phase::Running {
+                    pid,
+                    started,
+                    timeout_at: Some(t),
+                } if now.mono >= *t => {
+                    lines.push(format!(
+                        "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
+                        fmt_dur(limit),
+                        stop.name(),
+                        fmt_dur(grace)
+                    ));
+                    run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
+                    self.out.push(Action::Signal {
+                        run: run.id,
+                        signal: stop.number(),
+                    });
+                }
+                Phase::Stopping {
+                    pid,
+                    kill_at,
+                    killed,
+                    ..
+                } if !*killed && now.mono >= *kill_at => {
+                    *killed = true;
+                    lines.push(format!(
+                        "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
+                        fmt_dur(grace),
+                        stop.name()
+                    ));
+                    self.out.push(Action::Signal {
+                        run: run.id,
+                        signal: libc::SIGKILL,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let name = self.tasks[i].spec.name.clone();
+        for line in lines {
+            self.log(Some(&name), Level::Warning, line);
+        }
+    }
+
+    /// Advance task `i`'s schedule; true when a run is due now.
+    fn due(&mut self, i: usize, now: Now) -> bool {
+        let Task { sched, spec, .. } = &mut self.tasks[i];
+        match sched {
+            Sched::Once { fired } if !*fired => {
+                *fired = true;
+                true
+            }
+            Sched::Timer {
+                anchor,
+                period,
+                next,
+            } if now.mono >= *next => {
+                *next = schedule::timer_next(*anchor, *period, now.mono);
+                true
+            }
+            Sched::Cron {
+                next_wall: Some(nw),
+                next_mono: Some(nm),
+            } if now.mono >= *nm => {
+                if now.wall < *nw {
+                    // The wall clock went back (or monotonic time ran ahead): re-aim.
+                    *nm = mono_for(now, *nw);
+                    return false;
+                }
+                // Fire once even if several matches were missed (clock jump, suspend): the
+                // next match is computed from now, not from the missed one.
+                let next = match &spec.schedule {
+                    ScheduleSpec::Cron(cron) => cron.next_after(now.wall),
+                    _ => None,
+                };
+                *sched = Sched::Cron {
+                    next_wall: next,
+                    next_mono: next.map(|w| mono_for(now, w)),
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A scheduled run is due for task `i`.
+    fn fire(&mut self, i: usize, now: Now) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if !self.tasks[i].busy() {
+            self.new_run(i, 1, now);
+            return;
+        }
+        let name = self.tasks[i].spec.name.clone();
+        match self.tasks[i].spec.overlap {
+            Overlap::Skip => self.log(
+                Some(&name),
+                Level::Info,
+                "Scheduled run skipped: the previous run is still going (overlap: skip)".into(),
+            ),
+            Overlap::Queue => {
+                if !self.tasks[i].queued {
+                    self.tasks[i].queued = true;
+                    self.log(
+                        Some(&name),
+                        Level::Info,
+                        "Scheduled run queued until the previous run ends (overlap: queue)".into(),
+                    );
+                }
+            }
+            Overlap::Replace => {
+                self.tasks[i].queued = true;
+                self.tasks[i].retry = None;
+                self.log(
+                    Some(&name),
+                    Level::Info,
+                    "Scheduled run replaces the previous run, which is being stopped (overlap: replace)"
+                        .into(),
+                );
+                self.stop_runs(i, StopReason::Replaced, now);
+                // A run that never got a process can be replaced at once.
+                if self.tasks[i].runs.is_empty() && self.tasks[i].queued {
+                    self.tasks[i].queued = false;
+                    self.new_run(i, 1, now);
+                }
+            }
+            Overlap::Allow => self.new_run(i, 1, now),
+        }
+    }
+
+    // ----- runs ------------------------------------------------------------------------
+
+    fn new_run(&mut self, i: usize, attempt: u32, _now: Now) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tasks[i].runs.push(Run {
+            id,
+            attempt,
+            phase: Phase::Waiting,
+            started_wall: None,
+        });
+        self.slot_queue.push_back(id);
+    }
+
+    /// Start waiting runs while slots are free.
+    fn dispatch(&mut self, _now: Now) {
+        while !self.slot_queue.is_empty() {
+            if self.shutdown.is_some() {
+                break;
+            }
+            if let Some(max) = self.globals.max_parallel {
+                if self.active >= max {
+                    break;
+                }
+            }
+            let Some(id) = self.slot_queue.pop_front() else {
+                break;
+            };
+            let Some((i, r)) = self.find_run(id) else {
+                continue;
+            };
+            let run = &mut self.tasks[i].runs[r];
+            run.phase = Phase::Starting;
+            let attempt = run.attempt;
+            self.active += 1;
+            self.tasks[i].stats.starts += 1;
+            self.out.push(Action::Spawn {
+                run: id,
+                task: Arc::clone(&self.tasks[i].spec),
+                attempt,
+            });
+        }
+    }
+
+    fn find_run(&self, id: RunId) -> Option<(usize, usize)> {
+        self.tasks.iter().enumerate().find_map(|(i, t)| {
+            t.runs
+                .iter()
+                .position(|r| r.id == id)
+                .map(|r| (i, r))
+        })
+    }
+
+    fn spawned(&mut self, id: RunId, pid: u32, now: Now) {
+        let Some((i, r)) = self.find_run(id) else {
+            return;
+        };
+        let timeout = self.tasks[i].spec.timeout;
+        let times = self.tasks[i].spec.times;
+        let cmd = self.tasks[i].spec.command.display();
+        let shell = matches!(
+            self.tasks[i].spec.command,
+            crate::spec::CommandSpec::Shell(_)
+        );
+        let run = &mut self.tasks[i].runs[r];
+        run.phase = Phase::Running {
+            pid,
+            started: now.mono,
+            timeout_at: timeout.map(|t| now.mono + t),
+        };
+        run.started_wall = Some(now.wall);
+        let attempt = run.attempt;
+        let name = self.tasks[i].spec.name.clone();
+        let what = if shell {
+            "Executing shell command"
+        } else {
+            "Executing"
+        };
+        let tries = if times > 1 {
+            format!(", attempt {attempt}/{times}")
+        } else {
+            String::new()
+        };
+        self.log(
+            Some(&name),
+            Level::Info,
+            format!("{what}: {cmd} (pid {pid}{tries})"),
+        );
+        if self.shutdown.is_some() {
+            // Started while the stop was being decided: stop it like the others.
+            self.stop_runs(i, StopReason::Shutdown, now);
+        }
+    }
+
+    fn exited(&mut self, id: RunId, status: ExitStatus, usage: Option<Usage>, now: Now) {
+        let Some((i, r)) = self.find_run(id) else {
+            return;
+        };
+        let run = &self.tasks[i].runs[r];
+        let (started, end) = match (&run.phase, status) {
+            (
+                Phase::Stopping {
+                    started,
+                    reason: StopReason::Timeout,
+                    ..
+                },
+                _,
+            ) => (
+                Some(*started),
+                ProcessEnd::TimedOut(self.tasks[i].spec.timeout.unwrap_or_default()),
+            ),
+            (Phase::Stopping {
+                started, reason, ..
+            }, _) => (Some(*started), ProcessEnd::Stopped(*reason)),
+            (Phase::Running { started, .. }, ExitStatus::Code(c)) => {
+                (Some(*started), ProcessEnd::Exited(c))
+            }
+            (Phase::Running { started, .. }, ExitStatus::Signal(s)) => {
+                (Some(*started), ProcessEnd::Signaled(s))
+            }
+            (_, ExitStatus::Code(c)) => (None, ProcessEnd::Exited(c)),
+            (_, ExitStatus::Signal(s)) => (None, ProcessEnd::Signaled(s)),
+        };
+        self.process_ended(id, started, end, usage, now);
+    }
+
+    /// A run's process is over (or never started): record, retry, queue, done.
+    fn process_ended(
+        &mut self,
+        id: RunId,
+        started: Option<Mono>,
+        end: ProcessEnd,
+        usage: Option<Usage>,
+        now: Now,
+    ) {
+        let Some((i, r)) = self.find_run(id) else {
+            return;
+        };
+        let run = self.tasks[i].runs.remove(r);
+        if !matches!(run.phase, Phase::Waiting) {
+            self.active = self.active.saturating_sub(1);
+        }
+        let uptime = started.map(|s| now.mono.since(s));
+        let spec = Arc::clone(&self.tasks[i].spec);
+        let name = spec.name.as_str();
+        let success = matches!(end, ProcessEnd::Exited(c) if spec.success_codes.contains(&c));
+        self.tasks[i].stats.last_end = Some(end.clone());
+
+        let detail = run_detail(uptime, usage);
+        let (level, mut line) = describe_end(&end, success, &spec);
+        line.push_str(&detail);
+        self.log(Some(name), level, line);
+
+        if let ProcessEnd::Stopped(reason) = end {
+            self.tasks[i].stats.runs += 1;
+            self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
+            if reason == StopReason::Replaced && self.tasks[i].queued && self.shutdown.is_none()
+            {
+                if self.tasks[i].runs.is_empty() {
+                    self.tasks[i].queued = false;
+                    self.new_run(i, 1, now);
+                }
+            }
+            return;
+        }
+
+        if success {
+            let task = &mut self.tasks[i];
+            task.consecutive_failures = 0;
+            task.stats.runs += 1;
+            task.stats.last_outcome = Some(Outcome::Success);
+            self.after_run(i, now);
+            return;
+        }
+
+        // A failed attempt.
+        let task = &mut self.tasks[i];
+        if uptime.is_some_and(|u| u >= BACKOFF_RESET_AFTER) {
+            task.consecutive_failures = 0;
+        }
+        task.consecutive_failures = task.consecutive_failures.saturating_add(1);
+        let retry = spec.on_fail == OnFail::Restart
+            && run.attempt < spec.times
+            && self.shutdown.is_none()
+            && !task.queued_replace();
+        if retry {
+            let delay = backoff(
+                spec.restart_delay,
+                spec.max_restart_delay,
+                task.consecutive_failures,
+            );
+            task.retry = Some(Retry {
+                at: now.mono + delay,
+                attempt: run.attempt + 1,
+            });
+            self.log(
+                Some(name),
+                Level::Info,
+                format!(
+                    "Restarting in {} (attempt {}/{}, on-fail: restart)",
+                    fmt_dur(delay),
+                    run.attempt + 1,
+                    spec.times
+                ),
+            );
+            return;
+        }
+        let outcome = if matches!(end, ProcessEnd::TimedOut(_)) {
+            Outcome::Timeout
+        } else {
+            Outcome::Failed
+        };
+        task.stats.runs += 1;
+        task.stats.failures += 1;
+        task.stats.last_outcome = Some(outcome);
+        if spec.on_fail == OnFail::Restart && spec.times > 1 {
+            self.log(
+                Some(name),
+                Level::Error,
+                format!("Failed after {} attempts; giving up on this run", run.attempt),
+            );
+        }
+        self.after_run(i, now);
+    }
+
+    /// After a run has finished (success or final failure): queued runs, one-shot end.
+    fn after_run(&mut self, i: usize, now: Now) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if self.tasks[i].queued && !self.tasks[i].busy() {
+            self.tasks[i].queued = false;
+            self.new_run(i, 1, now);
+        }
+    }
+
+    /// Send the stop signal to every run of task `i` (waiting runs are dropped).
+    fn stop_runs(&mut self, i: usize, reason: StopReason, now: Now) {
+        let grace = self.tasks[i].stop_grace(&self.globals);
+        let stop = self.tasks[i].spec.stop_signal;
+        let name = self.tasks[i].spec.name.clone();
+        let mut dropped = Vec::new();
+        let mut lines = Vec::new();
+        for run in &mut self.tasks[i].runs {
+            match run.phase {
+                Phase::Waiting => dropped.push(run.id),
+                Phase::Running { pid, started, .. } => {
+                    run.phase = stopping(pid, started, reason, stop, now, grace);
+                    self.out.push(Action::Signal {
+                        run: run.id,
+                        signal: stop.number(),
+                    });
+                    let why = match reason {
+                        StopReason::Shutdown => "shutdown",
+                        StopReason::Replaced => "replaced by a newer run",
+                        StopReason::Timeout => "timeout",
+                    };
+                    lines.push(format!(
+                        "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
+                        stop.name(),
+                        fmt_dur(grace)
+                    ));
+                }
+                Phase::Stopping {
+                    ref mut kill_at, ..
+                } => {
+                    // Already stopping (a timeout): keep the earlier SIGKILL deadline.
+                    *kill_at = (*kill_at).min(now.mono + grace);
+                }
+                Phase::Starting => {}
+            }
+        }
+        for line in lines {
+            self.log(Some(&name), Level::Info, line);
+        }
+        for id in dropped {
+            self.slot_queue.retain(|q| *q != id);
+            self.tasks[i].runs.retain(|r| r.id != id);
+        }
+    }
+
+    // ----- shutdown and done -----------------------------------------------------------
+
+    fn shutdown(&mut self, signal: &'static str, now: Now) {
+        if let Some(s) = &mut self.shutdown {
+            if s.forced {
+                return;
+            }
+            s.forced = true;
+            self.master(
+                Level::Warning,
+                format!("Received {signal} again: killing every remaining process group now"),
+            );
+            let mut kills = Vec::new();
+            for task in &mut self.tasks {
+                for run in &mut task.runs {
+                    if let Phase::Stopping { killed, .. } = &mut run.phase {
+                        if !*killed {
+                            *killed = true;
+                            kills.push(run.id);
+                        }
+                    }
+                }
+            }
+            for run in kills {
+                self.out.push(Action::Signal {
+                    run,
+                    signal: libc::SIGKILL,
+                });
+            }
+            return;
+        }
+        self.shutdown = Some(ShutdownState { forced: false });
+        let running: usize = self
+            .tasks
+            .iter()
+            .map(|t| {
+                t.runs
+                    .iter()
+                    .filter(|r| !matches!(r.phase, Phase::Waiting))
+                    .count()
+            })
+            .sum();
+        self.master(
+            Level::Info,
+            format!(
+                "Received {signal}: shutdown of {running} running process{} (stop signal now, SIGKILL after {}; send {signal} again to kill at once)",
+                if running == 1 { "" } else { "es" },
+                fmt_dur(self.globals.watchdog_timeout)
+            ),
+        );
+        for i in 0..self.tasks.len() {
+            let task = &mut self.tasks[i];
+            task.sched = Sched::Off;
+            task.retry = None;
+            task.queued = false;
+            self.stop_runs(i, StopReason::Shutdown, now);
+        }
+        self.slot_queue.clear();
+    }
+
+    fn check_done(&mut self) {
+        if self.exited || !self.started {
+            return;
+        }
+        let all_finished = self.tasks.iter().all(Task::finished);
+        if !all_finished {
+            return;
+        }
+        let batch = self.mode.exit_when_done || self.mode.once;
+        if self.shutdown.is_none() && !batch {
+            return;
+        }
+        let failed = self
+            .tasks
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.stats.last_outcome,
+                    Some(Outcome::Failed) | Some(Outcome::Timeout)
+                )
+            })
+            .count();
+        let code = if self.shutdown.is_some() {
+            0
+        } else if failed > 0 {
+            3
+        } else {
+            0
+        };
+        self.summary();
+        let why = if self.shutdown.is_some() {
+            "Shutdown complete".to_owned()
+        } else if failed > 0 {
+            format!("All tasks done; {failed} failed")
+        } else {
+            "All tasks done; all succeeded".to_owned()
+        };
+        self.master(Level::Info, format!("{why}: exiting with code {code}"));
+        self.exited = true;
+        self.out.push(Action::Exit { code });
+    }
+
+    /// One aligned line per task: state, runs, failures, last end.
+    fn summary(&mut self) {
+        let views = self.views();
+        let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
+        self.master(
+            Level::Info,
+            format!(
+                "{:<width$}  {:<10}  {:>5}  {:>8}  LAST",
+                "TASK", "STATE", "RUNS", "FAILURES"
+            ),
+        );
+        for v in views {
+            let last = v
+                .stats
+                .last_end
+                .as_ref()
+                .map_or("-".to_owned(), short_end);
+            self.master(
+                Level::Info,
+                format!(
+                    "{:<width$}  {:<10}  {:>5}  {:>8}  {last}",
+                    v.name,
+                    v.state.name(),
+                    v.stats.runs,
+                    v.stats.failures
+                ),
+            );
+        }
+    }
+}
+
+fn stopping(
+    pid: u32,
+    started: Mono,
+    reason: StopReason,
+    stop: StopSignal,
+    now: Now,
+    grace: Duration,
+) -> Phase {
+    Phase::Stopping {
+        pid,
+        started,
+        reason,
+        kill_at: now.mono + grace,
+        killed: stop == StopSignal::Kill,
+    }
+}
+
+/// Exponential backoff: `base * 2^(failures-1)`, capped.
+pub fn backoff(base: Duration, cap: Duration, failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(31);
+    base.saturating_mul(1u32 << shift).min(cap.max(base))
+}
+
+/// The monotonic instant at which wall time `w` will come, seen from `now`.
+fn mono_for(now: Now, w: DateTime<Utc>) -> Mono {
+    match (w - now.wall).to_std() {
+        Ok(d) => now.mono + d,
+        Err(_) => now.mono,
+    }
+}
+
+/// `2026-01-19 10:00:00` in local time.
+pub fn fmt_wall(w: DateTime<Utc>) -> String {
+    w.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Short human duration: `250ms`, `30s`, `1.5s`, `2m 5s`.
+pub fn fmt_dur(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        if ms == 0 && !d.is_zero() {
+            return format!("{}us", d.as_micros());
+        }
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        let tenths = (ms % 1000) / 100;
+        return if tenths == 0 {
+            format!("{secs}s")
+        } else {
+            format!("{secs}.{tenths}s")
+        };
+    }
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    match (h, m, s) {
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h {m}m"),
+        (h, m, s) => format!("{h}h {m}m {s}s"),
+    }
+}
+
+/// Name of a signal number (`SIGTERM`), or `signal 42`.
+pub fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_owned(),
+        Err(_) => format!("signal {sig}"),
+    }
+}
+
+fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = uptime {
+        parts.push(format!("ran {}", fmt_dur(u)));
+    }
+    if let Some(u) = usage {
+        parts.push(format!("cpu {:.2}s", u.cpu.as_secs_f64()));
+        parts.push(format!("max RSS {}", fmt_bytes(u.max_rss)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// `12.3 MB`
+pub fn fmt_bytes(b: u64) -> String {
+    const K: f64 = 1024.0;
+    let b = b as f64;
+    if b < K {
+        format!("{b} B")
+    } else if b < K * K {
+        format!("{:.1} KB", b / K)
+    } else if b < K * K * K {
+        format!("{:.1} MB", b / K / K)
+    } else {
+        format!("{:.1} GB", b / K / K / K)
+    }
+}
+
+fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, String) {
+    match end {
+        ProcessEnd::Exited(c) if success => (Level::Info, format!("Process finished with code {c}")),
+        ProcessEnd::Exited(126) => (
+            Level::Warning,
+            "Process finished with code 126: the command was found but could not be executed (check its permissions and its #! line)".to_owned(),
+        ),
+        ProcessEnd::Exited(127) => (
+            Level::Warning,
+            "Process finished with code 127: command not found (check the command's spelling, its path and PATH)".to_owned(),
+        ),
+        ProcessEnd::Exited(c) => (
+            Level::Warning,
+            format!(
+                "Process finished with code {c} (failure: success-codes are {:?})",
+                spec.success_codes
+            ),
+        ),
+        ProcessEnd::Signaled(s) => (
+            Level::Warning,
+            format!("Process killed by {}", signal_name(*s)),
+        ),
+        ProcessEnd::TimedOut(t) => (
+            Level::Warning,
+            format!("Process stopped: timed out after {}", fmt_dur(*t)),
+        ),
+        ProcessEnd::Stopped(StopReason::Shutdown) => {
+            (Level::Info, "Process stopped (shutdown)".to_owned())
+        }
+        ProcessEnd::Stopped(StopReason::Replaced) => (
+            Level::Info,
+            "Process stopped (replaced by a newer run)".to_owned(),
+        ),
+        ProcessEnd::Stopped(StopReason::Timeout) => {
+            (Level::Warning, "Process stopped (timeout)".to_owned())
+        }
+        ProcessEnd::SpawnFailed(reason) => {
+            (Level::Error, format!("Failed to start: {reason}"))
+        }
+    }
+}
+
+/// Compact form of a process end for tables: `exit 0`, `SIGKILL`, `timeout 30s`.
+pub fn short_end(end: &ProcessEnd) -> String {
+    match end {
+        ProcessEnd::Exited(c) => format!("exit {c}"),
+        ProcessEnd::Signaled(s) => signal_name(*s),
+        ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
+        ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Replaced) => "stopped (replaced)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
+        ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
+    }
+}

@@ -1,0 +1,283 @@
+//! Starting, signalling and reaping task processes.
+//!
+//! Owns everything that touches a child at the OS level: fork/exec with its own session and
+//! process group (setsid), stdin on /dev/null, working directory, environment,
+//! PR_SET_PDEATHSIG, an empty signal mask; the output pipes (one when stderr is combined);
+//! group signals; and reaping with resource usage. It knows nothing about schedules or
+//! policies: the core decides, the runtime calls in here.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::core::{ExitStatus, Usage};
+use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
+
+/// A started process and the read ends of its output pipes.
+#[derive(Debug)]
+pub struct Child {
+    /// Pid, which is also the process group id (the child called setsid).
+    pub pid: u32,
+    /// Pipe carrying stdout (and stderr when combined into the job log).
+    pub stdout: Option<OwnedFd>,
+    /// Pipe carrying stderr when it goes to the job log separately.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Start one process for `task`. Errors are worded for the job log.
+pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
+    let dir = &task.working_directory;
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("working directory {} is not a directory", dir.display())),
+        Err(e) => {
+            return Err(format!(
+                "working directory {} is not usable: {}",
+                dir.display(),
+                io_reason(&e)
+            ))
+        }
+    }
+
+    let mut cmd = match &task.command {
+        CommandSpec::Shell(s) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(s);
+            c
+        }
+        CommandSpec::Argv(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.current_dir(dir)
+        .envs(&task.env)
+        .env("BANSURI_TASK", &task.name)
+        .env("BANSURI_ATTEMPT", attempt.to_string())
+        .stdin(Stdio::null());
+
+    // Output: files are handed to the child directly; the job log goes through a pipe.
+    let mut stdout_pipe = None;
+    let mut stderr_pipe = None;
+    let stdout_file = match &task.stdout {
+        OutputTarget::JobLog => {
+            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
+            stdout_pipe = Some(r);
+            let w2 = if task.stderr == StderrTarget::Combined {
+                Some(w.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?)
+            } else {
+                None
+            };
+            cmd.stdout(Stdio::from(w));
+            w2.map(File::from)
+        }
+        OutputTarget::File(p) => {
+            let f = open_append(p, "stdout")?;
+            let f2 = if task.stderr == StderrTarget::Combined {
+                Some(f.try_clone().map_err(|e| format!("cannot duplicate a file: {e}"))?)
+            } else {
+                None
+            };
+            cmd.stdout(Stdio::from(f));
+            f2
+        }
+    };
+    match &task.stderr {
+        StderrTarget::Combined => {
+            if let Some(f) = stdout_file {
+                cmd.stderr(Stdio::from(f));
+            }
+        }
+        StderrTarget::JobLog => {
+            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
+            stderr_pipe = Some(r);
+            cmd.stderr(Stdio::from(w));
+        }
+        StderrTarget::File(p) => {
+            cmd.stderr(Stdio::from(open_append(p, "stderr")?));
+        }
+    }
+
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit).
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            // Own session and process group: signals to the group reach the whole run and
+            // nothing else; a terminal's Ctrl+C does not reach children directly.
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Die with bansuri if it is SIGKILLed (no orphan keeps running).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // bansuri died between fork and prctl: PDEATHSIG will never fire.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // bansuri blocks the signals it reads through signalfd; a child must not
+            // inherit that mask, or it could not be stopped with SIGTERM.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+
+    match cmd.spawn() {
+        Ok(child) => {
+            let pid = child.id();
+            // The runtime reaps by pid (waitid/wait4); std's handle is not needed.
+            drop(child);
+            Ok(Child {
+                pid,
+                stdout: stdout_pipe,
+                stderr: stderr_pipe,
+            })
+        }
+        Err(e) => Err(match (&task.command, e.kind()) {
+            (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
+                format!("command not found: `{}` (check its spelling, its path and PATH)", argv[0])
+            }
+            (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
+                format!("`{}` is not executable (check its permissions)", argv[0])
+            }
+            _ => format!("cannot start the process: {}", io_reason(&e)),
+        }),
+    }
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+fn open_append(path: &Path, what: &str) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {what} file {}: {}", path.display(), io_reason(&e)))
+}
+
+/// A pipe with both ends close-on-exec; the read end non-blocking (for the event loop).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    set_nonblocking(&r)?;
+    Ok((r, w))
+}
+
+/// Put `fd` in non-blocking mode.
+pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a valid fd we own; no memory is passed.
+    unsafe {
+        let fd = fd.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Send `signal` to the process group `pgid`. A group that is already gone is not an error.
+pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        // Never signal our own group or every process (kill(0)/kill(-1)).
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing pgid <= 1"));
+    }
+    // SAFETY: plain syscall; a negative pid addresses the process group.
+    let rc = unsafe { libc::kill(-(pgid as i32), signal) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// A child that has exited and been reaped.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    /// Its pid.
+    pub pid: u32,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its CPU time and peak RSS.
+    pub usage: Usage,
+}
+
+/// The pid of one exited child, without reaping it (so its pid, and so its process group
+/// id, cannot be reused while we act on it). `None` when no child has exited.
+pub fn exited_child() -> Option<u32> {
+    // SAFETY: waitid writes into the zeroed siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if rc < 0 {
+            return None; // ECHILD: no children at all
+        }
+        let pid = info.si_pid();
+        if pid == 0 {
+            None
+        } else {
+            Some(pid as u32)
+        }
+    }
+}
+
+/// Reap `pid` (which has exited) and return its status and resource usage.
+pub fn reap(pid: u32) -> Option<Reaped> {
+    // SAFETY: wait4 writes into the zeroed status and rusage we own.
+    unsafe {
+        let mut status: libc::c_int = 0;
+        let mut ru: libc::rusage = std::mem::zeroed();
+        let rc = libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut ru);
+        if rc <= 0 {
+            return None;
+        }
+        let status = if libc::WIFSIGNALED(status) {
+            ExitStatus::Signal(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Code(libc::WEXITSTATUS(status))
+        };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+        };
+        Some(Reaped {
+            pid,
+            status,
+            usage: Usage {
+                cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+                max_rss: (ru.ru_maxrss.max(0) as u64) * 1024,
+            },
+        })
+    }
+}
+
+/// Make bansuri the reaper of orphaned descendants (double-forked daemons), so they are
+/// reaped here instead of by init and never linger as zombies of ours.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

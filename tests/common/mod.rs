@@ -1,0 +1,197 @@
+//! Shared helpers for the integration tests: a temp dir per test, the real binary, a guard
+//! that kills what it started (even when the test fails), and `wait_for` polling.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bansuri");
+
+/// A temp dir with a config file in it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.file(name);
+        fs::write(&p, text).expect("write file");
+        p
+    }
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+    /// Start bansuri on `config` (a JSON text written to config.json), job log to log.txt.
+    pub fn start(&self, config: &str, args: &[&str]) -> Bansuri {
+        let cfg = self.write("config.json", config);
+        let log = self.file("log.txt");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--log-file")
+            .arg(&log)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bansuri");
+        Bansuri {
+            child: Some(child),
+            log,
+        }
+    }
+}
+
+/// A running bansuri; killed (with its process groups, via PDEATHSIG) on drop.
+pub struct Bansuri {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Bansuri {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling the pid of our own child.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+    /// Wait for exit up to `limit`; returns the status and stderr.
+    pub fn wait(&mut self, limit: Duration) -> Option<(ExitStatus, String)> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                self.child = None;
+                return Some((st, err));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    /// Wait until the job log satisfies `pred`, or panic with the log.
+    pub fn wait_log(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let log = &self.log;
+        wait_for(limit, || {
+            let text = fs::read_to_string(log).unwrap_or_default();
+            pred(&text).then_some(text)
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}; job log:\n{}", self.log()))
+    }
+}
+
+impl Drop for Bansuri {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Poll `f` every few ms until it returns Some or `limit` passes.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Is `pid` alive (a zombie counts as dead)?
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            // state is the field after the ")" of the comm
+            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Pids of live processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
+                let rest: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                // fields after comm: state ppid pgrp ...
+                if rest.len() > 2 && rest[2] == pgid.to_string() && rest[0] != "Z" {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Zombie children of `ppid`.
+pub fn zombies_of(ppid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
+                let rest: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                if rest.len() > 1 && rest[0] == "Z" && rest[1] == ppid.to_string() {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Lines of the log that belong to `task` and are child output (`] | `).
+pub fn output_lines<'a>(log: &'a str, task: &str) -> Vec<&'a str> {
+    let tag = format!("] [{task}] | ");
+    log.lines()
+        .filter_map(|l| l.find(&tag).map(|i| &l[i + tag.len()..]))
+        .collect()
+}
+
+/// Count of lifecycle lines of `task` containing `needle`.
+pub fn count_events(log: &str, task: &str, needle: &str) -> usize {
+    let tag = format!("] [{task}] ");
+    log.lines()
+        .filter(|l| l.contains(&tag) && !l.contains(&format!("{tag}| ")) && l.contains(needle))
+        .count()
+}

@@ -1,0 +1,288 @@
+//! Real processes, real binary: process groups, timeouts, the watchdog, retries, reaping,
+//! and the job log's line integrity.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn pids_in(text: &str) -> Vec<i32> {
+    text.split_whitespace().filter_map(|w| w.parse().ok()).collect()
+}
+
+#[test]
+fn timed_out_group_leaves_no_process() {
+    let sb = Sandbox::new();
+    // The shell writes its pgid and both sleepers' pids, then waits.
+    let cfg = r#"{"scripts": [{"name": "slow",
+        "command": "sleep 300 & echo $! > pids; sleep 300 & echo $! >> pids; echo $$ >> pids; wait",
+        "timeout": "1s", "stoptime": "5s"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let pids = wait_for(T, || {
+        let p = pids_in(&sb.read("pids"));
+        (p.len() == 3).then_some(p)
+    })
+    .expect("pids written");
+    let (st, _) = b.wait(T).expect("bansuri exits after the timeout");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "a timed-out one-shot is a failure; log:\n{log}");
+    assert!(log.contains("Timed out after 1s"), "log:\n{log}");
+    for p in &pids {
+        assert!(!alive(*p), "process {p} of the timed-out group survived; log:\n{log}");
+    }
+    assert!(group_members(pids[2]).is_empty(), "group {} not empty", pids[2]);
+    assert!(log.contains("TIMEOUT"), "summary shows TIMEOUT; log:\n{log}");
+}
+
+#[test]
+fn sigterm_ignoring_child_is_killed_at_watchdog() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "stubborn", "command": "trap '' TERM; echo $$ > pid; while true; do sleep 0.1; done"},
+        {"name": "polite", "command": "trap 'echo bye; exit 0' TERM; echo $$ > pid2; while true; do sleep 0.1; done"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--watchdog", "1500ms"]);
+    let pid = wait_for(T, || pids_in(&sb.read("pid")).first().copied()).expect("pid");
+    wait_for(T, || pids_in(&sb.read("pid2")).first().copied()).expect("pid2");
+    let t0 = Instant::now();
+    b.signal(libc::SIGTERM);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let took = t0.elapsed();
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "log:\n{log}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+        "SIGKILL should come at the 1.5 s watchdog, exit took {took:?}; log:\n{log}"
+    );
+    assert!(log.contains("sending SIGKILL"), "log:\n{log}");
+    assert!(!alive(pid), "stubborn child survived");
+    assert!(output_lines(&log, "polite").contains(&"bye"), "polite child got SIGTERM; log:\n{log}");
+    assert!(log.contains("Shutdown complete"), "log:\n{log}");
+}
+
+#[test]
+fn no_zombies_after_500_short_runs() {
+    let sb = Sandbox::new();
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        tasks.push(format!(r#"{{"name": "t{i}", "command": ["true"]}}"#));
+    }
+    let cfg = format!(r#"{{"max_parallel": 8, "scripts": [{}]}}"#, tasks.join(","));
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(Duration::from_secs(60)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "log tail:\n{}", &log[log.len().saturating_sub(3000)..]);
+    assert_eq!(log.matches("Process finished with code 0").count(), 500);
+
+    // And while running: a periodic task doing many short runs leaves no zombie behind.
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "fast", "command": "true", "timer": "10ms"}]}"#;
+    let b = sb.start(cfg, &[]);
+    b.wait_log("200 runs", T, |l| l.matches("Process finished with code 0").count() >= 200);
+    assert!(zombies_of(b.pid()).len() <= 1, "zombies: {:?}", zombies_of(b.pid()));
+}
+
+#[test]
+fn on_fail_restart_times_3_makes_exactly_3_attempts() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "flaky", "command": "echo attempt >> attempts; exit 1",
+        "on-fail": "restart", "times": 3, "restart-delay": "50ms"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "log:\n{log}");
+    assert_eq!(sb.read("attempts").lines().count(), 3, "log:\n{log}");
+    assert!(log.contains("attempt 3/3"), "log:\n{log}");
+    assert!(log.contains("Failed after 3 attempts"), "log:\n{log}");
+}
+
+#[test]
+fn success_codes_count_2_as_success() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "two", "command": "exit 2", "success-codes": [0, 2]},
+        {"name": "alias", "command": "exit 2", "exitcodes": [2]}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "exit 2 is a success here; log:\n{log}");
+    assert_eq!(count_events(&log, "two", "Process finished with code 2"), 1, "log:\n{log}");
+
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "two", "command": "exit 2"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    assert_eq!(st.code(), Some(3), "exit 2 is a failure by default; log:\n{}", b.log());
+}
+
+#[test]
+fn concurrent_writers_produce_whole_prefixed_lines() {
+    let sb = Sandbox::new();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        // Each writes 2000 lines of 100 bytes with its own tag, as fast as it can.
+        tasks.push(format!(
+            r#"{{"name": "w{i}", "command": ["python3", "-c", "import sys\nfor n in range(2000): sys.stdout.write('w{i}:%05d:' % n + 'x' * 91 + '\\n')\n"]}}"#
+        ));
+    }
+    let cfg = format!(r#"{{"scripts": [{}]}}"#, tasks.join(","));
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(Duration::from_secs(60)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0));
+    for i in 0..10 {
+        let lines = output_lines(&log, &format!("w{i}"));
+        assert_eq!(lines.len(), 2000, "task w{i} lost or split lines");
+        for (n, l) in lines.iter().enumerate() {
+            let want = format!("w{i}:{n:05}:{}", "x".repeat(91));
+            assert_eq!(*l, want, "task w{i} line {n} corrupted or out of order");
+        }
+    }
+    // Nothing but whole lines: every line of the log has the [time] [task] prefix.
+    for l in log.lines() {
+        assert!(l.starts_with('[') && l.contains("] ["), "unprefixed line: {l:?}");
+    }
+}
+
+#[test]
+fn ten_megabyte_line_without_newline_is_split_not_ballooned() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "big",
+        "command": ["python3", "-c", "import sys, time\nsys.stdout.write('y' * (10 * 1024 * 1024)); sys.stdout.flush(); time.sleep(1)\n"]}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    // Sample bansuri's RSS while the line streams through.
+    let pid = b.pid();
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            for l in s.lines() {
+                if let Some(v) = l.strip_prefix("VmRSS:") {
+                    let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                    peak_kb = peak_kb.max(kb);
+                }
+            }
+        }
+        if let Some(st) = b.wait(Duration::from_millis(20)) {
+            break st;
+        }
+    };
+    let log = b.log();
+    assert_eq!(status.0.code(), Some(0), "stderr: {}", status.1);
+    let pieces = output_lines(&log, "big");
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    assert_eq!(total, 10 * 1024 * 1024, "every byte arrives");
+    assert!(pieces.len() >= 160, "split into 64 KiB pieces, got {}", pieces.len());
+    assert!(pieces.iter().all(|p| p.len() <= 64 * 1024));
+    assert!(peak_kb < 10 * 1024, "bansuri's RSS reached {peak_kb} kB for a 10 MB line");
+}
+
+#[test]
+fn partial_last_line_and_non_utf8_pass_through() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "raw", "command": "printf 'caf\\351\\nno newline at end'"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    b.wait(T).expect("exits");
+    let bytes = std::fs::read(&b.log).expect("log");
+    assert!(
+        bytes.windows(5).any(|w| w == b"caf\xe9\n"),
+        "non-UTF-8 byte passed through untouched"
+    );
+    let log = String::from_utf8_lossy(&bytes);
+    assert!(output_lines(&log, "raw").contains(&"no newline at end"), "log:\n{log}");
+    // The partial line comes before the "finished" line.
+    let a = log.find("no newline at end").expect("partial line");
+    let f = log.find("Process finished").expect("finished line");
+    assert!(a < f, "output before the end line; log:\n{log}");
+}
+
+#[test]
+fn stdout_and_stderr_files_and_separate_stderr_marker() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "files", "command": "echo out; echo err >&2", "stdout": "o.txt", "stderr": "e.txt"},
+        {"name": "comb", "command": "echo out; echo err >&2", "stdout": "c.txt"},
+        {"name": "sep", "command": "echo out; echo err >&2", "stderr": "log"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(sb.read("o.txt"), "out\n");
+    assert_eq!(sb.read("e.txt"), "err\n");
+    assert_eq!(sb.read("c.txt"), "out\nerr\n");
+    assert!(log.contains("] [sep] | out"), "log:\n{log}");
+    assert!(log.contains("] [sep] ! err"), "log:\n{log}");
+    assert!(output_lines(&log, "files").is_empty());
+}
+
+#[test]
+fn working_directory_env_and_environment_file() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.file("wd")).unwrap();
+    sb.write("vars.env", "# comment\nFROM_FILE=file\nexport QUOTED=\"a b\"\nBOTH=file\n");
+    let cfg = r#"{"scripts": [{"name": "e",
+        "command": "echo \"$(pwd) $FROM_FILE $QUOTED $BOTH $BANSURI_TASK\"; test ! -t 0 && read x < /dev/stdin; echo stdin=$?",
+        "working-directory": "wd", "environment-file": "vars.env", "env": {"BOTH": "env"}}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    b.wait(T).expect("exits");
+    let log = b.log();
+    let wd = std::fs::canonicalize(sb.file("wd")).unwrap();
+    let lines = output_lines(&log, "e");
+    assert_eq!(lines.first().copied(), Some(format!("{} file a b env e", wd.display())).as_deref(), "log:\n{log}");
+    // stdin is /dev/null: read hits EOF at once (exit status 1).
+    assert_eq!(lines.get(1).copied(), Some("stdin=1"), "log:\n{log}");
+}
+
+#[test]
+fn command_not_found_and_bad_working_directory_are_explained() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "nosuch", "command": "definitely-not-a-command-xyz"},
+        {"name": "argv", "command": ["definitely-not-a-command-xyz"]},
+        {"name": "ok", "command": "echo fine"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3));
+    assert!(log.contains("code 127: command not found"), "log:\n{log}");
+    assert!(log.contains("Failed to start: command not found: `definitely-not-a-command-xyz`"), "log:\n{log}");
+    assert!(output_lines(&log, "ok").contains(&"fine"), "others run on");
+}
+
+#[test]
+fn max_parallel_limits_concurrency() {
+    let sb = Sandbox::new();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        // Each records how many are running at its start via a lock-free counter file dir.
+        tasks.push(format!(
+            r#"{{"name": "p{i}", "command": "touch running.$$; ls running.* | wc -l >> counts; sleep 0.3; rm running.$$"}}"#
+        ));
+    }
+    let cfg = format!(r#"{{"max_parallel": 2, "scripts": [{}]}}"#, tasks.join(","));
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    b.wait(T).expect("exits");
+    let counts: Vec<u32> = sb.read("counts").lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(counts.len(), 6);
+    assert!(counts.iter().all(|c| *c <= 2), "more than 2 at once: {counts:?}");
+}
+
+#[test]
+fn second_sigint_kills_at_once() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "stubborn", "command": "trap '' TERM INT; echo $$ > pid; while true; do sleep 0.1; done"}]}"#;
+    let mut b = sb.start(cfg, &[]);
+    let pid = wait_for(T, || pids_in(&sb.read("pid")).first().copied()).expect("pid");
+    b.signal(libc::SIGINT);
+    b.wait_log("shutdown begins", T, |l| l.contains("Received SIGINT"));
+    let t0 = Instant::now();
+    b.signal(libc::SIGINT);
+    let (st, _) = b.wait(T).expect("exits");
+    assert!(t0.elapsed() < Duration::from_secs(3), "second SIGINT must not wait for the 120 s watchdog");
+    assert_eq!(st.code(), Some(0));
+    assert!(!alive(pid));
+}

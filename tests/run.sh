@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# tests/run.sh - the whole test suite in one command.
+#
+#   bash tests/run.sh [ARGS...]        ARGS go to `cargo test` (e.g. a test name filter)
+#
+# 1. checks the tools (cargo, python3 for the example scripts the tests run) and installs
+#    what Debian can provide;
+# 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
+#    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
+#    so the end-to-end tests in tests/slurm_e2e.rs run against it;
+# 3. cargo build --release, then cargo test --release (unit tests, tests/*.rs, doc tests).
+#
+# Exits non-zero on any failure. With CI=true, a cluster that cannot come up is a failure;
+# elsewhere the SLURM tests are skipped with a message and the rest still runs.
+#
+# Environment:
+#   BANSURI_NO_SLURM=1        do not touch SLURM (not allowed with CI=true)
+#   BANSURI_SLURM_KEEP=0|1    stop the cluster at the end if this script started it. Default:
+#                             1 (leave it up for the next run) except under CI=true.
+#   SLURM_LOCAL_*             passed on to slurm/local-cluster.sh. Defaults here: KillWait 10 s
+#                             (a stuck cancelled job blocks the node only that long) and 4 CPUs
+#                             advertised, so several test jobs can run at once on a small box.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+CI=${CI:-}
+t_start=$SECONDS
+
+say() { printf '[tests/run.sh %(%H:%M:%S)T] %s\n' -1 "$*"; }
+fail() {
+    printf '[tests/run.sh %(%H:%M:%S)T] FAILED: %s\n' -1 "$*" >&2
+    exit 1
+}
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# ---- 1. tools ------------------------------------------------------------------------------
+# rustup installs in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || fail "cargo not found: install Rust (rustup, toolchain >= 1.80) first"
+
+apt_install() {
+    is_root || fail "missing $*; install it (apt-get install $*) or rerun as root"
+    say "installing $* from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -y -q -o DPkg::Lock::Timeout=300 install --no-install-recommends "$@" </dev/null >/dev/null \
+        || {
+            apt-get -q -o DPkg::Lock::Timeout=300 update </dev/null >/dev/null || true
+            apt-get -y -q -o DPkg::Lock::Timeout=300 install --no-install-recommends "$@" </dev/null >/dev/null
+        } || fail "apt-get install $* failed"
+}
+command -v python3 >/dev/null || apt_install python3
+command -v flock >/dev/null || apt_install util-linux
+
+# ---- 2. SLURM ------------------------------------------------------------------------------
+export SLURM_LOCAL_KILL_WAIT=${SLURM_LOCAL_KILL_WAIT:-10}
+export SLURM_LOCAL_CPUS=${SLURM_LOCAL_CPUS:-4}
+unset BANSURI_SLURM
+started_cluster=0
+
+slurm_unavailable() {
+    if [ "$CI" = true ]; then fail "SLURM: $* (CI=true: the SLURM end-to-end tests must run)"; fi
+    say "SLURM: $*; the SLURM end-to-end tests will be skipped"
+}
+
+if [ "${BANSURI_NO_SLURM:-0}" = 1 ]; then
+    slurm_unavailable "BANSURI_NO_SLURM=1"
+elif ! is_root; then
+    # Not root: cannot install or start daemons. Use a cluster that is already there, if any.
+    if sinfo -h >/dev/null 2>&1; then
+        export BANSURI_SLURM=1
+        say "SLURM: not root; using the cluster that sinfo reaches"
+    else
+        slurm_unavailable "not root, so cannot start slurm/local-cluster.sh, and no cluster answers"
+    fi
+else
+    bash slurm/local-cluster.sh status >/dev/null 2>&1 || started_cluster=1
+    t0=$SECONDS
+    if bash slurm/local-cluster.sh up </dev/null; then
+        say "SLURM: cluster up in $((SECONDS - t0)) s"
+        if sinfo -h >/dev/null 2>&1 && scontrol ping 2>/dev/null | grep -q 'is UP'; then
+            export BANSURI_SLURM=1
+        else
+            slurm_unavailable "local-cluster.sh up succeeded but sinfo/scontrol do not answer"
+        fi
+    else
+        slurm_unavailable "slurm/local-cluster.sh up failed (logs: /var/log/slurm-local)"
+    fi
+fi
+
+keep=${BANSURI_SLURM_KEEP:-}
+if [ -z "$keep" ]; then
+    if [ "$CI" = true ]; then keep=0; else keep=1; fi
+fi
+if [ "$started_cluster" = 1 ] && [ "$keep" = 0 ]; then
+    # shellcheck disable=SC2317 # called through the trap
+    stop_cluster() { bash "$ROOT/slurm/local-cluster.sh" down </dev/null || true; }
+    trap stop_cluster EXIT
+fi
+
+# ---- 3. build and test ---------------------------------------------------------------------
+t0=$SECONDS
+say "cargo build --release"
+cargo build --release
+say "built in $((SECONDS - t0)) s"
+
+t0=$SECONDS
+say "cargo test --release${*:+ $*} (BANSURI_SLURM=${BANSURI_SLURM:-unset}, CI=${CI:-unset})"
+cargo test --release "$@"
+say "tests passed in $((SECONDS - t0)) s; whole run $((SECONDS - t_start)) s"
