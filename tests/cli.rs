@@ -1,0 +1,252 @@
+//! The command line as a user meets it: validate, exit codes, --once, log formats and
+//! levels, config lookup, and the shipped demo.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn bansuri(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BANSURI_CONFIG")
+        .env_remove("BANSURI_LOG_LEVEL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bansuri");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_summarises_each_task() {
+    let sb = Sandbox::new();
+    sb.write(
+        "scripts_config.json",
+        r#"{"scripts": [
+            {"name": "once", "command": "true"},
+            {"name": "tick", "command": "true", "timer": "90s"},
+            {"name": "nightly", "command": "true", "schedule-cron": "0 2 * * *"},
+            "python3 monitor.py --arg 1"
+        ]}"#,
+    );
+    for args in [&["validate"][..], &["--validate-config"][..]] {
+        let (code, out, err) = bansuri(sb.path(), args);
+        assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+        assert!(out.contains("valid, 4 tasks"), "{out}");
+        assert!(out.contains("once") && out.contains("once at start-up"), "{out}");
+        assert!(out.contains("tick") && out.contains("every 1m 30s"), "{out}");
+        assert!(out.contains("nightly") && out.contains("next run 20"), "{out}");
+        assert!(out.contains("monitor"), "shorthand name from the script: {out}");
+    }
+}
+
+#[test]
+fn validate_reports_every_error_and_exits_2() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "bad.json",
+        r#"{"scripts": [
+    {"name": "a", "command": "true", "working_dir": "/tmp"},
+    {"name": "b", "command": "true", "timer": "-5"},
+    {"name": "c", "command": "true", "on-fail": "retry"},
+    {"name": "d", "command": "true", "stopsignal": "BOGUS"},
+    {"name": "e", "command": "true", "times": 0}
+]}"#,
+    );
+    let (code, out, err) = bansuri(sb.path(), &["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    for (line, task) in [(2, "a"), (3, "b"), (4, "c"), (5, "d"), (6, "e")] {
+        assert!(
+            err.contains(&format!("bad.json:{line}:")),
+            "error for task {task} at line {line} missing:\n{err}"
+        );
+        assert!(err.contains(&format!("`{task}`")), "task {task} not named:\n{err}");
+    }
+    assert!(err.contains("did you mean `working-directory`"), "{err}");
+    // `run` refuses the same file with the same report and exit code.
+    let (code, _, err2) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(err, err2);
+}
+
+#[test]
+fn config_lookup_order_and_none_found() {
+    let sb = Sandbox::new();
+    let (code, _, err) = bansuri(sb.path(), &["validate"]);
+    assert_eq!(code, 2);
+    for place in ["BANSURI_CONFIG", "scripts_config.json", "scripts.json"] {
+        assert!(err.contains(place), "the error lists {place}:\n{err}");
+    }
+    sb.write("scripts.json", r#"{"scripts": ["echo second"]}"#);
+    let (code, out, _) = bansuri(sb.path(), &["validate"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("scripts.json"), "{out}");
+    sb.write("scripts_config.json", r#"{"scripts": ["echo first"]}"#);
+    let (_, out, _) = bansuri(sb.path(), &["validate"]);
+    assert!(out.contains("scripts_config.json"), "{out}");
+    sb.write("env.json", r#"{"scripts": ["echo env"]}"#);
+    let out = Command::new(BIN)
+        .arg("validate")
+        .current_dir(sb.path())
+        .env("BANSURI_CONFIG", "env.json")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("env.json"));
+}
+
+#[test]
+fn toml_config_runs() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "tasks.toml",
+        r#"
+watchdog_timeout = "5s"
+
+[[scripts]]
+name = "hello"
+command = ["echo", "hello from toml"]
+"#,
+    );
+    let (code, out, err) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("] [hello] | hello from toml"), "{out}");
+}
+
+#[test]
+fn once_runs_periodic_tasks_once_and_prints_a_table() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "c.json",
+        r#"{"scripts": [
+            {"name": "tick", "command": "echo tick", "timer": "1h"},
+            {"name": "cronny", "command": "echo cron", "schedule-cron": "0 3 * * *"},
+            {"name": "bad", "command": "exit 4"}
+        ]}"#,
+    );
+    let t0 = Instant::now();
+    let (code, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--once"]);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("] [tick] | tick") && out.contains("] [cronny] | cron"), "{out}");
+    assert!(out.contains("TASK") && out.contains("STATE"), "result table: {out}");
+    let row = out.lines().find(|l| l.contains("[MASTER] bad ")).expect("row for bad");
+    assert!(row.contains("FAILED") && row.contains("exit 4"), "{row}");
+}
+
+#[test]
+fn json_log_format_and_levels() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("c.json", r#"{"log_format": "json", "scripts": [{"name": "j", "command": "echo hi"}]}"#);
+    let (code, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done"]);
+    assert_eq!(code, 0);
+    let mut saw_line = false;
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+        if v["kind"] == "stdout" && v["task"] == "j" && v["line"] == "hi" {
+            saw_line = true;
+        }
+    }
+    assert!(saw_line, "{out}");
+
+    // -q keeps child output but drops INFO lifecycle lines; -v adds DEBUG lines.
+    let cfg = sb.write("t.json", r#"{"scripts": [{"name": "q", "command": "echo quiet"}]}"#);
+    let (_, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-q"]);
+    assert!(out.contains("] [q] | quiet"), "{out}");
+    assert!(!out.contains("Process finished"), "{out}");
+    let (_, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-v"]);
+    assert!(out.contains("DEBUG: "), "{out}");
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
+        .env("BANSURI_LOG_LEVEL", "WARNING")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("] [q] | quiet") && !text.contains("Process finished"), "{text}");
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("BANSURI_LOG_LEVEL", "LOUD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn log_file_expands_job_id() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("c.json", r#"{"log_file": "master_{job_id}.log", "scripts": ["echo hi"]}"#);
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
+        .current_dir(sb.path())
+        .env_remove("SLURM_JOB_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(sb.read("master_local.log").contains("] [echo] | hi"), "{}", sb.read("master_local.log"));
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
+        .current_dir(sb.path())
+        .env("SLURM_JOB_ID", "4242")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(sb.read("master_4242.log").contains("SLURM job 4242"));
+}
+
+#[test]
+fn unwritable_log_file_is_a_runtime_error() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("c.json", r#"{"scripts": ["echo hi"]}"#);
+    let (code, _, err) = bansuri(
+        sb.path(),
+        &["--config", cfg.to_str().unwrap(), "--log-file", "/nonexistent-dir/x.log"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent-dir/x.log"), "{err}");
+}
+
+/// The shipped demo runs as is and stops within a second on Ctrl+C (its children obey
+/// SIGTERM).
+#[test]
+fn demo_runs_and_stops_on_ctrl_c_within_a_second() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(BIN)
+        .current_dir(root)
+        .args(["--log-file", log.path().to_str().unwrap()])
+        .env_remove("BANSURI_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b = Bansuri {
+        child: Some(child),
+        log: log.path().to_path_buf(),
+    };
+    // Every monitor has printed, the one-shot has finished.
+    b.wait_log("the demo's monitors", T, |l| {
+        ["temperature", "system", "humidity_monitor", "disk-report"]
+            .iter()
+            .all(|t| !output_lines(l, t).is_empty())
+            && l.contains("[setup] Process finished with code 0")
+    });
+    let t0 = Instant::now();
+    b.signal(libc::SIGINT);
+    let (st, err) = b.wait(Duration::from_secs(5)).expect("demo exits");
+    let took = t0.elapsed();
+    let text = b.log();
+    assert!(took < Duration::from_secs(1), "Ctrl+C took {took:?}; log:\n{text}");
+    assert_eq!(st.code(), Some(0), "{err}\n{text}");
+    assert!(text.contains("Shutdown complete"), "{text}");
+    assert!(!text.contains("WARNING"), "the demo runs clean:\n{text}");
+}
