@@ -286,3 +286,49 @@ fn second_sigint_kills_at_once() {
     assert_eq!(st.code(), Some(0));
     assert!(!alive(pid));
 }
+
+fn status_field(pid: i32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// An idle bansuri sleeps until something is due: with only a long-running service and a
+/// far-away timer, it does not wake up at all; and it is one thread, whatever the load.
+#[test]
+fn idle_bansuri_does_not_wake_and_uses_one_thread() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "svc", "command": "echo up; exec sleep 300"},
+        {"name": "hourly", "command": "true", "timer": "1h"}
+    ]}"#;
+    let b = sb.start(cfg, &[]);
+    b.wait_log("svc up and hourly done", T, |l| {
+        output_lines(l, "svc").contains(&"up") && l.contains("[hourly] Process finished")
+    });
+    assert_eq!(status_field(b.pid(), "Threads:"), 1, "one thread owns everything");
+    let before = status_field(b.pid(), "voluntary_ctxt_switches:");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = status_field(b.pid(), "voluntary_ctxt_switches:");
+    assert!(after - before <= 1, "idle bansuri woke {} times in 1.5 s", after - before);
+}
+
+#[test]
+fn not_executable_is_explained_and_stopsignal_is_honoured() {
+    let sb = Sandbox::new();
+    sb.write("noexec.sh", "#!/bin/sh\necho hi\n");
+    let cfg = r#"{"scripts": [
+        {"name": "noexec", "command": "./noexec.sh"},
+        {"name": "int", "command": "trap 'echo got INT; exit 0' INT; trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.05; done",
+         "stopsignal": "INT"}
+    ]}"#;
+    let mut b = sb.start(cfg, &[]);
+    b.wait_log("int ready", T, |l| output_lines(l, "int").contains(&"ready") && l.contains("code 126"));
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    let log = b.log();
+    assert!(log.contains("code 126: the command was found but could not be executed"), "{log}");
+    assert!(output_lines(&log, "int").contains(&"got INT"), "stopsignal INT used; log:\n{log}");
+}
