@@ -98,8 +98,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         return Err(format!("`{s}` is not a valid duration (negative)"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{s}` is not a valid duration ({e}); examples: 30, 30s, 5m, 1h30m, 250ms"))
+    humantime::parse_duration(t).map_err(|e| {
+        format!("`{s}` is not a valid duration ({e}); examples: 30, 30s, 5m, 1h30m, 250ms")
+    })
 }
 
 /// Parse the command line and do it; returns the process exit code.

@@ -59,7 +59,9 @@ impl Now {
         if at >= self.mono {
             self.after(at.since(self.mono)).wall
         } else {
-            self.wall - chrono::Duration::from_std(self.mono.since(at)).unwrap_or(chrono::Duration::zero())
+            self.wall
+                - chrono::Duration::from_std(self.mono.since(at))
+                    .unwrap_or(chrono::Duration::zero())
         }
     }
 }

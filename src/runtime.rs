@@ -72,7 +72,9 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
                 .create(true)
                 .append(true)
                 .open(&path)
-                .map_err(|e| RuntimeError(format!("cannot open log file {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    RuntimeError(format!("cannot open log file {}: {e}", path.display()))
+                })?;
             Ok(Box::new(f))
         }
         None => {
@@ -126,19 +128,32 @@ fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
 }
 
 impl Runtime {
-    fn new(spec: Spec, opts: RunOptions, out: Box<dyn Write + Send>) -> Result<Runtime, RuntimeError> {
+    fn new(
+        spec: Spec,
+        opts: RunOptions,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Runtime, RuntimeError> {
         // Signals are read from a signalfd, so they must be blocked for the whole process
         // (done before any thread exists; children get an empty mask in spawn).
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
             mask.add(s);
         }
         mask.thread_block().map_err(err("cannot block signals"))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(err("cannot create a signalfd"))?;
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
+        let epoll =
+            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
         epoll
-            .add(sigfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN))
+            .add(
+                sigfd.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
+            )
             .map_err(err("cannot watch the signalfd"))?;
         if let Err(e) = spawn::become_subreaper() {
             eprintln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
@@ -257,7 +272,9 @@ impl Runtime {
 
     /// Drain what is left, flush, and hand back the exit code.
     fn finish(&mut self, code: i32) -> i32 {
-        let slots: Vec<usize> = (0..self.pipes.len()).filter(|&i| self.pipes[i].is_some()).collect();
+        let slots: Vec<usize> = (0..self.pipes.len())
+            .filter(|&i| self.pipes[i].is_some())
+            .collect();
         for slot in slots {
             self.on_pipe(slot, true);
             // Whatever still holds the pipe open (a process that escaped its group) no
@@ -300,12 +317,16 @@ impl Runtime {
                         let pid = child.pid;
                         let name: Arc<str> = Arc::from(task.name.as_str());
                         let mut pipes = Vec::new();
-                        for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
+                        for (fd, stream) in [
+                            (child.stdout, Stream::Stdout),
+                            (child.stderr, Stream::Stderr),
+                        ] {
                             if let Some(fd) = fd {
                                 match self.add_pipe(fd, run, Arc::clone(&name), stream) {
                                     Ok(slot) => pipes.push(slot),
                                     Err(e) => {
-                                        let msg = format!("cannot watch the output of pid {pid}: {e}");
+                                        let msg =
+                                            format!("cannot watch the output of pid {pid}: {e}");
                                         self.master(Level::Error, &msg);
                                     }
                                 }
@@ -315,7 +336,9 @@ impl Runtime {
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
-                    Err(reason) => self.core.handle(Input::SpawnFailed { run, reason }, self.now()),
+                    Err(reason) => self
+                        .core
+                        .handle(Input::SpawnFailed { run, reason }, self.now()),
                 },
             };
             stack.extend(follow.into_iter().rev());
@@ -323,7 +346,13 @@ impl Runtime {
         None
     }
 
-    fn add_pipe(&mut self, fd: OwnedFd, run: RunId, task: Arc<str>, stream: Stream) -> io::Result<usize> {
+    fn add_pipe(
+        &mut self,
+        fd: OwnedFd,
+        run: RunId,
+        task: Arc<str>,
+        stream: Stream,
+    ) -> io::Result<usize> {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.pipes.push(None);
             self.pipes.len() - 1
@@ -354,13 +383,18 @@ impl Runtime {
         loop {
             // SAFETY: reading into our own buffer of the stated length.
             let n = unsafe {
-                libc::read(pipe.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len())
+                libc::read(
+                    pipe.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                )
             };
             if n > 0 {
                 let wall = Utc::now();
                 let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
-                pipe.splitter
-                    .push(&self.buf[..n as usize], &mut |line| log.child_line(wall, task, stream, line));
+                pipe.splitter.push(&self.buf[..n as usize], &mut |line| {
+                    log.child_line(wall, task, stream, line)
+                });
                 reads += 1;
                 if !to_eof && reads >= READS_PER_WAKE {
                     break;
@@ -392,7 +426,8 @@ impl Runtime {
         };
         let wall = Utc::now();
         let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
-        pipe.splitter.finish(&mut |line| log.child_line(wall, task, stream, line));
+        pipe.splitter
+            .finish(&mut |line| log.child_line(wall, task, stream, line));
         let _ = self.epoll.delete(pipe.fd.as_fd());
         if let Some(info) = self.runs.get_mut(&pipe.run) {
             info.pipes.retain(|s| *s != slot);

@@ -33,7 +33,12 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
     let dir = &task.working_directory;
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(format!("working directory {} is not a directory", dir.display())),
+        Ok(_) => {
+            return Err(format!(
+                "working directory {} is not a directory",
+                dir.display()
+            ))
+        }
         Err(e) => {
             return Err(format!(
                 "working directory {} is not usable: {}",
@@ -69,7 +74,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
             stdout_pipe = Some(r);
             let w2 = if task.stderr == StderrTarget::Combined {
-                Some(w.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?)
+                Some(
+                    w.try_clone()
+                        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?,
+                )
             } else {
                 None
             };
@@ -79,7 +87,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         OutputTarget::File(p) => {
             let f = open_append(p, "stdout")?;
             let f2 = if task.stderr == StderrTarget::Combined {
-                Some(f.try_clone().map_err(|e| format!("cannot duplicate a file: {e}"))?)
+                Some(
+                    f.try_clone()
+                        .map_err(|e| format!("cannot duplicate a file: {e}"))?,
+                )
             } else {
                 None
             };
@@ -143,7 +154,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         }
         Err(e) => Err(match (&task.command, e.kind()) {
             (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
-                format!("command not found: `{}` (check its spelling, its path and PATH)", argv[0])
+                format!(
+                    "command not found: `{}` (check its spelling, its path and PATH)",
+                    argv[0]
+                )
             }
             (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
                 format!("`{}` is not executable (check its permissions)", argv[0])
@@ -166,7 +180,13 @@ fn open_append(path: &Path, what: &str) -> Result<File, String> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("cannot open {what} file {}: {}", path.display(), io_reason(&e)))
+        .map_err(|e| {
+            format!(
+                "cannot open {what} file {}: {}",
+                path.display(),
+                io_reason(&e)
+            )
+        })
 }
 
 /// A pipe with both ends close-on-exec; the read end non-blocking (for the event loop).
@@ -193,7 +213,10 @@ pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
 pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
     if pgid <= 1 {
         // Never signal our own group or every process (kill(0)/kill(-1)).
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing pgid <= 1"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing pgid <= 1",
+        ));
     }
     // SAFETY: plain syscall; a negative pid addresses the process group.
     let rc = unsafe { libc::kill(-(pgid as i32), signal) };
@@ -259,7 +282,8 @@ pub fn reap(pid: u32) -> Option<Reaped> {
             ExitStatus::Code(libc::WEXITSTATUS(status))
         };
         let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+            Duration::from_secs(t.tv_sec.max(0) as u64)
+                + Duration::from_micros(t.tv_usec.max(0) as u64)
         };
         Some(Reaped {
             pid,

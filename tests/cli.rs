@@ -43,10 +43,22 @@ fn validate_summarises_each_task() {
         let (code, out, err) = bansuri(sb.path(), args);
         assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
         assert!(out.contains("valid, 4 tasks"), "{out}");
-        assert!(out.contains("once") && out.contains("once at start-up"), "{out}");
-        assert!(out.contains("tick") && out.contains("every 1m 30s"), "{out}");
-        assert!(out.contains("nightly") && out.contains("next run 20"), "{out}");
-        assert!(out.contains("monitor"), "shorthand name from the script: {out}");
+        assert!(
+            out.contains("once") && out.contains("once at start-up"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tick") && out.contains("every 1m 30s"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nightly") && out.contains("next run 20"),
+            "{out}"
+        );
+        assert!(
+            out.contains("monitor"),
+            "shorthand name from the script: {out}"
+        );
     }
 }
 
@@ -70,7 +82,10 @@ fn validate_reports_every_error_and_exits_2() {
             err.contains(&format!("bad.json:{line}:")),
             "error for task {task} at line {line} missing:\n{err}"
         );
-        assert!(err.contains(&format!("`{task}`")), "task {task} not named:\n{err}");
+        assert!(
+            err.contains(&format!("`{task}`")),
+            "task {task} not named:\n{err}"
+        );
     }
     assert!(err.contains("did you mean `working-directory`"), "{err}");
     // `run` refuses the same file with the same report and exit code.
@@ -117,7 +132,10 @@ name = "hello"
 command = ["echo", "hello from toml"]
 "#,
     );
-    let (code, out, err) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done"]);
+    let (code, out, err) = bansuri(
+        sb.path(),
+        &["--config", cfg.to_str().unwrap(), "--exit-when-done"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("] [hello] | hello from toml"), "{out}");
 }
@@ -137,21 +155,37 @@ fn once_runs_periodic_tasks_once_and_prints_a_table() {
     let (code, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--once"]);
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("] [tick] | tick") && out.contains("] [cronny] | cron"), "{out}");
-    assert!(out.contains("TASK") && out.contains("STATE"), "result table: {out}");
-    let row = out.lines().find(|l| l.contains("[MASTER] bad ")).expect("row for bad");
+    assert!(
+        out.contains("] [tick] | tick") && out.contains("] [cronny] | cron"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TASK") && out.contains("STATE"),
+        "result table: {out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.contains("[MASTER] bad "))
+        .expect("row for bad");
     assert!(row.contains("FAILED") && row.contains("exit 4"), "{row}");
 }
 
 #[test]
 fn json_log_format_and_levels() {
     let sb = Sandbox::new();
-    let cfg = sb.write("c.json", r#"{"log_format": "json", "scripts": [{"name": "j", "command": "echo hi"}]}"#);
-    let (code, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done"]);
+    let cfg = sb.write(
+        "c.json",
+        r#"{"log_format": "json", "scripts": [{"name": "j", "command": "echo hi"}]}"#,
+    );
+    let (code, out, _) = bansuri(
+        sb.path(),
+        &["--config", cfg.to_str().unwrap(), "--exit-when-done"],
+    );
     assert_eq!(code, 0);
     let mut saw_line = false;
     for l in out.lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
         if v["kind"] == "stdout" && v["task"] == "j" && v["line"] == "hi" {
             saw_line = true;
         }
@@ -159,11 +193,20 @@ fn json_log_format_and_levels() {
     assert!(saw_line, "{out}");
 
     // -q keeps child output but drops INFO lifecycle lines; -v adds DEBUG lines.
-    let cfg = sb.write("t.json", r#"{"scripts": [{"name": "q", "command": "echo quiet"}]}"#);
-    let (_, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-q"]);
+    let cfg = sb.write(
+        "t.json",
+        r#"{"scripts": [{"name": "q", "command": "echo quiet"}]}"#,
+    );
+    let (_, out, _) = bansuri(
+        sb.path(),
+        &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-q"],
+    );
     assert!(out.contains("] [q] | quiet"), "{out}");
     assert!(!out.contains("Process finished"), "{out}");
-    let (_, out, _) = bansuri(sb.path(), &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-v"]);
+    let (_, out, _) = bansuri(
+        sb.path(),
+        &["--config", cfg.to_str().unwrap(), "--exit-when-done", "-v"],
+    );
     assert!(out.contains("DEBUG: "), "{out}");
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
@@ -171,7 +214,10 @@ fn json_log_format_and_levels() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("] [q] | quiet") && !text.contains("Process finished"), "{text}");
+    assert!(
+        text.contains("] [q] | quiet") && !text.contains("Process finished"),
+        "{text}"
+    );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap()])
         .env("BANSURI_LOG_LEVEL", "LOUD")
@@ -183,7 +229,10 @@ fn json_log_format_and_levels() {
 #[test]
 fn log_file_expands_job_id() {
     let sb = Sandbox::new();
-    let cfg = sb.write("c.json", r#"{"log_file": "master_{job_id}.log", "scripts": ["echo hi"]}"#);
+    let cfg = sb.write(
+        "c.json",
+        r#"{"log_file": "master_{job_id}.log", "scripts": ["echo hi"]}"#,
+    );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
         .current_dir(sb.path())
@@ -191,7 +240,11 @@ fn log_file_expands_job_id() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(sb.read("master_local.log").contains("] [echo] | hi"), "{}", sb.read("master_local.log"));
+    assert!(
+        sb.read("master_local.log").contains("] [echo] | hi"),
+        "{}",
+        sb.read("master_local.log")
+    );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
         .current_dir(sb.path())
@@ -208,7 +261,12 @@ fn unwritable_log_file_is_a_runtime_error() {
     let cfg = sb.write("c.json", r#"{"scripts": ["echo hi"]}"#);
     let (code, _, err) = bansuri(
         sb.path(),
-        &["--config", cfg.to_str().unwrap(), "--log-file", "/nonexistent-dir/x.log"],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-file",
+            "/nonexistent-dir/x.log",
+        ],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/nonexistent-dir/x.log"), "{err}");
@@ -245,7 +303,10 @@ fn demo_runs_and_stops_on_ctrl_c_within_a_second() {
     let (st, err) = b.wait(Duration::from_secs(5)).expect("demo exits");
     let took = t0.elapsed();
     let text = b.log();
-    assert!(took < Duration::from_secs(1), "Ctrl+C took {took:?}; log:\n{text}");
+    assert!(
+        took < Duration::from_secs(1),
+        "Ctrl+C took {took:?}; log:\n{text}"
+    );
     assert_eq!(st.code(), Some(0), "{err}\n{text}");
     assert!(text.contains("Shutdown complete"), "{text}");
     assert!(!text.contains("WARNING"), "the demo runs clean:\n{text}");

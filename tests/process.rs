@@ -10,7 +10,9 @@ use common::*;
 const T: Duration = Duration::from_secs(20);
 
 fn pids_in(text: &str) -> Vec<i32> {
-    text.split_whitespace().filter_map(|w| w.parse().ok()).collect()
+    text.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 #[test]
@@ -28,13 +30,27 @@ fn timed_out_group_leaves_no_process() {
     .expect("pids written");
     let (st, _) = b.wait(T).expect("bansuri exits after the timeout");
     let log = b.log();
-    assert_eq!(st.code(), Some(3), "a timed-out one-shot is a failure; log:\n{log}");
+    assert_eq!(
+        st.code(),
+        Some(3),
+        "a timed-out one-shot is a failure; log:\n{log}"
+    );
     assert!(log.contains("Timed out after 1s"), "log:\n{log}");
     for p in &pids {
-        assert!(!alive(*p), "process {p} of the timed-out group survived; log:\n{log}");
+        assert!(
+            !alive(*p),
+            "process {p} of the timed-out group survived; log:\n{log}"
+        );
     }
-    assert!(group_members(pids[2]).is_empty(), "group {} not empty", pids[2]);
-    assert!(log.contains("TIMEOUT"), "summary shows TIMEOUT; log:\n{log}");
+    assert!(
+        group_members(pids[2]).is_empty(),
+        "group {} not empty",
+        pids[2]
+    );
+    assert!(
+        log.contains("TIMEOUT"),
+        "summary shows TIMEOUT; log:\n{log}"
+    );
 }
 
 #[test]
@@ -59,7 +75,10 @@ fn sigterm_ignoring_child_is_killed_at_watchdog() {
     );
     assert!(log.contains("sending SIGKILL"), "log:\n{log}");
     assert!(!alive(pid), "stubborn child survived");
-    assert!(output_lines(&log, "polite").contains(&"bye"), "polite child got SIGTERM; log:\n{log}");
+    assert!(
+        output_lines(&log, "polite").contains(&"bye"),
+        "polite child got SIGTERM; log:\n{log}"
+    );
     assert!(log.contains("Shutdown complete"), "log:\n{log}");
 }
 
@@ -74,15 +93,26 @@ fn no_zombies_after_500_short_runs() {
     let mut b = sb.start(&cfg, &["--exit-when-done"]);
     let (st, _) = b.wait(Duration::from_secs(60)).expect("exits");
     let log = b.log();
-    assert_eq!(st.code(), Some(0), "log tail:\n{}", &log[log.len().saturating_sub(3000)..]);
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "log tail:\n{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
     assert_eq!(log.matches("Process finished with code 0").count(), 500);
 
     // And while running: a periodic task doing many short runs leaves no zombie behind.
     let sb = Sandbox::new();
     let cfg = r#"{"scripts": [{"name": "fast", "command": "true", "timer": "10ms"}]}"#;
     let b = sb.start(cfg, &[]);
-    b.wait_log("200 runs", T, |l| l.matches("Process finished with code 0").count() >= 200);
-    assert!(zombies_of(b.pid()).len() <= 1, "zombies: {:?}", zombies_of(b.pid()));
+    b.wait_log("200 runs", T, |l| {
+        l.matches("Process finished with code 0").count() >= 200
+    });
+    assert!(
+        zombies_of(b.pid()).len() <= 1,
+        "zombies: {:?}",
+        zombies_of(b.pid())
+    );
 }
 
 #[test]
@@ -110,13 +140,22 @@ fn success_codes_count_2_as_success() {
     let (st, _) = b.wait(T).expect("exits");
     let log = b.log();
     assert_eq!(st.code(), Some(0), "exit 2 is a success here; log:\n{log}");
-    assert_eq!(count_events(&log, "two", "Process finished with code 2"), 1, "log:\n{log}");
+    assert_eq!(
+        count_events(&log, "two", "Process finished with code 2"),
+        1,
+        "log:\n{log}"
+    );
 
     let sb = Sandbox::new();
     let cfg = r#"{"scripts": [{"name": "two", "command": "exit 2"}]}"#;
     let mut b = sb.start(cfg, &["--exit-when-done"]);
     let (st, _) = b.wait(T).expect("exits");
-    assert_eq!(st.code(), Some(3), "exit 2 is a failure by default; log:\n{}", b.log());
+    assert_eq!(
+        st.code(),
+        Some(3),
+        "exit 2 is a failure by default; log:\n{}",
+        b.log()
+    );
 }
 
 #[test]
@@ -144,7 +183,10 @@ fn concurrent_writers_produce_whole_prefixed_lines() {
     }
     // Nothing but whole lines: every line of the log has the [time] [task] prefix.
     for l in log.lines() {
-        assert!(l.starts_with('[') && l.contains("] ["), "unprefixed line: {l:?}");
+        assert!(
+            l.starts_with('[') && l.contains("] ["),
+            "unprefixed line: {l:?}"
+        );
     }
 }
 
@@ -175,15 +217,23 @@ fn ten_megabyte_line_without_newline_is_split_not_ballooned() {
     let pieces = output_lines(&log, "big");
     let total: usize = pieces.iter().map(|p| p.len()).sum();
     assert_eq!(total, 10 * 1024 * 1024, "every byte arrives");
-    assert!(pieces.len() >= 160, "split into 64 KiB pieces, got {}", pieces.len());
+    assert!(
+        pieces.len() >= 160,
+        "split into 64 KiB pieces, got {}",
+        pieces.len()
+    );
     assert!(pieces.iter().all(|p| p.len() <= 64 * 1024));
-    assert!(peak_kb < 10 * 1024, "bansuri's RSS reached {peak_kb} kB for a 10 MB line");
+    assert!(
+        peak_kb < 10 * 1024,
+        "bansuri's RSS reached {peak_kb} kB for a 10 MB line"
+    );
 }
 
 #[test]
 fn partial_last_line_and_non_utf8_pass_through() {
     let sb = Sandbox::new();
-    let cfg = r#"{"scripts": [{"name": "raw", "command": "printf 'caf\\351\\nno newline at end'"}]}"#;
+    let cfg =
+        r#"{"scripts": [{"name": "raw", "command": "printf 'caf\\351\\nno newline at end'"}]}"#;
     let mut b = sb.start(cfg, &["--exit-when-done"]);
     b.wait(T).expect("exits");
     let bytes = std::fs::read(&b.log).expect("log");
@@ -192,7 +242,10 @@ fn partial_last_line_and_non_utf8_pass_through() {
         "non-UTF-8 byte passed through untouched"
     );
     let log = String::from_utf8_lossy(&bytes);
-    assert!(output_lines(&log, "raw").contains(&"no newline at end"), "log:\n{log}");
+    assert!(
+        output_lines(&log, "raw").contains(&"no newline at end"),
+        "log:\n{log}"
+    );
     // The partial line comes before the "finished" line.
     let a = log.find("no newline at end").expect("partial line");
     let f = log.find("Process finished").expect("finished line");
@@ -222,7 +275,10 @@ fn stdout_and_stderr_files_and_separate_stderr_marker() {
 fn working_directory_env_and_environment_file() {
     let sb = Sandbox::new();
     std::fs::create_dir(sb.file("wd")).unwrap();
-    sb.write("vars.env", "# comment\nFROM_FILE=file\nexport QUOTED=\"a b\"\nBOTH=file\n");
+    sb.write(
+        "vars.env",
+        "# comment\nFROM_FILE=file\nexport QUOTED=\"a b\"\nBOTH=file\n",
+    );
     let cfg = r#"{"scripts": [{"name": "e",
         "command": "echo \"$(pwd) $FROM_FILE $QUOTED $BOTH $BANSURI_TASK\"; test ! -t 0 && read x < /dev/stdin; echo stdin=$?",
         "working-directory": "wd", "environment-file": "vars.env", "env": {"BOTH": "env"}}]}"#;
@@ -231,7 +287,11 @@ fn working_directory_env_and_environment_file() {
     let log = b.log();
     let wd = std::fs::canonicalize(sb.file("wd")).unwrap();
     let lines = output_lines(&log, "e");
-    assert_eq!(lines.first().copied(), Some(format!("{} file a b env e", wd.display())).as_deref(), "log:\n{log}");
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("{} file a b env e", wd.display())).as_deref(),
+        "log:\n{log}"
+    );
     // stdin is /dev/null: read hits EOF at once (exit status 1).
     assert_eq!(lines.get(1).copied(), Some("stdin=1"), "log:\n{log}");
 }
@@ -249,7 +309,10 @@ fn command_not_found_and_bad_working_directory_are_explained() {
     let log = b.log();
     assert_eq!(st.code(), Some(3));
     assert!(log.contains("code 127: command not found"), "log:\n{log}");
-    assert!(log.contains("Failed to start: command not found: `definitely-not-a-command-xyz`"), "log:\n{log}");
+    assert!(
+        log.contains("Failed to start: command not found: `definitely-not-a-command-xyz`"),
+        "log:\n{log}"
+    );
     assert!(output_lines(&log, "ok").contains(&"fine"), "others run on");
 }
 
@@ -266,9 +329,16 @@ fn max_parallel_limits_concurrency() {
     let cfg = format!(r#"{{"max_parallel": 2, "scripts": [{}]}}"#, tasks.join(","));
     let mut b = sb.start(&cfg, &["--exit-when-done"]);
     b.wait(T).expect("exits");
-    let counts: Vec<u32> = sb.read("counts").lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let counts: Vec<u32> = sb
+        .read("counts")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     assert_eq!(counts.len(), 6);
-    assert!(counts.iter().all(|c| *c <= 2), "more than 2 at once: {counts:?}");
+    assert!(
+        counts.iter().all(|c| *c <= 2),
+        "more than 2 at once: {counts:?}"
+    );
 }
 
 #[test]
@@ -282,7 +352,10 @@ fn second_sigint_kills_at_once() {
     let t0 = Instant::now();
     b.signal(libc::SIGINT);
     let (st, _) = b.wait(T).expect("exits");
-    assert!(t0.elapsed() < Duration::from_secs(3), "second SIGINT must not wait for the 120 s watchdog");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "second SIGINT must not wait for the 120 s watchdog"
+    );
     assert_eq!(st.code(), Some(0));
     assert!(!alive(pid));
 }
@@ -291,7 +364,7 @@ fn status_field(pid: i32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
         .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().split_whitespace().next().and_then(|n| n.parse().ok()))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -308,11 +381,19 @@ fn idle_bansuri_does_not_wake_and_uses_one_thread() {
     b.wait_log("svc up and hourly done", T, |l| {
         output_lines(l, "svc").contains(&"up") && l.contains("[hourly] Process finished")
     });
-    assert_eq!(status_field(b.pid(), "Threads:"), 1, "one thread owns everything");
+    assert_eq!(
+        status_field(b.pid(), "Threads:"),
+        1,
+        "one thread owns everything"
+    );
     let before = status_field(b.pid(), "voluntary_ctxt_switches:");
     std::thread::sleep(Duration::from_millis(1500));
     let after = status_field(b.pid(), "voluntary_ctxt_switches:");
-    assert!(after - before <= 1, "idle bansuri woke {} times in 1.5 s", after - before);
+    assert!(
+        after - before <= 1,
+        "idle bansuri woke {} times in 1.5 s",
+        after - before
+    );
 }
 
 #[test]
@@ -325,10 +406,18 @@ fn not_executable_is_explained_and_stopsignal_is_honoured() {
          "stopsignal": "INT"}
     ]}"#;
     let mut b = sb.start(cfg, &[]);
-    b.wait_log("int ready", T, |l| output_lines(l, "int").contains(&"ready") && l.contains("code 126"));
+    b.wait_log("int ready", T, |l| {
+        output_lines(l, "int").contains(&"ready") && l.contains("code 126")
+    });
     b.signal(libc::SIGTERM);
     b.wait(T).expect("exits");
     let log = b.log();
-    assert!(log.contains("code 126: the command was found but could not be executed"), "{log}");
-    assert!(output_lines(&log, "int").contains(&"got INT"), "stopsignal INT used; log:\n{log}");
+    assert!(
+        log.contains("code 126: the command was found but could not be executed"),
+        "{log}"
+    );
+    assert!(
+        output_lines(&log, "int").contains(&"got INT"),
+        "stopsignal INT used; log:\n{log}"
+    );
 }

@@ -210,15 +210,20 @@ impl fmt::Display for ConfigError {
 }
 
 impl fmt::Display for ConfigErrors {
+    /// Every error, a blank line between them, then a summary line naming the config file
+    /// (none when no file was found). No trailing newline, ready for `eprintln!`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for e in &self.0 {
-            writeln!(f, "{e}")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n\n")?;
+            }
+            f.write_str(e.to_string().trim_end())?;
         }
         let n = self.0.len();
         match self.0.first() {
             Some(first) if !first.config.as_os_str().is_empty() => write!(
                 f,
-                "error: could not load `{}`: {n} error{}",
+                "\n\nerror: could not load `{}`: {n} error{}",
                 first.config.display(),
                 if n == 1 { "" } else { "s" }
             ),
@@ -266,10 +271,9 @@ error: unknown field `working_dir` in task `backup`
 ";
         assert_eq!(e.to_string(), want);
         let all = ConfigErrors(vec![e.clone(), e]).to_string();
-        assert!(
-            all.ends_with("error: could not load `scripts_config.json`: 2 errors"),
-            "{all}"
-        );
+        let want_all =
+            format!("{want}\n{want}\nerror: could not load `scripts_config.json`: 2 errors");
+        assert_eq!(all, want_all);
     }
 
     #[test]
@@ -289,7 +293,9 @@ error: unknown field `working_dir` in task `backup`
         assert_eq!(s.text, "é    x\u{fffd}");
         assert_eq!(s.start, 5);
         assert_eq!(s.width, 2);
-        let e = ConfigError::at(Path::new("f"), Path::new("f"), "", 5..2, "m");
+        // A reversed span (start after end) must not panic either.
+        let (start, end) = (5, 2);
+        let e = ConfigError::at(Path::new("f"), Path::new("f"), "", start..end, "m");
         assert_eq!((e.line, e.column), (Some(1), Some(1)));
     }
 }

@@ -6,10 +6,10 @@
 //! working directories exist.
 //!
 //! # Two stages
-//! 1. Syntax: JSON by a small strict parser of our own ([`json`], RFC 8259), TOML by
-//!    `toml_edit`. Both give the same spanned tree ([`tree`]): every key and value keeps
+//! 1. Syntax: JSON by a small strict parser of our own (`json.rs`, RFC 8259), TOML by
+//!    `toml_edit`. Both give the same spanned tree (`tree.rs`): every key and value keeps
 //!    its byte range, objects keep duplicate keys, numbers keep their text.
-//! 2. Meaning: one validator ([`validate`]) walks that tree and builds the `Spec`,
+//! 2. Meaning: one validator (`validate.rs`) walks that tree and builds the `Spec`,
 //!    collecting every error (unknown keys with "did you mean", wrong types, bad values,
 //!    duplicates) rather than stopping at the first. [`ConfigErrors`] renders them all,
 //!    rustc style, with file, line, column and the source line.
@@ -46,12 +46,20 @@
 //! - `stdout`: null, `"log"` or `"joblog"` mean the job log; `stderr`: null or
 //!   `"combined"` mean combined, `"log"`/`"joblog"` the job log. Any other string is a
 //!   file path (write `./log` for a file named `log`).
-//! - `env` values may be strings, numbers (kept as written) or booleans; names must be
-//!   non-empty without `=` or NUL. The environment-file is read at load time; its
-//!   variables come first and `env` overrides them. Its syntax is in [`envfile`].
+//! - `env` values may be strings, numbers or booleans (`true`/`false`); a JSON number is
+//!   kept as written (`2.50`), a TOML one as its value prints (`2.5`; `16` for `0x10`).
+//!   Names must be non-empty, without `=` or NUL. The environment-file is read at load
+//!   time; its variables come first and `env` overrides them. Its syntax is described in
+//!   `envfile.rs`.
 //! - Shorthand entries get their names after every object task's name is known, so an
 //!   explicit name always wins and the shorthand becomes `name-2`, `name-3`. Two identical
 //!   shorthand strings are allowed (`worker`, `worker-2`).
+//! - Key names are case-sensitive; "did you mean" ignores case and `_`/`-` when looking
+//!   for the nearest known key, and always suggests the canonical spelling.
+//! - Errors are listed in file order (an environment-file's errors at the field naming
+//!   it). A task is named in errors by its `name`, or `scripts[i]` when it has none valid.
+//!   The `Spec` is returned only when there is no error at all.
+//! - `max_parallel: null` and `log_file: null` are the same as leaving them out.
 //! - A field of a later issue (`numprocs`, `depends-on`, `programs`, ...) is an error
 //!   saying it is not supported yet, rather than a "did you mean" to an unrelated field.
 
@@ -84,40 +92,28 @@ pub enum Format {
 
 impl Format {
     /// The format of `path`, by extension (any case).
-    pub fn from_path(path: &Path) -> Result<Format, ConfigError> {
+    pub fn from_path(path: &Path) -> Result<Format, ConfigErrors> {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("json") => Ok(Format::Json),
-            Some("toml") => Ok(Format::Toml),
-            Some("yaml" | "yml") => Err(ConfigError::plain(
-                path,
-                format!(
-                    "cannot read `{}`: YAML is not supported yet by this version of bansuri",
-                    path.display()
-                ),
-            )
-            .with_help(
+        let (message, help) = match ext.as_deref() {
+            Some("json") => return Ok(Format::Json),
+            Some("toml") => return Ok(Format::Toml),
+            Some("yaml" | "yml") => (
+                "YAML is not supported yet by this version of bansuri".to_string(),
                 "write the config as JSON (`.json`) or TOML (`.toml`); the schema is the same",
-            )),
-            Some(other) => Err(ConfigError::plain(
-                path,
-                format!(
-                    "cannot read `{}`: unknown config format `.{other}`",
-                    path.display()
-                ),
-            )
-            .with_help("a config file ends in `.json` or `.toml`")),
-            None => Err(ConfigError::plain(
-                path,
-                format!(
-                    "cannot tell the format of `{}`: it has no extension",
-                    path.display()
-                ),
-            )
-            .with_help("name the file `*.json` or `*.toml`")),
-        }
+            ),
+            Some(other) => (
+                format!("unknown config format `.{other}`"),
+                "a config file ends in `.json` or `.toml`",
+            ),
+            None => (
+                "cannot tell the format: the file name has no extension".to_string(),
+                "name the file `*.json` or `*.toml`",
+            ),
+        };
+        let e = ConfigError::plain(path, format!("cannot read `{}`: {message}", path.display()));
+        Err(e.with_help(help).into())
     }
 }
 

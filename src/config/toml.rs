@@ -17,7 +17,16 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
         let span = e.span().unwrap_or(0..0);
         SyntaxError {
             span,
-            message: format!("invalid TOML: {}", e.message().trim_end()),
+            // toml_edit puts the detail on further lines; keep the header one line.
+            message: format!(
+                "invalid TOML: {}",
+                e.message()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            ),
             help: None,
             note: None,
         }
@@ -159,5 +168,12 @@ mod tests {
         assert!(e.span.start >= 6, "{e:?}");
         let e = parse("a = [1,\n").unwrap_err();
         assert!(e.message.starts_with("invalid TOML"), "{e:?}");
+        assert!(!e.message.contains('\n'), "{e:?}");
+        let e = parse("[a\nb=1").unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid TOML: invalid table header: expected `.`, `]`"
+        );
+        assert_eq!(e.span, 2..3);
     }
 }

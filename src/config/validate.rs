@@ -121,7 +121,12 @@ pub(crate) fn validate(
     let spec = v.root(root);
     match spec {
         Some(spec) if v.errors.is_empty() => Ok(spec),
-        _ => Err(v.errors),
+        _ => {
+            // File order reads best; the walk finds some errors out of order (a task's
+            // unknown keys before its name, say). The sort is stable.
+            v.errors.sort_by_key(|(at, _)| *at);
+            Err(v.errors.into_iter().map(|(_, e)| e).collect())
+        }
     }
 }
 
@@ -276,10 +281,19 @@ fn choice<T: Copy>(node: &Node, choices: &[(&str, T)]) -> Result<T, Problem> {
             return Ok(*v);
         }
     }
-    Err(Problem::new(format!(
+    let p = Problem::new(format!(
         "expected one of {list}, found \"{}\"",
         s.escape_debug()
-    )))
+    ));
+    let near = choices
+        .iter()
+        .map(|(w, _)| (strsim::jaro_winkler(&t.to_ascii_lowercase(), w), *w))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Err(match near {
+        Some((_, w)) => p.help(format!("did you mean \"{w}\"?")),
+        None => p,
+    })
 }
 
 fn stop_signal(node: &Node) -> Result<StopSignal, Problem> {
@@ -493,7 +507,8 @@ struct Validator<'a> {
     text: &'a str,
     file: &'a Path,
     config_dir: PathBuf,
-    errors: Vec<ConfigError>,
+    /// Each error with its (line, column) in the config file, to sort them.
+    errors: Vec<((usize, usize), ConfigError)>,
 }
 
 impl<'a> Validator<'a> {
@@ -510,6 +525,11 @@ impl<'a> Validator<'a> {
         e
     }
 
+    fn push(&mut self, e: ConfigError) {
+        let at = (e.line.unwrap_or(0), e.column.unwrap_or(0));
+        self.errors.push((at, e));
+    }
+
     fn line(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
     }
@@ -519,7 +539,7 @@ impl<'a> Validator<'a> {
         let span = p.span.unwrap_or_else(|| got.node.span.clone());
         let mut e = self.error(span, task, Some(got.field), message);
         e.help = p.help;
-        self.errors.push(e);
+        self.push(e);
     }
 
     /// Converts a field when present; `None` when absent or invalid (then reported).
@@ -584,7 +604,7 @@ impl<'a> Validator<'a> {
                         first.key.name, key.name
                     ))
                 };
-                self.errors.push(e.with_help("keep only one of them"));
+                self.push(e.with_help("keep only one of them"));
                 continue;
             }
             got.push(Got {
@@ -629,7 +649,7 @@ impl<'a> Validator<'a> {
             let names: Vec<String> = own.iter().map(|f| format!("`{}`", f.name)).collect();
             e.note = Some(format!("known fields: {}", names.join(", ")));
         }
-        self.errors.push(e);
+        self.push(e);
     }
 
     fn root(&mut self, root: &Node) -> Option<Spec> {
@@ -643,7 +663,7 @@ impl<'a> Validator<'a> {
             if matches!(root.value, Value::Array(_)) {
                 e.help = Some("put the list under `scripts`: {\"scripts\": [ ... ]}".into());
             }
-            self.errors.push(e);
+            self.push(e);
             return None;
         };
         let f = self.gather(members, GLOBAL_FIELDS, None);
@@ -657,7 +677,7 @@ impl<'a> Validator<'a> {
                 let e = self
                     .error(head, None, Some("scripts"), "missing `scripts`: the list of tasks to run")
                     .with_help("add \"scripts\": [\"python monitor.py\", {\"name\": \"backup\", \"command\": \"./backup.sh\"}]");
-                self.errors.push(e);
+                self.push(e);
             }
             return None;
         };
@@ -742,7 +762,7 @@ impl<'a> Validator<'a> {
                             Some("command"),
                             format!("invalid `{label}`: the entry {what}"),
                         );
-                        self.errors.push(e);
+                        self.push(e);
                     }
                     shorthands.push(tasks.len());
                     let command = CommandSpec::Shell(s.clone());
@@ -762,7 +782,7 @@ impl<'a> Validator<'a> {
                                 )
                                 .with_note(format!("`{name}` is first used at line {first}"))
                                 .with_help("task names must be unique: rename one of them");
-                            self.errors.push(e);
+                            self.push(e);
                         } else {
                             names.insert(name, line);
                         }
@@ -781,7 +801,7 @@ impl<'a> Validator<'a> {
                             ),
                         )
                         .with_help("write \"python run.py\" or {\"name\": \"run\", \"command\": \"python run.py\"}");
-                    self.errors.push(e);
+                    self.push(e);
                 }
             }
         }
@@ -835,7 +855,7 @@ impl<'a> Validator<'a> {
                         format!("missing `name` in task `{label}`"),
                     )
                     .with_help("every task object needs a unique name, e.g. \"name\": \"backup\"");
-                self.errors.push(e);
+                self.push(e);
                 None
             }
         };
@@ -852,7 +872,7 @@ impl<'a> Validator<'a> {
                     .with_help(
                         "add \"command\": \"python run.py\" (a shell command) or an argv list",
                     );
-                self.errors.push(e);
+                self.push(e);
                 None
             }
         }
@@ -973,7 +993,7 @@ impl<'a> Validator<'a> {
                 .with_help(
                     "keep one: a task runs on a fixed interval or on a cron schedule, not both",
                 );
-            self.errors.push(e);
+            self.push(e);
         }
         if let (Some(tz), None) = (tz_got, cron_got) {
             let e = self
@@ -987,7 +1007,7 @@ impl<'a> Validator<'a> {
                     ),
                 )
                 .with_help("remove `timezone`, or add a `schedule-cron`");
-            self.errors.push(e);
+            self.push(e);
         }
         match (cron, timer) {
             (Some(c), _) => ScheduleSpec::Cron(c),
@@ -1044,11 +1064,14 @@ impl<'a> Validator<'a> {
                     "`{}` is not a directory",
                     path.display()
                 ))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Problem::new(format!(
-                    "directory `{}` does not exist",
-                    path.display()
-                ))
-                .help("relative paths are relative to the config file's directory")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let p = Problem::new(format!("directory `{}` does not exist", path.display()));
+                    Err(if Path::new(s).is_relative() {
+                        p.help("relative paths are relative to the config file's directory")
+                    } else {
+                        p
+                    })
+                }
                 Err(e) => Err(Problem::new(format!(
                     "cannot access `{}`: {e}",
                     path.display()
@@ -1080,7 +1103,7 @@ impl<'a> Validator<'a> {
                         format!("duplicate variable `{}` in `env`{}", key.name, in_task(t)),
                     )
                     .with_note(format!("first given at line {first}"));
-                self.errors.push(e);
+                self.push(e);
                 continue;
             }
             seen.insert(&key.name, self.line(&key.span));
@@ -1153,9 +1176,9 @@ impl<'a> Validator<'a> {
                 (!bad).then_some((path, pairs))
             }
             Err(errs) => {
-                let given =
-                    ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "")
-                        .location();
+                let here = ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "");
+                let given = here.location();
+                let given_at = (here.line.unwrap_or(0), here.column.unwrap_or(0));
                 for err in errs {
                     let mut e = ConfigError::at(self.file, &path, &text, err.span, "");
                     e.message = format!(
@@ -1169,7 +1192,8 @@ impl<'a> Validator<'a> {
                     e.field = Some("environment-file".into());
                     e.note = Some(format!("the environment-file is given at {given}"));
                     e.help = Some("each line is KEY=VALUE, `# comment` or blank".into());
-                    self.errors.push(e);
+                    // Sorted with the config's errors at the field that names the file.
+                    self.errors.push((given_at, e));
                 }
                 None
             }

@@ -475,7 +475,13 @@ impl Core {
             .iter()
             .map(|t| TaskView {
                 name: t.spec.name.clone(),
-                state: t.state(),
+                // Before `Start` every schedule is still `Off`: show the enabled ones as
+                // PENDING, not STOPPED.
+                state: if self.started || !t.spec.enabled {
+                    t.state()
+                } else {
+                    TaskState::Pending
+                },
                 pid: t.runs.iter().find_map(|r| match r.phase {
                     Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
                     _ => None,
@@ -800,12 +806,10 @@ impl Core {
     }
 
     fn find_run(&self, id: RunId) -> Option<(usize, usize)> {
-        self.tasks.iter().enumerate().find_map(|(i, t)| {
-            t.runs
-                .iter()
-                .position(|r| r.id == id)
-                .map(|r| (i, r))
-        })
+        self.tasks
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| t.runs.iter().position(|r| r.id == id).map(|r| (i, r)))
     }
 
     fn spawned(&mut self, id: RunId, pid: u32, now: Now) {
@@ -843,9 +847,25 @@ impl Core {
             Level::Info,
             format!("{what}: {cmd} (pid {pid}{tries})"),
         );
-        if self.shutdown.is_some() {
+        if let Some(s) = self.shutdown {
             // Started while the stop was being decided: stop it like the others.
             self.stop_runs(i, StopReason::Shutdown, now);
+            if s.forced {
+                // A second SIGTERM already came: no grace for this one either.
+                if let Phase::Stopping { killed, .. } = &mut self.tasks[i].runs[r].phase {
+                    if !*killed {
+                        *killed = true;
+                        self.out.push(Action::Signal {
+                            run: id,
+                            signal: libc::SIGKILL,
+                        });
+                    }
+                }
+            }
+        } else if self.tasks[i].queued_replace() {
+            // `overlap: replace` came due before this (older) run had a pid: stop it now,
+            // the queued run starts when it has exited.
+            self.stop_runs(i, StopReason::Replaced, now);
         }
     }
 
@@ -866,9 +886,12 @@ impl Core {
                 Some(*started),
                 ProcessEnd::TimedOut(self.tasks[i].spec.timeout.unwrap_or_default()),
             ),
-            (Phase::Stopping {
-                started, reason, ..
-            }, _) => (Some(*started), ProcessEnd::Stopped(*reason)),
+            (
+                Phase::Stopping {
+                    started, reason, ..
+                },
+                _,
+            ) => (Some(*started), ProcessEnd::Stopped(*reason)),
             (Phase::Running { started, .. }, ExitStatus::Code(c)) => {
                 (Some(*started), ProcessEnd::Exited(c))
             }
@@ -911,12 +934,13 @@ impl Core {
         if let ProcessEnd::Stopped(reason) = end {
             self.tasks[i].stats.runs += 1;
             self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
-            if reason == StopReason::Replaced && self.tasks[i].queued && self.shutdown.is_none()
+            if reason == StopReason::Replaced
+                && self.tasks[i].queued
+                && self.shutdown.is_none()
+                && self.tasks[i].runs.is_empty()
             {
-                if self.tasks[i].runs.is_empty() {
-                    self.tasks[i].queued = false;
-                    self.new_run(i, 1, now);
-                }
+                self.tasks[i].queued = false;
+                self.new_run(i, 1, now);
             }
             return;
         }
@@ -970,11 +994,16 @@ impl Core {
         task.stats.runs += 1;
         task.stats.failures += 1;
         task.stats.last_outcome = Some(outcome);
+        // The backoff belongs to one run: the next scheduled run starts from restart-delay.
+        task.consecutive_failures = 0;
         if spec.on_fail == OnFail::Restart && spec.times > 1 {
             self.log(
                 Some(name),
                 Level::Error,
-                format!("Failed after {} attempts; giving up on this run", run.attempt),
+                format!(
+                    "Failed after {} attempts; giving up on this run",
+                    run.attempt
+                ),
             );
         }
         self.after_run(i, now);
@@ -1150,11 +1179,7 @@ impl Core {
             ),
         );
         for v in views {
-            let last = v
-                .stats
-                .last_end
-                .as_ref()
-                .map_or("-".to_owned(), short_end);
+            let last = v.stats.last_end.as_ref().map_or("-".to_owned(), short_end);
             self.master(
                 Level::Info,
                 format!(

@@ -235,7 +235,11 @@ impl Harness {
 
     /// Like [`Harness::step`], up to the absolute instant `t`.
     fn step_to(&mut self, t: Duration) {
-        assert!(t >= self.t(), "step_to({t:?}) is in the past (now {:?})", self.t());
+        assert!(
+            t >= self.t(),
+            "step_to({t:?}) is in the past (now {:?})",
+            self.t()
+        );
         self.run_until(Mono(t));
     }
 
@@ -306,7 +310,11 @@ impl Harness {
     /// The single live process of `task`.
     fn run_of(&self, task: &str) -> RunId {
         let runs = self.live_runs(task);
-        assert_eq!(runs.len(), 1, "expected one live process of {task}, found {runs:?}");
+        assert_eq!(
+            runs.len(),
+            1,
+            "expected one live process of {task}, found {runs:?}"
+        );
         runs[0]
     }
 
@@ -495,9 +503,9 @@ impl Harness {
     fn spawns(&self, task: &str) -> Vec<(Duration, u32)> {
         self.outs()
             .filter_map(|(r, a)| match a {
-                Action::Spawn { task: t, attempt, .. } if t.name == task => {
-                    Some((r.t(), *attempt))
-                }
+                Action::Spawn {
+                    task: t, attempt, ..
+                } if t.name == task => Some((r.t(), *attempt)),
                 _ => None,
             })
             .collect()
@@ -560,6 +568,19 @@ impl Harness {
             .filter(|(_, m)| m.contains(needle))
             .map(|(t, _)| t)
             .collect()
+    }
+
+    /// Index in the trace of the last `Exited` input and of the `Exit` action.
+    fn last_reap_and_exit(&self) -> (Option<usize>, Option<usize>) {
+        let reap = self
+            .trace
+            .iter()
+            .rposition(|r| matches!(r.ev, Ev::In(Input::Exited { .. })));
+        let exit = self
+            .trace
+            .iter()
+            .position(|r| matches!(r.ev, Ev::Out(Action::Exit { .. })));
+        (reap, exit)
     }
 
     /// (time, code) of the Exit action, if any; there is never more than one.
@@ -680,7 +701,12 @@ fn exit_when_done_exits_3_after_a_final_failure_not_before() {
     h.start();
     // a: fails at 5, retried at 6 (restart-delay 1s), fails finally at 11.
     h.step(secs(10));
-    assert_eq!(h.exit_at(), None, "a is retrying, b has finished: {}", h.job_log());
+    assert_eq!(
+        h.exit_at(),
+        None,
+        "a is retrying, b has finished: {}",
+        h.job_log()
+    );
     h.step(secs(100));
     assert_eq!(h.spawn_times("a"), [secs(0), secs(6)]);
     assert_eq!(h.exit_at(), Some((secs(11), 3)), "{}", h.job_log());
@@ -702,14 +728,22 @@ fn disabled_task_never_spawns() {
     h.script("b", Script::exits(secs(3), 0));
     assert_eq!(h.state("d"), TaskState::Stopped);
     h.start();
-    assert_eq!(h.deadline(), None, "a disabled timer must not wake the core");
+    assert_eq!(
+        h.deadline(),
+        None,
+        "a disabled timer must not wake the core"
+    );
     h.step(secs(1000));
     assert!(h.spawn_times("d").is_empty());
     assert!(h.spawn_times("o").is_empty());
     assert_eq!(h.state("d"), TaskState::Stopped);
     assert_eq!(h.state("o"), TaskState::Stopped);
     assert_eq!(h.line_times("d", "Disabled"), [secs(0)]);
-    assert_eq!(h.exit_at(), Some((secs(3), 0)), "disabled tasks count as done");
+    assert_eq!(
+        h.exit_at(),
+        Some((secs(3), 0)),
+        "disabled tasks count as done"
+    );
 }
 
 // ===== timer ===========================================================================
@@ -753,7 +787,13 @@ fn timer_does_not_drift_when_every_wakeup_is_late() {
     h.start();
     h.step(ms(1000 * 1000 + 500));
     let want: Vec<Duration> = (0..=1000)
-        .map(|k| if k == 0 { Duration::ZERO } else { ms(1000 * k + 7) })
+        .map(|k| {
+            if k == 0 {
+                Duration::ZERO
+            } else {
+                ms(1000 * k + 7)
+            }
+        })
         .collect();
     assert_eq!(h.spawn_times("t"), want);
     assert_eq!(h.deadline(), Some(secs(1001)));
@@ -773,7 +813,11 @@ fn timer_long_run_skips_each_due_tick_once_and_no_burst_follows() {
         "{}",
         h.job_log()
     );
-    assert_eq!(h.spawn_times("t"), [secs(0)], "no catch-up run when the long one ends");
+    assert_eq!(
+        h.spawn_times("t"),
+        [secs(0)],
+        "no catch-up run when the long one ends"
+    );
     assert_eq!(h.deadline(), Some(secs(40)));
     h.step(secs(30));
     assert_eq!(h.spawn_times("t"), [0, 40, 50, 60].map(secs));
@@ -830,7 +874,11 @@ fn next_deadline_is_always_the_next_due_instant() {
     assert_eq!(h.advance_to_deadline(), secs(10));
     assert_eq!(h.deadline(), Some(secs(15)), "t's new timeout");
     h.step(secs(50));
-    assert!(h.idle_wakeups.is_empty(), "woken with nothing due at {:?}", h.idle_wakeups);
+    assert!(
+        h.idle_wakeups.is_empty(),
+        "woken with nothing due at {:?}",
+        h.idle_wakeups
+    );
 }
 
 #[test]
@@ -858,7 +906,10 @@ fn cron_five_fields_fire_at_the_matching_wall_times() {
     let mut h = Harness::new(vec![cron("c", "*/5 * * * *")]);
     h.script("c", Script::exits(secs(1), 0));
     h.start();
-    assert!(h.spawn_times("c").is_empty(), "cron does not run at start-up");
+    assert!(
+        h.spawn_times("c").is_empty(),
+        "cron does not run at start-up"
+    );
     assert_eq!(h.deadline(), Some(secs(150)), "10:02:30 -> 10:05:00");
     h.step(secs(16 * 60));
     assert_eq!(h.spawn_walls("c"), ["10:05:00", "10:10:00", "10:15:00"]);
@@ -897,7 +948,7 @@ fn cron_wall_clock_set_back_does_not_fire_early() {
     h.start();
     h.step(secs(60)); // 10:03:30
     h.jump_wall(chrono::Duration::hours(-1)); // now 09:03:30
-    // At the old deadline the wall says 09:05:00: nothing may run; the core re-aims.
+                                              // At the old deadline the wall says 09:05:00: nothing may run; the core re-aims.
     h.step_to(secs(150));
     assert!(h.spawn_times("c").is_empty(), "{}", h.job_log());
     // 10:05:00 on the new wall clock is 61.5 minutes after 09:03:30.
@@ -945,7 +996,7 @@ fn overlap_skip_logs_and_keeps_the_one_run() {
     h.step(secs(24));
     assert_eq!(h.max_live, 1);
     assert_eq!(h.line_times("t", "overlap: skip"), [10, 20].map(secs));
-    h.step(secs(16));
+    h.step(secs(15)); // the long run ended at 25; the next tick is 30
     assert_eq!(h.spawn_times("t"), [0, 30].map(secs));
 }
 
@@ -961,7 +1012,12 @@ fn overlap_queue_keeps_at_most_one_and_runs_it_right_after() {
     h.start();
     h.step(secs(45));
     // Ticks at 10 and 20 are due during the long run: one queued run, at its end (25).
-    assert_eq!(h.spawn_times("t"), [0, 25, 30, 40].map(secs), "{}", h.job_log());
+    assert_eq!(
+        h.spawn_times("t"),
+        [0, 25, 30, 40].map(secs),
+        "{}",
+        h.job_log()
+    );
     assert_eq!(h.line_times("t", "queued"), [secs(10)]);
     assert_eq!(h.max_live, 1);
     assert_eq!(h.stats("t").runs, 4);
@@ -980,16 +1036,28 @@ fn overlap_replace_stops_the_old_run_then_starts_the_new_one() {
     h.start();
     h.step(secs(10));
     assert_eq!(h.signals("t"), [(secs(10), TERM)]);
-    assert_eq!(h.spawn_times("t"), [secs(0)], "the new run waits for the old to exit");
+    assert_eq!(
+        h.spawn_times("t"),
+        [secs(0)],
+        "the new run waits for the old to exit"
+    );
     assert_eq!(h.state("t"), TaskState::Stopping);
     h.step(secs(9)); // the old run exits at 12 (killed by TERM)
-    assert_eq!(h.spawns("t"), [(secs(0), 1), (secs(12), 1)], "{}", h.job_log());
+    assert_eq!(
+        h.spawns("t"),
+        [(secs(0), 1), (secs(12), 1)],
+        "{}",
+        h.job_log()
+    );
     let st = h.stats("t");
     assert_eq!(
         (st.runs, st.failures, st.last_outcome),
         (2, 0, Some(Outcome::Success))
     );
-    assert!(h.line_times("t", "Restarting").is_empty(), "a replaced run is not retried");
+    assert!(
+        h.line_times("t", "Restarting").is_empty(),
+        "a replaced run is not retried"
+    );
     assert_eq!(h.max_live, 1);
 }
 
@@ -1029,7 +1097,12 @@ fn overlap_replace_of_an_old_run_that_exits_with_a_failure_code_is_not_retried()
     h.step(ms(500));
     h.exit("t", 1); // exits by itself with 1 while being stopped
     h.step(secs(5));
-    assert_eq!(h.spawns("t"), [(secs(0), 1), (ms(11_500), 1)], "{}", h.job_log());
+    assert_eq!(
+        h.spawns("t"),
+        [(secs(0), 1), (ms(11_500), 1)],
+        "{}",
+        h.job_log()
+    );
     assert_eq!(h.stats("t").failures, 0);
 }
 
@@ -1168,10 +1241,55 @@ fn timed_out_attempt_is_retried_under_on_fail_restart() {
     assert_eq!(h.spawns("a"), [(secs(0), 1), (secs(13), 2)]);
     assert_eq!(
         h.signals("a"),
-        [(secs(10), TERM), (secs(12), KILL), (secs(23), TERM), (secs(25), KILL)]
+        [
+            (secs(10), TERM),
+            (secs(12), KILL),
+            (secs(23), TERM),
+            (secs(25), KILL)
+        ]
     );
     assert_eq!(h.state("a"), TaskState::Timeout);
     assert_eq!(h.exit_at(), Some((secs(25), 3)));
+}
+
+#[test]
+fn timeout_with_stopsignal_kill_sends_one_sigkill() {
+    let t = TaskSpec {
+        timeout: Some(secs(30)),
+        stop_signal: StopSignal::Kill,
+        ..task("a")
+    };
+    let mut h = Harness::new(vec![t]);
+    h.start();
+    h.step(secs(300));
+    assert_eq!(h.signals("a"), [(secs(30), KILL)]);
+    assert_eq!(h.state("a"), TaskState::Timeout);
+}
+
+#[test]
+fn replace_of_a_timed_out_run_is_not_retried() {
+    let t = TaskSpec {
+        overlap: Overlap::Replace,
+        timeout: Some(secs(8)),
+        stop_time: Some(secs(5)),
+        ..retrying(timer("t", secs(10)), 3)
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script_next("t", Script::forever());
+    h.script("t", Script::exits(secs(1), 0));
+    h.start();
+    h.step(secs(20) - ms(1));
+    // TERM at 8 (timeout); due at 10 while stopping: SIGKILL stays at 13; the new run
+    // starts at 13 instead of a retry.
+    assert_eq!(h.signals("t"), [(secs(8), TERM), (secs(13), KILL)]);
+    assert_eq!(
+        h.spawns("t"),
+        [(secs(0), 1), (secs(13), 1)],
+        "{}",
+        h.job_log()
+    );
+    let st = h.stats("t");
+    assert_eq!((st.runs, st.failures), (2, 1));
 }
 
 // ===== retries =========================================================================
@@ -1264,7 +1382,10 @@ fn success_codes_decide_success() {
     assert_eq!(h.spawn_times("two"), [secs(0)]);
     assert_eq!(h.state("two"), TaskState::Success);
     assert_eq!(h.stats("two").failures, 0);
-    assert_eq!(h.line_times("two", "Process finished with code 2"), [secs(1)]);
+    assert_eq!(
+        h.line_times("two", "Process finished with code 2"),
+        [secs(1)]
+    );
     assert_eq!(h.spawn_times("one").len(), 3);
     assert_eq!(h.state("one"), TaskState::Failed);
 }
@@ -1279,10 +1400,19 @@ fn spawn_failure_counts_as_a_failed_attempt_and_frees_its_slot() {
     h.fail_spawn.insert("x".into());
     h.script("y", Script::exits(secs(5), 0));
     h.start();
-    assert_eq!(h.spawn_times("y"), [secs(0)], "x's failed spawn freed the slot");
+    assert_eq!(
+        h.spawn_times("y"),
+        [secs(0)],
+        "x's failed spawn freed the slot"
+    );
     h.step(secs(100));
     // x's retry is due at 1 but y holds the only slot until 5.
-    assert_eq!(h.spawns("x"), [(secs(0), 1), (secs(5), 2)], "{}", h.job_log());
+    assert_eq!(
+        h.spawns("x"),
+        [(secs(0), 1), (secs(5), 2)],
+        "{}",
+        h.job_log()
+    );
     assert_eq!(h.state("x"), TaskState::Failed);
     assert!(matches!(
         h.stats("x").last_end,
@@ -1354,6 +1484,8 @@ fn shutdown_stops_every_running_task_in_one_call_and_kills_at_the_watchdog() {
     assert_eq!(h.signals("b"), [(secs(10), INT), (secs(130), KILL)]);
     assert_eq!(h.signals("a"), [(secs(10), TERM)]);
     assert_eq!(h.exit_at(), Some((secs(130), 0)));
+    let (reap, exit) = h.last_reap_and_exit();
+    assert!(reap < exit, "Exit before the last reap: {reap:?} {exit:?}");
     for n in ["a", "b"] {
         assert_eq!(h.state(n), TaskState::Stopped);
         assert_eq!(
@@ -1464,7 +1596,10 @@ fn shutdown_stops_a_run_whose_spawn_is_answered_afterwards() {
     assert!(signals_in(&acts).is_empty(), "no pid yet");
     assert_eq!(exit_in(&acts), None, "a process may be coming");
     let acts = h.answer("a");
-    assert_eq!(signals_in(&acts).iter().map(|s| s.1).collect::<Vec<_>>(), [TERM]);
+    assert_eq!(
+        signals_in(&acts).iter().map(|s| s.1).collect::<Vec<_>>(),
+        [TERM]
+    );
     h.step(secs(120));
     assert_eq!(h.signals("a"), [(secs(0), TERM), (secs(120), KILL)]);
     assert_eq!(h.exit_at(), Some((secs(120), 0)));
@@ -1678,4 +1813,24 @@ fn views_show_the_pid_of_the_running_process() {
     assert_eq!(v.pid, Some(1000));
     h.shutdown();
     assert_eq!(h.view("a").pid, Some(1000), "still there while stopping");
+}
+
+#[test]
+fn each_scheduled_run_starts_its_backoff_afresh() {
+    // A periodic task whose every attempt fails at once: every run retries after 1 s then
+    // 2 s, never 4 s and 8 s carried over from the previous run.
+    let t = TaskSpec {
+        restart_delay: secs(1),
+        ..retrying(timer("p", secs(100)), 3)
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script("p", Script::exits(Duration::ZERO, 1));
+    h.start();
+    h.step(secs(250));
+    assert_eq!(
+        h.spawn_times("p"),
+        [0, 1, 3, 100, 101, 103, 200, 201, 203].map(secs),
+        "{}",
+        h.job_log()
+    );
 }

@@ -134,7 +134,10 @@ pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             // state is the field after the ")" of the comm
-            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -150,7 +153,12 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
                 continue;
             };
             if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let rest: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                let rest: Vec<&str> = s
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
                 // fields after comm: state ppid pgrp ...
                 if rest.len() > 2 && rest[2] == pgid.to_string() && rest[0] != "Z" {
                     out.push(pid);
@@ -170,7 +178,12 @@ pub fn zombies_of(ppid: i32) -> Vec<i32> {
                 continue;
             };
             if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let rest: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                let rest: Vec<&str> = s
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
                 if rest.len() > 1 && rest[0] == "Z" && rest[1] == ppid.to_string() {
                     out.push(pid);
                 }
