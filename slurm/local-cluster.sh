@@ -36,6 +36,8 @@
 # Safe to run as root from CI (no stdin, no tty); `up` and `down` hold a lock, so concurrent
 # callers queue up and the second `up` finds the cluster already running (~0.1 s).
 set -euo pipefail
+# Without this, a `fail` inside $(...) would only end the subshell and the caller would go on.
+shopt -s inherit_errexit
 
 ETC=/etc/slurm
 CONF=$ETC/slurm.conf
@@ -212,7 +214,6 @@ render_conf() {
     local proctrack=$1 cpus mem_mb extra=""
     cpus=${SLURM_LOCAL_CPUS:-$(nproc)}
     [[ $cpus =~ ^[1-9][0-9]*$ ]] || fail "SLURM_LOCAL_CPUS must be a positive integer, not '$cpus'"
-    [[ $KILL_WAIT =~ ^[0-9]+$ ]] || fail "SLURM_LOCAL_KILL_WAIT must be whole seconds, not '$KILL_WAIT'"
     # Advertising more CPUs than slurmd detects would put the node in DRAIN without this.
     if [ "$cpus" -gt "$(nproc)" ]; then extra="SlurmdParameters=config_overrides"; fi
     # A little under what the kernel reports, so slurmd never finds "less memory than configured".
@@ -257,9 +258,13 @@ PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
-# write_conf: (re)write slurm.conf and cgroup.conf; succeed only if slurm.conf changed.
+# write_conf: (re)write slurm.conf and cgroup.conf; CONF_CHANGED=1 if slurm.conf changed.
+# (It reports through a variable, not its exit status: a function called as an `if`
+# condition runs with errexit off, so a `fail` deep inside it would not stop anything.)
+CONF_CHANGED=0
 write_conf() {
     local proctrack new
+    CONF_CHANGED=0
     proctrack=$(pick_proctrack)
     if ! getent hosts "$NODE" >/dev/null; then
         log "host name $NODE does not resolve; adding '127.0.0.1 $NODE' to /etc/hosts"
@@ -274,12 +279,12 @@ write_conf() {
     [ "$(cat "$CGROUP_CONF" 2>/dev/null)" = "$new" ] || printf '%s\n' "$new" >"$CGROUP_CONF"
 
     new=$(render_conf "$proctrack")
-    [ "$(cat "$CONF" 2>/dev/null)" = "$new" ] && return 1
+    [ "$(cat "$CONF" 2>/dev/null)" = "$new" ] && return 0
     printf '%s\n' "$new" >"$CONF.tmp"
     chmod 0644 "$CONF.tmp"
     mv -f "$CONF.tmp" "$CONF"
     log "wrote $CONF: node $NODE $(grep -oE '^(KillWait|ProctrackType)=.*|CPUs=[0-9]+' "$CONF" | tr '\n' ' ')"
-    return 0
+    CONF_CHANGED=1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +367,8 @@ cmd_up() {
     install -d -m 0755 "$RUN" "$LOGS" "$SPOOL" "$SPOOL/ctld" "$SPOOL/d" "$ETC"
     install_packages
     start_munge
-    if write_conf; then
+    write_conf
+    if [ "$CONF_CHANGED" = 1 ]; then
         # New settings: restart whichever of our slurm daemons runs (job steps survive this).
         if daemon_pid "$SLURMD_PIDFILE" slurmd >/dev/null; then stop_daemon "$SLURMD_PIDFILE" slurmd; fi
         if daemon_pid "$CTLD_PIDFILE" slurmctld >/dev/null; then stop_daemon "$CTLD_PIDFILE" slurmctld; fi
@@ -451,6 +457,8 @@ take_lock() {
 }
 
 [ "$(id -u)" = 0 ] || fail "run me as root (I install packages and start system daemons)"
+[[ $KILL_WAIT =~ ^[0-9]+$ ]] || fail "SLURM_LOCAL_KILL_WAIT must be whole seconds, not '$KILL_WAIT'"
+[[ $UP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || fail "SLURM_LOCAL_UP_TIMEOUT must be whole seconds, not '$UP_TIMEOUT'"
 case ${1:-} in
     up) take_lock && cmd_up ;;
     down) take_lock && cmd_down ;;

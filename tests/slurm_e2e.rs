@@ -350,16 +350,18 @@ impl Job {
             .queue_state()
             .unwrap_or_else(|| "(not in squeue)".into());
         let show = run("scontrol", &["show", "job", &self.id]).unwrap_or_else(|e| e);
+        let nodes = run("sinfo", &["-N", "-o", "%N %T %E"]).unwrap_or_else(|e| e);
         let pids: Vec<String> = self
             .recorded_pids()
             .into_iter()
             .map(|(n, p)| format!("{n}={p}{}", if process_alive(p) { " (alive)" } else { "" }))
             .collect();
         format!(
-            "job {} in {} (state {state}, pids: {})\n--- scontrol show job\n{}\n--- job log {}\n{}--- end of job log",
+            "job {} in {} (state {state}, pids: {})\n--- sinfo\n{}\n--- scontrol show job\n{}\n--- job log {}\n{}--- end of job log",
             self.id,
             self.dir.display(),
             pids.join(" "),
+            nodes.trim(),
             show.trim(),
             self.log.display(),
             self.log_text()

@@ -771,8 +771,11 @@ impl<'a> Validator<'a> {
                 Value::Object(members) => {
                     let (task, name) = self.task(&label, entry, members);
                     if let Some((name, span)) = name {
-                        let line = self.line(&span);
-                        if let Some(first) = names.get(&name) {
+                        // Offsets, not lines: a line number costs a scan of the file, so it
+                        // is computed only for an error (a config can have thousands of tasks).
+                        let offset = span.start;
+                        if let Some(&first) = names.get(&name) {
+                            let first = self.line(&(first..first));
                             let e = self
                                 .error(
                                     span,
@@ -784,7 +787,7 @@ impl<'a> Validator<'a> {
                                 .with_help("task names must be unique: rename one of them");
                             self.push(e);
                         } else {
-                            names.insert(name, line);
+                            names.insert(name, offset);
                         }
                     }
                     tasks.push(task);
@@ -1094,7 +1097,8 @@ impl<'a> Validator<'a> {
                 self.report(t, g, p.at(key.span.clone()));
                 continue;
             }
-            if let Some(first) = seen.get(key.name.as_str()) {
+            if let Some(&first) = seen.get(key.name.as_str()) {
+                let first = self.line(&(first..first));
                 let e = self
                     .error(
                         key.span.clone(),
@@ -1106,7 +1110,7 @@ impl<'a> Validator<'a> {
                 self.push(e);
                 continue;
             }
-            seen.insert(&key.name, self.line(&key.span));
+            seen.insert(&key.name, key.span.start);
             let value = match &node.value {
                 Value::String(s) if s.contains('\0') => Err(Problem::new(format!(
                     "the value of `{}` contains a NUL character",

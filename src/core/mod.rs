@@ -668,9 +668,11 @@ impl Core {
                 _ => {}
             }
         }
-        let name = self.tasks[i].spec.name.clone();
-        for line in lines {
-            self.log(Some(&name), Level::Warning, line);
+        if !lines.is_empty() {
+            let name = self.tasks[i].spec.name.clone();
+            for line in lines {
+                self.log(Some(&name), Level::Warning, line);
+            }
         }
     }
 
