@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -25,7 +25,7 @@ use crate::clock::{Mono, Now};
 use crate::core::{Action, Core, Input, Mode, RunId};
 use crate::level::Level;
 use crate::output::{JobLog, LineSplitter, Stream};
-use crate::spawn;
+use crate::spawn::{self, Reaped};
 use crate::spec::{LogFormat, Spec};
 
 /// Longest line written to the job log in one piece; longer lines are split.
@@ -35,6 +35,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per pipe per wake-up before the loop serves other fds (fairness).
 const READS_PER_WAKE: usize = 16;
 const SIGNAL_TOKEN: u64 = u64::MAX;
+/// How often process groups that outlived their main process are checked for emptiness.
+/// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
+/// triggers a check; this poll covers members whose parent is still alive.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// How to run, beyond the config file.
 #[derive(Debug, Clone)]
@@ -114,6 +118,9 @@ pub struct Runtime {
     pipes: Vec<Option<Pipe>>,
     free_slots: Vec<usize>,
     buf: Vec<u8>,
+    /// Runs whose main process was reaped while its process group lives on: the run ends
+    /// when the group is empty.
+    draining: HashMap<RunId, Reaped>,
 }
 
 /// Run `spec` until shutdown or (in batch modes) until done; returns the exit code.
@@ -174,6 +181,7 @@ impl Runtime {
             pipes: Vec::new(),
             free_slots: Vec::new(),
             buf: vec![0; READ_CHUNK],
+            draining: HashMap::new(),
         };
         rt.header(&spec);
         Ok(rt)
@@ -232,7 +240,12 @@ impl Runtime {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             let now = self.now();
-            let timeout = match self.core.next_deadline() {
+            let mut deadline = self.core.next_deadline();
+            if !self.draining.is_empty() {
+                let poll = now.mono + DRAIN_POLL;
+                deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
+            }
+            let timeout = match deadline {
                 None => EpollTimeout::NONE,
                 Some(d) if d <= now.mono => EpollTimeout::ZERO,
                 Some(d) => {
@@ -258,6 +271,11 @@ impl Runtime {
                     }
                 } else {
                     self.on_pipe(token as usize, false);
+                }
+            }
+            if !self.draining.is_empty() {
+                if let Some(code) = self.check_draining() {
+                    return Ok(self.finish(code));
                 }
             }
             let now = self.now();
@@ -473,40 +491,72 @@ impl Runtime {
         None
     }
 
-    /// Reap every exited child. A run's main process is reaped only after whatever it left
-    /// in its process group has been killed (its pid pins the group id until reaped, so
-    /// the signal cannot hit a reused group).
+    /// Reap every exited child. When a run's main process is reaped while other processes
+    /// of its group live on, the run is not over: the core hears `LeaderExited` (and stops
+    /// the leftovers), and `Exited` once the group is empty. The group id cannot be reused
+    /// while any member lives, so signalling it meanwhile is safe.
     fn reap_all(&mut self) -> Option<i32> {
         while let Some(pid) = spawn::exited_child() {
-            let run = self.pids.get(&pid).copied();
-            if run.is_some() {
-                let _ = spawn::signal_group(pid, libc::SIGKILL);
-            }
             let Some(reaped) = spawn::reap(pid) else {
                 break;
             };
-            let Some(run) = run else {
+            let Some(run) = self.pids.remove(&pid) else {
                 // An orphaned descendant that was reparented to us (we are a subreaper).
                 let msg = format!("reaped orphaned process {pid} (left behind by a task)");
                 self.master(Level::Debug, &msg);
                 continue;
             };
-            self.pids.remove(&pid);
-            if let Some(info) = self.runs.remove(&run) {
-                for slot in info.pipes {
-                    self.on_pipe(slot, true);
+            if spawn::group_alive(pid) {
+                self.draining.insert(run, reaped);
+                let input = Input::LeaderExited {
+                    run,
+                    status: reaped.status,
+                };
+                let actions = self.core.handle(input, self.now());
+                if let Some(code) = self.apply(actions) {
+                    return Some(code);
                 }
+                continue;
             }
-            let input = Input::Exited {
-                run,
-                status: reaped.status,
-                usage: Some(reaped.usage),
-            };
-            let actions = self.core.handle(input, self.now());
-            if let Some(code) = self.apply(actions) {
+            if let Some(code) = self.run_over(run, reaped) {
                 return Some(code);
             }
         }
         None
+    }
+
+    /// End the runs whose process groups have emptied.
+    fn check_draining(&mut self) -> Option<i32> {
+        let empty: Vec<RunId> = self
+            .draining
+            .iter()
+            .filter(|(_, r)| !spawn::group_alive(r.pid))
+            .map(|(run, _)| *run)
+            .collect();
+        for run in empty {
+            if let Some(reaped) = self.draining.remove(&run) {
+                if let Some(code) = self.run_over(run, reaped) {
+                    return Some(code);
+                }
+            }
+        }
+        None
+    }
+
+    /// A run's main process is reaped and its group is empty: drain its pipes (so its
+    /// last output precedes the "finished" line) and tell the core.
+    fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
+        if let Some(info) = self.runs.remove(&run) {
+            for slot in info.pipes {
+                self.on_pipe(slot, true);
+            }
+        }
+        let input = Input::Exited {
+            run,
+            status: reaped.status,
+            usage: Some(reaped.usage),
+        };
+        let actions = self.core.handle(input, self.now());
+        self.apply(actions)
     }
 }

@@ -231,6 +231,16 @@ pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Does process group `pgid` still have a member (zombies included)?
+pub fn group_alive(pgid: u32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A child that has exited and been reaped.
 #[derive(Debug, Clone, Copy)]
 pub struct Reaped {
@@ -242,8 +252,7 @@ pub struct Reaped {
     pub usage: Usage,
 }
 
-/// The pid of one exited child, without reaping it (so its pid, and so its process group
-/// id, cannot be reused while we act on it). `None` when no child has exited.
+/// The pid of one exited child, without reaping it. `None` when no child has exited.
 pub fn exited_child() -> Option<u32> {
     // SAFETY: waitid writes into the zeroed siginfo we own.
     unsafe {

@@ -421,3 +421,52 @@ fn not_executable_is_explained_and_stopsignal_is_honoured() {
         "stopsignal INT used; log:\n{log}"
     );
 }
+
+/// `sh -c 'bash script'`: the shell is the group leader and dies of SIGTERM at once, while
+/// the script's handler is still cleaning up. The run is over only when the whole group is
+/// gone, so the handler's last words reach the log and nothing is SIGKILLed early.
+#[test]
+fn shutdown_waits_for_the_whole_group_not_just_the_shell() {
+    let sb = Sandbox::new();
+    sb.write(
+        "slow_exit.sh",
+        "trap 'sleep 0.4; echo goodbye after cleanup; exit 0' TERM\necho ready\nwhile true; do sleep 0.05 & wait $!; done\n",
+    );
+    let cfg = r#"{"scripts": [{"name": "s", "command": "bash slow_exit.sh; echo after"}]}"#;
+    let mut b = sb.start(cfg, &["--watchdog", "10s"]);
+    b.wait_log("ready", T, |l| output_lines(l, "s").contains(&"ready"));
+    b.signal(libc::SIGTERM);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert!(
+        output_lines(&log, "s").contains(&"goodbye after cleanup"),
+        "the handler finished before the run was declared over; log:\n{log}"
+    );
+    assert!(
+        !log.contains("sending SIGKILL"),
+        "no SIGKILL within the watchdog; log:\n{log}"
+    );
+}
+
+/// A main process that exits leaving a background process in its group: the leftover gets
+/// the stop signal (not an instant SIGKILL), and the run's result is the main process's.
+#[test]
+fn leftovers_of_an_exited_main_process_get_the_stop_signal() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "bg",
+        "command": "(trap 'echo leftover cleaned up; exit 0' TERM; echo $BASHPID > left; while true; do sleep 0.05; done) & echo main done"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "the main process exited 0; log:\n{log}");
+    assert!(
+        log.contains("left processes in its group: SIGTERM"),
+        "{log}"
+    );
+    let lines = output_lines(&log, "bg");
+    assert!(lines.contains(&"leftover cleaned up"), "{log}");
+    let left = pids_in(&sb.read("left"));
+    assert!(left.iter().all(|p| !alive(*p)), "leftover still alive");
+    assert!(log.contains("[bg] Process finished with code 0"), "{log}");
+}

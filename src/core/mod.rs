@@ -50,7 +50,15 @@ pub enum Input {
         /// Why, in words for the log.
         reason: String,
     },
-    /// The main process of `run` ended and was reaped.
+    /// The main process of `run` ended and was reaped, but other processes of its group
+    /// are still alive. `Exited` follows once the group is empty.
+    LeaderExited {
+        /// The run.
+        run: RunId,
+        /// How the main process ended.
+        status: ExitStatus,
+    },
+    /// The run is over: its main process was reaped and its process group is empty.
     Exited {
         /// The run.
         run: RunId,
@@ -93,6 +101,8 @@ pub enum StopReason {
     Shutdown,
     /// `overlap: replace`: a newer run is due.
     Replaced,
+    /// The main process exited and left other processes in its group.
+    Leftovers,
 }
 
 /// How a run's process ended, in the core's terms.
@@ -261,6 +271,8 @@ struct Run {
     id: RunId,
     attempt: u32,
     phase: Phase,
+    /// How the main process ended, when its group outlived it.
+    leader_exit: Option<ExitStatus>,
     /// Wall time the process started (for the log).
     started_wall: Option<DateTime<Utc>>,
 }
@@ -429,6 +441,7 @@ impl Core {
             Input::SpawnFailed { run, reason } => {
                 self.process_ended(run, None, ProcessEnd::SpawnFailed(reason), None, now)
             }
+            Input::LeaderExited { run, status } => self.leader_exited(run, status, now),
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { signal } => self.shutdown(signal, now),
         }
@@ -772,6 +785,7 @@ impl Core {
             id,
             attempt,
             phase: Phase::Waiting,
+            leader_exit: None,
             started_wall: None,
         });
         self.slot_queue.push_back(id);
@@ -871,11 +885,48 @@ impl Core {
         }
     }
 
+    /// The main process is gone but its group is not: whatever it left behind gets the
+    /// stop signal and, after the grace, SIGKILL (what systemd does with a service's
+    /// leftover processes). A run already being stopped just goes on waiting.
+    fn leader_exited(&mut self, id: RunId, status: ExitStatus, now: Now) {
+        let Some((i, r)) = self.find_run(id) else {
+            return;
+        };
+        let grace = self.tasks[i].stop_grace(&self.globals);
+        let stop = self.tasks[i].spec.stop_signal;
+        let run = &mut self.tasks[i].runs[r];
+        run.leader_exit = Some(status);
+        let Phase::Running { pid, started, .. } = run.phase else {
+            return;
+        };
+        run.phase = stopping(pid, started, StopReason::Leftovers, stop, now, grace);
+        self.out.push(Action::Signal {
+            run: id,
+            signal: stop.number(),
+        });
+        let how = match status {
+            ExitStatus::Code(c) => format!("with code {c}"),
+            ExitStatus::Signal(s) => format!("killed by {}", signal_name(s)),
+        };
+        let name = self.tasks[i].spec.name.clone();
+        self.log(
+            Some(&name),
+            Level::Warning,
+            format!(
+                "Main process (pid {pid}) exited {how} but left processes in its group: SIG{} to the group, SIGKILL in {}",
+                stop.name(),
+                fmt_dur(grace)
+            ),
+        );
+    }
+
     fn exited(&mut self, id: RunId, status: ExitStatus, usage: Option<Usage>, now: Now) {
         let Some((i, r)) = self.find_run(id) else {
             return;
         };
         let run = &self.tasks[i].runs[r];
+        // When the group outlived the main process, the run's result is the main process's.
+        let status = run.leader_exit.unwrap_or(status);
         let (started, end) = match (&run.phase, status) {
             (
                 Phase::Stopping {
@@ -888,6 +939,22 @@ impl Core {
                 Some(*started),
                 ProcessEnd::TimedOut(self.tasks[i].spec.timeout.unwrap_or_default()),
             ),
+            (
+                Phase::Stopping {
+                    started,
+                    reason: StopReason::Leftovers,
+                    ..
+                },
+                ExitStatus::Code(c),
+            ) => (Some(*started), ProcessEnd::Exited(c)),
+            (
+                Phase::Stopping {
+                    started,
+                    reason: StopReason::Leftovers,
+                    ..
+                },
+                ExitStatus::Signal(sig),
+            ) => (Some(*started), ProcessEnd::Signaled(sig)),
             (
                 Phase::Stopping {
                     started, reason, ..
@@ -1042,6 +1109,7 @@ impl Core {
                         StopReason::Shutdown => "shutdown",
                         StopReason::Replaced => "replaced by a newer run",
                         StopReason::Timeout => "timeout",
+                        StopReason::Leftovers => "leftover processes",
                     };
                     lines.push(format!(
                         "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
@@ -1337,6 +1405,10 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
         ProcessEnd::Stopped(StopReason::Timeout) => {
             (Level::Warning, "Process stopped (timeout)".to_owned())
         }
+        ProcessEnd::Stopped(StopReason::Leftovers) => (
+            Level::Info,
+            "Process stopped (leftover processes)".to_owned(),
+        ),
         ProcessEnd::SpawnFailed(reason) => {
             (Level::Error, format!("Failed to start: {reason}"))
         }
@@ -1352,6 +1424,7 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),
         ProcessEnd::Stopped(StopReason::Replaced) => "stopped (replaced)".to_owned(),
         ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
+        ProcessEnd::Stopped(StopReason::Leftovers) => "stopped (leftovers)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

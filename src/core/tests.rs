@@ -1834,3 +1834,75 @@ fn each_scheduled_run_starts_its_backoff_afresh() {
         h.job_log()
     );
 }
+
+impl Harness {
+    /// The main process of `task` exits with `code` now, leaving its group alive.
+    fn leader_exits(&mut self, task: &str, code: i32) -> Vec<Action> {
+        let run = self.run_of(task);
+        self.pump(Some(Input::LeaderExited {
+            run,
+            status: ExitStatus::Code(code),
+        }))
+    }
+}
+
+#[test]
+fn leftovers_of_a_main_process_get_the_stop_signal_then_sigkill() {
+    let g = Globals {
+        watchdog_timeout: secs(5),
+        ..Globals::default()
+    };
+    let mut h = Harness::build(g, batch(), vec![task("a")]);
+    h.script("a", Script::forever());
+    h.start();
+    h.step(secs(2));
+    let acts = h.leader_exits("a", 0);
+    assert_eq!(
+        signals_in(&acts).len(),
+        1,
+        "stop signal to the group at once"
+    );
+    assert_eq!(h.state("a"), TaskState::Stopping);
+    h.step(secs(10));
+    assert_eq!(h.signals("a"), [(secs(2), TERM), (secs(7), KILL)]);
+    // The run's result is the main process's exit code, not the leftovers' SIGKILL.
+    assert_eq!(h.stats("a").last_end, Some(ProcessEnd::Exited(0)));
+    assert_eq!(h.state("a"), TaskState::Success);
+    assert_eq!(h.exit_at(), Some((secs(7), 0)));
+}
+
+#[test]
+fn leftovers_that_obey_end_the_run_with_the_main_process_result() {
+    let mut h = Harness::build(Globals::default(), batch(), vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(secs(1)));
+    h.start();
+    h.step(secs(3));
+    h.leader_exits("a", 4);
+    h.step(secs(5));
+    assert_eq!(h.signals("a"), [(secs(3), TERM)]);
+    assert_eq!(h.stats("a").last_end, Some(ProcessEnd::Exited(4)));
+    assert_eq!(h.state("a"), TaskState::Failed);
+    assert_eq!(h.exit_at(), Some((secs(4), 3)));
+}
+
+#[test]
+fn leader_exit_during_shutdown_waits_for_the_group_without_a_second_signal() {
+    let mut h = Harness::new(vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(secs(1)));
+    h.start();
+    h.step(secs(1));
+    h.shutdown();
+    let acts = h.leader_exits("a", 143);
+    assert!(
+        signals_in(&acts).is_empty(),
+        "already stopping: no new signal"
+    );
+    assert!(exit_in(&acts).is_none(), "the group is still alive");
+    h.step(secs(5));
+    assert_eq!(h.signals("a"), [(secs(1), TERM)]);
+    assert_eq!(
+        h.stats("a").last_end,
+        Some(ProcessEnd::Stopped(StopReason::Shutdown))
+    );
+    assert_eq!(h.exit_at(), Some((secs(2), 0)));
+}
