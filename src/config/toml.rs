@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use toml_edit::{ImDocument, Item, Table, Value as TValue};
+use toml_edit::{ImDocument, Item, TableLike, Value as TValue};
 
 use super::json::SyntaxError;
 use super::tree::{Key, Node, Number, Value};
@@ -37,7 +37,8 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     })
 }
 
-fn table(t: &Table, fallback: Range<usize>) -> Value {
+/// A table or an inline table (both are `TableLike`) as an object.
+fn table(t: &dyn TableLike, fallback: Range<usize>) -> Value {
     let mut members = Vec::new();
     for (name, _) in t.iter() {
         let Some((key, item)) = t.get_key_value(name) else {
@@ -106,25 +107,7 @@ fn value_node(v: &TValue, fallback: Range<usize>) -> Node {
         TValue::Boolean(b) => Value::Bool(*b.value()),
         TValue::Datetime(d) => Value::Datetime(d.value().to_string()),
         TValue::Array(a) => Value::Array(a.iter().map(|x| value_node(x, span.clone())).collect()),
-        TValue::InlineTable(t) => {
-            let mut members = Vec::new();
-            for (name, _) in t.iter() {
-                let Some((key, item)) = t.get_key_value(name) else {
-                    continue;
-                };
-                let key_span = key.span().unwrap_or_else(|| span.clone());
-                if let Some(node) = item_node(item, key_span.clone()) {
-                    members.push((
-                        Key {
-                            name: key.get().to_string(),
-                            span: key_span,
-                        },
-                        node,
-                    ));
-                }
-            }
-            Value::Object(members)
-        }
+        TValue::InlineTable(t) => table(t, span.clone()),
     };
     Node { value, span }
 }

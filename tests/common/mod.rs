@@ -144,53 +144,54 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Pids of live processes whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
+/// Every process on the machine as (pid, state, ppid, pgrp), from /proc/PID/stat.
+fn processes() -> Vec<(i32, String, i32, i32)> {
     let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let rest: Vec<&str> = s
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
-                // fields after comm: state ppid pgrp ...
-                if rest.len() > 2 && rest[2] == pgid.to_string() && rest[0] != "Z" {
-                    out.push(pid);
-                }
-            }
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state ppid pgrp ...
+        let rest: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if let (Some(state), Some(ppid), Some(pgrp)) = (rest.first(), rest.get(1), rest.get(2)) {
+            out.push((
+                pid,
+                state.to_string(),
+                ppid.parse().unwrap_or(0),
+                pgrp.parse().unwrap_or(0),
+            ));
         }
     }
     out
 }
 
+/// Pids of live processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|(_, state, _, pgrp)| *pgrp == pgid && state != "Z")
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
 /// Zombie children of `ppid`.
 pub fn zombies_of(ppid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let rest: Vec<&str> = s
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
-                if rest.len() > 1 && rest[0] == "Z" && rest[1] == ppid.to_string() {
-                    out.push(pid);
-                }
-            }
-        }
-    }
-    out
+    processes()
+        .into_iter()
+        .filter(|(_, state, parent, _)| *parent == ppid && state == "Z")
+        .map(|(pid, ..)| pid)
+        .collect()
 }
 
 /// Lines of the log that belong to `task` and are child output (`] | `).
