@@ -13,7 +13,7 @@ use crate::clock::{Mono, Now};
 use crate::config;
 use crate::core::{fmt_wall, Mode};
 use crate::level::Level;
-use crate::runtime::{self, RunOptions};
+use crate::runtime::{self, Overrides, RunOptions};
 use crate::schedule;
 use crate::spec::{LogFormat, ScheduleSpec, Spec};
 
@@ -163,25 +163,23 @@ fn validate(cli: Option<&Path>) -> i32 {
 }
 
 fn run(args: RunArgs) -> i32 {
-    let mut spec = match load(args.config.config.as_deref()) {
+    let spec = match load(args.config.config.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Some(d) = args.check_interval {
-        spec.globals.check_interval = d;
+    if args.check_interval.is_some_and(|d| d.is_zero()) {
+        eprintln!("error: --check-interval must be greater than zero");
+        return EXIT_USAGE;
     }
-    if let Some(d) = args.watchdog {
-        spec.globals.watchdog_timeout = d;
-    }
-    if let Some(f) = args.log_file {
-        spec.globals.log_file = Some(f);
-    }
-    if let Some(f) = args.log_format {
-        spec.globals.log_format = match f {
+    let overrides = Overrides {
+        check_interval: args.check_interval,
+        watchdog_timeout: args.watchdog,
+        log_file: args.log_file,
+        log_format: args.log_format.map(|f| match f {
             FormatArg::Text => LogFormat::Text,
             FormatArg::Json => LogFormat::Json,
-        };
-    }
+        }),
+    };
     let mut level = match std::env::var("BANSURI_LOG_LEVEL") {
         Ok(v) => match v.parse::<Level>() {
             Ok(l) => l,
@@ -204,6 +202,7 @@ fn run(args: RunArgs) -> i32 {
             once: args.once,
         },
         log_level: level,
+        overrides,
     };
     match runtime::run(spec, opts) {
         Ok(code) => code,

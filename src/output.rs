@@ -236,6 +236,14 @@ impl JobLog {
         self.format = f;
     }
 
+    /// Write to `out` from now on (the log file changed on reload); what is buffered goes
+    /// to the old output first.
+    pub fn set_output(&mut self, out: Box<dyn Write + Send>) {
+        self.flush();
+        self.out = out;
+        self.failing = false;
+    }
+
     /// Sets the least severe level that is written.
     pub fn set_level(&mut self, l: Level) {
         self.min_level = l;

@@ -22,11 +22,12 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::clock::{Mono, Now};
+use crate::config;
 use crate::core::{Action, Core, Input, Mode, RunId};
 use crate::level::Level;
 use crate::output::{JobLog, LineSplitter, Stream};
 use crate::spawn::{self, Reaped};
-use crate::spec::{LogFormat, Spec};
+use crate::spec::{Globals, LogFormat, Spec};
 
 /// Longest line written to the job log in one piece; longer lines are split.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -47,7 +48,51 @@ pub struct RunOptions {
     pub mode: Mode,
     /// Lifecycle lines below this level are dropped.
     pub log_level: Level,
+    /// Global settings given on the command line: they win over the file, also after a
+    /// reload.
+    pub overrides: Overrides,
 }
+
+/// Global settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--check-interval`
+    pub check_interval: Option<Duration>,
+    /// `--watchdog`
+    pub watchdog_timeout: Option<Duration>,
+    /// `--log-file`
+    pub log_file: Option<String>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+}
+
+impl Overrides {
+    /// Put the command line's values into `g`.
+    pub fn apply(&self, g: &mut Globals) {
+        if let Some(d) = self.check_interval {
+            g.check_interval = d;
+        }
+        if let Some(d) = self.watchdog_timeout {
+            g.watchdog_timeout = d;
+        }
+        if let Some(f) = &self.log_file {
+            g.log_file = Some(f.clone());
+        }
+        if let Some(f) = self.log_format {
+            g.log_format = f;
+        }
+    }
+}
+
+/// After a change of the config file is seen, it is read again this much later and used
+/// only if it has not changed meanwhile: an editor or a copy that writes the file in
+/// several steps is not caught half-way.
+const SETTLE: Duration = Duration::from_millis(30);
+/// A file that keeps changing is parsed anyway after this many settle rounds (a parse
+/// failure then just keeps the config in effect).
+const MAX_SETTLE_ROUNDS: u32 = 20;
+/// While the file on disk is invalid, a reminder is logged at most this often.
+const INVALID_REMINDER: Duration = Duration::from_secs(600);
 
 /// Errors that stop bansuri before or while running (exit code 1).
 #[derive(Debug)]
@@ -121,10 +166,48 @@ pub struct Runtime {
     /// Runs whose main process was reaped while its process group lives on: the run ends
     /// when the group is empty.
     draining: HashMap<RunId, Reaped>,
+    watch: ConfigWatch,
+}
+
+/// Where the config file stands against the config in effect.
+struct ConfigWatch {
+    /// Disabled in `--once` mode.
+    enabled: bool,
+    path: PathBuf,
+    overrides: Overrides,
+    /// The file's bytes when the config in effect was read.
+    applied: Vec<u8>,
+    /// When the config in effect was loaded (wall clock, for messages).
+    applied_at: chrono::DateTime<Utc>,
+    /// Log settings in effect, to see whether a reload changes them.
+    log_file: Option<String>,
+    check_interval: Duration,
+    next_check: Mono,
+    /// A changed content waiting to settle: re-read at `at`, use it if still the same.
+    settling: Option<Settling>,
+    /// The file on disk is not in effect: why, since when, and which content was reported.
+    invalid: Option<Invalid>,
+}
+
+struct Settling {
+    at: Mono,
+    bytes: Vec<u8>,
+    rounds: u32,
+    /// SIGHUP: apply even if the content equals the config in effect (environment-files
+    /// may have changed).
+    forced: bool,
+}
+
+struct Invalid {
+    bytes: Option<Vec<u8>>,
+    reason: String,
+    since: chrono::DateTime<Utc>,
+    reminded: Mono,
 }
 
 /// Run `spec` until shutdown or (in batch modes) until done; returns the exit code.
-pub fn run(spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+pub fn run(mut spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+    opts.overrides.apply(&mut spec.globals);
     let out = open_job_log(&spec)?;
     let mut rt = Runtime::new(spec, opts, out)?;
     rt.run()
@@ -182,6 +265,18 @@ impl Runtime {
             free_slots: Vec::new(),
             buf: vec![0; READ_CHUNK],
             draining: HashMap::new(),
+            watch: ConfigWatch {
+                enabled: !opts.mode.once,
+                applied: std::fs::read(&spec.source).unwrap_or_default(),
+                path: spec.source.clone(),
+                overrides: opts.overrides.clone(),
+                applied_at: Utc::now(),
+                log_file: spec.globals.log_file.clone(),
+                check_interval: spec.globals.check_interval,
+                next_check: Mono::ZERO + spec.globals.check_interval,
+                settling: None,
+                invalid: None,
+            },
         };
         rt.header(&spec);
         Ok(rt)
@@ -241,6 +336,9 @@ impl Runtime {
         loop {
             let now = self.now();
             let mut deadline = self.core.next_deadline();
+            if let Some(w) = self.watch_deadline() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
             if !self.draining.is_empty() {
                 let poll = now.mono + DRAIN_POLL;
                 deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
@@ -275,6 +373,11 @@ impl Runtime {
             }
             if !self.draining.is_empty() {
                 if let Some(code) = self.check_draining() {
+                    return Ok(self.finish(code));
+                }
+            }
+            if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
+                if let Some(code) = self.check_config(false) {
                     return Ok(self.finish(code));
                 }
             }
@@ -477,10 +580,14 @@ impl Runtime {
             }
         }
         if hup {
-            self.master(
-                Level::Warning,
-                "SIGHUP received: hot reload is not implemented in this version; nothing changes",
-            );
+            if self.watch.enabled {
+                self.master(Level::Info, "SIGHUP received: re-reading the config file");
+                if let Some(code) = self.check_config(true) {
+                    return Some(code);
+                }
+            } else {
+                self.master(Level::Info, "SIGHUP received: ignored with --once");
+            }
         }
         for signal in stop {
             let actions = self.core.handle(Input::Shutdown { signal }, self.now());
@@ -489,6 +596,184 @@ impl Runtime {
             }
         }
         None
+    }
+
+    /// When the config watch needs the loop next.
+    fn watch_deadline(&self) -> Option<Mono> {
+        if !self.watch.enabled {
+            return None;
+        }
+        Some(match &self.watch.settling {
+            Some(s) => s.at,
+            None => self.watch.next_check,
+        })
+    }
+
+    /// Look at the config file: at each check_interval, after a settle delay, or at once
+    /// (`forced`, SIGHUP). Changes are detected by content, never by mtime alone.
+    fn check_config(&mut self, forced: bool) -> Option<i32> {
+        let now = self.now();
+        let read = std::fs::read(&self.watch.path);
+        let bytes = match read {
+            Ok(b) => b,
+            Err(e) => {
+                self.watch.settling = None;
+                self.watch.next_check = now.mono + self.watch.check_interval;
+                let reason = format!("cannot read it: {e}");
+                self.config_invalid(None, reason, &[]);
+                return None;
+            }
+        };
+        let forced = forced || self.watch.settling.as_ref().is_some_and(|s| s.forced);
+        match self.watch.settling.take() {
+            // Not seen before (or forced): wait for it to settle.
+            None => {
+                if bytes == self.watch.applied && !forced {
+                    self.watch.next_check = now.mono + self.watch.check_interval;
+                    if self.watch.invalid.take().is_some() {
+                        self.master(
+                            Level::Info,
+                            "The config file on disk is the config in effect again",
+                        );
+                    }
+                    return None;
+                }
+                self.watch.settling = Some(Settling {
+                    at: now.mono + SETTLE,
+                    bytes,
+                    rounds: 1,
+                    forced,
+                });
+                None
+            }
+            Some(s) if s.bytes != bytes && s.rounds < MAX_SETTLE_ROUNDS => {
+                self.watch.settling = Some(Settling {
+                    at: now.mono + SETTLE,
+                    bytes,
+                    rounds: s.rounds + 1,
+                    forced,
+                });
+                None
+            }
+            Some(_) => {
+                self.watch.next_check = now.mono + self.watch.check_interval;
+                self.apply_config(bytes)
+            }
+        }
+    }
+
+    fn apply_config(&mut self, bytes: Vec<u8>) -> Option<i32> {
+        let path = self.watch.path.clone();
+        let parsed = match std::str::from_utf8(&bytes) {
+            Err(e) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
+            Ok(text) => config::Format::from_path(&path)
+                .and_then(|f| config::parse_str(text, &path, f))
+                .map_err(|e| e.to_string()),
+        };
+        let mut spec = match parsed {
+            Ok(spec) => spec,
+            Err(report) => {
+                let reason = if bytes.iter().all(u8::is_ascii_whitespace) {
+                    "it is empty".to_owned()
+                } else {
+                    "it has errors".to_owned()
+                };
+                self.config_invalid(Some(bytes), reason, report.as_bytes());
+                return None;
+            }
+        };
+        self.watch.overrides.apply(&mut spec.globals);
+        self.watch.applied = bytes;
+        self.watch.applied_at = Utc::now();
+        self.watch.invalid = None;
+        self.apply_globals(&spec.globals);
+        let input = Input::Reload {
+            spec: Arc::new(spec),
+        };
+        let actions = self.core.handle(input, self.now());
+        self.apply(actions)
+    }
+
+    /// Global settings that the runtime holds (the core takes its own from the spec).
+    fn apply_globals(&mut self, g: &Globals) {
+        if g.check_interval != self.watch.check_interval {
+            let msg = format!(
+                "check_interval is now {}",
+                crate::core::fmt_dur(g.check_interval)
+            );
+            self.master(Level::Info, &msg);
+            self.watch.check_interval = g.check_interval;
+            self.watch.next_check = self.now().mono + g.check_interval;
+        }
+        self.log.set_format(g.log_format);
+        if g.log_file != self.watch.log_file {
+            let target = |f: &Option<String>| match f {
+                Some(raw) => expand_log_path(raw).display().to_string(),
+                None => "stdout".to_owned(),
+            };
+            let (from, to) = (target(&self.watch.log_file), target(&g.log_file));
+            let probe = Spec {
+                source: self.watch.path.clone(),
+                version: None,
+                globals: g.clone(),
+                tasks: Vec::new(),
+            };
+            match open_job_log(&probe) {
+                Ok(out) => {
+                    let msg = format!("The job log continues in {to}");
+                    self.master(Level::Info, &msg);
+                    self.log.set_output(out);
+                    let msg = format!("Job log continued from {from}");
+                    self.master(Level::Info, &msg);
+                    self.watch.log_file = g.log_file.clone();
+                }
+                Err(e) => {
+                    let msg = format!("log_file changed but {e}: the job log stays in {from}");
+                    self.master(Level::Error, &msg);
+                }
+            }
+        }
+    }
+
+    /// The file on disk cannot be used: keep the config in effect; report each distinct
+    /// content once, and remind now and then that the file is not in effect.
+    fn config_invalid(&mut self, bytes: Option<Vec<u8>>, reason: String, report: &[u8]) {
+        let now = self.now();
+        let same = self
+            .watch
+            .invalid
+            .as_ref()
+            .is_some_and(|i| i.bytes == bytes && i.reason == reason);
+        let path = self.watch.path.display().to_string();
+        let in_effect = format!(
+            "still running the config loaded at {}",
+            crate::core::fmt_wall(self.watch.applied_at)
+        );
+        if same {
+            let inv = self.watch.invalid.as_mut().expect("checked above");
+            if now.mono.since(inv.reminded) >= INVALID_REMINDER {
+                inv.reminded = now.mono;
+                let msg = format!(
+                    "The config file {path} is still not in effect ({reason}, since {}); {in_effect}",
+                    crate::core::fmt_wall(inv.since)
+                );
+                self.master(Level::Warning, &msg);
+            }
+            return;
+        }
+        let since = self.watch.invalid.as_ref().map_or(Utc::now(), |i| i.since);
+        let msg = format!("The config file {path} was not loaded: {reason}; {in_effect}");
+        self.master(Level::Error, &msg);
+        if !report.is_empty() {
+            let text = String::from_utf8_lossy(report);
+            self.master(Level::Error, &text);
+        }
+        self.watch.invalid = Some(Invalid {
+            bytes,
+            reason,
+            since,
+            reminded: now.mono,
+        });
     }
 
     /// Reap every exited child. When a run's main process is reaped while other processes

@@ -67,6 +67,11 @@ pub enum Input {
         /// Kernel accounting of the process (wait4 rusage), when available.
         usage: Option<Usage>,
     },
+    /// The config file changed and is valid: converge to it.
+    Reload {
+        /// The new config (CLI overrides already applied).
+        spec: Arc<Spec>,
+    },
     /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
@@ -103,6 +108,27 @@ pub enum StopReason {
     Replaced,
     /// The main process exited and left other processes in its group.
     Leftovers,
+    /// The task was removed from the config.
+    Removed,
+    /// The task's settings changed in the config: it restarts with the new ones.
+    Changed,
+    /// The task was disabled in the config (`enabled: false`).
+    Disabled,
+}
+
+impl StopReason {
+    /// Why, in words for the log.
+    pub fn words(self) -> &'static str {
+        match self {
+            StopReason::Timeout => "timeout",
+            StopReason::Shutdown => "shutdown",
+            StopReason::Replaced => "replaced by a newer run",
+            StopReason::Leftovers => "leftover processes",
+            StopReason::Removed => "removed from the config",
+            StopReason::Changed => "its settings changed",
+            StopReason::Disabled => "disabled in the config",
+        }
+    }
 }
 
 /// How a run's process ended, in the core's terms.
@@ -309,9 +335,30 @@ struct Task {
     /// Failures in a row (for the backoff); reset by success or a long-lived process.
     consecutive_failures: u32,
     stats: TaskStats,
+    /// When its last process started (a rescheduled timer keeps its rhythm from it).
+    last_start: Option<Mono>,
+    /// Settings to switch to once the runs being stopped for a reload have ended.
+    pending: Option<Arc<TaskSpec>>,
+    /// Gone from the config: forgotten once its runs have ended.
+    removed: bool,
 }
 
 impl Task {
+    fn new(spec: Arc<TaskSpec>) -> Task {
+        Task {
+            spec,
+            sched: Sched::Off,
+            runs: Vec::new(),
+            retry: None,
+            queued: false,
+            consecutive_failures: 0,
+            stats: TaskStats::default(),
+            last_start: None,
+            pending: None,
+            removed: false,
+        }
+    }
+
     fn busy(&self) -> bool {
         !self.runs.is_empty() || self.retry.is_some()
     }
@@ -400,15 +447,7 @@ impl Core {
         let tasks = spec
             .tasks
             .iter()
-            .map(|t| Task {
-                spec: Arc::new(t.clone()),
-                sched: Sched::Off,
-                runs: Vec::new(),
-                retry: None,
-                queued: false,
-                consecutive_failures: 0,
-                stats: TaskStats::default(),
-            })
+            .map(|t| Task::new(Arc::new(t.clone())))
             .collect();
         Core {
             globals: spec.globals.clone(),
@@ -444,6 +483,7 @@ impl Core {
             Input::LeaderExited { run, status } => self.leader_exited(run, status, now),
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { signal } => self.shutdown(signal, now),
+            Input::Reload { spec } => self.reload(&spec, now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -543,61 +583,79 @@ impl Core {
             ),
         );
         for i in 0..n {
-            let name = self.tasks[i].spec.name.clone();
-            if !self.tasks[i].spec.enabled {
-                self.tasks[i].sched = Sched::Off;
+            self.schedule_task(i, now, None);
+        }
+    }
+
+    /// Set task `i`'s schedule from its spec, as at start-up. `last_start`: when a task
+    /// that already ran is rescheduled (reload), a timer keeps its rhythm from its last
+    /// start instead of firing at once, and a one-shot that ran does not run again.
+    fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
+        let name = self.tasks[i].spec.name.clone();
+        if !self.tasks[i].spec.enabled {
+            self.tasks[i].sched = Sched::Off;
+            self.log(
+                Some(&name),
+                Level::Info,
+                "Disabled (enabled: false): not started".into(),
+            );
+            return;
+        }
+        let schedule = if self.mode.once {
+            ScheduleSpec::Once
+        } else {
+            self.tasks[i].spec.schedule.clone()
+        };
+        let words = schedule::describe(&schedule);
+        match schedule {
+            ScheduleSpec::Once => {
+                self.tasks[i].sched = Sched::Once {
+                    fired: last_start.is_some(),
+                };
+                self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
+            }
+            ScheduleSpec::Timer(period) => {
+                let next = match last_start {
+                    Some(last) => (last + period).max(now.mono),
+                    None => now.mono,
+                };
+                self.tasks[i].sched = Sched::Timer {
+                    anchor: next,
+                    period,
+                    next,
+                };
+                let when = if next == now.mono {
+                    String::new()
+                } else {
+                    format!("; next run {}", fmt_wall(now.wall_at(next)))
+                };
                 self.log(
                     Some(&name),
                     Level::Info,
-                    "Disabled (enabled: false): not started".into(),
+                    format!("Timer configured: {words}{when}"),
                 );
-                continue;
+                if self.mode.exit_when_done {
+                    self.exit_when_done_warning(&name);
+                }
             }
-            let schedule = if self.mode.once {
-                ScheduleSpec::Once
-            } else {
-                self.tasks[i].spec.schedule.clone()
-            };
-            let words = schedule::describe(&schedule);
-            match schedule {
-                ScheduleSpec::Once => {
-                    self.tasks[i].sched = Sched::Once { fired: false };
-                    self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
-                }
-                ScheduleSpec::Timer(period) => {
-                    self.tasks[i].sched = Sched::Timer {
-                        anchor: now.mono,
-                        period,
-                        next: now.mono,
-                    };
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        format!("Timer configured: {words}"),
-                    );
-                    if self.mode.exit_when_done {
-                        self.exit_when_done_warning(&name);
-                    }
-                }
-                ScheduleSpec::Cron(cron) => {
-                    let next_wall = cron.next_after(now.wall);
-                    let next_mono = next_wall.map(|w| mono_for(now, w));
-                    self.tasks[i].sched = Sched::Cron {
-                        next_wall,
-                        next_mono,
-                    };
-                    let when = match next_wall {
-                        Some(w) => format!("next run {}", fmt_wall(w)),
-                        None => "it never matches: no run will start".to_owned(),
-                    };
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        format!("Cron configured: {words}; {when}"),
-                    );
-                    if self.mode.exit_when_done {
-                        self.exit_when_done_warning(&name);
-                    }
+            ScheduleSpec::Cron(cron) => {
+                let next_wall = cron.next_after(now.wall);
+                let next_mono = next_wall.map(|w| mono_for(now, w));
+                self.tasks[i].sched = Sched::Cron {
+                    next_wall,
+                    next_mono,
+                };
+                let when = match next_wall {
+                    Some(w) => format!("next run {}", fmt_wall(w)),
+                    None => "it never matches: no run will start".to_owned(),
+                };
+                self.log(
+                    Some(&name),
+                    Level::Info,
+                    format!("Cron configured: {words}; {when}"),
+                );
+                if self.mode.exit_when_done {
+                    self.exit_when_done_warning(&name);
                 }
             }
         }
@@ -619,6 +677,7 @@ impl Core {
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
+        self.tasks.retain(|t| !(t.removed && t.runs.is_empty()));
         self.dispatch(now);
         self.check_done();
     }
@@ -847,6 +906,7 @@ impl Core {
         };
         run.started_wall = Some(now.wall);
         let attempt = run.attempt;
+        self.tasks[i].last_start = Some(now.mono);
         let name = self.tasks[i].spec.name.clone();
         let what = if shell {
             "Executing shell command"
@@ -1003,6 +1063,14 @@ impl Core {
         if let ProcessEnd::Stopped(reason) = end {
             self.tasks[i].stats.runs += 1;
             self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
+            if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
+                if let Some(spec) = self.tasks[i].pending.take() {
+                    // The old runs of a changed task are gone: start over with the new settings.
+                    self.tasks[i].spec = spec;
+                    self.schedule_task(i, now, None);
+                    return;
+                }
+            }
             if reason == StopReason::Replaced
                 && self.tasks[i].queued
                 && self.shutdown.is_none()
@@ -1105,12 +1173,7 @@ impl Core {
                         run: run.id,
                         signal: stop.number(),
                     });
-                    let why = match reason {
-                        StopReason::Shutdown => "shutdown",
-                        StopReason::Replaced => "replaced by a newer run",
-                        StopReason::Timeout => "timeout",
-                        StopReason::Leftovers => "leftover processes",
-                    };
+                    let why = reason.words();
                     lines.push(format!(
                         "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
                         stop.name(),
@@ -1132,6 +1195,162 @@ impl Core {
         for id in dropped {
             self.slot_queue.retain(|q| *q != id);
             self.tasks[i].runs.retain(|r| r.id != id);
+        }
+    }
+
+    // ----- reload ----------------------------------------------------------------------
+
+    /// Converge to `spec`: start added tasks, stop removed ones, restart changed ones, and
+    /// leave the others alone (same processes, same counters, same schedule).
+    fn reload(&mut self, spec: &Spec, now: Now) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let mut old: Vec<Task> = std::mem::take(&mut self.tasks);
+        let mut tasks = Vec::with_capacity(spec.tasks.len());
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let mut rescheduled = Vec::new();
+        let mut kept = 0usize;
+        // What happens to each new entry, applied once `self.tasks` holds them all.
+        enum Then {
+            Schedule(Option<Mono>),
+            Stop(StopReason),
+            Nothing,
+        }
+        let mut then = Vec::with_capacity(spec.tasks.len());
+        for new in &spec.tasks {
+            let key = identity(new);
+            let pos = old
+                .iter()
+                .position(|t| !t.removed && identity(&t.spec) == key);
+            let Some(pos) = pos else {
+                added.push(new.name.clone());
+                tasks.push(Task::new(Arc::new(new.clone())));
+                then.push(Then::Schedule(None));
+                continue;
+            };
+            let mut task = old.remove(pos);
+            let before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
+            let new = Arc::new(new.clone());
+            let step = match compare(&before, &new) {
+                Change::None => {
+                    kept += 1;
+                    Then::Nothing
+                }
+                Change::Description => {
+                    kept += 1;
+                    if task.pending.is_some() {
+                        task.pending = Some(new);
+                    } else {
+                        task.spec = new;
+                    }
+                    Then::Nothing
+                }
+                Change::Schedule => {
+                    rescheduled.push(new.name.clone());
+                    if task.pending.is_some() {
+                        task.pending = Some(new);
+                        Then::Nothing
+                    } else {
+                        task.spec = new;
+                        Then::Schedule(task.last_start)
+                    }
+                }
+                Change::Enabled(false) => {
+                    changed.push(new.name.clone());
+                    task.spec = new;
+                    task.pending = None;
+                    Then::Stop(StopReason::Disabled)
+                }
+                Change::Enabled(true) => {
+                    // Switched back on: it starts again as if just added (a monitor that
+                    // was disabled must come back).
+                    changed.push(new.name.clone());
+                    task.spec = new;
+                    Then::Schedule(None)
+                }
+                Change::Restart => {
+                    changed.push(new.name.clone());
+                    if task.busy() || task.pending.is_some() {
+                        task.pending = Some(new);
+                        Then::Stop(StopReason::Changed)
+                    } else {
+                        task.spec = new;
+                        Then::Schedule(None)
+                    }
+                }
+            };
+            tasks.push(task);
+            then.push(step);
+        }
+        // What is left of the old tasks was removed from the file.
+        let mut removed = Vec::new();
+        for mut task in old {
+            if !task.removed {
+                removed.push(task.spec.name.clone());
+                task.removed = true;
+                task.pending = None;
+            }
+            tasks.push(task);
+        }
+        self.tasks = tasks;
+        self.globals = spec.globals.clone();
+
+        for (i, step) in then.into_iter().enumerate() {
+            match step {
+                Then::Nothing => {}
+                Then::Schedule(last) => self.schedule_task(i, now, last),
+                Then::Stop(reason) => self.halt(i, reason, now),
+            }
+        }
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].removed && self.tasks[i].sched != Sched::Off {
+                self.halt(i, StopReason::Removed, now);
+            }
+        }
+
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.join(", "))
+            }
+        };
+        let mut msg = format!(
+            "Config reloaded: {} added{}, {} removed{}, {} changed{}",
+            added.len(),
+            list(&added),
+            removed.len(),
+            list(&removed),
+            changed.len(),
+            list(&changed),
+        );
+        if !rescheduled.is_empty() {
+            msg.push_str(&format!(
+                ", {} rescheduled{}",
+                rescheduled.len(),
+                list(&rescheduled)
+            ));
+        }
+        msg.push_str(&format!(", {kept} kept"));
+        self.master(Level::Info, msg);
+    }
+
+    /// Stop task `i` for good (until a reload says otherwise): no schedule, no retry, no
+    /// queued run; its runs get the stop signal.
+    fn halt(&mut self, i: usize, reason: StopReason, now: Now) {
+        let task = &mut self.tasks[i];
+        task.sched = Sched::Off;
+        task.retry = None;
+        task.queued = false;
+        self.stop_runs(i, reason, now);
+        // A changed task with nothing left to stop switches to its new settings at once.
+        if self.tasks[i].runs.is_empty() {
+            if let Some(spec) = self.tasks[i].pending.take() {
+                self.tasks[i].spec = spec;
+                self.schedule_task(i, now, None);
+            }
         }
     }
 
@@ -1262,6 +1481,56 @@ impl Core {
             );
         }
     }
+}
+
+/// What identifies a task across reloads: its name, or for a plain-string (shorthand)
+/// entry its command string.
+fn identity(t: &TaskSpec) -> String {
+    if t.shorthand {
+        format!("command:{}", t.command.display())
+    } else {
+        format!("name:{}", t.name)
+    }
+}
+
+/// How a task's settings differ between two configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Identical.
+    None,
+    /// Only the description: nothing to do but remember it.
+    Description,
+    /// Only when it runs (timer, schedule-cron, timezone, overlap): reschedule, keep a
+    /// running run.
+    Schedule,
+    /// Only `enabled` flipped (to the given value).
+    Enabled(bool),
+    /// Anything else: stop the running run gracefully, start over with the new settings.
+    Restart,
+}
+
+fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
+    if old == new {
+        return Change::None;
+    }
+    // The same task with everything but `field` taken from `new`.
+    let mut probe = old.clone();
+    probe.description.clone_from(&new.description);
+    if probe == *new {
+        return Change::Description;
+    }
+    probe.schedule = new.schedule.clone();
+    probe.overlap = new.overlap;
+    if probe == *new {
+        return Change::Schedule;
+    }
+    let mut probe = old.clone();
+    probe.description.clone_from(&new.description);
+    probe.enabled = new.enabled;
+    if probe == *new {
+        return Change::Enabled(new.enabled);
+    }
+    Change::Restart
 }
 
 fn stopping(
@@ -1395,20 +1664,10 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
             Level::Warning,
             format!("Process stopped: timed out after {}", fmt_dur(*t)),
         ),
-        ProcessEnd::Stopped(StopReason::Shutdown) => {
-            (Level::Info, "Process stopped (shutdown)".to_owned())
-        }
-        ProcessEnd::Stopped(StopReason::Replaced) => (
-            Level::Info,
-            "Process stopped (replaced by a newer run)".to_owned(),
-        ),
         ProcessEnd::Stopped(StopReason::Timeout) => {
             (Level::Warning, "Process stopped (timeout)".to_owned())
         }
-        ProcessEnd::Stopped(StopReason::Leftovers) => (
-            Level::Info,
-            "Process stopped (leftover processes)".to_owned(),
-        ),
+        ProcessEnd::Stopped(reason) => (Level::Info, format!("Process stopped ({})", reason.words())),
         ProcessEnd::SpawnFailed(reason) => {
             (Level::Error, format!("Failed to start: {reason}"))
         }
@@ -1421,10 +1680,13 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Exited(c) => format!("exit {c}"),
         ProcessEnd::Signaled(s) => signal_name(*s),
         ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
+        ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
         ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),
         ProcessEnd::Stopped(StopReason::Replaced) => "stopped (replaced)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
         ProcessEnd::Stopped(StopReason::Leftovers) => "stopped (leftovers)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Removed) => "stopped (removed)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Changed) => "stopped (changed)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

@@ -1906,3 +1906,230 @@ fn leader_exit_during_shutdown_waits_for_the_group_without_a_second_signal() {
     );
     assert_eq!(h.exit_at(), Some((secs(2), 0)));
 }
+
+// ----- reload ------------------------------------------------------------------------------
+
+impl Harness {
+    fn reload(&mut self, globals: Globals, tasks: Vec<TaskSpec>) -> Vec<Action> {
+        let spec = Spec {
+            source: PathBuf::from("/tmp/scripts_config.json"),
+            version: None,
+            globals,
+            tasks,
+        };
+        self.pump(Some(Input::Reload {
+            spec: Arc::new(spec),
+        }))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.core.views().into_iter().map(|v| v.name).collect()
+    }
+}
+
+fn shell(t: TaskSpec, cmd: &str) -> TaskSpec {
+    TaskSpec {
+        command: CommandSpec::Shell(cmd.into()),
+        ..t
+    }
+}
+
+#[test]
+fn reload_keeps_unchanged_tasks_untouched() {
+    let mut h = Harness::new(vec![task("a"), timer("t", secs(10))]);
+    h.script("t", Script::exits(secs(1), 0));
+    h.start();
+    h.step(secs(3));
+    let acts = h.reload(
+        Globals::default(),
+        vec![
+            TaskSpec {
+                description: "new words".into(),
+                ..task("a")
+            },
+            timer("t", secs(10)),
+        ],
+    );
+    assert!(
+        signals_in(&acts).is_empty() && spawns_in(&acts) == 0,
+        "{acts:?}"
+    );
+    h.step(secs(20));
+    // The timer kept its rhythm (0, 10, 20), `a` was never restarted.
+    assert_eq!(h.spawn_times("t"), [0, 10, 20].map(secs));
+    assert_eq!(h.spawn_times("a"), [secs(0)]);
+    assert!(h.signals("a").is_empty());
+    assert!(h
+        .job_log()
+        .contains("0 added, 0 removed, 0 changed, 2 kept"));
+}
+
+#[test]
+fn reload_restarts_a_changed_task_after_its_old_run_has_stopped() {
+    let g = Globals {
+        watchdog_timeout: secs(5),
+        ..Globals::default()
+    };
+    let mut h = Harness::build(g.clone(), Mode::default(), vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(secs(1));
+    h.reload(g, vec![shell(task("a"), "./new.sh")]);
+    assert_eq!(h.state("a"), TaskState::Stopping);
+    h.step(secs(5));
+    assert_eq!(h.signals("a"), [(secs(1), TERM)]);
+    // New process at once after the old one ended, with the new command.
+    assert_eq!(h.spawn_times("a"), [secs(0), secs(3)]);
+    let last_cmd = h
+        .outs()
+        .filter_map(|(_, a)| match a {
+            Action::Spawn { task, .. } => Some(task.command.display()),
+            _ => None,
+        })
+        .last();
+    assert_eq!(last_cmd.as_deref(), Some("./new.sh"));
+}
+
+#[test]
+fn reload_stops_a_removed_task_with_the_watchdog_then_forgets_it() {
+    let g = Globals {
+        watchdog_timeout: secs(4),
+        ..Globals::default()
+    };
+    let mut h = Harness::build(g.clone(), Mode::default(), vec![task("a"), task("gone")]);
+    h.script("gone", Script::forever());
+    h.start();
+    h.step(secs(1));
+    h.reload(g, vec![task("a")]);
+    assert_eq!(h.names(), ["a", "gone"], "still shown while stopping");
+    h.step(secs(10));
+    assert_eq!(h.signals("gone"), [(secs(1), TERM), (secs(5), KILL)]);
+    assert_eq!(h.names(), ["a"], "forgotten once its process is gone");
+}
+
+#[test]
+fn reload_of_only_the_schedule_keeps_the_running_run() {
+    let mut h = Harness::new(vec![timer("t", secs(10))]);
+    h.script("t", Script::exits(secs(6), 0));
+    h.start();
+    h.step(secs(2));
+    let acts = h.reload(Globals::default(), vec![timer("t", secs(30))]);
+    assert!(
+        signals_in(&acts).is_empty(),
+        "no signal for a schedule change"
+    );
+    h.step(secs(60));
+    // Runs at 0; the new period counts from that last start: 30, 60.
+    assert_eq!(h.spawn_times("t"), [0, 30, 60].map(secs));
+    assert_eq!(h.stats("t").last_outcome, Some(Outcome::Success));
+}
+
+#[test]
+fn reload_adds_tasks_per_their_schedule_and_disables_and_reenables() {
+    let mut h = Harness::new(vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(ms(100)));
+    h.start();
+    h.step(secs(1));
+    h.reload(
+        Globals::default(),
+        vec![
+            TaskSpec {
+                enabled: false,
+                ..task("a")
+            },
+            timer("new", secs(5)),
+        ],
+    );
+    h.step(secs(1));
+    assert_eq!(h.state("a"), TaskState::Stopped);
+    assert_eq!(h.spawn_times("new"), [secs(1)], "a new timer runs at once");
+    h.reload(Globals::default(), vec![task("a"), timer("new", secs(5))]);
+    h.step(ms(1));
+    assert_eq!(
+        h.spawn_times("a"),
+        [secs(0), secs(2)],
+        "re-enabled: starts again"
+    );
+    assert_eq!(
+        h.spawn_times("new"),
+        [secs(1)],
+        "the kept timer is not restarted"
+    );
+}
+
+#[test]
+fn reload_of_a_changed_task_in_backoff_restarts_at_once() {
+    let mut h = Harness::new(vec![TaskSpec {
+        restart_delay: secs(30),
+        ..retrying(task("a"), 5)
+    }]);
+    h.script("a", Script::exits(secs(1), 1));
+    h.start();
+    h.step(secs(5));
+    assert_eq!(h.state("a"), TaskState::Restarting);
+    h.reload(
+        Globals::default(),
+        vec![retrying(shell(task("a"), "./fixed.sh"), 5)],
+    );
+    assert_eq!(h.spawn_times("a"), [secs(0), secs(5)]);
+}
+
+#[test]
+fn reload_applies_max_parallel_and_watchdog_live() {
+    let g = Globals {
+        max_parallel: Some(1),
+        ..Globals::default()
+    };
+    let mut h = Harness::build(g, Mode::default(), vec![task("a"), task("b"), task("c")]);
+    h.script("a", Script::forever());
+    h.script("b", Script::forever());
+    h.script("c", Script::forever());
+    h.start();
+    assert_eq!(
+        h.core
+            .views()
+            .iter()
+            .filter(|v| v.state == TaskState::Waiting)
+            .count(),
+        2
+    );
+    let g = Globals {
+        max_parallel: Some(3),
+        watchdog_timeout: secs(2),
+        ..Globals::default()
+    };
+    h.reload(g, vec![task("a"), task("b"), task("c")]);
+    assert_eq!(h.spawn_times("b"), [secs(0)], "freed slots used at once");
+    h.step(secs(1));
+    h.shutdown();
+    h.step(secs(5));
+    assert_eq!(
+        h.signals("c"),
+        [(secs(1), TERM), (secs(3), KILL)],
+        "new watchdog"
+    );
+}
+
+#[test]
+fn shorthand_identity_is_its_command() {
+    let short = |cmd: &str, name: &str| TaskSpec {
+        shorthand: true,
+        ..shell(task(name), cmd)
+    };
+    let mut h = Harness::new(vec![short("python a.py", "a")]);
+    h.script("a", Script::forever().obeys_stop_after(ms(10)));
+    h.start();
+    h.step(secs(1));
+    // Same command: kept. Different command under the same derived name: replaced.
+    let acts = h.reload(Globals::default(), vec![short("python a.py", "a")]);
+    assert!(signals_in(&acts).is_empty());
+    h.reload(Globals::default(), vec![short("python a.py --fast", "a")]);
+    h.step(secs(1));
+    assert!(
+        h.job_log()
+            .contains("1 added (a), 1 removed (a), 0 changed"),
+        "{}",
+        h.job_log()
+    );
+    assert_eq!(h.spawn_times("a").len(), 2);
+}

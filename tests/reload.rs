@@ -1,0 +1,299 @@
+//! Hot reload with real processes: converge to the file, touch nothing else.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A long-running task that records its pid and its command's tag.
+fn svc(name: &str, tag: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "command": "echo {tag} $$ >> {name}.pids; exec sleep 300", "description": "d"}}"#
+    )
+}
+
+fn config(tasks: &[String], extra: &str) -> String {
+    format!(r#"{{{extra} "scripts": [{}]}}"#, tasks.join(", "))
+}
+
+/// The pids a task recorded, with their tags, in order.
+fn started(sb: &Sandbox, name: &str) -> Vec<(String, i32)> {
+    sb.read(&format!("{name}.pids"))
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_owned(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn wait_started(sb: &Sandbox, b: &Bansuri, name: &str, n: usize) -> Vec<(String, i32)> {
+    wait_for(T, || {
+        let s = started(sb, name);
+        (s.len() >= n).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("{name} did not start {n} time(s); log:\n{}", b.log()))
+}
+
+fn reloads(log: &str) -> usize {
+    log.matches("Config reloaded:").count()
+}
+
+fn hup(b: &Bansuri) {
+    b.signal(libc::SIGHUP);
+}
+
+#[test]
+fn add_remove_change_keep_in_one_edit() {
+    let sb = Sandbox::new();
+    let cfg = config(
+        &[svc("keep", "k1"), svc("gone", "g1"), svc("change", "c1")],
+        "",
+    );
+    let b = sb.start(&cfg, &["--check-interval", "1h"]);
+    let keep = wait_started(&sb, &b, "keep", 1)[0].1;
+    let gone = wait_started(&sb, &b, "gone", 1)[0].1;
+    let old_change = wait_started(&sb, &b, "change", 1)[0].1;
+
+    sb.write(
+        "config.json",
+        &config(
+            &[svc("keep", "k1"), svc("change", "c2"), svc("added", "a1")],
+            "",
+        ),
+    );
+    hup(&b);
+    let log = b.wait_log("the reload", T, |l| reloads(l) == 1);
+    assert!(
+        log.contains(
+            "Config reloaded: 1 added (added), 1 removed (gone), 1 changed (change), 1 kept"
+        ),
+        "{log}"
+    );
+    let changed = wait_started(&sb, &b, "change", 2);
+    assert_eq!(changed[1].0, "c2", "the changed task runs the new command");
+    assert_eq!(wait_started(&sb, &b, "added", 1)[0].0, "a1");
+    wait_for(T, || (!alive(gone) && !alive(old_change)).then_some(()))
+        .expect("removed and old changed processes end");
+    assert!(
+        group_members(gone).is_empty(),
+        "removed task's group is gone"
+    );
+    assert!(alive(keep), "kept task still runs");
+    assert_eq!(started(&sb, "keep").len(), 1, "kept task not restarted");
+    let log = b.log();
+    assert_eq!(
+        count_events(&log, "keep", "Stopping"),
+        0,
+        "kept task not signalled:\n{log}"
+    );
+    assert!(
+        log.contains("[gone] Stopping (removed from the config)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[change] Stopping (its settings changed)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn description_only_edit_restarts_nothing() {
+    let sb = Sandbox::new();
+    let b = sb.start(
+        &config(&[svc("a", "x"), svc("b", "y")], ""),
+        &["--check-interval", "1h"],
+    );
+    let a = wait_started(&sb, &b, "a", 1)[0].1;
+    let bp = wait_started(&sb, &b, "b", 1)[0].1;
+    let edited =
+        config(&[svc("a", "x"), svc("b", "y")], "").replace("\"d\"", "\"a new description\"");
+    sb.write("config.json", &edited);
+    hup(&b);
+    let log = b.wait_log("the reload", T, |l| reloads(l) == 1);
+    assert!(
+        log.contains("0 added, 0 removed, 0 changed, 2 kept"),
+        "{log}"
+    );
+    assert!(alive(a) && alive(bp));
+    assert_eq!(started(&sb, "a").len(), 1);
+    assert_eq!(started(&sb, "b").len(), 1);
+    assert!(!log.contains("Stopping"), "{log}");
+}
+
+#[test]
+fn invalid_files_are_refused_until_fixed() {
+    let sb = Sandbox::new();
+    let good = config(&[svc("a", "x")], "");
+    let b = sb.start(&good, &["--check-interval", "1h"]);
+    let a = wait_started(&sb, &b, "a", 1)[0].1;
+    let steps: [(&str, &str); 3] = [
+        ("{ this is not json", "it has errors"),
+        ("", "it is empty"),
+        (&good[..good.len() / 2], "it has errors"),
+    ];
+    for (n, (text, why)) in steps.iter().enumerate() {
+        sb.write("config.json", text);
+        hup(&b);
+        let log = b.wait_log("the refusal", T, |l| {
+            l.matches("was not loaded").count() == n + 1
+        });
+        let last = log.rsplit("was not loaded").next().unwrap_or("");
+        assert!(
+            last.starts_with(&format!(": {why}; still running the config loaded at")),
+            "{log}"
+        );
+        assert!(alive(a), "nothing running is disturbed");
+        assert_eq!(reloads(&log), 0);
+    }
+    // The same invalid content again is not reported again.
+    hup(&b);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(b.log().matches("was not loaded").count(), 3);
+
+    sb.write("config.json", &config(&[svc("a", "x"), svc("b", "y")], ""));
+    hup(&b);
+    let log = b.wait_log("the fixed file", T, |l| reloads(l) == 1);
+    assert!(
+        log.contains("1 added (b), 0 removed, 0 changed, 1 kept"),
+        "{log}"
+    );
+    assert!(alive(a));
+    assert_eq!(started(&sb, "a").len(), 1);
+    wait_started(&sb, &b, "b", 1);
+    // A JSON syntax error is shown with its position.
+    assert!(log.contains("config.json:1:"), "{log}");
+}
+
+#[test]
+fn sighup_applies_within_100ms_and_polling_within_the_interval() {
+    let sb = Sandbox::new();
+    let b = sb.start(&config(&[svc("a", "x")], ""), &["--check-interval", "1h"]);
+    wait_started(&sb, &b, "a", 1);
+    sb.write("config.json", &config(&[svc("a", "x"), svc("b", "y")], ""));
+    let t0 = Instant::now();
+    hup(&b);
+    b.wait_log("the reload", T, |l| reloads(l) == 1);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(100),
+        "SIGHUP reload took {took:?}"
+    );
+
+    // Without a signal: check_interval 300ms, so the edit is seen within ~0.3 s + settle.
+    let sb = Sandbox::new();
+    let b = sb.start(
+        &config(&[svc("a", "x")], r#""check_interval": "300ms","#),
+        &[],
+    );
+    wait_started(&sb, &b, "a", 1);
+    let t0 = Instant::now();
+    sb.write(
+        "config.json",
+        &config(
+            &[svc("a", "x"), svc("b", "y")],
+            r#""check_interval": "300ms","#,
+        ),
+    );
+    b.wait_log("the polled reload", T, |l| reloads(l) == 1);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(600),
+        "polled reload took {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(30),
+        "a change is given time to settle"
+    );
+}
+
+#[test]
+fn fifty_quick_edits_end_in_the_last_state() {
+    let sb = Sandbox::new();
+    let b = sb.start(
+        &config(&[svc("base", "b")], r#""check_interval": "50ms","#),
+        &[],
+    );
+    let base = wait_started(&sb, &b, "base", 1)[0].1;
+    for i in 0..50 {
+        // Each edit swaps the extra task for another one and changes `flip`'s command.
+        let tasks = [
+            svc("base", "b"),
+            svc(&format!("extra{i}"), "e"),
+            svc("flip", &format!("f{i}")),
+        ];
+        sb.write(
+            "config.json",
+            &config(&tasks, r#""check_interval": "50ms","#),
+        );
+        if i % 3 == 0 {
+            hup(&b);
+        }
+        std::thread::sleep(Duration::from_millis(7));
+    }
+    // Converged: flip runs f49, extra49 runs, no other extra lives.
+    let flips = wait_for(T, || {
+        let s = started(&sb, "flip");
+        (s.last().map(|(t, _)| t.as_str()) == Some("f49")).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("flip never ran f49; log:\n{}", b.log()));
+    wait_started(&sb, &b, "extra49", 1);
+    let last_flip = flips.last().unwrap().1;
+    wait_for(T, || {
+        let others_dead = flips
+            .iter()
+            .filter(|(_, p)| *p != last_flip)
+            .all(|(_, p)| !alive(*p));
+        let extras_dead = (0..49).all(|i| {
+            started(&sb, &format!("extra{i}"))
+                .iter()
+                .all(|(_, p)| !alive(*p))
+        });
+        (others_dead && extras_dead).then_some(())
+    })
+    .unwrap_or_else(|| panic!("orphaned processes after the edits; log:\n{}", b.log()));
+    assert!(alive(last_flip) && alive(base));
+    assert_eq!(started(&sb, "base").len(), 1, "base never restarted");
+    // Exactly the processes of the last state are children of bansuri.
+    let kids: Vec<i32> =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", b.pid(), b.pid()))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| alive(*p))
+            .collect();
+    assert_eq!(
+        kids.len(),
+        3,
+        "base, extra49, flip; found {kids:?}; log:\n{}",
+        b.log()
+    );
+}
+
+#[test]
+fn globals_change_live() {
+    let sb = Sandbox::new();
+    let b = sb.start(&config(&[svc("a", "x")], ""), &[]);
+    wait_started(&sb, &b, "a", 1);
+    let json_cfg = config(
+        &[
+            svc("a", "x"),
+            r#"{"name": "j", "command": "echo in json"}"#.to_owned(),
+        ],
+        r#""log_format": "json", "check_interval": "200ms", "max_parallel": 3,"#,
+    );
+    sb.write("config.json", &json_cfg);
+    hup(&b);
+    let log = b.wait_log("json lines", T, |l| l.contains(r#""line":"in json""#));
+    assert!(log.contains("check_interval is now 200ms"), "{log}");
+    // The new interval is in effect: the next edit is picked up without a signal.
+    sb.write("config.json", &json_cfg.replace("in json", "again"));
+    b.wait_log(
+        "polled reload at the new interval",
+        Duration::from_secs(3),
+        |l| l.contains(r#""line":"again""#),
+    );
+}
