@@ -102,7 +102,46 @@ pub struct TaskSpec {
     pub stdout: OutputTarget,
     /// Where stderr goes.
     pub stderr: StderrTarget,
+    /// The config entry's name when this task is one instance of a `numprocs` program
+    /// (`w` for `w:0`); otherwise the task's own name.
+    pub program: String,
+    /// Instance number of a `numprocs` program (`BANSURI_INSTANCE`); `None` for a plain task.
+    pub instance: Option<u32>,
+    /// Restart after a successful exit too (`autorestart: always`): a service.
+    pub restart_on_success: bool,
+    /// A process that exits before this long is a failed start (`starttime`).
+    pub start_time: Duration,
+    /// Failed starts in a row that make the task FATAL (`startretries`).
+    pub start_retries: u32,
+    /// `false`: not started until a control command asks (`autostart`).
+    pub autostart: bool,
+    /// Run as this user (`user`), resolved at load time.
+    pub user: Option<UserSpec>,
+    /// Nice value, -20..19 (`priority`).
+    pub priority: i32,
+    /// File mode creation mask (`umask`); `None` = inherited.
+    pub umask: Option<u32>,
+    /// Tasks (or programs) that must have succeeded / be started first (`depends-on`).
+    pub depends_on: Vec<String>,
 }
+
+/// The identity a task runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (from the group database).
+    pub groups: Vec<u32>,
+    /// Home directory (for `HOME`).
+    pub home: PathBuf,
+}
+
+/// `times` value meaning "no limit" (Taskmaster's autorestart without `times`).
+pub const UNLIMITED_ATTEMPTS: u32 = u32::MAX;
 
 /// How a task's command is run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +286,16 @@ impl TaskSpec {
             environment_file: None,
             stdout: OutputTarget::JobLog,
             stderr: StderrTarget::Combined,
+            program: name.to_owned(),
+            instance: None,
+            restart_on_success: false,
+            start_time: Duration::ZERO,
+            start_retries: 3,
+            autostart: true,
+            user: None,
+            priority: 0,
+            umask: None,
+            depends_on: Vec::new(),
         }
     }
 }

@@ -73,6 +73,8 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_program;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

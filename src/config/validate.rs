@@ -78,29 +78,30 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("environment-file", &["environment_file"]),
     field("stdout", &[]),
     field("stderr", &[]),
+    field("numprocs", &[]),
+    field("autostart", &[]),
+    field("autorestart", &[]),
+    field("startretries", &["start-retries", "start_retries"]),
+    field("starttime", &["start-time", "start_time"]),
+    field("user", &[]),
+    field("priority", &[]),
+    field("umask", &[]),
+    field("depends-on", &["depends_on"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
 const LATER_TASK_FIELDS: &[&str] = &[
-    "autorestart",
-    "startretries",
-    "starttime",
-    "numprocs",
-    "autostart",
-    "user",
-    "priority",
-    "umask",
     "log-max-bytes",
     "log_max_bytes",
     "log-backups",
     "log_backups",
     "notify",
-    "depends-on",
-    "depends_on",
     "srun",
     "no-interface",
     "no_interface",
 ];
+
+mod program;
 
 const DURATION_HELP: &str =
     "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
@@ -743,6 +744,8 @@ impl<'a> Validator<'a> {
 
     fn tasks(&mut self, entries: &[Node]) -> Vec<TaskSpec> {
         let mut tasks = Vec::with_capacity(entries.len());
+        let mut numprocs: Vec<Option<u32>> = Vec::with_capacity(entries.len());
+        let mut dep_spans: HashMap<String, Range<usize>> = HashMap::new();
         // Explicit names and where they were first given.
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut shorthands: Vec<usize> = Vec::new();
@@ -767,9 +770,14 @@ impl<'a> Validator<'a> {
                     shorthands.push(tasks.len());
                     let command = CommandSpec::Shell(s.clone());
                     tasks.push(self.default_task(String::new(), true, command));
+                    numprocs.push(None);
                 }
                 Value::Object(members) => {
-                    let (task, name) = self.task(&label, entry, members);
+                    let (task, name, extras) = self.task(&label, entry, members);
+                    if let Some(span) = extras.depends_span {
+                        dep_spans.insert(task.name.clone(), span);
+                    }
+                    numprocs.push(extras.numprocs);
                     if let Some((name, span)) = name {
                         // Offsets, not lines: a line number costs a scan of the file, so it
                         // is computed only for an error (a config can have thousands of tasks).
@@ -814,8 +822,11 @@ impl<'a> Validator<'a> {
             let cmd = tasks[i].command.display();
             let name = shorthand::unique(&shorthand::derive_name(&cmd), &taken);
             taken.insert(name.clone());
+            tasks[i].program.clone_from(&name);
             tasks[i].name = name;
         }
+        let tasks = self.expand_instances(tasks.into_iter().zip(numprocs).collect());
+        self.check_dependencies(&tasks, &dep_spans);
         tasks
     }
 
@@ -831,7 +842,11 @@ impl<'a> Validator<'a> {
         index_label: &str,
         node: &Node,
         members: &[(Key, Node)],
-    ) -> (TaskSpec, Option<(String, Range<usize>)>) {
+    ) -> (
+        TaskSpec,
+        Option<(String, Range<usize>)>,
+        program::ProgramExtras,
+    ) {
         // The name first, so every other error can say which task it is about.
         let name_got = members
             .iter()
@@ -964,7 +979,8 @@ impl<'a> Validator<'a> {
         }) {
             task.stderr = err;
         }
-        (task, name)
+        let extras = self.program(t, &f, &mut task);
+        (task, name, extras)
     }
 
     fn schedule(&mut self, t: Option<&str>, f: &Fields) -> ScheduleSpec {

@@ -1,0 +1,168 @@
+//! The program model's fields (numprocs, autostart, autorestart, startretries, starttime,
+//! user, priority, umask, depends-on) and their combination with on-fail/times.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::spec::{OnFail, TaskSpec, UNLIMITED_ATTEMPTS};
+
+const CFG: &str = "/cfg/scripts_config.json";
+
+fn load(text: &str) -> Result<Spec, ConfigErrors> {
+    parse_str(text, Path::new(CFG), Format::Json)
+}
+
+fn tasks(json: &str) -> Vec<TaskSpec> {
+    match load(json) {
+        Ok(s) => s.tasks,
+        Err(e) => panic!("expected the config to load, got:\n{e}\n--- config ---\n{json}"),
+    }
+}
+
+fn task(fields: &str) -> TaskSpec {
+    tasks(&format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#)).remove(0)
+}
+
+/// Every error of `json`, rendered, with the count.
+fn errors(json: &str) -> (usize, String) {
+    match load(json) {
+        Ok(s) => panic!("expected errors, loaded {s:#?}"),
+        Err(e) => (e.0.len(), e.to_string()),
+    }
+}
+
+fn task_errors(fields: &str) -> String {
+    let (n, text) = errors(&format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#));
+    assert_eq!(n, 1, "{text}");
+    assert!(text.contains("scripts_config.json:1:"), "{text}");
+    text
+}
+
+#[test]
+fn numprocs_expands_into_named_instances() {
+    let t = tasks(r#"{"scripts": [{"name": "w", "command": "x", "numprocs": 3}, {"name": "solo", "command": "y"}]}"#);
+    let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["w:0", "w:1", "w:2", "solo"]);
+    for (i, inst) in t[..3].iter().enumerate() {
+        assert_eq!(inst.program, "w");
+        assert_eq!(inst.instance, Some(i as u32));
+        assert_eq!(inst.env.get("BANSURI_INSTANCE").map(String::as_str), Some(i.to_string().as_str()));
+    }
+    assert_eq!(t[3].program, "solo");
+    assert_eq!(t[3].instance, None);
+    assert!(!t[3].env.contains_key("BANSURI_INSTANCE"));
+    // numprocs 1 still names the instance, so growing it later only adds instances.
+    let one = tasks(r#"{"scripts": [{"name": "w", "command": "x", "numprocs": 1}]}"#);
+    assert_eq!(one[0].name, "w:0");
+    for bad in ["0", "-1", "\"3\"", "10001"] {
+        assert!(task_errors(&format!(r#""numprocs": {bad}"#)).contains("`numprocs`"));
+    }
+}
+
+#[test]
+fn autorestart_maps_onto_one_policy() {
+    let t = task(r#""autorestart": "unexpected""#);
+    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Restart, UNLIMITED_ATTEMPTS, false));
+    let t = task(r#""autorestart": "always""#);
+    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Restart, UNLIMITED_ATTEMPTS, true));
+    let t = task(r#""autorestart": "never""#);
+    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Stop, 1, false));
+    let t = task(r#""autorestart": "unexpected", "times": 4"#);
+    assert_eq!(t.times, 4, "times caps the attempts");
+    let t = task(r#""autorestart": "unexpected", "on-fail": "restart""#);
+    assert_eq!(t.on_fail, OnFail::Restart, "agreeing spellings are fine");
+    let t = task(r#""autorestart": true"#);
+    assert_eq!(t.on_fail, OnFail::Restart, "supervisord's boolean");
+
+    let e = task_errors(r#""autorestart": "never", "on-fail": "restart""#);
+    assert!(e.contains("`on-fail` contradicts `autorestart` in task `t`"), "{e}");
+    let e = task_errors(r#""autorestart": "always", "on-fail": "stop""#);
+    assert!(e.contains("`on-fail: stop` never retries, `autorestart: always` restarts"), "{e}");
+    let e = task_errors(r#""autorestart": "always", "timer": "5s""#);
+    assert!(e.contains("`autorestart: always` contradicts the schedule"), "{e}");
+    let e = task_errors(r#""times": 3"#);
+    assert!(e.contains("`times: 3` has no effect in task `t`"), "{e}");
+    let e = task_errors(r#""autorestart": "sometimes""#);
+    assert!(e.contains("expected one of `never`, `unexpected`, `always`"), "{e}");
+}
+
+#[test]
+fn startretries_starttime_autostart_priority() {
+    let t = task(r#""startretries": 5, "starttime": 2, "autostart": false, "priority": 10"#);
+    assert_eq!(t.start_retries, 5);
+    assert_eq!(t.start_time, Duration::from_secs(2));
+    assert!(!t.autostart);
+    assert_eq!(t.priority, 10);
+    assert_eq!(task(r#""priority": -20"#).priority, -20);
+    assert_eq!(task(r#""starttime": "1500ms""#).start_time, Duration::from_millis(1500));
+    assert!(task_errors(r#""startretries": 0"#).contains("must be at least 1"));
+    assert!(task_errors(r#""priority": 20"#).contains("out of range"));
+    assert!(task_errors(r#""priority": "high""#).contains("`priority`"));
+    assert!(task_errors(r#""starttime": -1"#).contains("`starttime`"));
+    assert!(task_errors(r#""autostart": "yes""#).contains("`autostart`"));
+}
+
+#[test]
+fn umask_is_octal() {
+    assert_eq!(task(r#""umask": "022""#).umask, Some(0o022));
+    assert_eq!(task(r#""umask": "0o77""#).umask, Some(0o077));
+    assert_eq!(task(r#""umask": 77"#).umask, Some(0o077), "digits of a number read as octal");
+    assert_eq!(task(r#""umask": "0""#).umask, Some(0));
+    for bad in [r#""089""#, r#""1777""#, r#""""#, "true", r#""rwx""#] {
+        let e = task_errors(&format!(r#""umask": {bad}"#));
+        assert!(e.contains("`umask`"), "{e}");
+    }
+}
+
+#[test]
+fn user_is_resolved_or_rejected() {
+    // The tests run as root (CI does); as another user only that user itself is allowed.
+    if nix::unistd::geteuid().is_root() {
+        let u = task(r#""user": "nobody""#).user.expect("resolved");
+        assert_eq!(u.name, "nobody");
+        assert_eq!(u.uid, 65534);
+        assert!(u.groups.contains(&u.gid));
+    } else {
+        let e = task_errors(r#""user": "nobody""#);
+        assert!(e.contains("needs root"), "{e}");
+    }
+    let e = task_errors(r#""user": "no-such-user-xyz""#);
+    assert!(e.contains("unknown user `no-such-user-xyz`"), "{e}");
+}
+
+#[test]
+fn depends_on_names_tasks_and_programs() {
+    let t = tasks(
+        r#"{"scripts": [
+            {"name": "a", "command": "x"},
+            {"name": "w", "command": "x", "numprocs": 2, "depends-on": "a"},
+            {"name": "b", "command": "x", "depends_on": ["a", "w"]}
+        ]}"#,
+    );
+    assert_eq!(t[1].depends_on, ["a"]);
+    assert_eq!(t[2].depends_on, ["a"], "instances share their program's dependencies");
+    assert_eq!(t[3].depends_on, ["a", "w"]);
+
+    let (n, e) = errors(r#"{"scripts": [{"name": "a", "command": "x"}, {"name": "b", "command": "x", "depends-on": ["aa", "zzz"]}]}"#);
+    assert_eq!(n, 2, "{e}");
+    assert!(e.contains("unknown task `aa` in `depends-on` in task `b`"), "{e}");
+    assert!(e.contains("did you mean `a`?"), "{e}");
+    assert!(e.contains("unknown task `zzz`"), "{e}");
+}
+
+#[test]
+fn dependency_cycles_are_printed() {
+    let (n, e) = errors(
+        r#"{"scripts": [
+    {"name": "a", "command": "x", "depends-on": "c"},
+    {"name": "b", "command": "x", "depends-on": "a"},
+    {"name": "c", "command": "x", "depends-on": ["b"]},
+    {"name": "d", "command": "x", "depends-on": "d"}
+]}"#,
+    );
+    assert_eq!(n, 2, "{e}");
+    assert!(e.contains("dependency cycle: a -> c -> b -> a"), "{e}");
+    assert!(e.contains("dependency cycle: d -> d"), "{e}");
+    assert!(e.contains("scripts_config.json:2:"), "the cycle points at a's depends-on: {e}");
+}

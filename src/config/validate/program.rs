@@ -1,0 +1,365 @@
+//! Taskmaster's and supervisord's program model on top of the Bansuri task: `numprocs`,
+//! `autostart`, `autorestart`, `startretries`, `starttime`, `user`, `priority`, `umask` and
+//! `depends-on`, and how they combine with Bansuri's `on-fail`/`times` into one policy.
+//!
+//! Owns the checks of those fields (contradictions included), the expansion of a program
+//! into its instances and the dependency graph check. Must not touch the OS except to
+//! look users up in the user and group databases.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::super::tree::{Node, Value};
+use super::{as_bool, as_int, as_str, choice, duration, in_task, Fields, Problem, Validator};
+use crate::spec::{OnFail, ScheduleSpec, TaskSpec, UserSpec, UNLIMITED_ATTEMPTS};
+
+/// Taskmaster's `autorestart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AutoRestart {
+    Never,
+    Unexpected,
+    Always,
+}
+
+/// What `program` found that the task list needs afterwards.
+pub(super) struct ProgramExtras {
+    /// `numprocs`, when given.
+    pub numprocs: Option<u32>,
+    /// Where `depends-on` was written, for graph errors.
+    pub depends_span: Option<Range<usize>>,
+}
+
+impl Validator<'_> {
+    /// The program-model fields of one task object.
+    pub(super) fn program(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) -> ProgramExtras {
+        if let Some(b) = self.take(t, f.get("autostart"), as_bool) {
+            task.autostart = b;
+        }
+        if let Some(n) = self.take(t, f.get("startretries"), |n| {
+            let v = as_int(n)?;
+            if v < 1 {
+                return Err(Problem::new(format!("must be at least 1, found {v}"))
+                    .help("`startretries` counts failed starts in a row before the task is FATAL"));
+            }
+            u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
+        }) {
+            task.start_retries = n;
+        }
+        if let Some(d) = self.take(t, f.get("starttime"), duration) {
+            task.start_time = d;
+        }
+        if let Some(p) = self.take(t, f.get("priority"), |n| {
+            let v = as_int(n)?;
+            if !(-20..=19).contains(&v) {
+                return Err(Problem::new(format!("nice value {v} is out of range"))
+                    .help("use -20 (highest priority) to 19 (lowest); 0 is the default"));
+            }
+            Ok(v as i32)
+        }) {
+            task.priority = p;
+        }
+        task.umask = self.take(t, f.get("umask"), umask);
+        task.user = self.take(t, f.get("user"), user);
+        if let Some(deps) = self.take(t, f.get("depends-on"), depends_on) {
+            task.depends_on = deps;
+        }
+        self.restart_policy(t, f, task);
+        let numprocs = self.take(t, f.get("numprocs"), |n| {
+            let v = as_int(n)?;
+            if !(1..=10_000).contains(&v) {
+                return Err(Problem::new(format!("must be 1 to 10000, found {v}")));
+            }
+            Ok(v as u32)
+        });
+        ProgramExtras {
+            numprocs,
+            depends_span: f.get("depends-on").map(|g| g.node.span.clone()),
+        }
+    }
+
+    /// One policy from `on-fail`/`times` (Bansuri) and `autorestart` (Taskmaster).
+    fn restart_policy(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
+        let auto = self.take(t, f.get("autorestart"), |n| {
+            // YAML writes `autorestart: true/false` too (supervisord).
+            if let Value::Bool(b) = n.value {
+                return Ok(if b { AutoRestart::Unexpected } else { AutoRestart::Never });
+            }
+            choice(
+                n,
+                &[
+                    ("never", AutoRestart::Never),
+                    ("unexpected", AutoRestart::Unexpected),
+                    ("always", AutoRestart::Always),
+                ],
+            )
+        });
+        let on_fail = f.get("on-fail").map(|_| task.on_fail);
+        let times_given = f.get("times").is_some();
+        let contradiction = |v: &mut Self, got: &str, why: String| {
+            let g = f.get(got).expect("present");
+            let e = v
+                .error(
+                    g.node.span.clone(),
+                    t,
+                    Some(got),
+                    format!("`{}` contradicts `autorestart`{}: {why}", g.key.name, in_task(t)),
+                )
+                .with_help("keep one of them: `on-fail`/`times` (Bansuri) or `autorestart`/`startretries` (Taskmaster)");
+            v.push(e);
+        };
+        match (auto, on_fail) {
+            (Some(AutoRestart::Never), Some(OnFail::Restart)) => contradiction(
+                self,
+                "on-fail",
+                "`on-fail: restart` retries a failed run, `autorestart: never` never restarts".into(),
+            ),
+            (Some(a @ (AutoRestart::Unexpected | AutoRestart::Always)), Some(OnFail::Stop)) => {
+                contradiction(
+                    self,
+                    "on-fail",
+                    format!(
+                        "`on-fail: stop` never retries, `autorestart: {}` restarts",
+                        if a == AutoRestart::Always { "always" } else { "unexpected" }
+                    ),
+                )
+            }
+            _ => {}
+        }
+        match auto {
+            Some(AutoRestart::Unexpected) | Some(AutoRestart::Always) => {
+                task.on_fail = OnFail::Restart;
+                if !times_given {
+                    task.times = UNLIMITED_ATTEMPTS;
+                }
+                if auto == Some(AutoRestart::Always) {
+                    task.restart_on_success = true;
+                    if !matches!(task.schedule, ScheduleSpec::Once) {
+                        let g = f.get("autorestart").expect("present");
+                        let e = self
+                            .error(
+                                g.node.span.clone(),
+                                t,
+                                Some("autorestart"),
+                                format!(
+                                    "`autorestart: always` contradicts the schedule{}: a service restarts by itself whenever it exits",
+                                    in_task(t)
+                                ),
+                            )
+                            .with_help("remove `timer`/`schedule-cron`, or use `autorestart: unexpected`");
+                        self.push(e);
+                    }
+                }
+            }
+            Some(AutoRestart::Never) | None => {
+                if times_given && task.times > 1 && task.on_fail == OnFail::Stop {
+                    let g = f.get("times").expect("present");
+                    let e = self
+                        .error(
+                            g.node.span.clone(),
+                            t,
+                            Some("times"),
+                            format!(
+                                "`times: {}` has no effect{}: without `on-fail: restart` a failed run is not retried",
+                                task.times,
+                                in_task(t)
+                            ),
+                        )
+                        .with_help("add \"on-fail\": \"restart\", or remove `times`");
+                    self.push(e);
+                }
+            }
+        }
+    }
+
+    /// Replace each task that has `numprocs` by its instances `name:0`..`name:N-1`.
+    pub(super) fn expand_instances(&mut self, tasks: Vec<(TaskSpec, Option<u32>)>) -> Vec<TaskSpec> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for (task, numprocs) in tasks {
+            let Some(n) = numprocs else {
+                out.push(task);
+                continue;
+            };
+            for i in 0..n {
+                let mut inst = task.clone();
+                inst.name = format!("{}:{i}", task.name);
+                inst.program = task.name.clone();
+                inst.instance = Some(i);
+                inst.env.insert("BANSURI_INSTANCE".into(), i.to_string());
+                out.push(inst);
+            }
+        }
+        out
+    }
+
+    /// `depends-on` must name tasks or programs of this file, without cycles.
+    pub(super) fn check_dependencies(&mut self, tasks: &[TaskSpec], spans: &HashMap<String, Range<usize>>) {
+        let mut programs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for t in tasks {
+            programs.entry(t.program.as_str()).or_default().push(t.name.as_str());
+            if t.program != t.name {
+                programs.entry(t.name.as_str()).or_default().push(t.name.as_str());
+            }
+        }
+        // Graph over programs (instances share their program's dependencies).
+        let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut reported: HashSet<&str> = HashSet::new();
+        for t in tasks {
+            if !reported.insert(t.program.as_str()) {
+                continue;
+            }
+            for d in &t.depends_on {
+                if programs.contains_key(d.as_str()) {
+                    let target = tasks
+                        .iter()
+                        .find(|x| x.name == *d || x.program == *d)
+                        .map_or(d.as_str(), |x| x.program.as_str());
+                    edges.entry(t.program.as_str()).or_default().push(target);
+                    continue;
+                }
+                let span = spans.get(&t.program).cloned().unwrap_or(0..0);
+                let names: Vec<&str> = programs.keys().copied().collect();
+                let mut e = self.error(
+                    span,
+                    Some(&t.program),
+                    Some("depends-on"),
+                    format!("unknown task `{d}` in `depends-on`{}", in_task(Some(&t.program))),
+                );
+                e.help = Some(match strsim_best(d, &names) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("known tasks: {}", names.join(", ")),
+                });
+                self.push(e);
+            }
+        }
+        // Cycles: depth-first search with colours; each cycle reported once, at its first task.
+        let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the stack, 2 = done
+        let mut stack: Vec<&str> = Vec::new();
+        let mut cycles: Vec<Vec<&str>> = Vec::new();
+        fn visit<'a>(
+            n: &'a str,
+            edges: &BTreeMap<&'a str, Vec<&'a str>>,
+            state: &mut HashMap<&'a str, u8>,
+            stack: &mut Vec<&'a str>,
+            cycles: &mut Vec<Vec<&'a str>>,
+        ) {
+            state.insert(n, 1);
+            stack.push(n);
+            for &m in edges.get(n).map(Vec::as_slice).unwrap_or(&[]) {
+                match state.get(m) {
+                    Some(1) => {
+                        let from = stack.iter().position(|x| *x == m).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].to_vec();
+                        cycle.push(m);
+                        cycles.push(cycle);
+                    }
+                    Some(_) => {}
+                    None => visit(m, edges, state, stack, cycles),
+                }
+            }
+            stack.pop();
+            state.insert(n, 2);
+        }
+        let roots: Vec<&str> = edges.keys().copied().collect();
+        for n in roots {
+            if !state.contains_key(n) {
+                visit(n, &edges, &mut state, &mut stack, &mut cycles);
+            }
+        }
+        for cycle in cycles {
+            let first = cycle[0];
+            let span = spans.get(first).cloned().unwrap_or(0..0);
+            let e = self
+                .error(
+                    span,
+                    Some(first),
+                    Some("depends-on"),
+                    format!("dependency cycle: {}", cycle.join(" -> ")),
+                )
+                .with_help("a task cannot wait, directly or through others, for itself: remove one of these dependencies");
+            self.push(e);
+        }
+    }
+}
+
+fn strsim_best<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(name, n), *n))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+/// `umask`: octal digits as a string ("022") or as a number (YAML's `umask: 022`; the
+/// digits are read as octal, as every supervisor does).
+fn umask(node: &Node) -> Result<u32, Problem> {
+    let text = match &node.value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.raw.clone(),
+        _ => return Err(Problem::new(format!("expected octal digits such as \"022\", found {}", super::found(node)))),
+    };
+    let digits = text.strip_prefix("0o").unwrap_or(&text);
+    let bad = || {
+        Problem::new(format!("`{text}` is not an octal umask"))
+            .help("write three octal digits, e.g. \"022\" (files 644) or \"077\" (files 600)")
+    };
+    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(bad());
+    }
+    let v = u32::from_str_radix(digits, 8).map_err(|_| bad())?;
+    if v > 0o777 {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+/// `user`: a login name known to this machine. Running as another user needs root.
+fn user(node: &Node) -> Result<UserSpec, Problem> {
+    let name = as_str(node)?.trim();
+    let u = match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(Problem::new(format!("unknown user `{name}`"))
+                .help("use a login name from this machine's user database (`getent passwd NAME`)"))
+        }
+        Err(e) => return Err(Problem::new(format!("cannot look up user `{name}`: {e}"))),
+    };
+    let me = nix::unistd::geteuid();
+    if !me.is_root() && u.uid != me {
+        return Err(Problem::new(format!(
+            "running a task as `{name}` needs root, but bansuri runs as uid {me}"
+        ))
+        .help("remove `user` (tasks then run as you), or start bansuri as root"));
+    }
+    let c_name = std::ffi::CString::new(name).map_err(|_| Problem::new("user name contains NUL"))?;
+    let groups = nix::unistd::getgrouplist(&c_name, u.gid)
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_else(|_| vec![u.gid.as_raw()]);
+    Ok(UserSpec {
+        name: name.to_string(),
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        groups,
+        home: PathBuf::from(u.dir),
+    })
+}
+
+/// `depends-on`: a name or a list of names.
+fn depends_on(node: &Node) -> Result<Vec<String>, Problem> {
+    let one = |n: &Node| -> Result<String, Problem> {
+        let s = as_str(n).map_err(|p| p.at(n.span.clone()))?.trim().to_string();
+        if s.is_empty() {
+            return Err(Problem::new("empty task name").at(n.span.clone()));
+        }
+        Ok(s)
+    };
+    match &node.value {
+        Value::String(_) => Ok(vec![one(node)?]),
+        Value::Array(items) => items.iter().map(one).collect(),
+        _ => Err(Problem::new(format!(
+            "expected a task name or a list of task names, found {}",
+            super::found(node)
+        ))),
+    }
+}
