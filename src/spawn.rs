@@ -65,6 +65,12 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         .env("BANSURI_TASK", &task.name)
         .env("BANSURI_ATTEMPT", attempt.to_string())
         .stdin(Stdio::null());
+    if let Some(u) = &task.user {
+        // What `su` would set: the task sees its own identity, not bansuri's.
+        cmd.env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .env("HOME", &u.home);
+    }
 
     // Output: files are handed to the child directly; the job log goes through a pipe.
     let mut stdout_pipe = None;
@@ -114,8 +120,21 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         }
     }
 
+    let umask = task.umask;
+    let priority = task.priority;
+    let identity = task.user.as_ref().map(|u| {
+        (
+            u.uid,
+            u.gid,
+            u.groups
+                .iter()
+                .map(|g| *g as libc::gid_t)
+                .collect::<Vec<_>>(),
+        )
+    });
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit).
+    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
+    // setpriority, setgroups, setgid, setuid); the group list was built before the fork.
     unsafe {
         let parent = libc::getpid();
         cmd.pre_exec(move || {
@@ -137,6 +156,24 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            if let Some(mask) = umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            if priority != 0 {
+                // Before dropping privileges: only root may raise a priority (nice < 0).
+                if libc::setpriority(libc::PRIO_PROCESS, 0, priority) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some((uid, gid, groups)) = &identity {
+                // Groups first, then the gid, then the uid: after setuid we could not.
+                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
+                    || libc::setgid(*gid) < 0
+                    || libc::setuid(*uid) < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -161,6 +198,14 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             }
             (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
                 format!("`{}` is not executable (check its permissions)", argv[0])
+            }
+            (_, io::ErrorKind::PermissionDenied) if task.priority < 0 || task.user.is_some() => {
+                format!(
+                    "cannot start the process: {} (setting priority {} or user {} needs root)",
+                    io_reason(&e),
+                    task.priority,
+                    task.user.as_ref().map_or("-", |u| u.name.as_str())
+                )
             }
             _ => format!("cannot start the process: {}", io_reason(&e)),
         }),

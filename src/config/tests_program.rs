@@ -21,7 +21,10 @@ fn tasks(json: &str) -> Vec<TaskSpec> {
 }
 
 fn task(fields: &str) -> TaskSpec {
-    tasks(&format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#)).remove(0)
+    tasks(&format!(
+        r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#
+    ))
+    .remove(0)
 }
 
 /// Every error of `json`, rendered, with the count.
@@ -33,7 +36,9 @@ fn errors(json: &str) -> (usize, String) {
 }
 
 fn task_errors(fields: &str) -> String {
-    let (n, text) = errors(&format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#));
+    let (n, text) = errors(&format!(
+        r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#
+    ));
     assert_eq!(n, 1, "{text}");
     assert!(text.contains("scripts_config.json:1:"), "{text}");
     text
@@ -41,13 +46,18 @@ fn task_errors(fields: &str) -> String {
 
 #[test]
 fn numprocs_expands_into_named_instances() {
-    let t = tasks(r#"{"scripts": [{"name": "w", "command": "x", "numprocs": 3}, {"name": "solo", "command": "y"}]}"#);
+    let t = tasks(
+        r#"{"scripts": [{"name": "w", "command": "x", "numprocs": 3}, {"name": "solo", "command": "y"}]}"#,
+    );
     let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["w:0", "w:1", "w:2", "solo"]);
     for (i, inst) in t[..3].iter().enumerate() {
         assert_eq!(inst.program, "w");
         assert_eq!(inst.instance, Some(i as u32));
-        assert_eq!(inst.env.get("BANSURI_INSTANCE").map(String::as_str), Some(i.to_string().as_str()));
+        assert_eq!(
+            inst.env.get("BANSURI_INSTANCE").map(String::as_str),
+            Some(i.to_string().as_str())
+        );
     }
     assert_eq!(t[3].program, "solo");
     assert_eq!(t[3].instance, None);
@@ -63,11 +73,20 @@ fn numprocs_expands_into_named_instances() {
 #[test]
 fn autorestart_maps_onto_one_policy() {
     let t = task(r#""autorestart": "unexpected""#);
-    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Restart, UNLIMITED_ATTEMPTS, false));
+    assert_eq!(
+        (t.on_fail, t.times, t.restart_on_success),
+        (OnFail::Restart, UNLIMITED_ATTEMPTS, false)
+    );
     let t = task(r#""autorestart": "always""#);
-    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Restart, UNLIMITED_ATTEMPTS, true));
+    assert_eq!(
+        (t.on_fail, t.times, t.restart_on_success),
+        (OnFail::Restart, UNLIMITED_ATTEMPTS, true)
+    );
     let t = task(r#""autorestart": "never""#);
-    assert_eq!((t.on_fail, t.times, t.restart_on_success), (OnFail::Stop, 1, false));
+    assert_eq!(
+        (t.on_fail, t.times, t.restart_on_success),
+        (OnFail::Stop, 1, false)
+    );
     let t = task(r#""autorestart": "unexpected", "times": 4"#);
     assert_eq!(t.times, 4, "times caps the attempts");
     let t = task(r#""autorestart": "unexpected", "on-fail": "restart""#);
@@ -76,15 +95,27 @@ fn autorestart_maps_onto_one_policy() {
     assert_eq!(t.on_fail, OnFail::Restart, "supervisord's boolean");
 
     let e = task_errors(r#""autorestart": "never", "on-fail": "restart""#);
-    assert!(e.contains("`on-fail` contradicts `autorestart` in task `t`"), "{e}");
+    assert!(
+        e.contains("`on-fail` contradicts `autorestart` in task `t`"),
+        "{e}"
+    );
     let e = task_errors(r#""autorestart": "always", "on-fail": "stop""#);
-    assert!(e.contains("`on-fail: stop` never retries, `autorestart: always` restarts"), "{e}");
+    assert!(
+        e.contains("`on-fail: stop` never retries, `autorestart: always` restarts"),
+        "{e}"
+    );
     let e = task_errors(r#""autorestart": "always", "timer": "5s""#);
-    assert!(e.contains("`autorestart: always` contradicts the schedule"), "{e}");
+    assert!(
+        e.contains("`autorestart: always` contradicts the schedule"),
+        "{e}"
+    );
     let e = task_errors(r#""times": 3"#);
     assert!(e.contains("`times: 3` has no effect in task `t`"), "{e}");
     let e = task_errors(r#""autorestart": "sometimes""#);
-    assert!(e.contains("expected one of `never`, `unexpected`, `always`"), "{e}");
+    assert!(
+        e.contains("expected one of `never`, `unexpected`, `always`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -95,7 +126,10 @@ fn startretries_starttime_autostart_priority() {
     assert!(!t.autostart);
     assert_eq!(t.priority, 10);
     assert_eq!(task(r#""priority": -20"#).priority, -20);
-    assert_eq!(task(r#""starttime": "1500ms""#).start_time, Duration::from_millis(1500));
+    assert_eq!(
+        task(r#""starttime": "1500ms""#).start_time,
+        Duration::from_millis(1500)
+    );
     assert!(task_errors(r#""startretries": 0"#).contains("must be at least 1"));
     assert!(task_errors(r#""priority": 20"#).contains("out of range"));
     assert!(task_errors(r#""priority": "high""#).contains("`priority`"));
@@ -107,7 +141,11 @@ fn startretries_starttime_autostart_priority() {
 fn umask_is_octal() {
     assert_eq!(task(r#""umask": "022""#).umask, Some(0o022));
     assert_eq!(task(r#""umask": "0o77""#).umask, Some(0o077));
-    assert_eq!(task(r#""umask": 77"#).umask, Some(0o077), "digits of a number read as octal");
+    assert_eq!(
+        task(r#""umask": 77"#).umask,
+        Some(0o077),
+        "digits of a number read as octal"
+    );
     assert_eq!(task(r#""umask": "0""#).umask, Some(0));
     for bad in [r#""089""#, r#""1777""#, r#""""#, "true", r#""rwx""#] {
         let e = task_errors(&format!(r#""umask": {bad}"#));
@@ -141,12 +179,21 @@ fn depends_on_names_tasks_and_programs() {
         ]}"#,
     );
     assert_eq!(t[1].depends_on, ["a"]);
-    assert_eq!(t[2].depends_on, ["a"], "instances share their program's dependencies");
+    assert_eq!(
+        t[2].depends_on,
+        ["a"],
+        "instances share their program's dependencies"
+    );
     assert_eq!(t[3].depends_on, ["a", "w"]);
 
-    let (n, e) = errors(r#"{"scripts": [{"name": "a", "command": "x"}, {"name": "b", "command": "x", "depends-on": ["aa", "zzz"]}]}"#);
+    let (n, e) = errors(
+        r#"{"scripts": [{"name": "a", "command": "x"}, {"name": "b", "command": "x", "depends-on": ["aa", "zzz"]}]}"#,
+    );
     assert_eq!(n, 2, "{e}");
-    assert!(e.contains("unknown task `aa` in `depends-on` in task `b`"), "{e}");
+    assert!(
+        e.contains("unknown task `aa` in `depends-on` in task `b`"),
+        "{e}"
+    );
     assert!(e.contains("did you mean `a`?"), "{e}");
     assert!(e.contains("unknown task `zzz`"), "{e}");
 }
@@ -164,5 +211,8 @@ fn dependency_cycles_are_printed() {
     assert_eq!(n, 2, "{e}");
     assert!(e.contains("dependency cycle: a -> c -> b -> a"), "{e}");
     assert!(e.contains("dependency cycle: d -> d"), "{e}");
-    assert!(e.contains("scripts_config.json:2:"), "the cycle points at a's depends-on: {e}");
+    assert!(
+        e.contains("scripts_config.json:2:"),
+        "the cycle points at a's depends-on: {e}"
+    );
 }

@@ -18,8 +18,12 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Mono, Now};
 use crate::level::Level;
 use crate::schedule;
-use crate::spec::{Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec};
+use crate::spec::{
+    Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
+};
 
+mod program;
+use program::attempt_text;
 #[cfg(test)]
 mod tests;
 
@@ -157,6 +161,20 @@ pub enum Outcome {
     Timeout,
     /// Stopped by bansuri (shutdown, replace).
     Stopped,
+    /// Failed to start `startretries` times in a row: not started again.
+    Fatal,
+    /// Not run: a dependency failed.
+    Skipped,
+}
+
+impl Outcome {
+    /// Counts as a failure for `--exit-when-done` and dependencies.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Timeout | Outcome::Fatal | Outcome::Skipped
+        )
+    }
 }
 
 /// What the runtime must do.
@@ -219,6 +237,10 @@ pub enum TaskState {
     Restarting,
     /// Stopped by bansuri or disabled.
     Stopped,
+    /// Failed to start too often in a row; not started again.
+    Fatal,
+    /// Not run because a dependency failed.
+    Skipped,
 }
 
 impl TaskState {
@@ -236,6 +258,8 @@ impl TaskState {
             TaskState::Timeout => "TIMEOUT",
             TaskState::Restarting => "RESTARTING",
             TaskState::Stopped => "STOPPED",
+            TaskState::Fatal => "FATAL",
+            TaskState::Skipped => "SKIPPED",
         }
     }
 }
@@ -299,6 +323,8 @@ struct Run {
     phase: Phase,
     /// How the main process ended, when its group outlived it.
     leader_exit: Option<ExitStatus>,
+    /// Has stayed up `starttime` (counts as started).
+    up: bool,
     /// Wall time the process started (for the log).
     started_wall: Option<DateTime<Utc>>,
 }
@@ -341,6 +367,12 @@ struct Task {
     pending: Option<Arc<TaskSpec>>,
     /// Gone from the config: forgotten once its runs have ended.
     removed: bool,
+    /// Processes in a row that ended before `starttime` (FATAL at `startretries`).
+    failed_starts: u32,
+    /// A run is due but waits for its dependencies.
+    dep_wait: bool,
+    /// Why the task is FATAL or SKIPPED, for status and the log.
+    reason: Option<String>,
 }
 
 impl Task {
@@ -356,11 +388,14 @@ impl Task {
             last_start: None,
             pending: None,
             removed: false,
+            failed_starts: 0,
+            dep_wait: false,
+            reason: None,
         }
     }
 
     fn busy(&self) -> bool {
-        !self.runs.is_empty() || self.retry.is_some()
+        !self.runs.is_empty() || self.retry.is_some() || self.dep_wait
     }
 
     /// Nothing running, nothing pending, nothing scheduled.
@@ -385,12 +420,24 @@ impl Task {
         if !self.spec.enabled {
             return TaskState::Stopped;
         }
+        if self.dep_wait {
+            return TaskState::Waiting;
+        }
+        match self.stats.last_outcome {
+            Some(Outcome::Fatal) => return TaskState::Fatal,
+            Some(Outcome::Skipped) if matches!(self.sched, Sched::Once { .. } | Sched::Off) => {
+                return TaskState::Skipped
+            }
+            _ => {}
+        }
         match (&self.sched, self.stats.last_outcome) {
             (Sched::Once { fired: false }, _) => TaskState::Pending,
             (Sched::Timer { .. } | Sched::Cron { .. }, _) => TaskState::Scheduled,
             (_, Some(Outcome::Success)) => TaskState::Success,
             (_, Some(Outcome::Failed)) => TaskState::Failed,
             (_, Some(Outcome::Timeout)) => TaskState::Timeout,
+            (_, Some(Outcome::Fatal)) => TaskState::Fatal,
+            (_, Some(Outcome::Skipped)) => TaskState::Skipped,
             (_, Some(Outcome::Stopped)) | (Sched::Off, None) => TaskState::Stopped,
             (Sched::Once { fired: true }, None) => TaskState::Pending,
         }
@@ -505,6 +552,11 @@ impl Core {
                 consider(r.at);
             }
             for run in &task.runs {
+                if let (Phase::Running { started, .. }, false) = (&run.phase, run.up) {
+                    // A process counts as started (for dependents, and against FATAL) once
+                    // it has stayed up `starttime`.
+                    consider(*started + task.spec.start_time);
+                }
                 match run.phase {
                     Phase::Running {
                         timeout_at: Some(t),
@@ -601,6 +653,15 @@ impl Core {
             );
             return;
         }
+        if !self.tasks[i].spec.autostart && last_start.is_none() && !self.mode.once {
+            self.tasks[i].sched = Sched::Off;
+            self.log(
+                Some(&name),
+                Level::Info,
+                format!("autostart: false: not started (start it with `bansuri start {name}`)"),
+            );
+            return;
+        }
         let schedule = if self.mode.once {
             ScheduleSpec::Once
         } else {
@@ -677,6 +738,7 @@ impl Core {
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
+        self.recheck_dependencies(now);
         self.tasks.retain(|t| !(t.removed && t.runs.is_empty()));
         self.dispatch(now);
         self.check_done();
@@ -692,6 +754,16 @@ impl Core {
             if now.mono >= r.at {
                 self.tasks[i].retry = None;
                 self.new_run(i, r.attempt, now);
+            }
+        }
+
+        // Processes that have now stayed up `starttime` count as started.
+        let start_time = self.tasks[i].spec.start_time;
+        for run in &mut self.tasks[i].runs {
+            if let Phase::Running { started, .. } = run.phase {
+                if !run.up && now.mono >= started + start_time {
+                    run.up = true;
+                }
             }
         }
 
@@ -795,7 +867,7 @@ impl Core {
             return;
         }
         if !self.tasks[i].busy() {
-            self.new_run(i, 1, now);
+            self.start_when_ready(i, now);
             return;
         }
         let name = self.tasks[i].spec.name.clone();
@@ -845,6 +917,7 @@ impl Core {
             attempt,
             phase: Phase::Waiting,
             leader_exit: None,
+            up: false,
             started_wall: None,
         });
         self.slot_queue.push_back(id);
@@ -914,7 +987,7 @@ impl Core {
             "Executing"
         };
         let tries = if times > 1 {
-            format!(", attempt {attempt}/{times}")
+            format!(", {}", attempt_text(attempt, times))
         } else {
             String::new()
         };
@@ -1082,11 +1155,18 @@ impl Core {
             return;
         }
 
+        if self.failed_start(i, uptime, success, &end, now) {
+            return;
+        }
         if success {
             let task = &mut self.tasks[i];
             task.consecutive_failures = 0;
             task.stats.runs += 1;
             task.stats.last_outcome = Some(Outcome::Success);
+            if spec.restart_on_success && self.shutdown.is_none() {
+                self.restart_service(i, now);
+                return;
+            }
             self.after_run(i, now);
             return;
         }
@@ -1115,10 +1195,14 @@ impl Core {
                 Some(name),
                 Level::Info,
                 format!(
-                    "Restarting in {} (attempt {}/{}, on-fail: restart)",
+                    "Restarting in {} ({}, {})",
                     fmt_dur(delay),
-                    run.attempt + 1,
-                    spec.times
+                    attempt_text(run.attempt + 1, spec.times),
+                    if spec.restart_on_success {
+                        "autorestart"
+                    } else {
+                        "on-fail: restart"
+                    }
                 ),
             );
             return;
@@ -1133,7 +1217,7 @@ impl Core {
         task.stats.last_outcome = Some(outcome);
         // The backoff belongs to one run: the next scheduled run starts from restart-delay.
         task.consecutive_failures = 0;
-        if spec.on_fail == OnFail::Restart && spec.times > 1 {
+        if spec.on_fail == OnFail::Restart && spec.times > 1 && spec.times != UNLIMITED_ATTEMPTS {
             self.log(
                 Some(name),
                 Level::Error,
@@ -1429,12 +1513,7 @@ impl Core {
         let failed = self
             .tasks
             .iter()
-            .filter(|t| {
-                matches!(
-                    t.stats.last_outcome,
-                    Some(Outcome::Failed) | Some(Outcome::Timeout)
-                )
-            })
+            .filter(|t| t.stats.last_outcome.is_some_and(Outcome::is_failure))
             .count();
         let code = if self.shutdown.is_some() {
             0

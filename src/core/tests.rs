@@ -2133,3 +2133,5 @@ fn shorthand_identity_is_its_command() {
     );
     assert_eq!(h.spawn_times("a").len(), 2);
 }
+
+mod program;

@@ -32,15 +32,21 @@ pub(super) struct ProgramExtras {
 
 impl Validator<'_> {
     /// The program-model fields of one task object.
-    pub(super) fn program(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) -> ProgramExtras {
+    pub(super) fn program(
+        &mut self,
+        t: Option<&str>,
+        f: &Fields,
+        task: &mut TaskSpec,
+    ) -> ProgramExtras {
         if let Some(b) = self.take(t, f.get("autostart"), as_bool) {
             task.autostart = b;
         }
         if let Some(n) = self.take(t, f.get("startretries"), |n| {
             let v = as_int(n)?;
             if v < 1 {
-                return Err(Problem::new(format!("must be at least 1, found {v}"))
-                    .help("`startretries` counts failed starts in a row before the task is FATAL"));
+                return Err(Problem::new(format!("must be at least 1, found {v}")).help(
+                    "`startretries` counts failed starts in a row before the task is FATAL",
+                ));
             }
             u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
         }) {
@@ -83,7 +89,11 @@ impl Validator<'_> {
         let auto = self.take(t, f.get("autorestart"), |n| {
             // YAML writes `autorestart: true/false` too (supervisord).
             if let Value::Bool(b) = n.value {
-                return Ok(if b { AutoRestart::Unexpected } else { AutoRestart::Never });
+                return Ok(if b {
+                    AutoRestart::Unexpected
+                } else {
+                    AutoRestart::Never
+                });
             }
             choice(
                 n,
@@ -112,7 +122,8 @@ impl Validator<'_> {
             (Some(AutoRestart::Never), Some(OnFail::Restart)) => contradiction(
                 self,
                 "on-fail",
-                "`on-fail: restart` retries a failed run, `autorestart: never` never restarts".into(),
+                "`on-fail: restart` retries a failed run, `autorestart: never` never restarts"
+                    .into(),
             ),
             (Some(a @ (AutoRestart::Unexpected | AutoRestart::Always)), Some(OnFail::Stop)) => {
                 contradiction(
@@ -120,7 +131,11 @@ impl Validator<'_> {
                     "on-fail",
                     format!(
                         "`on-fail: stop` never retries, `autorestart: {}` restarts",
-                        if a == AutoRestart::Always { "always" } else { "unexpected" }
+                        if a == AutoRestart::Always {
+                            "always"
+                        } else {
+                            "unexpected"
+                        }
                     ),
                 )
             }
@@ -173,7 +188,10 @@ impl Validator<'_> {
     }
 
     /// Replace each task that has `numprocs` by its instances `name:0`..`name:N-1`.
-    pub(super) fn expand_instances(&mut self, tasks: Vec<(TaskSpec, Option<u32>)>) -> Vec<TaskSpec> {
+    pub(super) fn expand_instances(
+        &mut self,
+        tasks: Vec<(TaskSpec, Option<u32>)>,
+    ) -> Vec<TaskSpec> {
         let mut out = Vec::with_capacity(tasks.len());
         for (task, numprocs) in tasks {
             let Some(n) = numprocs else {
@@ -193,12 +211,22 @@ impl Validator<'_> {
     }
 
     /// `depends-on` must name tasks or programs of this file, without cycles.
-    pub(super) fn check_dependencies(&mut self, tasks: &[TaskSpec], spans: &HashMap<String, Range<usize>>) {
+    pub(super) fn check_dependencies(
+        &mut self,
+        tasks: &[TaskSpec],
+        spans: &HashMap<String, Range<usize>>,
+    ) {
         let mut programs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for t in tasks {
-            programs.entry(t.program.as_str()).or_default().push(t.name.as_str());
+            programs
+                .entry(t.program.as_str())
+                .or_default()
+                .push(t.name.as_str());
             if t.program != t.name {
-                programs.entry(t.name.as_str()).or_default().push(t.name.as_str());
+                programs
+                    .entry(t.name.as_str())
+                    .or_default()
+                    .push(t.name.as_str());
             }
         }
         // Graph over programs (instances share their program's dependencies).
@@ -223,7 +251,10 @@ impl Validator<'_> {
                     span,
                     Some(&t.program),
                     Some("depends-on"),
-                    format!("unknown task `{d}` in `depends-on`{}", in_task(Some(&t.program))),
+                    format!(
+                        "unknown task `{d}` in `depends-on`{}",
+                        in_task(Some(&t.program))
+                    ),
                 );
                 e.help = Some(match strsim_best(d, &names) {
                     Some(s) => format!("did you mean `{s}`?"),
@@ -297,7 +328,12 @@ fn umask(node: &Node) -> Result<u32, Problem> {
     let text = match &node.value {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => n.raw.clone(),
-        _ => return Err(Problem::new(format!("expected octal digits such as \"022\", found {}", super::found(node)))),
+        _ => {
+            return Err(Problem::new(format!(
+                "expected octal digits such as \"022\", found {}",
+                super::found(node)
+            )))
+        }
     };
     let digits = text.strip_prefix("0o").unwrap_or(&text);
     let bad = || {
@@ -332,7 +368,8 @@ fn user(node: &Node) -> Result<UserSpec, Problem> {
         ))
         .help("remove `user` (tasks then run as you), or start bansuri as root"));
     }
-    let c_name = std::ffi::CString::new(name).map_err(|_| Problem::new("user name contains NUL"))?;
+    let c_name =
+        std::ffi::CString::new(name).map_err(|_| Problem::new("user name contains NUL"))?;
     let groups = nix::unistd::getgrouplist(&c_name, u.gid)
         .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
         .unwrap_or_else(|_| vec![u.gid.as_raw()]);
@@ -348,7 +385,10 @@ fn user(node: &Node) -> Result<UserSpec, Problem> {
 /// `depends-on`: a name or a list of names.
 fn depends_on(node: &Node) -> Result<Vec<String>, Problem> {
     let one = |n: &Node| -> Result<String, Problem> {
-        let s = as_str(n).map_err(|p| p.at(n.span.clone()))?.trim().to_string();
+        let s = as_str(n)
+            .map_err(|p| p.at(n.span.clone()))?
+            .trim()
+            .to_string();
         if s.is_empty() {
             return Err(Problem::new("empty task name").at(n.span.clone()));
         }

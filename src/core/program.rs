@@ -1,0 +1,196 @@
+//! The supervisor program model in the core: services (`autorestart: always`), failed
+//! starts and FATAL (`starttime`, `startretries`), and dependencies (`depends-on`).
+//!
+//! An `impl Core` block beside the main state machine; like it, pure.
+
+use super::*;
+
+/// What a task's dependencies say about starting it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Deps {
+    /// All satisfied.
+    Ready,
+    /// Not yet: why.
+    Waiting(String),
+    /// One failed: why. The run is skipped.
+    Failed(String),
+}
+
+/// `attempt 2/3`, or `attempt 2` when the attempts are unlimited.
+pub(super) fn attempt_text(attempt: u32, times: u32) -> String {
+    if times == UNLIMITED_ATTEMPTS {
+        format!("attempt {attempt}")
+    } else {
+        format!("attempt {attempt}/{times}")
+    }
+}
+
+impl Core {
+    /// A fresh run of task `i` is due: start it, or wait for its dependencies, or skip it.
+    pub(super) fn start_when_ready(&mut self, i: usize, now: Now) {
+        match self.deps(i) {
+            Deps::Ready => {
+                self.tasks[i].dep_wait = false;
+                self.new_run(i, 1, now);
+            }
+            Deps::Waiting(why) => {
+                if !self.tasks[i].dep_wait {
+                    self.tasks[i].dep_wait = true;
+                    let name = self.tasks[i].spec.name.clone();
+                    self.log(Some(&name), Level::Info, format!("Waiting: {why}"));
+                }
+            }
+            Deps::Failed(why) => {
+                let task = &mut self.tasks[i];
+                task.dep_wait = false;
+                task.stats.runs += 1;
+                task.stats.failures += 1;
+                task.stats.last_outcome = Some(Outcome::Skipped);
+                task.reason = Some(why.clone());
+                let name = task.spec.name.clone();
+                self.log(Some(&name), Level::Warning, format!("SKIPPED: {why}"));
+            }
+        }
+    }
+
+    /// Tasks waiting for dependencies: start (or skip) those whose dependencies decided.
+    pub(super) fn recheck_dependencies(&mut self, now: Now) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        // A skip can fail another waiter: loop until nothing changes.
+        loop {
+            let mut changed = false;
+            for i in 0..self.tasks.len() {
+                if self.tasks[i].dep_wait && !matches!(self.deps(i), Deps::Waiting(_)) {
+                    self.start_when_ready(i, now);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// The state of task `i`'s dependencies. A dependency names a task or a `numprocs`
+    /// program (all its instances). A service (`autorestart: always`) must be running and
+    /// up for `starttime`; anything else must have succeeded (its last run).
+    pub(super) fn deps(&self, i: usize) -> Deps {
+        let me = &self.tasks[i];
+        for dep in &me.spec.depends_on {
+            let matched: Vec<&Task> = self
+                .tasks
+                .iter()
+                .filter(|t| !t.removed && (t.spec.name == *dep || t.spec.program == *dep))
+                .collect();
+            if matched.is_empty() {
+                return Deps::Failed(format!("dependency `{dep}` is not in the config"));
+            }
+            for d in matched {
+                let name = &d.spec.name;
+                if !d.spec.enabled {
+                    return Deps::Failed(format!("dependency `{name}` is disabled"));
+                }
+                match d.stats.last_outcome {
+                    Some(Outcome::Fatal) => {
+                        return Deps::Failed(format!("dependency `{name}` is FATAL"))
+                    }
+                    Some(Outcome::Skipped) if !d.busy() => {
+                        return Deps::Failed(format!("dependency `{name}` was skipped"))
+                    }
+                    _ => {}
+                }
+                if d.spec.restart_on_success {
+                    if d.runs.iter().any(|r| r.up) {
+                        continue;
+                    }
+                    if d.stats.last_outcome.is_some_and(Outcome::is_failure) && !d.busy() {
+                        return Deps::Failed(format!("dependency `{name}` failed"));
+                    }
+                    return Deps::Waiting(format!(
+                        "dependency `{name}` is not started yet (up {})",
+                        fmt_dur(d.spec.start_time)
+                    ));
+                }
+                match d.stats.last_outcome {
+                    Some(Outcome::Success) if d.retry.is_none() => {}
+                    Some(o) if o.is_failure() && !d.busy() => {
+                        let how = d
+                            .stats
+                            .last_end
+                            .as_ref()
+                            .map_or_else(String::new, |e| format!(" ({})", short_end(e)));
+                        return Deps::Failed(format!("dependency `{name}` failed{how}"));
+                    }
+                    _ => {
+                        return Deps::Waiting(format!("dependency `{name}` has not succeeded yet"))
+                    }
+                }
+            }
+        }
+        Deps::Ready
+    }
+
+    /// Count a process that ended before `starttime` (or never started) as a failed start;
+    /// at `startretries` in a row the task is FATAL. True when the task just went FATAL.
+    pub(super) fn failed_start(
+        &mut self,
+        i: usize,
+        uptime: Option<Duration>,
+        success: bool,
+        end: &ProcessEnd,
+        now: Now,
+    ) -> bool {
+        let spec = Arc::clone(&self.tasks[i].spec);
+        if spec.start_time.is_zero() {
+            return false;
+        }
+        let quick = uptime.is_none_or(|u| u < spec.start_time);
+        // A one-shot that succeeds quickly is just quick; a service must stay up.
+        if !quick || (success && !spec.restart_on_success) {
+            self.tasks[i].failed_starts = 0;
+            return false;
+        }
+        let task = &mut self.tasks[i];
+        task.failed_starts += 1;
+        if task.failed_starts < spec.start_retries || self.shutdown.is_some() {
+            return false;
+        }
+        task.retry = None;
+        task.queued = false;
+        task.sched = Sched::Off;
+        task.stats.runs += 1;
+        task.stats.failures += 1;
+        task.stats.last_outcome = Some(Outcome::Fatal);
+        let why = format!(
+            "exited {} times in a row before staying up {} (starttime; last: {})",
+            task.failed_starts,
+            fmt_dur(spec.start_time),
+            short_end(end)
+        );
+        task.reason = Some(why.clone());
+        self.log(
+            Some(&spec.name),
+            Level::Error,
+            format!("FATAL: {why}; not started again until a reload changes it"),
+        );
+        let _ = now;
+        true
+    }
+
+    /// A service exited successfully: start it again after `restart-delay`.
+    pub(super) fn restart_service(&mut self, i: usize, now: Now) {
+        let delay = self.tasks[i].spec.restart_delay;
+        self.tasks[i].retry = Some(Retry {
+            at: now.mono + delay,
+            attempt: 1,
+        });
+        let name = self.tasks[i].spec.name.clone();
+        self.log(
+            Some(&name),
+            Level::Info,
+            format!("Restarting in {} (autorestart: always)", fmt_dur(delay)),
+        );
+    }
+}

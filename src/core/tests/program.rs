@@ -1,0 +1,225 @@
+//! Fake-clock tests of the program model: autorestart, starttime/startretries (FATAL),
+//! autostart, depends-on (WAITING, SKIPPED).
+
+use super::*;
+
+fn service(name: &str) -> TaskSpec {
+    TaskSpec {
+        on_fail: OnFail::Restart,
+        times: UNLIMITED_ATTEMPTS,
+        restart_on_success: true,
+        ..task(name)
+    }
+}
+
+fn unexpected(name: &str) -> TaskSpec {
+    TaskSpec {
+        on_fail: OnFail::Restart,
+        times: UNLIMITED_ATTEMPTS,
+        ..task(name)
+    }
+}
+
+fn after(t: TaskSpec, deps: &[&str]) -> TaskSpec {
+    TaskSpec {
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        ..t
+    }
+}
+
+#[test]
+fn autorestart_always_restarts_after_a_clean_exit() {
+    let mut h = Harness::new(vec![service("s")]);
+    h.script("s", Script::exits(secs(2), 0));
+    h.start();
+    h.step(ms(2500));
+    assert_eq!(h.state("s"), TaskState::Restarting);
+    h.step(ms(4500));
+    // Up 2 s, 1 s restart-delay, again and again; never a growing backoff after success.
+    assert_eq!(h.spawn_times("s"), [0, 3, 6].map(secs));
+    assert!(h
+        .job_log()
+        .contains("Restarting in 1s (autorestart: always)"));
+}
+
+#[test]
+fn autorestart_unexpected_restarts_only_outside_exitcodes() {
+    let t = |name: &str| TaskSpec {
+        success_codes: vec![0, 2],
+        ..unexpected(name)
+    };
+    let mut h = Harness::new(vec![t("ok"), t("bad")]);
+    h.script("ok", Script::exits(secs(1), 2));
+    h.script("bad", Script::exits(secs(1), 1));
+    h.start();
+    h.step(secs(20));
+    assert_eq!(h.spawn_times("ok"), [secs(0)], "2 is expected: no restart");
+    assert_eq!(h.state("ok"), TaskState::Success);
+    // 1 is unexpected: restarted with the doubling backoff, without a limit.
+    assert_eq!(h.spawn_times("bad"), [0, 2, 5, 10, 19].map(secs));
+    assert!(
+        h.job_log().contains("(attempt 3, on-fail: restart)"),
+        "{}",
+        h.job_log()
+    );
+}
+
+#[test]
+fn autorestart_never_never_restarts() {
+    let mut h = Harness::new(vec![task("n")]);
+    h.script("n", Script::exits(secs(1), 1));
+    h.start();
+    h.step(secs(30));
+    assert_eq!(h.spawn_times("n"), [secs(0)]);
+}
+
+#[test]
+fn dying_before_starttime_three_times_is_fatal() {
+    let t = TaskSpec {
+        start_time: secs(2),
+        start_retries: 3,
+        ..service("s")
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script("s", Script::exits(ms(500), 1));
+    h.start();
+    h.step(secs(60));
+    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5: third failed start: FATAL.
+    assert_eq!(h.spawn_times("s"), [ms(0), ms(1500), ms(4000)]);
+    assert_eq!(h.state("s"), TaskState::Fatal);
+    assert_eq!(h.deadline(), None, "nothing more is scheduled");
+    let log = h.job_log();
+    assert!(
+        log.contains(
+            "FATAL: exited 3 times in a row before staying up 2s (starttime; last: exit 1)"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn staying_up_starttime_resets_the_failed_starts() {
+    let t = TaskSpec {
+        start_time: secs(2),
+        start_retries: 2,
+        ..service("s")
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script_next("s", Script::exits(ms(500), 1));
+    h.script_next("s", Script::exits(secs(5), 1));
+    h.script_next("s", Script::exits(ms(500), 1));
+    h.script("s", Script::exits(secs(100), 0));
+    h.start();
+    h.step(secs(30));
+    // Failed start, a long run (resets), a failed start: never two in a row, never FATAL.
+    assert_eq!(h.spawn_times("s").len(), 4, "{}", h.job_log());
+    assert_ne!(h.state("s"), TaskState::Fatal);
+}
+
+#[test]
+fn a_quick_successful_one_shot_is_not_a_failed_start() {
+    let t = TaskSpec {
+        start_time: secs(5),
+        start_retries: 1,
+        ..task("q")
+    };
+    let mut h = Harness::build(Globals::default(), batch(), vec![t]);
+    h.script("q", Script::exits(ms(10), 0));
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("q"), TaskState::Success);
+    assert_eq!(h.exit_at(), Some((ms(10), 0)));
+}
+
+#[test]
+fn autostart_false_is_not_started() {
+    let t = TaskSpec {
+        autostart: false,
+        ..timer("t", secs(5))
+    };
+    let mut h = Harness::new(vec![t]);
+    h.start();
+    h.step(secs(30));
+    assert!(h.spawn_times("t").is_empty());
+    assert_eq!(h.state("t"), TaskState::Stopped);
+    assert!(h.job_log().contains("autostart: false: not started"));
+}
+
+#[test]
+fn a_dependent_starts_after_its_one_shot_dependency_succeeded() {
+    let mut h = Harness::build(
+        Globals::default(),
+        batch(),
+        vec![after(task("b"), &["a"]), task("a")],
+    );
+    h.script("a", Script::exits(secs(3), 0));
+    h.script("b", Script::exits(secs(1), 0));
+    h.start();
+    assert_eq!(h.state("b"), TaskState::Waiting);
+    h.step(secs(10));
+    assert_eq!(h.spawn_times("a"), [secs(0)]);
+    assert_eq!(h.spawn_times("b"), [secs(3)]);
+    assert_eq!(h.exit_at(), Some((secs(4), 0)));
+    assert!(h
+        .job_log()
+        .contains("Waiting: dependency `a` has not succeeded yet"));
+}
+
+#[test]
+fn a_failed_dependency_skips_its_dependents_transitively() {
+    let tasks = vec![
+        task("f"),
+        after(task("c"), &["f"]),
+        after(task("d"), &["c"]),
+    ];
+    let mut h = Harness::build(Globals::default(), batch(), tasks);
+    h.script("f", Script::exits(secs(1), 4));
+    h.start();
+    h.step(secs(10));
+    assert!(h.spawn_times("c").is_empty() && h.spawn_times("d").is_empty());
+    assert_eq!(h.state("c"), TaskState::Skipped);
+    assert_eq!(h.state("d"), TaskState::Skipped);
+    let log = h.job_log();
+    assert!(
+        log.contains("SKIPPED: dependency `f` failed (exit 4)"),
+        "{log}"
+    );
+    assert!(log.contains("SKIPPED: dependency `c` was skipped"), "{log}");
+    assert_eq!(h.exit_at(), Some((secs(1), 3)));
+}
+
+#[test]
+fn a_dependent_of_a_service_starts_once_it_is_up_for_starttime() {
+    let svc = TaskSpec {
+        start_time: secs(2),
+        ..service("db")
+    };
+    let mut h = Harness::new(vec![svc, after(task("app"), &["db"])]);
+    h.script("db", Script::forever());
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("app"), TaskState::Waiting);
+    h.step(secs(5));
+    assert_eq!(h.spawn_times("app"), [secs(2)], "exactly at db's starttime");
+}
+
+#[test]
+fn dependencies_on_a_program_wait_for_every_instance() {
+    let inst = |i: u32, up: Duration| {
+        let t = TaskSpec {
+            name: format!("w:{i}"),
+            program: "w".into(),
+            instance: Some(i),
+            ..task("w")
+        };
+        (t, up)
+    };
+    let (w0, _) = inst(0, secs(1));
+    let (w1, _) = inst(1, secs(4));
+    let mut h = Harness::new(vec![w0, w1, after(task("report"), &["w"])]);
+    h.script("w:0", Script::exits(secs(1), 0));
+    h.script("w:1", Script::exits(secs(4), 0));
+    h.start();
+    h.step(secs(10));
+    assert_eq!(h.spawn_times("report"), [secs(4)]);
+}
