@@ -19,8 +19,9 @@
 //!   unset), then `./scripts_config.json`, then `./scripts.json`. A path given by
 //!   `--config` or `$BANSURI_CONFIG` that does not exist is an error; the lookup does not
 //!   silently fall through to the next place.
-//! - Format by extension, any case: `.json`, `.toml`. `.yaml`/`.yml` are recognised and
-//!   rejected as "not supported yet"; anything else is an error.
+//! - Format by extension, any case: `.json`, `.toml`, `.yaml`/`.yml`; anything else is an
+//!   error. A top-level `programs:` map (Taskmaster) is accepted in place of `scripts`, in
+//!   any format: each key becomes a task of that name.
 //! - JSON: a UTF-8 byte order mark is skipped; comments, trailing commas, single quotes,
 //!   lone UTF-16 surrogates (`"\ud800"`), leading zeros and NaN are errors; nesting is
 //!   limited to 128 levels.
@@ -70,6 +71,7 @@ mod shorthand;
 mod toml;
 mod tree;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -90,6 +92,8 @@ pub enum Format {
     Json,
     /// `.toml`
     Toml,
+    /// `.yaml`/`.yml`: the same schema, or a Taskmaster file (`programs:` map)
+    Yaml,
 }
 
 impl Format {
@@ -101,17 +105,14 @@ impl Format {
         let (message, help) = match ext.as_deref() {
             Some("json") => return Ok(Format::Json),
             Some("toml") => return Ok(Format::Toml),
-            Some("yaml" | "yml") => (
-                "YAML is not supported yet by this version of bansuri".to_string(),
-                "write the config as JSON (`.json`) or TOML (`.toml`); the schema is the same",
-            ),
+            Some("yaml" | "yml") => return Ok(Format::Yaml),
             Some(other) => (
                 format!("unknown config format `.{other}`"),
-                "a config file ends in `.json` or `.toml`",
+                "a config file ends in `.json`, `.toml`, `.yaml` or `.yml`",
             ),
             None => (
                 "cannot tell the format: the file name has no extension".to_string(),
-                "name the file `*.json` or `*.toml`",
+                "name the file `*.json`, `*.toml` or `*.yaml`",
             ),
         };
         let e = ConfigError::plain(path, format!("cannot read `{}`: {message}", path.display()));
@@ -214,6 +215,7 @@ pub fn parse_str(text: &str, path: &Path, format: Format) -> Result<Spec, Config
     let root = match format {
         Format::Json => json::parse(text),
         Format::Toml => toml::parse(text),
+        Format::Yaml => yaml::parse(text),
     }
     .map_err(|e| {
         let mut err = ConfigError::at(path, path, text, e.span, e.message);

@@ -34,6 +34,7 @@ const fn field(name: &'static str, aliases: &'static [&'static str]) -> Field {
 pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("version", &[]),
     field("scripts", &[]),
+    field("programs", &[]),
     field("check_interval", &["check-interval"]),
     field("watchdog_timeout", &["watchdog-timeout"]),
     field("max_parallel", &["max-parallel"]),
@@ -45,7 +46,6 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
 const LATER_GLOBALS: &[&str] = &[
     "notify_command",
     "notify-command",
-    "programs",
     "sample_interval",
     "sample-interval",
     "state_dir",
@@ -671,15 +671,36 @@ impl<'a> Validator<'a> {
         let version = self.take(None, f.get("version"), version);
         let globals = self.globals(&f);
 
+        if let (Some(s), Some(p)) = (f.get("scripts"), f.get("programs")) {
+            let line = self.line(&s.key.span);
+            let e = self
+                .error(
+                    p.key.span.clone(),
+                    None,
+                    Some("programs"),
+                    "both `scripts` and `programs` are given",
+                )
+                .with_note(format!("`scripts` is at line {line}"))
+                .with_help("use one list of tasks: `scripts` (Bansuri) or `programs` (Taskmaster)");
+            self.push(e);
+            return None;
+        }
+        if let Some(p) = f.get("programs") {
+            let entries = self.programs(p)?;
+            let tasks = self.tasks(&entries);
+            return Some(Spec {
+                source: self.file.to_path_buf(),
+                version,
+                globals,
+                tasks,
+            });
+        }
         let Some(scripts) = f.get("scripts") else {
-            // A `programs` map (Taskmaster) was already reported as not supported yet.
-            if !members.iter().any(|(k, _)| k.name == "programs") {
-                let head = root.span.start..root.span.start + 1;
-                let e = self
-                    .error(head, None, Some("scripts"), "missing `scripts`: the list of tasks to run")
-                    .with_help("add \"scripts\": [\"python monitor.py\", {\"name\": \"backup\", \"command\": \"./backup.sh\"}]");
-                self.push(e);
-            }
+            let head = root.span.start..root.span.start + 1;
+            let e = self
+                .error(head, None, Some("scripts"), "missing `scripts`: the list of tasks to run")
+                .with_help("add \"scripts\": [\"python monitor.py\", {\"name\": \"backup\", \"command\": \"./backup.sh\"}]");
+            self.push(e);
             return None;
         };
         let Value::Array(entries) = &scripts.node.value else {
@@ -694,6 +715,67 @@ impl<'a> Validator<'a> {
             globals,
             tasks,
         })
+    }
+
+    /// Taskmaster's `programs:` map as the task list: each key names its task.
+    fn programs(&mut self, p: &Got) -> Option<Vec<Node>> {
+        let Value::Object(members) = &p.node.value else {
+            let pr = expected("a map of program names to their settings", p.node)
+                .help("programs:\n  worker:\n    cmd: ./worker.sh");
+            self.report(None, p, pr);
+            return None;
+        };
+        let mut entries = Vec::with_capacity(members.len());
+        for (key, node) in members {
+            let Value::Object(fields) = &node.value else {
+                let e = self
+                    .error(
+                        node.span.clone(),
+                        Some(&key.name),
+                        Some("programs"),
+                        format!(
+                            "invalid program `{}`: expected its settings (a map), found {}",
+                            key.name,
+                            node.value.kind()
+                        ),
+                    )
+                    .with_help("programs:\n  worker:\n    cmd: ./worker.sh");
+                self.push(e);
+                continue;
+            };
+            if let Some((k, _)) = fields.iter().find(|(k, _)| k.name == "name") {
+                let e = self
+                    .error(
+                        k.span.clone(),
+                        Some(&key.name),
+                        Some("name"),
+                        format!(
+                            "`name` inside program `{}`: the program's key is its name",
+                            key.name
+                        ),
+                    )
+                    .with_help("remove `name`, or rename the program's key");
+                self.push(e);
+                continue;
+            }
+            let mut with_name = Vec::with_capacity(fields.len() + 1);
+            with_name.push((
+                Key {
+                    name: "name".into(),
+                    span: key.span.clone(),
+                },
+                Node {
+                    value: Value::String(key.name.clone()),
+                    span: key.span.clone(),
+                },
+            ));
+            with_name.extend(fields.iter().cloned());
+            entries.push(Node {
+                value: Value::Object(with_name),
+                span: node.span.clone(),
+            });
+        }
+        Some(entries)
     }
 
     fn globals(&mut self, f: &Fields) -> Globals {
