@@ -146,7 +146,7 @@ impl Core {
         if spec.start_time.is_zero() {
             return false;
         }
-        let quick = uptime.is_none_or(|u| u < spec.start_time);
+        let quick = uptime.map_or(true, |u| u < spec.start_time);
         // A one-shot that succeeds quickly is just quick; a service must stay up.
         if !quick || (success && !spec.restart_on_success) {
             self.tasks[i].failed_starts = 0;

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
-use std::path::PathBuf;
 
 use super::super::tree::{Node, Value};
 use super::{as_bool, as_int, as_str, choice, duration, in_task, Fields, Problem, Validator};
@@ -378,7 +377,7 @@ fn user(node: &Node) -> Result<UserSpec, Problem> {
         uid: u.uid.as_raw(),
         gid: u.gid.as_raw(),
         groups,
-        home: PathBuf::from(u.dir),
+        home: u.dir,
     })
 }
 
