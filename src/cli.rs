@@ -157,7 +157,20 @@ fn validate(cli: Option<&Path>) -> i32 {
                 },
             }
         };
-        println!("  {:<width$}  {when}; {next}", t.name);
+        let mut notes = String::new();
+        if t.restart_on_success {
+            notes.push_str(", restarted whenever it exits (autorestart: always)");
+        }
+        if !t.autostart {
+            notes.push_str(", not started until `bansuri start` (autostart: false)");
+        }
+        if !t.depends_on.is_empty() {
+            notes.push_str(&format!(", after {}", t.depends_on.join(", ")));
+        }
+        if let Some(u) = &t.user {
+            notes.push_str(&format!(", as user {}", u.name));
+        }
+        println!("  {:<width$}  {when}; {next}{notes}", t.name);
     }
     0
 }
