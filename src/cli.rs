@@ -68,6 +68,12 @@ struct RunArgs {
     /// Job log format (overrides log_format).
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<FormatArg>,
+    /// Rotate the job log file at this size, e.g. 50MB (overrides log_max_bytes; 0 = never).
+    #[arg(long, value_name = "SIZE", value_parser = crate::rotate::parse_size)]
+    log_max_bytes: Option<u64>,
+    /// Rotated job log files to keep (overrides log_backups).
+    #[arg(long, value_name = "N")]
+    log_backups: Option<u32>,
     /// Exit once no task can run again: 0 if all succeeded, 3 if any failed.
     #[arg(long)]
     exit_when_done: bool,
@@ -188,6 +194,8 @@ fn run(args: RunArgs) -> i32 {
         check_interval: args.check_interval,
         watchdog_timeout: args.watchdog,
         log_file: args.log_file,
+        log_max_bytes: args.log_max_bytes,
+        log_backups: args.log_backups,
         log_format: args.log_format.map(|f| match f {
             FormatArg::Text => LogFormat::Text,
             FormatArg::Json => LogFormat::Json,

@@ -21,6 +21,7 @@ pub mod config;
 pub mod core;
 pub mod level;
 pub mod output;
+pub mod rotate;
 pub mod runtime;
 pub mod schedule;
 pub mod spawn;

@@ -9,7 +9,7 @@
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ use crate::config;
 use crate::core::{Action, Core, Input, Mode, RunId};
 use crate::level::Level;
 use crate::output::{JobLog, LineSplitter, Stream};
+use crate::rotate::RotatingFile;
 use crate::spawn::{self, Reaped};
 use crate::spec::{Globals, LogFormat, Spec};
 
@@ -64,6 +65,10 @@ pub struct Overrides {
     pub log_file: Option<String>,
     /// `--log-format`
     pub log_format: Option<LogFormat>,
+    /// `--log-max-bytes`
+    pub log_max_bytes: Option<u64>,
+    /// `--log-backups`
+    pub log_backups: Option<u32>,
 }
 
 impl Overrides {
@@ -80,6 +85,12 @@ impl Overrides {
         }
         if let Some(f) = self.log_format {
             g.log_format = f;
+        }
+        if let Some(n) = self.log_max_bytes {
+            g.log_max_bytes = n;
+        }
+        if let Some(n) = self.log_backups {
+            g.log_backups = n;
         }
     }
 }
@@ -117,13 +128,10 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
     match &spec.globals.log_file {
         Some(raw) => {
             let path = expand_log_path(raw);
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| {
-                    RuntimeError(format!("cannot open log file {}: {e}", path.display()))
-                })?;
+            let g = &spec.globals;
+            let f = RotatingFile::open(&path, g.log_max_bytes, g.log_backups).map_err(|e| {
+                RuntimeError(format!("cannot open log file {}: {e}", path.display()))
+            })?;
             Ok(Box::new(f))
         }
         None => {
@@ -144,6 +152,15 @@ struct Pipe {
     task: Arc<str>,
     stream: Stream,
     splitter: LineSplitter,
+    /// The output goes to this rotating file (log-max-bytes) instead of the job log.
+    file: Option<FileSink>,
+}
+
+/// A task's output file that bansuri writes itself, so that it can rotate it.
+struct FileSink {
+    file: RotatingFile,
+    /// A write failed and was reported; reported again only after a success.
+    failing: bool,
 }
 
 struct RunInfo {
@@ -181,6 +198,7 @@ struct ConfigWatch {
     applied_at: chrono::DateTime<Utc>,
     /// Log settings in effect, to see whether a reload changes them.
     log_file: Option<String>,
+    log_rotation: (u64, u32),
     check_interval: Duration,
     next_check: Mono,
     /// A changed content waiting to settle: re-read at `at`, use it if still the same.
@@ -211,6 +229,18 @@ pub fn run(mut spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
     let out = open_job_log(&spec)?;
     let mut rt = Runtime::new(spec, opts, out)?;
     rt.run()
+}
+
+/// Write a chunk of a child's output to its rotating file: up to the last newline first,
+/// so that a rotation can happen at a line boundary even while lines keep coming.
+fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
+    match memchr::memrchr(b'\n', data) {
+        Some(i) if i + 1 < data.len() => {
+            file.write_all(&data[..=i])?;
+            file.write_all(&data[i + 1..])
+        }
+        _ => file.write_all(data),
+    }
 }
 
 fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
@@ -272,6 +302,7 @@ impl Runtime {
                 overrides: opts.overrides.clone(),
                 applied_at: Utc::now(),
                 log_file: spec.globals.log_file.clone(),
+                log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
                 check_interval: spec.globals.check_interval,
                 next_check: Mono::ZERO + spec.globals.check_interval,
                 settling: None,
@@ -438,12 +469,38 @@ impl Runtime {
                         let pid = child.pid;
                         let name: Arc<str> = Arc::from(task.name.as_str());
                         let mut pipes = Vec::new();
-                        for (fd, stream) in [
-                            (child.stdout, Stream::Stdout),
-                            (child.stderr, Stream::Stderr),
+                        for (fd, stream, path) in [
+                            (child.stdout, Stream::Stdout, child.stdout_file),
+                            (child.stderr, Stream::Stderr, child.stderr_file),
                         ] {
                             if let Some(fd) = fd {
-                                match self.add_pipe(fd, run, Arc::clone(&name), stream) {
+                                let sink = match path {
+                                    None => None,
+                                    Some(p) => match RotatingFile::open(
+                                        &p,
+                                        task.log_max_bytes,
+                                        task.log_backups,
+                                    ) {
+                                        Ok(file) => Some(FileSink {
+                                            file,
+                                            failing: false,
+                                        }),
+                                        Err(e) => {
+                                            let msg = format!(
+                                                "cannot open {}: {e}; its output goes to the job log",
+                                                p.display()
+                                            );
+                                            self.log.event(
+                                                Utc::now(),
+                                                Some(&task.name),
+                                                Level::Error,
+                                                &msg,
+                                            );
+                                            None
+                                        }
+                                    },
+                                };
+                                match self.add_pipe(fd, run, Arc::clone(&name), stream, sink) {
                                     Ok(slot) => pipes.push(slot),
                                     Err(e) => {
                                         let msg =
@@ -473,6 +530,7 @@ impl Runtime {
         run: RunId,
         task: Arc<str>,
         stream: Stream,
+        file: Option<FileSink>,
     ) -> io::Result<usize> {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.pipes.push(None);
@@ -489,6 +547,7 @@ impl Runtime {
             task,
             stream,
             splitter: LineSplitter::new(MAX_LINE),
+            file,
         });
         Ok(slot)
     }
@@ -512,10 +571,22 @@ impl Runtime {
             };
             if n > 0 {
                 let wall = Utc::now();
-                let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
-                pipe.splitter.push(&self.buf[..n as usize], &mut |line| {
-                    log.child_line(wall, task, stream, line)
-                });
+                let data = &self.buf[..n as usize];
+                if let Some(sink) = &mut pipe.file {
+                    if let Err(e) = write_rotating(&mut sink.file, data) {
+                        if !sink.failing {
+                            sink.failing = true;
+                            let msg = format!("cannot write its output file: {e} (output dropped until it works again)");
+                            self.log.event(wall, Some(&pipe.task), Level::Error, &msg);
+                        }
+                    } else {
+                        sink.failing = false;
+                    }
+                } else {
+                    let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
+                    pipe.splitter
+                        .push(data, &mut |line| log.child_line(wall, task, stream, line));
+                }
                 reads += 1;
                 if !to_eof && reads >= READS_PER_WAKE {
                     break;
@@ -706,7 +777,10 @@ impl Runtime {
             self.watch.next_check = self.now().mono + g.check_interval;
         }
         self.log.set_format(g.log_format);
-        if g.log_file != self.watch.log_file {
+        let rotation = (g.log_max_bytes, g.log_backups);
+        if g.log_file != self.watch.log_file
+            || (g.log_file.is_some() && rotation != self.watch.log_rotation)
+        {
             let target = |f: &Option<String>| match f {
                 Some(raw) => expand_log_path(raw).display().to_string(),
                 None => "stdout".to_owned(),
@@ -726,6 +800,7 @@ impl Runtime {
                     let msg = format!("Job log continued from {from}");
                     self.master(Level::Info, &msg);
                     self.watch.log_file = g.log_file.clone();
+                    self.watch.log_rotation = rotation;
                 }
                 Err(e) => {
                     let msg = format!("log_file changed but {e}: the job log stays in {from}");

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub struct Child {
     pub stdout: Option<OwnedFd>,
     /// Pipe carrying stderr when it goes to the job log separately.
     pub stderr: Option<OwnedFd>,
+    /// The stdout pipe's data goes to this rotating file instead of the job log.
+    pub stdout_file: Option<PathBuf>,
+    /// The stderr pipe's data goes to this rotating file instead of the job log.
+    pub stderr_file: Option<PathBuf>,
 }
 
 /// Start one process for `task`. Errors are worded for the job log.
@@ -72,51 +76,69 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             .env("HOME", &u.home);
     }
 
-    // Output: files are handed to the child directly; the job log goes through a pipe.
+    // Output: the job log goes through a pipe; a file is handed to the child directly,
+    // unless it rotates (log-max-bytes): then bansuri writes it, through a pipe too.
+    let rotating = task.log_max_bytes > 0;
     let mut stdout_pipe = None;
     let mut stderr_pipe = None;
-    let stdout_file = match &task.stdout {
-        OutputTarget::JobLog => {
-            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
-            stdout_pipe = Some(r);
-            let w2 = if task.stderr == StderrTarget::Combined {
-                Some(
-                    w.try_clone()
-                        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?,
-                )
-            } else {
-                None
-            };
-            cmd.stdout(Stdio::from(w));
-            w2.map(File::from)
-        }
-        OutputTarget::File(p) => {
+    let mut stdout_rotated = None;
+    let mut stderr_rotated = None;
+    // stderr into the same file as stdout is the same as combined.
+    let combined = match (&task.stdout, &task.stderr) {
+        (_, StderrTarget::Combined) => true,
+        (OutputTarget::File(a), StderrTarget::File(b)) => a == b,
+        _ => false,
+    };
+    let stdout_dup = match &task.stdout {
+        OutputTarget::File(p) if !rotating => {
             let f = open_append(p, "stdout")?;
-            let f2 = if task.stderr == StderrTarget::Combined {
-                Some(
+            let dup = if combined {
+                Some(Stdio::from(
                     f.try_clone()
                         .map_err(|e| format!("cannot duplicate a file: {e}"))?,
-                )
+                ))
             } else {
                 None
             };
             cmd.stdout(Stdio::from(f));
-            f2
+            dup
+        }
+        target => {
+            if let OutputTarget::File(p) = target {
+                // Fail now, with the reason, rather than later in the runtime.
+                open_append(p, "stdout")?;
+                stdout_rotated = Some(p.clone());
+            }
+            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
+            stdout_pipe = Some(r);
+            let dup = if combined {
+                Some(Stdio::from(
+                    w.try_clone()
+                        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?,
+                ))
+            } else {
+                None
+            };
+            cmd.stdout(Stdio::from(w));
+            dup
         }
     };
-    match &task.stderr {
-        StderrTarget::Combined => {
-            if let Some(f) = stdout_file {
-                cmd.stderr(Stdio::from(f));
+    if let Some(dup) = stdout_dup {
+        cmd.stderr(dup);
+    } else {
+        match &task.stderr {
+            StderrTarget::File(p) if !rotating => {
+                cmd.stderr(Stdio::from(open_append(p, "stderr")?));
             }
-        }
-        StderrTarget::JobLog => {
-            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
-            stderr_pipe = Some(r);
-            cmd.stderr(Stdio::from(w));
-        }
-        StderrTarget::File(p) => {
-            cmd.stderr(Stdio::from(open_append(p, "stderr")?));
+            target => {
+                if let StderrTarget::File(p) = target {
+                    open_append(p, "stderr")?;
+                    stderr_rotated = Some(p.clone());
+                }
+                let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
+                stderr_pipe = Some(r);
+                cmd.stderr(Stdio::from(w));
+            }
         }
     }
 
@@ -187,6 +209,8 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                 pid,
                 stdout: stdout_pipe,
                 stderr: stderr_pipe,
+                stdout_file: stdout_rotated,
+                stderr_file: stderr_rotated,
             })
         }
         Err(e) => Err(match (&task.command, e.kind()) {

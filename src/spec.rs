@@ -36,6 +36,10 @@ pub struct Globals {
     pub log_file: Option<String>,
     /// Job log format.
     pub log_format: LogFormat,
+    /// Rotate the job log file at this size (0 = never).
+    pub log_max_bytes: u64,
+    /// Rotated job log files kept (`.1` .. `.N`).
+    pub log_backups: u32,
 }
 
 impl Default for Globals {
@@ -46,6 +50,8 @@ impl Default for Globals {
             max_parallel: None,
             log_file: None,
             log_format: LogFormat::Text,
+            log_max_bytes: 0,
+            log_backups: 5,
         }
     }
 }
@@ -123,6 +129,10 @@ pub struct TaskSpec {
     pub umask: Option<u32>,
     /// Tasks (or programs) that must have succeeded / be started first (`depends-on`).
     pub depends_on: Vec<String>,
+    /// Rotate the task's own output files at this size (0 = never).
+    pub log_max_bytes: u64,
+    /// Rotated output files kept per file.
+    pub log_backups: u32,
 }
 
 /// The identity a task runs as.
@@ -296,6 +306,8 @@ impl TaskSpec {
             priority: 0,
             umask: None,
             depends_on: Vec::new(),
+            log_max_bytes: 0,
+            log_backups: 5,
         }
     }
 }

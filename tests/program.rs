@@ -274,3 +274,94 @@ fn taskmaster_yaml_example_validates_and_runs() {
         );
     }
 }
+
+/// Lines `NNNNNNNN <pad>` in `files` (oldest first): every line whole and well-formed,
+/// numbers consecutive across the files. Returns (first, last) number.
+fn check_rotated(files: &[std::path::PathBuf], max: u64) -> (u64, u64) {
+    let mut prev: Option<u64> = None;
+    let mut first = None;
+    for f in files {
+        let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(!data.is_empty(), "{} is empty", f.display());
+        assert!(
+            data.len() as u64 <= max + 64 * 1024,
+            "{} has {} bytes",
+            f.display(),
+            data.len()
+        );
+        assert!(data.ends_with(b"\n"), "{} ends mid-line", f.display());
+        for line in String::from_utf8(data).unwrap().lines() {
+            let n: u64 = line
+                .split_whitespace()
+                .last()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or_else(|| panic!("cut or garbled line in {}: {line:?}", f.display()));
+            assert!(
+                line.starts_with(&"y".repeat(50)),
+                "cut line in {}: {line:?}",
+                f.display()
+            );
+            if let Some(p) = prev {
+                assert_eq!(n, p + 1, "line lost at a rotation in {}", f.display());
+            }
+            first.get_or_insert(n);
+            prev = Some(n);
+        }
+    }
+    (first.unwrap(), prev.unwrap())
+}
+
+#[test]
+fn task_output_rotates_at_1mb_with_3_backups() {
+    let sb = Sandbox::new();
+    // 20 MB of 64-byte lines: 50 'y', a space, a 12-digit counter, newline.
+    let cfg = r#"{"scripts": [{"name": "big", "stdout": "out.log", "log-max-bytes": "1MB", "log-backups": 3,
+        "command": ["python3", "-c", "import sys\nw = sys.stdout.write\nfor i in range(327680): w('y' * 50 + ' %012d\\n' % i)\n"]}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, err) = b.wait(Duration::from_secs(60)).expect("exits");
+    assert_eq!(st.code(), Some(0), "{err}{}", b.log());
+    let base = sb.file("out.log");
+    let files: Vec<_> = (1..=3)
+        .rev()
+        .map(|n| bansuri::rotate::RotatingFile::backup_path(&base, n))
+        .chain([base.clone()])
+        .collect();
+    assert!(
+        !bansuri::rotate::RotatingFile::backup_path(&base, 4).exists(),
+        "3 backups, not more"
+    );
+    let (_, last) = check_rotated(&files, 1 << 20);
+    assert_eq!(last, 327_679, "the newest line is in out.log");
+}
+
+#[test]
+fn job_log_rotates_too() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "big",
+        "command": ["python3", "-c", "import sys\nw = sys.stdout.write\nfor i in range(100000): w('y' * 50 + ' %012d\\n' % i)\n"]}]}"#;
+    let mut b = sb.start(
+        cfg,
+        &[
+            "--exit-when-done",
+            "--log-max-bytes",
+            "1MB",
+            "--log-backups",
+            "2",
+        ],
+    );
+    b.wait(Duration::from_secs(60)).expect("exits");
+    let base = b.log.clone();
+    for n in 1..=2 {
+        let p = bansuri::rotate::RotatingFile::backup_path(&base, n);
+        let data = std::fs::read_to_string(&p).unwrap();
+        assert!(data.len() <= (1 << 20) + 64 * 1024, "{}", data.len());
+        for l in data.lines() {
+            assert!(l.starts_with('['), "a whole prefixed line: {l:?}");
+        }
+    }
+    assert!(!bansuri::rotate::RotatingFile::backup_path(&base, 3).exists());
+    assert!(
+        b.log().contains("All tasks done"),
+        "the newest part is in the live file"
+    );
+}

@@ -105,6 +105,8 @@ fn minimal_task_gets_every_default() {
         priority: 0,
         umask: None,
         depends_on: Vec::new(),
+        log_max_bytes: 0,
+        log_backups: 5,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -704,7 +706,6 @@ fn unknown_and_later_top_level_keys() {
     assert_has(&e, "did you mean `check_interval`?");
     for key in [
         "notify_command",
-        "programs",
         "sample_interval",
         "state_dir",
         "dashboard",
@@ -721,8 +722,12 @@ fn unknown_and_later_top_level_keys() {
     assert_has(&e, "`command` is a task field");
     let e = err1(r#"{"scripts": [], "zzz": 1}"#);
     assert_has(&e, "known fields: `version`, `scripts`");
-    // `programs` alone: reported as not supported, without a second "missing scripts".
-    assert_has(&err1(r#"{"programs": {}}"#), "not supported yet");
+    // `programs` (Taskmaster) must be a map of programs.
+    assert_has(&err1(r#"{"programs": 1}"#), "a map of program names");
+    assert_has(
+        &err1(r#"{"scripts": [], "programs": {}}"#),
+        "both `scripts` and `programs`",
+    );
 }
 
 // ---------------------------------------------------------------- unknown task keys
@@ -766,13 +771,7 @@ fn unknown_task_keys_suggest_or_say_not_yet() {
         assert_has(&e, &format!("unknown field `{key}` in task `t`"));
         assert_has(&e, &format!("did you mean `{want}`?"));
     }
-    for key in [
-        "log-max-bytes",
-        "log_backups",
-        "notify",
-        "srun",
-        "no-interface",
-    ] {
+    for key in ["notify", "srun", "no-interface"] {
         let e = task_err(&format!(r#""{key}": 1"#), key);
         assert_has(
             &e,
@@ -1097,8 +1096,6 @@ fn load_reads_files_by_extension() {
         }
     );
     for (name, msg) in [
-        ("c.yaml", "YAML is not supported yet"),
-        ("c.yml", "YAML is not supported yet"),
         ("c.ini", "unknown config format `.ini`"),
         ("config", "no extension"),
         ("missing.json", "cannot read"),

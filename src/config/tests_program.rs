@@ -216,3 +216,53 @@ fn dependency_cycles_are_printed() {
         "the cycle points at a's depends-on: {e}"
     );
 }
+
+#[test]
+fn rotation_sizes_and_backups() {
+    let t = task(r#""stdout": "o.log", "log-max-bytes": "1MB", "log-backups": 3"#);
+    assert_eq!((t.log_max_bytes, t.log_backups), (1 << 20, 3));
+    assert_eq!(task(r#""log_max_bytes": 5000"#).log_max_bytes, 5000);
+    assert_eq!(
+        task(r#""log-max-bytes": "512 KiB""#).log_max_bytes,
+        512 << 10
+    );
+    assert_eq!(task(r#""enabled": true"#).log_backups, 5);
+    for bad in [r#""5XB""#, "-1", "1.5", "true", r#""MB""#] {
+        let e = task_errors(&format!(r#""log-max-bytes": {bad}"#));
+        assert!(e.contains("`log-max-bytes`"), "{e}");
+    }
+    assert!(task_errors(r#""log-backups": 1001"#).contains("must be 0 to 1000"));
+    let s = load(r#"{"log_max_bytes": "10MB", "log-backups": 2, "scripts": []}"#).unwrap();
+    assert_eq!(
+        (s.globals.log_max_bytes, s.globals.log_backups),
+        (10 << 20, 2)
+    );
+}
+
+#[test]
+fn yaml_taskmaster_programs_map() {
+    let text = "programs:\n  worker:\n    cmd: \"./w.sh\"\n    numprocs: 2\n    exitcodes: [0, 2]\n    stopsignal: INT\n    umask: 022\n    autorestart: unexpected\n    env:\n      A: 1\n";
+    let s = parse_str(text, Path::new("/cfg/config.yaml"), Format::Yaml).unwrap();
+    assert_eq!(s.tasks.len(), 2);
+    let w = &s.tasks[1];
+    assert_eq!(w.name, "worker:1");
+    assert_eq!(w.success_codes, [0, 2]);
+    assert_eq!(w.stop_signal, crate::spec::StopSignal::Int);
+    assert_eq!(w.umask, Some(0o022));
+    assert_eq!(w.env.get("A").map(String::as_str), Some("1"));
+    // An error in YAML points at its line.
+    let bad = "programs:\n  worker:\n    cmd: x\n    stopsignl: INT\n";
+    let e = parse_str(bad, Path::new("/cfg/config.yaml"), Format::Yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("config.yaml:4:5"), "{e}");
+    assert!(e.contains("did you mean `stopsignal`?"), "{e}");
+    // The Bansuri schema in YAML works too.
+    let same = parse_str(
+        "scripts:\n  - name: a\n    command: x\n    timer: 5s\n",
+        Path::new("/cfg/c.yml"),
+        Format::Yaml,
+    )
+    .unwrap();
+    assert_eq!(same.tasks[0].name, "a");
+}

@@ -40,6 +40,8 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("max_parallel", &["max-parallel"]),
     field("log_file", &["log-file"]),
     field("log_format", &["log-format"]),
+    field("log_max_bytes", &["log-max-bytes"]),
+    field("log_backups", &["log-backups"]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
@@ -87,19 +89,12 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("priority", &[]),
     field("umask", &[]),
     field("depends-on", &["depends_on"]),
+    field("log-max-bytes", &["log_max_bytes"]),
+    field("log-backups", &["log_backups"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
-const LATER_TASK_FIELDS: &[&str] = &[
-    "log-max-bytes",
-    "log_max_bytes",
-    "log-backups",
-    "log_backups",
-    "notify",
-    "srun",
-    "no-interface",
-    "no_interface",
-];
+const LATER_TASK_FIELDS: &[&str] = &["notify", "srun", "no-interface", "no_interface"];
 
 mod program;
 
@@ -815,12 +810,20 @@ impl<'a> Validator<'a> {
                 choice(n, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
             })
             .unwrap_or(d.log_format);
+        let log_max_bytes = self
+            .take(None, f.get("log_max_bytes"), program::byte_size)
+            .unwrap_or(d.log_max_bytes);
+        let log_backups = self
+            .take(None, f.get("log_backups"), program::backups)
+            .unwrap_or(d.log_backups);
         Globals {
             check_interval,
             watchdog_timeout,
             max_parallel,
             log_file,
             log_format,
+            log_max_bytes,
+            log_backups,
         }
     }
 

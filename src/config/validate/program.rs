@@ -70,6 +70,12 @@ impl Validator<'_> {
             task.depends_on = deps;
         }
         self.restart_policy(t, f, task);
+        if let Some(n) = self.take(t, f.get("log-max-bytes"), byte_size) {
+            task.log_max_bytes = n;
+        }
+        if let Some(n) = self.take(t, f.get("log-backups"), backups) {
+            task.log_backups = n;
+        }
         let numprocs = self.take(t, f.get("numprocs"), |n| {
             let v = as_int(n)?;
             if !(1..=10_000).contains(&v) {
@@ -401,4 +407,27 @@ fn depends_on(node: &Node) -> Result<Vec<String>, Problem> {
             super::found(node)
         ))),
     }
+}
+
+/// A size: a number of bytes, or a string with a unit (`"50MB"`, `"512 KiB"`, `"1G"`;
+/// KB/MB/GB count 1024s, as supervisord does).
+pub(super) fn byte_size(node: &Node) -> Result<u64, Problem> {
+    let help = "write bytes (`1048576`) or a size such as \"500KB\", \"50MB\", \"1GB\"; 0 means never rotate";
+    match &node.value {
+        Value::Number(n) => match n.as_i64() {
+            Some(v) if v >= 0 => Ok(v as u64),
+            _ => Err(Problem::new(format!("`{}` is not a size in bytes", n.raw)).help(help)),
+        },
+        Value::String(s) => crate::rotate::parse_size(s).map_err(|e| Problem::new(e).help(help)),
+        _ => Err(Problem::new(format!("expected a size, found {}", super::found(node))).help(help)),
+    }
+}
+
+/// How many rotated files to keep (0 .. 1000).
+pub(super) fn backups(node: &Node) -> Result<u32, Problem> {
+    let v = as_int(node)?;
+    if !(0..=1000).contains(&v) {
+        return Err(Problem::new(format!("must be 0 to 1000, found {v}")));
+    }
+    Ok(v as u32)
 }

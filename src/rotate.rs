@@ -1,0 +1,194 @@
+//! Size-based rotation of the files bansuri writes itself (the job log, task output files).
+//!
+//! `path` is the live file; when a write would take it past `max_bytes`, and the file ends
+//! at a line boundary, it becomes `path.1` (older backups shift to `.2` .. `.N`, the
+//! oldest is deleted) and a new `path` is started. Writers hand it whole lines (the job log
+//! writes its buffer in whole lines), so a rotation never cuts a line and loses nothing. A
+//! file can pass `max_bytes` by at most one write (64 KiB for the job log).
+//!
+//! Owns only the file and its backups; knows nothing about lines beyond the last byte.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// A size in bytes: `1048576`, `"500KB"`, `"50MB"`, `"1GB"` (KB/MB/GB count 1024s, as
+/// supervisord does; `KiB` etc. are accepted too).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a size (e.g. 1048576, 500KB, 50MB, 1GB)");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(bad)
+}
+
+/// A file that rotates by size. `max_bytes == 0`: never rotates.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    max_bytes: u64,
+    backups: u32,
+    file: File,
+    size: u64,
+    /// The last byte written was a newline (or nothing was written): a safe place to cut.
+    at_line_start: bool,
+}
+
+impl RotatingFile {
+    /// Open `path` for appending (created if missing).
+    pub fn open(path: &Path, max_bytes: u64, backups: u32) -> io::Result<RotatingFile> {
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path: path.to_path_buf(),
+            max_bytes,
+            backups,
+            file,
+            size,
+            at_line_start: true,
+        })
+    }
+
+    /// `path.N`
+    pub fn backup_path(path: &Path, n: u32) -> PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.backups == 0 {
+            // No backups: start the file over.
+            self.file = File::create(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(Self::backup_path(&self.path, self.backups));
+            for n in (1..self.backups).rev() {
+                let from = Self::backup_path(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, Self::backup_path(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, Self::backup_path(&self.path, 1))?;
+            self.file = open_append(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.max_bytes > 0
+            && self.size > 0
+            && self.at_line_start
+            && self.size + buf.len() as u64 > self.max_bytes
+        {
+            self.rotate()?;
+        }
+        self.file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        self.at_line_start = buf.last() == Some(&b'\n');
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_at_line_boundaries_keeping_n_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let mut f = RotatingFile::open(&path, 1000, 3).unwrap();
+        let mut all = Vec::new();
+        for i in 0..1000 {
+            let line = format!("line {i:05} {}\n", "x".repeat(20));
+            all.extend_from_slice(line.as_bytes());
+            f.write_all(line.as_bytes()).unwrap();
+        }
+        f.flush().unwrap();
+        let mut files = vec![path.clone()];
+        for n in 1..=3 {
+            files.push(RotatingFile::backup_path(&path, n));
+        }
+        assert!(
+            !RotatingFile::backup_path(&path, 4).exists(),
+            "only 3 backups"
+        );
+        // Newest last: .3 .2 .1 live; each file holds whole lines, at most 1000 bytes, and
+        // together they are the tail of what was written, in order.
+        let mut kept = Vec::new();
+        for p in files.iter().rev() {
+            let data = std::fs::read(p).unwrap();
+            assert!(
+                data.len() <= 1000,
+                "{} has {} bytes",
+                p.display(),
+                data.len()
+            );
+            assert!(data.is_empty() || data.ends_with(b"\n"));
+            assert!(
+                data.starts_with(b"line "),
+                "{} starts mid-line",
+                p.display()
+            );
+            kept.extend_from_slice(&data);
+        }
+        assert!(
+            all.ends_with(&kept),
+            "no line lost or cut inside what is kept"
+        );
+    }
+
+    #[test]
+    fn a_partial_line_is_never_cut_by_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        let mut f = RotatingFile::open(&path, 10, 1).unwrap();
+        f.write_all(b"abcdefgh").unwrap();
+        f.write_all(b"ij-no-newline-yet").unwrap();
+        f.write_all(b"\n").unwrap();
+        f.write_all(b"next\n").unwrap();
+        assert_eq!(
+            std::fs::read(RotatingFile::backup_path(&path, 1)).unwrap(),
+            b"abcdefghij-no-newline-yet\n"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"next\n");
+    }
+
+    #[test]
+    fn zero_max_never_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.log");
+        let mut f = RotatingFile::open(&path, 0, 3).unwrap();
+        for _ in 0..100 {
+            f.write_all(&[b'y'; 99]).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 10_000);
+        assert!(!RotatingFile::backup_path(&path, 1).exists());
+    }
+}
