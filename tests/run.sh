@@ -109,4 +109,12 @@ say "built in $((SECONDS - t0)) s"
 t0=$SECONDS
 say "cargo test --release${*:+ $*} (BANSURI_SLURM=${BANSURI_SLURM:-unset}, CI=${CI:-unset})"
 cargo test --release "$@"
+
+# ---- 4. fuzzing (bounded) ------------------------------------------------------------------
+# The config parsers and the output line splitter, from the committed seed corpus. Skipped
+# when a test filter was given, or locally with BANSURI_NO_FUZZ=1 (never under CI=true).
+if [ $# -eq 0 ] && { [ "${BANSURI_NO_FUZZ:-0}" != 1 ] || [ "$CI" = true ]; }; then
+    say "fuzzing: ${BANSURI_FUZZ_SECONDS:-60}s per target"
+    bash fuzz/run.sh "${BANSURI_FUZZ_SECONDS:-60}"
+fi
 say "tests passed in $((SECONDS - t0)) s; whole run $((SECONDS - t_start)) s"
