@@ -440,7 +440,8 @@ impl Runtime {
     fn flush_log(&mut self) {
         self.log.flush();
         if let Some(e) = self.log.take_error() {
-            eprintln!("bansuri: cannot write the job log: {e} (output is being dropped until it works again)");
+            // The message says what failed and that output is dropped meanwhile.
+            eprintln!("bansuri: {e}");
         }
     }
 
