@@ -739,6 +739,7 @@ impl Runtime {
         let parsed = match std::str::from_utf8(&bytes) {
             Err(e) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
             Ok(text) => config::Format::from_path(&path)
+                .and_then(|f| config::check_permissions(&path).map(|()| f))
                 .and_then(|f| config::parse_str(text, &path, f))
                 .map_err(|e| e.to_string()),
         };

@@ -189,6 +189,7 @@ pub fn locate_in(
 /// Reads and validates the config file at `path` (format by extension).
 pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
     let format = Format::from_path(path)?;
+    check_permissions(path)?;
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::plain(path, format!("cannot read `{}`: {e}", path.display())))?;
     match String::from_utf8(bytes) {
@@ -207,6 +208,40 @@ pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
             Err(err.into())
         }
     }
+}
+
+/// As root, refuse a file that group or others can write (as cron and sudo do): whoever can
+/// edit it could run anything as root. Not root: nothing to check.
+pub fn check_permissions(path: &Path) -> Result<(), ConfigErrors> {
+    unsafe_to_trust(path).map_or(Ok(()), |why| {
+        Err(ConfigError::plain(path, why)
+            .with_help(format!(
+                "run `chmod go-w {}` (and keep it owned by root or by you)",
+                path.display()
+            ))
+            .into())
+    })
+}
+
+/// Why `path` must not be trusted by a root bansuri, if it must not.
+pub(crate) fn unsafe_to_trust(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "`{}` is writable by {} (mode {mode:03o}); bansuri runs as root and refuses it, since anyone who can edit it could run commands as root",
+            path.display(),
+            match mode & 0o022 {
+                0o020 => "its group",
+                0o002 => "everyone",
+                _ => "its group and everyone",
+            }
+        )
+    })
 }
 
 /// Parses and validates `text`, the content of `path`, as `format`. Pure apart from

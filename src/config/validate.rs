@@ -1243,6 +1243,11 @@ impl<'a> Validator<'a> {
     ) -> Option<(PathBuf, Vec<(String, String)>)> {
         let dir = self.config_dir.clone();
         let path = self.take(t, Some(g), |n| Ok(tidy(&dir.join(non_empty_str(n)?))))?;
+        if let Some(why) = super::unsafe_to_trust(&path) {
+            let p = Problem::new(why).help(format!("run `chmod go-w {}`", path.display()));
+            self.report(t, g, p);
+            return None;
+        }
         let text = match std::fs::read(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(s) => s,
