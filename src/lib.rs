@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod guardian;
 pub mod level;
 pub mod output;
 pub mod rotate;

@@ -24,6 +24,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::clock::{Mono, Now};
 use crate::config;
 use crate::core::{Action, Core, Input, Mode, RunId};
+use crate::guardian::Guardian;
 use crate::level::Level;
 use crate::output::{JobLog, LineSplitter, Stream};
 use crate::rotate::RotatingFile;
@@ -183,6 +184,8 @@ pub struct Runtime {
     /// Runs whose main process was reaped while its process group lives on: the run ends
     /// when the group is empty.
     draining: HashMap<RunId, Reaped>,
+    /// Ends the process groups still alive if bansuri is killed.
+    guardian: Guardian,
     watch: ConfigWatch,
 }
 
@@ -225,9 +228,12 @@ struct Invalid {
 
 /// Run `spec` until shutdown or (in batch modes) until done; returns the exit code.
 pub fn run(mut spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+    // First, while bansuri has one thread: the guardian that cleans up if bansuri is killed.
+    let guardian = Guardian::start()
+        .map_err(|e| RuntimeError(format!("cannot start the guardian process: {e}")))?;
     opts.overrides.apply(&mut spec.globals);
     let out = open_job_log(&spec)?;
-    let mut rt = Runtime::new(spec, opts, out)?;
+    let mut rt = Runtime::new(spec, opts, out, guardian)?;
     rt.run()
 }
 
@@ -252,6 +258,7 @@ impl Runtime {
         spec: Spec,
         opts: RunOptions,
         out: Box<dyn Write + Send>,
+        guardian: Guardian,
     ) -> Result<Runtime, RuntimeError> {
         // Signals are read from a signalfd, so they must be blocked for the whole process
         // (done before any thread exists; children get an empty mask in spawn).
@@ -295,6 +302,7 @@ impl Runtime {
             free_slots: Vec::new(),
             buf: vec![0; READ_CHUNK],
             draining: HashMap::new(),
+            guardian,
             watch: ConfigWatch {
                 enabled: !opts.mode.once,
                 applied: std::fs::read(&spec.source).unwrap_or_default(),
@@ -512,6 +520,7 @@ impl Runtime {
                             }
                         }
                         self.runs.insert(run, RunInfo { pid, pipes });
+                        self.guardian.watch(pid);
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
@@ -908,6 +917,7 @@ impl Runtime {
     /// A run's main process is reaped and its group is empty: drain its pipes (so its
     /// last output precedes the "finished" line) and tell the core.
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
+        self.guardian.forget(reaped.pid);
         if let Some(info) = self.runs.remove(&run) {
             for slot in info.pipes {
                 self.on_pipe(slot, true);

@@ -169,3 +169,51 @@ fn config_that_vanishes_or_becomes_unreadable_keeps_the_config_in_effect() {
     });
     assert!(alive(pid));
 }
+
+/// bansuri SIGKILLed: within a second no process of any task's group is alive — neither
+/// the main processes (PDEATHSIG) nor what they started (the guardian ends the groups).
+#[test]
+fn sigkill_of_bansuri_leaves_no_group_member_alive() {
+    let sb = Sandbox::new();
+    let b = sb.start(
+        r#"{"scripts": [
+            {"name": "a", "command": "sleep 300 & echo $! >> pids; echo $$ >> pids; sleep 300; true"},
+            {"name": "b", "command": "trap '' TERM; (sleep 300; true) & echo $! >> pids; echo $$ >> pids; wait"}
+        ]}"#,
+        &[],
+    );
+    let pids: Vec<i32> = wait_for(T, || {
+        let p: Vec<i32> = sb
+            .read("pids")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (p.len() == 4).then_some(p)
+    })
+    .expect("tasks started");
+    let pgids: Vec<i32> = pids
+        .iter()
+        .copied()
+        .filter(|p| !group_members(*p).is_empty())
+        .collect();
+    assert_eq!(pgids.len(), 2, "two groups: {pids:?}");
+    b.signal(libc::SIGKILL);
+    let t0 = std::time::Instant::now();
+    wait_for(Duration::from_secs(5), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "survivors: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        )
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
+    for g in pgids {
+        assert!(group_members(g).is_empty(), "group {g} not empty");
+    }
+}

@@ -257,13 +257,18 @@ fn fifty_quick_edits_end_in_the_last_state() {
     .unwrap_or_else(|| panic!("orphaned processes after the edits; log:\n{}", b.log()));
     assert!(alive(last_flip) && alive(base));
     assert_eq!(started(&sb, "base").len(), 1, "base never restarted");
-    // Exactly the processes of the last state are children of bansuri.
+    // Exactly the processes of the last state are children of bansuri (its guardian, the
+    // one child that is not a task, aside).
     let kids: Vec<i32> =
         std::fs::read_to_string(format!("/proc/{}/task/{}/children", b.pid(), b.pid()))
             .unwrap_or_default()
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
             .filter(|p| alive(*p))
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/environ"))
+                    .is_ok_and(|e| e.contains("BANSURI_TASK="))
+            })
             .collect();
     assert_eq!(
         kids.len(),

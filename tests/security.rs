@@ -15,7 +15,10 @@ fn chmod(p: &std::path::Path, mode: u32) {
 #[test]
 fn root_refuses_group_or_world_writable_config_and_environment_files() {
     if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs as root");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
         eprintln!("skipped: needs root");
         return;
     }
@@ -26,23 +29,39 @@ fn root_refuses_group_or_world_writable_config_and_environment_files() {
         r#"{"scripts": [{"name": "t", "command": "true", "environment-file": "vars.env"}]}"#,
     );
     let validate = || {
-        let out = Command::new(BIN).args(["validate", "--config", cfg.to_str().unwrap()]).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = Command::new(BIN)
+            .args(["validate", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     chmod(&cfg, 0o644);
     chmod(&sb.file("vars.env"), 0o644);
     assert_eq!(validate().0, Some(0));
-    for (mode, who) in [(0o664, "its group"), (0o646, "everyone"), (0o666, "its group and everyone")] {
+    for (mode, who) in [
+        (0o664, "its group"),
+        (0o646, "everyone"),
+        (0o666, "its group and everyone"),
+    ] {
         chmod(&cfg, mode);
         let (code, err) = validate();
         assert_eq!(code, Some(2), "{err}");
-        assert!(err.contains(&format!("is writable by {who} (mode {mode:03o})")), "{err}");
+        assert!(
+            err.contains(&format!("is writable by {who} (mode {mode:03o})")),
+            "{err}"
+        );
         assert!(err.contains("chmod go-w"), "says how to fix it: {err}");
     }
     chmod(&cfg, 0o600);
     chmod(&sb.file("vars.env"), 0o666);
     let (code, err) = validate();
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("vars.env` is writable by its group and everyone"), "{err}");
+    assert!(
+        err.contains("vars.env` is writable by its group and everyone"),
+        "{err}"
+    );
     assert!(err.contains("environment-file"), "names the field: {err}");
 }
