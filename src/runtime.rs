@@ -166,6 +166,7 @@ struct FileSink {
 
 struct RunInfo {
     pid: u32,
+    task: Arc<str>,
     pipes: Vec<usize>,
 }
 
@@ -186,6 +187,11 @@ pub struct Runtime {
     draining: HashMap<RunId, Reaped>,
     /// Ends the process groups still alive if bansuri is killed.
     guardian: Guardian,
+    /// Processes that left their task's process group (setsid after a double fork) and were
+    /// reparented to bansuri: pid -> the task it was found after. Ended at shutdown.
+    escapees: HashMap<u32, Arc<str>>,
+    /// When children were last scanned for escapees.
+    escape_scan: Option<Instant>,
     watch: ConfigWatch,
 }
 
@@ -303,6 +309,8 @@ impl Runtime {
             buf: vec![0; READ_CHUNK],
             draining: HashMap::new(),
             guardian,
+            escapees: HashMap::new(),
+            escape_scan: None,
             watch: ConfigWatch {
                 enabled: !opts.mode.once,
                 applied: std::fs::read(&spec.source).unwrap_or_default(),
@@ -430,8 +438,71 @@ impl Runtime {
         }
     }
 
+    /// Look for children of bansuri that are no task's main process and not the guardian:
+    /// processes that setsid()ed away from a task's group and were reparented to bansuri.
+    /// Done when a run ends (at most every 100 ms), since that is when they get orphaned.
+    fn scan_escapees(&mut self, run: &RunId) {
+        if self
+            .escape_scan
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.escape_scan = Some(Instant::now());
+        let me = std::process::id();
+        let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+            return;
+        };
+        let task: Arc<str> = self
+            .runs
+            .get(run)
+            .map_or_else(|| Arc::from("MASTER"), |r| Arc::clone(&r.task));
+        for pid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            if self.pids.contains_key(&pid)
+                || pid == self.guardian.pid()
+                || self.escapees.contains_key(&pid)
+            {
+                continue;
+            }
+            // Still in a run's process group: not escaped, the group drain covers it.
+            let pgid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().nth(2))
+                        .and_then(|g| g.parse::<u32>().ok())
+                });
+            if pgid.is_some_and(|g| self.runs.values().any(|r| r.pid == g)) || pgid.is_none() {
+                continue;
+            }
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_owned()
+                })
+                .unwrap_or_default();
+            let msg = format!(
+                "process {pid} ({cmd}) left its task's process group (setsid/double fork); it is not supervised, and is ended at shutdown"
+            );
+            self.log
+                .event(Utc::now(), Some(&task), Level::Warning, &msg);
+            self.guardian.watch(pid);
+            self.escapees.insert(pid, Arc::clone(&task));
+        }
+    }
+
     /// Drain what is left, flush, and hand back the exit code.
     fn finish(&mut self, code: i32) -> i32 {
+        // Escaped processes that ignored SIGTERM at shutdown go now.
+        for pid in self.escapees.keys() {
+            let _ = spawn::signal_group(*pid, libc::SIGKILL);
+        }
         let slots: Vec<usize> = (0..self.pipes.len())
             .filter(|&i| self.pipes[i].is_some())
             .collect();
@@ -519,7 +590,14 @@ impl Runtime {
                                 }
                             }
                         }
-                        self.runs.insert(run, RunInfo { pid, pipes });
+                        self.runs.insert(
+                            run,
+                            RunInfo {
+                                pid,
+                                task: Arc::clone(&name),
+                                pipes,
+                            },
+                        );
                         self.guardian.watch(pid);
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
@@ -671,6 +749,10 @@ impl Runtime {
             }
         }
         for signal in stop {
+            // Escaped processes belong to no run the core knows: stop them with the rest.
+            for pid in self.escapees.keys() {
+                let _ = spawn::signal_group(*pid, libc::SIGTERM);
+            }
             let actions = self.core.handle(Input::Shutdown { signal }, self.now());
             if let Some(code) = self.apply(actions) {
                 return Some(code);
@@ -873,8 +955,14 @@ impl Runtime {
             };
             let Some(run) = self.pids.remove(&pid) else {
                 // An orphaned descendant that was reparented to us (we are a subreaper).
-                let msg = format!("reaped orphaned process {pid} (left behind by a task)");
-                self.master(Level::Debug, &msg);
+                if let Some(task) = self.escapees.remove(&pid) {
+                    self.guardian.forget(pid);
+                    let msg = format!("process {pid}, which had escaped its process group, exited");
+                    self.log.event(Utc::now(), Some(&task), Level::Info, &msg);
+                } else {
+                    let msg = format!("reaped orphaned process {pid} (left behind by a task)");
+                    self.master(Level::Debug, &msg);
+                }
                 continue;
             };
             if spawn::group_alive(pid) {
@@ -918,6 +1006,7 @@ impl Runtime {
     /// last output precedes the "finished" line) and tell the core.
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
         self.guardian.forget(reaped.pid);
+        self.scan_escapees(&run);
         if let Some(info) = self.runs.remove(&run) {
             for slot in info.pipes {
                 self.on_pipe(slot, true);

@@ -217,3 +217,32 @@ fn sigkill_of_bansuri_leaves_no_group_member_alive() {
         assert!(group_members(g).is_empty(), "group {g} not empty");
     }
 }
+
+/// A child that double-forks and setsid()s away is reported, and ended at shutdown.
+#[test]
+fn an_escaped_process_is_reported_and_ended_at_shutdown() {
+    let sb = Sandbox::new();
+    let mut b = sb.start(
+        r#"{"scripts": [
+            {"name": "sneaky", "command": "setsid sh -c 'echo $$ > escaped; exec sleep 300' & sleep 0.2; exit 0"},
+            {"name": "svc", "command": "exec sleep 300"}
+        ]}"#,
+        &[],
+    );
+    let pid: i32 = wait_for(T, || sb.read("escaped").trim().parse().ok()).expect("escaped pid");
+    b.wait_log("the escape reported", T, |l| {
+        l.contains("left its task's process group")
+    });
+    let log = b.log();
+    assert!(
+        log.contains(&format!(
+            "[sneaky] WARNING: process {pid} (sleep 300) left its task's process group"
+        )),
+        "{log}"
+    );
+    assert!(alive(pid));
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    wait_for(Duration::from_secs(2), || (!alive(pid)).then_some(()))
+        .expect("the escapee is ended at shutdown");
+}
