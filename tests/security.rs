@@ -5,6 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -64,4 +65,43 @@ fn root_refuses_group_or_world_writable_config_and_environment_files() {
         "{err}"
     );
     assert!(err.contains("environment-file"), "names the field: {err}");
+}
+
+/// `user` switching sets exactly the user's groups (bansuri's supplementary groups are
+/// dropped) and `env` cannot give the identity back.
+#[test]
+fn user_switching_drops_groups_and_env_cannot_bypass_it() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "u", "user": "nobody", "working-directory": "/",
+            "env": {"USER": "root", "HOME": "/root", "LD_PRELOAD": ""},
+            "command": "id -u; id -g; id -G; echo $USER"}]}"#,
+        &["--exit-when-done"],
+    );
+    let (st, err) = b.wait(Duration::from_secs(20)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "{err}{log}");
+    let out = output_lines(&log, "u");
+    let nogroup = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw()
+        .to_string();
+    assert_eq!(out.first().copied(), Some("65534"), "{log}");
+    assert_eq!(out.get(1).copied(), Some(nogroup.as_str()), "{log}");
+    assert!(
+        !out.get(2).unwrap_or(&"").split(' ').any(|g| g == "0"),
+        "root's group 0 dropped: {log}"
+    );
+    // USER/LOGNAME/HOME describe the identity the task runs as: `env` cannot override them.
+    assert_eq!(out.get(3).copied(), Some("nobody"));
 }
