@@ -192,6 +192,9 @@ pub struct Runtime {
     escapees: HashMap<u32, Arc<str>>,
     /// When children were last scanned for escapees.
     escape_scan: Option<Instant>,
+    /// Wall clock minus monotonic clock, in ms, at the last wake: a change means the wall
+    /// clock jumped.
+    clock_offset: i64,
     watch: ConfigWatch,
 }
 
@@ -311,6 +314,7 @@ impl Runtime {
             guardian,
             escapees: HashMap::new(),
             escape_scan: None,
+            clock_offset: 0,
             watch: ConfigWatch {
                 enabled: !opts.mode.once,
                 applied: std::fs::read(&spec.source).unwrap_or_default(),
@@ -417,6 +421,9 @@ impl Runtime {
                 } else {
                     self.on_pipe(token as usize, false);
                 }
+            }
+            if let Some(code) = self.check_clock() {
+                return Ok(self.finish(code));
             }
             if !self.draining.is_empty() {
                 if let Some(code) = self.check_draining() {
@@ -759,6 +766,20 @@ impl Runtime {
             }
         }
         None
+    }
+
+    /// Tell the core when the wall clock has jumped by more than a second relative to the
+    /// monotonic clock (settimeofday, an NTP step, a resumed VM).
+    fn check_clock(&mut self) -> Option<i32> {
+        let now = self.now();
+        let offset = now.wall.timestamp_millis() - now.mono.0.as_millis() as i64;
+        let jumped = self.clock_offset != 0 && (offset - self.clock_offset).abs() > 1000;
+        self.clock_offset = offset;
+        if !jumped {
+            return None;
+        }
+        let actions = self.core.handle(Input::ClockChanged, now);
+        self.apply(actions)
     }
 
     /// When the config watch needs the loop next.

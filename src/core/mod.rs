@@ -76,6 +76,10 @@ pub enum Input {
         /// The new config (CLI overrides already applied).
         spec: Arc<Spec>,
     },
+    /// The wall clock jumped (set by hand, NTP step, suspend): cron deadlines are re-aimed
+    /// from the new wall time (a jump forward fires a missed match once, a jump back fires
+    /// nothing early).
+    ClockChanged,
     /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
@@ -531,6 +535,7 @@ impl Core {
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { signal } => self.shutdown(signal, now),
             Input::Reload { spec } => self.reload(&spec, now),
+            Input::ClockChanged => self.clock_changed(now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -1280,6 +1285,25 @@ impl Core {
             self.slot_queue.retain(|q| *q != id);
             self.tasks[i].runs.retain(|r| r.id != id);
         }
+    }
+
+    fn clock_changed(&mut self, now: Now) {
+        for task in &mut self.tasks {
+            if let Sched::Cron {
+                next_wall: Some(nw),
+                next_mono,
+            } = &mut task.sched
+            {
+                *next_mono = Some(mono_for(now, *nw));
+            }
+        }
+        self.master(
+            Level::Warning,
+            format!(
+                "The wall clock changed (now {}): cron schedules re-aimed",
+                fmt_wall(now.wall)
+            ),
+        );
     }
 
     // ----- reload ----------------------------------------------------------------------

@@ -2135,3 +2135,17 @@ fn shorthand_identity_is_its_command() {
 }
 
 mod program;
+
+#[test]
+fn a_wall_clock_jump_forward_fires_a_missed_cron_match_once_at_once() {
+    let mut h = Harness::new(vec![cron("daily", "0 3 * * *")]);
+    h.script("daily", Script::exits(secs(1), 0));
+    h.start();
+    h.step(secs(10));
+    // The wall clock jumps 20 hours ahead (past 03:00) while the monotonic clock does not.
+    h.jump_wall(chrono::Duration::hours(20));
+    h.pump(Some(Input::ClockChanged));
+    h.step(secs(5));
+    assert_eq!(h.spawn_times("daily"), [secs(10)], "fired at once, once");
+    assert!(h.job_log().contains("The wall clock changed"));
+}
