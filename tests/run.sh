@@ -117,4 +117,11 @@ if [ $# -eq 0 ] && { [ "${BANSURI_NO_FUZZ:-0}" != 1 ] || [ "$CI" = true ]; }; th
     say "fuzzing: ${BANSURI_FUZZ_SECONDS:-60}s per target"
     bash fuzz/run.sh "${BANSURI_FUZZ_SECONDS:-60}"
 fi
+# ---- 5. soak (2 minutes) -------------------------------------------------------------------
+# 200 tasks with random exits, timeouts, bursts and reloads; no leak, no lost line. The
+# one-hour version is `python3 bench/soak --minutes 60` (RELIABILITY.md has its result).
+if [ $# -eq 0 ] && { [ "${BANSURI_NO_SOAK:-0}" != 1 ] || [ "$CI" = true ]; }; then
+    say "soak: 2 minutes"
+    python3 bench/soak --minutes 2
+fi
 say "tests passed in $((SECONDS - t0)) s; whole run $((SECONDS - t_start)) s"
