@@ -36,6 +36,10 @@ pub struct Globals {
     pub log_file: Option<String>,
     /// Job log format.
     pub log_format: LogFormat,
+    /// `notify_command`: shell command run with a notice on stdin (see `crate::notify`).
+    pub notify_command: Option<String>,
+    /// `notify_timeout`: a notifier still running after this is killed. Default 30 s.
+    pub notify_timeout: Duration,
 }
 
 impl Default for Globals {
@@ -46,6 +50,8 @@ impl Default for Globals {
             max_parallel: None,
             log_file: None,
             log_format: LogFormat::Text,
+            notify_command: None,
+            notify_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,6 +108,79 @@ pub struct TaskSpec {
     pub stdout: OutputTarget,
     /// Where stderr goes.
     pub stderr: StderrTarget,
+    /// Who is told about this task's runs (`notify`).
+    pub notify: Notify,
+    /// Which run results are told (`notify-on`).
+    pub notify_on: NotifyOn,
+    /// `no-interface: true`: `command` names an in-process task registered through the
+    /// library API (`crate::Builder`), not a program.
+    pub no_interface: bool,
+}
+
+/// Who is told when a run ends (`notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    /// `"none"` (the default): nobody.
+    Off,
+    /// `"mail"` or `"on-fail"`: the global `notify_command`.
+    Command,
+    /// Any other name: a notifier registered through the library API.
+    Registered(String),
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyEvent {
+    /// A run failed finally (after all its attempts): bad exit code, signal, timeout, or
+    /// it could not start.
+    Failure,
+    /// A run succeeded.
+    Success,
+    /// The first successful run after a run that failed finally.
+    Recovery,
+}
+
+impl NotifyEvent {
+    /// `failure`, `success`, `recovery`: the word used in the config and `BANSURI_EVENT`.
+    pub fn word(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Recovery => "recovery",
+        }
+    }
+}
+
+/// The run results a task's notifier is told about (`notify-on`). Default: failures only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyOn {
+    /// A run failed finally.
+    pub failure: bool,
+    /// Every successful run.
+    pub success: bool,
+    /// The first success after a final failure.
+    pub recovery: bool,
+}
+
+impl Default for NotifyOn {
+    fn default() -> Self {
+        NotifyOn {
+            failure: true,
+            success: false,
+            recovery: false,
+        }
+    }
+}
+
+impl NotifyOn {
+    /// Is `event` in the set?
+    pub fn contains(self, event: NotifyEvent) -> bool {
+        match event {
+            NotifyEvent::Failure => self.failure,
+            NotifyEvent::Success => self.success,
+            NotifyEvent::Recovery => self.recovery,
+        }
+    }
 }
 
 /// How a task's command is run.
@@ -247,6 +326,9 @@ impl TaskSpec {
             environment_file: None,
             stdout: OutputTarget::JobLog,
             stderr: StderrTarget::Combined,
+            notify: Notify::Off,
+            notify_on: NotifyOn::default(),
+            no_interface: false,
         }
     }
 }

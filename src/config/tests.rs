@@ -95,6 +95,9 @@ fn minimal_task_gets_every_default() {
         environment_file: None,
         stdout: OutputTarget::JobLog,
         stderr: StderrTarget::Combined,
+        notify: crate::spec::Notify::Off,
+        notify_on: crate::spec::NotifyOn::default(),
+        no_interface: false,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -693,7 +696,6 @@ fn unknown_and_later_top_level_keys() {
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");
     for key in [
-        "notify_command",
         "programs",
         "sample_interval",
         "state_dir",
@@ -767,10 +769,8 @@ fn unknown_task_keys_suggest_or_say_not_yet() {
         "umask",
         "log-max-bytes",
         "log_backups",
-        "notify",
         "depends-on",
         "srun",
-        "no-interface",
     ] {
         let e = task_err(&format!(r#""{key}": 1"#), key);
         assert_has(

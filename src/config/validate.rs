@@ -5,6 +5,8 @@
 //! fails gets its default so the walk can go on, and the `Spec` is only returned when
 //! nothing failed.
 
+mod extension;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -14,6 +16,7 @@ use super::envfile;
 use super::error::{line_col, ConfigError};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
+use super::Extensions;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::{
     CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
@@ -39,12 +42,12 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("max_parallel", &["max-parallel"]),
     field("log_file", &["log-file"]),
     field("log_format", &["log-format"]),
+    field("notify_command", &["notify-command"]),
+    field("notify_timeout", &["notify-timeout"]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
 const LATER_GLOBALS: &[&str] = &[
-    "notify_command",
-    "notify-command",
     "programs",
     "sample_interval",
     "sample-interval",
@@ -78,6 +81,9 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("environment-file", &["environment_file"]),
     field("stdout", &[]),
     field("stderr", &[]),
+    field("notify", &[]),
+    field("notify-on", &["notify_on"]),
+    field("no-interface", &["no_interface"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
@@ -94,29 +100,30 @@ const LATER_TASK_FIELDS: &[&str] = &[
     "log_max_bytes",
     "log-backups",
     "log_backups",
-    "notify",
     "depends-on",
     "depends_on",
     "srun",
-    "no-interface",
-    "no_interface",
 ];
 
 const DURATION_HELP: &str =
     "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
 
-/// Validates a parsed config. `config_dir` is the absolute directory of the config file.
+/// Validates a parsed config. `config_dir` is the absolute directory of the config file;
+/// `ext` the names registered through the library API (`no-interface` tasks, notifiers).
 pub(crate) fn validate(
     root: &Node,
     text: &str,
     file: &Path,
     config_dir: &Path,
+    ext: &Extensions,
 ) -> Result<Spec, Vec<ConfigError>> {
     let mut v = Validator {
         text,
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
+        ext,
+        notify_command_given: false,
     };
     let spec = v.root(root);
     match spec {
@@ -509,6 +516,10 @@ struct Validator<'a> {
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
     errors: Vec<((usize, usize), ConfigError)>,
+    /// Names registered through the library API.
+    ext: &'a Extensions,
+    /// The top-level `notify_command` key is present (valid or not).
+    notify_command_given: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -732,12 +743,30 @@ impl<'a> Validator<'a> {
                 choice(n, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
             })
             .unwrap_or(d.log_format);
+        self.notify_command_given = f
+            .get("notify_command")
+            .is_some_and(|g| g.node.value != Value::Null);
+        let notify_command = self
+            .take(None, f.get("notify_command"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                non_empty_str(n).map(|s| Some(s.to_string())).map_err(|p| {
+                    p.help("e.g. \"mail -s '[bansuri] {task} failed' me@example.org\"")
+                })
+            })
+            .unwrap_or(d.notify_command);
+        let notify_timeout = self
+            .take(None, f.get("notify_timeout"), positive_duration)
+            .unwrap_or(d.notify_timeout);
         Globals {
             check_interval,
             watchdog_timeout,
             max_parallel,
             log_file,
             log_format,
+            notify_command,
+            notify_timeout,
         }
     }
 
@@ -964,6 +993,7 @@ impl<'a> Validator<'a> {
         }) {
             task.stderr = err;
         }
+        self.notify_fields(t, &f, &mut task);
         (task, name)
     }
 

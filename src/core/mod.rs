@@ -18,8 +18,11 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Mono, Now};
 use crate::level::Level;
 use crate::schedule;
-use crate::spec::{Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec};
+use crate::spec::{
+    Globals, NotifyEvent, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec,
+};
 
+mod notify;
 #[cfg(test)]
 mod tests;
 
@@ -187,6 +190,25 @@ pub enum Action {
         /// The line.
         msg: String,
     },
+    /// Tell the task's notifier how a run ended (`notify`, `notify-on`). The runtime
+    /// builds the notice (adding the tail of the attempt's output) and runs the notifier
+    /// beside the tasks: nothing waits for it.
+    Notify {
+        /// The attempt that ended; its output tail is the runtime's, under this id.
+        run: RunId,
+        /// The task's settings.
+        task: Arc<TaskSpec>,
+        /// What is told.
+        event: NotifyEvent,
+        /// How the attempt ended.
+        end: ProcessEnd,
+        /// 1-based number of that attempt.
+        attempt: u32,
+        /// Attempts the run was allowed (`times` with `on-fail: restart`, else 1).
+        attempts: u32,
+        /// When it ended.
+        at: DateTime<Utc>,
+    },
     /// Everything is over: flush and exit with this code.
     Exit {
         /// Process exit code (0 ok, 3 a task failed finally).
@@ -341,6 +363,8 @@ struct Task {
     pending: Option<Arc<TaskSpec>>,
     /// Gone from the config: forgotten once its runs have ended.
     removed: bool,
+    /// Its last finished run failed finally: the next success is a recovery.
+    failing: bool,
 }
 
 impl Task {
@@ -356,6 +380,7 @@ impl Task {
             last_start: None,
             pending: None,
             removed: false,
+            failing: false,
         }
     }
 
@@ -918,11 +943,19 @@ impl Core {
         } else {
             String::new()
         };
-        self.log(
-            Some(&name),
-            Level::Info,
-            format!("{what}: {cmd} (pid {pid}{tries})"),
-        );
+        let line = if self.tasks[i].spec.no_interface {
+            // In-process (library API): a thread of bansuri, no pid of its own.
+            let tries = tries.trim_start_matches(", ");
+            let tries = if tries.is_empty() {
+                String::new()
+            } else {
+                format!(" ({tries})")
+            };
+            format!("Running in-process task `{cmd}`{tries}")
+        } else {
+            format!("{what}: {cmd} (pid {pid}{tries})")
+        };
+        self.log(Some(&name), Level::Info, line);
         if let Some(s) = self.shutdown {
             // Started while the stop was being decided: stop it like the others.
             self.stop_runs(i, StopReason::Shutdown, now);
@@ -1087,6 +1120,7 @@ impl Core {
             task.consecutive_failures = 0;
             task.stats.runs += 1;
             task.stats.last_outcome = Some(Outcome::Success);
+            self.notify_end(i, id, run.attempt, &end, true, now);
             self.after_run(i, now);
             return;
         }
@@ -1143,6 +1177,7 @@ impl Core {
                 ),
             );
         }
+        self.notify_end(i, id, run.attempt, &end, false, now);
         self.after_run(i, now);
     }
 

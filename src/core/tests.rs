@@ -446,7 +446,7 @@ impl Harness {
                     self.starting
                 );
             }
-            Action::Log { .. } => {}
+            Action::Log { .. } | Action::Notify { .. } => {}
         }
     }
 
