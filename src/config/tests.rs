@@ -12,6 +12,8 @@ use crate::spec::{
     TaskSpec,
 };
 
+mod notify;
+
 /// A config path whose directory is not checked (the default working directory never is).
 const CFG: &str = "/cfg/scripts_config.json";
 

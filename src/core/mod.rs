@@ -1533,7 +1533,7 @@ fn identity(t: &TaskSpec) -> String {
 enum Change {
     /// Identical.
     None,
-    /// Only the description: nothing to do but remember it.
+    /// Only the description (or `notify`, `notify-on`): nothing to do but remember it.
     Description,
     /// Only when it runs (timer, schedule-cron, timezone, overlap): reschedule, keep a
     /// running run.
@@ -1551,6 +1551,9 @@ fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
     // The same task with everything but `field` taken from `new`.
     let mut probe = old.clone();
     probe.description.clone_from(&new.description);
+    // Who is notified changes nothing running either.
+    probe.notify.clone_from(&new.notify);
+    probe.notify_on = new.notify_on;
     if probe == *new {
         return Change::Description;
     }
@@ -1561,6 +1564,8 @@ fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
     }
     let mut probe = old.clone();
     probe.description.clone_from(&new.description);
+    probe.notify.clone_from(&new.notify);
+    probe.notify_on = new.notify_on;
     probe.enabled = new.enabled;
     if probe == *new {
         return Change::Enabled(new.enabled);

@@ -89,7 +89,7 @@ impl Validator<'_> {
                     Problem::new(
                         "with `no-interface: true` the command is the name of a registered task, not a list",
                     )
-                    .help(registered(kinds, "tasks")),
+                    .help(registered(kinds, "in-process tasks")),
                 ),
                 (CommandSpec::Shell(s), Value::String(_)) if !kinds.contains(s.as_str()) => {
                     Some(
@@ -97,7 +97,7 @@ impl Validator<'_> {
                             "no task named \"{}\" is registered",
                             s.escape_debug()
                         ))
-                        .help(registered(kinds, "tasks")),
+                        .help(registered(kinds, "in-process tasks")),
                     )
                 }
                 _ => None,
