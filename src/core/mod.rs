@@ -725,6 +725,7 @@ impl Core {
         let task = &mut self.tasks[i];
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
+        let inproc = task.spec.no_interface;
         let mut lines = Vec::new();
         for run in &mut task.runs {
             match &mut run.phase {
@@ -733,12 +734,20 @@ impl Core {
                     started,
                     timeout_at: Some(t),
                 } if now.mono >= *t => {
-                    lines.push(format!(
-                        "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
-                        fmt_dur(limit),
-                        stop.name(),
-                        fmt_dur(grace)
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
+                            fmt_dur(limit),
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
+                            fmt_dur(limit),
+                            stop.name(),
+                            fmt_dur(grace)
+                        )
+                    });
                     run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
@@ -752,11 +761,18 @@ impl Core {
                     ..
                 } if !*killed && now.mono >= *kill_at => {
                     *killed = true;
-                    lines.push(format!(
-                        "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                        fmt_dur(grace),
-                        stop.name()
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Still running {} after the stop request: abandoning its thread",
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
+                            fmt_dur(grace),
+                            stop.name()
+                        )
+                    });
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: libc::SIGKILL,
@@ -1197,6 +1213,7 @@ impl Core {
         let grace = self.tasks[i].stop_grace(&self.globals);
         let stop = self.tasks[i].spec.stop_signal;
         let name = self.tasks[i].spec.name.clone();
+        let inproc = self.tasks[i].spec.no_interface;
         let mut dropped = Vec::new();
         let mut lines = Vec::new();
         for run in &mut self.tasks[i].runs {
@@ -1209,11 +1226,18 @@ impl Core {
                         signal: stop.number(),
                     });
                     let why = reason.words();
-                    lines.push(format!(
-                        "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
-                        stop.name(),
-                        fmt_dur(grace)
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
+                            stop.name(),
+                            fmt_dur(grace)
+                        )
+                    });
                 }
                 Phase::Stopping {
                     ref mut kill_at, ..

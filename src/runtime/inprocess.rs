@@ -33,13 +33,20 @@ pub const PANIC_CODE: i32 = 101;
 
 /// What a worker thread reports.
 pub(super) enum Done {
-    /// `Task::run` of an in-process run returned (or panicked: the message).
-    Task {
-        run: RunId,
-        result: Result<i32, String>,
-    },
+    /// An in-process run is over.
+    Task { run: RunId, end: TaskEnd },
     /// A registered notifier returned.
     Notifier { id: u64, result: Result<(), String> },
+}
+
+/// How an in-process attempt ended.
+pub(super) enum TaskEnd {
+    /// `Task::run` returned this.
+    Returned(i32),
+    /// `Task::run` panicked with this message.
+    Panicked(String),
+    /// It did not return within the grace after the stop request: abandoned.
+    Abandoned,
 }
 
 /// The channel from worker threads to the event loop.
@@ -106,6 +113,8 @@ struct InRun {
     task: Arc<dyn Task>,
     stop: Arc<StopFlag>,
     stop_sent: bool,
+    /// SIGKILL came: the end is reported through the channel, after what is queued.
+    abandoned: bool,
     name: Arc<str>,
     pipes: Vec<usize>,
 }
@@ -242,12 +251,14 @@ impl Runtime {
             .name(format!("task {}", task.name))
             .spawn(move || {
                 let mut ctx = ctx;
-                let result =
-                    catch_unwind(AssertUnwindSafe(|| worker.run(&mut ctx))).map_err(panic_text);
+                let end = match catch_unwind(AssertUnwindSafe(|| worker.run(&mut ctx))) {
+                    Ok(code) => TaskEnd::Returned(code),
+                    Err(p) => TaskEnd::Panicked(panic_text(p)),
+                };
                 // Flush and close the output before reporting: the loop reads the pipes
                 // to their end when it hears of the result.
                 ctx.finish();
-                report(Done::Task { run, result });
+                report(Done::Task { run, end });
             });
         if let Err(e) = spawned {
             for slot in pipes {
@@ -261,6 +272,7 @@ impl Runtime {
                 task: instance,
                 stop,
                 stop_sent: false,
+                abandoned: false,
                 name,
                 pipes,
             },
@@ -269,7 +281,10 @@ impl Runtime {
     }
 
     /// The core signals an in-process run: the first signal asks it to stop; SIGKILL
-    /// (after the grace, or a `KILL` stop signal) abandons its thread and ends the attempt.
+    /// (after the grace, or a `KILL` stop signal) abandons its thread. The end is reported
+    /// through the worker channel, as a process's end comes later through SIGCHLD: a
+    /// result the thread sent just before still wins, and the lines the core writes with
+    /// the signal come first.
     pub(super) fn signal_inprocess(&mut self, run: RunId, signal: i32) -> Vec<Action> {
         let Some(r) = self.inproc.runs.get_mut(&run) else {
             return Vec::new();
@@ -286,42 +301,46 @@ impl Runtime {
                     let _ = catch_unwind(AssertUnwindSafe(|| task.stop()));
                 });
         }
-        if signal != libc::SIGKILL {
-            return Vec::new();
+        if signal == libc::SIGKILL && !r.abandoned {
+            r.abandoned = true;
+            (self.workers.reporter())(Done::Task {
+                run,
+                end: TaskEnd::Abandoned,
+            });
         }
-        let Some(r) = self.inproc.runs.remove(&run) else {
-            return Vec::new();
-        };
-        self.log.event(
-            Utc::now(),
-            Some(&r.name),
-            Level::Warning,
-            "In-process task did not return after stop(): its thread is abandoned (it runs on until it returns; its output is discarded)",
-        );
-        self.end_inprocess(run, r.pipes, ExitStatus::Signal(libc::SIGKILL))
+        Vec::new()
     }
 
     /// The worker threads have news.
     pub(super) fn on_workers(&mut self) -> Option<i32> {
         for done in self.workers.take() {
             let follow = match done {
-                Done::Task { run, result } => {
+                Done::Task { run, end } => {
                     let Some(r) = self.inproc.runs.remove(&run) else {
                         // An abandoned thread finally returned.
                         continue;
                     };
-                    let code = match result {
-                        Ok(code) => code,
-                        Err(msg) => {
+                    let status = match end {
+                        TaskEnd::Returned(code) => ExitStatus::Code(code),
+                        TaskEnd::Panicked(msg) => {
                             let line = format!(
                                 "In-process task panicked: {msg} (recorded as exit code {PANIC_CODE})"
                             );
                             self.log
                                 .event(Utc::now(), Some(&r.name), Level::Error, &line);
-                            PANIC_CODE
+                            ExitStatus::Code(PANIC_CODE)
+                        }
+                        TaskEnd::Abandoned => {
+                            self.log.event(
+                                Utc::now(),
+                                Some(&r.name),
+                                Level::Warning,
+                                "In-process task did not return after the stop request: its thread is abandoned (it runs on until it returns; its output is discarded; recorded as killed by SIGKILL)",
+                            );
+                            ExitStatus::Signal(libc::SIGKILL)
                         }
                     };
-                    self.end_inprocess(run, r.pipes, ExitStatus::Code(code))
+                    self.end_inprocess(run, r.pipes, status)
                 }
                 Done::Notifier { id, result } => {
                     self.notifier_returned(id, result);
