@@ -149,6 +149,14 @@ fn open_target(path: &std::path::Path, what: &str) -> Result<File, String> {
 }
 
 impl Runtime {
+    /// Does pipe slot `slot` (still) belong to `id` (a run or a notifier)?
+    pub(super) fn owns_pipe(&self, slot: usize, id: u64) -> bool {
+        self.pipes
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.run == id)
+    }
+
     /// Start an attempt of an in-process task; returns the core's follow-up actions.
     pub(super) fn spawn_inprocess(
         &mut self,
@@ -357,8 +365,12 @@ impl Runtime {
     /// Drain and close the run's pipes, tell the core; returns its follow-up actions.
     fn end_inprocess(&mut self, run: RunId, pipes: Vec<usize>, status: ExitStatus) -> Vec<Action> {
         for slot in pipes {
-            self.on_pipe(slot, true);
-            self.close_pipe(slot);
+            // A pipe that reached its end was closed already, and its slot may hold
+            // another run's pipe by now.
+            if self.owns_pipe(slot, run) {
+                self.on_pipe(slot, true);
+                self.close_pipe(slot);
+            }
         }
         let input = Input::Exited {
             run,

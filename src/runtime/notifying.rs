@@ -420,7 +420,7 @@ impl Runtime {
         let (pid, slot, killed) = (*pid, *slot, *killed);
         let took = fmt_dur(now.since(r.started));
         let (task, event) = (r.task.clone(), r.event);
-        if let Some(slot) = slot {
+        if let Some(slot) = slot.filter(|s| self.owns_pipe(*s, id)) {
             self.on_pipe(slot, true);
         }
         let (level, msg) = match (killed, reaped.status) {
