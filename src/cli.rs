@@ -10,8 +10,9 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
-use crate::config;
+use crate::config::{self, Extensions};
 use crate::core::{fmt_wall, Mode};
+use crate::embed::Registry;
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
 use crate::schedule;
@@ -111,30 +112,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Parse the command line and do it; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    main_with(std::env::args_os(), Registry::default())
+}
+
+/// [`main`] for a program that embeds bansuri: `args` (the first is the program name)
+/// with the tasks and notifiers of `registry` (see [`crate::Builder`]).
+pub fn main_with<I, A>(args: I, registry: Registry) -> i32
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let ext = registry.extensions();
     if cli.validate_config {
-        return validate(cli.run.config.config.as_deref());
+        return validate(cli.run.config.config.as_deref(), &ext);
     }
     match cli.command {
-        Some(Command::Validate(c)) => validate(c.config.as_deref()),
-        Some(Command::Run(args)) => run(args),
-        None => run(cli.run),
+        Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
+        Some(Command::Run(args)) => run(args, registry),
+        None => run(cli.run, registry),
     }
 }
 
-fn load(cli: Option<&Path>) -> Result<Spec, i32> {
+fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, i32> {
     let path = config::locate(cli).map_err(|e| {
         eprintln!("{e}");
         EXIT_USAGE
     })?;
-    config::load(&path).map_err(|e| {
+    config::load_with(&path, ext).map_err(|e| {
         eprintln!("{e}");
         EXIT_USAGE
     })
 }
 
-fn validate(cli: Option<&Path>) -> i32 {
-    let spec = match load(cli) {
+fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
+    let spec = match load(cli, ext) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -164,6 +176,9 @@ fn validate(cli: Option<&Path>) -> i32 {
             }
         };
         let mut notes = String::new();
+        if t.no_interface {
+            notes.push_str(&format!(" (in-process task `{}`)", t.command.display()));
+        }
         if t.restart_on_success {
             notes.push_str(", restarted whenever it exits (autorestart: always)");
         }
@@ -181,8 +196,8 @@ fn validate(cli: Option<&Path>) -> i32 {
     0
 }
 
-fn run(args: RunArgs) -> i32 {
-    let spec = match load(args.config.config.as_deref()) {
+fn run(args: RunArgs, registry: Registry) -> i32 {
+    let spec = match load(args.config.config.as_deref(), &registry.extensions()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -225,7 +240,7 @@ fn run(args: RunArgs) -> i32 {
         log_level: level,
         overrides,
     };
-    match runtime::run(spec, opts) {
+    match runtime::run_with(spec, opts, registry) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

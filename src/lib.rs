@@ -14,16 +14,29 @@
 //! actions through [`spawn`] (fork/exec into a new session, group signals, reaping) and
 //! writes child output through [`output`] (line splitting, prefixing, one buffered job
 //! log). [`cli`] is the command line. See ARCHITECTURE.md for the state diagram.
+//!
+//! # As a library
+//! bansuri is also a crate for programs that embed the orchestrator: implement [`Task`]
+//! (in-process tasks, selected by `"no-interface": true`) or [`Notifier`] (selected by
+//! `"notify": "<name>"`), register them with a [`Builder`], and hand over to
+//! [`Builder::run_cli`], which behaves exactly like the `bansuri` binary. See [`embed`]
+//! and [`notify`], and `cargo run --example custom_task` / `--example custom_notifier`.
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod embed;
 pub mod guardian;
 pub mod level;
+pub mod notify;
 pub mod output;
 pub mod rotate;
 pub mod runtime;
 pub mod schedule;
 pub mod spawn;
 pub mod spec;
+
+pub use embed::{Builder, Registry, RunContext, Task, TaskInfo};
+pub use notify::{Notice, Notifier};

@@ -7,6 +7,13 @@
 //! prefixed, into one buffered job log, flushed whenever the loop goes idle.
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
+//!
+//! Submodules: `notifying` runs notifiers beside the tasks and keeps the output tails
+//! that notices quote; `inprocess` runs the in-process tasks of the library API on
+//! worker threads that report through an eventfd in the same epoll set.
+
+mod inprocess;
+mod notifying;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +31,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::clock::{Mono, Now};
 use crate::config;
 use crate::core::{Action, Core, Input, Mode, RunId};
+use crate::embed::Registry;
 use crate::guardian::Guardian;
 use crate::level::Level;
 use crate::output::{JobLog, LineSplitter, Stream};
@@ -38,6 +46,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per pipe per wake-up before the loop serves other fds (fairness).
 const READS_PER_WAKE: usize = 16;
 const SIGNAL_TOKEN: u64 = u64::MAX;
+/// The eventfd of worker threads (in-process tasks, registered notifiers).
+const WORKER_TOKEN: u64 = u64::MAX - 1;
 /// How often process groups that outlived their main process are checked for emptiness.
 /// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
 /// triggers a check; this poll covers members whose parent is still alive.
@@ -153,6 +163,8 @@ struct Pipe {
     task: Arc<str>,
     stream: Stream,
     splitter: LineSplitter,
+    /// Copy what is read into the run's tail (its task notifies).
+    tail: bool,
     /// The output goes to this rotating file (log-max-bytes) instead of the job log.
     file: Option<FileSink>,
 }
@@ -196,6 +208,14 @@ pub struct Runtime {
     /// clock jumped.
     clock_offset: i64,
     watch: ConfigWatch,
+    /// Notifiers and output tails.
+    notifying: notifying::Notifying,
+    /// In-process runs (library API).
+    inproc: inprocess::InProcess,
+    /// Reports of worker threads.
+    workers: inprocess::Workers,
+    /// Names the registry accepts in the config (for reloads).
+    extensions: config::Extensions,
 }
 
 /// Where the config file stands against the config in effect.
@@ -236,13 +256,18 @@ struct Invalid {
 }
 
 /// Run `spec` until shutdown or (in batch modes) until done; returns the exit code.
-pub fn run(mut spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+pub fn run(spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+    run_with(spec, opts, Registry::default())
+}
+
+/// [`run`] with the in-process tasks and notifiers of `registry` (library API).
+pub fn run_with(mut spec: Spec, opts: RunOptions, registry: Registry) -> Result<i32, RuntimeError> {
     // First, while bansuri has one thread: the guardian that cleans up if bansuri is killed.
     let guardian = Guardian::start()
         .map_err(|e| RuntimeError(format!("cannot start the guardian process: {e}")))?;
     opts.overrides.apply(&mut spec.globals);
     let out = open_job_log(&spec)?;
-    let mut rt = Runtime::new(spec, opts, out, guardian)?;
+    let mut rt = Runtime::new(spec, opts, out, guardian, registry)?;
     rt.run()
 }
 
@@ -268,6 +293,7 @@ impl Runtime {
         opts: RunOptions,
         out: Box<dyn Write + Send>,
         guardian: Guardian,
+        registry: Registry,
     ) -> Result<Runtime, RuntimeError> {
         // Signals are read from a signalfd, so they must be blocked for the whole process
         // (done before any thread exists; children get an empty mask in spawn).
@@ -298,6 +324,12 @@ impl Runtime {
         if spec.globals.log_format == LogFormat::Json {
             log.set_format(LogFormat::Json);
         }
+        let workers = inprocess::Workers::new()?;
+        workers.watch(&epoll)?;
+        let config_dir = std::path::absolute(&spec.source)
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
         let core = Core::new(&spec, opts.mode);
         let mut rt = Runtime {
             core,
@@ -328,6 +360,10 @@ impl Runtime {
                 settling: None,
                 invalid: None,
             },
+            notifying: notifying::Notifying::new(registry.clone(), &spec.globals, config_dir),
+            extensions: registry.extensions(),
+            inproc: inprocess::InProcess::new(registry),
+            workers,
         };
         rt.header(&spec);
         Ok(rt)
@@ -385,8 +421,12 @@ impl Runtime {
         }
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
+            self.notifying.sweep();
             let now = self.now();
             let mut deadline = self.core.next_deadline();
+            if let Some(n) = self.notifying.deadline() {
+                deadline = Some(deadline.map_or(n, |d| d.min(n)));
+            }
             if let Some(w) = self.watch_deadline() {
                 deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
@@ -418,6 +458,10 @@ impl Runtime {
                     if let Some(code) = self.on_signals() {
                         return Ok(self.finish(code));
                     }
+                } else if token == WORKER_TOKEN {
+                    if let Some(code) = self.on_workers() {
+                        return Ok(self.finish(code));
+                    }
                 } else {
                     self.on_pipe(token as usize, false);
                 }
@@ -429,6 +473,13 @@ impl Runtime {
                 if let Some(code) = self.check_draining() {
                     return Ok(self.finish(code));
                 }
+            }
+            if self
+                .notifying
+                .deadline()
+                .is_some_and(|n| n <= self.now().mono)
+            {
+                self.check_notifiers();
             }
             if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
                 if let Some(code) = self.check_config(false) {
@@ -510,6 +561,7 @@ impl Runtime {
         for pid in self.escapees.keys() {
             let _ = spawn::signal_group(*pid, libc::SIGKILL);
         }
+        self.wait_notifiers();
         let slots: Vec<usize> = (0..self.pipes.len())
             .filter(|&i| self.pipes[i].is_some())
             .collect();
@@ -542,6 +594,24 @@ impl Runtime {
                     continue;
                 }
                 Action::Exit { code } => return Some(code),
+                Action::Notify {
+                    run,
+                    task,
+                    event,
+                    end,
+                    attempt,
+                    attempts,
+                    at,
+                } => {
+                    self.start_notify(run, &task, event, end, attempt, attempts, at);
+                    continue;
+                }
+                Action::Signal { run, signal } if self.inproc.has(run) => {
+                    self.signal_inprocess(run, signal)
+                }
+                Action::Spawn { run, task, attempt } if task.no_interface => {
+                    self.spawn_inprocess(run, task, attempt)
+                }
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
                         if let Err(e) = spawn::signal_group(info.pid, signal) {
@@ -551,7 +621,9 @@ impl Runtime {
                     }
                     continue;
                 }
-                Action::Spawn { run, task, attempt } => match spawn::spawn(&task, attempt) {
+                Action::Spawn { run, task, attempt } => match self
+                    .spawn_tracked(run, &task, attempt)
+                {
                     Ok(child) => {
                         let pid = child.pid;
                         let name: Arc<str> = Arc::from(task.name.as_str());
@@ -609,9 +681,11 @@ impl Runtime {
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
-                    Err(reason) => self
-                        .core
-                        .handle(Input::SpawnFailed { run, reason }, self.now()),
+                    Err(reason) => {
+                        self.notifying.forget_after(run);
+                        self.core
+                            .handle(Input::SpawnFailed { run, reason }, self.now())
+                    }
                 },
             };
             stack.extend(follow.into_iter().rev());
@@ -643,6 +717,7 @@ impl Runtime {
             stream,
             splitter: LineSplitter::new(MAX_LINE),
             file,
+            tail: self.notifying.wants_tail(run),
         });
         Ok(slot)
     }
@@ -665,6 +740,10 @@ impl Runtime {
                 )
             };
             if n > 0 {
+                if pipe.tail {
+                    let data = &self.buf[..n as usize];
+                    self.notifying.feed(pipe.run, pipe.stream, data);
+                }
                 let wall = Utc::now();
                 let data = &self.buf[..n as usize];
                 if let Some(sink) = &mut pipe.file {
@@ -852,7 +931,7 @@ impl Runtime {
             Err(e) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
             Ok(text) => config::Format::from_path(&path)
                 .and_then(|f| config::check_permissions(&path).map(|()| f))
-                .and_then(|f| config::parse_str(text, &path, f))
+                .and_then(|f| config::parse_str_with(text, &path, f, &self.extensions))
                 .map_err(|e| e.to_string()),
         };
         let mut spec = match parsed {
@@ -891,6 +970,7 @@ impl Runtime {
             self.watch.next_check = self.now().mono + g.check_interval;
         }
         self.log.set_format(g.log_format);
+        self.notifying.set_globals(g);
         let rotation = (g.log_max_bytes, g.log_backups);
         if g.log_file != self.watch.log_file
             || (g.log_file.is_some() && rotation != self.watch.log_rotation)
@@ -974,6 +1054,9 @@ impl Runtime {
             let Some(reaped) = spawn::reap(pid) else {
                 break;
             };
+            if self.notifier_reaped(&reaped) {
+                continue;
+            }
             let Some(run) = self.pids.remove(&pid) else {
                 // An orphaned descendant that was reparented to us (we are a subreaper).
                 if let Some(task) = self.escapees.remove(&pid) {
@@ -1038,6 +1121,7 @@ impl Runtime {
             status: reaped.status,
             usage: Some(reaped.usage),
         };
+        self.notifying.forget_after(run);
         let actions = self.core.handle(input, self.now());
         self.apply(actions)
     }

@@ -383,3 +383,30 @@ pub fn become_subreaper() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Give `cmd` what every child of bansuri gets before exec (used for processes other than
+/// tasks, such as `notify_command`): its own session and process group, death with
+/// bansuri (PR_SET_PDEATHSIG), an empty signal mask. Same steps as in [`spawn`].
+pub fn detach(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit).
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // bansuri died between fork and prctl: PDEATHSIG will never fire.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}

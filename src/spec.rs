@@ -40,6 +40,10 @@ pub struct Globals {
     pub log_max_bytes: u64,
     /// Rotated job log files kept (`.1` .. `.N`).
     pub log_backups: u32,
+    /// `notify_command`: shell command run with a notice on stdin (see `crate::notify`).
+    pub notify_command: Option<String>,
+    /// `notify_timeout`: a notifier still running after this is killed. Default 30 s.
+    pub notify_timeout: Duration,
 }
 
 impl Default for Globals {
@@ -52,6 +56,8 @@ impl Default for Globals {
             log_format: LogFormat::Text,
             log_max_bytes: 0,
             log_backups: 5,
+            notify_command: None,
+            notify_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -133,6 +139,79 @@ pub struct TaskSpec {
     pub log_max_bytes: u64,
     /// Rotated output files kept per file.
     pub log_backups: u32,
+    /// Who is told about this task's runs (`notify`).
+    pub notify: Notify,
+    /// Which run results are told (`notify-on`).
+    pub notify_on: NotifyOn,
+    /// `no-interface: true`: `command` names an in-process task registered through the
+    /// library API (`crate::Builder`), not a program.
+    pub no_interface: bool,
+}
+
+/// Who is told when a run ends (`notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    /// `"none"` (the default): nobody.
+    Off,
+    /// `"mail"` or `"on-fail"`: the global `notify_command`.
+    Command,
+    /// Any other name: a notifier registered through the library API.
+    Registered(String),
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyEvent {
+    /// A run failed finally (after all its attempts): bad exit code, signal, timeout, or
+    /// it could not start.
+    Failure,
+    /// A run succeeded.
+    Success,
+    /// The first successful run after a run that failed finally.
+    Recovery,
+}
+
+impl NotifyEvent {
+    /// `failure`, `success`, `recovery`: the word used in the config and `BANSURI_EVENT`.
+    pub fn word(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Recovery => "recovery",
+        }
+    }
+}
+
+/// The run results a task's notifier is told about (`notify-on`). Default: failures only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyOn {
+    /// A run failed finally.
+    pub failure: bool,
+    /// Every successful run.
+    pub success: bool,
+    /// The first success after a final failure.
+    pub recovery: bool,
+}
+
+impl Default for NotifyOn {
+    fn default() -> Self {
+        NotifyOn {
+            failure: true,
+            success: false,
+            recovery: false,
+        }
+    }
+}
+
+impl NotifyOn {
+    /// Is `event` in the set?
+    pub fn contains(self, event: NotifyEvent) -> bool {
+        match event {
+            NotifyEvent::Failure => self.failure,
+            NotifyEvent::Success => self.success,
+            NotifyEvent::Recovery => self.recovery,
+        }
+    }
 }
 
 /// The identity a task runs as.
@@ -308,6 +387,9 @@ impl TaskSpec {
             depends_on: Vec::new(),
             log_max_bytes: 0,
             log_backups: 5,
+            notify: Notify::Off,
+            notify_on: NotifyOn::default(),
+            no_interface: false,
         }
     }
 }

@@ -63,6 +63,12 @@
 //! - `max_parallel: null` and `log_file: null` are the same as leaving them out.
 //! - A field of a later issue (`numprocs`, `depends-on`, `programs`, ...) is an error
 //!   saying it is not supported yet, rather than a "did you mean" to an unrelated field.
+//! - `notify`: `"mail"` and `"on-fail"` (any case) mean the global `notify_command`, and
+//!   are an error when that key is absent; `"none"` is the default; any other value must
+//!   be a notifier registered by the binary ([`Extensions`]). `notify-on` is one word or a
+//!   list of `failure`, `success`, `recovery` (default: failure only), and an error when
+//!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
+//!   registered task; the error lists the registered names.
 
 mod envfile;
 mod error;
@@ -78,6 +84,7 @@ mod tests;
 #[cfg(test)]
 mod tests_program;
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -186,14 +193,31 @@ pub fn locate_in(
     Err(e.into())
 }
 
+/// Names that a program embedding bansuri registered through the library API
+/// (`crate::Builder`): the values a config may give to `command` with
+/// `no-interface: true`, and to `notify` besides `"mail"` and `"none"`. The `bansuri`
+/// binary registers none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// In-process task kinds.
+    pub tasks: BTreeSet<String>,
+    /// Notifiers.
+    pub notifiers: BTreeSet<String>,
+}
+
 /// Reads and validates the config file at `path` (format by extension).
 pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+    load_with(path, &Extensions::default())
+}
+
+/// [`load`], accepting the names in `ext`.
+pub fn load_with(path: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
     let format = Format::from_path(path)?;
     check_permissions(path)?;
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::plain(path, format!("cannot read `{}`: {e}", path.display())))?;
     match String::from_utf8(bytes) {
-        Ok(text) => parse_str(&text, path, format),
+        Ok(text) => parse_str_with(&text, path, format, ext),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes());
@@ -247,6 +271,16 @@ pub(crate) fn unsafe_to_trust(path: &Path) -> Option<String> {
 /// Parses and validates `text`, the content of `path`, as `format`. Pure apart from
 /// checking that working directories exist and reading environment-files.
 pub fn parse_str(text: &str, path: &Path, format: Format) -> Result<Spec, ConfigErrors> {
+    parse_str_with(text, path, format, &Extensions::default())
+}
+
+/// [`parse_str`], accepting the names in `ext`.
+pub fn parse_str_with(
+    text: &str,
+    path: &Path,
+    format: Format,
+    ext: &Extensions,
+) -> Result<Spec, ConfigErrors> {
     let root = match format {
         Format::Json => json::parse(text),
         Format::Toml => toml::parse(text),
@@ -261,7 +295,7 @@ pub fn parse_str(text: &str, path: &Path, format: Format) -> Result<Spec, Config
         }
         ConfigErrors(vec![err])
     })?;
-    validate::validate(&root, text, path, &config_dir(path)).map_err(ConfigErrors)
+    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
 }
 
 /// The absolute directory of the config file.

@@ -12,6 +12,8 @@ use crate::spec::{
     TaskSpec,
 };
 
+mod notify;
+
 /// A config path whose directory is not checked (the default working directory never is).
 const CFG: &str = "/cfg/scripts_config.json";
 
@@ -107,6 +109,9 @@ fn minimal_task_gets_every_default() {
         depends_on: Vec::new(),
         log_max_bytes: 0,
         log_backups: 5,
+        notify: crate::spec::Notify::Off,
+        notify_on: crate::spec::NotifyOn::default(),
+        no_interface: false,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -705,7 +710,6 @@ fn unknown_and_later_top_level_keys() {
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");
     for key in [
-        "notify_command",
         "sample_interval",
         "state_dir",
         "dashboard",
@@ -771,7 +775,8 @@ fn unknown_task_keys_suggest_or_say_not_yet() {
         assert_has(&e, &format!("unknown field `{key}` in task `t`"));
         assert_has(&e, &format!("did you mean `{want}`?"));
     }
-    for key in ["notify", "srun", "no-interface"] {
+    {
+        let key = "srun";
         let e = task_err(&format!(r#""{key}": 1"#), key);
         assert_has(
             &e,

@@ -5,6 +5,8 @@
 //! fails gets its default so the walk can go on, and the `Spec` is only returned when
 //! nothing failed.
 
+mod extension;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -14,6 +16,7 @@ use super::envfile;
 use super::error::{line_col, ConfigError};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
+use super::Extensions;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::{
     CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
@@ -42,12 +45,12 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("log_format", &["log-format"]),
     field("log_max_bytes", &["log-max-bytes"]),
     field("log_backups", &["log-backups"]),
+    field("notify_command", &["notify-command"]),
+    field("notify_timeout", &["notify-timeout"]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
 const LATER_GLOBALS: &[&str] = &[
-    "notify_command",
-    "notify-command",
     "sample_interval",
     "sample-interval",
     "state_dir",
@@ -91,28 +94,35 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("depends-on", &["depends_on"]),
     field("log-max-bytes", &["log_max_bytes"]),
     field("log-backups", &["log_backups"]),
+    field("notify", &[]),
+    field("notify-on", &["notify_on"]),
+    field("no-interface", &["no_interface"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
-const LATER_TASK_FIELDS: &[&str] = &["notify", "srun", "no-interface", "no_interface"];
+const LATER_TASK_FIELDS: &[&str] = &["srun"];
 
 mod program;
 
 const DURATION_HELP: &str =
     "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
 
-/// Validates a parsed config. `config_dir` is the absolute directory of the config file.
+/// Validates a parsed config. `config_dir` is the absolute directory of the config file;
+/// `ext` the names registered through the library API (`no-interface` tasks, notifiers).
 pub(crate) fn validate(
     root: &Node,
     text: &str,
     file: &Path,
     config_dir: &Path,
+    ext: &Extensions,
 ) -> Result<Spec, Vec<ConfigError>> {
     let mut v = Validator {
         text,
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
+        ext,
+        notify_command_given: false,
     };
     let spec = v.root(root);
     match spec {
@@ -505,6 +515,10 @@ struct Validator<'a> {
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
     errors: Vec<((usize, usize), ConfigError)>,
+    /// Names registered through the library API.
+    ext: &'a Extensions,
+    /// The top-level `notify_command` key is present (valid or not).
+    notify_command_given: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -816,6 +830,22 @@ impl<'a> Validator<'a> {
         let log_backups = self
             .take(None, f.get("log_backups"), program::backups)
             .unwrap_or(d.log_backups);
+        self.notify_command_given = f
+            .get("notify_command")
+            .is_some_and(|g| g.node.value != Value::Null);
+        let notify_command = self
+            .take(None, f.get("notify_command"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                non_empty_str(n).map(|s| Some(s.to_string())).map_err(|p| {
+                    p.help("e.g. \"mail -s '[bansuri] {task} failed' me@example.org\"")
+                })
+            })
+            .unwrap_or(d.notify_command);
+        let notify_timeout = self
+            .take(None, f.get("notify_timeout"), positive_duration)
+            .unwrap_or(d.notify_timeout);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -824,6 +854,8 @@ impl<'a> Validator<'a> {
             log_format,
             log_max_bytes,
             log_backups,
+            notify_command,
+            notify_timeout,
         }
     }
 
@@ -1064,6 +1096,7 @@ impl<'a> Validator<'a> {
         }) {
             task.stderr = err;
         }
+        self.notify_fields(t, &f, &mut task);
         let extras = self.program(t, &f, &mut task);
         (task, name, extras)
     }

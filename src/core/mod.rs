@@ -19,9 +19,11 @@ use crate::clock::{Mono, Now};
 use crate::level::Level;
 use crate::schedule;
 use crate::spec::{
-    Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
+    Globals, NotifyEvent, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec,
+    UNLIMITED_ATTEMPTS,
 };
 
+mod notify;
 mod program;
 use program::attempt_text;
 #[cfg(test)]
@@ -209,6 +211,25 @@ pub enum Action {
         /// The line.
         msg: String,
     },
+    /// Tell the task's notifier how a run ended (`notify`, `notify-on`). The runtime
+    /// builds the notice (adding the tail of the attempt's output) and runs the notifier
+    /// beside the tasks: nothing waits for it.
+    Notify {
+        /// The attempt that ended; its output tail is the runtime's, under this id.
+        run: RunId,
+        /// The task's settings.
+        task: Arc<TaskSpec>,
+        /// What is told.
+        event: NotifyEvent,
+        /// How the attempt ended.
+        end: ProcessEnd,
+        /// 1-based number of that attempt.
+        attempt: u32,
+        /// Attempts the run was allowed (`times` with `on-fail: restart`, else 1).
+        attempts: u32,
+        /// When it ended.
+        at: DateTime<Utc>,
+    },
     /// Everything is over: flush and exit with this code.
     Exit {
         /// Process exit code (0 ok, 3 a task failed finally).
@@ -377,6 +398,8 @@ struct Task {
     dep_wait: bool,
     /// Why the task is FATAL or SKIPPED, for status and the log.
     reason: Option<String>,
+    /// Its last finished run failed finally: the next success is a recovery.
+    failing: bool,
 }
 
 impl Task {
@@ -395,6 +418,7 @@ impl Task {
             failed_starts: 0,
             dep_wait: false,
             reason: None,
+            failing: false,
         }
     }
 
@@ -777,6 +801,7 @@ impl Core {
         let task = &mut self.tasks[i];
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
+        let inproc = task.spec.no_interface;
         let mut lines = Vec::new();
         for run in &mut task.runs {
             match &mut run.phase {
@@ -785,12 +810,20 @@ impl Core {
                     started,
                     timeout_at: Some(t),
                 } if now.mono >= *t => {
-                    lines.push(format!(
-                        "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
-                        fmt_dur(limit),
-                        stop.name(),
-                        fmt_dur(grace)
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
+                            fmt_dur(limit),
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
+                            fmt_dur(limit),
+                            stop.name(),
+                            fmt_dur(grace)
+                        )
+                    });
                     run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
@@ -804,11 +837,18 @@ impl Core {
                     ..
                 } if !*killed && now.mono >= *kill_at => {
                     *killed = true;
-                    lines.push(format!(
-                        "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                        fmt_dur(grace),
-                        stop.name()
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Still running {} after the stop request: abandoning its thread",
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
+                            fmt_dur(grace),
+                            stop.name()
+                        )
+                    });
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: libc::SIGKILL,
@@ -996,11 +1036,19 @@ impl Core {
         } else {
             String::new()
         };
-        self.log(
-            Some(&name),
-            Level::Info,
-            format!("{what}: {cmd} (pid {pid}{tries})"),
-        );
+        let line = if self.tasks[i].spec.no_interface {
+            // In-process (library API): a thread of bansuri, no pid of its own.
+            let tries = tries.trim_start_matches(", ");
+            let tries = if tries.is_empty() {
+                String::new()
+            } else {
+                format!(" ({tries})")
+            };
+            format!("Running in-process task `{cmd}`{tries}")
+        } else {
+            format!("{what}: {cmd} (pid {pid}{tries})")
+        };
+        self.log(Some(&name), Level::Info, line);
         if let Some(s) = self.shutdown {
             // Started while the stop was being decided: stop it like the others.
             self.stop_runs(i, StopReason::Shutdown, now);
@@ -1161,6 +1209,8 @@ impl Core {
         }
 
         if self.failed_start(i, uptime, success, &end, now) {
+            // FATAL: the task's final failure.
+            self.notify_end(i, id, run.attempt, &end, false, now);
             return;
         }
         if success {
@@ -1168,6 +1218,7 @@ impl Core {
             task.consecutive_failures = 0;
             task.stats.runs += 1;
             task.stats.last_outcome = Some(Outcome::Success);
+            self.notify_end(i, id, run.attempt, &end, true, now);
             if spec.restart_on_success && self.shutdown.is_none() {
                 self.restart_service(i, now);
                 return;
@@ -1232,6 +1283,7 @@ impl Core {
                 ),
             );
         }
+        self.notify_end(i, id, run.attempt, &end, false, now);
         self.after_run(i, now);
     }
 
@@ -1251,6 +1303,7 @@ impl Core {
         let grace = self.tasks[i].stop_grace(&self.globals);
         let stop = self.tasks[i].spec.stop_signal;
         let name = self.tasks[i].spec.name.clone();
+        let inproc = self.tasks[i].spec.no_interface;
         let mut dropped = Vec::new();
         let mut lines = Vec::new();
         for run in &mut self.tasks[i].runs {
@@ -1263,11 +1316,18 @@ impl Core {
                         signal: stop.number(),
                     });
                     let why = reason.words();
-                    lines.push(format!(
-                        "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
-                        stop.name(),
-                        fmt_dur(grace)
-                    ));
+                    lines.push(if inproc {
+                        format!(
+                            "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
+                            fmt_dur(grace)
+                        )
+                    } else {
+                        format!(
+                            "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
+                            stop.name(),
+                            fmt_dur(grace)
+                        )
+                    });
                 }
                 Phase::Stopping {
                     ref mut kill_at, ..
@@ -1601,7 +1661,7 @@ fn identity(t: &TaskSpec) -> String {
 enum Change {
     /// Identical.
     None,
-    /// Only the description: nothing to do but remember it.
+    /// Only the description (or `notify`, `notify-on`): nothing to do but remember it.
     Description,
     /// Only when it runs (timer, schedule-cron, timezone, overlap): reschedule, keep a
     /// running run.
@@ -1619,6 +1679,9 @@ fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
     // The same task with everything but `field` taken from `new`.
     let mut probe = old.clone();
     probe.description.clone_from(&new.description);
+    // Who is notified changes nothing running either.
+    probe.notify.clone_from(&new.notify);
+    probe.notify_on = new.notify_on;
     if probe == *new {
         return Change::Description;
     }
@@ -1629,6 +1692,8 @@ fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
     }
     let mut probe = old.clone();
     probe.description.clone_from(&new.description);
+    probe.notify.clone_from(&new.notify);
+    probe.notify_on = new.notify_on;
     probe.enabled = new.enabled;
     if probe == *new {
         return Change::Enabled(new.enabled);

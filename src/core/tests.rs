@@ -19,6 +19,8 @@ use super::*;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::CommandSpec;
 
+mod notify;
+
 const TERM: i32 = libc::SIGTERM;
 const INT: i32 = libc::SIGINT;
 const KILL: i32 = libc::SIGKILL;
@@ -446,7 +448,7 @@ impl Harness {
                     self.starting
                 );
             }
-            Action::Log { .. } => {}
+            Action::Log { .. } | Action::Notify { .. } => {}
         }
     }
 

@@ -1,0 +1,156 @@
+//! Validation of the notification fields (`notify`, `notify-on`) and of `no-interface`,
+//! whose allowed values depend on what the running binary registered through the library
+//! API ([`Extensions`]).
+
+use super::{as_bool, as_str, expected, Fields, Problem, Validator};
+use crate::config::tree::Value;
+use crate::spec::{CommandSpec, Notify, NotifyOn, TaskSpec};
+
+/// `known` as "`a`, `b`", or what to do when nothing is registered.
+fn registered(known: &std::collections::BTreeSet<String>, what: &str) -> String {
+    if known.is_empty() {
+        format!(
+            "this binary registers no {what}: they come from a program that embeds bansuri as a library (see examples/)"
+        )
+    } else {
+        let names: Vec<String> = known.iter().map(|n| format!("`{n}`")).collect();
+        format!("{what} registered in this binary: {}", names.join(", "))
+    }
+}
+
+impl Validator<'_> {
+    /// `notify`, `notify-on` and `no-interface` of task `t`, checked against each other,
+    /// against the global `notify_command` and against the registered names.
+    pub(super) fn notify_fields(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
+        let notifiers = &self.ext.notifiers;
+        let notify_got = f.get("notify");
+        let notify = self.take(t, notify_got, |n| {
+            let s = as_str(n)?;
+            let w = s.trim();
+            if w.eq_ignore_ascii_case("mail") || w.eq_ignore_ascii_case("on-fail") {
+                return Ok(Notify::Command);
+            }
+            if w.eq_ignore_ascii_case("none") {
+                return Ok(Notify::Off);
+            }
+            if notifiers.contains(w) {
+                return Ok(Notify::Registered(w.to_string()));
+            }
+            Err(Problem::new(format!("unknown notifier \"{}\"", s.escape_debug())).help(
+                format!(
+                    "use \"mail\" (runs the global `notify_command`), \"none\", or a registered notifier; {}",
+                    registered(notifiers, "notifiers")
+                ),
+            ))
+        });
+        let notify_valid = notify.is_some();
+        if let Some(n) = notify {
+            task.notify = n;
+        }
+        let on_got = f.get("notify-on");
+        if let Some(on) = self.take(t, on_got, notify_on) {
+            task.notify_on = on;
+        }
+        if let (Some(g), Notify::Command) = (notify_got, &task.notify) {
+            // An invalid `notify_command` is reported on its own; `null` is "not set".
+            if !self.notify_command_given {
+                let p = Problem::new(
+                    "\"mail\" runs the global `notify_command`, which is not set".to_string(),
+                )
+                .help("add a top-level \"notify_command\": \"mail -s '[bansuri] {task} failed' you@example.org\"");
+                self.report(t, g, p);
+            }
+        }
+        if let Some(g) = on_got {
+            if notify_got.is_some() && !notify_valid {
+                // `notify` itself is invalid and already reported.
+            } else if task.notify == Notify::Off {
+                let p = Problem::new(format!(
+                    "it has no effect{}: `notify` is \"none\"",
+                    if notify_got.is_none() {
+                        " (the default)"
+                    } else {
+                        ""
+                    }
+                ))
+                .help("add \"notify\": \"mail\" (or a registered notifier), or remove `notify-on`");
+                self.report(t, g, p);
+            }
+        }
+
+        if let Some(true) = self.take(t, f.get("no-interface"), as_bool) {
+            task.no_interface = true;
+            let Some(cmd) = f.get("command") else {
+                return; // missing `command` is reported already
+            };
+            let kinds = &self.ext.tasks;
+            let p = match (&task.command, &cmd.node.value) {
+                (CommandSpec::Argv(_), _) => Some(
+                    Problem::new(
+                        "with `no-interface: true` the command is the name of a registered task, not a list",
+                    )
+                    .help(registered(kinds, "in-process tasks")),
+                ),
+                (CommandSpec::Shell(s), Value::String(_)) if !kinds.contains(s.as_str()) => {
+                    Some(
+                        Problem::new(format!(
+                            "no task named \"{}\" is registered",
+                            s.escape_debug()
+                        ))
+                        .help(registered(kinds, "in-process tasks")),
+                    )
+                }
+                _ => None,
+            };
+            if let Some(p) = p {
+                self.report(t, cmd, p);
+            }
+        }
+    }
+}
+
+/// `notify-on`: one word or a non-empty list of `failure`, `success`, `recovery`.
+fn notify_on(node: &crate::config::tree::Node) -> Result<NotifyOn, Problem> {
+    let help =
+        "list any of \"failure\", \"success\", \"recovery\", e.g. [\"failure\", \"recovery\"]";
+    let items: Vec<&crate::config::tree::Node> = match &node.value {
+        Value::String(_) => vec![node],
+        Value::Array(items) if items.is_empty() => {
+            return Err(Problem::new("the list is empty").help(
+                "omit `notify-on` to be told about failures only, or set \"notify\": \"none\"",
+            ))
+        }
+        Value::Array(items) => items.iter().collect(),
+        _ => return Err(expected("a list of events", node).help(help)),
+    };
+    let mut on = NotifyOn {
+        failure: false,
+        success: false,
+        recovery: false,
+    };
+    for item in items {
+        let w = match &item.value {
+            Value::String(s) => s.trim().to_ascii_lowercase(),
+            _ => {
+                return Err(expected("an event name", item)
+                    .at(item.span.clone())
+                    .help(help))
+            }
+        };
+        match w.as_str() {
+            "failure" => on.failure = true,
+            "success" => on.success = true,
+            "recovery" => on.recovery = true,
+            _ => {
+                let shown = match &item.value {
+                    Value::String(s) => s.escape_debug().to_string(),
+                    _ => String::new(),
+                };
+                return Err(Problem::new(format!("unknown event \"{shown}\""))
+                    .at(item.span.clone())
+                    .help(help));
+            }
+        }
+    }
+    Ok(on)
+}
