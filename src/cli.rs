@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
 use crate::config;
+use crate::control;
 use crate::core::{fmt_wall, Mode};
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
@@ -43,6 +44,21 @@ enum Command {
     Run(RunArgs),
     /// Check the config: one line per task, or every error; exit 0 or 2.
     Validate(ConfigArg),
+    /// Show what the bansuri of this config is doing (from its state file: works from any
+    /// node that sees the file, and after the job has ended).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print the state document (JSON) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Refresh every 2 s until Ctrl+C.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, Args, Default)]
@@ -112,7 +128,22 @@ pub fn main() -> i32 {
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref()),
         Some(Command::Run(args)) => run(args),
+        Some(Command::Status(a)) => client_result(control::client::status(
+            a.config.config.as_deref(),
+            a.json,
+            a.watch,
+        )),
         None => run(cli.run),
+    }
+}
+
+fn client_result(r: Result<(), control::client::ClientError>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.msg);
+            e.code
+        }
     }
 }
 
@@ -203,6 +234,7 @@ fn run(args: RunArgs) -> i32 {
         },
         log_level: level,
         overrides,
+        resume: false,
     };
     match runtime::run(spec, opts) {
         Ok(code) => code,

@@ -18,10 +18,12 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod level;
 pub mod output;
 pub mod runtime;
+pub mod sample;
 pub mod schedule;
 pub mod spawn;
 pub mod spec;

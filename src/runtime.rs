@@ -8,6 +8,8 @@
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 
+mod observe;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -51,6 +53,9 @@ pub struct RunOptions {
     /// Global settings given on the command line: they win over the file, also after a
     /// reload.
     pub overrides: Overrides,
+    /// `--resume`: skip one-shots that succeeded with the same settings (previous state
+    /// file), end stale process groups of a killed bansuri.
+    pub resume: bool,
 }
 
 /// Global settings from the command line.
@@ -167,6 +172,7 @@ pub struct Runtime {
     /// when the group is empty.
     draining: HashMap<RunId, Reaped>,
     watch: ConfigWatch,
+    obs: observe::Observer,
 }
 
 /// Where the config file stands against the config in effect.
@@ -253,7 +259,9 @@ impl Runtime {
             log.set_format(LogFormat::Json);
         }
         let core = Core::new(&spec, opts.mode);
+        let (obs, _prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
         let mut rt = Runtime {
+            obs,
             core,
             log,
             epoll,
@@ -279,6 +287,7 @@ impl Runtime {
             },
         };
         rt.header(&spec);
+        rt.observe_header();
         Ok(rt)
     }
 
@@ -343,6 +352,9 @@ impl Runtime {
                 let poll = now.mono + DRAIN_POLL;
                 deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
             }
+            if let Some(o) = self.observe_deadline(now.mono) {
+                deadline = Some(deadline.map_or(o, |d| d.min(o)));
+            }
             let timeout = match deadline {
                 None => EpollTimeout::NONE,
                 Some(d) if d <= now.mono => EpollTimeout::ZERO,
@@ -388,6 +400,7 @@ impl Runtime {
                     return Ok(self.finish(code));
                 }
             }
+            self.observe_due();
         }
     }
 
@@ -402,6 +415,7 @@ impl Runtime {
             // longer matters: flush the partial line and let go.
             self.close_pipe(slot);
         }
+        self.observe_finish(code);
         self.flush_log();
         code
     }
@@ -416,6 +430,9 @@ impl Runtime {
     /// Execute actions depth-first (the actions an input produces run before the rest).
     /// Returns the exit code when the core is done.
     fn apply(&mut self, actions: Vec<Action>) -> Option<i32> {
+        if !actions.is_empty() {
+            self.obs.mark_dirty();
+        }
         let mut stack: Vec<Action> = actions.into_iter().rev().collect();
         while let Some(action) = stack.pop() {
             let follow = match action {
@@ -424,6 +441,7 @@ impl Runtime {
                     continue;
                 }
                 Action::Exit { code } => return Some(code),
+                Action::Reply { .. } => continue,
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
                         if let Err(e) = spawn::signal_group(info.pid, signal) {
@@ -454,6 +472,7 @@ impl Runtime {
                             }
                         }
                         self.runs.insert(run, RunInfo { pid, pipes });
+                        self.obs.spawned(run, pid);
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
@@ -831,6 +850,7 @@ impl Runtime {
     /// A run's main process is reaped and its group is empty: drain its pipes (so its
     /// last output precedes the "finished" line) and tell the core.
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
+        self.obs.forget_run(run);
         if let Some(info) = self.runs.remove(&run) {
             for slot in info.pipes {
                 self.on_pipe(slot, true);

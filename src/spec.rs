@@ -36,6 +36,13 @@ pub struct Globals {
     pub log_file: Option<String>,
     /// Job log format.
     pub log_format: LogFormat,
+    /// Directory of the state file, control socket and request inbox (absolute);
+    /// `None` = `.bansuri/` beside the config file.
+    pub state_dir: Option<PathBuf>,
+    /// Resource sampling period; zero = off. Default 30 s.
+    pub sample_interval: Duration,
+    /// Address of the web dashboard; `None` = off.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Default for Globals {
@@ -46,6 +53,9 @@ impl Default for Globals {
             max_parallel: None,
             log_file: None,
             log_format: LogFormat::Text,
+            state_dir: None,
+            sample_interval: Duration::from_secs(30),
+            dashboard: None,
         }
     }
 }

@@ -692,14 +692,7 @@ fn unknown_and_later_top_level_keys() {
     let e = err1(r#"{"scripts": [], "check_intervall": 5}"#);
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");
-    for key in [
-        "notify_command",
-        "programs",
-        "sample_interval",
-        "state_dir",
-        "dashboard",
-        "stop_before_end",
-    ] {
+    for key in ["notify_command", "programs", "stop_before_end"] {
         let e = err1(&format!(r#"{{"scripts": [], "{key}": 1}}"#));
         assert_has(
             &e,

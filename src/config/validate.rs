@@ -39,6 +39,9 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("max_parallel", &["max-parallel"]),
     field("log_file", &["log-file"]),
     field("log_format", &["log-format"]),
+    field("state_dir", &["state-dir"]),
+    field("sample_interval", &["sample-interval"]),
+    field("dashboard", &[]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
@@ -46,11 +49,6 @@ const LATER_GLOBALS: &[&str] = &[
     "notify_command",
     "notify-command",
     "programs",
-    "sample_interval",
-    "sample-interval",
-    "state_dir",
-    "state-dir",
-    "dashboard",
     "stop_before_end",
     "stop-before-end",
 ];
@@ -254,6 +252,21 @@ fn duration(node: &Node) -> Result<Duration, Problem> {
         }
         _ => Err(expected("a duration", node).help(DURATION_HELP)),
     }
+}
+
+/// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
+/// Port 0 picks a free port (the address in use is in the state file).
+pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, (String, &'static str)> {
+    let t = s.trim();
+    if let Ok(port) = t.trim_start_matches(':').parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    t.parse::<std::net::SocketAddr>().map_err(|_| {
+        (
+            format!("`{t}` is not an address and port"),
+            "write \"127.0.0.1:8080\" (loopback only), \"8080\" (the same), or \"0.0.0.0:8080\" (every interface)",
+        )
+    })
 }
 
 fn positive_duration(node: &Node) -> Result<Duration, Problem> {
@@ -732,12 +745,38 @@ impl<'a> Validator<'a> {
                 choice(n, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
             })
             .unwrap_or(d.log_format);
+        let config_dir = self.config_dir.clone();
+        let state_dir = self
+            .take(None, f.get("state_dir"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                let s = non_empty_str(n)?;
+                Ok(Some(tidy(&config_dir.join(s))))
+            })
+            .unwrap_or(d.state_dir);
+        let sample_interval = self
+            .take(None, f.get("sample_interval"), duration)
+            .unwrap_or(d.sample_interval);
+        let dashboard = self
+            .take(None, f.get("dashboard"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                dashboard_addr(non_empty_str(n)?)
+                    .map(Some)
+                    .map_err(|(msg, help)| Problem::new(msg).help(help))
+            })
+            .unwrap_or(d.dashboard);
         Globals {
             check_interval,
             watchdog_timeout,
             max_parallel,
             log_file,
             log_format,
+            state_dir,
+            sample_interval,
+            dashboard,
         }
     }
 

@@ -20,8 +20,11 @@ use crate::level::Level;
 use crate::schedule;
 use crate::spec::{Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec};
 
+mod control;
 #[cfg(test)]
 mod tests;
+
+pub use control::{settings_hash, unknown_task, ProcessView, TaskStatus};
 
 /// Identifies one process started for a task (one attempt of a run).
 pub type RunId = u64;
@@ -72,6 +75,22 @@ pub enum Input {
         /// The new config (CLI overrides already applied).
         spec: Arc<Spec>,
     },
+    /// Control command `start TASK`: run it now (a stopped or finished task included).
+    StartTask {
+        /// The task's name.
+        task: String,
+    },
+    /// Control command `stop TASK`: stop it gracefully; it is not started again until a
+    /// `start` (no schedule, no retry, no reload).
+    StopTask {
+        /// The task's name.
+        task: String,
+    },
+    /// Control command `restart TASK`: stop it gracefully, then start it.
+    RestartTask {
+        /// The task's name.
+        task: String,
+    },
     /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
@@ -114,6 +133,10 @@ pub enum StopReason {
     Changed,
     /// The task was disabled in the config (`enabled: false`).
     Disabled,
+    /// A `stop` control command.
+    Command,
+    /// A `restart` control command.
+    Restart,
 }
 
 impl StopReason {
@@ -127,6 +150,8 @@ impl StopReason {
             StopReason::Removed => "removed from the config",
             StopReason::Changed => "its settings changed",
             StopReason::Disabled => "disabled in the config",
+            StopReason::Command => "stop command",
+            StopReason::Restart => "restart command",
         }
     }
 }
@@ -185,6 +210,13 @@ pub enum Action {
         /// Severity.
         level: Level,
         /// The line.
+        msg: String,
+    },
+    /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
+    Reply {
+        /// The command was carried out (or had nothing to do).
+        ok: bool,
+        /// What happened, in words for the user.
         msg: String,
     },
     /// Everything is over: flush and exit with this code.
@@ -322,6 +354,14 @@ pub struct TaskStats {
     pub last_outcome: Option<Outcome>,
     /// How the last process ended.
     pub last_end: Option<ProcessEnd>,
+    /// Retries started (attempts after the first of a run).
+    pub restarts: u64,
+    /// CPU time of the processes that ended (wait4 rusage, their reaped children included).
+    pub cpu_time: Duration,
+    /// Largest peak RSS of one process that ended (wait4 rusage).
+    pub peak_rss: u64,
+    /// Wall time the last process ended.
+    pub last_end_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -341,6 +381,14 @@ struct Task {
     pending: Option<Arc<TaskSpec>>,
     /// Gone from the config: forgotten once its runs have ended.
     removed: bool,
+    /// Stopped by a `stop` command: not started again (schedule, retry, reload) until a
+    /// `start`.
+    held: bool,
+    /// A `restart` command is waiting for the runs being stopped to end.
+    restart_after_stop: bool,
+    /// `--resume`: it succeeded with the same settings before; its first scheduling
+    /// does not run it.
+    resumed: bool,
 }
 
 impl Task {
@@ -356,6 +404,9 @@ impl Task {
             last_start: None,
             pending: None,
             removed: false,
+            held: false,
+            restart_after_stop: false,
+            resumed: false,
         }
     }
 
@@ -381,6 +432,9 @@ impl Task {
         }
         if self.retry.is_some() {
             return TaskState::Restarting;
+        }
+        if self.held {
+            return TaskState::Stopped;
         }
         if !self.spec.enabled {
             return TaskState::Stopped;
@@ -484,6 +538,9 @@ impl Core {
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { signal } => self.shutdown(signal, now),
             Input::Reload { spec } => self.reload(&spec, now),
+            Input::StartTask { task } => self.control_start(&task, now),
+            Input::StopTask { task } => self.control_stop(&task, now),
+            Input::RestartTask { task } => self.control_restart(&task, now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -592,6 +649,12 @@ impl Core {
     /// start instead of firing at once, and a one-shot that ran does not run again.
     fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
         let name = self.tasks[i].spec.name.clone();
+        if self.tasks[i].held {
+            // Stopped by a `stop` command: nothing runs it (reload, new settings) until
+            // a `start`.
+            self.tasks[i].sched = Sched::Off;
+            return;
+        }
         if !self.tasks[i].spec.enabled {
             self.tasks[i].sched = Sched::Off;
             self.log(
@@ -609,8 +672,16 @@ impl Core {
         let words = schedule::describe(&schedule);
         match schedule {
             ScheduleSpec::Once => {
+                let resumed = std::mem::take(&mut self.tasks[i].resumed);
+                if resumed {
+                    self.log(
+                        Some(&name),
+                        Level::Info,
+                        "Succeeded before with the same settings: not run again (--resume)".into(),
+                    );
+                }
                 self.tasks[i].sched = Sched::Once {
-                    fired: last_start.is_some(),
+                    fired: last_start.is_some() || resumed,
                 };
                 self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
             }
@@ -674,6 +745,7 @@ impl Core {
         if self.exited {
             return;
         }
+        self.restarts_due(now);
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
@@ -872,6 +944,9 @@ impl Core {
             let attempt = run.attempt;
             self.active += 1;
             self.tasks[i].stats.starts += 1;
+            if attempt > 1 {
+                self.tasks[i].stats.restarts += 1;
+            }
             self.out.push(Action::Spawn {
                 run: id,
                 task: Arc::clone(&self.tasks[i].spec),
@@ -938,6 +1013,9 @@ impl Core {
                     }
                 }
             }
+        } else if self.tasks[i].held {
+            // A `stop` command came before this run had a pid.
+            self.stop_runs(i, StopReason::Command, now);
         } else if self.tasks[i].queued_replace() {
             // `overlap: replace` came due before this (older) run had a pid: stop it now,
             // the queued run starts when it has exited.
@@ -1054,6 +1132,7 @@ impl Core {
         let name = spec.name.as_str();
         let success = matches!(end, ProcessEnd::Exited(c) if spec.success_codes.contains(&c));
         self.tasks[i].stats.last_end = Some(end.clone());
+        self.record_usage(i, usage, now);
 
         let detail = run_detail(uptime, usage);
         let (level, mut line) = describe_end(&end, success, &spec);
@@ -1687,6 +1766,8 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Stopped(StopReason::Removed) => "stopped (removed)".to_owned(),
         ProcessEnd::Stopped(StopReason::Changed) => "stopped (changed)".to_owned(),
         ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Command) => "stopped (stop command)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

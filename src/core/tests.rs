@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+mod control;
+
 use super::*;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::CommandSpec;
@@ -446,7 +448,7 @@ impl Harness {
                     self.starting
                 );
             }
-            Action::Log { .. } => {}
+            Action::Log { .. } | Action::Reply { .. } => {}
         }
     }
 
