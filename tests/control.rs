@@ -87,10 +87,7 @@ fn status_table_and_json_while_running_and_after_exit() {
 
     let (code, out, err) = client(&cfg, &["status"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with(&format!("bansuri 0.1.0 running on ")),
-        "{out}"
-    );
+    assert!(out.starts_with("bansuri 0.1.0 running on "), "{out}");
     assert!(out.contains(&format!("(pid {})", b.pid())), "{out}");
     let header = row(&out, "TASK");
     for h in [
