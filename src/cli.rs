@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
 use crate::config;
-use crate::control;
+use crate::control::{self, Cmd};
 use crate::core::{fmt_wall, Mode};
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
@@ -47,6 +47,25 @@ enum Command {
     /// Show what the bansuri of this config is doing (from its state file: works from any
     /// node that sees the file, and after the job has ended).
     Status(StatusArgs),
+    /// Start tasks now (a stopped or finished one included).
+    Start(TasksArgs),
+    /// Stop tasks gracefully; they stay stopped until `bansuri start`.
+    Stop(TasksArgs),
+    /// Stop tasks gracefully, then start them again.
+    Restart(TasksArgs),
+    /// Re-read the config file now (like SIGHUP) and say what changed.
+    Reload(ConfigArg),
+    /// Stop every task gracefully and exit (like SIGTERM).
+    Shutdown(ConfigArg),
+}
+
+#[derive(Debug, Args)]
+struct TasksArgs {
+    /// Task names.
+    #[arg(required = true, value_name = "TASK")]
+    tasks: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +147,11 @@ pub fn main() -> i32 {
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref()),
         Some(Command::Run(args)) => run(args),
+        Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
+        Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
+        Some(Command::Restart(a)) => control_cmd(a.config, Cmd::Restart, &a.tasks),
+        Some(Command::Reload(c)) => control_cmd(c, Cmd::Reload, &[]),
+        Some(Command::Shutdown(c)) => control_cmd(c, Cmd::Shutdown, &[]),
         Some(Command::Status(a)) => client_result(control::client::status(
             a.config.config.as_deref(),
             a.json,
@@ -135,6 +159,10 @@ pub fn main() -> i32 {
         )),
         None => run(cli.run),
     }
+}
+
+fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> i32 {
+    client_result(control::client::command(c.config.as_deref(), cmd, tasks))
 }
 
 fn client_result(r: Result<(), control::client::ClientError>) -> i32 {

@@ -9,6 +9,7 @@
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 
 mod observe;
+mod serve;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -287,7 +288,7 @@ impl Runtime {
             },
         };
         rt.header(&spec);
-        rt.observe_header();
+        rt.observe_start();
         Ok(rt)
     }
 
@@ -379,6 +380,10 @@ impl Runtime {
                     if let Some(code) = self.on_signals() {
                         return Ok(self.finish(code));
                     }
+                } else if token >= serve::CONN_BASE {
+                    if let Some(code) = self.serve_event(token, ev.events()) {
+                        return Ok(self.finish(code));
+                    }
                 } else {
                     self.on_pipe(token as usize, false);
                 }
@@ -400,7 +405,9 @@ impl Runtime {
                     return Ok(self.finish(code));
                 }
             }
-            self.observe_due();
+            if let Some(code) = self.observe_due() {
+                return Ok(self.finish(code));
+            }
         }
     }
 
@@ -438,10 +445,18 @@ impl Runtime {
             let follow = match action {
                 Action::Log { task, level, msg } => {
                     self.log.event(Utc::now(), task.as_deref(), level, &msg);
+                    if task.is_none() {
+                        if let Some(c) = &mut self.obs.capture {
+                            c.push(msg);
+                        }
+                    }
                     continue;
                 }
                 Action::Exit { code } => return Some(code),
-                Action::Reply { .. } => continue,
+                Action::Reply { ok, msg } => {
+                    self.obs.replies.push((ok, msg));
+                    continue;
+                }
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
                         if let Err(e) = spawn::signal_group(info.pid, signal) {

@@ -211,3 +211,257 @@ fn state_file_is_written_on_changes_and_a_second_bansuri_is_refused() {
         "{err}"
     );
 }
+
+// ----- control commands ----------------------------------------------------------------
+
+const CONTROL_CFG: &str = r#"{"scripts": [
+    {"name": "svc", "command": "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.05; done"},
+    {"name": "once", "command": "echo done"},
+    {"name": "hourly", "command": "true", "timer": "1h"}
+]}"#;
+
+fn svc_pid(sb: &Sandbox, b: &Bansuri, not: Option<u32>) -> u32 {
+    let d = wait_state(sb, b, "svc running (new pid)", |d| {
+        let t = task(d, "svc");
+        t.state == "RUNNING" && t.pid.is_some() && t.pid != not
+    });
+    task(&d, "svc").pid.expect("pid")
+}
+
+/// start, stop, restart, reload and shutdown, through whatever `env` makes the client use;
+/// `via` is what the job log must show ("socket" or "request file").
+fn control_round_trip(env: &[(&str, &str)], remove_socket: bool, via: &str) {
+    let sb = Sandbox::new();
+    let mut b = sb.start(CONTROL_CFG, &[]);
+    let cfg = sb.file("config.json");
+    let pid1 = svc_pid(&sb, &b, None);
+    wait_state(&sb, &b, "once done", |d| task(d, "once").state == "SUCCESS");
+    if remove_socket {
+        std::fs::remove_file(sb.file(".bansuri/control.sock")).expect("remove socket");
+    }
+
+    let (code, out, err) = client(&cfg, &["stop", "svc"], env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("stopping `svc`: SIGTERM"), "{out}");
+    wait_state(&sb, &b, "svc stopped", |d| {
+        task(d, "svc").state == "STOPPED"
+    });
+    assert!(!alive(pid1 as i32), "svc's process is gone");
+    assert_eq!(count_events(&b.log(), "svc", "Executing"), 1);
+    let (code, out, err) = client(&cfg, &["start", "svc", "once"], env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "started `svc`\nstarted `once`\n");
+    let pid2 = svc_pid(&sb, &b, Some(pid1));
+    wait_state(&sb, &b, "once ran again", |d| task(d, "once").runs == 2);
+
+    let (code, out, err) = client(&cfg, &["restart", "svc"], env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("restarting `svc`"), "{out}");
+    let pid3 = svc_pid(&sb, &b, Some(pid2));
+    assert_ne!(pid3, pid2);
+    assert!(
+        output_lines(&b.log(), "svc")
+            .iter()
+            .filter(|l| **l == "bye")
+            .count()
+            >= 2
+    );
+
+    sb.write(
+        "config.json",
+        &CONTROL_CFG.replace(
+            "\n]}",
+            ",\n    {\"name\": \"new\", \"command\": \"echo new\"}\n]}",
+        ),
+    );
+    let (code, out, err) = client(&cfg, &["reload"], env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Config reloaded: 1 added (new), 0 removed, 0 changed, 3 kept\n"
+    );
+    wait_state(&sb, &b, "new ran", |d| {
+        d.task("new").is_some_and(|t| t.state == "SUCCESS")
+    });
+
+    let (code, out, err) = client(&cfg, &["shutdown"], env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Shutdown started: 1 running process"),
+        "{out}"
+    );
+    let (st, _) = b.wait(T).expect("bansuri exits after shutdown");
+    assert_eq!(st.code(), Some(0));
+    let log = b.log();
+    for what in [
+        "stop svc",
+        "start svc once",
+        "restart svc",
+        "reload",
+        "shutdown",
+    ] {
+        assert!(
+            log.contains(&format!("({via}): {what}\n")),
+            "`{what}` came through the {via}:\n{log}"
+        );
+    }
+    let d = state(&sb).expect("state");
+    assert!(!d.bansuri.running);
+}
+
+#[test]
+fn control_over_the_socket() {
+    control_round_trip(&[], false, "socket");
+}
+
+#[test]
+fn control_over_request_files_when_the_socket_is_unreachable() {
+    // As from another node: the socket file is there (shared file system) but cannot be
+    // reached, or it is gone. Both end up in the request inbox.
+    control_round_trip(&[("BANSURI_CONTROL_VIA", "files")], false, "request file");
+    control_round_trip(&[], true, "request file");
+}
+
+#[test]
+fn control_errors_are_clear() {
+    let sb = Sandbox::new();
+    let mut b = sb.start(CONTROL_CFG, &[]);
+    let cfg = sb.file("config.json");
+    svc_pid(&sb, &b, None);
+    let (code, _, err) = client(&cfg, &["stop", "svcc"], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(err, "error: no task named `svcc`; did you mean `svc`?\n");
+    // A bansuri that does not answer (stopped): the client gives up, says so, and takes
+    // its request back.
+    b.signal(libc::SIGSTOP);
+    let (code, _, err) = client(&cfg, &["stop", "svc"], &[("BANSURI_CONTROL_TIMEOUT", "1s")]);
+    b.signal(libc::SIGCONT);
+    assert_eq!(code, 1);
+    assert!(err.contains("no answer from bansuri within 1s"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/requests"))
+        .expect("inbox")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "request taken back: {left:?}");
+    assert_eq!(task(&state(&sb).expect("state"), "svc").state, "RUNNING");
+    // A request file left behind long ago is answered, not carried out.
+    sb.write(
+        ".bansuri/requests/old-1.req",
+        r#"{"id": "old-1", "cmd": "stop", "tasks": ["svc"], "sent_at": "2020-01-01T00:00:00Z"}"#,
+    );
+    let answer = wait_for(T, || {
+        std::fs::read_to_string(sb.file(".bansuri/requests/old-1.resp")).ok()
+    })
+    .expect("an answer to the old request");
+    assert!(answer.contains("expired: sent "), "{answer}");
+    assert!(answer.contains("\"ok\": false"), "{answer}");
+    assert_eq!(task(&state(&sb).expect("state"), "svc").state, "RUNNING");
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    let (code, _, err) = client(&cfg, &["start", "svc"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no bansuri is running for this config: the last one exited at"),
+        "{err}"
+    );
+}
+
+/// Connect to `socket` as uid/gid 65534 (nobody) from a child, send a status request and
+/// return what came back. `keep_fs_root`: path lookups still as root (setfsuid), so the
+/// connection is made and bansuri's SO_PEERCRED check is what refuses it; otherwise the
+/// socket file's mode 0600 refuses the connect itself.
+fn connect_as_nobody(socket: &Path, keep_fs_root: bool) -> std::io::Result<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let bytes = socket.as_os_str().as_bytes().to_vec();
+    // SAFETY: a zeroed sockaddr_un is valid; the path fits (checked).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    assert!(
+        bytes.len() < addr.sun_path.len(),
+        "socket path too long for the test"
+    );
+    for (d, s) in addr.sun_path.iter_mut().zip(&bytes) {
+        *d = *s as libc::c_char;
+    }
+    let mut c = Command::new("python3");
+    c.args([
+        "-c",
+        "import socket,sys\ns=socket.socket(fileno=0)\ns.sendall(b'{\"id\":\"x\",\"cmd\":\"status\",\"sent_at\":\"2026-01-01T00:00:00Z\"}\\n')\nprint(s.recv(65536).decode(), end='')",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(65534, 65534, 65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let saved = if keep_fs_root { 0 } else { 65534 };
+            if libc::setresuid(65534, 65534, saved) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if keep_fs_root {
+                libc::setfsuid(0);
+            }
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::dup2(fd, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Drop the saved root uid before running anything.
+            if libc::setresuid(65534, 65534, 65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = c.output()?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+#[test]
+fn the_socket_refuses_other_users() {
+    // SAFETY: geteuid has no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let sb = Sandbox::new();
+    let b = sb.start(CONTROL_CFG, &[]);
+    svc_pid(&sb, &b, None);
+    let socket = sb.file(".bansuri/control.sock");
+    // Let others reach the directory, so only the socket itself keeps them out.
+    use std::os::unix::fs::PermissionsExt;
+    for d in [sb.path().to_path_buf(), sb.file(".bansuri")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let e = connect_as_nobody(&socket, false).expect_err("mode 0600 refuses the connect");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    // Connected anyway (file access as root, process credentials of nobody): bansuri
+    // checks the peer's uid and refuses.
+    let answer = connect_as_nobody(&socket, true).expect("connects");
+    assert!(
+        answer.contains("refused: this bansuri belongs to uid 0, you are uid 65534"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("\"tasks\""),
+        "no state given away: {answer}"
+    );
+    b.wait_log("the refusal logged", T, |l| {
+        l.contains("Refused a control connection from uid 65534")
+    });
+}

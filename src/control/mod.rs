@@ -17,6 +17,7 @@
 //! loop (the server side is non-blocking fds in the runtime's epoll).
 
 pub mod client;
+pub mod server;
 pub mod state;
 pub mod status;
 

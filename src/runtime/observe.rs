@@ -26,7 +26,7 @@ use crate::spec::Spec;
 pub(super) struct Observer {
     pub(super) paths: Paths,
     /// The state directory could be created: files are written.
-    usable: bool,
+    pub(super) usable: bool,
     started_at: DateTime<Utc>,
     pid: u32,
     pid_start: u64,
@@ -53,6 +53,17 @@ pub(super) struct Observer {
     mem: MemWatch,
     /// Bound dashboard address, when serving.
     pub(super) dashboard_url: Option<String>,
+    // ----- control
+    pub(super) listener: Option<std::os::unix::net::UnixListener>,
+    pub(super) conns: Vec<Option<super::serve::Slot>>,
+    /// Slot of the connection added last.
+    pub(super) last_conn: Option<usize>,
+    pub(super) next_inbox: Option<Mono>,
+    /// Replies of the core to the control input being handled.
+    pub(super) replies: Vec<(bool, String)>,
+    /// `[MASTER]` lines logged while a request is handled (reload, shutdown summaries).
+    pub(super) capture: Option<Vec<String>>,
+    pub(super) reload_waiters: Vec<super::serve::Waiter>,
 }
 
 impl Observer {
@@ -104,6 +115,13 @@ impl Observer {
             node: None,
             mem: MemWatch::default(),
             dashboard_url: None,
+            listener: None,
+            conns: Vec::new(),
+            last_conn: None,
+            next_inbox: None,
+            replies: Vec::new(),
+            capture: None,
+            reload_waiters: Vec::new(),
             paths,
         };
         Ok((obs, prev))
@@ -137,7 +155,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 impl Runtime {
     /// Log where the state file is (and that it cannot be written, if so).
-    pub(super) fn observe_header(&mut self) {
+    pub(super) fn observe_start(&mut self) {
         if self.obs.usable {
             let msg = format!("State file: {}", self.obs.paths.state.display());
             self.master(Level::Info, &msg);
@@ -151,6 +169,7 @@ impl Runtime {
         if !self.obs.sample_interval.is_zero() {
             self.obs.next_sample = Some(self.now().mono);
         }
+        self.serve_start();
     }
 
     /// When the observer needs the loop next.
@@ -161,11 +180,15 @@ impl Runtime {
             let last = self.obs.last_write;
             if self.obs.dirty {
                 consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
-            } else if self.has_processes() {
+            } else if self.has_processes() && self.obs.next_inbox.is_none() {
+                // The heartbeat rides on the inbox poll when there is one (one wake-up).
                 consider(last.map_or(now, |l| l + state::HEARTBEAT));
             }
         }
         if let Some(s) = self.obs.next_sample {
+            consider(s);
+        }
+        if let Some(s) = self.serve_deadline() {
             consider(s);
         }
         best
@@ -175,15 +198,19 @@ impl Runtime {
         !self.runs.is_empty()
     }
 
-    /// Do what is due: sample, write the state file.
-    pub(super) fn observe_due(&mut self) {
+    /// Do what is due: requests, sample, write the state file. The exit code when a
+    /// request ended bansuri.
+    pub(super) fn observe_due(&mut self) -> Option<i32> {
+        if let Some(code) = self.serve_due() {
+            return Some(code);
+        }
         let now = self.now();
         if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
             self.sample(now);
             self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
         }
         if !self.obs.usable {
-            return;
+            return None;
         }
         let due = match self.obs.last_write {
             None => true,
@@ -193,6 +220,7 @@ impl Runtime {
         if due {
             self.write_state(now, None);
         }
+        None
     }
 
     /// Take one resource sample.
@@ -344,7 +372,11 @@ impl Runtime {
                 }),
             },
             control: ControlInfo {
-                socket: None,
+                socket: self
+                    .obs
+                    .listener
+                    .as_ref()
+                    .map(|_| self.obs.paths.socket.display().to_string()),
                 requests: self.obs.paths.requests.display().to_string(),
                 dashboard: self.obs.dashboard_url.clone(),
             },
@@ -400,6 +432,7 @@ impl Runtime {
     pub(super) fn observe_finish(&mut self, code: i32) {
         let now = self.now();
         self.write_state(now, Some(code));
+        self.serve_finish();
     }
 }
 
