@@ -256,6 +256,15 @@ impl Runtime {
                     }
                     return None;
                 };
+                if read == ReadState::Eof {
+                    // The client has hung up already (it gave up waiting, e.g. while this
+                    // bansuri was stopped): nobody would see the answer, and acting on a
+                    // request its sender has abandoned would surprise them.
+                    let msg = "Ignored a control request whose client had already gone";
+                    self.close_conn(slot);
+                    self.master(Level::Warning, msg);
+                    return None;
+                }
                 if let Some(why) = s.refused.take() {
                     let r = Response {
                         id: String::new(),
