@@ -110,6 +110,10 @@ struct RunArgs {
     /// and retries), print a result table, exit 0 or 3.
     #[arg(long, conflicts_with = "exit_when_done")]
     once: bool,
+    /// Skip one-shot tasks that succeeded with the same settings in the previous run of
+    /// this config (its state file): a requeued job continues where it stopped.
+    #[arg(long)]
+    resume: bool,
     /// More detail in the job log (DEBUG lines).
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -262,7 +266,7 @@ fn run(args: RunArgs) -> i32 {
         },
         log_level: level,
         overrides,
-        resume: false,
+        resume: args.resume,
     };
     match runtime::run(spec, opts) {
         Ok(code) => code,

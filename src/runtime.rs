@@ -260,7 +260,7 @@ impl Runtime {
             log.set_format(LogFormat::Json);
         }
         let core = Core::new(&spec, opts.mode);
-        let (obs, _prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
+        let (obs, prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
         let mut rt = Runtime {
             obs,
             core,
@@ -288,7 +288,7 @@ impl Runtime {
             },
         };
         rt.header(&spec);
-        rt.observe_start();
+        rt.observe_start(prev);
         Ok(rt)
     }
 

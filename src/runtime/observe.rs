@@ -16,7 +16,7 @@ use crate::control::state::{
     self, BansuriInfo, ConfigInfo, ControlInfo, InvalidInfo, JobInfo, LastExit, NodeInfo,
     ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
 };
-use crate::control::Paths;
+use crate::control::{stale, Paths};
 use crate::core::{short_end, Mode, Outcome, ProcessEnd, RunId};
 use crate::level::Level;
 use crate::sample::{self, GroupSample, MemWatch, Sampler};
@@ -155,7 +155,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 impl Runtime {
     /// Log where the state file is (and that it cannot be written, if so).
-    pub(super) fn observe_start(&mut self) {
+    pub(super) fn observe_start(&mut self, prev: Option<StateDoc>) {
         if self.obs.usable {
             let msg = format!("State file: {}", self.obs.paths.state.display());
             self.master(Level::Info, &msg);
@@ -166,10 +166,86 @@ impl Runtime {
             );
             self.master(Level::Error, &msg);
         }
+        if let Some(p) = &prev {
+            self.end_stale_groups(p);
+        }
+        if self.obs.resume {
+            self.resume_from(prev.as_ref());
+        }
         if !self.obs.sample_interval.is_zero() {
             self.obs.next_sample = Some(self.now().mono);
         }
         self.serve_start();
+    }
+
+    /// End what a killed predecessor left running (see `control::stale`).
+    fn end_stale_groups(&mut self, prev: &StateDoc) {
+        if !prev.bansuri.running {
+            return; // it exited normally: it stopped its groups itself
+        }
+        let (groups, notes) = stale::find(prev);
+        for n in notes {
+            self.master(
+                Level::Info,
+                &format!("Previous bansuri (pid {}): {n}", prev.bansuri.pid),
+            );
+        }
+        if groups.is_empty() {
+            return;
+        }
+        for g in &groups {
+            let msg = format!(
+                "Previous bansuri (pid {}) was killed and left process group {} of `{}` running ({} process{}): SIGTERM now, SIGKILL after {}",
+                prev.bansuri.pid,
+                g.pgid,
+                g.task,
+                g.members.len(),
+                if g.members.len() == 1 { "" } else { "es" },
+                crate::core::fmt_dur(stale::STALE_GRACE)
+            );
+            self.master(Level::Warning, &msg);
+        }
+        self.flush_log();
+        let killed = stale::end(&groups, stale::STALE_GRACE);
+        for g in &groups {
+            let how = if killed.contains(&g.pgid) {
+                "with SIGKILL"
+            } else {
+                "with SIGTERM"
+            };
+            let msg = format!("Ended stale process group {} of `{}` {how}", g.pgid, g.task);
+            self.master(Level::Info, &msg);
+        }
+    }
+
+    /// `--resume`: skip the one-shots that succeeded with the same settings.
+    fn resume_from(&mut self, prev: Option<&StateDoc>) {
+        let Some(prev) = prev else {
+            let msg = format!(
+                "--resume: no previous state file {}: every task runs",
+                self.obs.paths.state.display()
+            );
+            self.master(Level::Warning, &msg);
+            return;
+        };
+        let succeeded: HashMap<String, String> = prev
+            .tasks
+            .iter()
+            .filter(|t| t.one_shot && t.state == "SUCCESS")
+            .map(|t| (t.name.clone(), t.settings_hash.clone()))
+            .collect();
+        let skipped = self.core.resume(&succeeded);
+        let msg = format!(
+            "--resume: {} one-shot task{} succeeded before with the same settings and will not run again{}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" },
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", skipped.join(", "))
+            }
+        );
+        self.master(Level::Info, &msg);
     }
 
     /// When the observer needs the loop next.
