@@ -1535,23 +1535,30 @@ impl Core {
         self.out.push(Action::Exit { code });
     }
 
-    /// One aligned line per task: state, runs, failures, last end.
+    /// One aligned line per task: state, runs, failures, CPU time and peak RSS of its
+    /// processes (wait4 rusage), last end.
     fn summary(&mut self) {
         let views = self.views();
         let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
         self.master(
             Level::Info,
             format!(
-                "{:<width$}  {:<10}  {:>5}  {:>8}  LAST",
-                "TASK", "STATE", "RUNS", "FAILURES"
+                "{:<width$}  {:<10}  {:>5}  {:>8}  {:>9}  {:>9}  LAST",
+                "TASK", "STATE", "RUNS", "FAILURES", "CPU TIME", "PEAK RSS"
             ),
         );
         for v in views {
             let last = v.stats.last_end.as_ref().map_or("-".to_owned(), short_end);
+            let cpu = format!("{:.2}s", v.stats.cpu_time.as_secs_f64());
+            let rss = if v.stats.peak_rss == 0 {
+                "-".to_owned()
+            } else {
+                fmt_bytes(v.stats.peak_rss)
+            };
             self.master(
                 Level::Info,
                 format!(
-                    "{:<width$}  {:<10}  {:>5}  {:>8}  {last}",
+                    "{:<width$}  {:<10}  {:>5}  {:>8}  {cpu:>9}  {rss:>9}  {last}",
                     v.name,
                     v.state.name(),
                     v.stats.runs,

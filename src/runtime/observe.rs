@@ -331,7 +331,11 @@ impl Runtime {
             let peak = self.obs.peaks.entry(name).or_default();
             *peak = (*peak).max(rss);
         }
-        self.obs.dirty = true;
+        // Frequent samples ride on the heartbeat (a write of the whole document per
+        // sample would cost more than the sample); rare ones are shown at once.
+        if self.obs.sample_interval >= state::HEARTBEAT {
+            self.obs.dirty = true;
+        }
     }
 
     /// Build the state document as of `now`.

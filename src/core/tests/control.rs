@@ -407,3 +407,43 @@ fn status_shows_processes_next_run_and_usage_totals() {
     );
     assert!(st.processes.is_empty());
 }
+
+#[test]
+fn shutdown_summary_has_cpu_time_and_peak_rss() {
+    let mut h = Harness::build(Globals::default(), batch(), vec![task("a"), task("b")]);
+    h.start();
+    let run = h.run_of("a");
+    h.pump(Some(Input::Exited {
+        run,
+        status: ExitStatus::Code(0),
+        usage: Some(Usage {
+            cpu: ms(2500),
+            max_rss: 200 << 20,
+        }),
+    }));
+    let run = h.run_of("b");
+    h.pump(Some(Input::Exited {
+        run,
+        status: ExitStatus::Code(1),
+        usage: None,
+    }));
+    let lines: Vec<String> = h.lines(None).into_iter().map(|(_, m)| m).collect();
+    let header = lines
+        .iter()
+        .find(|l| l.starts_with("TASK"))
+        .unwrap_or_else(|| panic!("no summary: {lines:?}"));
+    assert!(
+        header.contains("CPU TIME") && header.contains("PEAK RSS"),
+        "{header}"
+    );
+    let a = lines.iter().find(|l| l.starts_with("a ")).expect("row a");
+    assert!(
+        a.contains("2.50s") && a.contains("200.0 MB") && a.contains("exit 0"),
+        "{a}"
+    );
+    let b = lines.iter().find(|l| l.starts_with("b ")).expect("row b");
+    assert!(
+        b.contains("0.00s") && b.contains(" - ") && b.contains("exit 1"),
+        "{b}"
+    );
+}
