@@ -110,6 +110,10 @@ struct RunArgs {
     /// and retries), print a result table, exit 0 or 3.
     #[arg(long, conflicts_with = "exit_when_done")]
     once: bool,
+    /// Serve the web dashboard here (overrides `dashboard`): HOST:PORT, or a port on
+    /// 127.0.0.1.
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_dashboard)]
+    dashboard: Option<std::net::SocketAddr>,
     /// Skip one-shot tasks that succeeded with the same settings in the previous run of
     /// this config (its state file): a requeued job continues where it stopped.
     #[arg(long)]
@@ -242,6 +246,7 @@ fn run(args: RunArgs) -> i32 {
             FormatArg::Text => LogFormat::Text,
             FormatArg::Json => LogFormat::Json,
         }),
+        dashboard: args.dashboard,
     };
     let mut level = match std::env::var("BANSURI_LOG_LEVEL") {
         Ok(v) => match v.parse::<Level>() {

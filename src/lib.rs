@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod dashboard;
 pub mod level;
 pub mod output;
 pub mod runtime;

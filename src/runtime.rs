@@ -70,6 +70,8 @@ pub struct Overrides {
     pub log_file: Option<String>,
     /// `--log-format`
     pub log_format: Option<LogFormat>,
+    /// `--dashboard`
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Overrides {
@@ -86,6 +88,9 @@ impl Overrides {
         }
         if let Some(f) = self.log_format {
             g.log_format = f;
+        }
+        if let Some(a) = self.dashboard {
+            g.dashboard = Some(a);
         }
     }
 }

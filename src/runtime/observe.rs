@@ -55,6 +55,7 @@ pub(super) struct Observer {
     pub(super) dashboard_url: Option<String>,
     // ----- control
     pub(super) listener: Option<std::os::unix::net::UnixListener>,
+    pub(super) http: Option<std::net::TcpListener>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
@@ -116,6 +117,7 @@ impl Observer {
             mem: MemWatch::default(),
             dashboard_url: None,
             listener: None,
+            http: None,
             conns: Vec::new(),
             last_conn: None,
             next_inbox: None,

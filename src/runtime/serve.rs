@@ -17,6 +17,8 @@ use crate::level::Level;
 
 /// epoll token of the control socket's listener.
 pub(super) const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// epoll token of the dashboard's listener.
+pub(super) const HTTP_TOKEN: u64 = u64::MAX - 2;
 /// epoll tokens from here up (below the listeners') are connections: token - base = slot.
 pub(super) const CONN_BASE: u64 = 1 << 62;
 /// A connection that sends no complete request within this is closed.
@@ -30,6 +32,7 @@ const MAX_CONNS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Control,
+    Http,
 }
 
 pub(super) struct Slot {
@@ -89,6 +92,59 @@ impl Runtime {
             }
         }
         self.obs.next_inbox = Some(self.now().mono + INBOX_POLL);
+        if let Some(addr) = self.core.globals().dashboard {
+            self.dashboard_start(addr);
+        }
+    }
+
+    fn dashboard_start(&mut self, addr: std::net::SocketAddr) {
+        let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        });
+        let l = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("cannot serve the dashboard on {addr}: {e}; running without it");
+                self.master(Level::Error, &msg);
+                return;
+            }
+        };
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, HTTP_TOKEN);
+        if let Err(e) = self.epoll.add(l.as_fd(), ev) {
+            let msg = format!("cannot watch the dashboard's socket: {e}");
+            self.master(Level::Error, &msg);
+            return;
+        }
+        let local = l.local_addr().unwrap_or(addr);
+        let url = format!("http://{local}/");
+        let msg = format!("Dashboard: {url} (metrics: {url}metrics)");
+        self.master(Level::Info, &msg);
+        if !local.ip().is_loopback() {
+            let msg = format!(
+                "The dashboard listens on {local}, not only on loopback: anyone who can reach this node can read the task list"
+            );
+            self.master(Level::Warning, &msg);
+        }
+        self.obs.dashboard_url = Some(url);
+        self.obs.http = Some(l);
+    }
+
+    fn accept_http(&mut self) {
+        loop {
+            let Some(l) = &self.obs.http else {
+                return;
+            };
+            match l.accept() {
+                Ok((s, _)) => {
+                    if s.set_nonblocking(true).is_ok() {
+                        self.add_conn(Stream::Tcp(s), Kind::Http);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Earliest connection deadline and the next inbox poll.
@@ -105,6 +161,10 @@ impl Runtime {
         match token {
             LISTENER_TOKEN => {
                 self.accept_control();
+                None
+            }
+            HTTP_TOKEN => {
+                self.accept_http();
                 None
             }
             t => self.on_conn((t - CONN_BASE) as usize, events),
@@ -249,6 +309,28 @@ impl Runtime {
             return None;
         }
         match s.kind {
+            Kind::Http => {
+                let parsed = crate::dashboard::parse_head(&s.conn.inbuf);
+                match parsed {
+                    None if read == ReadState::Eof => self.close_conn(slot),
+                    None => {}
+                    Some(Err(())) => {
+                        let r = crate::dashboard::response(
+                            "400 Bad Request",
+                            "text/plain; charset=utf-8",
+                            b"bad request\n",
+                            false,
+                        );
+                        self.send_and_close(slot, r);
+                    }
+                    Some(Ok(head)) => {
+                        let now = self.now();
+                        let r = crate::dashboard::route(&head, || self.state_doc(now, None));
+                        self.send_and_close(slot, r);
+                    }
+                }
+                None
+            }
             Kind::Control => {
                 let Some(line) = s.conn.line() else {
                     if read == ReadState::Eof {
