@@ -116,10 +116,8 @@ fn parse_prometheus(text: &str) -> Result<(Vec<Sample>, BTreeMap<String, String>
                 return Err(at("bad metric name"));
             }
             match kw {
-                "HELP" => {
-                    if !helps.insert(name.to_owned()) {
-                        return Err(at("second HELP"));
-                    }
+                "HELP" if !helps.insert(name.to_owned()) => {
+                    return Err(at("second HELP"));
                 }
                 "TYPE" => {
                     if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&arg) {
