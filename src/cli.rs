@@ -57,6 +57,9 @@ enum Command {
     Reload(ConfigArg),
     /// Stop every task gracefully and exit (like SIGTERM).
     Shutdown(ConfigArg),
+    /// An interactive prompt: status, start, stop, restart, reload, shutdown, exit (with
+    /// line editing, history and completion of task names).
+    Shell(ConfigArg),
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +163,7 @@ pub fn main() -> i32 {
         Some(Command::Restart(a)) => control_cmd(a.config, Cmd::Restart, &a.tasks),
         Some(Command::Reload(c)) => control_cmd(c, Cmd::Reload, &[]),
         Some(Command::Shutdown(c)) => control_cmd(c, Cmd::Shutdown, &[]),
+        Some(Command::Shell(c)) => client_result(control::shell::run(c.config.as_deref())),
         Some(Command::Status(a)) => client_result(control::client::status(
             a.config.config.as_deref(),
             a.json,

@@ -465,3 +465,129 @@ fn the_socket_refuses_other_users() {
         l.contains("Refused a control connection from uid 65534")
     });
 }
+
+// ----- the shell -------------------------------------------------------------------------
+
+fn shell_with_input(cfg: &Path, input: &[&[u8]], tty: bool) -> (String, String) {
+    use std::io::Write;
+    let mut c = if tty {
+        // `script` gives the shell a terminal: line editing and completion are live.
+        let mut c = Command::new("script");
+        c.args(["-qfec"])
+            .arg(format!("{BIN} shell --config {}", cfg.display()))
+            .arg("/dev/null");
+        c
+    } else {
+        let mut c = Command::new(BIN);
+        c.arg("shell").arg("--config").arg(cfg);
+        c
+    };
+    let mut child = c
+        .env_remove("BANSURI_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the shell");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for chunk in input {
+        stdin.write_all(chunk).expect("type");
+        stdin.flush().expect("flush");
+        // Let each line be answered before the next keys come (a person types slower).
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("shell ends");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shell_runs_commands_and_explains_mistakes() {
+    let sb = Sandbox::new();
+    let b = sb.start(CONTROL_CFG, &[]);
+    let cfg = sb.file("config.json");
+    let pid1 = svc_pid(&sb, &b, None);
+    let (out, err) = shell_with_input(
+        &cfg,
+        &[
+            b"status\n",
+            b"stop svc\n",
+            b"status svc\n",
+            b"strat svc\n",
+            b"start svx\n",
+            b"start svc\n",
+            b"help\n",
+            b"exit\n",
+        ],
+        false,
+    );
+    assert!(out.contains("`help` lists the commands"), "{out}");
+    let tables: Vec<&str> = out.split("bansuri 0.1.0 running on").skip(1).collect();
+    assert_eq!(tables.len(), 2, "two status tables:\n{out}");
+    assert!(row(tables[0], "svc").contains("RUNNING"), "{out}");
+    assert!(row(tables[1], "svc").contains("STOPPED"), "{out}");
+    assert!(
+        !tables[1].contains("hourly"),
+        "status TASK shows that task only:\n{out}"
+    );
+    assert!(out.contains("stopping `svc`: SIGTERM"), "{out}");
+    assert!(out.contains("started `svc`"), "{out}");
+    assert!(out.contains("restart TASK..."), "help:\n{out}");
+    assert!(
+        err.contains("unknown command `strat`; did you mean `start`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no task named `svx`; did you mean `svc`?"),
+        "{err}"
+    );
+    svc_pid(&sb, &b, Some(pid1));
+    let history = sb.read(".bansuri/shell_history");
+    assert!(
+        history.contains("stop svc") && history.contains("start svc"),
+        "{history}"
+    );
+}
+
+#[test]
+fn shell_in_a_terminal_completes_task_names_and_edits_from_history() {
+    let have_script = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_script {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "`script` (util-linux) is needed"
+        );
+        eprintln!("skipped: no `script` (util-linux) to give the shell a terminal");
+        return;
+    }
+    let sb = Sandbox::new();
+    let b = sb.start(CONTROL_CFG, &[]);
+    let cfg = sb.file("config.json");
+    svc_pid(&sb, &b, None);
+    let (out, _) = shell_with_input(
+        &cfg,
+        &[
+            // "sto<Tab>" completes the command, "sv<Tab>" the task name.
+            b"sto\tsv\t\r",
+            // Up: the last line again; Ctrl+A: to its start; 4 x Delete: "stop" gone;
+            // type "start": "start svc".
+            b"\x1b[A\x01\x1b[3~\x1b[3~\x1b[3~\x1b[3~start\r",
+            b"exit\r",
+        ],
+        true,
+    );
+    let log = b.wait_log("both requests", T, |l| {
+        l.contains("(socket): stop svc\n") && l.contains("(socket): start svc\n")
+    });
+    assert!(out.contains("stopping `svc`"), "{out}\n{log}");
+    assert!(out.contains("started `svc`"), "{out}");
+}

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod server;
+pub mod shell;
 pub mod stale;
 pub mod state;
 pub mod status;
