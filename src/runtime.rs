@@ -1,10 +1,12 @@
 //! The event loop: the only place that reads the clock, waits on file descriptors and
 //! signals, and carries out the core's actions.
 //!
-//! One thread. epoll watches a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and every
-//! child's output pipe; its timeout is the core's next deadline, so an idle bansuri sleeps
-//! until something is due. Output is read in large chunks, split into lines and written,
-//! prefixed, into one buffered job log, flushed whenever the loop goes idle.
+//! One thread. epoll watches a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP), every
+//! child's output pipe, and the control socket and dashboard with their connections
+//! (`serve`); its timeout is the core's next deadline (or the next state write, sample or
+//! inbox poll, `observe`), so an idle bansuri sleeps until something is due. Output is read
+//! in large chunks, split into lines and written, prefixed, into one buffered job log,
+//! flushed whenever the loop goes idle.
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 

@@ -51,6 +51,8 @@ pub(super) struct Observer {
     peaks: HashMap<String, u64>,
     node: Option<NodeInfo>,
     mem: MemWatch,
+    /// `state_dir` and `dashboard` of the config in effect (changes need a restart).
+    restart_only: Option<(Option<std::path::PathBuf>, Option<std::net::SocketAddr>)>,
     /// Bound dashboard address, when serving.
     pub(super) dashboard_url: Option<String>,
     // ----- control
@@ -116,6 +118,7 @@ impl Observer {
             node: None,
             mem: MemWatch::default(),
             dashboard_url: None,
+            restart_only: None,
             listener: None,
             http: None,
             conns: Vec::new(),
@@ -283,6 +286,7 @@ impl Runtime {
             return Some(code);
         }
         let now = self.now();
+        self.follow_globals(now);
         if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
             self.sample(now);
             self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
@@ -299,6 +303,33 @@ impl Runtime {
             self.write_state(now, None);
         }
         None
+    }
+
+    /// Global settings that a reload may have changed: `sample_interval` applies at once;
+    /// `state_dir` and `dashboard` at the next start (said once per new value).
+    fn follow_globals(&mut self, now: Now) {
+        let g = self.core.globals();
+        let (interval, dir, dash) = (g.sample_interval, g.state_dir.clone(), g.dashboard);
+        if interval != self.obs.sample_interval {
+            self.obs.sample_interval = interval;
+            self.obs.next_sample = (!interval.is_zero()).then_some(now.mono);
+            let msg = if interval.is_zero() {
+                "sample_interval is now 0: resource sampling is off".to_owned()
+            } else {
+                format!("sample_interval is now {}", crate::core::fmt_dur(interval))
+            };
+            self.master(Level::Info, &msg);
+            self.obs.dirty = true;
+        }
+        let wanted = (dir, dash);
+        if self.obs.restart_only.as_ref() != Some(&wanted) {
+            let first = self.obs.restart_only.is_none();
+            self.obs.restart_only = Some(wanted.clone());
+            if !first {
+                let msg = "state_dir or dashboard changed in the config: they take effect when bansuri starts again";
+                self.master(Level::Warning, msg);
+            }
+        }
     }
 
     /// Take one resource sample.
