@@ -591,3 +591,31 @@ fn shell_in_a_terminal_completes_task_names_and_edits_from_history() {
     assert!(out.contains("stopping `svc`"), "{out}\n{log}");
     assert!(out.contains("started `svc`"), "{out}");
 }
+
+#[test]
+fn status_watch_redraws_in_place() {
+    let sb = Sandbox::new();
+    let b = sb.start(STATUS_CFG, &[]);
+    svc_pid_of(&sb, &b);
+    let mut child = Command::new(BIN)
+        .args(["status", "--watch", "--config"])
+        .arg(sb.file("config.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("status --watch");
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let redraws = text.matches("\x1b[H\x1b[2J").count();
+    assert_eq!(redraws, 2, "drawn at once and after 2 s:\n{text}");
+    assert_eq!(text.matches("TASK ").count(), 2, "{text}");
+}
+
+fn svc_pid_of(sb: &Sandbox, b: &Bansuri) -> u32 {
+    let d = wait_state(sb, b, "svc running", |d| {
+        d.task("svc").is_some_and(|t| t.state == "RUNNING")
+    });
+    task(&d, "svc").pid.expect("pid")
+}
