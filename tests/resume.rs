@@ -262,3 +262,23 @@ fn a_reused_pid_or_group_id_is_never_killed() {
         .unwrap_or_else(|| panic!("the stale member survives; log:\n{}", b.log()));
     drop(g);
 }
+
+#[test]
+fn a_fresh_state_of_a_bansuri_on_another_node_is_warned_about() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    let mut d = stale_doc(1, 1, 1);
+    d.bansuri.host = "some-other-node".into();
+    d.written_at = chrono::Utc::now();
+    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+        &[],
+    );
+    b.wait_log("the warning", T, |l| {
+        l.contains("WARNING: the state file was written 0 s ago by a bansuri on some-other-node")
+            || l.contains("s ago by a bansuri on some-other-node")
+    });
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+}

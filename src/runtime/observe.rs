@@ -172,6 +172,15 @@ impl Runtime {
             self.master(Level::Error, &msg);
         }
         if let Some(p) = &prev {
+            let age = (Utc::now() - p.written_at).num_seconds();
+            if p.bansuri.running && p.bansuri.host != self.obs.host && age < 60 {
+                // Cannot be checked from here: it may be a live bansuri on another node.
+                let msg = format!(
+                    "the state file was written {age} s ago by a bansuri on {} (pid {}); if it still runs, the two overwrite each other's state: give each its own `state_dir`",
+                    p.bansuri.host, p.bansuri.pid
+                );
+                self.master(Level::Warning, &msg);
+            }
             self.end_stale_groups(p);
         }
         if self.obs.resume {
