@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
+use crate::control::{self, Cmd};
 use crate::core::{fmt_wall, Mode};
 use crate::embed::Registry;
 use crate::level::Level;
@@ -44,6 +45,43 @@ enum Command {
     Run(RunArgs),
     /// Check the config: one line per task, or every error; exit 0 or 2.
     Validate(ConfigArg),
+    /// Show what the bansuri of this config is doing (from its state file: works from any
+    /// node that sees the file, and after the job has ended).
+    Status(StatusArgs),
+    /// Start tasks now (a stopped or finished one included).
+    Start(TasksArgs),
+    /// Stop tasks gracefully; they stay stopped until `bansuri start`.
+    Stop(TasksArgs),
+    /// Stop tasks gracefully, then start them again.
+    Restart(TasksArgs),
+    /// Re-read the config file now (like SIGHUP) and say what changed.
+    Reload(ConfigArg),
+    /// Stop every task gracefully and exit (like SIGTERM).
+    Shutdown(ConfigArg),
+    /// An interactive prompt: status, start, stop, restart, reload, shutdown, exit (with
+    /// line editing, history and completion of task names).
+    Shell(ConfigArg),
+}
+
+#[derive(Debug, Args)]
+struct TasksArgs {
+    /// Task names.
+    #[arg(required = true, value_name = "TASK")]
+    tasks: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print the state document (JSON) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Refresh every 2 s until Ctrl+C.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, Args, Default)]
@@ -82,6 +120,14 @@ struct RunArgs {
     /// and retries), print a result table, exit 0 or 3.
     #[arg(long, conflicts_with = "exit_when_done")]
     once: bool,
+    /// Serve the web dashboard here (overrides `dashboard`): HOST:PORT, or a port on
+    /// 127.0.0.1.
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_dashboard)]
+    dashboard: Option<std::net::SocketAddr>,
+    /// Skip one-shot tasks that succeeded with the same settings in the previous run of
+    /// this config (its state file): a requeued job continues where it stopped.
+    #[arg(long)]
+    resume: bool,
     /// More detail in the job log (DEBUG lines).
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -130,7 +176,32 @@ where
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
         Some(Command::Run(args)) => run(args, registry),
+        Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
+        Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
+        Some(Command::Restart(a)) => control_cmd(a.config, Cmd::Restart, &a.tasks),
+        Some(Command::Reload(c)) => control_cmd(c, Cmd::Reload, &[]),
+        Some(Command::Shutdown(c)) => control_cmd(c, Cmd::Shutdown, &[]),
+        Some(Command::Shell(c)) => client_result(control::shell::run(c.config.as_deref())),
+        Some(Command::Status(a)) => client_result(control::client::status(
+            a.config.config.as_deref(),
+            a.json,
+            a.watch,
+        )),
         None => run(cli.run, registry),
+    }
+}
+
+fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> i32 {
+    client_result(control::client::command(c.config.as_deref(), cmd, tasks))
+}
+
+fn client_result(r: Result<(), control::client::ClientError>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.msg);
+            e.code
+        }
     }
 }
 
@@ -215,6 +286,7 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
             FormatArg::Text => LogFormat::Text,
             FormatArg::Json => LogFormat::Json,
         }),
+        dashboard: args.dashboard,
     };
     let mut level = match std::env::var("BANSURI_LOG_LEVEL") {
         Ok(v) => match v.parse::<Level>() {
@@ -239,6 +311,7 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         },
         log_level: level,
         overrides,
+        resume: args.resume,
     };
     match runtime::run_with(spec, opts, registry) {
         Ok(code) => code,

@@ -26,7 +26,9 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod core;
+pub mod dashboard;
 pub mod embed;
 pub mod guardian;
 pub mod level;
@@ -34,6 +36,7 @@ pub mod notify;
 pub mod output;
 pub mod rotate;
 pub mod runtime;
+pub mod sample;
 pub mod schedule;
 pub mod spawn;
 pub mod spec;

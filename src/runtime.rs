@@ -1,10 +1,12 @@
 //! The event loop: the only place that reads the clock, waits on file descriptors and
 //! signals, and carries out the core's actions.
 //!
-//! One thread. epoll watches a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and every
-//! child's output pipe; its timeout is the core's next deadline, so an idle bansuri sleeps
-//! until something is due. Output is read in large chunks, split into lines and written,
-//! prefixed, into one buffered job log, flushed whenever the loop goes idle.
+//! One thread. epoll watches a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP), every
+//! child's output pipe, and the control socket and dashboard with their connections
+//! (`serve`); its timeout is the core's next deadline (or the next state write, sample or
+//! inbox poll, `observe`), so an idle bansuri sleeps until something is due. Output is read
+//! in large chunks, split into lines and written, prefixed, into one buffered job log,
+//! flushed whenever the loop goes idle.
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 //!
@@ -14,6 +16,9 @@
 
 mod inprocess;
 mod notifying;
+
+mod observe;
+mod serve;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -47,7 +52,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_WAKE: usize = 16;
 const SIGNAL_TOKEN: u64 = u64::MAX;
 /// The eventfd of worker threads (in-process tasks, registered notifiers).
-const WORKER_TOKEN: u64 = u64::MAX - 1;
+/// (Below the control server's listener tokens, u64::MAX - 1 and - 2.)
+const WORKER_TOKEN: u64 = u64::MAX - 3;
 /// How often process groups that outlived their main process are checked for emptiness.
 /// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
 /// triggers a check; this poll covers members whose parent is still alive.
@@ -63,6 +69,9 @@ pub struct RunOptions {
     /// Global settings given on the command line: they win over the file, also after a
     /// reload.
     pub overrides: Overrides,
+    /// `--resume`: skip one-shots that succeeded with the same settings (previous state
+    /// file), end stale process groups of a killed bansuri.
+    pub resume: bool,
 }
 
 /// Global settings from the command line.
@@ -80,6 +89,8 @@ pub struct Overrides {
     pub log_max_bytes: Option<u64>,
     /// `--log-backups`
     pub log_backups: Option<u32>,
+    /// `--dashboard`
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Overrides {
@@ -102,6 +113,9 @@ impl Overrides {
         }
         if let Some(n) = self.log_backups {
             g.log_backups = n;
+        }
+        if let Some(a) = self.dashboard {
+            g.dashboard = Some(a);
         }
     }
 }
@@ -216,6 +230,7 @@ pub struct Runtime {
     workers: inprocess::Workers,
     /// Names the registry accepts in the config (for reloads).
     extensions: config::Extensions,
+    obs: observe::Observer,
 }
 
 /// Where the config file stands against the config in effect.
@@ -331,7 +346,9 @@ impl Runtime {
             .and_then(|p| p.parent().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
         let core = Core::new(&spec, opts.mode);
+        let (obs, prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
         let mut rt = Runtime {
+            obs,
             core,
             log,
             epoll,
@@ -366,6 +383,7 @@ impl Runtime {
             workers,
         };
         rt.header(&spec);
+        rt.observe_start(prev);
         Ok(rt)
     }
 
@@ -434,6 +452,9 @@ impl Runtime {
                 let poll = now.mono + DRAIN_POLL;
                 deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
             }
+            if let Some(o) = self.observe_deadline(now.mono) {
+                deadline = Some(deadline.map_or(o, |d| d.min(o)));
+            }
             let timeout = match deadline {
                 None => EpollTimeout::NONE,
                 Some(d) if d <= now.mono => EpollTimeout::ZERO,
@@ -460,6 +481,10 @@ impl Runtime {
                     }
                 } else if token == WORKER_TOKEN {
                     if let Some(code) = self.on_workers() {
+                        return Ok(self.finish(code));
+                    }
+                } else if token >= serve::CONN_BASE {
+                    if let Some(code) = self.serve_event(token, ev.events()) {
                         return Ok(self.finish(code));
                     }
                 } else {
@@ -492,6 +517,9 @@ impl Runtime {
                 if let Some(code) = self.apply(actions) {
                     return Ok(self.finish(code));
                 }
+            }
+            if let Some(code) = self.observe_due() {
+                return Ok(self.finish(code));
             }
         }
     }
@@ -571,6 +599,7 @@ impl Runtime {
             // longer matters: flush the partial line and let go.
             self.close_pipe(slot);
         }
+        self.observe_finish(code);
         self.flush_log();
         code
     }
@@ -586,11 +615,19 @@ impl Runtime {
     /// Execute actions depth-first (the actions an input produces run before the rest).
     /// Returns the exit code when the core is done.
     fn apply(&mut self, actions: Vec<Action>) -> Option<i32> {
+        if !actions.is_empty() {
+            self.obs.mark_dirty();
+        }
         let mut stack: Vec<Action> = actions.into_iter().rev().collect();
         while let Some(action) = stack.pop() {
             let follow = match action {
                 Action::Log { task, level, msg } => {
                     self.log.event(Utc::now(), task.as_deref(), level, &msg);
+                    if task.is_none() {
+                        if let Some(c) = &mut self.obs.capture {
+                            c.push(msg);
+                        }
+                    }
                     continue;
                 }
                 Action::Exit { code } => return Some(code),
@@ -611,6 +648,10 @@ impl Runtime {
                 }
                 Action::Spawn { run, task, attempt } if task.no_interface => {
                     self.spawn_inprocess(run, task, attempt)
+                }
+                Action::Reply { ok, msg } => {
+                    self.obs.replies.push((ok, msg));
+                    continue;
                 }
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
@@ -678,6 +719,7 @@ impl Runtime {
                             },
                         );
                         self.guardian.watch(pid);
+                        self.obs.spawned(run, pid);
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
@@ -1111,6 +1153,7 @@ impl Runtime {
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
         self.guardian.forget(reaped.pid);
         self.scan_escapees(&run);
+        self.obs.forget_run(run);
         if let Some(info) = self.runs.remove(&run) {
             for slot in info.pipes {
                 self.on_pipe(slot, true);

@@ -44,6 +44,13 @@ pub struct Globals {
     pub notify_command: Option<String>,
     /// `notify_timeout`: a notifier still running after this is killed. Default 30 s.
     pub notify_timeout: Duration,
+    /// Directory of the state file, control socket and request inbox (absolute);
+    /// `None` = `.bansuri/` beside the config file.
+    pub state_dir: Option<PathBuf>,
+    /// Resource sampling period; zero = off. Default 30 s.
+    pub sample_interval: Duration,
+    /// Address of the web dashboard; `None` = off.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Default for Globals {
@@ -58,6 +65,9 @@ impl Default for Globals {
             log_backups: 5,
             notify_command: None,
             notify_timeout: Duration::from_secs(30),
+            state_dir: None,
+            sample_interval: Duration::from_secs(30),
+            dashboard: None,
         }
     }
 }

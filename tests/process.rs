@@ -369,7 +369,8 @@ fn status_field(pid: i32, key: &str) -> u64 {
 }
 
 /// An idle bansuri sleeps until something is due: with only a long-running service and a
-/// far-away timer, it does not wake up at all; and it is one thread, whatever the load.
+/// far-away timer, it wakes up only to read its request inbox once a second; and it is one
+/// thread, whatever the load.
 #[test]
 fn idle_bansuri_does_not_wake_and_uses_one_thread() {
     let sb = Sandbox::new();
@@ -386,12 +387,14 @@ fn idle_bansuri_does_not_wake_and_uses_one_thread() {
         1,
         "one thread owns everything"
     );
+    // The only wake-ups: the request inbox, read once a second (control from other
+    // nodes), which also carries the state file's heartbeat.
     let before = status_field(b.pid(), "voluntary_ctxt_switches:");
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     let after = status_field(b.pid(), "voluntary_ctxt_switches:");
     assert!(
-        after - before <= 1,
-        "idle bansuri woke {} times in 1.5 s",
+        after - before <= 4,
+        "idle bansuri woke {} times in 3 s (3 inbox polls expected)",
         after - before
     );
 }

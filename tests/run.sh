@@ -3,8 +3,8 @@
 #
 #   bash tests/run.sh [ARGS...]        ARGS go to `cargo test` (e.g. a test name filter)
 #
-# 1. checks the tools (cargo, python3 for the example scripts the tests run) and installs
-#    what Debian can provide;
+# 1. checks the tools (cargo, python3 for the example scripts the tests run, chromium for the
+#    dashboard test) and installs what Debian can provide;
 # 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
 #    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
 #    so the end-to-end tests in tests/slurm_e2e.rs run against it;
@@ -53,6 +53,8 @@ apt_install() {
 }
 command -v python3 >/dev/null || apt_install python3
 command -v flock >/dev/null || apt_install util-linux
+# Headless Chromium loads the dashboard page in tests/dashboard.rs.
+command -v chromium >/dev/null || apt_install chromium
 
 # ---- 2. SLURM ------------------------------------------------------------------------------
 export SLURM_LOCAL_KILL_WAIT=${SLURM_LOCAL_KILL_WAIT:-10}

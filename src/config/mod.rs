@@ -310,3 +310,60 @@ fn config_dir(path: &Path) -> PathBuf {
     };
     validate::tidy(abs.parent().unwrap_or(Path::new("/")))
 }
+
+/// Name of the default state directory, created beside the config file.
+pub const DEFAULT_STATE_DIR: &str = ".bansuri";
+
+/// The state directory a config file names (`state_dir`), or `.bansuri/` beside it.
+///
+/// For the control commands (`status`, `start`, ...), which must work while the file is
+/// being edited: only the syntax is checked and only `state_dir` is read, so a config that
+/// does not validate (a half-written edit) still leads to the running bansuri. A file that
+/// cannot be read or parsed at all gives the default directory.
+pub fn state_dir_of(path: &Path) -> PathBuf {
+    let dir = config_dir(path);
+    let default = dir.join(DEFAULT_STATE_DIR);
+    let Ok(format) = Format::from_path(path) else {
+        return default;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return default;
+    };
+    let root = match format {
+        Format::Json => json::parse(&text).ok(),
+        Format::Toml => toml::parse(&text).ok(),
+        Format::Yaml => yaml::parse(&text).ok(),
+    };
+    let Some(tree::Node {
+        value: tree::Value::Object(members),
+        ..
+    }) = root
+    else {
+        return default;
+    };
+    for (key, node) in &members {
+        if key.name == "state_dir" || key.name == "state-dir" {
+            if let tree::Value::String(s) = &node.value {
+                if !s.trim().is_empty() {
+                    return validate::tidy(&dir.join(s));
+                }
+            }
+        }
+    }
+    default
+}
+
+/// Resolve the state directory of a validated spec (`state_dir`, or `.bansuri/` beside
+/// the config file).
+pub fn state_dir(spec: &Spec) -> PathBuf {
+    spec.globals
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config_dir(&spec.source).join(DEFAULT_STATE_DIR))
+}
+
+/// Parse a dashboard address as the config does: `HOST:PORT`, or a bare port meaning
+/// `127.0.0.1:PORT`.
+pub fn parse_dashboard(s: &str) -> Result<std::net::SocketAddr, String> {
+    validate::dashboard_addr(s).map_err(|(msg, help)| format!("{msg}; {help}"))
+}

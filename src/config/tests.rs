@@ -709,12 +709,8 @@ fn unknown_and_later_top_level_keys() {
     let e = err1(r#"{"scripts": [], "check_intervall": 5}"#);
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");
-    for key in [
-        "sample_interval",
-        "state_dir",
-        "dashboard",
-        "stop_before_end",
-    ] {
+    {
+        let key = "stop_before_end";
         let e = err1(&format!(r#"{{"scripts": [], "{key}": 1}}"#));
         assert_has(
             &e,
@@ -1242,4 +1238,58 @@ fn mutated_configs_never_panic() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- control globals
+
+#[test]
+fn state_dir_sample_interval_and_dashboard() {
+    let s = ok(
+        r#"{"scripts": [], "state_dir": "run/state", "sample_interval": "5s", "dashboard": "8080"}"#,
+    );
+    assert_eq!(s.globals.state_dir, Some(PathBuf::from("/cfg/run/state")));
+    assert_eq!(s.globals.sample_interval, Duration::from_secs(5));
+    assert_eq!(
+        s.globals.dashboard,
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
+    );
+    assert_eq!(state_dir(&s), PathBuf::from("/cfg/run/state"));
+    let s = ok(
+        r#"{"scripts": [], "sample-interval": 0, "dashboard": "0.0.0.0:9000", "state-dir": "/abs"}"#,
+    );
+    assert!(s.globals.sample_interval.is_zero(), "0 turns sampling off");
+    assert_eq!(s.globals.dashboard.map(|a| a.port()), Some(9000));
+    assert_eq!(s.globals.state_dir, Some(PathBuf::from("/abs")));
+    let s = ok(r#"{"scripts": []}"#);
+    assert_eq!(state_dir(&s), PathBuf::from("/cfg/.bansuri"));
+    assert_eq!(s.globals.sample_interval, Duration::from_secs(30));
+    assert_eq!(s.globals.dashboard, None);
+
+    let e = err1(r#"{"scripts": [], "dashboard": "localhost:eighty"}"#);
+    assert_has(&e, "`localhost:eighty` is not an address and port");
+    assert_has(&e, "127.0.0.1:8080");
+    assert_eq!(e.field.as_deref(), Some("dashboard"));
+    assert!(e.line.is_some() && e.column.is_some(), "{e}");
+    let e = err1(r#"{"scripts": [], "sample_interval": "-1s"}"#);
+    assert_eq!(e.field.as_deref(), Some("sample_interval"));
+    let e = err1(r#"{"scripts": [], "state_dir": ""}"#);
+    assert_has(&e, "cannot be empty");
+}
+
+#[test]
+fn state_dir_of_a_config_that_does_not_validate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("c.json");
+    // Invalid (an unknown key) but parseable: its state_dir is still found.
+    std::fs::write(&p, r#"{"scripts": [], "nope": 1, "state_dir": "st"}"#).expect("write");
+    assert_eq!(state_dir_of(&p), dir.path().join("st"));
+    std::fs::write(&p, r#"{"scripts": [], "#).expect("write");
+    assert_eq!(
+        state_dir_of(&p),
+        dir.path().join(".bansuri"),
+        "unparseable: the default"
+    );
+    let t = dir.path().join("c.toml");
+    std::fs::write(&t, "state-dir = \"/x/y\"\nscripts = []\n").expect("write");
+    assert_eq!(state_dir_of(&t), PathBuf::from("/x/y"));
 }

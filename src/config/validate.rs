@@ -47,18 +47,13 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("log_backups", &["log-backups"]),
     field("notify_command", &["notify-command"]),
     field("notify_timeout", &["notify-timeout"]),
+    field("state_dir", &["state-dir"]),
+    field("sample_interval", &["sample-interval"]),
+    field("dashboard", &[]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
-const LATER_GLOBALS: &[&str] = &[
-    "sample_interval",
-    "sample-interval",
-    "state_dir",
-    "state-dir",
-    "dashboard",
-    "stop_before_end",
-    "stop-before-end",
-];
+const LATER_GLOBALS: &[&str] = &["stop_before_end", "stop-before-end"];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
 pub(crate) const TASK_FIELDS: &[Field] = &[
@@ -260,6 +255,21 @@ fn duration(node: &Node) -> Result<Duration, Problem> {
         }
         _ => Err(expected("a duration", node).help(DURATION_HELP)),
     }
+}
+
+/// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
+/// Port 0 picks a free port (the address in use is in the state file).
+pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, (String, &'static str)> {
+    let t = s.trim();
+    if let Ok(port) = t.trim_start_matches(':').parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    t.parse::<std::net::SocketAddr>().map_err(|_| {
+        (
+            format!("`{t}` is not an address and port"),
+            "write \"127.0.0.1:8080\" (loopback only), \"8080\" (the same), or \"0.0.0.0:8080\" (every interface)",
+        )
+    })
 }
 
 fn positive_duration(node: &Node) -> Result<Duration, Problem> {
@@ -846,6 +856,29 @@ impl<'a> Validator<'a> {
         let notify_timeout = self
             .take(None, f.get("notify_timeout"), positive_duration)
             .unwrap_or(d.notify_timeout);
+        let config_dir = self.config_dir.clone();
+        let state_dir = self
+            .take(None, f.get("state_dir"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                let s = non_empty_str(n)?;
+                Ok(Some(tidy(&config_dir.join(s))))
+            })
+            .unwrap_or(d.state_dir);
+        let sample_interval = self
+            .take(None, f.get("sample_interval"), duration)
+            .unwrap_or(d.sample_interval);
+        let dashboard = self
+            .take(None, f.get("dashboard"), |n| {
+                if n.value == Value::Null {
+                    return Ok(None);
+                }
+                dashboard_addr(non_empty_str(n)?)
+                    .map(Some)
+                    .map_err(|(msg, help)| Problem::new(msg).help(help))
+            })
+            .unwrap_or(d.dashboard);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -856,6 +889,9 @@ impl<'a> Validator<'a> {
             log_backups,
             notify_command,
             notify_timeout,
+            state_dir,
+            sample_interval,
+            dashboard,
         }
     }
 

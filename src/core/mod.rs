@@ -26,8 +26,11 @@ use crate::spec::{
 mod notify;
 mod program;
 use program::attempt_text;
+mod control;
 #[cfg(test)]
 mod tests;
+
+pub use control::{settings_hash, unknown_task, ProcessView, TaskStatus};
 
 /// Identifies one process started for a task (one attempt of a run).
 pub type RunId = u64;
@@ -82,6 +85,22 @@ pub enum Input {
     /// from the new wall time (a jump forward fires a missed match once, a jump back fires
     /// nothing early).
     ClockChanged,
+    /// Control command `start TASK`: run it now (a stopped or finished task included).
+    StartTask {
+        /// The task's name.
+        task: String,
+    },
+    /// Control command `stop TASK`: stop it gracefully; it is not started again until a
+    /// `start` (no schedule, no retry, no reload).
+    StopTask {
+        /// The task's name.
+        task: String,
+    },
+    /// Control command `restart TASK`: stop it gracefully, then start it.
+    RestartTask {
+        /// The task's name.
+        task: String,
+    },
     /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
@@ -124,6 +143,10 @@ pub enum StopReason {
     Changed,
     /// The task was disabled in the config (`enabled: false`).
     Disabled,
+    /// A `stop` control command.
+    Command,
+    /// A `restart` control command.
+    Restart,
 }
 
 impl StopReason {
@@ -137,6 +160,8 @@ impl StopReason {
             StopReason::Removed => "removed from the config",
             StopReason::Changed => "its settings changed",
             StopReason::Disabled => "disabled in the config",
+            StopReason::Command => "stop command",
+            StopReason::Restart => "restart command",
         }
     }
 }
@@ -229,6 +254,13 @@ pub enum Action {
         attempts: u32,
         /// When it ended.
         at: DateTime<Utc>,
+    },
+    /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
+    Reply {
+        /// The command was carried out (or had nothing to do).
+        ok: bool,
+        /// What happened, in words for the user.
+        msg: String,
     },
     /// Everything is over: flush and exit with this code.
     Exit {
@@ -373,6 +405,14 @@ pub struct TaskStats {
     pub last_outcome: Option<Outcome>,
     /// How the last process ended.
     pub last_end: Option<ProcessEnd>,
+    /// Retries started (attempts after the first of a run).
+    pub restarts: u64,
+    /// CPU time of the processes that ended (wait4 rusage, their reaped children included).
+    pub cpu_time: Duration,
+    /// Largest peak RSS of one process that ended (wait4 rusage).
+    pub peak_rss: u64,
+    /// Wall time the last process ended.
+    pub last_end_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -400,6 +440,14 @@ struct Task {
     reason: Option<String>,
     /// Its last finished run failed finally: the next success is a recovery.
     failing: bool,
+    /// Stopped by a `stop` command: not started again (schedule, retry, reload) until a
+    /// `start`.
+    held: bool,
+    /// A `restart` command is waiting for the runs being stopped to end.
+    restart_after_stop: bool,
+    /// `--resume`: it succeeded with the same settings before; its first scheduling
+    /// does not run it.
+    resumed: bool,
 }
 
 impl Task {
@@ -419,6 +467,9 @@ impl Task {
             dep_wait: false,
             reason: None,
             failing: false,
+            held: false,
+            restart_after_stop: false,
+            resumed: false,
         }
     }
 
@@ -444,6 +495,9 @@ impl Task {
         }
         if self.retry.is_some() {
             return TaskState::Restarting;
+        }
+        if self.held {
+            return TaskState::Stopped;
         }
         if !self.spec.enabled {
             return TaskState::Stopped;
@@ -560,6 +614,9 @@ impl Core {
             Input::Shutdown { signal } => self.shutdown(signal, now),
             Input::Reload { spec } => self.reload(&spec, now),
             Input::ClockChanged => self.clock_changed(now),
+            Input::StartTask { task } => self.control_start(&task, now),
+            Input::StopTask { task } => self.control_stop(&task, now),
+            Input::RestartTask { task } => self.control_restart(&task, now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -673,6 +730,12 @@ impl Core {
     /// start instead of firing at once, and a one-shot that ran does not run again.
     fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
         let name = self.tasks[i].spec.name.clone();
+        if self.tasks[i].held {
+            // Stopped by a `stop` command: nothing runs it (reload, new settings) until
+            // a `start`.
+            self.tasks[i].sched = Sched::Off;
+            return;
+        }
         if !self.tasks[i].spec.enabled {
             self.tasks[i].sched = Sched::Off;
             self.log(
@@ -699,8 +762,16 @@ impl Core {
         let words = schedule::describe(&schedule);
         match schedule {
             ScheduleSpec::Once => {
+                let resumed = std::mem::take(&mut self.tasks[i].resumed);
+                if resumed {
+                    self.log(
+                        Some(&name),
+                        Level::Info,
+                        "Succeeded before with the same settings: not run again (--resume)".into(),
+                    );
+                }
                 self.tasks[i].sched = Sched::Once {
-                    fired: last_start.is_some(),
+                    fired: last_start.is_some() || resumed,
                 };
                 self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
             }
@@ -764,6 +835,7 @@ impl Core {
         if self.exited {
             return;
         }
+        self.restarts_due(now);
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
@@ -990,6 +1062,9 @@ impl Core {
             let attempt = run.attempt;
             self.active += 1;
             self.tasks[i].stats.starts += 1;
+            if attempt > 1 {
+                self.tasks[i].stats.restarts += 1;
+            }
             self.out.push(Action::Spawn {
                 run: id,
                 task: Arc::clone(&self.tasks[i].spec),
@@ -1064,6 +1139,9 @@ impl Core {
                     }
                 }
             }
+        } else if self.tasks[i].held {
+            // A `stop` command came before this run had a pid.
+            self.stop_runs(i, StopReason::Command, now);
         } else if self.tasks[i].queued_replace() {
             // `overlap: replace` came due before this (older) run had a pid: stop it now,
             // the queued run starts when it has exited.
@@ -1180,6 +1258,7 @@ impl Core {
         let name = spec.name.as_str();
         let success = matches!(end, ProcessEnd::Exited(c) if spec.success_codes.contains(&c));
         self.tasks[i].stats.last_end = Some(end.clone());
+        self.record_usage(i, usage, now);
 
         let detail = run_detail(uptime, usage);
         let (level, mut line) = describe_end(&end, success, &spec);
@@ -1619,23 +1698,30 @@ impl Core {
         self.out.push(Action::Exit { code });
     }
 
-    /// One aligned line per task: state, runs, failures, last end.
+    /// One aligned line per task: state, runs, failures, CPU time and peak RSS of its
+    /// processes (wait4 rusage), last end.
     fn summary(&mut self) {
         let views = self.views();
         let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
         self.master(
             Level::Info,
             format!(
-                "{:<width$}  {:<10}  {:>5}  {:>8}  LAST",
-                "TASK", "STATE", "RUNS", "FAILURES"
+                "{:<width$}  {:<10}  {:>5}  {:>8}  {:>9}  {:>9}  LAST",
+                "TASK", "STATE", "RUNS", "FAILURES", "CPU TIME", "PEAK RSS"
             ),
         );
         for v in views {
             let last = v.stats.last_end.as_ref().map_or("-".to_owned(), short_end);
+            let cpu = format!("{:.2}s", v.stats.cpu_time.as_secs_f64());
+            let rss = if v.stats.peak_rss == 0 {
+                "-".to_owned()
+            } else {
+                fmt_bytes(v.stats.peak_rss)
+            };
             self.master(
                 Level::Info,
                 format!(
-                    "{:<width$}  {:<10}  {:>5}  {:>8}  {last}",
+                    "{:<width$}  {:<10}  {:>5}  {:>8}  {cpu:>9}  {rss:>9}  {last}",
                     v.name,
                     v.state.name(),
                     v.stats.runs,
@@ -1855,6 +1941,8 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Stopped(StopReason::Removed) => "stopped (removed)".to_owned(),
         ProcessEnd::Stopped(StopReason::Changed) => "stopped (changed)".to_owned(),
         ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Command) => "stopped (stop command)".to_owned(),
+        ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

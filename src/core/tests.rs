@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+mod control;
+
 use super::*;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::CommandSpec;
@@ -448,7 +450,7 @@ impl Harness {
                     self.starting
                 );
             }
-            Action::Log { .. } | Action::Notify { .. } => {}
+            Action::Log { .. } | Action::Notify { .. } | Action::Reply { .. } => {}
         }
     }
 

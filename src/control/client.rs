@@ -1,0 +1,294 @@
+//! The client side of the control commands: find the state directory of a config, show
+//! status from the state file, and send requests (socket on the same node, request files
+//! otherwise) and wait for the answer.
+//!
+//! Must not: need the config to be valid (a user fixing a broken config must still be able
+//! to see and steer the running bansuri): only the state directory is read from it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::server::short_socket_path;
+use super::state::StateDoc;
+use super::status::{liveness, render, Liveness};
+use super::{new_request_id, Cmd, Paths, Request, Response};
+use crate::config;
+use crate::core::unknown_task;
+
+/// How long a client waits for an answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often `status --watch` refreshes.
+pub const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// A client error: the message, and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// What went wrong, for stderr.
+    pub msg: String,
+    /// Exit code (1: no bansuri / no answer; 2: usage, such as an unknown task).
+    pub code: i32,
+}
+
+impl ClientError {
+    fn new(code: i32, msg: impl Into<String>) -> ClientError {
+        ClientError {
+            msg: msg.into(),
+            code,
+        }
+    }
+}
+
+/// The state directory of the config `cli` (located as `bansuri run` would).
+pub fn paths_for(cli: Option<&Path>) -> Result<(PathBuf, Paths), ClientError> {
+    let path = config::locate(cli).map_err(|e| ClientError::new(2, e.to_string()))?;
+    let dir = config::state_dir_of(&path);
+    Ok((path, Paths::new(&dir)))
+}
+
+/// Read the state file, with errors a user can act on.
+pub fn read_state(paths: &Paths, config: &Path) -> Result<StateDoc, ClientError> {
+    match StateDoc::read(&paths.state) {
+        Ok(d) => Ok(d),
+        Err(e) if !paths.state.exists() => {
+            let _ = e;
+            Err(ClientError::new(
+                1,
+                format!(
+                    "no bansuri has run with {} yet: there is no state file {}",
+                    config.display(),
+                    paths.state.display()
+                ),
+            ))
+        }
+        Err(e) => Err(ClientError::new(
+            1,
+            format!("cannot read the state file {}: {e}", paths.state.display()),
+        )),
+    }
+}
+
+/// `bansuri status`: print the table (or the JSON document), once or every
+/// [`WATCH_EVERY`].
+pub fn status(cli: Option<&Path>, json: bool, watch: bool) -> Result<(), ClientError> {
+    let (config, paths) = paths_for(cli)?;
+    loop {
+        let doc = read_state(&paths, &config)?;
+        let text = if json {
+            let mut t = doc.to_json();
+            t.push('\n');
+            t
+        } else {
+            render(&doc, Utc::now(), &liveness(&doc))
+        };
+        let mut out = std::io::stdout().lock();
+        if watch {
+            // Home, clear screen: the table is redrawn in place.
+            let _ = out.write_all(b"\x1b[H\x1b[2J");
+        }
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        if !watch {
+            return Ok(());
+        }
+        drop(out);
+        std::thread::sleep(WATCH_EVERY);
+    }
+}
+
+/// How to reach bansuri: `BANSURI_CONTROL_VIA=files` forces request files (what a client
+/// on another node uses), `socket` forces the socket; unset, the socket when bansuri runs
+/// on this node and answers, request files otherwise.
+pub const VIA_ENV: &str = "BANSURI_CONTROL_VIA";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Auto,
+    Socket,
+    Files,
+}
+
+fn via() -> Result<Via, ClientError> {
+    match std::env::var(VIA_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(Via::Auto),
+        Ok("socket") => Ok(Via::Socket),
+        Ok("files") => Ok(Via::Files),
+        Ok(v) => Err(ClientError::new(
+            2,
+            format!("{VIA_ENV}={v}: use `socket`, `files` or `auto`"),
+        )),
+    }
+}
+
+/// Check that a bansuri runs for this state, and that the tasks exist in it.
+pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), ClientError> {
+    match liveness(doc) {
+        Liveness::Running | Liveness::Elsewhere => {}
+        Liveness::Ended => {
+            let when = doc
+                .bansuri
+                .ended_at
+                .map(|t| format!(" at {}", crate::core::fmt_wall(t)))
+                .unwrap_or_default();
+            let code = doc
+                .bansuri
+                .exit_code
+                .map(|c| format!(" with code {c}"))
+                .unwrap_or_default();
+            return Err(ClientError::new(
+                1,
+                format!("no bansuri is running for this config: the last one exited{when}{code}"),
+            ));
+        }
+        Liveness::Gone(why) => {
+            return Err(ClientError::new(
+                1,
+                format!("no bansuri is running for this config: {why}"),
+            ))
+        }
+    }
+    if cmd.takes_tasks() {
+        if tasks.is_empty() {
+            return Err(ClientError::new(
+                2,
+                format!("{}: name at least one task", cmd.word()),
+            ));
+        }
+        let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
+        for t in tasks {
+            if !known.contains(t) {
+                return Err(ClientError::new(2, unknown_task(t, &known)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Send `cmd` to the bansuri of `paths` and wait up to `timeout` for its answer.
+pub fn send(
+    paths: &Paths,
+    doc: &StateDoc,
+    cmd: Cmd,
+    tasks: &[String],
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    let req = Request {
+        id: new_request_id(),
+        cmd,
+        tasks: tasks.to_vec(),
+        sent_at: chrono::Utc::now(),
+        from: format!("{}:{}", crate::sample::hostname(), std::process::id()),
+    };
+    let via = via()?;
+    let here = doc.bansuri.host == crate::sample::hostname();
+    if via == Via::Socket || (via == Via::Auto && here) {
+        let socket = doc
+            .control
+            .socket
+            .as_ref()
+            .map_or_else(|| paths.socket.clone(), PathBuf::from);
+        match over_socket(&socket, &req, timeout) {
+            Ok(r) => return Ok(r),
+            Err(e) if via == Via::Socket => {
+                return Err(ClientError::new(
+                    1,
+                    format!("cannot use the control socket {}: {e}", socket.display()),
+                ))
+            }
+            // Not reachable from here (another node, or no socket): use the inbox.
+            Err(_) => {}
+        }
+    }
+    over_files(paths, doc, &req, timeout)
+}
+
+fn over_socket(path: &Path, req: &Request, timeout: Duration) -> std::io::Result<Response> {
+    let (addr, _dir) = short_socket_path(path)?;
+    let mut s = UnixStream::connect(&addr)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer)?;
+    if answer.is_empty() {
+        return Err(std::io::Error::other(
+            "the connection was closed without an answer",
+        ));
+    }
+    serde_json::from_str(&answer).map_err(std::io::Error::other)
+}
+
+fn over_files(
+    paths: &Paths,
+    doc: &StateDoc,
+    req: &Request,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    let dir = &paths.requests;
+    let tmp = dir.join(format!(".{}.tmp", req.id));
+    let file = dir.join(format!("{}.req", req.id));
+    let resp = dir.join(format!("{}.resp", req.id));
+    let bytes = serde_json::to_vec_pretty(req).unwrap_or_default();
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ClientError::new(
+                1,
+                format!("cannot leave a request in {}: {e}", dir.display()),
+            )
+        })?;
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&resp) {
+            let _ = std::fs::remove_file(&resp);
+            return serde_json::from_str(&text).map_err(|e| {
+                ClientError::new(
+                    1,
+                    format!("the answer in {} is not valid: {e}", resp.display()),
+                )
+            });
+        }
+        if start.elapsed() >= timeout {
+            // Not picked up: take it back so a later bansuri does not act on it.
+            let taken_back = std::fs::remove_file(&file).is_ok();
+            let age = chrono::Utc::now() - doc.written_at;
+            let mut msg = format!(
+                "no answer from bansuri within {} (it reads {} once a second); its state was last written {} ago",
+                crate::core::fmt_dur(timeout),
+                dir.display(),
+                crate::core::fmt_dur(Duration::from_secs(age.num_seconds().max(0) as u64))
+            );
+            if !taken_back {
+                msg.push_str("; the request was picked up, so it may still be carried out");
+            }
+            return Err(ClientError::new(1, msg));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.
+pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), ClientError> {
+    let (config, paths) = paths_for(cli)?;
+    let doc = read_state(&paths, &config)?;
+    preflight(&doc, cmd, tasks)?;
+    let timeout = std::env::var("BANSURI_CONTROL_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let r = send(&paths, &doc, cmd, tasks, timeout)?;
+    if r.ok {
+        if !r.message.is_empty() {
+            println!("{}", r.message);
+        }
+        Ok(())
+    } else {
+        Err(ClientError::new(1, r.message))
+    }
+}

@@ -1,0 +1,422 @@
+//! The state file: its schema (versioned), and reading and writing it.
+//!
+//! `state.json` in the state directory is written by the running bansuri, atomically (a
+//! temporary file in the same directory, then `rename`), on every state change (coalesced
+//! to at most one write per [`MIN_WRITE_INTERVAL`]) and every [`HEARTBEAT`] while a task
+//! process runs, and a last time when bansuri exits. Everything that shows bansuri's state
+//! to a user (`status`, `--json`, the dashboard's `/api/status`) shows this document, so it
+//! reads the same on a login node as on the compute node, and after the job has ended.
+//!
+//! # Schema, version 1
+//! Times are RFC 3339 (UTC); durations are seconds (numbers); sizes are bytes. Fields may
+//! be added within a version; a reader ignores what it does not know. A field is removed
+//! or changes meaning only with a new `version`.
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `schema` | always `"bansuri-state"` |
+//! | `version` | `1` |
+//! | `written_at` | when this file was written |
+//! | `clock_ticks` | the node's boot clock when written, in the unit of `pid_start` |
+//! | `bansuri` | `version`, `pid`, `pid_start`, `host`, `boot_id`, `started_at`, `running` (false once it has exited), `ended_at`, `exit_code` |
+//! | `job` | SLURM: `id`, `name`, `nodelist`, `partition`, `cpus_on_node`; `null` outside SLURM |
+//! | `config` | `path`, `loaded_at` (the config in effect), `on_disk_differs` (the file on disk is not the config in effect), `invalid` (`{reason, since}` when the file on disk cannot be used) |
+//! | `control` | `socket` (path of the control socket, `null` if none), `requests` (the request inbox), `dashboard` (its URL, or `null`) |
+//! | `settings` | `check_interval`, `watchdog_timeout`, `sample_interval`, `max_parallel`, `mode` (`service`, `exit-when-done`, `once`), `resume` |
+//! | `node` | last sample: `load` (1, 5, 15 min), `mem_total`, `mem_available`, `sampled_at`; `null` when sampling is off |
+//! | `tasks` | one entry per task, in config order (below) |
+//!
+//! A task: `name`, `description`, `schedule` (in words), `one_shot`, `enabled`, `state`
+//! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
+//! RESTARTING, STOPPED), `pid` and `pgid` and `pid_start` and `attempt` of its first live
+//! process (`null` when none), `processes` (every live process: `pid`, `pgid`,
+//! `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`, `failures`,
+//! `restarts` (retries started), `last_result` (`success`, `failed`, `timeout`, `stopped`),
+//! `last_exit` (`{code}` or `{signal}`, and `text` as in the job log), `started_at` (of the
+//! live process), `ended_at` (of the last process), `next_run_at`, `retry_at`,
+//! `cpu_percent` and `rss` (last sample, summed over its process groups; `null` when not
+//! sampled), `peak_rss` (largest of the sampled group RSS and the kernel's peak of each
+//! ended process), `cpu_time` (seconds: ended processes from wait4, plus the live ones as
+//! sampled), `settings_hash` (see `--resume`).
+//!
+//! `pid_start` is the process's start time in clock ticks since boot (field 22 of
+//! /proc/PID/stat); with `boot_id` it tells a process of ours from a later process that
+//! got the same pid.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The value of `schema`.
+pub const SCHEMA: &str = "bansuri-state";
+/// The schema version this bansuri writes, and the newest it reads.
+pub const VERSION: u32 = 1;
+/// State changes closer together than this are written once.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(200);
+/// While a task process runs, the file is rewritten at least this often.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The whole state document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateDoc {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// When written.
+    pub written_at: DateTime<Utc>,
+    /// Boot clock when written (ticks since boot).
+    pub clock_ticks: u64,
+    /// The bansuri process.
+    pub bansuri: BansuriInfo,
+    /// The SLURM job, if any.
+    pub job: Option<JobInfo>,
+    /// The config in effect and the file on disk.
+    pub config: ConfigInfo,
+    /// How to reach this bansuri.
+    pub control: ControlInfo,
+    /// Global settings in effect.
+    pub settings: SettingsInfo,
+    /// The node, as last sampled.
+    pub node: Option<NodeInfo>,
+    /// The tasks, in config order.
+    pub tasks: Vec<TaskEntry>,
+}
+
+/// The bansuri process that writes the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BansuriInfo {
+    /// bansuri's version.
+    pub version: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (ticks since boot).
+    pub pid_start: u64,
+    /// Host name.
+    pub host: String,
+    /// Boot id of the host.
+    pub boot_id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// False once it has exited.
+    pub running: bool,
+    /// When it exited.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Its exit code, once exited.
+    pub exit_code: Option<i32>,
+}
+
+/// The SLURM job bansuri runs in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// `SLURM_JOB_ID`
+    pub id: String,
+    /// `SLURM_JOB_NAME`
+    pub name: Option<String>,
+    /// `SLURM_JOB_NODELIST`
+    pub nodelist: Option<String>,
+    /// `SLURM_JOB_PARTITION`
+    pub partition: Option<String>,
+    /// `SLURM_CPUS_ON_NODE`
+    pub cpus_on_node: Option<String>,
+}
+
+impl JobInfo {
+    /// From the environment, when inside a SLURM job.
+    pub fn from_env() -> Option<JobInfo> {
+        let id = std::env::var("SLURM_JOB_ID").ok()?;
+        let get = |k: &str| std::env::var(k).ok();
+        Some(JobInfo {
+            id,
+            name: get("SLURM_JOB_NAME"),
+            nodelist: get("SLURM_JOB_NODELIST"),
+            partition: get("SLURM_JOB_PARTITION"),
+            cpus_on_node: get("SLURM_CPUS_ON_NODE"),
+        })
+    }
+}
+
+/// The config in effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigInfo {
+    /// The config file.
+    pub path: String,
+    /// When the config in effect was loaded.
+    pub loaded_at: DateTime<Utc>,
+    /// The file on disk is not the config in effect (invalid, or changed and not yet
+    /// applied).
+    pub on_disk_differs: bool,
+    /// Why the file on disk cannot be used, and since when.
+    pub invalid: Option<InvalidInfo>,
+}
+
+/// An invalid config file on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvalidInfo {
+    /// "it has errors", "it is empty", "cannot read it: ...".
+    pub reason: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}
+
+/// Where to reach bansuri.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlInfo {
+    /// The control socket (this node only).
+    pub socket: Option<String>,
+    /// The request inbox (any node that sees the directory).
+    pub requests: String,
+    /// The dashboard's URL.
+    pub dashboard: Option<String>,
+}
+
+/// Global settings in effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsInfo {
+    /// Seconds.
+    pub check_interval: f64,
+    /// Seconds.
+    pub watchdog_timeout: f64,
+    /// Seconds; 0 = off.
+    pub sample_interval: f64,
+    /// Most processes at once.
+    pub max_parallel: Option<usize>,
+    /// `service`, `exit-when-done` or `once`.
+    pub mode: String,
+    /// Started with `--resume`.
+    pub resume: bool,
+}
+
+/// The node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Load averages (1, 5, 15 minutes).
+    pub load: [f64; 3],
+    /// Bytes.
+    pub mem_total: u64,
+    /// Bytes.
+    pub mem_available: u64,
+    /// When sampled.
+    pub sampled_at: DateTime<Utc>,
+}
+
+/// One task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEntry {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Schedule in words.
+    pub schedule: String,
+    /// Runs once (no timer, no cron).
+    pub one_shot: bool,
+    /// `enabled` in the config.
+    pub enabled: bool,
+    /// State name.
+    pub state: String,
+    /// First live process.
+    pub pid: Option<u32>,
+    /// Its process group.
+    pub pgid: Option<u32>,
+    /// Its start time (ticks since boot).
+    pub pid_start: Option<u64>,
+    /// Its attempt.
+    pub attempt: Option<u32>,
+    /// Every live process.
+    pub processes: Vec<ProcessEntry>,
+    /// Processes started.
+    pub starts: u64,
+    /// Runs ended.
+    pub runs: u64,
+    /// Runs failed finally.
+    pub failures: u64,
+    /// Retries started.
+    pub restarts: u64,
+    /// `success`, `failed`, `timeout`, `stopped`.
+    pub last_result: Option<String>,
+    /// How the last process ended.
+    pub last_exit: Option<LastExit>,
+    /// Start of the live process.
+    pub started_at: Option<DateTime<Utc>>,
+    /// End of the last process.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Next scheduled run.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Next retry.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Last sample: percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// Last sample: bytes.
+    pub rss: Option<u64>,
+    /// Bytes.
+    pub peak_rss: u64,
+    /// Seconds.
+    pub cpu_time: f64,
+    /// Settings hash.
+    pub settings_hash: String,
+}
+
+/// One live process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    /// Pid.
+    pub pid: u32,
+    /// Process group (= pid).
+    pub pgid: u32,
+    /// Start time (ticks since boot).
+    pub pid_start: Option<u64>,
+    /// Attempt.
+    pub attempt: u32,
+    /// Start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Being stopped.
+    pub stopping: bool,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// Signal name, when killed by a signal.
+    pub signal: Option<String>,
+    /// As in the job log: `exit 0`, `SIGKILL`, `timeout 30s`.
+    pub text: String,
+}
+
+impl StateDoc {
+    /// The JSON text (pretty, for people who `cat` it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// Parse a state file's text, checking schema and version.
+    pub fn parse(text: &str) -> Result<StateDoc, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("it is not JSON ({e})"))?;
+        if v.get("schema").and_then(|s| s.as_str()) != Some(SCHEMA) {
+            return Err("it is not a bansuri state file (no \"schema\": \"bansuri-state\")".into());
+        }
+        let version = v.get("version").and_then(|s| s.as_u64()).unwrap_or(0);
+        if version > u64::from(VERSION) {
+            return Err(format!(
+                "it was written by a newer bansuri (schema version {version}; this one reads up to {VERSION})"
+            ));
+        }
+        serde_json::from_value(v).map_err(|e| format!("it does not follow the schema ({e})"))
+    }
+
+    /// Read and parse the state file at `path`.
+    pub fn read(path: &Path) -> Result<StateDoc, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        StateDoc::parse(&text)
+    }
+
+    /// A task by name.
+    pub fn task(&self, name: &str) -> Option<&TaskEntry> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, then rename. A reader
+/// sees the old content or the new, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_doc() -> StateDoc {
+        let t: DateTime<Utc> = "2026-01-19T10:00:00Z".parse().expect("time");
+        StateDoc {
+            schema: SCHEMA.into(),
+            version: VERSION,
+            written_at: t,
+            clock_ticks: 1000,
+            bansuri: BansuriInfo {
+                version: "0.1.0".into(),
+                pid: 42,
+                pid_start: 10,
+                host: "node1".into(),
+                boot_id: "b".into(),
+                started_at: t,
+                running: true,
+                ended_at: None,
+                exit_code: None,
+            },
+            job: None,
+            config: ConfigInfo {
+                path: "/x/c.json".into(),
+                loaded_at: t,
+                on_disk_differs: false,
+                invalid: None,
+            },
+            control: ControlInfo {
+                socket: Some("/x/.bansuri/control.sock".into()),
+                requests: "/x/.bansuri/requests".into(),
+                dashboard: None,
+            },
+            settings: SettingsInfo {
+                check_interval: 30.0,
+                watchdog_timeout: 120.0,
+                sample_interval: 30.0,
+                max_parallel: None,
+                mode: "service".into(),
+                resume: false,
+            },
+            node: None,
+            tasks: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_version_checks() {
+        let d = sample_doc();
+        let back = StateDoc::parse(&d.to_json()).expect("parses");
+        assert_eq!(back, d);
+        let newer = d.to_json().replace("\"version\": 1,", "\"version\": 2,");
+        let e = StateDoc::parse(&newer).expect_err("newer");
+        assert!(e.contains("newer bansuri (schema version 2"), "{e}");
+        let e = StateDoc::parse("{\"a\": 1}").expect_err("not ours");
+        assert!(e.contains("not a bansuri state file"), "{e}");
+        // Unknown fields (a later minor addition) are ignored.
+        let extra = d.to_json().replacen('{', "{\"future_field\": 1,", 1);
+        assert_eq!(StateDoc::parse(&extra).expect("parses"), d);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("state.json");
+        write_atomic(&p, b"one").expect("write");
+        write_atomic(&p, b"two").expect("write");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    }
+}

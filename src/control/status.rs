@@ -1,0 +1,348 @@
+//! The status table: what `bansuri status`, the shell's `status` and nothing else print.
+//!
+//! Rendering is pure (a state document and the present time in, text out); whether the
+//! bansuri that wrote the document is still alive is decided by [`liveness`], which looks
+//! at /proc when the document comes from this node.
+
+use chrono::{DateTime, Local, Utc};
+
+use super::state::{StateDoc, TaskEntry};
+use crate::core::{fmt_bytes, fmt_dur};
+use crate::sample;
+
+/// Is the bansuri that wrote a state document still running?
+#[derive(Debug, Clone, PartialEq)]
+pub enum Liveness {
+    /// It says it runs, and (on this node) its pid and start time match.
+    Running,
+    /// It says it runs, on another node: cannot be checked from here.
+    Elsewhere,
+    /// It exited normally.
+    Ended,
+    /// It says it runs, but on this node its process is gone (killed, node rebooted).
+    Gone(String),
+}
+
+/// Check the document's bansuri against this node's processes.
+pub fn liveness(doc: &StateDoc) -> Liveness {
+    if !doc.bansuri.running {
+        return Liveness::Ended;
+    }
+    if doc.bansuri.host != sample::hostname() {
+        return Liveness::Elsewhere;
+    }
+    if doc.bansuri.boot_id != sample::boot_id() {
+        return Liveness::Gone(format!("{} has rebooted since it ran", doc.bansuri.host));
+    }
+    match sample::start_ticks(doc.bansuri.pid) {
+        Some(t) if t == doc.bansuri.pid_start => Liveness::Running,
+        _ => Liveness::Gone(format!(
+            "its process (pid {}) on {} is gone: it was killed",
+            doc.bansuri.pid, doc.bansuri.host
+        )),
+    }
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn local_short(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let l = t.with_timezone(&Local);
+    if l.date_naive() == now.with_timezone(&Local).date_naive() {
+        l.format("%H:%M:%S").to_string()
+    } else {
+        l.format("%m-%d %H:%M").to_string()
+    }
+}
+
+/// `5m 3s` for the time between `a` and `b` (zero if negative).
+fn span(a: DateTime<Utc>, b: DateTime<Utc>) -> String {
+    let d = (b - a).to_std().unwrap_or_default();
+    if d.as_secs() == 0 {
+        return "0s".into();
+    }
+    fmt_dur(std::time::Duration::from_secs(d.as_secs()))
+}
+
+/// The "UPTIME/NEXT" cell.
+fn when(t: &TaskEntry, now: DateTime<Utc>) -> String {
+    if let Some(s) = t.started_at {
+        return format!("up {}", span(s, now));
+    }
+    if let Some(r) = t.retry_at {
+        return format!("retry in {}", span(now, r));
+    }
+    if let Some(n) = t.next_run_at {
+        return format!("next {} (in {})", local_short(n, now), span(now, n));
+    }
+    if let Some(e) = t.ended_at {
+        return format!("ended {} ago", span(e, now));
+    }
+    "-".into()
+}
+
+/// The table, with a header saying whether bansuri runs and a footer with the node.
+pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
+    let mut out = String::new();
+    let b = &doc.bansuri;
+    let job = match &doc.job {
+        Some(j) => format!(
+            ", SLURM job {}{}",
+            j.id,
+            j.name
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    match live {
+        Liveness::Running | Liveness::Elsewhere => {
+            out.push_str(&format!(
+                "bansuri {} running on {} (pid {}){job}, up {}\n",
+                b.version,
+                b.host,
+                b.pid,
+                span(b.started_at, now)
+            ));
+        }
+        Liveness::Ended => {
+            let at = b.ended_at.unwrap_or(doc.written_at);
+            let code = b
+                .exit_code
+                .map(|c| format!(" with code {c}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "bansuri is NOT running: it exited at {} ({} ago){code}; it ran on {}{job}\n",
+                local(at),
+                span(at, now),
+                b.host
+            ));
+        }
+        Liveness::Gone(why) => {
+            out.push_str(&format!(
+                "bansuri is NOT running: {why}; last state written at {} ({} ago){job}\n",
+                local(doc.written_at),
+                span(doc.written_at, now)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "config {} (loaded {})\n",
+        doc.config.path,
+        local(doc.config.loaded_at)
+    ));
+    if let Some(inv) = &doc.config.invalid {
+        out.push_str(&format!(
+            "WARNING: the config file on disk is NOT in effect: {} (since {})\n",
+            inv.reason,
+            local(inv.since)
+        ));
+    } else if doc.config.on_disk_differs {
+        out.push_str("note: the config file on disk has changed and is being applied\n");
+    }
+    out.push('\n');
+
+    let headers = [
+        "TASK",
+        "STATE",
+        "PID",
+        "UPTIME/NEXT",
+        "RUNS",
+        "FAILS",
+        "LAST EXIT",
+        "CPU%",
+        "RSS",
+    ];
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for t in &doc.tasks {
+        let live_now = matches!(live, Liveness::Running | Liveness::Elsewhere);
+        rows.push([
+            t.name.clone(),
+            t.state.clone(),
+            t.pid.map_or("-".into(), |p| p.to_string()),
+            if live_now {
+                when(t, now)
+            } else {
+                ended(t, now)
+            },
+            t.runs.to_string(),
+            t.failures.to_string(),
+            t.last_exit.as_ref().map_or("-".into(), |e| e.text.clone()),
+            t.cpu_percent
+                .filter(|_| t.pid.is_some())
+                .map_or("-".into(), |c| format!("{c:.1}")),
+            t.rss
+                .filter(|_| t.pid.is_some())
+                .map_or("-".into(), fmt_bytes),
+        ]);
+    }
+    let mut width = headers.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Numbers right-aligned, words left-aligned.
+    let right = [false, false, true, false, true, true, false, true, true];
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = width[i] - c.chars().count();
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if right[i] {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                if i + 1 < cells.len() {
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        s.push('\n');
+        s
+    };
+    out.push_str(&line(&headers.map(String::from)));
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    out.push('\n');
+    out.push_str(&counts(doc));
+    if let Some(n) = &doc.node {
+        out.push_str(&format!(
+            "node: load {:.2} {:.2} {:.2}, memory available {} of {}\n",
+            n.load[0],
+            n.load[1],
+            n.load[2],
+            fmt_bytes(n.mem_available),
+            fmt_bytes(n.mem_total)
+        ));
+    }
+    if matches!(live, Liveness::Running | Liveness::Elsewhere) {
+        out.push_str(&format!(
+            "state written {} ago ({})\n",
+            span(doc.written_at, now),
+            local(doc.written_at)
+        ));
+    }
+    out
+}
+
+/// After bansuri has ended, times are shown as they were.
+fn ended(t: &TaskEntry, now: DateTime<Utc>) -> String {
+    match t.ended_at {
+        Some(e) => format!("ended {} ago", span(e, now)),
+        None => "-".into(),
+    }
+}
+
+/// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"
+fn counts(doc: &StateDoc) -> String {
+    let mut by: Vec<(String, usize)> = Vec::new();
+    for t in &doc.tasks {
+        match by.iter_mut().find(|(s, _)| *s == t.state) {
+            Some((_, n)) => *n += 1,
+            None => by.push((t.state.clone(), 1)),
+        }
+    }
+    let n = doc.tasks.len();
+    let parts: Vec<String> = by.iter().map(|(s, c)| format!("{c} {s}")).collect();
+    format!(
+        "{n} task{}: {}\n",
+        if n == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::state::StateDoc;
+
+    fn doc() -> StateDoc {
+        let text = include_str!("testdata/state.json");
+        StateDoc::parse(text).expect("test state parses")
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    #[test]
+    fn table_while_running() {
+        let d = doc();
+        let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        assert!(
+            out.starts_with(
+                "bansuri 0.1.0 running on node1 (pid 42), SLURM job 77 (demo), up 5m\n"
+            ),
+            "{out}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        let header = lines
+            .iter()
+            .find(|l| l.starts_with("TASK"))
+            .expect("header");
+        assert!(
+            header.contains("STATE") && header.contains("UPTIME/NEXT") && header.contains("CPU%")
+        );
+        let mon = lines
+            .iter()
+            .find(|l| l.starts_with("monitor"))
+            .expect("monitor row");
+        for cell in ["RUNNING", "4242", "up 4m", "99.5", "200.0 MB"] {
+            assert!(mon.contains(cell), "{cell} in {mon}");
+        }
+        let tick = lines
+            .iter()
+            .find(|l| l.starts_with("tick"))
+            .expect("tick row");
+        assert!(
+            tick.contains("SCHEDULED") && tick.contains("(in 10s)") && tick.contains("exit 0"),
+            "{tick}"
+        );
+        let bad = lines
+            .iter()
+            .find(|l| l.starts_with("bad"))
+            .expect("bad row");
+        assert!(
+            bad.contains("FAILED") && bad.contains("exit 3") && bad.contains("ended 4m 30s ago"),
+            "{bad}"
+        );
+        assert!(
+            out.contains("3 tasks: 1 RUNNING, 1 SCHEDULED, 1 FAILED"),
+            "{out}"
+        );
+        assert!(
+            out.contains("WARNING: the config file on disk is NOT in effect: it has errors"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn table_after_the_end_and_after_a_kill() {
+        let mut d = doc();
+        d.bansuri.running = false;
+        d.bansuri.ended_at = Some(t("2026-01-19T10:06:00Z"));
+        d.bansuri.exit_code = Some(0);
+        let out = render(&d, t("2026-01-19T10:16:00Z"), &Liveness::Ended);
+        assert!(
+            out.starts_with("bansuri is NOT running: it exited at "),
+            "{out}"
+        );
+        assert!(out.contains("(10m ago) with code 0"), "{out}");
+        let gone = Liveness::Gone("its process (pid 42) on node1 is gone: it was killed".into());
+        let out = render(&doc(), t("2026-01-19T10:16:00Z"), &gone);
+        assert!(
+            out.contains("NOT running: its process (pid 42) on node1 is gone"),
+            "{out}"
+        );
+        assert!(!out.contains("up 4m"), "no uptime for a dead job: {out}");
+    }
+}

@@ -1,0 +1,401 @@
+//! The core's side of control and observability: the `start`/`stop`/`restart` commands,
+//! the status view the state file is built from, `--resume`, and per-task resource totals.
+//!
+//! Pure like the rest of the core: the runtime turns socket and request-file messages into
+//! [`Input::StartTask`], [`Input::StopTask`] and [`Input::RestartTask`], and every answer
+//! comes back as one [`Action::Reply`]. Reading the previous state file, the socket and the
+//! clock all happen in the runtime.
+//!
+//! Semantics (where SPEC.md is silent):
+//! - `stop`: the stop signal to the task's process groups (SIGKILL after its `stoptime`);
+//!   no schedule, no retry, and no reload starts it again until a `start` (status shows
+//!   STOPPED).
+//! - `start`: runs the task now: a stopped or finished task (a one-shot that ended, a
+//!   timer that was stopped) starts again with its schedule; a scheduled task gets one
+//!   extra run now and its schedule goes on; a task in retry backoff retries now; a running
+//!   task is left alone ("already running"). A task disabled in the config is not started
+//!   (the config says so).
+//! - `restart`: `stop`, then `start` once every process of the task has ended.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// One live process of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessView {
+    /// The run it belongs to.
+    pub run: RunId,
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// 1-based attempt of its run.
+    pub attempt: u32,
+    /// Wall time it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// How long it has been up.
+    pub uptime: Duration,
+    /// The stop signal has been sent to it.
+    pub stopping: bool,
+}
+
+/// Everything the state file says about a task, as the core knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskStatus {
+    /// Name.
+    pub name: String,
+    /// Description from the config.
+    pub description: String,
+    /// The schedule in words ("every 10s", "once at start-up").
+    pub schedule: String,
+    /// True for a task that runs once (no timer, no cron).
+    pub one_shot: bool,
+    /// `enabled` in the config.
+    pub enabled: bool,
+    /// State.
+    pub state: TaskState,
+    /// Processes alive now (Running or Stopping), oldest first.
+    pub processes: Vec<ProcessView>,
+    /// Counters and last result.
+    pub stats: TaskStats,
+    /// When the next scheduled run is due.
+    pub next_run: Option<DateTime<Utc>>,
+    /// When the next retry starts (RESTARTING).
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Hash of the settings that decide what runs ([`settings_hash`]).
+    pub settings_hash: String,
+}
+
+/// A stable hash of everything in a task's settings that changes what runs: all of them
+/// but `description` and `enabled`. `--resume` compares it with the one in the previous
+/// state file. 16 hex digits (FNV-1a, 64 bits, over the settings' debug form).
+pub fn settings_hash(t: &TaskSpec) -> String {
+    let mut probe = t.clone();
+    probe.description.clear();
+    probe.enabled = true;
+    let text = format!("{probe:?}");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Core {
+    /// Every task's status, in config order.
+    pub fn status(&self, now: Now) -> Vec<TaskStatus> {
+        let views = self.views();
+        self.tasks
+            .iter()
+            .zip(views)
+            .map(|(t, v)| {
+                let processes = t
+                    .runs
+                    .iter()
+                    .filter_map(|r| match r.phase {
+                        Phase::Running { pid, started, .. } => Some((r, pid, started, false)),
+                        Phase::Stopping { pid, started, .. } => Some((r, pid, started, true)),
+                        _ => None,
+                    })
+                    .map(|(r, pid, started, stopping)| ProcessView {
+                        run: r.id,
+                        pid,
+                        attempt: r.attempt,
+                        started_at: r.started_wall,
+                        uptime: now.mono.since(started),
+                        stopping,
+                    })
+                    .collect();
+                let next_run = match t.sched {
+                    _ if !self.started => None,
+                    Sched::Timer { next, .. } => Some(now.wall_at(next)),
+                    Sched::Cron { next_wall, .. } => next_wall,
+                    _ => None,
+                };
+                TaskStatus {
+                    name: t.spec.name.clone(),
+                    description: t.spec.description.clone(),
+                    schedule: schedule::describe(&t.spec.schedule),
+                    one_shot: t.spec.schedule == ScheduleSpec::Once,
+                    enabled: t.spec.enabled,
+                    state: v.state,
+                    processes,
+                    stats: v.stats,
+                    next_run,
+                    retry_at: t.retry.map(|r| now.wall_at(r.at)),
+                    settings_hash: settings_hash(&t.spec),
+                }
+            })
+            .collect()
+    }
+
+    /// `--resume`: one-shot tasks whose settings hash is in `succeeded` (name -> hash of a
+    /// run that succeeded in the previous state) are not run again. Call before
+    /// [`Input::Start`]. Returns the names of the tasks skipped.
+    pub fn resume(&mut self, succeeded: &HashMap<String, String>) -> Vec<String> {
+        let mut skipped = Vec::new();
+        for t in &mut self.tasks {
+            if t.spec.schedule != ScheduleSpec::Once {
+                continue;
+            }
+            if succeeded.get(&t.spec.name) == Some(&settings_hash(&t.spec)) {
+                t.resumed = true;
+                t.stats.last_outcome = Some(Outcome::Success);
+                skipped.push(t.spec.name.clone());
+            }
+        }
+        skipped
+    }
+
+    /// The names of the tasks, in config order.
+    pub fn task_names(&self) -> Vec<String> {
+        self.tasks
+            .iter()
+            .filter(|t| !t.removed)
+            .map(|t| t.spec.name.clone())
+            .collect()
+    }
+
+    /// `Err` naming the first unknown task (with the nearest known name, if any).
+    pub fn check_tasks(&self, names: &[String]) -> Result<(), String> {
+        let known = self.task_names();
+        for n in names {
+            if !known.contains(n) {
+                return Err(unknown_task(n, &known));
+            }
+        }
+        Ok(())
+    }
+
+    fn find_task(&self, name: &str) -> Option<usize> {
+        self.tasks
+            .iter()
+            .position(|t| !t.removed && t.spec.name == name)
+    }
+
+    fn reply(&mut self, ok: bool, msg: String) {
+        self.out.push(Action::Reply { ok, msg });
+    }
+
+    /// The task to act on, or an error reply (unknown task, shutting down).
+    fn control_target(&mut self, name: &str, verb: &str) -> Option<usize> {
+        let Some(i) = self.find_task(name) else {
+            let msg = unknown_task(name, &self.task_names());
+            self.reply(false, msg);
+            return None;
+        };
+        if self.shutdown.is_some() {
+            self.reply(
+                false,
+                format!("cannot {verb} `{name}`: bansuri is shutting down"),
+            );
+            return None;
+        }
+        Some(i)
+    }
+
+    pub(super) fn control_start(&mut self, name: &str, now: Now) {
+        let Some(i) = self.control_target(name, "start") else {
+            return;
+        };
+        if !self.tasks[i].spec.enabled {
+            self.reply(
+                false,
+                format!("`{name}` is disabled in the config (enabled: false): set it to true there to run it"),
+            );
+            return;
+        }
+        self.tasks[i].held = false;
+        let task = &self.tasks[i];
+        if !task.runs.is_empty() {
+            let msg = if task
+                .runs
+                .iter()
+                .all(|r| matches!(r.phase, Phase::Stopping { .. }))
+            {
+                self.tasks[i].restart_after_stop = true;
+                format!("`{name}` is being stopped; it starts again once its processes have ended")
+            } else if let Some(pid) = task.runs.iter().find_map(|r| match r.phase {
+                Phase::Running { pid, .. } => Some(pid),
+                _ => None,
+            }) {
+                format!("`{name}` is already running (pid {pid})")
+            } else {
+                format!("`{name}` is already starting (waiting for a free slot)")
+            };
+            self.reply(true, msg);
+            return;
+        }
+        self.log(
+            Some(name),
+            Level::Info,
+            "Start command: running it now".into(),
+        );
+        let msg = self.run_now(i, now);
+        self.reply(true, msg);
+    }
+
+    /// Start task `i` now (it has no process): the retry that is waiting, or a new run,
+    /// with its schedule set up again if it had none.
+    fn run_now(&mut self, i: usize, now: Now) -> String {
+        let name = self.tasks[i].spec.name.clone();
+        if let Some(r) = &mut self.tasks[i].retry {
+            r.at = now.mono;
+            return format!("`{name}`: its retry (attempt {}) starts now", r.attempt);
+        }
+        match self.tasks[i].sched {
+            Sched::Once { fired: false } => {}
+            Sched::Off | Sched::Once { fired: true } => {
+                // Set its schedule up again: a one-shot or a timer fires now, a cron task
+                // waits for its next match, so it gets a run now as well.
+                self.schedule_task(i, now, None);
+                if matches!(self.tasks[i].sched, Sched::Cron { .. }) {
+                    self.new_run(i, 1, now);
+                }
+            }
+            Sched::Timer { .. } | Sched::Cron { .. } => {
+                self.new_run(i, 1, now);
+                return format!("started `{name}` (its schedule goes on)");
+            }
+        }
+        format!("started `{name}`")
+    }
+
+    pub(super) fn control_stop(&mut self, name: &str, now: Now) {
+        let Some(i) = self.control_target(name, "stop") else {
+            return;
+        };
+        let task = &mut self.tasks[i];
+        let live = task
+            .runs
+            .iter()
+            .filter(|r| !matches!(r.phase, Phase::Waiting))
+            .count();
+        if task.held && live == 0 {
+            self.reply(true, format!("`{name}` is already stopped"));
+            return;
+        }
+        task.held = true;
+        task.restart_after_stop = false;
+        // New settings waiting for the old runs to end are taken now: nothing else may
+        // start the task when they end.
+        if let Some(spec) = task.pending.take() {
+            task.spec = spec;
+        }
+        task.sched = Sched::Off;
+        task.retry = None;
+        task.queued = false;
+        let grace = task.stop_grace(&self.globals);
+        let sig = task.spec.stop_signal.name();
+        self.stop_runs(i, StopReason::Command, now);
+        self.log(
+            Some(name),
+            Level::Info,
+            format!("Stop command: not started again until `bansuri start {name}`"),
+        );
+        let msg = if live > 0 {
+            format!(
+                "stopping `{name}`: SIG{sig} to its process group, SIGKILL after {}; it stays stopped until `bansuri start {name}`",
+                fmt_dur(grace)
+            )
+        } else {
+            format!("stopped `{name}`; it stays stopped until `bansuri start {name}`")
+        };
+        self.reply(true, msg);
+    }
+
+    pub(super) fn control_restart(&mut self, name: &str, now: Now) {
+        let Some(i) = self.control_target(name, "restart") else {
+            return;
+        };
+        if !self.tasks[i].spec.enabled {
+            self.reply(
+                false,
+                format!("`{name}` is disabled in the config (enabled: false): set it to true there to run it"),
+            );
+            return;
+        }
+        let task = &mut self.tasks[i];
+        task.held = false;
+        let live = task.runs.iter().any(|r| !matches!(r.phase, Phase::Waiting));
+        if !live {
+            self.log(
+                Some(name),
+                Level::Info,
+                "Restart command: nothing running, starting it now".into(),
+            );
+            let msg = self.run_now(i, now);
+            self.reply(true, msg);
+            return;
+        }
+        if let Some(spec) = task.pending.take() {
+            task.spec = spec;
+        }
+        task.sched = Sched::Off;
+        task.retry = None;
+        task.queued = false;
+        task.restart_after_stop = true;
+        let grace = task.stop_grace(&self.globals);
+        let sig = task.spec.stop_signal.name();
+        self.stop_runs(i, StopReason::Restart, now);
+        self.reply(
+            true,
+            format!(
+                "restarting `{name}`: SIG{sig} to its process group (SIGKILL after {}), then it starts again",
+                fmt_dur(grace)
+            ),
+        );
+    }
+
+    /// Tasks whose `restart` (or `start` during a stop) waited for their processes to end.
+    pub(super) fn restarts_due(&mut self, now: Now) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for i in 0..self.tasks.len() {
+            let t = &self.tasks[i];
+            if t.restart_after_stop && t.runs.is_empty() && !t.removed {
+                self.tasks[i].restart_after_stop = false;
+                if self.tasks[i].held || !self.tasks[i].spec.enabled {
+                    continue;
+                }
+                let name = self.tasks[i].spec.name.clone();
+                self.log(Some(&name), Level::Info, "Starting it again".into());
+                self.run_now(i, now);
+            }
+        }
+    }
+
+    /// Add a finished process's kernel accounting to its task's totals.
+    pub(super) fn record_usage(&mut self, i: usize, usage: Option<Usage>, now: Now) {
+        let stats = &mut self.tasks[i].stats;
+        stats.last_end_at = Some(now.wall);
+        if let Some(u) = usage {
+            stats.cpu_time += u.cpu;
+            stats.peak_rss = stats.peak_rss.max(u.max_rss);
+        }
+    }
+}
+
+/// "no task named `x`" with the nearest known name.
+pub fn unknown_task(name: &str, known: &[String]) -> String {
+    let best = known
+        .iter()
+        .map(|k| {
+            (
+                strsim::levenshtein(&k.to_lowercase(), &name.to_lowercase()),
+                k,
+            )
+        })
+        .min();
+    match best {
+        Some((d, k)) if d <= (name.len().max(k.len()) / 3).max(1) => {
+            format!("no task named `{name}`; did you mean `{k}`?")
+        }
+        _ if known.is_empty() => format!("no task named `{name}` (the config has no tasks)"),
+        _ => format!(
+            "no task named `{name}`; the tasks are: {}",
+            known.join(", ")
+        ),
+    }
+}

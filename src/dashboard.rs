@@ -1,0 +1,418 @@
+//! The web dashboard's content: the page, the Prometheus metrics, and the bit of HTTP/1.1
+//! the loop needs (parse a request head, build a response).
+//!
+//! Served by the runtime's event loop (non-blocking connections in its epoll set, one
+//! response per connection, `Connection: close`) when `dashboard` is set:
+//! - `/`: a page that reloads its table from `/api/status` every 2 s;
+//! - `/api/status`: the state document (the same JSON as `bansuri status --json`);
+//! - `/metrics`: Prometheus text format (version 0.0.4).
+//!
+//! Must not: touch sockets or files (pure functions of a state document and request bytes).
+
+use std::fmt::Write as _;
+
+use crate::control::state::StateDoc;
+
+/// Every state a task can be in, for the one-hot `bansuri_task_state` metric.
+pub const STATES: [&str; 11] = [
+    "PENDING",
+    "SCHEDULED",
+    "WAITING",
+    "STARTING",
+    "RUNNING",
+    "STOPPING",
+    "SUCCESS",
+    "FAILED",
+    "TIMEOUT",
+    "RESTARTING",
+    "STOPPED",
+];
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+}
+
+/// Parse the request head in `buf`: `None` while incomplete, `Some(Err)` when malformed.
+pub fn parse_head(buf: &[u8]) -> Option<Result<Head, ()>> {
+    let end = find(buf, b"\r\n\r\n").or_else(|| find(buf, b"\n\n"))?;
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ());
+    Some(head.and_then(|h| {
+        let line = h.lines().next().ok_or(())?;
+        let mut parts = line.split(' ');
+        let method = parts.next().filter(|m| !m.is_empty()).ok_or(())?;
+        let target = parts.next().ok_or(())?;
+        let version = parts.next().ok_or(())?;
+        if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+            return Err(());
+        }
+        let path = target.split('?').next().unwrap_or("/");
+        Ok(Head {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        })
+    }))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A whole response (`HEAD`: the head only).
+pub fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// The answer to `head`, given the present state (built only when needed).
+pub fn route(head: &Head, state: impl FnOnce() -> StateDoc) -> Vec<u8> {
+    let head_only = head.method == "HEAD";
+    if head.method != "GET" && !head_only {
+        return response(
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            b"only GET and HEAD\n",
+            false,
+        );
+    }
+    match head.path.as_str() {
+        "/" | "/index.html" => response(
+            "200 OK",
+            "text/html; charset=utf-8",
+            PAGE.as_bytes(),
+            head_only,
+        ),
+        "/api/status" => {
+            let body = state().to_json();
+            response("200 OK", "application/json", body.as_bytes(), head_only)
+        }
+        "/metrics" => {
+            let body = metrics(&state());
+            response(
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                body.as_bytes(),
+                head_only,
+            )
+        }
+        _ => response(
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            b"not found: try /, /api/status or /metrics\n",
+            head_only,
+        ),
+    }
+}
+
+/// A label value, escaped as the text format wants (`\\`, `\"`, `\n`).
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The metrics, in Prometheus text format.
+pub fn metrics(doc: &StateDoc) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    family(
+        "bansuri_up",
+        "gauge",
+        "1 while bansuri runs (the state document says so).",
+        vec![(String::new(), f64::from(u8::from(doc.bansuri.running)))],
+    );
+    family(
+        "bansuri_config_invalid",
+        "gauge",
+        "1 when the config file on disk cannot be used and an older config is in effect.",
+        vec![(
+            String::new(),
+            f64::from(u8::from(doc.config.invalid.is_some())),
+        )],
+    );
+    let per_task = |f: &dyn Fn(&crate::control::state::TaskEntry) -> Option<f64>| {
+        doc.tasks
+            .iter()
+            .filter_map(|t| f(t).map(|v| (format!("{{task=\"{}\"}}", label(&t.name)), v)))
+            .collect::<Vec<_>>()
+    };
+    let mut states = Vec::new();
+    for t in &doc.tasks {
+        for s in STATES {
+            states.push((
+                format!("{{task=\"{}\",state=\"{s}\"}}", label(&t.name)),
+                f64::from(u8::from(t.state == s)),
+            ));
+        }
+    }
+    family(
+        "bansuri_task_state",
+        "gauge",
+        "1 for the state the task is in, 0 for the others.",
+        states,
+    );
+    family(
+        "bansuri_task_starts_total",
+        "counter",
+        "Processes started for the task.",
+        per_task(&|t| Some(t.starts as f64)),
+    );
+    family(
+        "bansuri_task_runs_total",
+        "counter",
+        "Runs of the task that ended (success or final failure).",
+        per_task(&|t| Some(t.runs as f64)),
+    );
+    family(
+        "bansuri_task_failures_total",
+        "counter",
+        "Runs of the task that failed finally.",
+        per_task(&|t| Some(t.failures as f64)),
+    );
+    family(
+        "bansuri_task_restarts_total",
+        "counter",
+        "Retries started for the task (attempts after the first of a run).",
+        per_task(&|t| Some(t.restarts as f64)),
+    );
+    family(
+        "bansuri_task_cpu_seconds_total",
+        "counter",
+        "CPU time used by the task's processes.",
+        per_task(&|t| Some(t.cpu_time)),
+    );
+    family(
+        "bansuri_task_cpu_percent",
+        "gauge",
+        "CPU use of the task's process groups at the last sample, in percent of one core.",
+        per_task(&|t| t.cpu_percent),
+    );
+    family(
+        "bansuri_task_rss_bytes",
+        "gauge",
+        "Resident memory of the task's process groups at the last sample.",
+        per_task(&|t| t.rss.map(|r| r as f64)),
+    );
+    family(
+        "bansuri_task_peak_rss_bytes",
+        "gauge",
+        "Largest resident memory seen for the task.",
+        per_task(&|t| Some(t.peak_rss as f64)),
+    );
+    family(
+        "bansuri_task_last_exit_code",
+        "gauge",
+        "Exit code of the task's last process (absent when it was killed by a signal).",
+        per_task(&|t| t.last_exit.as_ref().and_then(|e| e.code).map(f64::from)),
+    );
+    family(
+        "bansuri_task_last_exit_signal",
+        "gauge",
+        "1 when the task's last process was killed by the signal in the label.",
+        doc.tasks
+            .iter()
+            .filter_map(|t| {
+                let sig = t.last_exit.as_ref()?.signal.as_ref()?;
+                Some((
+                    format!("{{task=\"{}\",signal=\"{}\"}}", label(&t.name), label(sig)),
+                    1.0,
+                ))
+            })
+            .collect(),
+    );
+    if let Some(n) = &doc.node {
+        family(
+            "bansuri_node_load",
+            "gauge",
+            "Load average of the node.",
+            vec![
+                ("{period=\"1m\"}".into(), n.load[0]),
+                ("{period=\"5m\"}".into(), n.load[1]),
+                ("{period=\"15m\"}".into(), n.load[2]),
+            ],
+        );
+        family(
+            "bansuri_node_memory_total_bytes",
+            "gauge",
+            "Memory of the node.",
+            vec![(String::new(), n.mem_total as f64)],
+        );
+        family(
+            "bansuri_node_memory_available_bytes",
+            "gauge",
+            "Memory available on the node (MemAvailable).",
+            vec![(String::new(), n.mem_available as f64)],
+        );
+    }
+    out
+}
+
+/// The page: a table that refreshes itself from `/api/status`.
+pub const PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>bansuri</title>
+<style>
+body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.3em; margin: 0 0 .3em 0; }
+#summary { margin: 0 0 1em 0; color: #555; }
+#warning { color: #a00; font-weight: bold; }
+table { border-collapse: collapse; }
+th, td { padding: .25em .8em; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.RUNNING, .SUCCESS { color: #080; } .FAILED, .TIMEOUT { color: #b00; font-weight: bold; }
+.RESTARTING, .STOPPING, .WAITING, .STARTING { color: #b60; } .STOPPED, .PENDING, .SCHEDULED { color: #555; }
+.desc { color: #777; }
+</style></head>
+<body>
+<h1>bansuri</h1>
+<div id="summary">loading…</div>
+<div id="warning"></div>
+<table><thead><tr><th>task</th><th>state</th><th>pid</th><th>uptime / next</th><th>runs</th><th>failures</th><th>last exit</th><th>CPU%</th><th>RSS</th><th>description</th></tr></thead>
+<tbody id="tasks"></tbody></table>
+<script>
+"use strict";
+function span(ms) {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60; s = s % 60;
+  return h ? h + "h " + m + "m" : m ? m + "m " + s + "s" : s + "s";
+}
+function bytes(b) {
+  if (b == null) return "-";
+  const u = ["B", "KB", "MB", "GB"]; let i = 0;
+  while (b >= 1024 && i < 3) { b /= 1024; i++; }
+  return (i ? b.toFixed(1) : b) + " " + u[i];
+}
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+}
+function render(d) {
+  const now = Date.now();
+  const b = d.bansuri;
+  document.getElementById("summary").textContent = b.running
+    ? "running on " + b.host + " (pid " + b.pid + ")" + (d.job ? ", SLURM job " + d.job.id : "") + ", up " + span(now - Date.parse(b.started_at)) + "; config " + d.config.path
+    : "NOT running: exited " + (b.ended_at ? span(now - Date.parse(b.ended_at)) + " ago" : "") + (b.exit_code != null ? " with code " + b.exit_code : "");
+  document.getElementById("warning").textContent = d.config.invalid
+    ? "The config file on disk is NOT in effect: " + d.config.invalid.reason : "";
+  const body = document.getElementById("tasks");
+  body.textContent = "";
+  for (const t of d.tasks) {
+    const tr = document.createElement("tr");
+    tr.dataset.task = t.name;
+    tr.dataset.state = t.state;
+    cell(tr, t.name);
+    cell(tr, t.state, t.state);
+    cell(tr, t.pid == null ? "-" : String(t.pid), "num");
+    let when = "-";
+    if (t.started_at) when = "up " + span(now - Date.parse(t.started_at));
+    else if (t.retry_at) when = "retry in " + span(Date.parse(t.retry_at) - now);
+    else if (t.next_run_at) when = "next in " + span(Date.parse(t.next_run_at) - now);
+    else if (t.ended_at) when = "ended " + span(now - Date.parse(t.ended_at)) + " ago";
+    cell(tr, when);
+    cell(tr, String(t.runs), "num");
+    cell(tr, String(t.failures), "num");
+    cell(tr, t.last_exit ? t.last_exit.text : "-");
+    cell(tr, t.cpu_percent == null ? "-" : t.cpu_percent.toFixed(1), "num");
+    cell(tr, bytes(t.rss), "num");
+    cell(tr, t.description || "", "desc");
+    body.appendChild(tr);
+  }
+  document.title = "bansuri: " + d.tasks.length + " tasks";
+  document.body.dataset.loaded = "yes";
+}
+function refresh() {
+  fetch("/api/status", {cache: "no-store"})
+    .then(r => r.json()).then(render)
+    .catch(e => { document.getElementById("summary").textContent = "cannot reach bansuri: " + e; });
+}
+refresh();
+setInterval(refresh, 2000);
+</script>
+</body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads() {
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        assert_eq!(
+            parse_head(b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Ok(Head {
+                method: "GET".into(),
+                path: "/metrics".into()
+            }))
+        );
+        assert_eq!(parse_head(b"garbage\r\n\r\n"), Some(Err(())));
+        assert_eq!(parse_head(b"GET nope HTTP/1.1\r\n\r\n"), Some(Err(())));
+    }
+
+    #[test]
+    fn routes_and_methods() {
+        let doc =
+            || StateDoc::parse(include_str!("control/testdata/state.json")).expect("test doc");
+        let get = |p: &str| Head {
+            method: "GET".into(),
+            path: p.into(),
+        };
+        let r = String::from_utf8(route(&get("/"), doc)).expect("utf8");
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/html"),
+            "{r}"
+        );
+        assert!(r.contains("fetch(\"/api/status\""));
+        let r = String::from_utf8(route(&get("/api/status"), doc)).expect("utf8");
+        let body = r.split("\r\n\r\n").nth(1).expect("body");
+        assert_eq!(StateDoc::parse(body).expect("json"), doc());
+        let r = String::from_utf8(route(&get("/nope"), doc)).expect("utf8");
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        let post = Head {
+            method: "POST".into(),
+            path: "/".into(),
+        };
+        assert!(String::from_utf8(route(&post, doc))
+            .expect("utf8")
+            .starts_with("HTTP/1.1 405"));
+        let head = Head {
+            method: "HEAD".into(),
+            path: "/metrics".into(),
+        };
+        let r = String::from_utf8(route(&head, doc)).expect("utf8");
+        assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label("x\ny"), "x\\ny");
+    }
+}

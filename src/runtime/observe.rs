@@ -1,0 +1,571 @@
+//! The runtime's observability and control duties: the state file, resource sampling, the
+//! control socket, the request inbox and the dashboard, all on the event loop's thread.
+//!
+//! A child module of `runtime` (it reads the loop's private state: the core, the config
+//! watch, the runs). It decides nothing about tasks: control requests become core
+//! [`Input`]s, and the core's [`Action::Reply`] is the answer.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Runtime, RuntimeError};
+use crate::clock::{Mono, Now};
+use crate::control::state::{
+    self, BansuriInfo, ConfigInfo, ControlInfo, InvalidInfo, JobInfo, LastExit, NodeInfo,
+    ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
+};
+use crate::control::{stale, Paths};
+use crate::core::{short_end, Mode, Outcome, ProcessEnd, RunId};
+use crate::level::Level;
+use crate::sample::{self, GroupSample, MemWatch, Sampler};
+use crate::spec::Spec;
+
+/// What the loop keeps for the state file, sampling and control.
+pub(super) struct Observer {
+    pub(super) paths: Paths,
+    /// The state directory could be created: files are written.
+    pub(super) usable: bool,
+    started_at: DateTime<Utc>,
+    pid: u32,
+    pid_start: u64,
+    host: String,
+    boot_id: String,
+    job: Option<JobInfo>,
+    mode: Mode,
+    resume: bool,
+    /// Start time (ticks since boot) of each run's process.
+    run_starts: HashMap<RunId, u64>,
+    /// Something changed since the last write.
+    dirty: bool,
+    last_write: Option<Mono>,
+    write_failing: bool,
+    // ----- sampling
+    sampler: Sampler,
+    sample_interval: Duration,
+    next_sample: Option<Mono>,
+    /// Last sample per process group.
+    groups: HashMap<u32, GroupSample>,
+    /// Largest sampled RSS per task (summed over its groups).
+    peaks: HashMap<String, u64>,
+    node: Option<NodeInfo>,
+    mem: MemWatch,
+    /// `state_dir` and `dashboard` of the config in effect (changes need a restart).
+    restart_only: Option<(Option<std::path::PathBuf>, Option<std::net::SocketAddr>)>,
+    /// Bound dashboard address, when serving.
+    pub(super) dashboard_url: Option<String>,
+    // ----- control
+    pub(super) listener: Option<std::os::unix::net::UnixListener>,
+    pub(super) http: Option<std::net::TcpListener>,
+    pub(super) conns: Vec<Option<super::serve::Slot>>,
+    /// Slot of the connection added last.
+    pub(super) last_conn: Option<usize>,
+    pub(super) next_inbox: Option<Mono>,
+    /// Replies of the core to the control input being handled.
+    pub(super) replies: Vec<(bool, String)>,
+    /// `[MASTER]` lines logged while a request is handled (reload, shutdown summaries).
+    pub(super) capture: Option<Vec<String>>,
+    pub(super) reload_waiters: Vec<super::serve::Waiter>,
+}
+
+impl Observer {
+    pub(super) fn new(
+        spec: &Spec,
+        mode: Mode,
+        resume: bool,
+    ) -> Result<(Observer, Option<StateDoc>), RuntimeError> {
+        let paths = Paths::new(&crate::config::state_dir(spec));
+        let pid = std::process::id();
+        let prev = StateDoc::read(&paths.state).ok();
+        if let Some(p) = &prev {
+            // Two bansuris on one state directory would overwrite each other's state and
+            // take each other's process groups for stale ones.
+            if p.bansuri.running
+                && p.bansuri.pid != pid
+                && matches!(
+                    crate::control::status::liveness(p),
+                    crate::control::status::Liveness::Running
+                )
+            {
+                return Err(RuntimeError(format!(
+                    "another bansuri (pid {}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
+                    p.bansuri.pid,
+                    paths.dir.display()
+                )));
+            }
+        }
+        let usable = create_private_dir(&paths.dir).is_ok();
+        let obs = Observer {
+            usable,
+            started_at: Utc::now(),
+            pid,
+            pid_start: sample::start_ticks(pid).unwrap_or(0),
+            host: sample::hostname(),
+            boot_id: sample::boot_id(),
+            job: JobInfo::from_env(),
+            mode,
+            resume,
+            run_starts: HashMap::new(),
+            dirty: true,
+            last_write: None,
+            write_failing: false,
+            sampler: Sampler::new(),
+            sample_interval: spec.globals.sample_interval,
+            next_sample: None,
+            groups: HashMap::new(),
+            peaks: HashMap::new(),
+            node: None,
+            mem: MemWatch::default(),
+            dashboard_url: None,
+            restart_only: None,
+            listener: None,
+            http: None,
+            conns: Vec::new(),
+            last_conn: None,
+            next_inbox: None,
+            replies: Vec::new(),
+            capture: None,
+            reload_waiters: Vec::new(),
+            paths,
+        };
+        Ok((obs, prev))
+    }
+
+    pub(super) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// A run is over.
+    pub(super) fn forget_run(&mut self, run: RunId) {
+        self.run_starts.remove(&run);
+    }
+
+    /// A run's process started: remember its start time (for the state file).
+    pub(super) fn spawned(&mut self, run: RunId, pid: u32) {
+        if let Some(t) = sample::start_ticks(pid) {
+            self.run_starts.insert(run, t);
+        }
+    }
+}
+
+/// Create `dir` (and its parents) with mode 0700 if missing.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+impl Runtime {
+    /// Log where the state file is (and that it cannot be written, if so).
+    pub(super) fn observe_start(&mut self, prev: Option<StateDoc>) {
+        if self.obs.usable {
+            let msg = format!("State file: {}", self.obs.paths.state.display());
+            self.master(Level::Info, &msg);
+        } else {
+            let msg = format!(
+                "cannot create the state directory {}: no state file (status, control commands and --resume will not work)",
+                self.obs.paths.dir.display()
+            );
+            self.master(Level::Error, &msg);
+        }
+        if let Some(p) = &prev {
+            let age = (Utc::now() - p.written_at).num_seconds();
+            if p.bansuri.running && p.bansuri.host != self.obs.host && age < 60 {
+                // Cannot be checked from here: it may be a live bansuri on another node.
+                let msg = format!(
+                    "the state file was written {age} s ago by a bansuri on {} (pid {}); if it still runs, the two overwrite each other's state: give each its own `state_dir`",
+                    p.bansuri.host, p.bansuri.pid
+                );
+                self.master(Level::Warning, &msg);
+            }
+            self.end_stale_groups(p);
+        }
+        if self.obs.resume {
+            self.resume_from(prev.as_ref());
+        }
+        if !self.obs.sample_interval.is_zero() {
+            self.obs.next_sample = Some(self.now().mono);
+        }
+        self.serve_start();
+    }
+
+    /// End what a killed predecessor left running (see `control::stale`).
+    fn end_stale_groups(&mut self, prev: &StateDoc) {
+        if !prev.bansuri.running {
+            return; // it exited normally: it stopped its groups itself
+        }
+        let (groups, notes) = stale::find(prev);
+        for n in notes {
+            self.master(
+                Level::Info,
+                &format!("Previous bansuri (pid {}): {n}", prev.bansuri.pid),
+            );
+        }
+        if groups.is_empty() {
+            return;
+        }
+        for g in &groups {
+            let msg = format!(
+                "Previous bansuri (pid {}) was killed and left process group {} of `{}` running ({} process{}): SIGTERM now, SIGKILL after {}",
+                prev.bansuri.pid,
+                g.pgid,
+                g.task,
+                g.members.len(),
+                if g.members.len() == 1 { "" } else { "es" },
+                crate::core::fmt_dur(stale::STALE_GRACE)
+            );
+            self.master(Level::Warning, &msg);
+        }
+        self.flush_log();
+        let killed = stale::end(&groups, stale::STALE_GRACE);
+        for g in &groups {
+            let how = if killed.contains(&g.pgid) {
+                "with SIGKILL"
+            } else {
+                "with SIGTERM"
+            };
+            let msg = format!("Ended stale process group {} of `{}` {how}", g.pgid, g.task);
+            self.master(Level::Info, &msg);
+        }
+    }
+
+    /// `--resume`: skip the one-shots that succeeded with the same settings.
+    fn resume_from(&mut self, prev: Option<&StateDoc>) {
+        let Some(prev) = prev else {
+            let msg = format!(
+                "--resume: no previous state file {}: every task runs",
+                self.obs.paths.state.display()
+            );
+            self.master(Level::Warning, &msg);
+            return;
+        };
+        let succeeded: HashMap<String, String> = prev
+            .tasks
+            .iter()
+            .filter(|t| t.one_shot && t.state == "SUCCESS")
+            .map(|t| (t.name.clone(), t.settings_hash.clone()))
+            .collect();
+        let skipped = self.core.resume(&succeeded);
+        let msg = format!(
+            "--resume: {} one-shot task{} succeeded before with the same settings and will not run again{}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" },
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", skipped.join(", "))
+            }
+        );
+        self.master(Level::Info, &msg);
+    }
+
+    /// When the observer needs the loop next.
+    pub(super) fn observe_deadline(&self, now: Mono) -> Option<Mono> {
+        let mut best: Option<Mono> = None;
+        let mut consider = |t: Mono| best = Some(best.map_or(t, |b: Mono| b.min(t)));
+        if self.obs.usable {
+            let last = self.obs.last_write;
+            if self.obs.dirty {
+                consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
+            } else if self.has_processes() && self.obs.next_inbox.is_none() {
+                // The heartbeat rides on the inbox poll when there is one (one wake-up).
+                consider(last.map_or(now, |l| l + state::HEARTBEAT));
+            }
+        }
+        if let Some(s) = self.obs.next_sample {
+            consider(s);
+        }
+        if let Some(s) = self.serve_deadline() {
+            consider(s);
+        }
+        best
+    }
+
+    fn has_processes(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// Do what is due: requests, sample, write the state file. The exit code when a
+    /// request ended bansuri.
+    pub(super) fn observe_due(&mut self) -> Option<i32> {
+        if let Some(code) = self.serve_due() {
+            return Some(code);
+        }
+        let now = self.now();
+        self.follow_globals(now);
+        if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
+            self.sample(now);
+            self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
+        }
+        if !self.obs.usable {
+            return None;
+        }
+        let due = match self.obs.last_write {
+            None => true,
+            Some(l) if self.obs.dirty => now.mono >= l + state::MIN_WRITE_INTERVAL,
+            Some(l) => self.has_processes() && now.mono >= l + state::HEARTBEAT,
+        };
+        if due {
+            self.write_state(now, None);
+        }
+        None
+    }
+
+    /// Global settings that a reload may have changed: `sample_interval` applies at once;
+    /// `state_dir` and `dashboard` at the next start (said once per new value).
+    fn follow_globals(&mut self, now: Now) {
+        let g = self.core.globals();
+        let (interval, dir, dash) = (g.sample_interval, g.state_dir.clone(), g.dashboard);
+        if interval != self.obs.sample_interval {
+            self.obs.sample_interval = interval;
+            self.obs.next_sample = (!interval.is_zero()).then_some(now.mono);
+            let msg = if interval.is_zero() {
+                "sample_interval is now 0: resource sampling is off".to_owned()
+            } else {
+                format!("sample_interval is now {}", crate::core::fmt_dur(interval))
+            };
+            self.master(Level::Info, &msg);
+            self.obs.dirty = true;
+        }
+        let wanted = (dir, dash);
+        if self.obs.restart_only.as_ref() != Some(&wanted) {
+            let first = self.obs.restart_only.is_none();
+            self.obs.restart_only = Some(wanted.clone());
+            if !first {
+                let msg = "state_dir or dashboard changed in the config: they take effect when bansuri starts again";
+                self.master(Level::Warning, msg);
+            }
+        }
+    }
+
+    /// Take one resource sample.
+    fn sample(&mut self, now: Now) {
+        let pgids: Vec<u32> = self.runs.values().map(|r| r.pid).collect();
+        self.obs.groups = self.obs.sampler.sample(self.obs.pid, &pgids);
+        let n = sample::node();
+        self.obs.node = Some(NodeInfo {
+            load: n.load,
+            mem_total: n.mem_total,
+            mem_available: n.mem_available,
+            sampled_at: now.wall,
+        });
+        if let Some((warn, msg)) = self.obs.mem.observe(&n) {
+            let level = if warn { Level::Warning } else { Level::Info };
+            self.master(level, &msg);
+        }
+        // Peaks per task: the sum over the task's groups.
+        let mut per_task: HashMap<String, u64> = HashMap::new();
+        for st in self.core.status(now) {
+            let rss: u64 = st
+                .processes
+                .iter()
+                .filter_map(|p| self.obs.groups.get(&p.pid))
+                .map(|g| g.rss)
+                .sum();
+            if rss > 0 {
+                per_task.insert(st.name, rss);
+            }
+        }
+        for (name, rss) in per_task {
+            let peak = self.obs.peaks.entry(name).or_default();
+            *peak = (*peak).max(rss);
+        }
+        // Frequent samples ride on the heartbeat (a write of the whole document per
+        // sample would cost more than the sample); rare ones are shown at once.
+        if self.obs.sample_interval >= state::HEARTBEAT {
+            self.obs.dirty = true;
+        }
+    }
+
+    /// Build the state document as of `now`.
+    pub(super) fn state_doc(&self, now: Now, exit_code: Option<i32>) -> StateDoc {
+        let g = self.core.globals();
+        let tasks = self
+            .core
+            .status(now)
+            .into_iter()
+            .map(|st| {
+                let sampled: Vec<&GroupSample> = st
+                    .processes
+                    .iter()
+                    .filter_map(|p| self.obs.groups.get(&p.pid))
+                    .collect();
+                let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
+                    (None, None, Duration::ZERO)
+                } else {
+                    (
+                        Some(sampled.iter().map(|g| g.cpu_percent).sum::<f64>()),
+                        Some(sampled.iter().map(|g| g.rss).sum::<u64>()),
+                        sampled.iter().map(|g| g.cpu_time).sum::<Duration>(),
+                    )
+                };
+                let processes: Vec<ProcessEntry> = st
+                    .processes
+                    .iter()
+                    .map(|p| ProcessEntry {
+                        pid: p.pid,
+                        pgid: p.pid,
+                        pid_start: self.obs.run_starts.get(&p.run).copied(),
+                        attempt: p.attempt,
+                        started_at: p.started_at,
+                        stopping: p.stopping,
+                    })
+                    .collect();
+                let first = processes.first();
+                let stats = &st.stats;
+                TaskEntry {
+                    pid: first.map(|p| p.pid),
+                    pgid: first.map(|p| p.pgid),
+                    pid_start: first.and_then(|p| p.pid_start),
+                    attempt: first.map(|p| p.attempt),
+                    started_at: first.and_then(|p| p.started_at),
+                    starts: stats.starts,
+                    runs: stats.runs,
+                    failures: stats.failures,
+                    restarts: stats.restarts,
+                    last_result: stats.last_outcome.map(|o| {
+                        match o {
+                            Outcome::Success => "success",
+                            Outcome::Failed => "failed",
+                            Outcome::Timeout => "timeout",
+                            Outcome::Stopped => "stopped",
+                            Outcome::Fatal => "fatal",
+                            Outcome::Skipped => "skipped",
+                        }
+                        .to_owned()
+                    }),
+                    last_exit: stats.last_end.as_ref().map(|e| LastExit {
+                        code: match e {
+                            ProcessEnd::Exited(c) => Some(*c),
+                            _ => None,
+                        },
+                        signal: match e {
+                            ProcessEnd::Signaled(s) => Some(crate::core::signal_name(*s)),
+                            _ => None,
+                        },
+                        text: short_end(e),
+                    }),
+                    ended_at: stats.last_end_at,
+                    next_run_at: st.next_run,
+                    retry_at: st.retry_at,
+                    cpu_percent,
+                    rss,
+                    peak_rss: stats
+                        .peak_rss
+                        .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
+                    cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
+                    processes,
+                    name: st.name,
+                    description: st.description,
+                    schedule: st.schedule,
+                    one_shot: st.one_shot,
+                    enabled: st.enabled,
+                    state: st.state.name().to_owned(),
+                    settings_hash: st.settings_hash,
+                }
+            })
+            .collect();
+        let w = &self.watch;
+        StateDoc {
+            schema: state::SCHEMA.into(),
+            version: state::VERSION,
+            written_at: now.wall,
+            clock_ticks: sample::boot_ticks_now(),
+            bansuri: BansuriInfo {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: self.obs.pid,
+                pid_start: self.obs.pid_start,
+                host: self.obs.host.clone(),
+                boot_id: self.obs.boot_id.clone(),
+                started_at: self.obs.started_at,
+                running: exit_code.is_none(),
+                ended_at: exit_code.map(|_| now.wall),
+                exit_code,
+            },
+            job: self.obs.job.clone(),
+            config: ConfigInfo {
+                path: absolute(&w.path),
+                loaded_at: w.applied_at,
+                on_disk_differs: w.invalid.is_some() || w.settling.is_some(),
+                invalid: w.invalid.as_ref().map(|i| InvalidInfo {
+                    reason: i.reason.clone(),
+                    since: i.since,
+                }),
+            },
+            control: ControlInfo {
+                socket: self
+                    .obs
+                    .listener
+                    .as_ref()
+                    .map(|_| self.obs.paths.socket.display().to_string()),
+                requests: self.obs.paths.requests.display().to_string(),
+                dashboard: self.obs.dashboard_url.clone(),
+            },
+            settings: SettingsInfo {
+                check_interval: w.check_interval.as_secs_f64(),
+                watchdog_timeout: g.watchdog_timeout.as_secs_f64(),
+                sample_interval: self.obs.sample_interval.as_secs_f64(),
+                max_parallel: g.max_parallel,
+                mode: if self.obs.mode.once {
+                    "once"
+                } else if self.obs.mode.exit_when_done {
+                    "exit-when-done"
+                } else {
+                    "service"
+                }
+                .into(),
+                resume: self.obs.resume,
+            },
+            node: self.obs.node.clone(),
+            tasks,
+        }
+    }
+
+    /// Write the state file now (`exit_code`: the last write, bansuri is exiting).
+    pub(super) fn write_state(&mut self, now: Now, exit_code: Option<i32>) {
+        if !self.obs.usable {
+            return;
+        }
+        let doc = self.state_doc(now, exit_code);
+        self.obs.dirty = false;
+        self.obs.last_write = Some(now.mono);
+        match state::write_atomic(&self.obs.paths.state, doc.to_json().as_bytes()) {
+            Ok(()) => {
+                if self.obs.write_failing {
+                    self.obs.write_failing = false;
+                    self.master(Level::Info, "The state file is written again");
+                }
+            }
+            Err(e) => {
+                if !self.obs.write_failing {
+                    self.obs.write_failing = true;
+                    let msg = format!(
+                        "cannot write the state file {}: {e} (status shows old data until it works again)",
+                        self.obs.paths.state.display()
+                    );
+                    self.master(Level::Error, &msg);
+                }
+            }
+        }
+    }
+
+    /// bansuri is exiting with `code`: the last state.
+    pub(super) fn observe_finish(&mut self, code: i32) {
+        let now = self.now();
+        self.write_state(now, Some(code));
+        self.serve_finish();
+    }
+}
+
+fn absolute(p: &std::path::Path) -> String {
+    if p.is_absolute() {
+        return p.display().to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(p).display().to_string(),
+        Err(_) => p.display().to_string(),
+    }
+}

@@ -1,0 +1,647 @@
+//! The loop's control endpoints: the Unix socket and its connections, the request-file
+//! inbox, and what a request does (through the core). Every fd here is non-blocking and
+//! in the loop's epoll set; nothing waits.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use chrono::Utc;
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+
+use super::Runtime;
+use crate::clock::Mono;
+use crate::control::server::{self, Conn, ReadState, Stream};
+use crate::control::{Cmd, Request, Response, INBOX_POLL, REQUEST_MAX_AGE};
+use crate::core::Input;
+use crate::level::Level;
+
+/// epoll token of the control socket's listener.
+pub(super) const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// epoll token of the dashboard's listener.
+pub(super) const HTTP_TOKEN: u64 = u64::MAX - 2;
+/// epoll tokens from here up (below the listeners') are connections: token - base = slot.
+pub(super) const CONN_BASE: u64 = 1 << 62;
+/// A connection that sends no complete request within this is closed.
+const CONN_IDLE: Duration = Duration::from_secs(10);
+/// A connection waiting for a reload's answer is kept this long.
+const CONN_WAIT: Duration = Duration::from_secs(60);
+/// Most connections served at once; more are closed at once.
+const MAX_CONNS: usize = 64;
+
+/// What a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Control,
+    Http,
+}
+
+pub(super) struct Slot {
+    pub(super) conn: Conn,
+    pub(super) kind: Kind,
+    pub(super) deadline: Mono,
+    /// The peer may not control us: the answer to whatever it asks.
+    pub(super) refused: Option<String>,
+}
+
+/// Who waits for a reload's answer.
+pub(super) enum Waiter {
+    Conn(usize, String),
+    File(String),
+}
+
+impl Runtime {
+    /// Bind the control socket and put it in the epoll set; log where things are.
+    pub(super) fn serve_start(&mut self) {
+        if !self.obs.usable {
+            return;
+        }
+        if let Err(e) = std::fs::create_dir_all(&self.obs.paths.requests) {
+            let msg = format!(
+                "cannot create the request inbox {}: {e} (control from other nodes will not work)",
+                self.obs.paths.requests.display()
+            );
+            self.master(Level::Error, &msg);
+        }
+        let path = self.obs.paths.socket.clone();
+        match server::bind_socket(&path) {
+            Ok(l) => {
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN);
+                match self.epoll.add(l.as_fd(), ev) {
+                    Ok(()) => {
+                        self.obs.listener = Some(l);
+                        let msg = format!(
+                            "Control socket: {}; request inbox: {}",
+                            path.display(),
+                            self.obs.paths.requests.display()
+                        );
+                        self.master(Level::Info, &msg);
+                    }
+                    Err(e) => {
+                        let msg = format!("cannot watch the control socket: {e}");
+                        self.master(Level::Error, &msg);
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = format!(
+                    "cannot create the control socket {}: {e}; control commands go through the request inbox {}",
+                    path.display(),
+                    self.obs.paths.requests.display()
+                );
+                self.master(Level::Warning, &msg);
+            }
+        }
+        self.obs.next_inbox = Some(self.now().mono + INBOX_POLL);
+        if let Some(addr) = self.core.globals().dashboard {
+            self.dashboard_start(addr);
+        }
+    }
+
+    fn dashboard_start(&mut self, addr: std::net::SocketAddr) {
+        let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        });
+        let l = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("cannot serve the dashboard on {addr}: {e}; running without it");
+                self.master(Level::Error, &msg);
+                return;
+            }
+        };
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, HTTP_TOKEN);
+        if let Err(e) = self.epoll.add(l.as_fd(), ev) {
+            let msg = format!("cannot watch the dashboard's socket: {e}");
+            self.master(Level::Error, &msg);
+            return;
+        }
+        let local = l.local_addr().unwrap_or(addr);
+        let url = format!("http://{local}/");
+        let msg = format!("Dashboard: {url} (metrics: {url}metrics)");
+        self.master(Level::Info, &msg);
+        if !local.ip().is_loopback() {
+            let msg = format!(
+                "The dashboard listens on {local}, not only on loopback: anyone who can reach this node can read the task list"
+            );
+            self.master(Level::Warning, &msg);
+        }
+        self.obs.dashboard_url = Some(url);
+        self.obs.http = Some(l);
+    }
+
+    fn accept_http(&mut self) {
+        loop {
+            let Some(l) = &self.obs.http else {
+                return;
+            };
+            match l.accept() {
+                Ok((s, _)) => {
+                    if s.set_nonblocking(true).is_ok() {
+                        self.add_conn(Stream::Tcp(s), Kind::Http);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Earliest connection deadline and the next inbox poll.
+    pub(super) fn serve_deadline(&self) -> Option<Mono> {
+        let conns = self.obs.conns.iter().flatten().map(|s| s.deadline).min();
+        match (conns, self.obs.next_inbox) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A listener or connection is ready.
+    pub(super) fn serve_event(&mut self, token: u64, events: EpollFlags) -> Option<i32> {
+        match token {
+            LISTENER_TOKEN => {
+                self.accept_control();
+                None
+            }
+            HTTP_TOKEN => {
+                self.accept_http();
+                None
+            }
+            t => self.on_conn((t - CONN_BASE) as usize, events),
+        }
+    }
+
+    /// Time-outs of connections, the inbox, reloads that have settled.
+    pub(super) fn serve_due(&mut self) -> Option<i32> {
+        let now = self.now().mono;
+        let late: Vec<usize> = self
+            .obs
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.deadline <= now).map(|_| i))
+            .collect();
+        for slot in late {
+            self.close_conn(slot);
+        }
+        if self.obs.next_inbox.is_some_and(|t| t <= now) {
+            self.obs.next_inbox = Some(now + INBOX_POLL);
+            if let Some(code) = self.poll_inbox() {
+                return Some(code);
+            }
+        }
+        if !self.obs.reload_waiters.is_empty() && self.watch.settling.is_none() {
+            self.answer_reload();
+        }
+        None
+    }
+
+    fn accept_control(&mut self) {
+        loop {
+            let Some(l) = &self.obs.listener else {
+                return;
+            };
+            let stream = match l.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            match server::peer_cred(stream.as_fd()) {
+                Ok((uid, _)) if server::allowed(uid) => {}
+                Ok((uid, pid)) => {
+                    let msg = format!(
+                        "Refused a control connection from uid {uid} (pid {pid}): only uid {} (or root) may control this bansuri",
+                        server::euid()
+                    );
+                    self.master(Level::Warning, &msg);
+                    if stream.set_nonblocking(true).is_ok() {
+                        // Read its request, then answer with the refusal (closing at once
+                        // would make the client's write fail with no explanation).
+                        let why = format!(
+                            "refused: this bansuri belongs to uid {}, you are uid {uid}",
+                            server::euid()
+                        );
+                        self.add_conn(Stream::Unix(stream), Kind::Control);
+                        if let Some(slot) = self.obs.last_conn.take() {
+                            if let Some(s) = self.obs.conns[slot].as_mut() {
+                                s.refused = Some(why);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.add_conn(Stream::Unix(stream), Kind::Control);
+        }
+    }
+
+    pub(super) fn add_conn(&mut self, stream: Stream, kind: Kind) {
+        self.obs.last_conn = None;
+        if self.obs.conns.iter().flatten().count() >= MAX_CONNS {
+            return; // dropped: closed
+        }
+        let slot = match self.obs.conns.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.obs.conns.push(None);
+                self.obs.conns.len() - 1
+            }
+        };
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + slot as u64);
+        if self.epoll.add(stream.fd(), ev).is_err() {
+            return;
+        }
+        let deadline = self.now().mono + CONN_IDLE;
+        self.obs.conns[slot] = Some(Slot {
+            conn: Conn::new(stream),
+            kind,
+            deadline,
+            refused: None,
+        });
+        self.obs.last_conn = Some(slot);
+    }
+
+    pub(super) fn close_conn(&mut self, slot: usize) {
+        if let Some(s) = self.obs.conns.get_mut(slot).and_then(Option::take) {
+            let _ = self.epoll.delete(s.conn.stream.fd());
+        }
+    }
+
+    /// Queue `bytes` on connection `slot` and send what can be sent; close when done.
+    pub(super) fn send_and_close(&mut self, slot: usize, bytes: Vec<u8>) {
+        let Some(s) = self.obs.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        s.conn.outbuf = bytes;
+        s.conn.sent = 0;
+        s.conn.answered = true;
+        match s.conn.write_some() {
+            Ok(false) => {
+                let ev = EpollEvent::new(EpollFlags::EPOLLOUT, CONN_BASE + slot as u64);
+                let mut ev = ev;
+                if self.epoll.modify(s.conn.stream.fd(), &mut ev).is_err() {
+                    self.close_conn(slot);
+                }
+            }
+            _ => self.close_conn(slot),
+        }
+    }
+
+    fn on_conn(&mut self, slot: usize, events: EpollFlags) -> Option<i32> {
+        let s = self.obs.conns.get_mut(slot).and_then(Option::as_mut)?;
+        if s.conn.answered {
+            if events.contains(EpollFlags::EPOLLOUT) {
+                match s.conn.write_some() {
+                    Ok(false) => {}
+                    _ => self.close_conn(slot),
+                }
+            }
+            return None;
+        }
+        let read = s.conn.read_some();
+        if read == ReadState::Failed {
+            self.close_conn(slot);
+            return None;
+        }
+        match s.kind {
+            Kind::Http => {
+                let parsed = crate::dashboard::parse_head(&s.conn.inbuf);
+                match parsed {
+                    None if read == ReadState::Eof => self.close_conn(slot),
+                    None => {}
+                    Some(Err(())) => {
+                        let r = crate::dashboard::response(
+                            "400 Bad Request",
+                            "text/plain; charset=utf-8",
+                            b"bad request\n",
+                            false,
+                        );
+                        self.send_and_close(slot, r);
+                    }
+                    Some(Ok(head)) => {
+                        let now = self.now();
+                        let r = crate::dashboard::route(&head, || self.state_doc(now, None));
+                        self.send_and_close(slot, r);
+                    }
+                }
+                None
+            }
+            Kind::Control => {
+                let Some(line) = s.conn.line() else {
+                    if read == ReadState::Eof {
+                        self.close_conn(slot);
+                    }
+                    return None;
+                };
+                if read == ReadState::Eof {
+                    // The client has hung up already (it gave up waiting, e.g. while this
+                    // bansuri was stopped): nobody would see the answer, and acting on a
+                    // request its sender has abandoned would surprise them.
+                    let msg = "Ignored a control request whose client had already gone";
+                    self.close_conn(slot);
+                    self.master(Level::Warning, msg);
+                    return None;
+                }
+                if let Some(why) = s.refused.take() {
+                    let r = Response {
+                        id: String::new(),
+                        ok: false,
+                        message: why,
+                        state: None,
+                    };
+                    self.send_and_close(slot, server::response_line(&r));
+                    return None;
+                }
+                let parsed = serde_json::from_slice::<Request>(line);
+                let req = match parsed {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let r = Response {
+                            id: String::new(),
+                            ok: false,
+                            message: format!("not a valid request: {e}"),
+                            state: None,
+                        };
+                        self.send_and_close(slot, server::response_line(&r));
+                        return None;
+                    }
+                };
+                let from = if req.from.is_empty() {
+                    "the control socket".to_owned()
+                } else {
+                    format!("{} (socket)", req.from)
+                };
+                let (resp, code) = self.control_request(&req, &from);
+                match resp {
+                    Some(r) => self.send_and_close(slot, server::response_line(&r)),
+                    None => {
+                        let wait = self.now().mono + CONN_WAIT;
+                        if let Some(s) = self.obs.conns.get_mut(slot).and_then(Option::as_mut) {
+                            s.conn.answered = true;
+                            s.deadline = wait;
+                        }
+                        self.obs
+                            .reload_waiters
+                            .push(Waiter::Conn(slot, req.id.clone()));
+                    }
+                }
+                code
+            }
+        }
+    }
+
+    /// Read the request files in the inbox and answer each.
+    fn poll_inbox(&mut self) -> Option<i32> {
+        let incoming = server::take_requests(&self.obs.paths);
+        let mut exit = None;
+        for inc in incoming {
+            let refuse = |msg: String| Response {
+                id: inc.id.clone(),
+                ok: false,
+                message: msg,
+                state: None,
+            };
+            let resp = match &inc.request {
+                Err(e) => Some(refuse(e.clone())),
+                Ok(_) if !server::allowed(inc.uid) => {
+                    let msg = format!(
+                        "Refused a request file owned by uid {}: only uid {} (or root) may control this bansuri",
+                        inc.uid,
+                        server::euid()
+                    );
+                    self.master(Level::Warning, &msg);
+                    Some(refuse(format!(
+                        "refused: this bansuri belongs to uid {}, the request file to uid {}",
+                        server::euid(),
+                        inc.uid
+                    )))
+                }
+                Ok(req) if exit.is_some() => Some(refuse(format!(
+                    "not carried out: bansuri is exiting ({})",
+                    req.cmd.word()
+                ))),
+                Ok(req) => {
+                    let age = (Utc::now() - req.sent_at).to_std().unwrap_or_default();
+                    if age > REQUEST_MAX_AGE {
+                        let msg = format!(
+                            "Ignored an expired request file ({} sent at {}, {} ago)",
+                            req.cmd.word(),
+                            crate::core::fmt_wall(req.sent_at),
+                            crate::core::fmt_dur(Duration::from_secs(age.as_secs()))
+                        );
+                        self.master(Level::Warning, &msg);
+                        Some(refuse(format!(
+                            "expired: sent {} ago, requests older than {} are not carried out",
+                            crate::core::fmt_dur(Duration::from_secs(age.as_secs())),
+                            crate::core::fmt_dur(REQUEST_MAX_AGE)
+                        )))
+                    } else {
+                        let from = if req.from.is_empty() {
+                            "a request file".to_owned()
+                        } else {
+                            format!("{} (request file)", req.from)
+                        };
+                        let mut req = req.clone();
+                        req.id.clone_from(&inc.id);
+                        let (resp, code) = self.control_request(&req, &from);
+                        if code.is_some() {
+                            exit = code;
+                        }
+                        if resp.is_none() {
+                            self.obs.reload_waiters.push(Waiter::File(inc.id.clone()));
+                        }
+                        resp
+                    }
+                }
+            };
+            if let Some(r) = resp {
+                if let Err(e) = server::answer_file(&self.obs.paths, &inc.id, &r) {
+                    let msg = format!("cannot write the answer to request {}: {e}", inc.id);
+                    self.master(Level::Error, &msg);
+                }
+            }
+        }
+        exit
+    }
+
+    /// Carry out a request. `None` for the response: answered later (reload). The exit
+    /// code when the request ended bansuri (a shutdown with nothing left to stop).
+    fn control_request(&mut self, req: &Request, from: &str) -> (Option<Response>, Option<i32>) {
+        let reply = |ok: bool, message: String| Response {
+            id: req.id.clone(),
+            ok,
+            message,
+            state: None,
+        };
+        if req.cmd == Cmd::Status {
+            let doc = self.state_doc(self.now(), None);
+            let mut r = reply(true, String::new());
+            r.state = Some(Box::new(doc));
+            return (Some(r), None);
+        }
+        let what = if req.tasks.is_empty() {
+            req.cmd.word().to_owned()
+        } else {
+            format!("{} {}", req.cmd.word(), req.tasks.join(" "))
+        };
+        let msg = format!("Control request from {from}: {what}");
+        self.master(Level::Info, &msg);
+        let mut exit = None;
+        let resp = match req.cmd {
+            Cmd::Status => unreachable!("answered above"),
+            Cmd::Start | Cmd::Stop | Cmd::Restart => {
+                if req.tasks.is_empty() {
+                    return (
+                        Some(reply(
+                            false,
+                            format!("{}: name at least one task", req.cmd.word()),
+                        )),
+                        None,
+                    );
+                }
+                if let Err(e) = self.core.check_tasks(&req.tasks) {
+                    return (Some(reply(false, e)), None);
+                }
+                let mut lines = Vec::new();
+                let mut ok = true;
+                for t in &req.tasks {
+                    let input = match req.cmd {
+                        Cmd::Start => Input::StartTask { task: t.clone() },
+                        Cmd::Stop => Input::StopTask { task: t.clone() },
+                        _ => Input::RestartTask { task: t.clone() },
+                    };
+                    let actions = self.core.handle(input, self.now());
+                    if let Some(code) = self.apply(actions) {
+                        exit = Some(code);
+                    }
+                    for (o, m) in std::mem::take(&mut self.obs.replies) {
+                        ok &= o;
+                        lines.push(m);
+                    }
+                    if exit.is_some() {
+                        break;
+                    }
+                }
+                reply(ok, lines.join("\n"))
+            }
+            Cmd::Reload => {
+                if !self.watch.enabled {
+                    return (
+                        Some(reply(
+                            false,
+                            "reload: the config file is not watched with --once".into(),
+                        )),
+                        None,
+                    );
+                }
+                self.obs.capture = Some(Vec::new());
+                let code = self.check_config(true);
+                return (None, code);
+            }
+            Cmd::Shutdown => {
+                self.obs.capture = Some(Vec::new());
+                let actions = self.core.handle(
+                    Input::Shutdown {
+                        signal: "a shutdown request",
+                    },
+                    self.now(),
+                );
+                exit = self.apply(actions);
+                let lines = self.obs.capture.take().unwrap_or_default();
+                let msg = lines
+                    .into_iter()
+                    .find(|l| l.starts_with("Received a shutdown request"))
+                    .map(|l| {
+                        l.replace(
+                            "Received a shutdown request: shutdown of",
+                            "Shutdown started:",
+                        )
+                    })
+                    .unwrap_or_else(|| "Shutting down".to_owned());
+                reply(true, msg)
+            }
+        };
+        // What the command changed shows in `status` at once.
+        if exit.is_none() {
+            let now = self.now();
+            self.write_state(now, None);
+        }
+        (Some(resp), exit)
+    }
+
+    /// The reload asked for has settled: tell everyone who asked.
+    fn answer_reload(&mut self) {
+        let lines = self.obs.capture.take().unwrap_or_default();
+        let applied = lines.into_iter().find(|l| l.starts_with("Config reloaded"));
+        let (ok, message) = match (applied, &self.watch.invalid) {
+            (Some(m), _) => (true, m),
+            (None, Some(inv)) => {
+                let mut m = format!(
+                    "the config file {} was not loaded: {}; still running the config loaded at {}",
+                    self.watch.path.display(),
+                    inv.reason,
+                    crate::core::fmt_wall(self.watch.applied_at)
+                );
+                if let Err(e) = crate::config::load(&self.watch.path) {
+                    m.push('\n');
+                    m.push_str(&e.to_string());
+                }
+                (false, m)
+            }
+            (None, None) => (
+                false,
+                "the config was not reloaded (bansuri is shutting down)".into(),
+            ),
+        };
+        let now = self.now();
+        self.write_state(now, None);
+        for w in std::mem::take(&mut self.obs.reload_waiters) {
+            match w {
+                Waiter::Conn(slot, id) => {
+                    let r = Response {
+                        id,
+                        ok,
+                        message: message.clone(),
+                        state: None,
+                    };
+                    self.send_and_close(slot, server::response_line(&r));
+                }
+                Waiter::File(id) => {
+                    let r = Response {
+                        id: id.clone(),
+                        ok,
+                        message: message.clone(),
+                        state: None,
+                    };
+                    let _ = server::answer_file(&self.obs.paths, &id, &r);
+                }
+            }
+        }
+    }
+
+    /// bansuri is exiting: answer whoever still waits, remove the socket file.
+    pub(super) fn serve_finish(&mut self) {
+        for w in std::mem::take(&mut self.obs.reload_waiters) {
+            let r = |id: String| Response {
+                id,
+                ok: false,
+                message: "bansuri exited before the reload was done".into(),
+                state: None,
+            };
+            match w {
+                Waiter::Conn(slot, id) => self.send_and_close(slot, server::response_line(&r(id))),
+                Waiter::File(id) => {
+                    let _ = server::answer_file(&self.obs.paths, &id, &r(id.clone()));
+                }
+            }
+        }
+        if self.obs.listener.take().is_some() {
+            let _ = std::fs::remove_file(&self.obs.paths.socket);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Resource sampling from /proc: per task CPU% and RSS summed over its process groups, the
+//! node's load and available memory, and the low-memory warning.
+//!
+//! Owns every read of /proc (also the process start times the state file records, so that
+//! a reused pid is never taken for one of ours). A lean reader of our own rather than
+//! `sysinfo`: a sample walks only bansuri's own descendants (the `children` lists of
+//! /proc/PID/task/TID, starting at bansuri itself, which as a subreaper also adopts what
+//! tasks leave behind) and reads one `stat` file per process, so its cost grows with the
+//! number of processes bansuri started, not with the node's. It runs on the event loop's
+//! thread: no file here can block for long (procfs is in memory).
+//!
+//! Must not: decide anything about tasks, or signal a process.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::time::Duration;
+
+/// What /proc/PID/stat says about one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Parent pid.
+    pub ppid: u32,
+    /// Process group.
+    pub pgrp: u32,
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    /// User + system CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time, in clock ticks since boot (what the state file records).
+    pub start_ticks: u64,
+    /// Resident set size, in pages.
+    pub rss_pages: u64,
+}
+
+/// Read /proc/`pid`/stat into `buf` and parse it.
+pub fn proc_stat_with(pid: u32, buf: &mut Vec<u8>) -> Option<ProcStat> {
+    buf.clear();
+    let mut f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    f.read_to_end(buf).ok()?;
+    parse_stat(buf)
+}
+
+/// What /proc/`pid`/stat says, or `None` when there is no such process.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    proc_stat_with(pid, &mut Vec::with_capacity(512))
+}
+
+/// Parse the text of /proc/PID/stat (see proc(5)). The command name, in parentheses, may
+/// hold spaces and parentheses itself: the fields start after the last `)`.
+pub fn parse_stat(s: &[u8]) -> Option<ProcStat> {
+    let close = s.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // f[0] is field 3 (state); field N is f[N - 3].
+    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    Some(ProcStat {
+        state: *f.first()?.as_bytes().first()?,
+        ppid: num(4)? as u32,
+        pgrp: num(5)? as u32,
+        cpu_ticks: num(14)? + num(15)?,
+        start_ticks: num(22)?,
+        rss_pages: num(24)?,
+    })
+}
+
+/// Start time of `pid` in clock ticks since boot, if it is alive (zombies are not).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    proc_stat(pid)
+        .filter(|s| s.state != b'Z' && s.state != b'X')
+        .map(|s| s.start_ticks)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no memory arguments.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// Bytes per page.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory arguments.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}
+
+/// The present time on the clock process start times are counted on (ticks since boot).
+pub fn boot_ticks_now() -> u64 {
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let d = Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32);
+    (d.as_secs_f64() * clk_tck() as f64) as u64
+}
+
+/// This boot's id (/proc/sys/kernel/random/boot_id): pids and start times mean something
+/// only within one boot.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// Children of `pid`: the `children` files of all its threads.
+pub fn children_of(pid: u32, out: &mut Vec<u32>, buf: &mut Vec<u8>) {
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in rd.flatten() {
+        let mut p = t.path();
+        p.push("children");
+        buf.clear();
+        if let Ok(mut f) = fs::File::open(&p) {
+            if f.read_to_end(buf).is_ok() {
+                if let Ok(s) = std::str::from_utf8(buf) {
+                    out.extend(
+                        s.split_ascii_whitespace()
+                            .filter_map(|x| x.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Node figures.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct NodeSample {
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    /// MemTotal, bytes.
+    pub mem_total: u64,
+    /// MemAvailable, bytes.
+    pub mem_available: u64,
+}
+
+/// Read /proc/loadavg and /proc/meminfo.
+pub fn node() -> NodeSample {
+    let mut n = NodeSample::default();
+    if let Ok(s) = fs::read_to_string("/proc/loadavg") {
+        for (i, v) in s.split_whitespace().take(3).enumerate() {
+            n.load[i] = v.parse().unwrap_or(0.0);
+        }
+    }
+    if let Ok(s) = fs::read_to_string("/proc/meminfo") {
+        let (total, avail) = parse_meminfo(&s);
+        n.mem_total = total;
+        n.mem_available = avail;
+    }
+    n
+}
+
+/// (MemTotal, MemAvailable) in bytes.
+pub fn parse_meminfo(s: &str) -> (u64, u64) {
+    let get = |key: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (get("MemTotal:"), get("MemAvailable:"))
+}
+
+/// Below this share of MemTotal available, bansuri warns (once per episode).
+pub const MEM_LOW_PERCENT: f64 = 10.0;
+/// The warning is armed again once available memory is back above this share.
+pub const MEM_OK_PERCENT: f64 = 15.0;
+
+/// The low-memory warning: one line when available memory drops below
+/// [`MEM_LOW_PERCENT`] of the total, one when it is back above [`MEM_OK_PERCENT`]
+/// (hysteresis, so a node hovering at the limit does not flood the log).
+#[derive(Debug, Default)]
+pub struct MemWatch {
+    low: bool,
+}
+
+impl MemWatch {
+    /// Feed one node sample; returns a line to log (warning: true) when the state changes.
+    pub fn observe(&mut self, n: &NodeSample) -> Option<(bool, String)> {
+        if n.mem_total == 0 {
+            return None;
+        }
+        let pct = n.mem_available as f64 * 100.0 / n.mem_total as f64;
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        if !self.low && pct < MEM_LOW_PERCENT {
+            self.low = true;
+            return Some((
+                true,
+                format!(
+                    "Node memory is low: {:.1} GiB available of {:.1} GiB ({pct:.0}%); tasks may be killed by the OOM killer",
+                    gib(n.mem_available),
+                    gib(n.mem_total)
+                ),
+            ));
+        }
+        if self.low && pct > MEM_OK_PERCENT {
+            self.low = false;
+            return Some((
+                false,
+                format!(
+                    "Node memory is fine again: {:.1} GiB available ({pct:.0}%)",
+                    gib(n.mem_available)
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// The sampled figures of one process group.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GroupSample {
+    /// CPU use since the previous sample, in percent of one core (200 = two cores).
+    pub cpu_percent: f64,
+    /// Resident memory of all its processes, bytes.
+    pub rss: u64,
+    /// Processes in the group.
+    pub procs: u32,
+    /// CPU time its live processes have used so far.
+    pub cpu_time: Duration,
+}
+
+/// Per-process CPU counters between samples, and the walk of bansuri's descendants.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    /// pid -> (start ticks, cpu ticks) at the previous sample.
+    prev: HashMap<u32, (u64, u64)>,
+    /// Boot-clock ticks at the previous sample.
+    prev_at: Option<u64>,
+    stack: Vec<u32>,
+    buf: Vec<u8>,
+    cbuf: Vec<u8>,
+}
+
+impl Sampler {
+    /// A sampler with no history.
+    pub fn new() -> Sampler {
+        Sampler::default()
+    }
+
+    /// Sample every descendant of `root` (bansuri itself) and sum them per process group
+    /// for the groups in `pgids`. CPU% is the CPU time used since the previous sample over
+    /// the time elapsed; a process started since then counts whole. The first sample has
+    /// no reference and reports the CPU% since each process started.
+    pub fn sample(&mut self, root: u32, pgids: &[u32]) -> HashMap<u32, GroupSample> {
+        let now = boot_ticks_now();
+        let page = page_size();
+        let tck = clk_tck();
+        let mut out: HashMap<u32, GroupSample> =
+            pgids.iter().map(|&g| (g, GroupSample::default())).collect();
+        let mut next: HashMap<u32, (u64, u64)> = HashMap::with_capacity(self.prev.len());
+        let mut cpu: HashMap<u32, u64> = HashMap::new();
+        self.stack.clear();
+        children_of(root, &mut self.stack, &mut self.cbuf);
+        while let Some(pid) = self.stack.pop() {
+            children_of(pid, &mut self.stack, &mut self.cbuf);
+            let Some(st) = proc_stat_with(pid, &mut self.buf) else {
+                continue;
+            };
+            if st.state == b'Z' {
+                continue;
+            }
+            next.insert(pid, (st.start_ticks, st.cpu_ticks));
+            let Some(g) = out.get_mut(&st.pgrp) else {
+                continue;
+            };
+            g.procs += 1;
+            g.rss += st.rss_pages * page;
+            g.cpu_time += Duration::from_secs_f64(st.cpu_ticks as f64 / tck as f64);
+            let used = match self.prev_at {
+                None => {
+                    // No reference yet: the CPU share since the process started.
+                    let age = now.saturating_sub(st.start_ticks).max(1);
+                    g.cpu_percent += st.cpu_ticks as f64 * 100.0 / age as f64;
+                    continue;
+                }
+                Some(at) => match self.prev.get(&pid) {
+                    Some(&(start, before)) if start == st.start_ticks => {
+                        st.cpu_ticks.saturating_sub(before)
+                    }
+                    // Started since the previous sample: all its CPU time is new.
+                    _ if st.start_ticks >= at => st.cpu_ticks,
+                    // Older but not seen then (adopted since): no reference, count none.
+                    _ => 0,
+                },
+            };
+            *cpu.entry(st.pgrp).or_default() += used;
+        }
+        if let Some(at) = self.prev_at {
+            let dt = now.saturating_sub(at).max(1) as f64;
+            for (g, used) in cpu {
+                if let Some(s) = out.get_mut(&g) {
+                    s.cpu_percent = used as f64 * 100.0 / dt;
+                }
+            }
+        }
+        self.prev = next;
+        self.prev_at = Some(now);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_the_name() {
+        let s = b"4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 987654 1000000 512 18446744073709551615";
+        let st = parse_stat(s).expect("parses");
+        assert_eq!(st.state, b'S');
+        assert_eq!(st.ppid, 1);
+        assert_eq!(st.pgrp, 4242);
+        assert_eq!(st.cpu_ticks, 300);
+        assert_eq!(st.start_ticks, 987654);
+        assert_eq!(st.rss_pages, 512);
+        assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let me = std::process::id();
+        let st = proc_stat(me).expect("own stat");
+        assert!(st.start_ticks <= boot_ticks_now());
+        assert_eq!(start_ticks(me), Some(st.start_ticks));
+        assert!(!boot_id().is_empty());
+    }
+
+    #[test]
+    fn meminfo_is_parsed_in_bytes() {
+        let s = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:    2000000 kB\n";
+        assert_eq!(parse_meminfo(s), (24_000_000 * 1024, 2_000_000 * 1024));
+    }
+
+    #[test]
+    fn low_memory_warns_once_per_episode_with_hysteresis() {
+        let mut w = MemWatch::default();
+        let at = |pct: u64| NodeSample {
+            load: [0.0; 3],
+            mem_total: 1000,
+            mem_available: pct * 10,
+        };
+        assert_eq!(w.observe(&at(50)), None);
+        let (warn, msg) = w.observe(&at(5)).expect("warns");
+        assert!(warn && msg.starts_with("Node memory is low"), "{msg}");
+        assert_eq!(w.observe(&at(4)), None, "once per episode");
+        assert_eq!(w.observe(&at(12)), None, "not yet fine: hysteresis");
+        assert_eq!(w.observe(&at(9)), None, "still the same episode");
+        let (warn, msg) = w.observe(&at(20)).expect("fine again");
+        assert!(!warn && msg.contains("fine again"), "{msg}");
+        assert!(w.observe(&at(5)).is_some(), "a new episode warns again");
+    }
+}

@@ -1,0 +1,398 @@
+//! The dashboard: the page in a real browser (headless Chromium), `/api/status`, and
+//! `/metrics` checked by a small Prometheus text-format parser.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bansuri::control::state::StateDoc;
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+const CFG: &str = r#"{"dashboard": "127.0.0.1:0", "sample_interval": "1s", "scripts": [
+    {"name": "svc", "command": "exec sleep 300", "description": "a \"quoted\" <b>service</b>"},
+    {"name": "ok", "command": "true"},
+    {"name": "bad", "command": "exit 3"},
+    {"name": "off", "command": "true", "enabled": false},
+    {"name": "hourly", "command": "true", "timer": "1h"}
+]}"#;
+
+/// Start bansuri with the dashboard on a free port; wait until every task has settled.
+fn start(sb: &Sandbox) -> (Bansuri, String, StateDoc) {
+    let b = sb.start(CFG, &[]);
+    let path = sb.file(".bansuri/state.json");
+    let d = wait_for(T, || {
+        StateDoc::read(&path).ok().filter(|d| {
+            let st = |n: &str| d.task(n).map(|t| t.state.clone()).unwrap_or_default();
+            d.control.dashboard.is_some()
+                && st("svc") == "RUNNING"
+                && st("ok") == "SUCCESS"
+                && st("bad") == "FAILED"
+        })
+    })
+    .unwrap_or_else(|| panic!("tasks did not settle; log:\n{}", b.log()));
+    let url = d.control.dashboard.clone().expect("url");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (b, url, d)
+}
+
+/// GET `path` from `url`'s host: (status line, body).
+fn get(url: &str, path: &str) -> (String, String) {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(T)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("head and body");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
+    let sb = Sandbox::new();
+    let (b, url, _) = start(&sb);
+    // A client that connects and says nothing must not hold up the loop.
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let _idle = TcpStream::connect(host).expect("idle connection");
+    let t0 = Instant::now();
+    let (status, body) = get(&url, "/api/status");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(t0.elapsed() < Duration::from_secs(2), "answered at once");
+    let d = StateDoc::parse(&body).expect("the state document");
+    assert_eq!(d.bansuri.pid, b.pid() as u32);
+    assert_eq!(d.tasks.len(), 5);
+    let (status, _) = get(&url, "/nope");
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    // Still one thread.
+    let threads = std::fs::read_to_string(format!("/proc/{}/status", b.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_owned()));
+    assert_eq!(threads.as_deref(), Some("1"));
+}
+
+// ----- a small Prometheus text-format parser ---------------------------------------------
+
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+}
+
+/// Parse the text exposition format (0.0.4): `# HELP`, `# TYPE`, samples with labels.
+/// Checks every rule a scraper relies on; returns the samples and each family's type.
+fn parse_prometheus(text: &str) -> Result<(Vec<Sample>, BTreeMap<String, String>), String> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut helps: BTreeSet<String> = BTreeSet::new();
+    let mut samples = Vec::new();
+    let mut series: BTreeSet<String> = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = |m: &str| format!("line {}: {m}: {line:?}", n + 1);
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kw = parts.next().unwrap_or("");
+            let name = parts.next().ok_or_else(|| at("no metric name"))?;
+            let arg = parts.next().ok_or_else(|| at("nothing after the name"))?;
+            if !valid_name(name) {
+                return Err(at("bad metric name"));
+            }
+            match kw {
+                "HELP" if !helps.insert(name.to_owned()) => {
+                    return Err(at("second HELP"));
+                }
+                "TYPE" => {
+                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&arg) {
+                        return Err(at("unknown type"));
+                    }
+                    if types.insert(name.to_owned(), arg.to_owned()).is_some() {
+                        return Err(at("second TYPE"));
+                    }
+                    if samples.iter().any(|s: &Sample| s.name == name) {
+                        return Err(at("TYPE after samples"));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        // name{labels} value
+        let (name, rest) = match line.find(['{', ' ']) {
+            Some(i) => line.split_at(i),
+            None => return Err(at("no value")),
+        };
+        if !valid_name(name) {
+            return Err(at("bad metric name"));
+        }
+        let mut labels = BTreeMap::new();
+        let mut rest = rest;
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices().peekable();
+            let end;
+            loop {
+                // label name
+                let start = chars
+                    .peek()
+                    .map(|(i, _)| *i)
+                    .ok_or_else(|| at("open labels"))?;
+                if body[start..].starts_with('}') {
+                    end = start;
+                    break;
+                }
+                let eq = body[start..]
+                    .find('=')
+                    .ok_or_else(|| at("label without ="))?
+                    + start;
+                let lname = &body[start..eq];
+                if !valid_name(lname) || lname.contains(':') {
+                    return Err(at("bad label name"));
+                }
+                while chars.peek().is_some_and(|(i, _)| *i <= eq) {
+                    chars.next();
+                }
+                if chars.next().map(|(_, c)| c) != Some('"') {
+                    return Err(at("label value not quoted"));
+                }
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\\')) => value.push('\\'),
+                            Some((_, '"')) => value.push('"'),
+                            Some((_, 'n')) => value.push('\n'),
+                            _ => return Err(at("bad escape")),
+                        },
+                        Some((_, '"')) => break,
+                        Some((_, '\n')) | None => return Err(at("unterminated label value")),
+                        Some((_, c)) => value.push(c),
+                    }
+                }
+                if labels.insert(lname.to_owned(), value).is_some() {
+                    return Err(at("label given twice"));
+                }
+                match chars.next() {
+                    Some((_, ',')) => continue,
+                    Some((i, '}')) => {
+                        end = i;
+                        break;
+                    }
+                    _ => return Err(at("expected , or }")),
+                }
+            }
+            rest = &body[end + 1..];
+        }
+        let mut fields = rest.split_whitespace();
+        let value = fields.next().ok_or_else(|| at("no value"))?;
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().map_err(|_| at("value is not a number"))?,
+        };
+        if let Some(ts) = fields.next() {
+            ts.parse::<i64>().map_err(|_| at("bad timestamp"))?;
+        }
+        if fields.next().is_some() {
+            return Err(at("trailing text"));
+        }
+        if !types.contains_key(name) {
+            return Err(at("sample without a TYPE before it"));
+        }
+        if !series.insert(format!("{name}{labels:?}")) {
+            return Err(at("the same series twice"));
+        }
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    Ok((samples, types))
+}
+
+#[test]
+fn the_parser_rejects_what_a_scraper_would() {
+    let ok = "# HELP a_total x\n# TYPE a_total counter\na_total{t=\"x\\\"y\"} 1\n";
+    let (s, _) = parse_prometheus(ok).expect("valid");
+    assert_eq!(s[0].labels["t"], "x\"y");
+    for bad in [
+        "a 1\n",                                  // no TYPE
+        "# TYPE a gauge\na{t=x} 1\n",             // unquoted
+        "# TYPE a gauge\na{t=\"x\"} one\n",       // not a number
+        "# TYPE a gauge\na 1\na 2\n",             // duplicate series
+        "# TYPE 1a gauge\n",                      // bad name
+        "# TYPE a gauge\na{t=\"x\",t=\"y\"} 1\n", // label twice
+        "# TYPE a gauge\na{t=\"x} 1\n",           // unterminated
+    ] {
+        assert!(parse_prometheus(bad).is_err(), "accepted: {bad:?}");
+    }
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text() {
+    let sb = Sandbox::new();
+    let (_b, url, _) = start(&sb);
+    // Wait for a sample of svc, so the sampled gauges are there too.
+    let body = wait_for(T, || {
+        let (status, body) = get(&url, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        body.contains("bansuri_task_rss_bytes{task=\"svc\"}")
+            .then_some(body)
+    })
+    .expect("an RSS sample of svc");
+    let (samples, types) =
+        parse_prometheus(&body).unwrap_or_else(|e| panic!("{e}\n--- metrics ---\n{body}"));
+    let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        samples
+            .iter()
+            .find(|s| s.name == name && s.labels == want)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{body}"))
+            .value
+    };
+    assert_eq!(one("bansuri_up", &[]), 1.0);
+    for (task, state) in [
+        ("svc", "RUNNING"),
+        ("ok", "SUCCESS"),
+        ("bad", "FAILED"),
+        ("off", "STOPPED"),
+        ("hourly", "SCHEDULED"),
+    ] {
+        assert_eq!(
+            one("bansuri_task_state", &[("task", task), ("state", state)]),
+            1.0,
+            "{task}"
+        );
+        let total: f64 = samples
+            .iter()
+            .filter(|s| s.name == "bansuri_task_state" && s.labels["task"] == task)
+            .map(|s| s.value)
+            .sum();
+        assert_eq!(total, 1.0, "one state at a time for {task}");
+    }
+    assert_eq!(one("bansuri_task_runs_total", &[("task", "bad")]), 1.0);
+    assert_eq!(one("bansuri_task_failures_total", &[("task", "bad")]), 1.0);
+    assert_eq!(one("bansuri_task_last_exit_code", &[("task", "bad")]), 3.0);
+    assert_eq!(one("bansuri_task_restarts_total", &[("task", "svc")]), 0.0);
+    assert!(one("bansuri_task_rss_bytes", &[("task", "svc")]) > 0.0);
+    assert!(one("bansuri_node_memory_total_bytes", &[]) > 0.0);
+    assert_eq!(types["bansuri_task_runs_total"], "counter");
+    assert_eq!(types["bansuri_task_cpu_seconds_total"], "counter");
+    assert_eq!(types["bansuri_task_cpu_percent"], "gauge");
+    assert!(samples.iter().any(|s| s.name == "bansuri_task_cpu_percent"));
+}
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser"].into_iter().find_map(|c| {
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+            .map(|_| c.to_owned())
+    })
+}
+
+#[test]
+fn the_page_in_headless_chromium_shows_every_task_with_its_state() {
+    let Some(browser) = chromium() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromium is required under CI=true (tests/run.sh installs it)");
+        }
+        eprintln!("skipped: no chromium (tests/run.sh installs Debian's package)");
+        return;
+    };
+    let sb = Sandbox::new();
+    let (_b, url, _) = start(&sb);
+    let profile = sb.file("chromium-profile");
+    let mut child = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            // Let the page's script and its fetch run before the DOM is dumped.
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait chromium") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut dom = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut dom)
+        .expect("dom");
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    assert!(status.success(), "chromium failed: {err}");
+    assert!(
+        dom.contains("data-loaded=\"yes\""),
+        "the script ran: {dom}\n{err}"
+    );
+    for (task, state) in [
+        ("svc", "RUNNING"),
+        ("ok", "SUCCESS"),
+        ("bad", "FAILED"),
+        ("off", "STOPPED"),
+        ("hourly", "SCHEDULED"),
+    ] {
+        let row = format!("<tr data-task=\"{task}\" data-state=\"{state}\">");
+        assert!(dom.contains(&row), "no {row} in the page:\n{dom}");
+    }
+    // Free text is shown as text, never as markup.
+    assert!(
+        dom.contains("a \"quoted\" &lt;b&gt;service&lt;/b&gt;"),
+        "{dom}"
+    );
+    assert!(dom.contains("running on "), "{dom}");
+}
