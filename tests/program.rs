@@ -365,3 +365,46 @@ fn job_log_rotates_too() {
         "the newest part is in the live file"
     );
 }
+
+/// `autostart: false` waits for `bansuri start`; a control command naming a numprocs
+/// program acts on every instance.
+#[test]
+fn autostart_false_waits_for_start_and_commands_reach_every_instance() {
+    let sb = Sandbox::new();
+    let b = sb.start(
+        r#"{"scripts": [
+            {"name": "lazy", "command": "echo lazy ran", "autostart": false},
+            {"name": "w", "command": "echo $$ >> w.pids; exec sleep 300", "numprocs": 2}
+        ]}"#,
+        &[],
+    );
+    let pids = wait_for(T, || {
+        let p: Vec<i32> = sb
+            .read("w.pids")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (p.len() == 2).then_some(p)
+    })
+    .expect("two instances");
+    assert!(!b.log().contains("lazy ran"), "not started by itself");
+    let ctl = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(sb.file("config.json"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = ctl(&["start", "lazy"]);
+    assert_eq!(code, Some(0), "{out}");
+    b.wait_log("lazy ran", T, |l| l.contains("] [lazy] | lazy ran"));
+    let (code, out) = ctl(&["stop", "w"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("`w:0`") && out.contains("`w:1`"), "{out}");
+    wait_for(T, || pids.iter().all(|p| !alive(*p)).then_some(())).expect("both instances stopped");
+}

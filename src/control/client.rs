@@ -158,8 +158,14 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
             ));
         }
         let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
+        // `w` names every instance `w:0`, `w:1`... of a numprocs program.
+        let program = |t: &str| {
+            known
+                .iter()
+                .any(|k| k.split_once(':').is_some_and(|(p, _)| p == t))
+        };
         for t in tasks {
-            if !known.contains(t) {
+            if !known.contains(t) && !program(t) {
                 return Err(ClientError::new(2, unknown_task(t, &known)));
             }
         }

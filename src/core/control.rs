@@ -159,8 +159,13 @@ impl Core {
     /// `Err` naming the first unknown task (with the nearest known name, if any).
     pub fn check_tasks(&self, names: &[String]) -> Result<(), String> {
         let known = self.task_names();
+        let program = |n: &str| {
+            self.tasks
+                .iter()
+                .any(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == n)
+        };
         for n in names {
-            if !known.contains(n) {
+            if !known.contains(n) && !program(n) {
                 return Err(unknown_task(n, &known));
             }
         }
@@ -235,9 +240,46 @@ impl Core {
         self.reply(true, msg);
     }
 
+    /// A control command for `name`: a task, or a `numprocs` program (then every instance,
+    /// with one combined reply).
+    pub(super) fn control_each(&mut self, name: &str, now: Now, f: fn(&mut Core, &str, Now)) {
+        let instances: Vec<String> = if self.find_task(name).is_some() {
+            Vec::new()
+        } else {
+            self.tasks
+                .iter()
+                .filter(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == name)
+                .map(|t| t.spec.name.clone())
+                .collect()
+        };
+        if instances.is_empty() {
+            f(self, name, now);
+            return;
+        }
+        let before = self.out.len();
+        for inst in &instances {
+            f(self, inst, now);
+        }
+        let mut ok = true;
+        let mut msgs = Vec::new();
+        let mut kept = Vec::new();
+        for a in self.out.drain(before..) {
+            match a {
+                Action::Reply { ok: o, msg } => {
+                    ok &= o;
+                    msgs.push(msg);
+                }
+                other => kept.push(other),
+            }
+        }
+        self.out.extend(kept);
+        self.reply(ok, msgs.join("\n"));
+    }
+
     /// Start task `i` now (it has no process): the retry that is waiting, or a new run,
     /// with its schedule set up again if it had none.
     fn run_now(&mut self, i: usize, now: Now) -> String {
+        self.tasks[i].commanded = true;
         let name = self.tasks[i].spec.name.clone();
         if let Some(r) = &mut self.tasks[i].retry {
             r.at = now.mono;

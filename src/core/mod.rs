@@ -440,6 +440,8 @@ struct Task {
     reason: Option<String>,
     /// Its last finished run failed finally: the next success is a recovery.
     failing: bool,
+    /// Started by a control command: `autostart: false` no longer holds it back.
+    commanded: bool,
     /// Stopped by a `stop` command: not started again (schedule, retry, reload) until a
     /// `start`.
     held: bool,
@@ -467,6 +469,7 @@ impl Task {
             dep_wait: false,
             reason: None,
             failing: false,
+            commanded: false,
             held: false,
             restart_after_stop: false,
             resumed: false,
@@ -614,9 +617,9 @@ impl Core {
             Input::Shutdown { signal } => self.shutdown(signal, now),
             Input::Reload { spec } => self.reload(&spec, now),
             Input::ClockChanged => self.clock_changed(now),
-            Input::StartTask { task } => self.control_start(&task, now),
-            Input::StopTask { task } => self.control_stop(&task, now),
-            Input::RestartTask { task } => self.control_restart(&task, now),
+            Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
+            Input::StopTask { task } => self.control_each(&task, now, Core::control_stop),
+            Input::RestartTask { task } => self.control_each(&task, now, Core::control_restart),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -745,7 +748,11 @@ impl Core {
             );
             return;
         }
-        if !self.tasks[i].spec.autostart && last_start.is_none() && !self.mode.once {
+        if !self.tasks[i].spec.autostart
+            && !self.tasks[i].commanded
+            && last_start.is_none()
+            && !self.mode.once
+        {
             self.tasks[i].sched = Sched::Off;
             self.log(
                 Some(&name),
