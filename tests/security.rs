@@ -105,3 +105,90 @@ fn user_switching_drops_groups_and_env_cannot_bypass_it() {
     // USER/LOGNAME/HOME describe the identity the task runs as: `env` cannot override them.
     assert_eq!(out.get(3).copied(), Some("nobody"));
 }
+
+/// No value from `env` or an environment-file reaches the job log, the state file,
+/// `status` (table and JSON) or the dashboard (/api/status, /metrics, /).
+#[test]
+fn secrets_from_env_never_reach_log_state_status_or_dashboard() {
+    use std::io::{Read, Write};
+    let sb = Sandbox::new();
+    sb.write("secret.env", "DB_PASSWORD=hunter2-file-secret\n");
+    let b = sb.start(
+        r#"{"dashboard": "127.0.0.1:0", "scripts": [
+            {"name": "app", "command": "exec sleep 300", "env": {"API_TOKEN": "tok-env-secret-42"},
+             "environment-file": "secret.env", "description": "uses a token"}
+        ]}"#,
+        &[],
+    );
+    let state = sb.file(".bansuri/state.json");
+    let url = wait_for(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&state).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let running = text.contains("RUNNING");
+        let url = v["control"]["dashboard"].as_str().map(str::to_owned)?;
+        running.then_some(url)
+    })
+    .expect("running with a dashboard");
+    let get = |path: &str| {
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    let status = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("status").arg("--config").arg(sb.file("config.json"));
+        if json {
+            c.arg("--json");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let places = [
+        ("job log", b.log()),
+        ("state file", std::fs::read_to_string(&state).unwrap()),
+        ("status", status(false)),
+        ("status --json", status(true)),
+        ("/api/status", get("/api/status")),
+        ("/metrics", get("/metrics")),
+        ("/", get("/")),
+    ];
+    for (place, text) in &places {
+        assert!(!text.is_empty(), "{place} is empty");
+        for secret in ["tok-env-secret-42", "hunter2-file-secret"] {
+            assert!(!text.contains(secret), "{place} shows a secret:\n{text}");
+        }
+    }
+    assert!(
+        places[3].1.contains("\"app\""),
+        "the task is there: {}",
+        places[3].1
+    );
+}
+
+/// A config error about `env` or an environment-file line shows the place and the name,
+/// never the value.
+#[test]
+fn config_errors_do_not_print_secret_values() {
+    let sb = Sandbox::new();
+    sb.write("bad.env", "GOOD=1\nthis line is broken sk-live-777\n");
+    let cfg = sb.write(
+        "c.json",
+        "{\"scripts\": [{\"name\": \"t\", \"command\": \"true\",\n  \"env\": {\"TOKEN\": [\"sk-live-999\"]}, \"environment-file\": \"bad.env\"}]}",
+    );
+    let out = Command::new(BIN)
+        .args(["validate", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("c.json:2:") && err.contains("bad.env:2"),
+        "places are named: {err}"
+    );
+    assert!(
+        !err.contains("sk-live-999") && !err.contains("sk-live-777"),
+        "{err}"
+    );
+}

@@ -196,7 +196,16 @@ impl fmt::Display for ConfigError {
         }
         if let Some(s) = &self.snippet {
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{:>width$} | {}", s.line, s.text)?;
+            // A line of `env` or of an environment-file may hold a secret: show its name,
+            // never its value (errors reach the job log on reload).
+            let secret = matches!(self.field.as_deref(), Some("env" | "environment-file"))
+                || self.file != self.config;
+            let text = if secret {
+                redact(&s.text)
+            } else {
+                s.text.clone()
+            };
+            writeln!(f, "{:>width$} | {}", s.line, text)?;
             writeln!(f, "{pad} | {}{}", " ".repeat(s.start), "^".repeat(s.width))?;
         }
         if let Some(note) = &self.note {
@@ -206,6 +215,14 @@ impl fmt::Display for ConfigError {
             write_labelled(f, &pad, "help", help)?;
         }
         Ok(())
+    }
+}
+
+/// `"KEY": "value"` / `KEY=value` with the value replaced by `***`.
+fn redact(line: &str) -> String {
+    match line.find([':', '=']) {
+        Some(i) => format!("{} ***", line[..=i].trim_end()),
+        None => "***".to_string(),
     }
 }
 
