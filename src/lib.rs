@@ -23,5 +23,6 @@ pub mod level;
 pub mod output;
 pub mod runtime;
 pub mod schedule;
+pub mod slurm;
 pub mod spawn;
 pub mod spec;

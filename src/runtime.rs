@@ -29,6 +29,8 @@ use crate::output::{JobLog, LineSplitter, Stream};
 use crate::spawn::{self, Reaped};
 use crate::spec::{Globals, LogFormat, Spec};
 
+mod slurm;
+
 /// Longest line written to the job log in one piece; longer lines are split.
 pub const MAX_LINE: usize = 64 * 1024;
 /// Bytes read from a pipe per `read` call.
@@ -149,6 +151,10 @@ struct Pipe {
 struct RunInfo {
     pid: u32,
     pipes: Vec<usize>,
+    /// The task's name.
+    task: Arc<str>,
+    /// `pid` is an srun client: stop signals go to its job step (see runtime/slurm.rs).
+    srun: bool,
 }
 
 /// The event loop and what it owns.
@@ -167,6 +173,10 @@ pub struct Runtime {
     /// when the group is empty.
     draining: HashMap<RunId, Reaped>,
     watch: ConfigWatch,
+    /// The SLURM job bansuri runs in; `None` outside SLURM.
+    slurm: Option<crate::slurm::Session>,
+    /// `stop_before_end` in effect and when the job's end time is read again.
+    slurm_timer: slurm::Timer,
 }
 
 /// Where the config file stands against the config in effect.
@@ -253,6 +263,7 @@ impl Runtime {
             log.set_format(LogFormat::Json);
         }
         let core = Core::new(&spec, opts.mode);
+        let session = crate::slurm::JobEnv::from_env().map(crate::slurm::Session::start);
         let mut rt = Runtime {
             core,
             log,
@@ -277,6 +288,8 @@ impl Runtime {
                 settling: None,
                 invalid: None,
             },
+            slurm: session,
+            slurm_timer: slurm::Timer::default(),
         };
         rt.header(&spec);
         Ok(rt)
@@ -310,20 +323,7 @@ impl Runtime {
             spec.source.display()
         );
         self.master(Level::Info, &line);
-        match std::env::var("SLURM_JOB_ID") {
-            Ok(id) => {
-                let get = |k: &str| std::env::var(k).unwrap_or_else(|_| "?".to_owned());
-                let line = format!(
-                    "SLURM job {id} ({}), nodes {}, CPUs on node {}, partition {}",
-                    get("SLURM_JOB_NAME"),
-                    get("SLURM_JOB_NODELIST"),
-                    get("SLURM_CPUS_ON_NODE"),
-                    get("SLURM_JOB_PARTITION")
-                );
-                self.master(Level::Info, &line);
-            }
-            Err(_) => self.master(Level::Debug, "not inside a SLURM job"),
-        }
+        self.slurm_header(spec);
     }
 
     fn run(&mut self) -> Result<i32, RuntimeError> {
@@ -332,11 +332,18 @@ impl Runtime {
         if let Some(code) = self.apply(actions) {
             return Ok(self.finish(code));
         }
+        let stop_before_end = self.core.globals().stop_before_end;
+        if let Some(code) = self.plan_shutdown(stop_before_end) {
+            return Ok(self.finish(code));
+        }
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             let now = self.now();
             let mut deadline = self.core.next_deadline();
             if let Some(w) = self.watch_deadline() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
+            if let Some(w) = self.slurm_timer.refresh_at {
                 deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
             if !self.draining.is_empty() {
@@ -378,6 +385,15 @@ impl Runtime {
             }
             if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
                 if let Some(code) = self.check_config(false) {
+                    return Ok(self.finish(code));
+                }
+            }
+            if self
+                .slurm_timer
+                .refresh_at
+                .is_some_and(|w| w <= self.now().mono)
+            {
+                if let Some(code) = self.refresh_end_time() {
                     return Ok(self.finish(code));
                 }
             }
@@ -426,14 +442,17 @@ impl Runtime {
                 Action::Exit { code } => return Some(code),
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
-                        if let Err(e) = spawn::signal_group(info.pid, signal) {
+                        if info.srun {
+                            let (pid, task) = (info.pid, Arc::clone(&info.task));
+                            self.signal_srun(pid, &task, signal);
+                        } else if let Err(e) = spawn::signal_group(info.pid, signal) {
                             let msg = format!("cannot signal process group {}: {e}", info.pid);
                             self.master(Level::Error, &msg);
                         }
                     }
                     continue;
                 }
-                Action::Spawn { run, task, attempt } => match spawn::spawn(&task, attempt) {
+                Action::Spawn { run, task, attempt } => match self.spawn(&task, attempt) {
                     Ok(child) => {
                         let pid = child.pid;
                         let name: Arc<str> = Arc::from(task.name.as_str());
@@ -453,7 +472,16 @@ impl Runtime {
                                 }
                             }
                         }
-                        self.runs.insert(run, RunInfo { pid, pipes });
+                        let srun = task.srun.is_some();
+                        self.runs.insert(
+                            run,
+                            RunInfo {
+                                pid,
+                                pipes,
+                                task: name,
+                                srun,
+                            },
+                        );
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }
@@ -557,6 +585,7 @@ impl Runtime {
     }
 
     fn on_signals(&mut self) -> Option<i32> {
+        let arrival = self.now();
         let mut child_exited = false;
         let mut stop: Vec<&'static str> = Vec::new();
         let mut hup = false;
@@ -590,9 +619,11 @@ impl Runtime {
             }
         }
         for signal in stop {
-            let actions = self.core.handle(Input::Shutdown { signal }, self.now());
-            if let Some(code) = self.apply(actions) {
-                return Some(code);
+            for input in self.stop_inputs(signal, arrival) {
+                let actions = self.core.handle(input, self.now());
+                if let Some(code) = self.apply(actions) {
+                    return Some(code);
+                }
             }
         }
         None
@@ -687,11 +718,15 @@ impl Runtime {
         self.watch.applied_at = Utc::now();
         self.watch.invalid = None;
         self.apply_globals(&spec.globals);
+        let stop_before_end = spec.globals.stop_before_end;
         let input = Input::Reload {
             spec: Arc::new(spec),
         };
         let actions = self.core.handle(input, self.now());
-        self.apply(actions)
+        if let Some(code) = self.apply(actions) {
+            return Some(code);
+        }
+        self.plan_shutdown(stop_before_end)
     }
 
     /// Global settings that the runtime holds (the core takes its own from the spec).
@@ -832,6 +867,9 @@ impl Runtime {
     /// last output precedes the "finished" line) and tell the core.
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
         if let Some(info) = self.runs.remove(&run) {
+            if let (true, Some(s)) = (info.srun, &mut self.slurm) {
+                s.forget(info.pid);
+            }
             for slot in info.pipes {
                 self.on_pipe(slot, true);
             }

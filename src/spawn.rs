@@ -48,13 +48,21 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         }
     }
 
-    let mut cmd = match &task.command {
-        CommandSpec::Shell(s) => {
+    let mut cmd = match (&task.srun, &task.command) {
+        // A job step: srun is the process bansuri starts, signals and reaps; the command
+        // runs under it on the allocation's nodes (see crate::slurm).
+        (Some(srun), command) => {
+            let argv = crate::slurm::srun_argv(&task.name, srun, command);
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        (None, CommandSpec::Shell(s)) => {
             let mut c = Command::new("/bin/sh");
             c.arg("-c").arg(s);
             c
         }
-        CommandSpec::Argv(argv) => {
+        (None, CommandSpec::Argv(argv)) => {
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
             c
@@ -152,6 +160,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                 stderr: stderr_pipe,
             })
         }
+        Err(e) if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => Err(
+            "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
+                .to_owned(),
+        ),
         Err(e) => Err(match (&task.command, e.kind()) {
             (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
                 format!(

@@ -36,6 +36,9 @@ pub struct Globals {
     pub log_file: Option<String>,
     /// Job log format.
     pub log_format: LogFormat,
+    /// Under SLURM, begin the graceful shutdown this long before the job's end time;
+    /// zero = off.
+    pub stop_before_end: Duration,
 }
 
 impl Default for Globals {
@@ -46,6 +49,7 @@ impl Default for Globals {
             max_parallel: None,
             log_file: None,
             log_format: LogFormat::Text,
+            stop_before_end: Duration::ZERO,
         }
     }
 }
@@ -102,6 +106,36 @@ pub struct TaskSpec {
     pub stdout: OutputTarget,
     /// Where stderr goes.
     pub stderr: StderrTarget,
+    /// Launch each run as a SLURM job step (`srun`) inside the allocation.
+    pub srun: Option<SrunSpec>,
+}
+
+/// How an `srun` task's step is shaped: `srun --nodes --ntasks --cpus-per-task
+/// (--exact | --overlap) [extra args] -- command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrunSpec {
+    /// `--nodes`; `None` lets Slurm choose.
+    pub nodes: Option<u32>,
+    /// `--ntasks` (>= 1).
+    pub ntasks: u32,
+    /// `--cpus-per-task` (>= 1).
+    pub cpus_per_task: u32,
+    /// `--overlap` (a monitor sharing the CPUs of other steps) instead of `--exact`.
+    pub overlap: bool,
+    /// Further srun options, as given.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for SrunSpec {
+    fn default() -> Self {
+        SrunSpec {
+            nodes: None,
+            ntasks: 1,
+            cpus_per_task: 1,
+            overlap: false,
+            extra_args: Vec::new(),
+        }
+    }
 }
 
 /// How a task's command is run.
@@ -247,6 +281,7 @@ impl TaskSpec {
             environment_file: None,
             stdout: OutputTarget::JobLog,
             stderr: StderrTarget::Combined,
+            srun: None,
         }
     }
 }

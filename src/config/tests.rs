@@ -95,6 +95,7 @@ fn minimal_task_gets_every_default() {
         environment_file: None,
         stdout: OutputTarget::JobLog,
         stderr: StderrTarget::Combined,
+        srun: None,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -698,7 +699,6 @@ fn unknown_and_later_top_level_keys() {
         "sample_interval",
         "state_dir",
         "dashboard",
-        "stop_before_end",
     ] {
         let e = err1(&format!(r#"{{"scripts": [], "{key}": 1}}"#));
         assert_has(
@@ -769,7 +769,6 @@ fn unknown_task_keys_suggest_or_say_not_yet() {
         "log_backups",
         "notify",
         "depends-on",
-        "srun",
         "no-interface",
     ] {
         let e = task_err(&format!(r#""{key}": 1"#), key);

@@ -15,6 +15,8 @@ use super::error::{line_col, ConfigError};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
 use crate::schedule::{CronSchedule, CronTz};
+mod srun;
+
 use crate::spec::{
     CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
     StderrTarget, StopSignal, TaskSpec,
@@ -39,6 +41,7 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("max_parallel", &["max-parallel"]),
     field("log_file", &["log-file"]),
     field("log_format", &["log-format"]),
+    field("stop_before_end", &["stop-before-end"]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
@@ -51,8 +54,6 @@ const LATER_GLOBALS: &[&str] = &[
     "state_dir",
     "state-dir",
     "dashboard",
-    "stop_before_end",
-    "stop-before-end",
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -78,6 +79,16 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("environment-file", &["environment_file"]),
     field("stdout", &[]),
     field("stderr", &[]),
+    field("srun", &[]),
+];
+
+/// Keys of a task's `srun` object.
+pub(crate) const SRUN_FIELDS: &[Field] = &[
+    field("nodes", &[]),
+    field("ntasks", &[]),
+    field("cpus-per-task", &["cpus_per_task"]),
+    field("overlap", &[]),
+    field("extra-args", &["extra_args"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
@@ -97,7 +108,6 @@ const LATER_TASK_FIELDS: &[&str] = &[
     "notify",
     "depends-on",
     "depends_on",
-    "srun",
     "no-interface",
     "no_interface",
 ];
@@ -732,12 +742,16 @@ impl<'a> Validator<'a> {
                 choice(n, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
             })
             .unwrap_or(d.log_format);
+        let stop_before_end = self
+            .take(None, f.get("stop_before_end"), duration)
+            .unwrap_or(d.stop_before_end);
         Globals {
             check_interval,
             watchdog_timeout,
             max_parallel,
             log_file,
             log_format,
+            stop_before_end,
         }
     }
 
@@ -963,6 +977,9 @@ impl<'a> Validator<'a> {
             })
         }) {
             task.stderr = err;
+        }
+        if let Some(g) = f.get("srun") {
+            task.srun = self.srun(t, g);
         }
         (task, name)
     }

@@ -20,6 +20,7 @@ use crate::level::Level;
 use crate::schedule;
 use crate::spec::{Globals, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec};
 
+mod deadline;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +77,23 @@ pub enum Input {
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
         signal: &'static str,
+    },
+    /// Every process must have been SIGKILLed by `at` (Slurm will SIGKILL the whole job
+    /// soon after): each stop grace that would end later is shortened to end then. Only
+    /// ever tightens an earlier `KillBy`.
+    KillBy {
+        /// The latest instant for bansuri's own SIGKILL.
+        at: Mono,
+        /// Why, in words for the log.
+        why: String,
+    },
+    /// Begin the graceful shutdown at wall time `at` (`None` cancels a planned one), as
+    /// if SIGTERM had come then (`stop_before_end`).
+    ShutdownAt {
+        /// When; a time already past starts the shutdown at once.
+        at: Option<DateTime<Utc>>,
+        /// Why, in words for the log.
+        why: String,
     },
 }
 
@@ -434,6 +452,10 @@ pub struct Core {
     shutdown: Option<ShutdownState>,
     exited: bool,
     out: Vec<Action>,
+    /// Latest instant for bansuri's SIGKILL of any process ([`Input::KillBy`]).
+    kill_by: Option<Mono>,
+    /// A shutdown planned at a wall time ([`Input::ShutdownAt`]).
+    planned: Option<deadline::Planned>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -460,6 +482,8 @@ impl Core {
             shutdown: None,
             exited: false,
             out: Vec::new(),
+            kill_by: None,
+            planned: None,
         }
     }
 
@@ -484,6 +508,8 @@ impl Core {
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { signal } => self.shutdown(signal, now),
             Input::Reload { spec } => self.reload(&spec, now),
+            Input::KillBy { at, why } => self.kill_by_input(at, why, now),
+            Input::ShutdownAt { at, why } => self.shutdown_at_input(at, why, now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -493,6 +519,9 @@ impl Core {
     pub fn next_deadline(&self) -> Option<Mono> {
         let mut best: Option<Mono> = None;
         let mut consider = |t: Mono| best = Some(best.map_or(t, |b| b.min(t)));
+        if let Some(p) = self.planned_deadline() {
+            consider(p);
+        }
         for task in &self.tasks {
             match task.sched {
                 Sched::Timer { next, .. } => consider(next),
@@ -674,6 +703,7 @@ impl Core {
         if self.exited {
             return;
         }
+        self.planned_due(now);
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
@@ -696,7 +726,7 @@ impl Core {
         }
 
         // Timeouts and the watchdog.
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let task = &mut self.tasks[i];
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
@@ -728,8 +758,7 @@ impl Core {
                 } if !*killed && now.mono >= *kill_at => {
                     *killed = true;
                     lines.push(format!(
-                        "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                        fmt_dur(grace),
+                        "Still running at the end of its stop grace after SIG{}: sending SIGKILL to its process group (pid {pid})",
                         stop.name()
                     ));
                     self.out.push(Action::Signal {
@@ -952,7 +981,7 @@ impl Core {
         let Some((i, r)) = self.find_run(id) else {
             return;
         };
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let run = &mut self.tasks[i].runs[r];
         run.leader_exit = Some(status);
@@ -1159,7 +1188,7 @@ impl Core {
 
     /// Send the stop signal to every run of task `i` (waiting runs are dropped).
     fn stop_runs(&mut self, i: usize, reason: StopReason, now: Now) {
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let name = self.tasks[i].spec.name.clone();
         let mut dropped = Vec::new();
@@ -1385,7 +1414,19 @@ impl Core {
             }
             return;
         }
+        let hint = if self.kill_by.is_none() {
+            format!("; send {signal} again to kill at once")
+        } else {
+            String::new()
+        };
+        self.begin_shutdown(format!("Received {signal}"), &hint, now);
+    }
+
+    /// Stop every task now (stop signal to every run, SIGKILL after its grace); `cause`
+    /// starts the log line.
+    fn begin_shutdown(&mut self, cause: String, hint: &str, now: Now) {
         self.shutdown = Some(ShutdownState { forced: false });
+        self.planned = None;
         let running: usize = self
             .tasks
             .iter()
@@ -1396,12 +1437,20 @@ impl Core {
                     .count()
             })
             .sum();
+        let grace = self.globals.watchdog_timeout;
+        let after = match self.kill_by {
+            Some(k) if now.mono + grace > k => format!(
+                "{}, sooner than the watchdog's {} (see above)",
+                fmt_dur(k.since(now.mono)),
+                fmt_dur(grace)
+            ),
+            _ => fmt_dur(grace),
+        };
         self.master(
             Level::Info,
             format!(
-                "Received {signal}: shutdown of {running} running process{} (stop signal now, SIGKILL after {}; send {signal} again to kill at once)",
+                "{cause}: shutdown of {running} running process{} (stop signal now, SIGKILL after {after}{hint})",
                 if running == 1 { "" } else { "es" },
-                fmt_dur(self.globals.watchdog_timeout)
             ),
         );
         for i in 0..self.tasks.len() {
