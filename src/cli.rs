@@ -43,6 +43,17 @@ enum Command {
     Run(RunArgs),
     /// Check the config: one line per task, or every error; exit 0 or 2.
     Validate(ConfigArg),
+    /// Inside an srun task's job step: run the command, pass stop signals on to its whole
+    /// process group, exit as it did (started by bansuri, not by users).
+    #[command(hide = true)]
+    StepExec(StepExecArgs),
+}
+
+#[derive(Debug, Args)]
+struct StepExecArgs {
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -111,6 +122,7 @@ pub fn main() -> i32 {
     }
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref()),
+        Some(Command::StepExec(a)) => crate::slurm::step_exec::run(&a.command),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
@@ -157,7 +169,16 @@ fn validate(cli: Option<&Path>) -> i32 {
                 },
             }
         };
-        println!("  {:<width$}  {when}; {next}", t.name);
+        let step = match &t.srun {
+            Some(srun) => format!("; as a job step: {}", crate::slurm::srun_summary(srun)),
+            None => String::new(),
+        };
+        println!("  {:<width$}  {when}; {next}{step}", t.name);
+    }
+    for warning in
+        crate::slurm::validate_warnings(&spec, crate::slurm::JobEnv::from_env().is_some())
+    {
+        println!("warning: {warning}");
     }
     0
 }

@@ -175,8 +175,9 @@ pub struct Runtime {
     watch: ConfigWatch,
     /// The SLURM job bansuri runs in; `None` outside SLURM.
     slurm: Option<crate::slurm::Session>,
-    /// `stop_before_end` in effect and when the job's end time is read again.
-    slurm_timer: slurm::Timer,
+    /// `stop_before_end` in effect, the next read of the job's end time, srun clients
+    /// whose helper is still ending.
+    slurm_state: slurm::State,
 }
 
 /// Where the config file stands against the config in effect.
@@ -289,7 +290,7 @@ impl Runtime {
                 invalid: None,
             },
             slurm: session,
-            slurm_timer: slurm::Timer::default(),
+            slurm_state: slurm::State::default(),
         };
         rt.header(&spec);
         Ok(rt)
@@ -343,7 +344,7 @@ impl Runtime {
             if let Some(w) = self.watch_deadline() {
                 deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
-            if let Some(w) = self.slurm_timer.refresh_at {
+            if let Some(w) = self.slurm_state.refresh_at {
                 deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
             if !self.draining.is_empty() {
@@ -389,7 +390,7 @@ impl Runtime {
                 }
             }
             if self
-                .slurm_timer
+                .slurm_state
                 .refresh_at
                 .is_some_and(|w| w <= self.now().mono)
             {
@@ -828,6 +829,9 @@ impl Runtime {
             };
             if spawn::group_alive(pid) {
                 self.draining.insert(run, reaped);
+                if self.srun_leader_exited(run) {
+                    continue;
+                }
                 let input = Input::LeaderExited {
                     run,
                     status: reaped.status,
@@ -847,6 +851,14 @@ impl Runtime {
 
     /// End the runs whose process groups have emptied.
     fn check_draining(&mut self) -> Option<i32> {
+        for (run, status) in self.srun_drain_overdue() {
+            let actions = self
+                .core
+                .handle(Input::LeaderExited { run, status }, self.now());
+            if let Some(code) = self.apply(actions) {
+                return Some(code);
+            }
+        }
         let empty: Vec<RunId> = self
             .draining
             .iter()
@@ -870,6 +882,7 @@ impl Runtime {
             if let (true, Some(s)) = (info.srun, &mut self.slurm) {
                 s.forget(info.pid);
             }
+            self.slurm_state.srun_draining.remove(&run);
             for slot in info.pipes {
                 self.on_pipe(slot, true);
             }

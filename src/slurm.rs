@@ -313,8 +313,15 @@ pub fn planned_shutdown(end: DateTime<Utc>, stop_before_end: Duration) -> DateTi
 
 /// The program and arguments that run `command` as a job step:
 /// `srun --job-name=TASK [--nodes=N] --ntasks=n --cpus-per-task=c --exact|--overlap
-/// [extra] COMMAND`, where a shell command runs under `/bin/sh -c`.
-pub fn srun_argv(task: &str, srun: &SrunSpec, command: &CommandSpec) -> Vec<String> {
+/// [extra] [HELPER step-exec --] COMMAND`, where a shell command runs under
+/// `/bin/sh -c`. `helper` is bansuri's own binary: in the step it passes stop signals on
+/// to the command's whole process group (see [`step_exec`]).
+pub fn srun_argv(
+    task: &str,
+    srun: &SrunSpec,
+    command: &CommandSpec,
+    helper: Option<&std::path::Path>,
+) -> Vec<String> {
     let mut argv = vec!["srun".to_owned(), format!("--job-name={task}")];
     if let Some(n) = srun.nodes {
         argv.push(format!("--nodes={n}"));
@@ -323,6 +330,13 @@ pub fn srun_argv(task: &str, srun: &SrunSpec, command: &CommandSpec) -> Vec<Stri
     argv.push(format!("--cpus-per-task={}", srun.cpus_per_task));
     argv.push(if srun.overlap { "--overlap" } else { "--exact" }.to_owned());
     argv.extend(srun.extra_args.iter().cloned());
+    if let Some(h) = helper {
+        argv.extend([
+            h.to_string_lossy().into_owned(),
+            "step-exec".to_owned(),
+            "--".to_owned(),
+        ]);
+    }
     match command {
         CommandSpec::Shell(s) => {
             argv.extend(["/bin/sh".to_owned(), "-c".to_owned(), s.clone()]);
@@ -330,6 +344,50 @@ pub fn srun_argv(task: &str, srun: &SrunSpec, command: &CommandSpec) -> Vec<Stri
         CommandSpec::Argv(v) => argv.extend(v.iter().cloned()),
     }
     argv
+}
+
+/// The srun options of a task, as `bansuri validate` shows them.
+pub fn srun_summary(srun: &SrunSpec) -> String {
+    let argv = srun_argv("x", srun, &CommandSpec::Argv(Vec::new()), None);
+    format!("srun {}", argv[2..].join(" "))
+}
+
+/// What `bansuri validate` warns about SLURM. `in_job`: it runs inside a SLURM job.
+pub fn validate_warnings(spec: &crate::spec::Spec, in_job: bool) -> Vec<String> {
+    let sruns: Vec<&str> = spec
+        .tasks
+        .iter()
+        .filter(|t| t.srun.is_some())
+        .map(|t| t.name.as_str())
+        .collect();
+    if sruns.is_empty() {
+        return Vec::new();
+    }
+    let list = sruns
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = Vec::new();
+    if !in_job {
+        out.push(format!(
+            "{list} use{} srun: {} run only inside a SLURM job (bansuri submitted with sbatch); here {} would fail to start",
+            if sruns.len() == 1 { "s" } else { "" },
+            if sruns.len() == 1 { "it can" } else { "they can" },
+            if sruns.len() == 1 { "it" } else { "they" },
+        ));
+    } else if !on_path("srun") {
+        out.push(format!(
+            "{list}: `srun` is not in PATH, so {} would fail to start",
+            if sruns.len() == 1 { "it" } else { "they" }
+        ));
+    }
+    out
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Why an srun task cannot start outside SLURM.
@@ -626,6 +684,8 @@ impl Session {
         .map(drop)
     }
 }
+
+pub mod step_exec;
 
 #[cfg(test)]
 mod tests;

@@ -52,7 +52,9 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         // A job step: srun is the process bansuri starts, signals and reaps; the command
         // runs under it on the allocation's nodes (see crate::slurm).
         (Some(srun), command) => {
-            let argv = crate::slurm::srun_argv(&task.name, srun, command);
+            // bansuri's own binary runs in the step as the command's signal forwarder.
+            let helper = std::env::current_exe().ok();
+            let argv = crate::slurm::srun_argv(&task.name, srun, command, helper.as_deref());
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
             c

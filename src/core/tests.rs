@@ -19,6 +19,8 @@ use super::*;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::CommandSpec;
 
+mod deadline;
+
 const TERM: i32 = libc::SIGTERM;
 const INT: i32 = libc::SIGINT;
 const KILL: i32 = libc::SIGKILL;

@@ -5,6 +5,7 @@
 //! [`Input::KillBy`] and [`Input::ShutdownAt`]. Outside SLURM (`self.slurm` is `None`)
 //! nothing here runs a command or writes anything above DEBUG.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,13 +15,19 @@ use crate::core::{fmt_dur, fmt_wall, signal_name};
 use crate::slurm::{self as s, END_TIME_REFRESH};
 use crate::spec::TaskSpec;
 
-/// `stop_before_end` in effect and the next read of the job's end time.
+/// How long an srun client's helper process (srun forks one that cancels the step should
+/// srun die) may outlive srun before its group is treated as leftovers.
+const SRUN_HELPER_GRACE: Duration = Duration::from_secs(1);
+
+/// What the runtime keeps for SLURM besides the session.
 #[derive(Debug, Default)]
-pub(super) struct Timer {
-    /// The value planned for; `None` before the first plan.
+pub(super) struct State {
+    /// `stop_before_end` planned for; `None` before the first plan.
     stop_before_end: Option<Duration>,
     /// When the end time is read again (only while `stop_before_end` is on).
     pub(super) refresh_at: Option<Mono>,
+    /// srun clients that have exited while their helper still runs, and since when.
+    pub(super) srun_draining: HashMap<RunId, Mono>,
 }
 
 /// The monotonic instant at which wall time `at` comes, seen from `now`.
@@ -69,11 +76,11 @@ impl Runtime {
     /// Plan (or cancel) the graceful shutdown `stop_before_end` before the job's end.
     /// Nothing happens when the value is the one already planned for.
     pub(super) fn plan_shutdown(&mut self, stop_before_end: Duration) -> Option<i32> {
-        if self.slurm_timer.stop_before_end == Some(stop_before_end) {
+        if self.slurm_state.stop_before_end == Some(stop_before_end) {
             return None;
         }
-        let first = self.slurm_timer.stop_before_end.is_none();
-        self.slurm_timer.stop_before_end = Some(stop_before_end);
+        let first = self.slurm_state.stop_before_end.is_none();
+        self.slurm_state.stop_before_end = Some(stop_before_end);
         if self.slurm.is_none() {
             if !stop_before_end.is_zero() {
                 self.master(
@@ -84,7 +91,7 @@ impl Runtime {
             return None;
         }
         if stop_before_end.is_zero() {
-            self.slurm_timer.refresh_at = None;
+            self.slurm_state.refresh_at = None;
             if first {
                 return None;
             }
@@ -93,7 +100,7 @@ impl Runtime {
                 why: "stop_before_end is now off".into(),
             });
         }
-        self.slurm_timer.refresh_at = Some(self.now().mono + END_TIME_REFRESH);
+        self.slurm_state.refresh_at = Some(self.now().mono + END_TIME_REFRESH);
         self.arm_planned_shutdown(stop_before_end)
     }
 
@@ -125,7 +132,7 @@ impl Runtime {
     /// Read the job's end time again (`scontrol update` can move it); plan again when it
     /// moved.
     pub(super) fn refresh_end_time(&mut self) -> Option<i32> {
-        self.slurm_timer.refresh_at = None;
+        self.slurm_state.refresh_at = None;
         if self.core.shutting_down() {
             return None;
         }
@@ -133,7 +140,7 @@ impl Runtime {
             return None;
         };
         let changed = session.refresh_end();
-        self.slurm_timer.refresh_at = Some(self.now().mono + END_TIME_REFRESH);
+        self.slurm_state.refresh_at = Some(self.now().mono + END_TIME_REFRESH);
         if !changed {
             return None;
         }
@@ -142,7 +149,7 @@ impl Runtime {
             None => "The job no longer has a known end time".to_owned(),
         };
         self.master(Level::Info, &msg);
-        let sbe = self.slurm_timer.stop_before_end.unwrap_or_default();
+        let sbe = self.slurm_state.stop_before_end.unwrap_or_default();
         self.arm_planned_shutdown(sbe)
     }
 
@@ -176,6 +183,37 @@ impl Runtime {
     fn feed(&mut self, input: Input) -> Option<i32> {
         let actions = self.core.handle(input, self.now());
         self.apply(actions)
+    }
+
+    /// An srun client exited while its process group lives on: that is srun's own helper,
+    /// which ends within milliseconds. Wait for it quietly (true), up to
+    /// [`SRUN_HELPER_GRACE`]; then the core hears of leftovers as for any task.
+    pub(super) fn srun_leader_exited(&mut self, run: RunId) -> bool {
+        if !self.runs.get(&run).is_some_and(|r| r.srun) {
+            return false;
+        }
+        let now = self.now().mono;
+        self.slurm_state.srun_draining.insert(run, now);
+        true
+    }
+
+    /// srun runs whose group has outlived srun for longer than its helper would.
+    pub(super) fn srun_drain_overdue(&mut self) -> Vec<(RunId, crate::core::ExitStatus)> {
+        let now = self.now().mono;
+        let overdue: Vec<RunId> = self
+            .slurm_state
+            .srun_draining
+            .iter()
+            .filter(|(_, since)| now.since(**since) >= SRUN_HELPER_GRACE)
+            .map(|(run, _)| *run)
+            .collect();
+        overdue
+            .into_iter()
+            .filter_map(|run| {
+                self.slurm_state.srun_draining.remove(&run);
+                self.draining.get(&run).map(|r| (run, r.status))
+            })
+            .collect()
     }
 
     /// Start a task's process; an srun task outside SLURM fails to start, saying why.

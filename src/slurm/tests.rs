@@ -268,7 +268,7 @@ fn planned_shutdown_is_stop_before_end_before_the_end() {
 fn srun_command_lines() {
     let shell = CommandSpec::Shell("python3 -u work.py --fast".into());
     assert_eq!(
-        srun_argv("work", &SrunSpec::default(), &shell),
+        srun_argv("work", &SrunSpec::default(), &shell, None),
         [
             "srun",
             "--job-name=work",
@@ -289,7 +289,7 @@ fn srun_command_lines() {
     };
     let argv = CommandSpec::Argv(vec!["./watch".into(), "--every".into(), "5".into()]);
     assert_eq!(
-        srun_argv("gpu-watch", &monitor, &argv),
+        srun_argv("gpu-watch", &monitor, &argv, None),
         [
             "srun",
             "--job-name=gpu-watch",
@@ -302,6 +302,20 @@ fn srun_command_lines() {
             "./watch",
             "--every",
             "5"
+        ]
+    );
+    // With the forwarder that runs the command inside the step.
+    let helper = std::path::Path::new("/opt/bansuri");
+    assert_eq!(
+        srun_argv("work", &SrunSpec::default(), &shell, Some(helper))[5..],
+        [
+            "--exact",
+            "/opt/bansuri",
+            "step-exec",
+            "--",
+            "/bin/sh",
+            "-c",
+            "python3 -u work.py --fast"
         ]
     );
 }
