@@ -155,3 +155,110 @@ fn header_outside_slurm_names_no_job() {
         "outside SLURM a second SIGTERM still kills at once: {text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `bansuri step-exec`: the signal forwarder an srun task's step runs (no SLURM needed)
+
+/// A bash script under `/bin/sh -c`, as a task command is run: on SIGTERM it takes 300 ms
+/// to clean up, then writes `bye` and exits 0.
+const SLOW_BYE: &str = r#"
+trap 'sleep 0.3; echo bye > "$1/bye"; exit 0' TERM
+echo $$ > "$1/ready"
+while :; do sleep 0.1 & wait $!; done
+"#;
+
+/// step-exec and its command's process group, killed on drop whatever the test's outcome.
+struct Forwarder {
+    child: std::process::Child,
+    /// Holds the pid of the script, a member of the command's group.
+    ready: std::path::PathBuf,
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let pid = std::fs::read_to_string(&self.ready)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        // Only while that pid is still the script (not a reused pid).
+        let ours = |pid: i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("slow_bye.sh"))
+        };
+        if let Some(pid) = pid.filter(|p| ours(*p)) {
+            // SAFETY: the script is ours; its group is the command's (started by step-exec).
+            unsafe {
+                let pgid = libc::getpgid(pid);
+                if pgid > 1 {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn step_exec_passes_stop_signals_to_the_whole_group_and_waits_for_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new();
+    let script = sb.write("slow_bye.sh", SLOW_BYE);
+    let dir = sb.path().to_str().unwrap().to_owned();
+    let cmd = format!("bash {} {dir}", script.display());
+    let child = outside(sb.path(), &["step-exec", "--", "/bin/sh", "-c", &cmd])
+        .spawn()
+        .expect("spawn step-exec");
+    let mut guard = Forwarder {
+        child,
+        ready: sb.file("ready"),
+    };
+    assert!(
+        wait_for(T, || guard.ready.exists().then_some(())).is_some(),
+        "the script never started"
+    );
+    // As Slurm does for a step under proctrack/cgroup: the signal reaches the top process only.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(guard.child.id() as i32, libc::SIGTERM) };
+    let status = wait_for(T, || guard.child.try_wait().ok().flatten()).expect("step-exec exits");
+    // sh (the command's main process) dies of the SIGTERM at once; bash, its child, got the
+    // SIGTERM too and step-exec waited for its clean-up before exiting.
+    assert_eq!(sb.read("bye").trim(), "bye", "the script's handler did not finish");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+#[test]
+fn step_exec_exits_as_its_command_did() {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new();
+    let run = |args: &[&str]| {
+        outside(sb.path(), args)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run step-exec")
+    };
+    let out = run(&["step-exec", "--", "/bin/sh", "-c", "echo hi; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = run(&["step-exec", "--", "/bin/sh", "-c", "kill -USR1 $$"]);
+    assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{:?}", out.status);
+    // Leftovers of a command that ended by itself are not waited for.
+    let t0 = std::time::Instant::now();
+    let left = sb.file("left.pid");
+    let cmd = format!("sleep 30 >/dev/null 2>&1 & echo $! > {}; exit 0", left.display());
+    let out = run(&["step-exec", "--", "/bin/sh", "-c", &cmd]);
+    let pid: i32 = sb.read("left.pid").trim().parse().expect("the leftover's pid");
+    // SAFETY: the leftover is ours (started just above); it must not outlive the test.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(out.status.code(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let out = run(&["step-exec", "--", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bansuri step-exec: cannot start /no/such/program"),
+        "{err}"
+    );
+    // Hidden from users.
+    let help = outside(sb.path(), &["--help"]).output().expect("run --help");
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("step-exec"));
+}
