@@ -16,14 +16,18 @@
 # --signal=B:TERM@150: Slurm sends SIGTERM to bansuri alone about 150 s (up to a minute more)
 # before the time limit, so the tasks get their whole stop grace (watchdog_timeout, 120 s by
 # default) before Slurm's own SIGTERM and SIGKILL at the limit. bansuri's log header says how
-# much lead the grace needs with this cluster's KillWait. Options given to sbatch on the
-# command line override these lines (sbatch --time=2:00:00 submit.sh).
+# much lead the grace needs with this cluster's KillWait. --open-mode=append: a requeued job
+# (scontrol requeue, --requeue) continues its master_<jobid>.log instead of truncating it.
+# Options given to sbatch on the command line override these lines
+# (sbatch --time=2:00:00 submit.sh). With srun tasks spread over several nodes, raise
+# --nodes and give the tasks their own `srun` shape in the config.
 #
 #SBATCH --job-name=bansuri
 #SBATCH --time=24:00:00
 #SBATCH --nodes=1
 #SBATCH --cpus-per-task=4
 #SBATCH --output=master_%j.log
+#SBATCH --open-mode=append
 #SBATCH --signal=B:TERM@150
 
 # The binary and the config. Relative paths are relative to the directory sbatch was run in

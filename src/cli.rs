@@ -175,8 +175,8 @@ fn validate(cli: Option<&Path>) -> i32 {
         };
         println!("  {:<width$}  {when}; {next}{step}", t.name);
     }
-    for warning in
-        crate::slurm::validate_warnings(&spec, crate::slurm::JobEnv::from_env().is_some())
+    let in_job = crate::slurm::JobEnv::from_env().is_some();
+    for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))
     {
         println!("warning: {warning}");
     }

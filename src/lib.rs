@@ -14,6 +14,11 @@
 //! actions through [`spawn`] (fork/exec into a new session, group signals, reaping) and
 //! writes child output through [`output`] (line splitting, prefixing, one buffered job
 //! log). [`cli`] is the command line. See ARCHITECTURE.md for the state diagram.
+//!
+//! Inside a SLURM job, [`slurm`] reads the job (environment, KillWait, end time) and the
+//! runtime turns Slurm's deadlines into two more inputs of the core: a SIGKILL-by instant
+//! when SIGTERM comes, so bansuri's own SIGKILL precedes Slurm's, and a shutdown at a wall
+//! time for `stop_before_end`. `srun` tasks run as job steps of the allocation.
 
 pub mod cli;
 pub mod clock;

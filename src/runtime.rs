@@ -6,6 +6,10 @@
 //! until something is due. Output is read in large chunks, split into lines and written,
 //! prefixed, into one buffered job log, flushed whenever the loop goes idle.
 //!
+//! Under SLURM it also runs Slurm's commands (runtime/slurm.rs, through `crate::slurm`,
+//! each with a timeout): at start-up, when SIGTERM comes, every few minutes while
+//! `stop_before_end` is set, and to signal srun tasks' job steps.
+//!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 
 use std::collections::HashMap;

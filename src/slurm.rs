@@ -352,8 +352,13 @@ pub fn srun_summary(srun: &SrunSpec) -> String {
     format!("srun {}", argv[2..].join(" "))
 }
 
-/// What `bansuri validate` warns about SLURM. `in_job`: it runs inside a SLURM job.
-pub fn validate_warnings(spec: &crate::spec::Spec, in_job: bool) -> Vec<String> {
+/// What `bansuri validate` warns about SLURM. `in_job`: it runs inside a SLURM job;
+/// `srun_found`: whether `srun` is in PATH (asked only when it matters).
+pub fn validate_warnings(
+    spec: &crate::spec::Spec,
+    in_job: bool,
+    srun_found: impl Fn() -> bool,
+) -> Vec<String> {
     let sruns: Vec<&str> = spec
         .tasks
         .iter()
@@ -376,7 +381,7 @@ pub fn validate_warnings(spec: &crate::spec::Spec, in_job: bool) -> Vec<String> 
             if sruns.len() == 1 { "it can" } else { "they can" },
             if sruns.len() == 1 { "it" } else { "they" },
         ));
-    } else if !on_path("srun") {
+    } else if !srun_found() {
         out.push(format!(
             "{list}: `srun` is not in PATH, so {} would fail to start",
             if sruns.len() == 1 { "it" } else { "they" }
@@ -385,7 +390,8 @@ pub fn validate_warnings(spec: &crate::spec::Spec, in_job: bool) -> Vec<String> 
     out
 }
 
-fn on_path(program: &str) -> bool {
+/// Is `program` a file in one of PATH's directories?
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -1267,3 +1267,102 @@ fn srun_tasks_run_as_job_steps_and_stop_with_them() {
     job.wait_gone(Duration::from_secs(kill_wait_secs() + 5));
     job.assert_no_process_left();
 }
+
+/// `scancel --batch --signal=TERM`: bansuri alone gets SIGTERM and the job stays RUNNING,
+/// so no SIGKILL from Slurm is coming: a task's 12 s clean-up (longer than KillWait - 2 s)
+/// completes, and the job ends COMPLETED 0:0.
+#[test]
+fn scancel_batch_gives_the_whole_grace() {
+    if !slurm_gate() {
+        return;
+    }
+    let scripts = |dir: &Path| {
+        task(
+            dir,
+            "slowstop",
+            "bash",
+            "sh_slow_stop.sh",
+            r#", "env": {"DELAY": "12"}"#,
+        )
+    };
+    let opts = JobOpts {
+        globals: r#""watchdog_timeout": "60s","#,
+        ..JobOpts::default()
+    };
+    let job = Job::submit("batch-signal", opts, scripts);
+    job.wait_running();
+    job.wait_task_output("slowstop", "tick");
+    job.wait_alive(&["slowstop"]);
+    let sent = Instant::now();
+    run("scancel", &["--batch", "--signal=TERM", &job.id]).unwrap_or_else(|e| job.fail(&e));
+    let done = job.wait_line("`Shutdown complete`", Duration::from_secs(30), |l| {
+        l.contains("[MASTER] Shutdown complete: exiting with code 0")
+    });
+    eprintln!(
+        "job {}: scancel --batch -> bansuri done in {:?}",
+        job.id,
+        done - sent
+    );
+    job.wait_gone(Duration::from_secs(20));
+    job.master_line("The job is still RUNNING (this SIGTERM is a warning");
+    job.assert_output("slowstop", "slowstop cleanup done");
+    if job.log_text().contains("sending SIGKILL") {
+        job.fail("the task was SIGKILLed: the grace was not whole");
+    }
+    let (state, code) = job.final_state();
+    if state != "COMPLETED" || code != "0:0" {
+        job.fail(&format!(
+            "Slurm recorded {state} {code}; expected COMPLETED 0:0"
+        ));
+    }
+    job.assert_no_process_left();
+}
+
+/// `scontrol requeue`: Slurm ends the run like a scancel (SIGTERM, SIGKILL KillWait later)
+/// and puts the job back in the queue; bansuri stops its tasks within KillWait and exits 0.
+/// (Slurm holds a requeued job for a while before it starts again: the restart itself is
+/// not waited for here.)
+#[test]
+fn requeue_stops_the_tasks_within_kill_wait() {
+    if !slurm_gate() {
+        return;
+    }
+    let kill_wait = kill_wait_secs();
+    let scripts = |dir: &Path| task(dir, "stubborn", "exec bash", "sh_stubborn.sh", "");
+    let opts = JobOpts {
+        sbatch: &["--requeue"],
+        ..JobOpts::default()
+    };
+    let job = Job::submit("requeue", opts, scripts);
+    job.wait_running();
+    job.wait_task_output("stubborn", "tick");
+    job.wait_alive(&["stubborn"]);
+    let sent = Instant::now();
+    run("scontrol", &["requeue", &job.id]).unwrap_or_else(|e| job.fail(&e));
+    let done = job.wait_line(
+        "`Shutdown complete`",
+        Duration::from_secs(kill_wait + 5),
+        |l| l.contains("[MASTER] Shutdown complete: exiting with code 0"),
+    );
+    let took = done - sent;
+    eprintln!("job {}: requeue -> bansuri done in {took:?}", job.id);
+    job.master_line("Slurm is ending the job (state ");
+    job.assert_event(
+        "stubborn",
+        "Still running at the end of its stop grace after SIGTERM: sending SIGKILL",
+    );
+    if took >= Duration::from_secs(kill_wait) {
+        job.fail(&format!(
+            "bansuri finished {took:?} after the requeue: not before KillWait"
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(kill_wait + 10);
+    if wait_for(deadline, || {
+        (job.queue_state().as_deref() == Some("PENDING")).then_some(())
+    })
+    .is_none()
+    {
+        job.fail("the requeued job did not go back to PENDING");
+    }
+    job.assert_no_process_left();
+}

@@ -222,7 +222,11 @@ fn step_exec_passes_stop_signals_to_the_whole_group_and_waits_for_it() {
     let status = wait_for(T, || guard.child.try_wait().ok().flatten()).expect("step-exec exits");
     // sh (the command's main process) dies of the SIGTERM at once; bash, its child, got the
     // SIGTERM too and step-exec waited for its clean-up before exiting.
-    assert_eq!(sb.read("bye").trim(), "bye", "the script's handler did not finish");
+    assert_eq!(
+        sb.read("bye").trim(),
+        "bye",
+        "the script's handler did not finish"
+    );
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
@@ -244,9 +248,16 @@ fn step_exec_exits_as_its_command_did() {
     // Leftovers of a command that ended by itself are not waited for.
     let t0 = std::time::Instant::now();
     let left = sb.file("left.pid");
-    let cmd = format!("sleep 30 >/dev/null 2>&1 & echo $! > {}; exit 0", left.display());
+    let cmd = format!(
+        "sleep 30 >/dev/null 2>&1 & echo $! > {}; exit 0",
+        left.display()
+    );
     let out = run(&["step-exec", "--", "/bin/sh", "-c", &cmd]);
-    let pid: i32 = sb.read("left.pid").trim().parse().expect("the leftover's pid");
+    let pid: i32 = sb
+        .read("left.pid")
+        .trim()
+        .parse()
+        .expect("the leftover's pid");
     // SAFETY: the leftover is ours (started just above); it must not outlive the test.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(out.status.code(), Some(0));
@@ -259,6 +270,8 @@ fn step_exec_exits_as_its_command_did() {
         "{err}"
     );
     // Hidden from users.
-    let help = outside(sb.path(), &["--help"]).output().expect("run --help");
+    let help = outside(sb.path(), &["--help"])
+        .output()
+        .expect("run --help");
     assert!(!String::from_utf8_lossy(&help.stdout).contains("step-exec"));
 }

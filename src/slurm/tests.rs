@@ -307,7 +307,7 @@ fn srun_command_lines() {
     // With the forwarder that runs the command inside the step.
     let helper = std::path::Path::new("/opt/bansuri");
     assert_eq!(
-        srun_argv("work", &SrunSpec::default(), &shell, Some(helper))[5..],
+        srun_argv("work", &SrunSpec::default(), &shell, Some(helper))[4..],
         [
             "--exact",
             "/opt/bansuri",
@@ -351,4 +351,38 @@ fn run_tool_gives_up_at_its_timeout() {
     .unwrap_err();
     assert!(e.contains("did not answer"), "{e}");
     assert!(t0.elapsed() < secs(3), "took {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------- validate
+
+#[test]
+fn validate_warns_about_srun_tasks_where_they_cannot_start() {
+    let spec = |sruns: &[&str]| crate::spec::Spec {
+        source: "/cfg/c.json".into(),
+        version: None,
+        globals: crate::spec::Globals::default(),
+        tasks: ["plain", "a", "b"]
+            .iter()
+            .map(|n| crate::spec::TaskSpec {
+                srun: sruns.contains(n).then(SrunSpec::default),
+                ..crate::spec::TaskSpec::with_defaults(
+                    n,
+                    CommandSpec::Shell("true".into()),
+                    "/cfg".into(),
+                )
+            })
+            .collect(),
+    };
+    let never = || -> bool { panic!("PATH is looked at only inside a job") };
+    assert!(validate_warnings(&spec(&[]), false, never).is_empty());
+    assert_eq!(
+        validate_warnings(&spec(&["a"]), false, never),
+        ["`a` uses srun: it can run only inside a SLURM job (bansuri submitted with sbatch); here it would fail to start"]
+    );
+    // Inside a job: fine when srun is there, a warning when it is not.
+    assert!(validate_warnings(&spec(&["a", "b"]), true, || true).is_empty());
+    assert_eq!(
+        validate_warnings(&spec(&["a", "b"]), true, || false),
+        ["`a`, `b`: `srun` is not in PATH, so they would fail to start"]
+    );
 }
