@@ -622,6 +622,9 @@ impl Runtime {
             } else {
                 self.master(Level::Info, "SIGHUP received: ignored with --once");
             }
+            if let Some(code) = self.hup_end_time() {
+                return Some(code);
+            }
         }
         for signal in stop {
             for input in self.stop_inputs(signal, arrival) {

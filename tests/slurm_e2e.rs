@@ -1366,3 +1366,59 @@ fn requeue_stops_the_tasks_within_kill_wait() {
     }
     job.assert_no_process_left();
 }
+
+/// The time limit changed mid-job (`scontrol update TimeLimit=`) and `scancel --batch
+/// --signal=HUP`: bansuri re-reads the config and the job's end time at once, and moves the
+/// `stop_before_end` shutdown with it (from 5 m 20 s into the job to 20 s; Slurm keeps time
+/// limits in whole minutes).
+#[test]
+fn stop_before_end_follows_a_new_time_limit_on_sighup() {
+    if !slurm_gate() {
+        return;
+    }
+    let scripts = |dir: &Path| task(dir, "pysvc", "python3 -u", "py_service.py", "");
+    let opts = JobOpts {
+        globals: r#""stop_before_end": "280s","#,
+        sbatch: &["--time=10", "--signal=B:TERM@1"],
+        bansuri: &["--watchdog", "5s"],
+    };
+    let job = Job::submit("new-limit", opts, scripts);
+    job.wait_running();
+    job.wait_task_output("pysvc", "tick");
+    job.master_line("Graceful shutdown planned at");
+    // 5 min: the shutdown moves to 20 s after the start.
+    run(
+        "scontrol",
+        &["update", &format!("JobId={}", job.id), "TimeLimit=5"],
+    )
+    .unwrap_or_else(|e| job.fail(&e));
+    run("scancel", &["--batch", "--signal=HUP", &job.id]).unwrap_or_else(|e| job.fail(&e));
+    job.wait_line("the new end time", Duration::from_secs(10), |l| {
+        l.contains("[MASTER] The job's end time is now ")
+    });
+    job.wait_line("the moved shutdown", Duration::from_secs(40), |l| {
+        l.contains("[MASTER] Planned shutdown (stop_before_end is 4m 40s")
+    });
+    job.wait_gone(Duration::from_secs(20));
+    let log = job.log_text();
+    let at = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .and_then(seconds_of)
+            .unwrap_or_else(|| job.fail(&format!("no time stamped line with {needle:?}")))
+    };
+    let after = at("[MASTER] Planned shutdown (").wrapping_sub(at("BANSURI ORCHESTRATOR STARTED"));
+    if !(17..=22).contains(&after) {
+        job.fail(&format!(
+            "the moved shutdown began {after} s after bansuri started, not about 20 s"
+        ));
+    }
+    job.master_line("SIGHUP received: re-reading the config file");
+    job.assert_output("pysvc", "pysvc goodbye on SIGTERM");
+    let (state, code) = job.final_state();
+    if state != "COMPLETED" || code != "0:0" {
+        job.fail(&format!(
+            "Slurm recorded {state} {code}; expected COMPLETED 0:0"
+        ));
+    }
+}

@@ -129,6 +129,16 @@ impl Runtime {
         self.feed(input)
     }
 
+    /// SIGHUP (`scancel --batch --signal=HUP JOB`): read the end time at once too, when
+    /// `stop_before_end` is on.
+    pub(super) fn hup_end_time(&mut self) -> Option<i32> {
+        if self.slurm_state.refresh_at.is_some() {
+            self.refresh_end_time()
+        } else {
+            None
+        }
+    }
+
     /// Read the job's end time again (`scontrol update` can move it); plan again when it
     /// moved.
     pub(super) fn refresh_end_time(&mut self) -> Option<i32> {
