@@ -61,6 +61,17 @@ enum Command {
     /// An interactive prompt: status, start, stop, restart, reload, shutdown, exit (with
     /// line editing, history and completion of task names).
     Shell(ConfigArg),
+    /// Inside an srun task's job step: run the command, pass stop signals on to its whole
+    /// process group, exit as it did (started by bansuri, not by users).
+    #[command(hide = true)]
+    StepExec(StepExecArgs),
+}
+
+#[derive(Debug, Args)]
+struct StepExecArgs {
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +186,7 @@ where
     }
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
+        Some(Command::StepExec(a)) => crate::slurm::step_exec::run(&a.command),
         Some(Command::Run(args)) => run(args, registry),
         Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
         Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
@@ -262,7 +274,18 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
         if let Some(u) = &t.user {
             notes.push_str(&format!(", as user {}", u.name));
         }
+        if let Some(srun) = &t.srun {
+            notes.push_str(&format!(
+                "; as a job step: {}",
+                crate::slurm::srun_summary(srun)
+            ));
+        }
         println!("  {:<width$}  {when}; {next}{notes}", t.name);
+    }
+    let in_job = crate::slurm::JobEnv::from_env().is_some();
+    for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))
+    {
+        println!("warning: {warning}");
     }
     0
 }

@@ -15,6 +15,11 @@
 //! writes child output through [`output`] (line splitting, prefixing, one buffered job
 //! log). [`cli`] is the command line. See ARCHITECTURE.md for the state diagram.
 //!
+//! Inside a SLURM job, [`slurm`] reads the job (environment, KillWait, end time) and the
+//! runtime turns Slurm's deadlines into two more inputs of the core: a SIGKILL-by instant
+//! when SIGTERM comes, so bansuri's own SIGKILL precedes Slurm's, and a shutdown at a wall
+//! time for `stop_before_end`. `srun` tasks run as job steps of the allocation.
+//!
 //! # As a library
 //! bansuri is also a crate for programs that embed the orchestrator: implement [`Task`]
 //! (in-process tasks, selected by `"no-interface": true`) or [`Notifier`] (selected by
@@ -38,6 +43,7 @@ pub mod rotate;
 pub mod runtime;
 pub mod sample;
 pub mod schedule;
+pub mod slurm;
 pub mod spawn;
 pub mod spec;
 

@@ -8,6 +8,10 @@
 //! in large chunks, split into lines and written, prefixed, into one buffered job log,
 //! flushed whenever the loop goes idle.
 //!
+//! Under SLURM it also runs Slurm's commands (runtime/slurm.rs, through `crate::slurm`,
+//! each with a timeout): at start-up, when SIGTERM comes, every few minutes while
+//! `stop_before_end` is set, and to signal srun tasks' job steps.
+//!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 //!
 //! Submodules: `notifying` runs notifiers beside the tasks and keeps the output tails
@@ -43,6 +47,8 @@ use crate::output::{JobLog, LineSplitter, Stream};
 use crate::rotate::RotatingFile;
 use crate::spawn::{self, Reaped};
 use crate::spec::{Globals, LogFormat, Spec};
+
+mod slurm;
 
 /// Longest line written to the job log in one piece; longer lines are split.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -192,8 +198,11 @@ struct FileSink {
 
 struct RunInfo {
     pid: u32,
-    task: Arc<str>,
     pipes: Vec<usize>,
+    /// The task's name.
+    task: Arc<str>,
+    /// `pid` is an srun client: stop signals go to its job step (see runtime/slurm.rs).
+    srun: bool,
 }
 
 /// The event loop and what it owns.
@@ -231,6 +240,11 @@ pub struct Runtime {
     /// Names the registry accepts in the config (for reloads).
     extensions: config::Extensions,
     obs: observe::Observer,
+    /// The SLURM job bansuri runs in; `None` outside SLURM.
+    slurm: Option<crate::slurm::Session>,
+    /// `stop_before_end` in effect, the next read of the job's end time, srun clients
+    /// whose helper is still ending.
+    slurm_state: slurm::State,
 }
 
 /// Where the config file stands against the config in effect.
@@ -347,6 +361,7 @@ impl Runtime {
             .unwrap_or_else(|| PathBuf::from("."));
         let core = Core::new(&spec, opts.mode);
         let (obs, prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
+        let session = crate::slurm::JobEnv::from_env().map(crate::slurm::Session::start);
         let mut rt = Runtime {
             obs,
             core,
@@ -381,6 +396,8 @@ impl Runtime {
             extensions: registry.extensions(),
             inproc: inprocess::InProcess::new(registry),
             workers,
+            slurm: session,
+            slurm_state: slurm::State::default(),
         };
         rt.header(&spec);
         rt.observe_start(prev);
@@ -415,26 +432,17 @@ impl Runtime {
             spec.source.display()
         );
         self.master(Level::Info, &line);
-        match std::env::var("SLURM_JOB_ID") {
-            Ok(id) => {
-                let get = |k: &str| std::env::var(k).unwrap_or_else(|_| "?".to_owned());
-                let line = format!(
-                    "SLURM job {id} ({}), nodes {}, CPUs on node {}, partition {}",
-                    get("SLURM_JOB_NAME"),
-                    get("SLURM_JOB_NODELIST"),
-                    get("SLURM_CPUS_ON_NODE"),
-                    get("SLURM_JOB_PARTITION")
-                );
-                self.master(Level::Info, &line);
-            }
-            Err(_) => self.master(Level::Debug, "not inside a SLURM job"),
-        }
+        self.slurm_header(spec);
     }
 
     fn run(&mut self) -> Result<i32, RuntimeError> {
         let now = self.now();
         let actions = self.core.handle(Input::Start, now);
         if let Some(code) = self.apply(actions) {
+            return Ok(self.finish(code));
+        }
+        let stop_before_end = self.core.globals().stop_before_end;
+        if let Some(code) = self.plan_shutdown(stop_before_end) {
             return Ok(self.finish(code));
         }
         let mut events = vec![EpollEvent::empty(); 256];
@@ -446,6 +454,9 @@ impl Runtime {
                 deadline = Some(deadline.map_or(n, |d| d.min(n)));
             }
             if let Some(w) = self.watch_deadline() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
+            if let Some(w) = self.slurm_state.refresh_at {
                 deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
             if !self.draining.is_empty() {
@@ -508,6 +519,15 @@ impl Runtime {
             }
             if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
                 if let Some(code) = self.check_config(false) {
+                    return Ok(self.finish(code));
+                }
+            }
+            if self
+                .slurm_state
+                .refresh_at
+                .is_some_and(|w| w <= self.now().mono)
+            {
+                if let Some(code) = self.refresh_end_time() {
                     return Ok(self.finish(code));
                 }
             }
@@ -655,7 +675,10 @@ impl Runtime {
                 }
                 Action::Signal { run, signal } => {
                     if let Some(info) = self.runs.get(&run) {
-                        if let Err(e) = spawn::signal_group(info.pid, signal) {
+                        if info.srun {
+                            let (pid, task) = (info.pid, Arc::clone(&info.task));
+                            self.signal_srun(pid, &task, signal);
+                        } else if let Err(e) = spawn::signal_group(info.pid, signal) {
                             let msg = format!("cannot signal process group {}: {e}", info.pid);
                             self.master(Level::Error, &msg);
                         }
@@ -710,12 +733,14 @@ impl Runtime {
                                 }
                             }
                         }
+                        let srun = task.srun.is_some();
                         self.runs.insert(
                             run,
                             RunInfo {
                                 pid,
                                 task: Arc::clone(&name),
                                 pipes,
+                                srun,
                             },
                         );
                         self.guardian.watch(pid);
@@ -844,6 +869,7 @@ impl Runtime {
     }
 
     fn on_signals(&mut self) -> Option<i32> {
+        let arrival = self.now();
         let mut child_exited = false;
         let mut stop: Vec<&'static str> = Vec::new();
         let mut hup = false;
@@ -875,15 +901,20 @@ impl Runtime {
             } else {
                 self.master(Level::Info, "SIGHUP received: ignored with --once");
             }
+            if let Some(code) = self.hup_end_time() {
+                return Some(code);
+            }
         }
         for signal in stop {
             // Escaped processes belong to no run the core knows: stop them with the rest.
             for pid in self.escapees.keys() {
                 let _ = spawn::signal_group(*pid, libc::SIGTERM);
             }
-            let actions = self.core.handle(Input::Shutdown { signal }, self.now());
-            if let Some(code) = self.apply(actions) {
-                return Some(code);
+            for input in self.stop_inputs(signal, arrival) {
+                let actions = self.core.handle(input, self.now());
+                if let Some(code) = self.apply(actions) {
+                    return Some(code);
+                }
             }
         }
         None
@@ -993,11 +1024,15 @@ impl Runtime {
         self.watch.applied_at = Utc::now();
         self.watch.invalid = None;
         self.apply_globals(&spec.globals);
+        let stop_before_end = spec.globals.stop_before_end;
         let input = Input::Reload {
             spec: Arc::new(spec),
         };
         let actions = self.core.handle(input, self.now());
-        self.apply(actions)
+        if let Some(code) = self.apply(actions) {
+            return Some(code);
+        }
+        self.plan_shutdown(stop_before_end)
     }
 
     /// Global settings that the runtime holds (the core takes its own from the spec).
@@ -1113,6 +1148,9 @@ impl Runtime {
             };
             if spawn::group_alive(pid) {
                 self.draining.insert(run, reaped);
+                if self.srun_leader_exited(run) {
+                    continue;
+                }
                 let input = Input::LeaderExited {
                     run,
                     status: reaped.status,
@@ -1132,6 +1170,14 @@ impl Runtime {
 
     /// End the runs whose process groups have emptied.
     fn check_draining(&mut self) -> Option<i32> {
+        for (run, status) in self.srun_drain_overdue() {
+            let actions = self
+                .core
+                .handle(Input::LeaderExited { run, status }, self.now());
+            if let Some(code) = self.apply(actions) {
+                return Some(code);
+            }
+        }
         let empty: Vec<RunId> = self
             .draining
             .iter()
@@ -1155,6 +1201,10 @@ impl Runtime {
         self.scan_escapees(&run);
         self.obs.forget_run(run);
         if let Some(info) = self.runs.remove(&run) {
+            if let (true, Some(s)) = (info.srun, &mut self.slurm) {
+                s.forget(info.pid);
+            }
+            self.slurm_state.srun_draining.remove(&run);
             for slot in info.pipes {
                 self.on_pipe(slot, true);
             }

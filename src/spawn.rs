@@ -52,13 +52,23 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         }
     }
 
-    let mut cmd = match &task.command {
-        CommandSpec::Shell(s) => {
+    let mut cmd = match (&task.srun, &task.command) {
+        // A job step: srun is the process bansuri starts, signals and reaps; the command
+        // runs under it on the allocation's nodes (see crate::slurm).
+        (Some(srun), command) => {
+            // bansuri's own binary runs in the step as the command's signal forwarder.
+            let helper = std::env::current_exe().ok();
+            let argv = crate::slurm::srun_argv(&task.name, srun, command, helper.as_deref());
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        (None, CommandSpec::Shell(s)) => {
             let mut c = Command::new("/bin/sh");
             c.arg("-c").arg(s);
             c
         }
-        CommandSpec::Argv(argv) => {
+        (None, CommandSpec::Argv(argv)) => {
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
             c
@@ -213,6 +223,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                 stderr_file: stderr_rotated,
             })
         }
+        Err(e) if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => Err(
+            "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
+                .to_owned(),
+        ),
         Err(e) => Err(match (&task.command, e.kind()) {
             (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
                 format!(

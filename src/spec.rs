@@ -51,6 +51,9 @@ pub struct Globals {
     pub sample_interval: Duration,
     /// Address of the web dashboard; `None` = off.
     pub dashboard: Option<std::net::SocketAddr>,
+    /// Under SLURM, begin the graceful shutdown this long before the job's end time;
+    /// zero = off.
+    pub stop_before_end: Duration,
 }
 
 impl Default for Globals {
@@ -68,6 +71,7 @@ impl Default for Globals {
             state_dir: None,
             sample_interval: Duration::from_secs(30),
             dashboard: None,
+            stop_before_end: Duration::ZERO,
         }
     }
 }
@@ -156,6 +160,36 @@ pub struct TaskSpec {
     /// `no-interface: true`: `command` names an in-process task registered through the
     /// library API (`crate::Builder`), not a program.
     pub no_interface: bool,
+    /// Launch each run as a SLURM job step (`srun`) inside the allocation.
+    pub srun: Option<SrunSpec>,
+}
+
+/// How an `srun` task's step is shaped: `srun --nodes --ntasks --cpus-per-task
+/// (--exact | --overlap) [extra args] -- command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrunSpec {
+    /// `--nodes`; `None` lets Slurm choose.
+    pub nodes: Option<u32>,
+    /// `--ntasks` (>= 1).
+    pub ntasks: u32,
+    /// `--cpus-per-task` (>= 1).
+    pub cpus_per_task: u32,
+    /// `--overlap` (a monitor sharing the CPUs of other steps) instead of `--exact`.
+    pub overlap: bool,
+    /// Further srun options, as given.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for SrunSpec {
+    fn default() -> Self {
+        SrunSpec {
+            nodes: None,
+            ntasks: 1,
+            cpus_per_task: 1,
+            overlap: false,
+            extra_args: Vec::new(),
+        }
+    }
 }
 
 /// Who is told when a run ends (`notify`).
@@ -400,6 +434,7 @@ impl TaskSpec {
             notify: Notify::Off,
             notify_on: NotifyOn::default(),
             no_interface: false,
+            srun: None,
         }
     }
 }

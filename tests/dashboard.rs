@@ -254,7 +254,13 @@ fn metrics_parse_as_prometheus_text() {
     let body = wait_for(T, || {
         let (status, body) = get(&url, "/metrics");
         assert_eq!(status, "HTTP/1.1 200 OK");
-        body.contains("bansuri_task_rss_bytes{task=\"svc\"}")
+        // A first sample can catch the process between fork and exec (RSS 0): wait for one
+        // with memory.
+        body.lines()
+            .any(|l| {
+                l.starts_with("bansuri_task_rss_bytes{task=\"svc\"}")
+                    && l.rsplit(' ').next().is_some_and(|v| v != "0")
+            })
             .then_some(body)
     })
     .expect("an RSS sample of svc");

@@ -117,7 +117,7 @@ fn stopsignal_int_and_stoptime_bound_the_wait() {
         "stoptime 0.7 s, not the 60 s watchdog: {took:?}"
     );
     assert!(
-        log.contains("[deaf] WARNING: Still running 700ms after SIGINT: sending SIGKILL"),
+        log.contains("[deaf] WARNING: Still running at the end of its stop grace (700ms) after SIGINT: sending SIGKILL"),
         "{log}"
     );
 }

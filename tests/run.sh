@@ -8,7 +8,10 @@
 # 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
 #    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
 #    so the end-to-end tests in tests/slurm_e2e.rs run against it;
-# 3. cargo build --release, then cargo test --release (unit tests, tests/*.rs, doc tests).
+# 3. cargo build --release; with SLURM, also the static binary of slurm/submit.sh
+#    (rustup target add x86_64-unknown-linux-musl, cargo build --release --target ...), named
+#    in BANSURI_STATIC_BIN for the end-to-end tests; then cargo test --release (unit tests,
+#    tests/*.rs, doc tests).
 #
 # Exits non-zero on any failure. With CI=true, a cluster that cannot come up is a failure;
 # elsewhere the SLURM tests are skipped with a message and the rest still runs.
@@ -107,6 +110,29 @@ t0=$SECONDS
 say "cargo build --release"
 cargo build --release
 say "built in $((SECONDS - t0)) s"
+
+# The static binary slurm/submit.sh runs (its documented build command); the SLURM
+# end-to-end tests submit the template with it (BANSURI_STATIC_BIN).
+MUSL=x86_64-unknown-linux-musl
+unset BANSURI_STATIC_BIN
+if [ -n "${BANSURI_SLURM:-}" ]; then
+    t0=$SECONDS
+    have_musl=1
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
+        say "rustup target add $MUSL"
+        rustup target add "$MUSL" </dev/null || have_musl=0
+    fi
+    if [ "$have_musl" = 1 ]; then
+        say "cargo build --release --target $MUSL"
+        cargo build --release --target "$MUSL"
+        export BANSURI_STATIC_BIN=$ROOT/target/$MUSL/release/bansuri
+        say "static binary built in $((SECONDS - t0)) s: $BANSURI_STATIC_BIN"
+    elif [ "$CI" = true ]; then
+        fail "rustup target add $MUSL failed: the static binary of slurm/submit.sh cannot be built"
+    else
+        say "no $MUSL target (rustup target add $MUSL failed): the SLURM tests run the glibc build"
+    fi
+fi
 
 t0=$SECONDS
 say "cargo test --release${*:+ $*} (BANSURI_SLURM=${BANSURI_SLURM:-unset}, CI=${CI:-unset})"

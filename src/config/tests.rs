@@ -112,6 +112,7 @@ fn minimal_task_gets_every_default() {
         notify: crate::spec::Notify::Off,
         notify_on: crate::spec::NotifyOn::default(),
         no_interface: false,
+        srun: None,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -709,15 +710,6 @@ fn unknown_and_later_top_level_keys() {
     let e = err1(r#"{"scripts": [], "check_intervall": 5}"#);
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");
-    {
-        let key = "stop_before_end";
-        let e = err1(&format!(r#"{{"scripts": [], "{key}": 1}}"#));
-        assert_has(
-            &e,
-            &format!("`{key}` is not supported yet by this version of bansuri"),
-        );
-        assert!(!e.to_string().contains("did you mean"), "{e}");
-    }
     let e = err1(r#"{"scripts": [], "command": "x"}"#);
     assert_has(&e, "`command` is a task field");
     let e = err1(r#"{"scripts": [], "zzz": 1}"#);
@@ -770,15 +762,6 @@ fn unknown_task_keys_suggest_or_say_not_yet() {
         let e = task_err(&format!(r#""{key}": 1"#), key);
         assert_has(&e, &format!("unknown field `{key}` in task `t`"));
         assert_has(&e, &format!("did you mean `{want}`?"));
-    }
-    {
-        let key = "srun";
-        let e = task_err(&format!(r#""{key}": 1"#), key);
-        assert_has(
-            &e,
-            &format!("`{key}` in task `t` is not supported yet by this version of bansuri"),
-        );
-        assert!(!e.to_string().contains("did you mean"), "{e}");
     }
     assert_has(
         &task_err(r#""max_parallel": 2"#, "max_parallel"),
@@ -1292,4 +1275,104 @@ fn state_dir_of_a_config_that_does_not_validate() {
     let t = dir.path().join("c.toml");
     std::fs::write(&t, "state-dir = \"/x/y\"\nscripts = []\n").expect("write");
     assert_eq!(state_dir_of(&t), PathBuf::from("/x/y"));
+}
+
+// ---------------------------------------------------------------- SLURM: srun, stop_before_end
+
+#[test]
+fn srun_values() {
+    use crate::spec::SrunSpec;
+    assert_eq!(task("").srun, None);
+    assert_eq!(task(r#""srun": false"#).srun, None);
+    assert_eq!(task(r#""srun": true"#).srun, Some(SrunSpec::default()));
+    assert_eq!(task(r#""srun": {}"#).srun, Some(SrunSpec::default()));
+    assert_eq!(
+        task(
+            r#""srun": {"nodes": 2, "ntasks": 4, "cpus-per-task": 8, "overlap": true,
+                "extra-args": ["--mem=4G", "--gres=gpu:1"]}"#
+        )
+        .srun,
+        Some(SrunSpec {
+            nodes: Some(2),
+            ntasks: 4,
+            cpus_per_task: 8,
+            overlap: true,
+            extra_args: vec!["--mem=4G".into(), "--gres=gpu:1".into()],
+        })
+    );
+    // snake_case spellings, and extra-args as one string split at whitespace.
+    let s = task(r#""srun": {"cpus_per_task": 2, "extra_args": " --mem=4G  --exclusive "}"#)
+        .srun
+        .unwrap();
+    assert_eq!(s.cpus_per_task, 2);
+    assert_eq!(s.extra_args, ["--mem=4G", "--exclusive"]);
+    // TOML gives the same.
+    let toml = parse_str(
+        "[[scripts]]\nname = \"t\"\ncommand = \"x\"\n[scripts.srun]\nntasks = 2\noverlap = true\n",
+        Path::new("/cfg/c.toml"),
+        Format::Toml,
+    )
+    .expect("the TOML config loads");
+    let s = toml.tasks[0].srun.clone().unwrap();
+    assert_eq!((s.ntasks, s.overlap), (2, true));
+}
+
+#[test]
+fn bad_srun_values() {
+    let e = task_err(r#""srun": "yes""#, "srun");
+    assert_has(
+        &e,
+        "invalid `srun` in task `t`: expected `true`, `false` or an object",
+    );
+    let e = task_err(r#""srun": {"ntasks": 0}"#, "srun.ntasks");
+    assert_has(
+        &e,
+        "invalid `srun.ntasks` in task `t`: must be at least 1, found 0",
+    );
+    let e = task_err(r#""srun": {"cpus-per-task": "4"}"#, "srun.cpus-per-task");
+    assert_has(&e, "expected an integer");
+    let e = task_err(r#""srun": {"nodes": 1.5}"#, "srun.nodes");
+    assert_has(&e, "whole number");
+    let e = task_err(r#""srun": {"overlap": "yes"}"#, "srun.overlap");
+    assert_has(&e, "expected `true` or `false`");
+    assert_has(&e, "srun --overlap");
+    let e = task_err(
+        r#""srun": {"extra-args": ["--mem=4G", 5]}"#,
+        "srun.extra-args",
+    );
+    assert_has(&e, "each option must be a string, found the number `5`");
+    let e = task_err(r#""srun": {"extra-args": {}}"#, "srun.extra-args");
+    assert_has(&e, "expected a list of strings");
+    let e = task_err(r#""srun": {"cpus": 4}"#, "srun");
+    assert_has(&e, "unknown key `cpus` in `srun` in task `t`");
+    assert_has(&e, "did you mean `cpus-per-task`?");
+    let e = task_err(r#""srun": {"mem": "4G"}"#, "srun");
+    assert_has(&e, "other srun options go in `extra-args`");
+    let e = task_err(
+        r#""srun": {"cpus-per-task": 2, "cpus_per_task": 3}"#,
+        "srun.cpus-per-task",
+    );
+    assert_has(&e, "`cpus-per-task` given twice in `srun`");
+    // Every bad key of one srun object is reported, each at its own place.
+    let all = errs(&one_task(r#""srun": {"ntasks": 0, "nodes": -1, "zz": 1}"#));
+    assert_eq!(all.len(), 3, "{}", ConfigErrors(all.clone()));
+}
+
+#[test]
+fn stop_before_end_values() {
+    let g = |v: &str| ok(&format!(r#"{{"stop_before_end": {v}, "scripts": []}}"#)).globals;
+    assert_eq!(
+        ok(r#"{"scripts": []}"#).globals.stop_before_end,
+        Duration::ZERO
+    );
+    assert_eq!(g(r#""5m""#).stop_before_end, Duration::from_secs(300));
+    assert_eq!(g("90").stop_before_end, Duration::from_secs(90));
+    assert_eq!(g("0").stop_before_end, Duration::ZERO);
+    let s = ok(r#"{"stop-before-end": "1h", "scripts": []}"#);
+    assert_eq!(s.globals.stop_before_end, Duration::from_secs(3600));
+    let e = err1(r#"{"stop_before_end": "-5m", "scripts": []}"#);
+    assert_eq!(e.field.as_deref(), Some("stop_before_end"));
+    assert_has(&e, "negative");
+    let e = err1(r#"{"stop_before_end": "soon", "scripts": []}"#);
+    assert_has(&e, "invalid `stop_before_end`: `soon` is not a duration");
 }

@@ -18,6 +18,8 @@ use super::shorthand;
 use super::tree::{Key, Node, Value};
 use super::Extensions;
 use crate::schedule::{CronSchedule, CronTz};
+mod srun;
+
 use crate::spec::{
     CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
     StderrTarget, StopSignal, TaskSpec,
@@ -50,10 +52,11 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("state_dir", &["state-dir"]),
     field("sample_interval", &["sample-interval"]),
     field("dashboard", &[]),
+    field("stop_before_end", &["stop-before-end"]),
 ];
 
 /// Top-level keys of later versions: "not supported yet", not a suggestion.
-const LATER_GLOBALS: &[&str] = &["stop_before_end", "stop-before-end"];
+const LATER_GLOBALS: &[&str] = &[];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
 pub(crate) const TASK_FIELDS: &[Field] = &[
@@ -92,10 +95,20 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("notify", &[]),
     field("notify-on", &["notify_on"]),
     field("no-interface", &["no_interface"]),
+    field("srun", &[]),
+];
+
+/// Keys of a task's `srun` object.
+pub(crate) const SRUN_FIELDS: &[Field] = &[
+    field("nodes", &[]),
+    field("ntasks", &[]),
+    field("cpus-per-task", &["cpus_per_task"]),
+    field("overlap", &[]),
+    field("extra-args", &["extra_args"]),
 ];
 
 /// Task keys of later versions: "not supported yet", not a suggestion.
-const LATER_TASK_FIELDS: &[&str] = &["srun"];
+const LATER_TASK_FIELDS: &[&str] = &[];
 
 mod program;
 
@@ -879,6 +892,9 @@ impl<'a> Validator<'a> {
                     .map_err(|(msg, help)| Problem::new(msg).help(help))
             })
             .unwrap_or(d.dashboard);
+        let stop_before_end = self
+            .take(None, f.get("stop_before_end"), duration)
+            .unwrap_or(d.stop_before_end);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -892,6 +908,7 @@ impl<'a> Validator<'a> {
             state_dir,
             sample_interval,
             dashboard,
+            stop_before_end,
         }
     }
 
@@ -1133,6 +1150,9 @@ impl<'a> Validator<'a> {
             task.stderr = err;
         }
         self.notify_fields(t, &f, &mut task);
+        if let Some(g) = f.get("srun") {
+            task.srun = self.srun(t, g);
+        }
         let extras = self.program(t, &f, &mut task);
         (task, name, extras)
     }

@@ -27,6 +27,7 @@ mod notify;
 mod program;
 use program::attempt_text;
 mod control;
+mod deadline;
 #[cfg(test)]
 mod tests;
 
@@ -105,6 +106,23 @@ pub enum Input {
     Shutdown {
         /// The signal's name, for the log ("SIGTERM").
         signal: &'static str,
+    },
+    /// Every process must have been SIGKILLed by `at` (Slurm will SIGKILL the whole job
+    /// soon after): each stop grace that would end later is shortened to end then. Only
+    /// ever tightens an earlier `KillBy`.
+    KillBy {
+        /// The latest instant for bansuri's own SIGKILL.
+        at: Mono,
+        /// Why, in words for the log.
+        why: String,
+    },
+    /// Begin the graceful shutdown at wall time `at` (`None` cancels a planned one), as
+    /// if SIGTERM had come then (`stop_before_end`).
+    ShutdownAt {
+        /// When; a time already past starts the shutdown at once.
+        at: Option<DateTime<Utc>>,
+        /// Why, in words for the log.
+        why: String,
     },
 }
 
@@ -566,6 +584,10 @@ pub struct Core {
     shutdown: Option<ShutdownState>,
     exited: bool,
     out: Vec<Action>,
+    /// Latest instant for bansuri's SIGKILL of any process ([`Input::KillBy`]).
+    kill_by: Option<Mono>,
+    /// A shutdown planned at a wall time ([`Input::ShutdownAt`]).
+    planned: Option<deadline::Planned>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -592,6 +614,8 @@ impl Core {
             shutdown: None,
             exited: false,
             out: Vec::new(),
+            kill_by: None,
+            planned: None,
         }
     }
 
@@ -620,6 +644,8 @@ impl Core {
             Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
             Input::StopTask { task } => self.control_each(&task, now, Core::control_stop),
             Input::RestartTask { task } => self.control_each(&task, now, Core::control_restart),
+            Input::KillBy { at, why } => self.kill_by_input(at, why, now),
+            Input::ShutdownAt { at, why } => self.shutdown_at_input(at, why, now),
         }
         self.tick(now);
         std::mem::take(&mut self.out)
@@ -629,6 +655,9 @@ impl Core {
     pub fn next_deadline(&self) -> Option<Mono> {
         let mut best: Option<Mono> = None;
         let mut consider = |t: Mono| best = Some(best.map_or(t, |b| b.min(t)));
+        if let Some(p) = self.planned_deadline() {
+            consider(p);
+        }
         for task in &self.tasks {
             match task.sched {
                 Sched::Timer { next, .. } => consider(next),
@@ -843,6 +872,7 @@ impl Core {
             return;
         }
         self.restarts_due(now);
+        self.planned_due(now);
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
@@ -876,7 +906,7 @@ impl Core {
         }
 
         // Timeouts and the watchdog.
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let task = &mut self.tasks[i];
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
@@ -923,7 +953,7 @@ impl Core {
                         )
                     } else {
                         format!(
-                            "Still running {} after SIG{}: sending SIGKILL to its process group (pid {pid})",
+                            "Still running at the end of its stop grace ({}) after SIG{}: sending SIGKILL to its process group (pid {pid})",
                             fmt_dur(grace),
                             stop.name()
                         )
@@ -1163,7 +1193,7 @@ impl Core {
         let Some((i, r)) = self.find_run(id) else {
             return;
         };
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let run = &mut self.tasks[i].runs[r];
         run.leader_exit = Some(status);
@@ -1386,7 +1416,7 @@ impl Core {
 
     /// Send the stop signal to every run of task `i` (waiting runs are dropped).
     fn stop_runs(&mut self, i: usize, reason: StopReason, now: Now) {
-        let grace = self.tasks[i].stop_grace(&self.globals);
+        let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let name = self.tasks[i].spec.name.clone();
         let inproc = self.tasks[i].spec.no_interface;
@@ -1639,7 +1669,19 @@ impl Core {
             }
             return;
         }
+        let hint = if self.kill_by.is_none() {
+            format!("; send {signal} again to kill at once")
+        } else {
+            String::new()
+        };
+        self.begin_shutdown(format!("Received {signal}"), &hint, now);
+    }
+
+    /// Stop every task now (stop signal to every run, SIGKILL after its grace); `cause`
+    /// starts the log line.
+    fn begin_shutdown(&mut self, cause: String, hint: &str, now: Now) {
         self.shutdown = Some(ShutdownState { forced: false });
+        self.planned = None;
         let running: usize = self
             .tasks
             .iter()
@@ -1650,12 +1692,20 @@ impl Core {
                     .count()
             })
             .sum();
+        let grace = self.globals.watchdog_timeout;
+        let after = match self.kill_by {
+            Some(k) if now.mono + grace > k => format!(
+                "{}, sooner than the watchdog's {} (see above)",
+                fmt_dur(k.since(now.mono)),
+                fmt_dur(grace)
+            ),
+            _ => fmt_dur(grace),
+        };
         self.master(
             Level::Info,
             format!(
-                "Received {signal}: shutdown of {running} running process{} (stop signal now, SIGKILL after {}; send {signal} again to kill at once)",
+                "{cause}: shutdown of {running} running process{} (stop signal now, SIGKILL after {after}{hint})",
                 if running == 1 { "" } else { "es" },
-                fmt_dur(self.globals.watchdog_timeout)
             ),
         );
         for i in 0..self.tasks.len() {

@@ -21,6 +21,7 @@ use super::*;
 use crate::schedule::{CronSchedule, CronTz};
 use crate::spec::CommandSpec;
 
+mod deadline;
 mod notify;
 
 const TERM: i32 = libc::SIGTERM;

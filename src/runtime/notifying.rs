@@ -383,7 +383,8 @@ impl Runtime {
         attempt: u32,
     ) -> Result<spawn::Child, String> {
         self.notifying.track_output(run, task);
-        spawn::spawn(task, attempt)
+        // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
+        self.spawn(task, attempt)
     }
 
     fn task_line(&mut self, task: &str, level: Level, msg: &str) {
