@@ -256,12 +256,28 @@ fn metrics_parse_as_prometheus_text() {
         assert_eq!(status, "HTTP/1.1 200 OK");
         // A first sample can catch the process between fork and exec (RSS 0): wait for one
         // with memory.
-        body.lines()
-            .any(|l| {
-                l.starts_with("bansuri_task_rss_bytes{task=\"svc\"}")
-                    && l.rsplit(' ').next().is_some_and(|v| v != "0")
+        let sampled = body.lines().any(|l| {
+            l.starts_with("bansuri_task_rss_bytes{task=\"svc\"}")
+                && l.rsplit(' ').next().is_some_and(|v| v != "0")
+        });
+        // And every task settled (a loaded machine can show `hourly` still running).
+        let settled = [
+            ("svc", "RUNNING"),
+            ("ok", "SUCCESS"),
+            ("bad", "FAILED"),
+            ("off", "STOPPED"),
+            ("hourly", "SCHEDULED"),
+        ]
+        .iter()
+        .all(|(t, st)| {
+            body.lines().any(|l| {
+                l.starts_with("bansuri_task_state{")
+                    && l.contains(&format!("task=\"{t}\""))
+                    && l.contains(&format!("state=\"{st}\""))
+                    && l.ends_with(" 1")
             })
-            .then_some(body)
+        });
+        (sampled && settled).then_some(body)
     })
     .expect("an RSS sample of svc");
     let (samples, types) =
