@@ -457,6 +457,8 @@ fn shutdown_waits_for_the_whole_group_not_just_the_shell() {
 #[test]
 fn leftovers_of_an_exited_main_process_get_the_stop_signal() {
     let sb = Sandbox::new();
+    // The main process waits until the leftover has set its trap (it writes `left` after):
+    // otherwise the stop signal could come first and end it without its goodbye.
     let cfg = r#"{"scripts": [{"name": "bg",
         "command": "(trap 'echo leftover cleaned up; exit 0' TERM; echo $BASHPID > left; while true; do sleep 0.05; done) & while [ ! -s left ]; do sleep 0.01; done; echo main done"}]}"#;
     let mut b = sb.start(cfg, &["--exit-when-done"]);
