@@ -392,7 +392,7 @@ impl Runtime {
             .unwrap_or_else(|| "?".to_owned());
         let line = format!(
             "bansuri {} pid {} on {host}; config {}",
-            env!("CARGO_PKG_VERSION"),
+            crate::VERSION,
             std::process::id(),
             spec.source.display()
         );

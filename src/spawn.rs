@@ -63,6 +63,7 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             c.args(&argv[1..]);
             c
         }
+        CommandSpec::Python(class) => crate::python::command(task, class),
     };
     cmd.current_dir(dir)
         .envs(&task.env)
@@ -220,6 +221,11 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                     argv[0]
                 )
             }
+            (CommandSpec::Python(_), io::ErrorKind::NotFound) => format!(
+                "Python interpreter not found: `{}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
+                crate::python::interpreter(task).to_string_lossy(),
+                crate::python::INTERPRETER_VAR
+            ),
             (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
                 format!("`{}` is not executable (check its permissions)", argv[0])
             }
