@@ -25,7 +25,9 @@ use crate::spec::{
 
 mod notify;
 mod program;
+mod progress;
 use program::attempt_text;
+pub use progress::Progress;
 #[cfg(test)]
 mod tests;
 
