@@ -14,6 +14,7 @@
 
 mod inprocess;
 mod notifying;
+mod progress;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -216,6 +217,8 @@ pub struct Runtime {
     workers: inprocess::Workers,
     /// Names the registry accepts in the config (for reloads).
     extensions: config::Extensions,
+    /// The progress line of batch runs.
+    progress: progress::ProgressLine,
 }
 
 /// Where the config file stands against the config in effect.
@@ -283,6 +286,19 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
+/// How long `epoll_wait` may sleep to wake at `deadline`.
+fn epoll_timeout(deadline: Option<Mono>, now: Mono) -> EpollTimeout {
+    match deadline {
+        None => EpollTimeout::NONE,
+        Some(d) if d <= now => EpollTimeout::ZERO,
+        Some(d) => {
+            // Round up: waking a little late is fine, waking early costs a spin.
+            let ms = d.since(now).as_micros().div_ceil(1000);
+            EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(EpollTimeout::NONE)
+        }
+    }
+}
+
 fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
     move |e| RuntimeError(format!("{what}: {e}"))
 }
@@ -320,6 +336,12 @@ impl Runtime {
         if let Err(e) = spawn::become_subreaper() {
             eprintln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
+        let progress = progress::ProgressLine::new(
+            opts.mode.once || opts.mode.exit_when_done,
+            spec.globals.log_file.is_none(),
+            Mono::ZERO,
+        );
+        let out = progress.wrap(out);
         let mut log = JobLog::new(out, spec.globals.log_format, opts.log_level);
         if spec.globals.log_format == LogFormat::Json {
             log.set_format(LogFormat::Json);
@@ -364,6 +386,7 @@ impl Runtime {
             extensions: registry.extensions(),
             inproc: inprocess::InProcess::new(registry),
             workers,
+            progress,
         };
         rt.header(&spec);
         Ok(rt)
@@ -434,18 +457,14 @@ impl Runtime {
                 let poll = now.mono + DRAIN_POLL;
                 deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
             }
-            let timeout = match deadline {
-                None => EpollTimeout::NONE,
-                Some(d) if d <= now.mono => EpollTimeout::ZERO,
-                Some(d) => {
-                    // Round up: waking a little late is fine, waking early costs a spin.
-                    let ms = d.since(now.mono).as_micros().div_ceil(1000);
-                    EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                        .unwrap_or(EpollTimeout::NONE)
-                }
-            };
+            let mut timeout = epoll_timeout(deadline, now.mono);
             if timeout != EpollTimeout::ZERO {
                 self.flush_log();
+                // Going idle: the moment to show progress (after the log lines).
+                if let Some(p) = self.show_progress(now.mono) {
+                    deadline = Some(deadline.map_or(p, |d| d.min(p)));
+                    timeout = epoll_timeout(deadline, now.mono);
+                }
             }
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
@@ -557,6 +576,8 @@ impl Runtime {
 
     /// Drain what is left, flush, and hand back the exit code.
     fn finish(&mut self, code: i32) -> i32 {
+        // The live line disappears; the final table (already logged) takes its place.
+        self.progress.hide();
         // Escaped processes that ignored SIGTERM at shutdown go now.
         for pid in self.escapees.keys() {
             let _ = spawn::signal_group(*pid, libc::SIGKILL);
@@ -575,9 +596,21 @@ impl Runtime {
         code
     }
 
+    /// Draw the progress line (or write a plain progress line); returns when to call
+    /// again at the latest.
+    fn show_progress(&mut self, now: Mono) -> Option<Mono> {
+        let (plain, next) = self.progress.update(self.core.progress(), now);
+        if let Some(line) = plain {
+            self.master(Level::Info, &line);
+            self.flush_log();
+        }
+        next
+    }
+
     fn flush_log(&mut self) {
         self.log.flush();
         if let Some(e) = self.log.take_error() {
+            self.progress.hide();
             // The message says what failed and that output is dropped meanwhile.
             eprintln!("bansuri: {e}");
         }
@@ -990,6 +1023,8 @@ impl Runtime {
                 Ok(out) => {
                     let msg = format!("The job log continues in {to}");
                     self.master(Level::Info, &msg);
+                    self.progress.retarget(g.log_file.is_none());
+                    let out = self.progress.wrap(out);
                     self.log.set_output(out);
                     let msg = format!("Job log continued from {from}");
                     self.master(Level::Info, &msg);
