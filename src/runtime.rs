@@ -599,7 +599,11 @@ impl Runtime {
     /// Draw the progress line (or write a plain progress line); returns when to call
     /// again at the latest.
     fn show_progress(&mut self, now: Mono) -> Option<Mono> {
-        let (plain, next) = self.progress.update(self.core.progress(), now);
+        if !self.progress.active() {
+            return None;
+        }
+        let core = &self.core;
+        let (plain, next) = self.progress.update(now, || core.progress());
         if let Some(line) = plain {
             self.master(Level::Info, &line);
             self.flush_log();

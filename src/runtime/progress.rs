@@ -102,6 +102,8 @@ pub(super) struct ProgressLine {
     drawn: Option<Progress>,
     /// The last plain line's counts and time.
     plain: Option<(Mono, usize)>,
+    /// When the counts were last looked at for a plain line.
+    checked: Option<Mono>,
 }
 
 impl ProgressLine {
@@ -121,6 +123,7 @@ impl ProgressLine {
             last_draw: None,
             drawn: None,
             plain: None,
+            checked: None,
         }
     }
 
@@ -136,32 +139,44 @@ impl ProgressLine {
         }
     }
 
-    /// Show `p` if due. Returns a plain job log line to write (no terminal), and when the
-    /// loop should call again at the latest.
-    pub(super) fn update(&mut self, p: Progress, now: Mono) -> (Option<String>, Option<Mono>) {
+    /// True unless this is not a batch run.
+    pub(super) fn active(&self) -> bool {
+        self.target != Target::Off
+    }
+
+    /// Show the counts if due (`count` computes them, only when needed). Returns a plain
+    /// job log line to write (no terminal), and when the loop should call again at the
+    /// latest (`None`: only on the next event).
+    pub(super) fn update(
+        &mut self,
+        now: Mono,
+        count: impl FnOnce() -> Progress,
+    ) -> (Option<String>, Option<Mono>) {
         match self.target {
             Target::Off => (None, None),
-            Target::Plain => (self.plain_line(p, now), None),
+            Target::Plain => {
+                // Counted on events only (a task's end is one), at most once a second: no
+                // extra wake-ups, so an idle bansuri stays asleep.
+                if self.checked.is_some_and(|t| now.since(t) < TICK_EVERY) {
+                    return (None, None);
+                }
+                self.checked = Some(now);
+                (self.plain_line(count(), now), None)
+            }
             Target::Stdout | Target::Stderr => {
+                if let Some(t) = self.last_draw {
+                    if now.since(t) < REDRAW_EVERY {
+                        return (None, Some(t + REDRAW_EVERY));
+                    }
+                }
+                let p = count();
                 let hidden = !self.shown.load(Ordering::Relaxed);
                 let changed = self.drawn != Some(p);
-                let since = self.last_draw.map(|t| now.since(t));
-                let due = match since {
-                    None => true,
-                    Some(s) if (hidden || changed) && s >= REDRAW_EVERY => true,
-                    Some(s) => s >= TICK_EVERY,
-                };
-                if due {
+                let tick = self.last_draw.map_or(true, |t| now.since(t) >= TICK_EVERY);
+                if hidden || changed || tick {
                     self.draw(p, now);
-                    return (None, Some(now + TICK_EVERY));
                 }
-                let last = self.last_draw.unwrap_or(now);
-                let next = if hidden || changed {
-                    last + REDRAW_EVERY
-                } else {
-                    last + TICK_EVERY
-                };
-                (None, Some(next))
+                (None, self.last_draw.map(|t| t + TICK_EVERY))
             }
         }
     }
@@ -318,20 +333,38 @@ mod tests {
     #[test]
     fn plain_lines_only_when_done_changed_and_at_most_every_30s() {
         let mut l = ProgressLine::with_target(Target::Plain, at(0));
-        assert_eq!(l.update(p(5, 1, 1, 0), at(10)).0, None, "too early");
-        let line = l.update(p(5, 1, 1, 0), at(30)).0.expect("30 s in");
+        let mut upd = |l: &mut ProgressLine, q: Progress, t: Mono| l.update(t, || q);
         assert_eq!(
-            line,
-            "Progress: 1/5 done, 1 running, 0 failed, 30s elapsed, about 2m00s left"
+            upd(&mut l, p(5, 1, 1, 0), at(10)),
+            (None, None),
+            "too early"
         );
-        assert_eq!(l.update(p(5, 1, 1, 0), at(90)).0, None, "nothing changed");
-        assert_eq!(l.update(p(5, 2, 1, 0), at(59)).0, None, "within 30 s");
-        assert!(l.update(p(5, 2, 1, 0), at(60)).0.is_some());
+        let (line, next) = upd(&mut l, p(5, 1, 1, 0), at(30));
         assert_eq!(
-            l.update(p(5, 5, 0, 0), at(200)).0,
+            line.as_deref(),
+            Some("Progress: 1/5 done, 1 running, 0 failed, 30s elapsed, about 2m00s left")
+        );
+        assert_eq!(next, None, "no wake-ups of its own");
+        assert_eq!(
+            upd(&mut l, p(5, 1, 1, 0), at(45)).0,
+            None,
+            "nothing changed"
+        );
+        assert_eq!(upd(&mut l, p(5, 2, 1, 0), at(59)).0, None, "within 30 s");
+        assert!(upd(&mut l, p(5, 2, 1, 0), at(60)).0.is_some());
+        assert_eq!(
+            upd(&mut l, p(5, 5, 0, 0), at(200)).0,
             None,
             "the table says the end"
         );
+        // Counted at most once a second.
+        let mut counted = 0;
+        let t = Mono::ZERO + Duration::from_millis(200_500);
+        l.update(t, || {
+            counted += 1;
+            p(5, 5, 0, 0)
+        });
+        assert_eq!(counted, 0);
     }
 
     #[test]
@@ -339,23 +372,31 @@ mod tests {
         let mut l = ProgressLine::with_target(Target::Stderr, at(0));
         // Drawing writes to fd 2; fine in a test.
         let t0 = Mono::ZERO + Duration::from_millis(10);
-        assert_eq!(l.update(p(3, 0, 1, 0), t0).1, Some(t0 + TICK_EVERY));
+        assert_eq!(l.update(t0, || p(3, 0, 1, 0)).1, Some(t0 + TICK_EVERY));
         assert_eq!(l.last_draw, Some(t0));
-        // A change 50 ms later waits for the 100 ms limit.
+        // 50 ms later: not even counted; called again at the 100 ms limit.
         let t1 = t0 + Duration::from_millis(50);
-        assert_eq!(l.update(p(3, 1, 1, 0), t1).1, Some(t0 + REDRAW_EVERY));
-        assert_eq!(l.last_draw, Some(t0));
-        let t2 = t0 + REDRAW_EVERY;
-        l.update(p(3, 1, 1, 0), t2);
-        assert_eq!(l.last_draw, Some(t2));
-        assert_eq!(l.drawn, Some(p(3, 1, 1, 0)));
-        // Nothing changed: the next draw is a second later (the elapsed time).
         assert_eq!(
-            l.update(p(3, 1, 1, 0), t2 + Duration::from_millis(500)).1,
-            Some(t2 + TICK_EVERY)
+            l.update(t1, || unreachable!("not counted")).1,
+            Some(t0 + REDRAW_EVERY)
         );
+        let t2 = t0 + REDRAW_EVERY;
+        l.update(t2, || p(3, 1, 1, 0));
+        assert_eq!(l.last_draw, Some(t2), "a change is drawn");
+        assert_eq!(l.drawn, Some(p(3, 1, 1, 0)));
+        // Nothing changed: no draw until a second after the last one (the elapsed time).
+        let t3 = t2 + Duration::from_millis(500);
+        assert_eq!(l.update(t3, || p(3, 1, 1, 0)).1, Some(t2 + TICK_EVERY));
+        assert_eq!(l.last_draw, Some(t2));
+        l.update(t2 + TICK_EVERY, || p(3, 1, 1, 0));
+        assert_eq!(l.last_draw, Some(t2 + TICK_EVERY));
+        // Hidden (log output cleared it): redrawn at the next call.
         l.hide();
         assert!(!l.shown.load(Ordering::Relaxed));
+        let t4 = t2 + TICK_EVERY + REDRAW_EVERY;
+        l.update(t4, || p(3, 1, 1, 0));
+        assert_eq!(l.last_draw, Some(t4));
+        assert!(l.shown.load(Ordering::Relaxed));
     }
 
     #[test]
