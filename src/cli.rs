@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
@@ -19,6 +19,8 @@ use crate::runtime::{self, Overrides, RunOptions};
 use crate::schedule;
 use crate::spec::{LogFormat, ScheduleSpec, Spec};
 
+mod extra;
+
 /// Exit code: a usage or config error.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: a runtime failure.
@@ -27,7 +29,11 @@ pub const EXIT_RUNTIME: i32 = 1;
 /// Keep many scripts running inside one SLURM job (or anywhere): one-shot jobs, periodic
 /// jobs (interval or cron) and long-running monitors, from one config file.
 #[derive(Debug, Parser)]
-#[command(name = "bansuri", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "bansuri",
+    version = crate::VERSION,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,6 +71,17 @@ enum Command {
     /// process group, exit as it did (started by bansuri, not by users).
     #[command(hide = true)]
     StepExec(StepExecArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions(extra::CompletionsArgs),
+    /// Print the man page (roff), or write every page into a directory.
+    Man(extra::ManArgs),
+    /// Print the JSON Schema of the config file (for editors).
+    Schema,
+}
+
+/// The whole command line definition (for completions, man pages and their tests).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +216,9 @@ where
             a.json,
             a.watch,
         )),
+        Some(Command::Completions(a)) => extra::completions(&a),
+        Some(Command::Man(a)) => extra::man(&a),
+        Some(Command::Schema) => extra::schema(),
         None => run(cli.run, registry),
     }
 }
@@ -261,6 +281,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
         let mut notes = String::new();
         if t.no_interface {
             notes.push_str(&format!(" (in-process task `{}`)", t.command.display()));
+        }
+        if let crate::spec::CommandSpec::Python(class) = &t.command {
+            notes.push_str(&format!(" (Python task `{class}`)"));
         }
         if t.restart_on_success {
             notes.push_str(", restarted whenever it exits (autorestart: always)");

@@ -39,6 +39,7 @@ pub mod guardian;
 pub mod level;
 pub mod notify;
 pub mod output;
+pub mod python;
 pub mod rotate;
 pub mod runtime;
 pub mod sample;
@@ -48,4 +49,9 @@ pub mod spawn;
 pub mod spec;
 
 pub use embed::{Builder, Registry, RunContext, Task, TaskInfo};
+
+/// The version with the commit it was built from: `0.1.0 (3f2a9c1d0b7e 2026-11-22)`
+/// (`-dirty` after the hash when built with uncommitted changes; `unknown` without git;
+/// see build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BANSURI_COMMIT"), ")");
 pub use notify::{Notice, Notifier};

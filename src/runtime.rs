@@ -20,6 +20,7 @@
 
 mod inprocess;
 mod notifying;
+mod progress;
 
 mod observe;
 mod serve;
@@ -245,6 +246,8 @@ pub struct Runtime {
     /// `stop_before_end` in effect, the next read of the job's end time, srun clients
     /// whose helper is still ending.
     slurm_state: slurm::State,
+    /// The progress line of batch runs.
+    progress: progress::ProgressLine,
 }
 
 /// Where the config file stands against the config in effect.
@@ -312,6 +315,19 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
+/// How long `epoll_wait` may sleep to wake at `deadline`.
+fn epoll_timeout(deadline: Option<Mono>, now: Mono) -> EpollTimeout {
+    match deadline {
+        None => EpollTimeout::NONE,
+        Some(d) if d <= now => EpollTimeout::ZERO,
+        Some(d) => {
+            // Round up: waking a little late is fine, waking early costs a spin.
+            let ms = d.since(now).as_micros().div_ceil(1000);
+            EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(EpollTimeout::NONE)
+        }
+    }
+}
+
 fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
     move |e| RuntimeError(format!("{what}: {e}"))
 }
@@ -349,6 +365,12 @@ impl Runtime {
         if let Err(e) = spawn::become_subreaper() {
             eprintln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
+        let progress = progress::ProgressLine::new(
+            opts.mode.once || opts.mode.exit_when_done,
+            spec.globals.log_file.is_none(),
+            Mono::ZERO,
+        );
+        let out = progress.wrap(out);
         let mut log = JobLog::new(out, spec.globals.log_format, opts.log_level);
         if spec.globals.log_format == LogFormat::Json {
             log.set_format(LogFormat::Json);
@@ -398,6 +420,7 @@ impl Runtime {
             workers,
             slurm: session,
             slurm_state: slurm::State::default(),
+            progress,
         };
         rt.header(&spec);
         rt.observe_start(prev);
@@ -427,7 +450,7 @@ impl Runtime {
             .unwrap_or_else(|| "?".to_owned());
         let line = format!(
             "bansuri {} pid {} on {host}; config {}",
-            env!("CARGO_PKG_VERSION"),
+            crate::VERSION,
             std::process::id(),
             spec.source.display()
         );
@@ -466,18 +489,14 @@ impl Runtime {
             if let Some(o) = self.observe_deadline(now.mono) {
                 deadline = Some(deadline.map_or(o, |d| d.min(o)));
             }
-            let timeout = match deadline {
-                None => EpollTimeout::NONE,
-                Some(d) if d <= now.mono => EpollTimeout::ZERO,
-                Some(d) => {
-                    // Round up: waking a little late is fine, waking early costs a spin.
-                    let ms = d.since(now.mono).as_micros().div_ceil(1000);
-                    EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                        .unwrap_or(EpollTimeout::NONE)
-                }
-            };
+            let mut timeout = epoll_timeout(deadline, now.mono);
             if timeout != EpollTimeout::ZERO {
                 self.flush_log();
+                // Going idle: the moment to show progress (after the log lines).
+                if let Some(p) = self.show_progress(now.mono) {
+                    deadline = Some(deadline.map_or(p, |d| d.min(p)));
+                    timeout = epoll_timeout(deadline, now.mono);
+                }
             }
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
@@ -605,6 +624,8 @@ impl Runtime {
 
     /// Drain what is left, flush, and hand back the exit code.
     fn finish(&mut self, code: i32) -> i32 {
+        // The live line disappears; the final table (already logged) takes its place.
+        self.progress.hide();
         // Escaped processes that ignored SIGTERM at shutdown go now.
         for pid in self.escapees.keys() {
             let _ = spawn::signal_group(*pid, libc::SIGKILL);
@@ -624,9 +645,25 @@ impl Runtime {
         code
     }
 
+    /// Draw the progress line (or write a plain progress line); returns when to call
+    /// again at the latest.
+    fn show_progress(&mut self, now: Mono) -> Option<Mono> {
+        if !self.progress.active() {
+            return None;
+        }
+        let core = &self.core;
+        let (plain, next) = self.progress.update(now, || core.progress());
+        if let Some(line) = plain {
+            self.master(Level::Info, &line);
+            self.flush_log();
+        }
+        next
+    }
+
     fn flush_log(&mut self) {
         self.log.flush();
         if let Some(e) = self.log.take_error() {
+            self.progress.hide();
             // The message says what failed and that output is dropped meanwhile.
             eprintln!("bansuri: {e}");
         }
@@ -1067,6 +1104,8 @@ impl Runtime {
                 Ok(out) => {
                     let msg = format!("The job log continues in {to}");
                     self.master(Level::Info, &msg);
+                    self.progress.retarget(g.log_file.is_none());
+                    let out = self.progress.wrap(out);
                     self.log.set_output(out);
                     let msg = format!("Job log continued from {from}");
                     self.master(Level::Info, &msg);

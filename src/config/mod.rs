@@ -73,6 +73,7 @@
 mod envfile;
 mod error;
 mod json;
+pub mod schema;
 mod shorthand;
 mod toml;
 mod tree;

@@ -37,6 +37,8 @@ const fn field(name: &'static str, aliases: &'static [&'static str]) -> Field {
 
 /// Top-level keys. snake_case is canonical here (SPEC 1.4), kebab-case accepted.
 pub(crate) const GLOBAL_FIELDS: &[Field] = &[
+    // For editors (`bansuri schema`); its value is not used.
+    field("$schema", &[]),
     field("version", &[]),
     field("scripts", &[]),
     field("programs", &[]),
@@ -701,6 +703,7 @@ impl<'a> Validator<'a> {
         };
         let f = self.gather(members, GLOBAL_FIELDS, None);
         let version = self.take(None, f.get("version"), version);
+        self.take(None, f.get("$schema"), |n| as_str(n).map(|_| ()));
         let globals = self.globals(&f);
 
         if let (Some(s), Some(p)) = (f.get("scripts"), f.get("programs")) {

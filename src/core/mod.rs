@@ -25,9 +25,11 @@ use crate::spec::{
 
 mod notify;
 mod program;
+mod progress;
 use program::attempt_text;
 mod control;
 mod deadline;
+pub use progress::Progress;
 #[cfg(test)]
 mod tests;
 
@@ -1124,10 +1126,11 @@ impl Core {
         let timeout = self.tasks[i].spec.timeout;
         let times = self.tasks[i].spec.times;
         let cmd = self.tasks[i].spec.command.display();
-        let shell = matches!(
-            self.tasks[i].spec.command,
-            crate::spec::CommandSpec::Shell(_)
-        );
+        let what = match self.tasks[i].spec.command {
+            crate::spec::CommandSpec::Shell(_) => "Executing shell command",
+            crate::spec::CommandSpec::Python(_) => "Running Python task",
+            crate::spec::CommandSpec::Argv(_) => "Executing",
+        };
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Running {
             pid,
@@ -1138,11 +1141,6 @@ impl Core {
         let attempt = run.attempt;
         self.tasks[i].last_start = Some(now.mono);
         let name = self.tasks[i].spec.name.clone();
-        let what = if shell {
-            "Executing shell command"
-        } else {
-            "Executing"
-        };
         let tries = if times > 1 {
             format!(", {}", attempt_text(attempt, times))
         } else {

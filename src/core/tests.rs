@@ -2140,6 +2140,7 @@ fn shorthand_identity_is_its_command() {
 }
 
 mod program;
+mod progress;
 
 #[test]
 fn a_wall_clock_jump_forward_fires_a_missed_cron_match_once_at_once() {

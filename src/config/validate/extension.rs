@@ -1,6 +1,8 @@
 //! Validation of the notification fields (`notify`, `notify-on`) and of `no-interface`,
 //! whose allowed values depend on what the running binary registered through the library
-//! API ([`Extensions`]).
+//! API ([`Extensions`]). A `no-interface` command that is not registered but has the form
+//! `module.path:ClassName` is a Python custom task ([`crate::python`]); a registered name
+//! wins over that reading.
 
 use super::{as_bool, as_str, expected, Fields, Problem, Validator};
 use crate::config::tree::Value;
@@ -84,21 +86,34 @@ impl Validator<'_> {
                 return; // missing `command` is reported already
             };
             let kinds = &self.ext.tasks;
+            let python_help = "name a Python class, \"module.path:ClassName\" (a subclass of bansuri.base.task_base.AbstractTask, imported from the working directory)";
             let p = match (&task.command, &cmd.node.value) {
                 (CommandSpec::Argv(_), _) => Some(
                     Problem::new(
-                        "with `no-interface: true` the command is the name of a registered task, not a list",
+                        "with `no-interface: true` the command is the name of a registered task, not a list (or a Python class, \"module.path:ClassName\")",
                     )
-                    .help(registered(kinds, "in-process tasks")),
+                    .help(format!("{python_help}; {}", registered(kinds, "in-process tasks"))),
                 ),
-                (CommandSpec::Shell(s), Value::String(_)) if !kinds.contains(s.as_str()) => {
-                    Some(
-                        Problem::new(format!(
-                            "no task named \"{}\" is registered",
-                            s.escape_debug()
-                        ))
-                        .help(registered(kinds, "in-process tasks")),
-                    )
+                (CommandSpec::Shell(s), Value::String(_)) if kinds.contains(s.as_str()) => None,
+                (CommandSpec::Shell(s), Value::String(_)) => {
+                    let w = s.trim();
+                    if crate::python::class_spec(w).is_some() {
+                        // A Python custom task: a process running bansuri's Python runner.
+                        task.command = CommandSpec::Python(w.to_owned());
+                        task.no_interface = false;
+                        None
+                    } else {
+                        Some(
+                            Problem::new(format!(
+                                "no task named \"{}\" is registered, and it is not a Python class (\"module.path:ClassName\")",
+                                s.escape_debug()
+                            ))
+                            .help(format!(
+                                "{python_help}; {}",
+                                registered(kinds, "in-process tasks")
+                            )),
+                        )
+                    }
                 }
                 _ => None,
             };

@@ -1,0 +1,43 @@
+//! Counts for the progress line of batch runs (`--once`, `--exit-when-done`): how many
+//! tasks take part, have finished, are running, have failed. The core only counts; the
+//! runtime decides whether and how to show them (src/runtime/progress.rs).
+
+use super::{Core, Phase};
+
+/// Where a batch run stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Enabled tasks (the ones a batch run waits for).
+    pub total: usize,
+    /// Enabled tasks that cannot run again (their last run ended, no retry is pending).
+    pub done: usize,
+    /// Processes (attempts) starting, running or being stopped.
+    pub running: usize,
+    /// Finished tasks whose last run failed (including timeouts, FATAL, skipped).
+    pub failed: usize,
+}
+
+impl Core {
+    /// The progress counts now.
+    pub fn progress(&self) -> Progress {
+        let mut p = Progress::default();
+        for t in &self.tasks {
+            p.running += t
+                .runs
+                .iter()
+                .filter(|r| !matches!(r.phase, Phase::Waiting))
+                .count();
+            if !t.spec.enabled {
+                continue;
+            }
+            p.total += 1;
+            if self.started && t.finished() {
+                p.done += 1;
+                if t.stats.last_outcome.is_some_and(|o| o.is_failure()) {
+                    p.failed += 1;
+                }
+            }
+        }
+        p
+    }
+}
