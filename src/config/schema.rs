@@ -161,6 +161,26 @@ fn global_entries() -> Vec<Entry> {
             positive_duration(),
             "A notifier still running after this long is killed (default 30s).",
         ),
+        entry(
+            "state_dir",
+            path_or_null(),
+            "Directory of the state file, control socket and request inbox (default `.bansuri/` beside the config).",
+        ),
+        entry(
+            "sample_interval",
+            duration(),
+            "How often CPU and memory are sampled (default 30s; 0 turns sampling off).",
+        ),
+        entry(
+            "dashboard",
+            json!({"type": ["string", "null"]}),
+            "Web dashboard address: \"127.0.0.1:8080\", \"8080\" (loopback), \"0.0.0.0:8080\"; absent: off.",
+        ),
+        entry(
+            "stop_before_end",
+            duration(),
+            "Under SLURM: begin the graceful shutdown this long before the job's end time (0, the default: off).",
+        ),
     ]
 }
 
@@ -358,6 +378,22 @@ fn task_entries() -> Vec<Entry> {
                 json!({"anyOf": [event.clone(), {"type": "array", "minItems": 1, "items": event}]})
             },
             "What is told: failure (default), success, recovery.",
+        ),
+        entry(
+            "srun",
+            json!({"anyOf": [
+                {"type": "boolean"},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "nodes": {"type": "integer", "minimum": 1},
+                    "ntasks": {"type": "integer", "minimum": 1},
+                    "cpus-per-task": {"type": "integer", "minimum": 1},
+                    "cpus_per_task": {"type": "integer", "minimum": 1},
+                    "overlap": {"type": "boolean"},
+                    "extra-args": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "extra_args": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+                }}
+            ]}),
+            "Run each attempt as a SLURM job step: true, or {nodes, ntasks, cpus-per-task, overlap, extra-args}.",
         ),
         entry(
             "no-interface",

@@ -713,7 +713,7 @@ fn unknown_and_later_top_level_keys() {
     let e = err1(r#"{"scripts": [], "command": "x"}"#);
     assert_has(&e, "`command` is a task field");
     let e = err1(r#"{"scripts": [], "zzz": 1}"#);
-    assert_has(&e, "known fields: `version`, `scripts`");
+    assert_has(&e, "known fields: `$schema`, `version`, `scripts`");
     // `programs` (Taskmaster) must be a map of programs.
     assert_has(&err1(r#"{"programs": 1}"#), "a map of program names");
     assert_has(
