@@ -57,15 +57,16 @@ fn ten_thousand_short_runs_leak_nothing() {
         eprintln!("{n}, {f}, {r}, {z}");
     }
     let (_, _, last_rss, _) = *curve.last().unwrap();
-    // Runs in flight hold a few pipes at any sample; a leak would raise the floor.
+    // Runs in flight hold a few pipes at any sample (and a control connection or a state
+    // file write may be open); a leak of one fd per run would add thousands.
     let floor = curve.iter().map(|c| c.1).min().unwrap();
     let late_floor = curve[5..].iter().map(|c| c.1).min().unwrap();
     assert!(
-        late_floor <= base_fds.min(floor) + 1,
+        late_floor <= base_fds.max(floor) + 4,
         "fd floor rose: {curve:?}"
     );
     assert!(
-        curve.iter().all(|c| c.1 <= floor + 10),
+        curve.iter().all(|c| c.1 <= floor + 16),
         "fd count grew: {curve:?}"
     );
     assert!(
