@@ -151,10 +151,16 @@ pub struct QueueInfo {
     pub end: EndTime,
 }
 
+/// States in which Slurm is not ending the job. `SIGNALING` is a running job with a
+/// signal in flight: squeue shows it while a `--signal=B:` warning or a `scancel --batch
+/// --signal` is being delivered (seen here right when bansuri asks). A job being ended
+/// shows `COMPLETING` first (the flag outranks the others), then its final state.
+pub const RUNNING_STATES: &[&str] = &["RUNNING", "SIGNALING", "CONFIGURING", "RESIZING"];
+
 impl QueueInfo {
     /// Slurm is not ending the job: a SIGTERM now is a warning, not the start of a kill.
     pub fn running(&self) -> bool {
-        self.state == "RUNNING"
+        RUNNING_STATES.contains(&self.state.as_str())
     }
 }
 
@@ -265,7 +271,8 @@ pub fn kill_deadline(
             Some(KillDeadline {
                 at: end + chrono(kill_wait) - chrono(margin),
                 why: format!(
-                    "The job is still RUNNING (this SIGTERM is a warning, e.g. --signal=B:TERM@T or scancel --batch): Slurm ends it at {} and SIGKILLs it KillWait ({kw}) later",
+                    "The job is still RUNNING (state {}: this SIGTERM is a warning, e.g. --signal=B:TERM@T or scancel --batch): Slurm ends it at {} and SIGKILLs it KillWait ({kw}) later",
+                    q.state,
                     fmt_wall(end)
                 ),
             })

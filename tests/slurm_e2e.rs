@@ -1052,7 +1052,7 @@ fn signal_warning_gives_the_full_grace_before_the_time_limit() {
         l.contains("[MASTER] Shutdown complete: exiting with code 0")
     });
     job.wait_gone(Duration::from_secs(20));
-    let warned = job.master_line("The job is still RUNNING (this SIGTERM is a warning");
+    let warned = job.master_line("The job is still RUNNING (state ");
     if !warned.contains("SIGKILLs it KillWait") {
         job.fail(&format!("unexpected KillWait line: {warned}"));
     }
@@ -1304,7 +1304,7 @@ fn scancel_batch_gives_the_whole_grace() {
         done - sent
     );
     job.wait_gone(Duration::from_secs(20));
-    job.master_line("The job is still RUNNING (this SIGTERM is a warning");
+    job.master_line("The job is still RUNNING (state ");
     job.assert_output("slowstop", "slowstop cleanup done");
     if job.log_text().contains("sending SIGKILL") {
         job.fail("the task was SIGKILLed: the grace was not whole");

@@ -217,7 +217,10 @@ fn kill_deadline_for_a_warning_signal_is_kill_wait_after_the_end_time() {
     };
     let d = kill_deadline(t, Ok(&q), secs(10)).expect("a deadline");
     assert_eq!(d.at, utc("2026-11-22T05:01:38Z"));
-    assert!(d.why.contains("still RUNNING"), "{}", d.why);
+    assert!(d.why.contains("still RUNNING (state RUNNING"), "{}", d.why);
+    // Seen right after a --signal=B:TERM@T warning: the signal is still in flight.
+    let q = parse_queue("SIGNALING|2026-11-22T05:01:30").unwrap();
+    assert!(q.running());
     // Running with no time limit: no SIGKILL from Slurm is coming.
     let q = QueueInfo {
         state: "RUNNING".into(),
