@@ -460,7 +460,7 @@ fn leftovers_of_an_exited_main_process_get_the_stop_signal() {
     // The main process waits until the leftover has set its trap (it writes `left` after):
     // otherwise the stop signal could come first and end it without its goodbye.
     let cfg = r#"{"scripts": [{"name": "bg",
-        "command": "(trap 'echo leftover cleaned up; exit 0' TERM; echo $BASHPID > left; while true; do sleep 0.05; done) & while [ ! -s left ]; do sleep 0.01; done; echo main done"}]}"#;
+        "command": "sh -c 'trap \"echo leftover cleaned up; exit 0\" TERM; echo $$ > left; while true; do sleep 0.05; done' & while [ ! -s left ]; do sleep 0.01; done; echo main done"}]}"#;
     let mut b = sb.start(cfg, &["--exit-when-done"]);
     let (st, _) = b.wait(T).expect("exits");
     let log = b.log();
@@ -472,6 +472,7 @@ fn leftovers_of_an_exited_main_process_get_the_stop_signal() {
     let lines = output_lines(&log, "bg");
     assert!(lines.contains(&"leftover cleaned up"), "{log}");
     let left = pids_in(&sb.read("left"));
+    assert_eq!(left.len(), 1, "the leftover wrote its pid");
     assert!(left.iter().all(|p| !alive(*p)), "leftover still alive");
     assert!(log.contains("[bg] Process finished with code 0"), "{log}");
 }
