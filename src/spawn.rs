@@ -176,24 +176,7 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
     unsafe {
         let parent = libc::getpid();
         cmd.pre_exec(move || {
-            // Own session and process group: signals to the group reach the whole run and
-            // nothing else; a terminal's Ctrl+C does not reach children directly.
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Die with bansuri if it is SIGKILLed (no orphan keeps running).
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // bansuri died between fork and prctl: PDEATHSIG will never fire.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // bansuri blocks the signals it reads through signalfd; a child must not
-            // inherit that mask, or it could not be stopped with SIGTERM.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            child_setup(parent)?;
             if let Some(mask) = umask {
                 libc::umask(mask as libc::mode_t);
             }
@@ -417,21 +400,32 @@ pub fn detach(cmd: &mut Command) {
     // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit).
     unsafe {
         let parent = libc::getpid();
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // bansuri died between fork and prctl: PDEATHSIG will never fire.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            Ok(())
-        });
+        cmd.pre_exec(move || child_setup(parent));
     }
+}
+
+/// In a forked child, before exec: what every child of bansuri gets.
+///
+/// # Safety
+/// Call only between fork and exec; it uses async-signal-safe calls only.
+unsafe fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+    // Own session and process group: signals to the group reach the whole run and
+    // nothing else; a terminal's Ctrl+C does not reach children directly.
+    if libc::setsid() < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Die with bansuri if it is SIGKILLed (no orphan keeps running).
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // bansuri died between fork and prctl: PDEATHSIG will never fire.
+    if libc::getppid() != parent {
+        libc::_exit(1);
+    }
+    // bansuri blocks the signals it reads through signalfd; a child must not inherit that
+    // mask, or it could not be stopped with SIGTERM.
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    Ok(())
 }
