@@ -351,6 +351,19 @@ impl Runtime {
         ] {
             mask.add(s);
         }
+        // An ignored signal is discarded, not queued, so the signalfd would never see it:
+        // undo what `nohup` or `cmd &` may have set (SIGINT, SIGQUIT, SIGHUP ignored).
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGCHLD,
+        ] {
+            // SAFETY: restoring the default disposition; no handler is installed.
+            unsafe {
+                let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
+            }
+        }
         mask.thread_block().map_err(err("cannot block signals"))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(err("cannot create a signalfd"))?;

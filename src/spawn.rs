@@ -422,6 +422,15 @@ unsafe fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     if libc::getppid() != parent {
         libc::_exit(1);
     }
+    // Signals ignored by whoever started bansuri (`nohup`, `cmd &` in a script ignores
+    // SIGINT and SIGQUIT) stay ignored across exec, and a shell cannot even trap a signal
+    // it was started with ignored: reset every disposition, so that `stopsignal: INT`
+    // works however bansuri was launched.
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
     // bansuri blocks the signals it reads through signalfd; a child must not inherit that
     // mask, or it could not be stopped with SIGTERM.
     let mut set: libc::sigset_t = std::mem::zeroed();

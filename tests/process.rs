@@ -476,3 +476,43 @@ fn leftovers_of_an_exited_main_process_get_the_stop_signal() {
     assert!(left.iter().all(|p| !alive(*p)), "leftover still alive");
     assert!(log.contains("[bg] Process finished with code 0"), "{log}");
 }
+
+/// Started with SIGINT and SIGQUIT ignored (as `nohup` or `cmd &` in a script does),
+/// bansuri still hears SIGINT itself and its tasks can still be stopped with `stopsignal:
+/// INT` (ignored dispositions would otherwise pass through exec to every child).
+#[test]
+fn ignored_signals_of_the_launcher_do_not_reach_tasks() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "config.json",
+        r#"{"scripts": [{"name": "int", "stopsignal": "INT",
+            "command": "trap 'echo got INT; exit 0' INT; echo ready; while true; do sleep 0.05; done"}]}"#,
+    );
+    let log = sb.file("log.txt");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config").arg(&cfg).arg("--log-file").arg(&log);
+    // SAFETY: only signal(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut b = Bansuri {
+        child: Some(cmd.spawn().unwrap()),
+        log,
+    };
+    b.wait_log("ready", T, |l| output_lines(l, "int").contains(&"ready"));
+    b.signal(libc::SIGINT);
+    let (st, _) = b
+        .wait(Duration::from_secs(10))
+        .expect("bansuri heard SIGINT and stopped");
+    assert_eq!(st.code(), Some(0));
+    assert!(
+        output_lines(&b.log(), "int").contains(&"got INT"),
+        "{}",
+        b.log()
+    );
+}
