@@ -1273,3 +1273,19 @@ mod tests {
         assert_eq!(d.mono, ms(100_000 + 270_000));
     }
 }
+
+#[cfg(test)]
+mod late_regressions {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Found by tests/schedule_props.rs: both day fields `*`-based (so both must match),
+    /// a match only every few years.
+    #[test]
+    fn rare_day_of_month_and_weekday_match_is_found() {
+        let c = CronSchedule::parse("* * */26 2 2", CronTz::Utc).unwrap();
+        let t = Utc.with_ymd_and_hms(2039, 2, 1, 23, 59, 0).unwrap();
+        let n = c.next_after(t);
+        assert!(n.is_some(), "no next match");
+    }
+}

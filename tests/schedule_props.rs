@@ -102,15 +102,24 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     (946_684_800i64..2_208_988_800i64).prop_map(|s| Utc.timestamp_opt(s, 0).unwrap())
 }
 
-/// First matching minute strictly after `t`, scanning minute by minute (at most ~5 years,
-/// enough for any expression generated here: days 1-28 exist in every month).
+/// First matching minute strictly after `t`: day by day (skipping days whose date does
+/// not match), minute by minute within a matching day, for up to 30 years (a rare
+/// day-of-month and weekday pair can be 7+ years apart).
 fn brute(e: &Expr, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut m = t.with_second(0).unwrap().with_nanosecond(0).unwrap() + CDuration::minutes(1);
-    for _ in 0..(60 * 24 * 366 * 5) {
-        if e.matches(m) {
-            return Some(m);
+    let end = t + CDuration::days(366 * 30);
+    while m < end {
+        let midnight = m.with_hour(0).unwrap().with_minute(0).unwrap();
+        let day_ok = (0..24 * 60).any(|k| {
+            let x = midnight + CDuration::minutes(k);
+            x >= m && e.matches(x)
+        });
+        if day_ok {
+            return (0..24 * 60)
+                .map(|k| midnight + CDuration::minutes(k))
+                .find(|x| *x >= m && e.matches(*x));
         }
-        m += CDuration::minutes(1);
+        m = midnight + CDuration::days(1);
     }
     None
 }
