@@ -157,8 +157,18 @@ fn events_of<'a>(log: &'a str, who: &str) -> Vec<&'a str> {
 /// The seconds right after `prefix` in `line` (`SIGKILL after 7.9s` -> 7.9).
 fn grace_in(line: &str, prefix: &str) -> Option<f64> {
     let rest = &line[line.find(prefix)? + prefix.len()..];
-    let end = rest.find('s')?;
-    rest[..end].parse().ok()
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let value: f64 = rest[..end].parse().ok()?;
+    let unit = &rest[end..];
+    if unit.starts_with("ms") {
+        Some(value / 1000.0)
+    } else if unit.starts_with('s') {
+        Some(value)
+    } else if unit.starts_with('m') {
+        Some(value * 60.0)
+    } else {
+        None
+    }
 }
 
 /// A live (not zombie) process.
@@ -315,6 +325,19 @@ while :; do
 done
 "#;
 
+/// Leaves behind a process that escaped its process group: a double fork (the subshell
+/// exits at once, so the escapee is orphaned and reparented to bansuri, the subreaper) into
+/// a session of its own (`setsid`), ignoring SIGTERM; then exits 0.
+const SH_ESCAPER: &str = r#"
+name=$1
+cd "$2" || exit 1
+echo $$ > "pids/$name.pid.tmp" && mv "pids/$name.pid.tmp" "pids/$name.pid"
+( setsid bash -c 'trap "" TERM; echo $$ > "pids/$0-escapee.pid.tmp" && mv "pids/$0-escapee.pid.tmp" "pids/$0-escapee.pid"; exec sleep 1000' "$name" & )
+while [ ! -e "pids/$name-escapee.pid" ]; do sleep 0.05; done
+echo "$name left a process behind"
+exit 0
+"#;
+
 /// Takes `$DELAY` seconds to clean up after SIGTERM, then exits 0.
 const SH_SLOW_STOP: &str = r#"
 name=$1
@@ -379,6 +402,7 @@ impl Job {
         write("sh_service.sh", SH_SERVICE);
         write("sh_stubborn.sh", SH_STUBBORN);
         write("sh_slow_stop.sh", SH_SLOW_STOP);
+        write("sh_escaper.sh", SH_ESCAPER);
         write("config.json", &config_text(opts.globals, &scripts(&dir)));
         let binary = job_binary();
         let submitted = Instant::now();
@@ -679,6 +703,27 @@ impl Job {
         }
     }
 
+    /// bansuri said it SIGKILLed `task` at the end of a stop grace of `lo..=hi` seconds.
+    fn assert_sigkilled_after(&self, task: &str, lo: f64, hi: f64) {
+        let prefix = "Still running at the end of its stop grace (";
+        let text = self.log_text();
+        let events = events_of(&text, task);
+        let Some(line) = events
+            .iter()
+            .find(|l| l.contains(prefix) && l.contains("after SIGTERM: sending SIGKILL"))
+        else {
+            self.fail(&format!(
+                "no `[{task}] ...{prefix}...) after SIGTERM: sending SIGKILL` line"
+            ));
+        };
+        match grace_in(line, prefix) {
+            Some(g) if (lo..=hi).contains(&g) => {}
+            _ => self.fail(&format!(
+                "the grace {task} was given is not {lo}..={hi} s: {line}"
+            )),
+        }
+    }
+
     fn assert_event(&self, task: &str, needle: &str) {
         if !events_of(&self.log_text(), task)
             .iter()
@@ -923,6 +968,58 @@ fn plain_scancel_stops_every_task_gracefully_within_kill_wait() {
     }
 }
 
+/// A one-shot leaves a process behind that setsid()s out of its group and ignores SIGTERM:
+/// bansuri reports it, and a plain scancel still ends it (bansuri SIGKILLs the escapees it
+/// knows at the end of its shutdown; Slurm's cgroup would catch any other at KillWait).
+#[test]
+fn escaped_process_is_reported_and_ended_by_scancel() {
+    if !slurm_gate() {
+        return;
+    }
+    let kill_wait = kill_wait_secs();
+    let scripts = |dir: &Path| {
+        [
+            task(dir, "sneaky", "bash", "sh_escaper.sh", ""),
+            task(dir, "shsvc", "bash", "sh_service.sh", ""),
+        ]
+        .join(", ")
+    };
+    let job = Job::submit("escapee", JobOpts::default(), scripts);
+    job.wait_running();
+    job.wait_alive(&["shsvc", "sneaky-escapee"]);
+    let escapee = job.pid_of("sneaky-escapee").expect("escapee pid");
+    job.wait_line("the escape reported", OUTPUT_TIMEOUT, |l| {
+        l.contains("[sneaky] WARNING: process") && l.contains("left its task's process group")
+    });
+    job.assert_event(
+        "sneaky",
+        &format!("process {escapee} (sleep 1000) left its task's process group"),
+    );
+    // Still alive: reported, not killed, until shutdown.
+    if !process_alive(escapee) {
+        job.fail("the escapee was ended before the shutdown");
+    }
+    let cancelled = job.scancel();
+    let complete = job.wait_line(
+        "`Shutdown complete`",
+        Duration::from_secs(kill_wait + 5),
+        |l| l.contains("[MASTER] Shutdown complete: exiting with code 0"),
+    );
+    eprintln!(
+        "job {}: scancel -> bansuri done in {:?}",
+        job.id,
+        complete - cancelled
+    );
+    job.wait_gone(Duration::from_secs(kill_wait + 5));
+    job.assert_no_process_left();
+    let (state, code) = job.final_state();
+    if state != "CANCELLED" || code != "0:0" {
+        job.fail(&format!(
+            "Slurm recorded {state} {code}; expected CANCELLED 0:0 (0:9 = bansuri was SIGKILLed)"
+        ));
+    }
+}
+
 /// A task that ignores SIGTERM, with the default watchdog of 120 s and KillWait 10: bansuri
 /// SIGKILLs it itself at KillWait - 2 s and exits 0; Slurm records ExitCode 0:0 (had
 /// Slurm's SIGKILL come first, bansuri would have died of it: 0:9).
@@ -987,11 +1084,7 @@ fn task_ignoring_sigterm_is_killed_by_bansuri_not_by_slurm() {
             "the stubborn task's grace is not ~{grace}s: {stopping}"
         ));
     }
-    if !events_of(new, "stubborn").iter().any(|l| {
-        l.contains("Still running at the end of its stop grace after SIGTERM: sending SIGKILL")
-    }) {
-        job.fail("bansuri did not say it sent SIGKILL to the stubborn task");
-    }
+    job.assert_sigkilled_after("stubborn", grace as f64 - 1.0, grace as f64);
     // bansuri waited its shortened grace (it did not just exit and let the cgroup go)...
     if took < Duration::from_secs(grace) - Duration::from_millis(500) {
         job.fail(&format!(
@@ -1246,10 +1339,8 @@ fn srun_tasks_run_as_job_steps_and_stop_with_them() {
         stubborn_gone - edited
     );
     job.assert_output("stubborn", "stubborn ignores SIGTERM");
-    job.assert_event(
-        "stubborn",
-        "Still running at the end of its stop grace after SIGTERM: sending SIGKILL",
-    );
+    // Its own stoptime (3 s), not the watchdog.
+    job.assert_sigkilled_after("stubborn", 2.9, 3.1);
     // The monitor's step runs on.
     if !job.steps().iter().any(|(_, n)| n == "monitor") {
         job.fail("the monitor's step ended with the others");
@@ -1347,10 +1438,8 @@ fn requeue_stops_the_tasks_within_kill_wait() {
     let took = done - sent;
     eprintln!("job {}: requeue -> bansuri done in {took:?}", job.id);
     job.master_line("Slurm is ending the job (state ");
-    job.assert_event(
-        "stubborn",
-        "Still running at the end of its stop grace after SIGTERM: sending SIGKILL",
-    );
+    // The grace it was given is what KillWait left (bansuri keeps 2 s for itself).
+    job.assert_sigkilled_after("stubborn", kill_wait as f64 - 4.0, kill_wait as f64 - 2.0);
     if took >= Duration::from_secs(kill_wait) {
         job.fail(&format!(
             "bansuri finished {took:?} after the requeue: not before KillWait"

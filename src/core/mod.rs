@@ -388,6 +388,8 @@ enum Phase {
         pid: u32,
         started: Mono,
         reason: StopReason,
+        /// When the stop signal went (the grace is `kill_at - signalled`).
+        signalled: Mono,
         kill_at: Mono,
         killed: bool,
     },
@@ -943,11 +945,15 @@ impl Core {
                 }
                 Phase::Stopping {
                     pid,
+                    signalled,
                     kill_at,
                     killed,
                     ..
                 } if !*killed && now.mono >= *kill_at => {
                     *killed = true;
+                    // The grace this run was given, which a KillWait bound may
+                    // have shortened after the stop signal went.
+                    let grace = kill_at.since(*signalled);
                     lines.push(if inproc {
                         format!(
                             "Still running {} after the stop request: abandoning its thread",
@@ -1854,6 +1860,7 @@ fn stopping(
         pid,
         started,
         reason,
+        signalled: now.mono,
         kill_at: now.mono + grace,
         killed: stop == StopSignal::Kill,
     }

@@ -72,6 +72,16 @@ fn kill_by_shortens_the_watchdog_of_a_shutdown() {
     );
     assert!(why[0].1.contains("(in 8s)"), "{}", why[0].1);
     assert_eq!(h.line_times("stubborn", "SIGKILL in 8s"), [secs(10)]);
+    // The SIGKILL line names the grace the run was given, not what is left of it.
+    assert_eq!(
+        h.line_times(
+            "stubborn",
+            "Still running at the end of its stop grace (8s) after SIGTERM"
+        ),
+        [secs(18)],
+        "{}",
+        h.job_log()
+    );
 }
 
 #[test]
