@@ -44,8 +44,8 @@ fn rss_and_cpu_percent_are_sampled_per_task() {
     });
     // A task that burned 3 s of CPU and now sleeps shows ~0 %, not its average since
     // start: the figure is over the last interval.
-    // (The state file carries samples at its 5 s heartbeat.)
-    let d = wait_for(Duration::from_secs(8), || {
+    // (The state file carries samples at its 10 s heartbeat.)
+    let d = wait_for(Duration::from_secs(15), || {
         state(&sb).filter(|d| {
             d.task("burst")
                 .is_some_and(|t| t.cpu_time >= 0.2 && t.cpu_percent.is_some_and(|c| c < 5.0))

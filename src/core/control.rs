@@ -123,7 +123,7 @@ impl Core {
                     stats: v.stats,
                     next_run,
                     retry_at: t.retry.map(|r| now.wall_at(r.at)),
-                    settings_hash: settings_hash(&t.spec),
+                    settings_hash: t.settings_hash(),
                 }
             })
             .collect()
@@ -133,12 +133,13 @@ impl Core {
     /// run that succeeded in the previous state) are not run again. Call before
     /// [`Input::Start`]. Returns the names of the tasks skipped.
     pub fn resume(&mut self, succeeded: &HashMap<String, String>) -> Vec<String> {
+        self.deadline_memo.set(None);
         let mut skipped = Vec::new();
         for t in &mut self.tasks {
             if t.spec.schedule != ScheduleSpec::Once {
                 continue;
             }
-            if succeeded.get(&t.spec.name) == Some(&settings_hash(&t.spec)) {
+            if succeeded.get(&t.spec.name) == Some(&t.settings_hash()) {
                 t.resumed = true;
                 t.stats.last_outcome = Some(Outcome::Success);
                 skipped.push(t.spec.name.clone());

@@ -472,6 +472,9 @@ struct Task {
     /// `--resume`: it succeeded with the same settings before; its first scheduling
     /// does not run it.
     resumed: bool,
+    /// [`control::settings_hash`] of `spec`, computed once per settings (the state file
+    /// asks for it at every write).
+    hash_memo: std::cell::RefCell<Option<(Arc<TaskSpec>, String)>>,
 }
 
 impl Task {
@@ -495,6 +498,20 @@ impl Task {
             held: false,
             restart_after_stop: false,
             resumed: false,
+            hash_memo: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The settings hash of the current `spec` (memoized per settings).
+    fn settings_hash(&self) -> String {
+        let mut memo = self.hash_memo.borrow_mut();
+        match &*memo {
+            Some((spec, hash)) if Arc::ptr_eq(spec, &self.spec) => hash.clone(),
+            _ => {
+                let hash = control::settings_hash(&self.spec);
+                *memo = Some((Arc::clone(&self.spec), hash.clone()));
+                hash
+            }
         }
     }
 
@@ -592,6 +609,10 @@ pub struct Core {
     kill_by: Option<Mono>,
     /// A shutdown planned at a wall time ([`Input::ShutdownAt`]).
     planned: Option<deadline::Planned>,
+    /// [`Core::next_deadline`] as of the last change (`None`: not computed since). The
+    /// state changes only in `&mut self` methods, which clear it; the loop asks twice per
+    /// wake-up, and with 500 tasks the scan is most of an idle wake-up's cost.
+    deadline_memo: std::cell::Cell<Option<Option<Mono>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -620,6 +641,7 @@ impl Core {
             out: Vec::new(),
             kill_by: None,
             planned: None,
+            deadline_memo: std::cell::Cell::new(None),
         }
     }
 
@@ -630,6 +652,7 @@ impl Core {
 
     /// Feed one input; returns the actions to execute, in order.
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Action> {
+        self.deadline_memo.set(None);
         if self.exited {
             return Vec::new();
         }
@@ -657,6 +680,19 @@ impl Core {
 
     /// The earliest time at which the core needs a [`Input::Tick`]; `None` = only events.
     pub fn next_deadline(&self) -> Option<Mono> {
+        if let Some(memo) = self.deadline_memo.get() {
+            // The unit tests check the memo against a fresh scan at every call.
+            if cfg!(test) {
+                assert_eq!(memo, self.scan_deadline(), "stale deadline memo");
+            }
+            return memo;
+        }
+        let best = self.scan_deadline();
+        self.deadline_memo.set(Some(best));
+        best
+    }
+
+    fn scan_deadline(&self) -> Option<Mono> {
         let mut best: Option<Mono> = None;
         let mut consider = |t: Mono| best = Some(best.map_or(t, |b| b.min(t)));
         if let Some(p) = self.planned_deadline() {

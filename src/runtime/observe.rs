@@ -532,7 +532,7 @@ impl Runtime {
         let doc = self.state_doc(now, exit_code);
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);
-        match state::write_atomic(&self.obs.paths.state, doc.to_json().as_bytes()) {
+        match state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes()) {
             Ok(()) => {
                 if self.obs.write_failing {
                     self.obs.write_failing = false;
