@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::core::{ExitStatus, Usage};
+
+mod fast;
 use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
 
 /// A started process and the read ends of its output pipes.
@@ -105,20 +107,9 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         (OutputTarget::File(a), StderrTarget::File(b)) => a == b,
         _ => false,
     };
-    let stdout_dup = match &task.stdout {
-        OutputTarget::File(p) if !rotating => {
-            let f = open_append(p, "stdout")?;
-            let dup = if combined {
-                Some(Stdio::from(
-                    f.try_clone()
-                        .map_err(|e| format!("cannot duplicate a file: {e}"))?,
-                ))
-            } else {
-                None
-            };
-            cmd.stdout(Stdio::from(f));
-            dup
-        }
+    // The child's stdout and stderr (the same file description when combined).
+    let out: OwnedFd = match &task.stdout {
+        OutputTarget::File(p) if !rotating => open_append(p, "stdout")?.into(),
         target => {
             if let OutputTarget::File(p) = target {
                 // Fail now, with the reason, rather than later in the runtime.
@@ -127,25 +118,15 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
             }
             let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
             stdout_pipe = Some(r);
-            let dup = if combined {
-                Some(Stdio::from(
-                    w.try_clone()
-                        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?,
-                ))
-            } else {
-                None
-            };
-            cmd.stdout(Stdio::from(w));
-            dup
+            w
         }
     };
-    if let Some(dup) = stdout_dup {
-        cmd.stderr(dup);
+    let err: OwnedFd = if combined {
+        out.try_clone()
+            .map_err(|e| format!("cannot duplicate a file descriptor: {e}"))?
     } else {
         match &task.stderr {
-            StderrTarget::File(p) if !rotating => {
-                cmd.stderr(Stdio::from(open_append(p, "stderr")?));
-            }
+            StderrTarget::File(p) if !rotating => open_append(p, "stderr")?.into(),
             target => {
                 if let StderrTarget::File(p) = target {
                     open_append(p, "stderr")?;
@@ -153,10 +134,10 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                 }
                 let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
                 stderr_pipe = Some(r);
-                cmd.stderr(Stdio::from(w));
+                w
             }
         }
-    }
+    };
 
     let umask = task.umask;
     let priority = task.priority;
@@ -170,48 +151,30 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
                 .collect::<Vec<_>>(),
         )
     });
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
-    // setpriority, setgroups, setgid, setuid); the group list was built before the fork.
-    unsafe {
-        let parent = libc::getpid();
-        cmd.pre_exec(move || {
-            child_setup(parent)?;
-            if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
-            }
-            if priority != 0 {
-                // Before dropping privileges: only root may raise a priority (nice < 0).
-                if libc::setpriority(libc::PRIO_PROCESS, 0, priority) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if let Some((uid, gid, groups)) = &identity {
-                // Groups first, then the gid, then the uid: after setuid we could not.
-                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-                    || libc::setgid(*gid) < 0
-                    || libc::setuid(*uid) < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-
-    match cmd.spawn() {
-        Ok(child) => {
-            let pid = child.id();
-            // The runtime reaps by pid (waitid/wait4); std's handle is not needed.
-            drop(child);
-            Ok(Child {
-                pid,
-                stdout: stdout_pipe,
-                stderr: stderr_pipe,
-                stdout_file: stdout_rotated,
-                stderr_file: stderr_rotated,
-            })
-        }
+    let started = if identity.is_none() {
+        // The fast path: the child shares bansuri's memory until it execs (no page tables
+        // copied, no copy-on-write faults in bansuri afterwards).
+        fast::spawn(
+            &cmd,
+            &fast::Setup {
+                stdout: &out,
+                stderr: &err,
+                umask,
+                priority,
+            },
+        )
+    } else {
+        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        fork_spawn(&mut cmd, umask, priority, identity)
+    };
+    match started {
+        Ok(pid) => Ok(Child {
+            pid,
+            stdout: stdout_pipe,
+            stderr: stderr_pipe,
+            stdout_file: stdout_rotated,
+            stderr_file: stderr_rotated,
+        }),
         Err(e) if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => Err(
             "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
                 .to_owned(),
@@ -390,6 +353,46 @@ pub fn become_subreaper() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Start `cmd` with fork and exec (std's `Command`): for tasks that switch to another
+/// user, whose set-up (setgroups, setgid, setuid) is kept out of the shared-memory child.
+fn fork_spawn(
+    cmd: &mut Command,
+    umask: Option<u32>,
+    priority: i32,
+    identity: Option<(u32, u32, Vec<libc::gid_t>)>,
+) -> io::Result<u32> {
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
+    // setpriority, setgroups, setgid, setuid); the group list was built before the fork.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            child_setup(parent)?;
+            if let Some(mask) = umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            if priority != 0 {
+                // Before dropping privileges: only root may raise a priority (nice < 0).
+                if libc::setpriority(libc::PRIO_PROCESS, 0, priority) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some((uid, gid, groups)) = &identity {
+                // Groups first, then the gid, then the uid: after setuid we could not.
+                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
+                    || libc::setgid(*gid) < 0
+                    || libc::setuid(*uid) < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    // The runtime reaps by pid (waitid/wait4); std's handle is not needed.
+    cmd.spawn().map(|child| child.id())
 }
 
 /// Give `cmd` what every child of bansuri gets before exec (used for processes other than

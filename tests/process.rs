@@ -516,3 +516,76 @@ fn ignored_signals_of_the_launcher_do_not_reach_tasks() {
         b.log()
     );
 }
+
+/// Tasks start as `execvp` would start them: a script without a `#!` line runs through
+/// /bin/sh, and a bare command name is looked up in the task's own PATH (its `env`).
+#[test]
+fn scripts_without_shebang_and_the_tasks_own_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.file("bin")).unwrap();
+    for (name, text) in [
+        ("noshebang.sh", "echo \"no shebang ran with $1\"\n"),
+        ("bin/private-tool", "#!/bin/sh\necho \"private tool ran\"\n"),
+    ] {
+        let p = sb.write(name, text);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cfg = format!(
+        r#"{{"scripts": [
+            {{"name": "plain", "command": ["./noshebang.sh", "an-arg"], "working-directory": "{dir}"}},
+            {{"name": "tool", "command": ["private-tool"], "env": {{"PATH": "{dir}/bin:/usr/bin:/bin"}}}}
+        ]}}"#,
+        dir = sb.path().display()
+    );
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(
+        output_lines(&log, "plain"),
+        ["no shebang ran with an-arg"],
+        "{log}"
+    );
+    assert_eq!(output_lines(&log, "tool"), ["private tool ran"], "{log}");
+}
+
+/// bansuri started with stdin, stdout and stderr closed (some batch systems and daemons
+/// do that): the files it opens get fds 0-2, and its tasks must still get /dev/null on
+/// stdin and their own pipes on stdout and stderr.
+#[test]
+fn tasks_get_their_stdio_when_bansuri_has_none() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "config.json",
+        r#"{"scripts": [{"name": "io",
+            "command": "echo out; echo err >&2; read x; echo read=$?; ls -l /proc/$$/fd/0 | grep -c /dev/null"}]}"#,
+    );
+    let log = sb.file("log.txt");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--log-file")
+        .arg(&log)
+        .arg("--exit-when-done");
+    // SAFETY: only close(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut b = Bansuri {
+        child: Some(cmd.spawn().unwrap()),
+        log,
+    };
+    let (st, _) = b.wait(T).expect("exits");
+    assert_eq!(st.code(), Some(0), "{}", b.log());
+    let log = b.log();
+    let lines = output_lines(&log, "io");
+    for want in ["out", "err", "read=1", "1"] {
+        assert!(lines.contains(&want), "no `{want}` line:\n{log}");
+    }
+}
