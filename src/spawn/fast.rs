@@ -18,12 +18,13 @@
 //! in glibc coordinate every thread of the process, which a shared-memory child must not
 //! do).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 /// What the child needs besides the command.
 pub(super) struct Setup<'a> {
@@ -57,31 +58,22 @@ const STACK: usize = 64 * 1024;
 /// `setup`). Returns the pid.
 pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
     let nul = |e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}"));
-    // The environment: bansuri's, changed as the command says.
-    let mut env: Vec<(OsString, Option<OsString>)> =
-        std::env::vars_os().map(|(k, v)| (k, Some(v))).collect();
-    for (k, v) in cmd.get_envs() {
-        match env.iter_mut().find(|(ek, _)| ek == k) {
-            Some(slot) => slot.1 = v.map(OsStr::to_os_string),
-            None => env.push((k.to_os_string(), v.map(OsStr::to_os_string))),
-        }
-    }
-    let env_c: Vec<CString> = env
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv)
-        })
+    // The environment: bansuri's (which it never changes), changed as the command says.
+    let changes: Vec<(&OsStr, Option<&OsStr>)> = cmd.get_envs().collect();
+    let changed: Vec<CString> = changes
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| key_value(k.as_bytes(), v.as_bytes())))
         .collect::<Result<_, _>>()
         .map_err(nul)?;
+    let kept = base_env()
+        .iter()
+        .filter(|(k, _)| !changes.iter().any(|(ck, _)| ck.as_bytes() == k.as_slice()))
+        .map(|(_, kv)| kv);
+    let env_c: Vec<&CString> = kept.chain(changed.iter()).collect();
     let path_var = env_c
         .iter()
         .find_map(|kv| kv.as_bytes().strip_prefix(b"PATH="))
         .map(|p| p.to_vec());
-
     let program = cmd.get_program();
     let path = resolve(program.as_bytes(), path_var.as_deref())?;
     let args_c: Vec<CString> = std::iter::once(program)
@@ -178,6 +170,28 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
     }
     drop(keep);
     Ok(pid as u32)
+}
+
+/// bansuri's own environment as `KEY=VALUE` C strings, read once (bansuri never changes
+/// its environment; reading and converting it for every start showed in profiles).
+fn base_env() -> &'static [(Vec<u8>, CString)] {
+    static BASE: OnceLock<Vec<(Vec<u8>, CString)>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let kv = key_value(k.as_bytes(), v.as_bytes()).ok()?;
+                Some((k.into_vec(), kv))
+            })
+            .collect()
+    })
+}
+
+fn key_value(k: &[u8], v: &[u8]) -> Result<CString, std::ffi::NulError> {
+    let mut kv = Vec::with_capacity(k.len() + v.len() + 1);
+    kv.extend_from_slice(k);
+    kv.push(b'=');
+    kv.extend_from_slice(v);
+    CString::new(kv)
 }
 
 /// The file `execvp` would run for `program`: itself when it has a `/`, else the first
