@@ -794,7 +794,6 @@ impl Runtime {
                             },
                         );
                         self.guardian.watch(pid);
-                        self.obs.spawned(run, pid);
                         self.pids.insert(pid, run);
                         self.core.handle(Input::Spawned { run, pid }, self.now())
                     }

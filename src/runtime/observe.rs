@@ -140,11 +140,22 @@ impl Observer {
     pub(super) fn forget_run(&mut self, run: RunId) {
         self.run_starts.remove(&run);
     }
+}
 
-    /// A run's process started: remember its start time (for the state file).
-    pub(super) fn spawned(&mut self, run: RunId, pid: u32) {
-        if let Some(t) = sample::start_ticks(pid) {
-            self.run_starts.insert(run, t);
+impl Runtime {
+    /// Read the start time of the main processes the state does not know yet (it tells a
+    /// live process from a reused pid, for `status` and for the next bansuri's clean-up).
+    /// Done when the state is built, not at each start: most short runs are over by then,
+    /// and reading /proc/PID/stat right after the start waits for the new process's exec.
+    /// Only leaders not yet reaped (in `pids`): a reaped pid may already be another
+    /// process's.
+    pub(super) fn learn_starts(&mut self) {
+        for (pid, run) in &self.pids {
+            if !self.obs.run_starts.contains_key(run) {
+                if let Some(t) = sample::start_ticks(*pid) {
+                    self.obs.run_starts.insert(*run, t);
+                }
+            }
         }
     }
 }
@@ -529,6 +540,7 @@ impl Runtime {
         if !self.obs.usable {
             return;
         }
+        self.learn_starts();
         let doc = self.state_doc(now, exit_code);
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);

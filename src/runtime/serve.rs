@@ -479,6 +479,7 @@ impl Runtime {
             state: None,
         };
         if req.cmd == Cmd::Status {
+            self.learn_starts();
             let doc = self.state_doc(self.now(), None);
             let mut r = reply(true, String::new());
             r.state = Some(Box::new(doc));
