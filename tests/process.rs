@@ -387,14 +387,15 @@ fn idle_bansuri_does_not_wake_and_uses_one_thread() {
         1,
         "one thread owns everything"
     );
-    // The only wake-ups: the request inbox, read once a second (control from other
-    // nodes), which also carries the state file's heartbeat.
+    // No wake-up at all but the state file's heartbeat (every 10 s): the request inbox is
+    // on a local file system here (the test's temporary directory), so inotify watches it
+    // instead of a read every second (which network file systems still need).
     let before = status_field(b.pid(), "voluntary_ctxt_switches:");
     std::thread::sleep(Duration::from_millis(3000));
     let after = status_field(b.pid(), "voluntary_ctxt_switches:");
     assert!(
-        after - before <= 4,
-        "idle bansuri woke {} times in 3 s (3 inbox polls expected)",
+        after - before <= 1,
+        "idle bansuri woke {} times in 3 s (at most one heartbeat expected)",
         after - before
     );
 }

@@ -7,7 +7,8 @@
 //! - `state.json`: the state file ([`state`]);
 //! - `control.sock`: the control socket (mode 0600; connections from another uid than
 //!   bansuri's, root excepted, are refused after a SO_PEERCRED check);
-//! - `requests/`: the inbox for request files, read by the running bansuri once a second;
+//! - `requests/`: the inbox for request files, read by the running bansuri within a second
+//!   (inotify on a local file system, a read every second on a network one);
 //!   answers are written beside them.
 //!
 //! The protocol, on the socket and in files alike, is one JSON [`Request`] and one JSON

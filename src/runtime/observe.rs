@@ -62,6 +62,11 @@ pub(super) struct Observer {
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
     pub(super) next_inbox: Option<Mono>,
+    /// How often the inbox is read: every [`crate::control::INBOX_POLL`], or rarely when
+    /// inotify watches it (`inbox_watch`).
+    pub(super) inbox_poll: Duration,
+    /// inotify on the inbox (local file systems only).
+    pub(super) inbox_watch: Option<std::os::fd::OwnedFd>,
     /// Replies of the core to the control input being handled.
     pub(super) replies: Vec<(bool, String)>,
     /// `[MASTER]` lines logged while a request is handled (reload, shutdown summaries).
@@ -124,6 +129,8 @@ impl Observer {
             conns: Vec::new(),
             last_conn: None,
             next_inbox: None,
+            inbox_poll: crate::control::INBOX_POLL,
+            inbox_watch: None,
             replies: Vec::new(),
             capture: None,
             reload_waiters: Vec::new(),
@@ -281,8 +288,7 @@ impl Runtime {
             let last = self.obs.last_write;
             if self.obs.dirty {
                 consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
-            } else if self.has_processes() && self.obs.next_inbox.is_none() {
-                // The heartbeat rides on the inbox poll when there is one (one wake-up).
+            } else if self.has_processes() {
                 consider(last.map_or(now, |l| l + state::HEARTBEAT));
             }
         }

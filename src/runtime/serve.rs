@@ -2,7 +2,7 @@
 //! inbox, and what a request does (through the core). Every fd here is non-blocking and
 //! in the loop's epoll set; nothing waits.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,7 +11,7 @@ use nix::sys::epoll::{EpollEvent, EpollFlags};
 use super::Runtime;
 use crate::clock::Mono;
 use crate::control::server::{self, Conn, ReadState, Stream};
-use crate::control::{Cmd, Request, Response, INBOX_POLL, REQUEST_MAX_AGE};
+use crate::control::{Cmd, Request, Response, REQUEST_MAX_AGE};
 use crate::core::Input;
 use crate::level::Level;
 
@@ -21,6 +21,43 @@ pub(super) const LISTENER_TOKEN: u64 = u64::MAX - 1;
 pub(super) const HTTP_TOKEN: u64 = u64::MAX - 2;
 /// epoll tokens from here up (below the listeners') are connections: token - base = slot.
 pub(super) const CONN_BASE: u64 = 1 << 62;
+/// epoll token of the inotify watch on the request inbox.
+pub(super) const INBOX_TOKEN: u64 = u64::MAX - 4;
+/// How often the inbox is read anyway when inotify watches it (a missed event, the
+/// directory replaced).
+const INBOX_SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// File systems where inotify sees every change (the kernel makes them all). On network
+/// and cluster file systems (NFS, Lustre, GPFS, BeeGFS, CephFS, SMB, FUSE) a request file
+/// written on a login node raises no event here, so the inbox is polled every second.
+const LOCAL_FS: [i64; 9] = [
+    0xEF53,      // ext2/3/4
+    0x5846_5342, // xfs
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0x794C_7630, // overlayfs
+    0x2FC1_2FC1, // zfs
+    0xF2F5_2010, // f2fs
+    0x8584_58F6, // ramfs
+    0x3153_464A, // jfs
+];
+
+/// Is `dir` on a local file system (see [`LOCAL_FS`])?
+fn on_local_fs(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs into a zeroed struct we own, on a NUL-terminated path.
+    let f_type = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut st) != 0 {
+            return false;
+        }
+        st.f_type as i64
+    };
+    LOCAL_FS.contains(&f_type)
+}
 /// A connection that sends no complete request within this is closed.
 const CONN_IDLE: Duration = Duration::from_secs(10);
 /// A connection waiting for a reload's answer is kept this long.
@@ -91,10 +128,53 @@ impl Runtime {
                 self.master(Level::Warning, &msg);
             }
         }
-        self.obs.next_inbox = Some(self.now().mono + INBOX_POLL);
+        if self.watch_inbox() {
+            self.obs.inbox_poll = INBOX_SAFETY_POLL;
+        }
+        self.obs.next_inbox = Some(self.now().mono + self.obs.inbox_poll);
         if let Some(addr) = self.core.globals().dashboard {
             self.dashboard_start(addr);
         }
+    }
+
+    /// Watch the inbox with inotify when it is on a local file system, so that a request
+    /// is read at once and an idle bansuri does not wake every second to look. False:
+    /// poll it every second (network file systems, or inotify unavailable).
+    fn watch_inbox(&mut self) -> bool {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = &self.obs.paths.requests;
+        if !on_local_fs(dir) {
+            return false;
+        }
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: plain syscalls; the fd is owned at once.
+        let fd = unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            if fd < 0 {
+                return false;
+            }
+            std::os::fd::OwnedFd::from_raw_fd(fd)
+        };
+        // SAFETY: a valid inotify fd and a NUL-terminated path.
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                fd.as_raw_fd(),
+                path.as_ptr(),
+                libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO,
+            )
+        };
+        if wd < 0 {
+            return false;
+        }
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, INBOX_TOKEN);
+        if self.epoll.add(fd.as_fd(), ev).is_err() {
+            return false;
+        }
+        self.obs.inbox_watch = Some(fd);
+        true
     }
 
     fn dashboard_start(&mut self, addr: std::net::SocketAddr) {
@@ -167,6 +247,17 @@ impl Runtime {
                 self.accept_http();
                 None
             }
+            INBOX_TOKEN => {
+                // Drain the inotify events; what matters is that the inbox changed.
+                if let Some(fd) = &self.obs.inbox_watch {
+                    let mut buf = [0u8; 4096];
+                    // SAFETY: reading into our own buffer from our non-blocking fd.
+                    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+                        > 0
+                    {}
+                }
+                self.poll_inbox()
+            }
             t => self.on_conn((t - CONN_BASE) as usize, events),
         }
     }
@@ -185,7 +276,7 @@ impl Runtime {
             self.close_conn(slot);
         }
         if self.obs.next_inbox.is_some_and(|t| t <= now) {
-            self.obs.next_inbox = Some(now + INBOX_POLL);
+            self.obs.next_inbox = Some(now + self.obs.inbox_poll);
             if let Some(code) = self.poll_inbox() {
                 return Some(code);
             }
