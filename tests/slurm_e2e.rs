@@ -670,6 +670,22 @@ impl Job {
         Instant::now()
     }
 
+    /// Slurm recorded the job as `state` with exit code 0:0 (`why`: what another code
+    /// would mean, for the failure message).
+    fn assert_final_state(&self, state: &str, why: &str) {
+        let (got, code) = self.final_state();
+        if got != state || code != "0:0" {
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            };
+            self.fail(&format!(
+                "Slurm recorded {got} {code}; expected {state} 0:0{why}"
+            ));
+        }
+    }
+
     fn assert_no_process_left(&self) {
         let pids = self.recorded_pids();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -873,12 +889,7 @@ fn submit_template_runs_every_task_and_follows_config_edits() {
     job.wait_gone(Duration::from_secs(kill_wait + 5));
     job.master_line("Shutdown complete: exiting with code 0");
     job.assert_no_process_left();
-    let (state, code) = job.final_state();
-    if state != "CANCELLED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected CANCELLED 0:0"
-        ));
-    }
+    job.assert_final_state("CANCELLED", "");
 }
 
 /// Plain `scancel` with KillWait 10 and the default watchdog of 120 s: bansuri says it
@@ -960,12 +971,7 @@ fn plain_scancel_stops_every_task_gracefully_within_kill_wait() {
         ));
     }
     job.assert_no_process_left();
-    let (state, code) = job.final_state();
-    if state != "CANCELLED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected CANCELLED 0:0 (0:9 = bansuri was SIGKILLed)"
-        ));
-    }
+    job.assert_final_state("CANCELLED", "0:9 = bansuri was SIGKILLed");
 }
 
 /// A one-shot leaves a process behind that setsid()s out of its group and ignores SIGTERM:
@@ -1012,12 +1018,7 @@ fn escaped_process_is_reported_and_ended_by_scancel() {
     );
     job.wait_gone(Duration::from_secs(kill_wait + 5));
     job.assert_no_process_left();
-    let (state, code) = job.final_state();
-    if state != "CANCELLED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected CANCELLED 0:0 (0:9 = bansuri was SIGKILLed)"
-        ));
-    }
+    job.assert_final_state("CANCELLED", "0:9 = bansuri was SIGKILLed");
 }
 
 /// A task that ignores SIGTERM, with the default watchdog of 120 s and KillWait 10: bansuri
@@ -1097,12 +1098,7 @@ fn task_ignoring_sigterm_is_killed_by_bansuri_not_by_slurm() {
             "bansuri finished {took:?} after the scancel: not before KillWait ({kill_wait} s)"
         ));
     }
-    let (state, code) = job.final_state();
-    if state != "CANCELLED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected CANCELLED 0:0 (0:9 = Slurm SIGKILLed bansuri at KillWait)"
-        ));
-    }
+    job.assert_final_state("CANCELLED", "0:9 = Slurm SIGKILLed bansuri at KillWait");
     job.assert_no_process_left();
 }
 
@@ -1159,12 +1155,7 @@ fn signal_warning_gives_the_full_grace_before_the_time_limit() {
     if job.log_text().contains("sending SIGKILL") {
         job.fail("a task was SIGKILLed: the grace was not whole");
     }
-    let (state, code) = job.final_state();
-    if state != "COMPLETED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected COMPLETED 0:0 (the shutdown ends before the time limit)"
-        ));
-    }
+    job.assert_final_state("COMPLETED", "the shutdown ends before the time limit");
     job.assert_no_process_left();
 }
 
@@ -1217,12 +1208,7 @@ fn stop_before_end_shuts_down_before_the_time_limit() {
     job.assert_output("pysvc", "pysvc goodbye on SIGTERM");
     job.assert_output("shsvc", "shsvc goodbye on SIGTERM");
     job.master_line("Shutdown complete: exiting with code 0");
-    let (state, code) = job.final_state();
-    if state != "COMPLETED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected COMPLETED 0:0"
-        ));
-    }
+    job.assert_final_state("COMPLETED", "");
     job.assert_no_process_left();
 }
 
@@ -1400,12 +1386,7 @@ fn scancel_batch_gives_the_whole_grace() {
     if job.log_text().contains("sending SIGKILL") {
         job.fail("the task was SIGKILLed: the grace was not whole");
     }
-    let (state, code) = job.final_state();
-    if state != "COMPLETED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected COMPLETED 0:0"
-        ));
-    }
+    job.assert_final_state("COMPLETED", "");
     job.assert_no_process_left();
 }
 
@@ -1504,10 +1485,5 @@ fn stop_before_end_follows_a_new_time_limit_on_sighup() {
     }
     job.master_line("SIGHUP received: re-reading the config file");
     job.assert_output("pysvc", "pysvc goodbye on SIGTERM");
-    let (state, code) = job.final_state();
-    if state != "COMPLETED" || code != "0:0" {
-        job.fail(&format!(
-            "Slurm recorded {state} {code}; expected COMPLETED 0:0"
-        ));
-    }
+    job.assert_final_state("COMPLETED", "");
 }
