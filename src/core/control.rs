@@ -200,17 +200,24 @@ impl Core {
         Some(i)
     }
 
-    pub(super) fn control_start(&mut self, name: &str, now: Now) {
-        let Some(i) = self.control_target(name, "start") else {
-            return;
-        };
+    /// [`Core::control_target`] for a command that runs the task: a disabled task is
+    /// refused, saying how to enable it.
+    fn runnable_target(&mut self, name: &str, verb: &str) -> Option<usize> {
+        let i = self.control_target(name, verb)?;
         if !self.tasks[i].spec.enabled {
             self.reply(
                 false,
                 format!("`{name}` is disabled in the config (enabled: false): set it to true there to run it"),
             );
-            return;
+            return None;
         }
+        Some(i)
+    }
+
+    pub(super) fn control_start(&mut self, name: &str, now: Now) {
+        let Some(i) = self.runnable_target(name, "start") else {
+            return;
+        };
         self.tasks[i].held = false;
         let task = &self.tasks[i];
         if !task.runs.is_empty() {
@@ -348,16 +355,9 @@ impl Core {
     }
 
     pub(super) fn control_restart(&mut self, name: &str, now: Now) {
-        let Some(i) = self.control_target(name, "restart") else {
+        let Some(i) = self.runnable_target(name, "restart") else {
             return;
         };
-        if !self.tasks[i].spec.enabled {
-            self.reply(
-                false,
-                format!("`{name}` is disabled in the config (enabled: false): set it to true there to run it"),
-            );
-            return;
-        }
         let task = &mut self.tasks[i];
         task.held = false;
         let live = task.runs.iter().any(|r| !matches!(r.phase, Phase::Waiting));
