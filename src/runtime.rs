@@ -18,6 +18,7 @@
 //! that notices quote; `inprocess` runs the in-process tasks of the library API on
 //! worker threads that report through an eventfd in the same epoll set.
 
+mod alarm;
 mod inprocess;
 mod notifying;
 mod progress;
@@ -61,6 +62,8 @@ const SIGNAL_TOKEN: u64 = u64::MAX;
 /// The eventfd of worker threads (in-process tasks, registered notifiers).
 /// (Below the control server's listener tokens, u64::MAX - 1 and - 2.)
 const WORKER_TOKEN: u64 = u64::MAX - 3;
+/// The alarm's timerfd (the next deadline). (u64::MAX - 4 is the request inbox.)
+const ALARM_TOKEN: u64 = u64::MAX - 5;
 /// How often process groups that outlived their main process are checked for emptiness.
 /// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
 /// triggers a check; this poll covers members whose parent is still alive.
@@ -212,7 +215,8 @@ pub struct Runtime {
     log: JobLog,
     epoll: Epoll,
     sigfd: SignalFd,
-    origin: Instant,
+    /// The monotonic clock and the timerfd armed for the next deadline.
+    alarm: alarm::Alarm,
     runs: HashMap<RunId, RunInfo>,
     pids: HashMap<u32, RunId>,
     pipes: Vec<Option<Pipe>>,
@@ -315,16 +319,12 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
-/// How long `epoll_wait` may sleep to wake at `deadline`.
+/// How long `epoll_wait` may sleep: not at all when a deadline is due, else until an event
+/// or the alarm (armed for the deadline) wakes it.
 fn epoll_timeout(deadline: Option<Mono>, now: Mono) -> EpollTimeout {
     match deadline {
-        None => EpollTimeout::NONE,
         Some(d) if d <= now => EpollTimeout::ZERO,
-        Some(d) => {
-            // Round up: waking a little late is fine, waking early costs a spin.
-            let ms = d.since(now).as_micros().div_ceil(1000);
-            EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(EpollTimeout::NONE)
-        }
+        _ => EpollTimeout::NONE,
     }
 }
 
@@ -375,6 +375,13 @@ impl Runtime {
                 EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
             )
             .map_err(err("cannot watch the signalfd"))?;
+        let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
+        epoll
+            .add(
+                alarm.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, ALARM_TOKEN),
+            )
+            .map_err(err("cannot watch the timerfd"))?;
         if let Err(e) = spawn::become_subreaper() {
             eprintln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
@@ -403,7 +410,7 @@ impl Runtime {
             log,
             epoll,
             sigfd,
-            origin: Instant::now(),
+            alarm,
             runs: HashMap::new(),
             pids: HashMap::new(),
             pipes: Vec::new(),
@@ -442,7 +449,7 @@ impl Runtime {
 
     fn now(&self) -> Now {
         Now {
-            mono: Mono(self.origin.elapsed()),
+            mono: self.alarm.now(),
             wall: Utc::now(),
         }
     }
@@ -511,6 +518,11 @@ impl Runtime {
                     timeout = epoll_timeout(deadline, now.mono);
                 }
             }
+            if timeout == EpollTimeout::NONE {
+                self.alarm
+                    .set(deadline)
+                    .map_err(err("cannot arm the timerfd"))?;
+            }
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::Error::EINTR) => 0,
@@ -518,7 +530,10 @@ impl Runtime {
             };
             for ev in events.iter().take(n) {
                 let token = ev.data();
-                if token == SIGNAL_TOKEN {
+                if token == ALARM_TOKEN {
+                    // Nothing to do but consume it: the deadlines are checked below.
+                    self.alarm.fired();
+                } else if token == SIGNAL_TOKEN {
                     if let Some(code) = self.on_signals() {
                         return Ok(self.finish(code));
                     }
