@@ -620,16 +620,19 @@ impl Runtime {
             {
                 continue;
             }
-            // Still in a run's process group: not escaped, the group drain covers it.
-            let pgid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|st| {
-                    st.rsplit(')')
-                        .next()
-                        .and_then(|r| r.split_whitespace().nth(2))
-                        .and_then(|g| g.parse::<u32>().ok())
-                });
-            if pgid.is_some_and(|g| self.runs.values().any(|r| r.pid == g)) || pgid.is_none() {
+            // Still in a run's process group: not escaped, the group drain covers it. A
+            // zombie (killed with its group, not reaped yet) has escaped nothing either.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            let zombie = fields.next() == Some("Z");
+            let pgid = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            if zombie {
+                continue;
+            }
+            // A notifier's group is no task's either: it is waited for, not ended.
+            if pgid.is_none_or(|g| {
+                self.runs.values().any(|r| r.pid == g) || self.notifying.is_notifier_group(g)
+            }) {
                 continue;
             }
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))

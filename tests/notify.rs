@@ -259,6 +259,11 @@ fn hanging_notifier_is_killed_at_its_timeout_and_never_delays_the_timer() {
         log.contains("Notifier failed (failure): notify_command timed out after 2s: SIGKILL to its process group"),
         "log:\n{log}"
     );
+    // Runs of `tick` ended while notifiers were running: those are no escaped processes.
+    assert!(
+        !log.contains("left its task's process group"),
+        "a notifier was taken for an escaped task process; log:\n{log}"
+    );
     // Shutdown: the running notifiers are waited for (up to their timeout), then gone.
     b.signal(libc::SIGTERM);
     let (st, _) = b.wait(T).expect("bansuri exits");
@@ -269,6 +274,33 @@ fn hanging_notifier_is_killed_at_its_timeout_and_never_delays_the_timer() {
             "notifier group {p} survived"
         );
     }
+}
+
+#[test]
+fn notifier_running_when_another_task_ends_is_waited_for_at_exit() {
+    let sb = Sandbox::new();
+    // `a` fails at once; its notifier is still running when `b` ends and when the batch
+    // is done: it is no escaped process of `b`, and bansuri waits for it before exiting.
+    let cfg = r#"{"notify_command": "sleep 1; cat > OUT",
+        "scripts": [{"name": "a", "command": "exit 1", "notify": "mail"},
+                    {"name": "b", "command": "sleep 0.3"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "a failed; log:\n{log}");
+    assert!(
+        sb.read("OUT").contains("Task 'a' has failed."),
+        "the notice was lost; OUT: {:?}; log:\n{log}",
+        sb.read("OUT")
+    );
+    assert!(
+        log.contains("[a] Notification sent (failure)"),
+        "log:\n{log}"
+    );
+    assert!(
+        !log.contains("left its task's process group"),
+        "the notifier was taken for an escaped process of `b`; log:\n{log}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 # 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
 #    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
 #    so the end-to-end tests in tests/slurm_e2e.rs run against it;
-# 3. cargo build --release; with SLURM, also the static binary of slurm/submit.sh
+# 3. cargo build --release, cargo doc (rustdoc warnings fail); with SLURM, also the static binary of slurm/submit.sh
 #    (rustup target add x86_64-unknown-linux-musl, cargo build --release --target ...), named
 #    in BANSURI_STATIC_BIN for the end-to-end tests; then cargo test --release (unit tests,
 #    tests/*.rs, doc tests).
@@ -128,6 +128,10 @@ t0=$SECONDS
 say "cargo build --release"
 cargo build --release
 say "built in $((SECONDS - t0)) s"
+# The library API's documentation (issue: `cargo doc` without warnings): broken intra-doc
+# links and missing docs fail here rather than on docs.rs.
+say "cargo doc --no-deps (rustdoc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release
 
 # The static binary slurm/submit.sh runs (its documented build command); the SLURM
 # end-to-end tests submit the template with it (BANSURI_STATIC_BIN).

@@ -209,6 +209,14 @@ impl Notifying {
     }
 
     /// When the loop must wake for a notifier's timeout.
+    /// Is `pgid` the process group of a `notify_command` still tracked (running, or its
+    /// leftovers until the deadline)? Its processes are no task's escapees.
+    pub(super) fn is_notifier_group(&self, pgid: u32) -> bool {
+        self.running
+            .values()
+            .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
+    }
+
     pub(super) fn deadline(&self) -> Option<Mono> {
         self.running
             .values()
