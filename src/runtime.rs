@@ -1038,6 +1038,7 @@ impl Runtime {
                             Level::Info,
                             "The config file on disk is the config in effect again",
                         );
+                        self.obs.mark_dirty();
                     }
                     return None;
                 }
@@ -1090,6 +1091,7 @@ impl Runtime {
         self.watch.applied = bytes;
         self.watch.applied_at = Utc::now();
         self.watch.invalid = None;
+        self.obs.mark_dirty();
         self.apply_globals(&spec.globals);
         let stop_before_end = spec.globals.stop_before_end;
         let input = Input::Reload {
@@ -1189,6 +1191,8 @@ impl Runtime {
             since,
             reminded: now.mono,
         });
+        // `status` shows the warning now, not at the next heartbeat.
+        self.obs.mark_dirty();
     }
 
     /// Reap every exited child. When a run's main process is reaped while other processes

@@ -11,25 +11,6 @@ use common::*;
 
 const T: Duration = Duration::from_secs(20);
 
-/// Run the client: (exit code, stdout, stderr).
-fn client(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .arg("--config")
-        .arg(cfg)
-        .env_remove("BANSURI_CONFIG")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("run bansuri client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn state_path(sb: &Sandbox) -> PathBuf {
     sb.file(".bansuri/state.json")
 }

@@ -4,10 +4,12 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bansuri::control::state::StateDoc;
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
@@ -47,6 +49,7 @@ fn numprocs_instances_and_reload_down_to_one() {
     b.wait_log("an Executing line per instance", T, |log| {
         (0..3).all(|i| log.contains(&format!("[w:{i}] Executing")))
     });
+    wait_status_tasks(&sb, &["w:0", "w:1", "w:2"]);
     sb.write("config.json", &cfg(1));
     b.signal(libc::SIGHUP);
     let log = b.wait_log("the reload", T, |l| l.contains("Config reloaded"));
@@ -57,38 +60,69 @@ fn numprocs_instances_and_reload_down_to_one() {
     wait_for(T, || (!alive(seen[1].1) && !alive(seen[2].1)).then_some(()))
         .expect("w:1, w:2 stopped");
     assert!(alive(seen[0].1), "w:0 kept");
+    wait_status_tasks(&sb, &["w:0"]);
+}
+
+/// Wait until `status --json` lists exactly the tasks `names` (sorted); panic with what
+/// it lists otherwise.
+fn wait_status_tasks(sb: &Sandbox, names: &[&str]) {
+    // Until the first state file is written, `status` fails: that is waited out too.
+    let listed = || -> Result<Vec<String>, String> {
+        let (code, json, err) = client(&sb.file("config.json"), &["status", "--json"], &[]);
+        if code != 0 {
+            return Err(format!("exit {code}: {err}"));
+        }
+        let doc = StateDoc::parse(&json)?;
+        let mut names: Vec<String> = doc.tasks.into_iter().map(|t| t.name).collect();
+        names.sort();
+        Ok(names)
+    };
+    wait_for(T, || (listed().ok()? == names).then_some(()))
+        .unwrap_or_else(|| panic!("status --json lists {:?}, not {names:?}", listed()));
 }
 
 #[test]
 fn autorestart_policies_and_fatal() {
     let sb = Sandbox::new();
+    // Every task restarts after 50 ms if it restarts at all, so a wrong restart of `never`,
+    // `unexp` or the FATAL `crashy` shows long before the asserts below.
     let cfg = r#"{"scripts": [
         {"name": "always", "command": "echo run >> always.txt; exit 0", "autorestart": "always", "restart-delay": "50ms"},
-        {"name": "unexp", "command": "echo run >> unexp.txt; exit 2", "autorestart": "unexpected", "exitcodes": [0, 2]},
+        {"name": "unexp", "command": "echo run >> unexp.txt; exit 2", "autorestart": "unexpected", "exitcodes": [0, 2], "restart-delay": "50ms"},
         {"name": "unexp1", "command": "echo run >> unexp1.txt; exit 1", "autorestart": "unexpected", "restart-delay": "50ms", "max-restart-delay": "50ms", "times": 3},
-        {"name": "never", "command": "echo run >> never.txt; exit 1", "autorestart": "never"},
+        {"name": "never", "command": "echo run >> never.txt; exit 1", "autorestart": "never", "restart-delay": "50ms"},
         {"name": "crashy", "command": "echo run >> crashy.txt; sleep 0.1; exit 1", "autorestart": "always",
          "starttime": 1, "startretries": 3, "restart-delay": "50ms", "max-restart-delay": "50ms"}
     ]}"#;
     let b = sb.start(cfg, &[]);
-    b.wait_log("FATAL and the always-restarts", T, |l| {
-        l.contains("[crashy] ERROR: FATAL") && sb.read("always.txt").lines().count() >= 4
+    let runs = |f: &str| sb.read(f).lines().count();
+    b.wait_log("FATAL", T, |l| l.contains("[crashy] ERROR: FATAL"));
+    // `always` restarting is the clock: 8 more of its runs after the FATAL, each at least
+    // one 50 ms restart delay after the last, give every would-be extra start time to show.
+    let clock = runs("always.txt");
+    b.wait_log("8 more runs of `always`", T, |_| {
+        runs("always.txt") >= clock + 8
     });
-    // Give a would-be extra start of the FATAL task time to show (several restart delays).
-    std::thread::sleep(Duration::from_millis(400));
     let log = b.log();
     assert_eq!(
-        sb.read("crashy.txt").lines().count(),
+        runs("crashy.txt"),
         3,
         "FATAL after 3 failed starts, never again:\n{log}"
     );
-    assert_eq!(sb.read("unexp.txt").lines().count(), 1, "2 is expected");
+    assert_eq!(runs("unexp.txt"), 1, "2 is expected:\n{log}");
     assert_eq!(
-        sb.read("unexp1.txt").lines().count(),
+        runs("unexp1.txt"),
         3,
-        "1 is unexpected: restarted up to times"
+        "1 is unexpected: restarted up to times:\n{log}"
     );
-    assert_eq!(sb.read("never.txt").lines().count(), 1);
+    assert_eq!(runs("never.txt"), 1, "never restarted:\n{log}");
+    for (task, n) in [("never", 1), ("unexp", 1), ("unexp1", 3), ("crashy", 3)] {
+        assert_eq!(
+            count_events(&log, task, "Executing"),
+            n,
+            "{task} started {n} time(s):\n{log}"
+        );
+    }
     assert!(
         log.contains("exited 3 times in a row before staying up 1s"),
         "{log}"
@@ -122,40 +156,80 @@ fn stopsignal_int_and_stoptime_bound_the_wait() {
     );
 }
 
+/// The umask of this test process, which bansuri and its tasks inherit.
+fn inherited_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+        .expect("Umask: in /proc/self/status")
+}
+
+/// `u` (no `user`) starts through the clone-vfork path of spawn/fast.rs, `v` (`user:
+/// nobody`, as root only) through the fork path: umask and priority apply on both, and
+/// `v` gets nobody's uid, gid and groups, and no group of root's.
 #[test]
 fn umask_user_and_priority_apply_to_the_child() {
+    assert_ne!(
+        inherited_umask(),
+        0o077,
+        "the test must not already run with umask 077, or the umask check proves nothing"
+    );
     let sb = Sandbox::new();
     // A directory anyone may write, for the task running as nobody.
     let shared = sb.file("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let root = nix::unistd::geteuid().is_root();
-    let user = if root { r#", "user": "nobody""# } else { "" };
-    let cfg = format!(
-        r#"{{"scripts": [
-        {{"name": "u", "command": "touch made; stat -c %a made; id -u; nice; echo $HOME $USER",
-          "working-directory": "shared", "umask": "077", "priority": 10{user}}}
-    ]}}"#
-    );
+    let u = r#"{"name": "u", "command": "touch made_u; stat -c %a made_u; nice; id -u",
+          "working-directory": "shared", "umask": "077", "priority": 10}"#;
+    let v = r#", {"name": "v", "command": "touch made_v; stat -c %a made_v; nice; id -u; id -g; id -G; echo $HOME $USER",
+          "working-directory": "shared", "umask": "077", "priority": 5, "user": "nobody"}"#;
+    let root = root_or_skip("task `v` (`user: nobody`, the fork path)");
+    let cfg = format!(r#"{{"scripts": [{u}{}]}}"#, if root { v } else { "" });
     let mut b = sb.start(&cfg, &["--exit-when-done"]);
     let (st, err) = b.wait(T).expect("exits");
     let log = b.log();
     assert_eq!(st.code(), Some(0), "{err}{log}");
-    let out = output_lines(&log, "u");
+
+    let me = nix::unistd::geteuid().to_string();
     assert_eq!(
-        out.first().copied(),
-        Some("600"),
-        "umask 077 gives mode 600: {log}"
+        output_lines(&log, "u"),
+        ["600", "10", me.as_str()],
+        "u: umask 077 gives mode 600, nice 10, runs as bansuri's user: {log}"
     );
-    assert_eq!(out.get(2).copied(), Some("10"), "nice value 10: {log}");
     if root {
-        assert_eq!(out.get(1).copied(), Some("65534"), "runs as nobody: {log}");
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("read the user database")
+            .expect("a user `nobody`");
+        let (uid, gid) = (nobody.uid.to_string(), nobody.gid.to_string());
+        let name = std::ffi::CString::new("nobody").unwrap();
+        let mut groups: Vec<u32> = nix::unistd::getgrouplist(&name, nobody.gid)
+            .expect("nobody's groups")
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let out = output_lines(&log, "v");
+        assert_eq!(
+            out.get(..4),
+            Some(&["600", "5", uid.as_str(), gid.as_str()][..]),
+            "v: mode 600, nice 5, nobody's uid and gid: {log}"
+        );
+        let mut got: Vec<u32> = out
+            .get(4)
+            .unwrap_or_else(|| panic!("no `id -G` line: {log}"))
+            .split_whitespace()
+            .map(|g| g.parse().expect("a gid"))
+            .collect();
+        got.sort();
+        assert_eq!(got, groups, "v: nobody's groups, nothing else: {log}");
+        assert!(!got.contains(&0), "no group of root's: {log}");
         assert!(
-            out.get(3).is_some_and(|l| l.ends_with("nobody")),
+            out.get(5).is_some_and(|l| l.ends_with(" nobody")),
             "USER set: {log}"
         );
-    } else {
-        eprintln!("not root: the `user` part of this test needs root and was not run");
     }
 }
 
@@ -173,6 +247,41 @@ fn user_needs_root_and_a_known_user() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("unknown user `no-such-user-xyz`"), "{err}");
+}
+
+/// `user: root` from a bansuri that is not root is a config error that says so. Run as
+/// root, the test drops to uid/gid 65534 with setpriv to see it.
+#[test]
+fn user_root_needs_root_says_validate_when_not_root() {
+    if !root_or_skip("dropping to another uid with setpriv") {
+        return;
+    }
+    let sb = Sandbox::new();
+    // uid 65534 must be able to read the config in the (0700) temp dir.
+    std::fs::set_permissions(sb.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = sb.write(
+        "c.json",
+        r#"{"scripts": [{"name": "r", "command": "true", "user": "root"}]}"#,
+    );
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "validate",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("running a task as `root` needs root, but bansuri runs as uid 65534"),
+        "{err}"
+    );
+    assert!(err.contains("task `r`"), "the error names the task: {err}");
 }
 
 #[test]
@@ -236,15 +345,22 @@ fn taskmaster_yaml_example_validates_and_runs() {
         assert!(text.contains(name), "{text}");
     }
     let log = sb.file("log.txt");
-    let child = Command::new(BIN)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-file",
-            log.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    // bansuri runs with umask 077, so the workers' 0022 can only come from the YAML.
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    // SAFETY: umask(2) is async-signal-safe and touches nothing shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
     let mut b = Bansuri {
         child: Some(child),
         log,
@@ -262,7 +378,14 @@ fn taskmaster_yaml_example_validates_and_runs() {
         .expect("prepare ran");
     let first_worker = log.find("[worker:0] Executing").expect("worker ran");
     assert!(prepared < first_worker, "workers wait for prepare:\n{log}");
-    assert!(log.contains("umask 0022"), "umask 022 from YAML: {log}");
+    for i in 0..3 {
+        let started = format!("worker {i} started");
+        let line = output_lines(&log, &format!("worker:{i}"))
+            .into_iter()
+            .find(|l| l.starts_with(&started))
+            .unwrap_or_else(|| panic!("no {started:?}: {log}"));
+        assert!(line.contains("umask 0022,"), "umask 022 from YAML: {line}");
+    }
     b.signal(libc::SIGTERM);
     b.wait(T).expect("exits");
     let log = b.log();
@@ -275,9 +398,15 @@ fn taskmaster_yaml_example_validates_and_runs() {
     }
 }
 
-/// Lines `NNNNNNNN <pad>` in `files` (oldest first): every line whole and well-formed,
-/// numbers consecutive across the files. Returns (first, last) number.
-fn check_rotated(files: &[std::path::PathBuf], max: u64) -> (u64, u64) {
+/// Rotated `files` (oldest first): each non-empty, at most `max` bytes (plus one write),
+/// ending in a newline; every line whole. `counted` picks out the counter lines'
+/// `<50 y> NNNNNNNNNNNN` payload (and checks or skips any other line); their numbers run
+/// on without a gap or a repeat across the files. Returns (first, last) number.
+fn check_rotated(
+    files: &[std::path::PathBuf],
+    max: u64,
+    counted: impl Fn(&str) -> Option<&str>,
+) -> (u64, u64) {
     let mut prev: Option<u64> = None;
     let mut first = None;
     for f in files {
@@ -291,24 +420,23 @@ fn check_rotated(files: &[std::path::PathBuf], max: u64) -> (u64, u64) {
         );
         assert!(data.ends_with(b"\n"), "{} ends mid-line", f.display());
         for line in String::from_utf8(data).unwrap().lines() {
-            let n: u64 = line
-                .split_whitespace()
-                .last()
-                .and_then(|w| w.parse().ok())
+            let Some(payload) = counted(line) else {
+                continue;
+            };
+            let n: u64 = payload
+                .strip_prefix(&"y".repeat(50))
+                .and_then(|r| r.strip_prefix(' '))
+                .filter(|d| d.len() == 12)
+                .and_then(|d| d.parse().ok())
                 .unwrap_or_else(|| panic!("cut or garbled line in {}: {line:?}", f.display()));
-            assert!(
-                line.starts_with(&"y".repeat(50)),
-                "cut line in {}: {line:?}",
-                f.display()
-            );
             if let Some(p) = prev {
-                assert_eq!(n, p + 1, "line lost at a rotation in {}", f.display());
+                assert_eq!(n, p + 1, "line lost or repeated in {}", f.display());
             }
             first.get_or_insert(n);
             prev = Some(n);
         }
     }
-    (first.unwrap(), prev.unwrap())
+    (first.expect("counter lines"), prev.expect("counter lines"))
 }
 
 #[test]
@@ -330,7 +458,8 @@ fn task_output_rotates_at_1mb_with_3_backups() {
         !bansuri::rotate::RotatingFile::backup_path(&base, 4).exists(),
         "3 backups, not more"
     );
-    let (_, last) = check_rotated(&files, 1 << 20);
+    let (first, last) = check_rotated(&files, 1 << 20, |line| Some(line));
+    assert!(first > 0, "older lines rotated away");
     assert_eq!(last, 327_679, "the newest line is in out.log");
 }
 
@@ -349,17 +478,22 @@ fn job_log_rotates_too() {
             "2",
         ],
     );
-    b.wait(Duration::from_secs(60)).expect("exits");
+    let (st, err) = b.wait(Duration::from_secs(60)).expect("exits");
+    assert_eq!(st.code(), Some(0), "{err}");
     let base = b.log.clone();
-    for n in 1..=2 {
-        let p = bansuri::rotate::RotatingFile::backup_path(&base, n);
-        let data = std::fs::read_to_string(&p).unwrap();
-        assert!(data.len() <= (1 << 20) + 64 * 1024, "{}", data.len());
-        for l in data.lines() {
-            assert!(l.starts_with('['), "a whole prefixed line: {l:?}");
-        }
-    }
+    let files: Vec<_> = (1..=2)
+        .rev()
+        .map(|n| bansuri::rotate::RotatingFile::backup_path(&base, n))
+        .chain([base.clone()])
+        .collect();
     assert!(!bansuri::rotate::RotatingFile::backup_path(&base, 3).exists());
+    // Every job log line is a whole prefixed line; big's output lines carry the counter.
+    let (first, last) = check_rotated(&files, 1 << 20, |line| {
+        assert!(line.starts_with('['), "a cut job log line: {line:?}");
+        line.split_once("] [big] | ").map(|(_, payload)| payload)
+    });
+    assert!(first > 0, "older lines rotated away");
+    assert_eq!(last, 99_999, "the newest output is in the live file");
     assert!(
         b.log().contains("All tasks done"),
         "the newest part is in the live file"

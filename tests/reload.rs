@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
+/// A change shows in `status` well within this (state file: at most 5 writes a second;
+/// without a change only the 10 s heartbeat rewrites it).
+const STATUS_SOON: Duration = Duration::from_secs(3);
 
 /// A long-running task that records its pid and its command's tag.
 fn svc(name: &str, tag: &str) -> String {
@@ -49,14 +52,23 @@ fn hup(b: &Bansuri) {
 #[test]
 fn add_remove_change_keep_in_one_edit() {
     let sb = Sandbox::new();
+    // `gone` is a shell with a background child: its group has two processes, so the
+    // whole group must be stopped, not only its leader.
+    let gone_task = r#"{"name": "gone", "command": "echo g1 $$ >> gone.pids; sleep 300 & echo $! > gone.child; wait"}"#;
     let cfg = config(
-        &[svc("keep", "k1"), svc("gone", "g1"), svc("change", "c1")],
+        &[svc("keep", "k1"), gone_task.to_owned(), svc("change", "c1")],
         "",
     );
     let b = sb.start(&cfg, &["--check-interval", "1h"]);
     let keep = wait_started(&sb, &b, "keep", 1)[0].1;
     let gone = wait_started(&sb, &b, "gone", 1)[0].1;
     let old_change = wait_started(&sb, &b, "change", 1)[0].1;
+    let gone_child: i32 = wait_for(T, || sb.read("gone.child").trim().parse().ok())
+        .unwrap_or_else(|| panic!("gone's child pid; log:\n{}", b.log()));
+    assert!(
+        group_members(gone).contains(&gone_child),
+        "the background child is in gone's group"
+    );
 
     sb.write(
         "config.json",
@@ -78,10 +90,16 @@ fn add_remove_change_keep_in_one_edit() {
     assert_eq!(wait_started(&sb, &b, "added", 1)[0].0, "a1");
     wait_for(T, || (!alive(gone) && !alive(old_change)).then_some(()))
         .expect("removed and old changed processes end");
-    assert!(
-        group_members(gone).is_empty(),
-        "removed task's group is gone"
-    );
+    wait_for(T, || {
+        (group_members(gone).is_empty() && !alive(gone_child)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the removed task's whole group ends, its background child {gone_child} too: {:?} left; log:\n{}",
+            group_members(gone),
+            b.log()
+        )
+    });
     assert!(alive(keep), "kept task still runs");
     assert_eq!(started(&sb, "keep").len(), 1, "kept task not restarted");
     let log = b.log();
@@ -135,6 +153,7 @@ fn invalid_files_are_refused_until_fixed() {
         ("", "it is empty"),
         (&good[..good.len() / 2], "it has errors"),
     ];
+    let cfg = sb.file("config.json");
     for (n, (text, why)) in steps.iter().enumerate() {
         sb.write("config.json", text);
         hup(&b);
@@ -146,8 +165,25 @@ fn invalid_files_are_refused_until_fixed() {
             last.starts_with(&format!(": {why}; still running the config loaded at")),
             "{log}"
         );
+        if !text.is_empty() {
+            // This refusal says where in the file the parser stopped (the file is one line).
+            assert!(last.contains("config.json:1:"), "step {n}: {last}");
+        }
         assert!(alive(a), "nothing running is disturbed");
         assert_eq!(reloads(&log), 0);
+        // `status` says at once that the file on disk is not in effect, and why (the
+        // state file is rewritten within 200 ms of a change, not at the 10 s heartbeat).
+        let warning = format!("WARNING: the config file on disk is NOT in effect: {why}");
+        wait_for(STATUS_SOON, || {
+            let (_, out, _) = client(&cfg, &["status"], &[]);
+            out.contains(&warning).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "status never said {warning:?}; it says:\n{}",
+                client(&cfg, &["status"], &[]).1
+            )
+        });
     }
     // The same invalid content again is not reported again.
     hup(&b);
@@ -164,8 +200,17 @@ fn invalid_files_are_refused_until_fixed() {
     assert!(alive(a));
     assert_eq!(started(&sb, "a").len(), 1);
     wait_started(&sb, &b, "b", 1);
-    // A JSON syntax error is shown with its position.
-    assert!(log.contains("config.json:1:"), "{log}");
+    // The fixed file is in effect: the warning is gone from `status`.
+    wait_for(STATUS_SOON, || {
+        let (code, out, _) = client(&cfg, &["status"], &[]);
+        (code == 0 && out.contains("\nb ") && !out.contains("NOT in effect")).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "status still warns after the fix:\n{}",
+            client(&cfg, &["status"], &[]).1
+        )
+    });
 }
 
 #[test]
@@ -207,6 +252,43 @@ fn sighup_applies_within_100ms_and_polling_within_the_interval() {
     assert!(
         took >= Duration::from_millis(30),
         "a change is given time to settle"
+    );
+}
+
+/// The file is compared by content: an edit that keeps the size and gets the old mtime
+/// back (as a copy with `cp -p`, or a coarse shared file system, can leave it) is seen.
+#[test]
+fn same_size_edit_with_the_old_mtime_is_still_seen() {
+    let sb = Sandbox::new();
+    let poll = r#""check_interval": "100ms","#;
+    let b = sb.start(&config(&[svc("a", "x1")], poll), &[]);
+    wait_started(&sb, &b, "a", 1);
+    let path = sb.file("config.json");
+    let meta = std::fs::metadata(&path).expect("config metadata");
+    let edited = config(&[svc("a", "x2")], poll);
+    assert_eq!(edited.len() as u64, meta.len(), "the edit keeps the size");
+    std::fs::write(&path, &edited).expect("edit");
+    let mtime = meta.modified().expect("mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("restore the mtime");
+    let after = std::fs::metadata(&path).expect("config metadata");
+    assert_eq!(
+        (after.len(), after.modified().ok()),
+        (meta.len(), Some(mtime))
+    );
+
+    let log = b.wait_log("the polled reload", T, |l| reloads(l) == 1);
+    assert!(
+        log.contains("Config reloaded: 0 added, 0 removed, 1 changed (a), 0 kept"),
+        "{log}"
+    );
+    assert_eq!(
+        wait_started(&sb, &b, "a", 2)[1].0,
+        "x2",
+        "the new command runs"
     );
 }
 
@@ -281,24 +363,71 @@ fn fifty_quick_edits_end_in_the_last_state() {
 #[test]
 fn globals_change_live() {
     let sb = Sandbox::new();
-    let b = sb.start(&config(&[svc("a", "x")], ""), &[]);
-    wait_started(&sb, &b, "a", 1);
-    let json_cfg = config(
-        &[
-            svc("a", "x"),
-            r#"{"name": "j", "command": "echo in json"}"#.to_owned(),
-        ],
-        r#""log_format": "json", "check_interval": "200ms", "max_parallel": 3,"#,
+    // The job log is named in the config (not on the command line, which would win over
+    // the file), so that a reload can move it.
+    let (log1, log2) = (sb.file("log.txt"), sb.file("log2.txt"));
+    let log_file = |p: &std::path::Path| format!(r#""log_file": "{}","#, p.display());
+    let mut b = sb.start_logging_to(
+        &config(&[svc("a", "x")], &log_file(&log1)),
+        &[],
+        log1.clone(),
     );
-    sb.write("config.json", &json_cfg);
+    wait_started(&sb, &b, "a", 1);
+    let tasks = |line: &str| {
+        [
+            svc("a", "x"),
+            format!(r#"{{"name": "j", "command": "echo {line}"}}"#),
+        ]
+    };
+    let globals = r#""log_format": "json", "check_interval": "200ms", "max_parallel": 3,"#;
+    let json_cfg = |line: &str, extra: &str| config(&tasks(line), &format!("{globals} {extra}"));
+    sb.write("config.json", &json_cfg("in json", &log_file(&log1)));
     hup(&b);
     let log = b.wait_log("json lines", T, |l| l.contains(r#""line":"in json""#));
     assert!(log.contains("check_interval is now 200ms"), "{log}");
     // The new interval is in effect: the next edit is picked up without a signal.
-    sb.write("config.json", &json_cfg.replace("in json", "again"));
+    sb.write("config.json", &json_cfg("again", &log_file(&log1)));
     b.wait_log(
         "polled reload at the new interval",
         Duration::from_secs(3),
         |l| l.contains(r#""line":"again""#),
     );
+
+    // A new log_file: the old log says where the job log goes on, the new one where it
+    // came from, and the new file gets what follows.
+    sb.write("config.json", &json_cfg("in log2", &log_file(&log2)));
+    hup(&b);
+    b.log = log2.clone();
+    let new = b.wait_log("the job log in log2.txt", T, |l| {
+        l.contains(r#""line":"in log2""#)
+    });
+    let continued = format!("Job log continued from {}", log1.display());
+    assert!(
+        new.contains(&continued),
+        "{continued:?} in log2.txt:\n{new}"
+    );
+    let old = sb.read("log.txt");
+    let continues = format!("The job log continues in {}", log2.display());
+    assert!(old.contains(&continues), "{continues:?} in log.txt:\n{old}");
+    assert!(
+        !old.contains(r#""line":"in log2""#),
+        "nothing after the switch in log.txt:\n{old}"
+    );
+
+    // state_dir cannot change live: the log says so, and the old one stays in use.
+    let moved = format!("{} \"state_dir\": \"state2\",", log_file(&log2));
+    sb.write("config.json", &json_cfg("in log2", &moved));
+    hup(&b);
+    let log = b.wait_log("the state_dir warning", T, |l| {
+        l.contains("take effect when bansuri starts again")
+    });
+    assert!(
+        log.contains("state_dir or dashboard changed in the config: they take effect when bansuri starts again"),
+        "{log}"
+    );
+    assert!(
+        !sb.file("state2").exists(),
+        "state2 is not used before a restart"
+    );
+    assert!(sb.file(".bansuri/state.json").exists());
 }

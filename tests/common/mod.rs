@@ -37,13 +37,18 @@ impl Sandbox {
     }
     /// Start bansuri on `config` (a JSON text written to config.json), job log to log.txt.
     pub fn start(&self, config: &str, args: &[&str]) -> Bansuri {
-        let cfg = self.write("config.json", config);
         let log = self.file("log.txt");
+        let mut all = vec!["--log-file", log.to_str().expect("UTF-8 temp path")];
+        all.extend_from_slice(args);
+        self.start_logging_to(config, &all, log.clone())
+    }
+    /// Start bansuri on `config` without `--log-file`: the config names its job log
+    /// (`log_file`), so that a reload can move it; `log` is where `Bansuri::log` reads.
+    pub fn start_logging_to(&self, config: &str, args: &[&str], log: PathBuf) -> Bansuri {
+        let cfg = self.write("config.json", config);
         let child = Command::new(BIN)
             .arg("--config")
             .arg(&cfg)
-            .arg("--log-file")
-            .arg(&log)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -113,6 +118,40 @@ impl Drop for Bansuri {
             let _ = c.wait();
         }
     }
+}
+
+/// Run a client command (`status`, `start`, ...) on `cfg`: (exit code, stdout, stderr).
+pub fn client(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env_remove("BANSURI_CONFIG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run bansuri client");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Are we root? If not, say that `what` (which needs root) was skipped; under `CI=true`
+/// (where the tests run as root) fail instead.
+pub fn root_or_skip(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI runs as root: {what} must run"
+    );
+    eprintln!("skipped: {what} needs root");
+    false
 }
 
 /// Poll `f` every few ms until it returns Some or `limit` passes.
