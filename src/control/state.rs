@@ -28,10 +28,11 @@
 //!
 //! A task: `name`, `description`, `schedule` (in words), `one_shot`, `enabled`, `state`
 //! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
-//! RESTARTING, STOPPED), `pid` and `pgid` and `pid_start` and `attempt` of its first live
-//! process (`null` when none), `processes` (every live process: `pid`, `pgid`,
-//! `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`, `failures`,
-//! `restarts` (retries started), `last_result` (`success`, `failed`, `timeout`, `stopped`),
+//! RESTARTING, STOPPED, FATAL, SKIPPED), `pid` and `pgid` and `pid_start` and `attempt` of
+//! its first live process (`null` when none), `processes` (every live process: `pid`,
+//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`,
+//! `failures`, `restarts` (retries started), `last_result` (`success`, `failed`,
+//! `timeout`, `stopped`, `fatal`, `skipped`),
 //! `last_exit` (`{code}` or `{signal}`, and `text` as in the job log), `started_at` (of the
 //! live process), `ended_at` (of the last process), `next_run_at`, `retry_at`,
 //! `cpu_percent` and `rss` (last sample, summed over its process groups; `null` when not
