@@ -180,6 +180,77 @@ fn status_of_a_killed_bansuri_says_so_and_errors_are_clear() {
     assert!(out.contains("is gone: it was killed"), "{out}");
 }
 
+/// The heartbeat goes on with no task process running, so a state from another node that
+/// still says "running" but has not been written for 30 s is a bansuri killed without a
+/// last write (SIGKILL: OOM, KillWait, a node failure): `status` says so and the control
+/// commands are not sent.
+#[test]
+fn a_state_from_another_node_without_a_heartbeat_is_probably_not_running() {
+    let sb = Sandbox::new();
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "ok", "command": "true"},
+                        {"name": "hourly", "command": "true", "timer": "1h"}]}"#,
+        &[],
+    );
+    let cfg = sb.file("config.json");
+    let d = wait_state(&sb, &b, "ok done, hourly scheduled", |d| {
+        task(d, "ok").state == "SUCCESS"
+            && task(d, "hourly").state == "SCHEDULED"
+            && d.tasks.iter().all(|t| t.pid.is_none())
+    });
+    // Nothing changes and nothing runs: only the heartbeat (10 s) rewrites the file.
+    let beat = wait_state(&sb, &b, "a heartbeat with no process running", |n| {
+        n.written_at > d.written_at
+    });
+    assert!(beat.tasks.iter().all(|t| t.pid.is_none()));
+    assert_eq!(
+        (task(&beat, "ok").runs, task(&beat, "hourly").runs),
+        (task(&d, "ok").runs, task(&d, "hourly").runs),
+        "nothing changed: it is the heartbeat"
+    );
+    b.signal(libc::SIGKILL);
+    b.wait(T).expect("killed");
+
+    // As a login node sees it: the state of a bansuri on node17, written long ago.
+    let mut doc = state(&sb).expect("state");
+    assert!(doc.bansuri.running, "killed: no last write");
+    doc.bansuri.host = "node17".into();
+    doc.written_at = chrono::Utc::now() - chrono::Duration::hours(2);
+    std::fs::write(state_path(&sb), doc.to_json()).expect("write state");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("bansuri is probably NOT running: its state was last written 2h")
+            && first.ends_with(" ago on node17 (no heartbeat since)"),
+        "{out}"
+    );
+    assert!(!out.contains("running on node17"), "{out}");
+    let (code, out, err) = client(&cfg, &["stop", "ok"], &[]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains(
+            "no bansuri is running for this config, most likely: its state was last written 2h"
+        ) && err.contains("the request was not sent"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/requests"))
+        .expect("inbox")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "no request left: {left:?}");
+
+    // Written 5 s ago on node17: within the heartbeat, taken as running there.
+    doc.written_at = chrono::Utc::now() - chrono::Duration::seconds(5);
+    std::fs::write(state_path(&sb), doc.to_json()).expect("write state");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("bansuri 0.1.0 running on node17 (pid "),
+        "{out}"
+    );
+}
+
 fn b_pid(sb: &Sandbox) -> u32 {
     state(sb).expect("state").bansuri.pid
 }
