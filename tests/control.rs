@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bansuri::control::state::{StateDoc, TaskEntry};
 use common::*;
@@ -299,13 +299,43 @@ fn svc_pid(sb: &Sandbox, b: &Bansuri, not: Option<u32>) -> u32 {
     task(&d, "svc").pid.expect("pid")
 }
 
-/// start, stop, restart, reload and shutdown, through whatever `env` makes the client use;
-/// `via` is what the job log must show ("socket" or "request file").
-fn control_round_trip(env: &[(&str, &str)], remove_socket: bool, via: &str) {
+/// start, stop, restart, reload and shutdown, through whatever `env` makes the client use
+/// (`server_env`: bansuri's environment); `via` is what the job log must show ("socket" or
+/// "request file"). Each request is answered within 2.5 s (the inbox is read at least once
+/// a second).
+fn control_round_trip(
+    server_env: &[(&str, &str)],
+    env: &[(&str, &str)],
+    remove_socket: bool,
+    via: &str,
+) {
     let sb = Sandbox::new();
-    let mut b = sb.start(CONTROL_CFG, &[]);
+    let mut b = sb.start_with_env(CONTROL_CFG, &[], server_env);
     let cfg = sb.file("config.json");
+    let client = |cfg: &Path, args: &[&str], env: &[(&str, &str)]| {
+        let t0 = Instant::now();
+        let r = client(cfg, args, env);
+        let took = t0.elapsed();
+        eprintln!("`{}` answered in {took:?}", args.join(" "));
+        assert!(
+            took < Duration::from_millis(2500),
+            "`{}` answered in {took:?} (at most 2.5 s): {r:?}",
+            args.join(" ")
+        );
+        r
+    };
     let pid1 = svc_pid(&sb, &b, None);
+    let inbox = if server_env.contains(&("BANSURI_INBOX_POLL_ONLY", "1")) {
+        "(read every second: BANSURI_INBOX_POLL_ONLY=1)"
+    } else {
+        "(watched with inotify)"
+    };
+    let log = b.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Control socket: ") && l.ends_with(inbox)),
+        "the inbox is {inbox}:\n{log}"
+    );
     wait_state(&sb, &b, "once done", |d| task(d, "once").state == "SUCCESS");
     if remove_socket {
         std::fs::remove_file(sb.file(".bansuri/control.sock")).expect("remove socket");
@@ -382,15 +412,32 @@ fn control_round_trip(env: &[(&str, &str)], remove_socket: bool, via: &str) {
 
 #[test]
 fn control_over_the_socket() {
-    control_round_trip(&[], false, "socket");
+    control_round_trip(&[], &[], false, "socket");
 }
 
 #[test]
 fn control_over_request_files_when_the_socket_is_unreachable() {
     // As from another node: the socket file is there (shared file system) but cannot be
     // reached, or it is gone. Both end up in the request inbox.
-    control_round_trip(&[("BANSURI_CONTROL_VIA", "files")], false, "request file");
-    control_round_trip(&[], true, "request file");
+    control_round_trip(
+        &[],
+        &[("BANSURI_CONTROL_VIA", "files")],
+        false,
+        "request file",
+    );
+    control_round_trip(&[], &[], true, "request file");
+}
+
+#[test]
+fn control_over_request_files_read_every_second_as_on_a_network_file_system() {
+    // On NFS or Lustre inotify sees no file written on another node: the inbox is read
+    // every second. The test's directory is local, so that path is forced.
+    control_round_trip(
+        &[("BANSURI_INBOX_POLL_ONLY", "1")],
+        &[("BANSURI_CONTROL_VIA", "files")],
+        false,
+        "request file",
+    );
 }
 
 #[test]

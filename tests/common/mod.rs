@@ -37,6 +37,10 @@ impl Sandbox {
     }
     /// Start bansuri on `config` (a JSON text written to config.json), job log to log.txt.
     pub fn start(&self, config: &str, args: &[&str]) -> Bansuri {
+        self.start_with_env(config, args, &[])
+    }
+    /// [`Sandbox::start`] with these variables added to bansuri's environment.
+    pub fn start_with_env(&self, config: &str, args: &[&str], env: &[(&str, &str)]) -> Bansuri {
         let cfg = self.write("config.json", config);
         let log = self.file("log.txt");
         let child = Command::new(BIN)
@@ -45,6 +49,7 @@ impl Sandbox {
             .arg("--log-file")
             .arg(&log)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
