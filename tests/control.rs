@@ -146,6 +146,53 @@ fn status_table_and_json_while_running_and_after_exit() {
 }
 
 #[test]
+fn the_state_names_the_slurm_job_and_a_config_on_disk_that_is_not_in_effect() {
+    let sb = Sandbox::new();
+    let b = sb.start_with_env(
+        STATUS_CFG,
+        &[],
+        &[("SLURM_JOB_ID", "77"), ("SLURM_JOB_NAME", "demo")],
+    );
+    let cfg = sb.file("config.json");
+    let d = wait_state(&sb, &b, "svc running", |d| {
+        task(d, "svc").state == "RUNNING"
+    });
+    let job = d.job.as_ref().expect("the SLURM job in the state");
+    assert_eq!((job.id.as_str(), job.name.as_deref()), ("77", Some("demo")));
+    assert!(
+        d.config.invalid.is_none() && !d.config.on_disk_differs,
+        "{d:?}"
+    );
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("bansuri 0.1.0 running on ")
+            && first.contains(&format!("(pid {}), SLURM job 77 (demo), up ", b.pid())),
+        "{out}"
+    );
+    assert!(!out.contains("WARNING"), "{out}");
+
+    // A broken config on disk: the old one stays in effect, and everything says so.
+    sb.write("config.json", r#"{"scripts": [{"name": "svc"}]}"#);
+    b.signal(libc::SIGHUP);
+    let d = wait_state(&sb, &b, "the invalid config in the state", |d| {
+        d.config.invalid.is_some()
+    });
+    assert!(d.config.on_disk_differs, "{d:?}");
+    let svc = task(&d, "svc");
+    assert_eq!(svc.state, "RUNNING", "the old config runs on");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("WARNING: the config file on disk is NOT in effect: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{out}"));
+    assert!(warning.contains("it has errors (since "), "{warning}");
+    assert!(row(&out, "svc").contains("RUNNING"), "{out}");
+}
+
+#[test]
 fn status_of_a_killed_bansuri_says_so_and_errors_are_clear() {
     let sb = Sandbox::new();
     let cfg = sb.write(
