@@ -12,21 +12,19 @@
 use std::fmt::Write as _;
 
 use crate::control::state::StateDoc;
+use crate::core::TaskState;
 
-/// Every state a task can be in, for the one-hot `bansuri_task_state` metric.
-pub const STATES: [&str; 11] = [
-    "PENDING",
-    "SCHEDULED",
-    "WAITING",
-    "STARTING",
-    "RUNNING",
-    "STOPPING",
-    "SUCCESS",
-    "FAILED",
-    "TIMEOUT",
-    "RESTARTING",
-    "STOPPED",
-];
+/// Every state a task can be in, for the one-hot `bansuri_task_state` metric: the names of
+/// [`TaskState::ALL`], so that a new state cannot be left out.
+pub const STATES: [&str; TaskState::ALL.len()] = {
+    let mut out = [""; TaskState::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = TaskState::ALL[i].name();
+        i += 1;
+    }
+    out
+};
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,8 +282,8 @@ h1 { font-size: 1.3em; margin: 0 0 .3em 0; }
 table { border-collapse: collapse; }
 th, td { padding: .25em .8em; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.RUNNING, .SUCCESS { color: #080; } .FAILED, .TIMEOUT { color: #b00; font-weight: bold; }
-.RESTARTING, .STOPPING, .WAITING, .STARTING { color: #b60; } .STOPPED, .PENDING, .SCHEDULED { color: #555; }
+.RUNNING, .SUCCESS { color: #080; } .FAILED, .TIMEOUT, .FATAL { color: #b00; font-weight: bold; }
+.RESTARTING, .STOPPING, .WAITING, .STARTING { color: #b60; } .STOPPED, .PENDING, .SCHEDULED, .SKIPPED { color: #555; }
 .desc { color: #777; }
 </style></head>
 <body>
@@ -408,6 +406,30 @@ mod tests {
         };
         let r = String::from_utf8(route(&head, doc)).expect("utf8");
         assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");
+    }
+
+    #[test]
+    fn every_task_state_gives_exactly_one_state_series_equal_to_one() {
+        let mut doc =
+            StateDoc::parse(include_str!("control/testdata/state.json")).expect("test doc");
+        assert!(doc.tasks.len() >= 2);
+        for s in TaskState::ALL {
+            for t in &mut doc.tasks {
+                t.state = s.name().to_owned();
+            }
+            let text = metrics(&doc);
+            for t in &doc.tasks {
+                let prefix = format!("bansuri_task_state{{task=\"{}\",", label(&t.name));
+                let series: Vec<&str> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+                assert_eq!(series.len(), STATES.len(), "{text}");
+                let ones: Vec<&&str> = series.iter().filter(|l| l.ends_with(" 1")).collect();
+                assert_eq!(
+                    ones,
+                    [&format!("{prefix}state=\"{}\"}} 1", s.name()).as_str()],
+                    "{s:?}: {text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,8 +19,21 @@ const CFG: &str = r#"{"dashboard": "127.0.0.1:0", "sample_interval": "1s", "scri
     {"name": "ok", "command": "true"},
     {"name": "bad", "command": "exit 3"},
     {"name": "off", "command": "true", "enabled": false},
-    {"name": "hourly", "command": "true", "timer": "1h"}
+    {"name": "hourly", "command": "true", "timer": "1h"},
+    {"name": "f", "command": "exit 1", "autorestart": "always", "starttime": 1, "startretries": 1},
+    {"name": "skip", "command": "true", "depends-on": ["bad"]}
 ]}"#;
+
+/// Where every task of [`CFG`] settles: `f` fails to start (FATAL), `skip` depends on `bad`.
+const SETTLED: [(&str, &str); 7] = [
+    ("svc", "RUNNING"),
+    ("ok", "SUCCESS"),
+    ("bad", "FAILED"),
+    ("off", "STOPPED"),
+    ("hourly", "SCHEDULED"),
+    ("f", "FATAL"),
+    ("skip", "SKIPPED"),
+];
 
 /// Start bansuri with the dashboard on a free port; wait until every task has settled.
 fn start(sb: &Sandbox) -> (Bansuri, String, StateDoc) {
@@ -33,6 +46,8 @@ fn start(sb: &Sandbox) -> (Bansuri, String, StateDoc) {
                 && st("svc") == "RUNNING"
                 && st("ok") == "SUCCESS"
                 && st("bad") == "FAILED"
+                && st("f") == "FATAL"
+                && st("skip") == "SKIPPED"
         })
     })
     .unwrap_or_else(|| panic!("tasks did not settle; log:\n{}", b.log()));
@@ -69,7 +84,7 @@ fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
     assert!(t0.elapsed() < Duration::from_secs(2), "answered at once");
     let d = StateDoc::parse(&body).expect("the state document");
     assert_eq!(d.bansuri.pid, b.pid() as u32);
-    assert_eq!(d.tasks.len(), 5);
+    assert_eq!(d.tasks.len(), SETTLED.len());
     let (status, _) = get(&url, "/nope");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
     // Still one thread.
@@ -261,15 +276,7 @@ fn metrics_parse_as_prometheus_text() {
                 && l.rsplit(' ').next().is_some_and(|v| v != "0")
         });
         // And every task settled (a loaded machine can show `hourly` still running).
-        let settled = [
-            ("svc", "RUNNING"),
-            ("ok", "SUCCESS"),
-            ("bad", "FAILED"),
-            ("off", "STOPPED"),
-            ("hourly", "SCHEDULED"),
-        ]
-        .iter()
-        .all(|(t, st)| {
+        let settled = SETTLED.iter().all(|(t, st)| {
             body.lines().any(|l| {
                 l.starts_with("bansuri_task_state{")
                     && l.contains(&format!("task=\"{t}\""))
@@ -279,7 +286,7 @@ fn metrics_parse_as_prometheus_text() {
         });
         (sampled && settled).then_some(body)
     })
-    .expect("an RSS sample of svc");
+    .expect("an RSS sample of svc, and every task in its settled state");
     let (samples, types) =
         parse_prometheus(&body).unwrap_or_else(|e| panic!("{e}\n--- metrics ---\n{body}"));
     let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
@@ -294,13 +301,7 @@ fn metrics_parse_as_prometheus_text() {
             .value
     };
     assert_eq!(one("bansuri_up", &[]), 1.0);
-    for (task, state) in [
-        ("svc", "RUNNING"),
-        ("ok", "SUCCESS"),
-        ("bad", "FAILED"),
-        ("off", "STOPPED"),
-        ("hourly", "SCHEDULED"),
-    ] {
+    for (task, state) in SETTLED {
         assert_eq!(
             one("bansuri_task_state", &[("task", task), ("state", state)]),
             1.0,
@@ -401,13 +402,7 @@ fn the_page_in_headless_chromium_shows_every_task_with_its_state() {
         dom.contains("data-loaded=\"yes\""),
         "the script ran: {dom}\n{err}"
     );
-    for (task, state) in [
-        ("svc", "RUNNING"),
-        ("ok", "SUCCESS"),
-        ("bad", "FAILED"),
-        ("off", "STOPPED"),
-        ("hourly", "SCHEDULED"),
-    ] {
+    for (task, state) in SETTLED {
         let row = format!("<tr data-task=\"{task}\" data-state=\"{state}\">");
         assert!(dom.contains(&row), "no {row} in the page:\n{dom}");
     }

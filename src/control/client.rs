@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::server::short_socket_path;
-use super::state::StateDoc;
-use super::status::{liveness, render, Liveness};
+use super::state::{StateDoc, HEARTBEAT};
+use super::status::{liveness, render, stale_why, Liveness};
 use super::{new_request_id, Cmd, Paths, Request, Response};
 use crate::config;
 use crate::core::unknown_task;
@@ -147,6 +147,16 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
             return Err(ClientError::new(
                 1,
                 format!("no bansuri is running for this config: {why}"),
+            ))
+        }
+        Liveness::Stale => {
+            return Err(ClientError::new(
+                1,
+                format!(
+                    "no bansuri is running for this config, most likely: {}, and a running bansuri rewrites it every {}; the request was not sent",
+                    stale_why(doc, Utc::now()),
+                    crate::core::fmt_dur(HEARTBEAT)
+                ),
             ))
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! `state.json` in the state directory is written by the running bansuri, atomically (a
 //! temporary file in the same directory, then `rename`), on every state change (coalesced
-//! to at most one write per [`MIN_WRITE_INTERVAL`]) and every [`HEARTBEAT`] while a task
-//! process runs, and a last time when bansuri exits. Everything that shows bansuri's state
+//! to at most one write per [`MIN_WRITE_INTERVAL`]) and every [`HEARTBEAT`] (also when no
+//! task process runs: the age of the file tells a live bansuri on another node from one
+//! that was killed), and a last time when bansuri exits. Everything that shows bansuri's state
 //! to a user (`status`, `--json`, the dashboard's `/api/status`) shows this document, so it
 //! reads the same on a login node as on the compute node, and after the job has ended.
 //!
@@ -28,10 +29,11 @@
 //!
 //! A task: `name`, `description`, `schedule` (in words), `one_shot`, `enabled`, `state`
 //! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
-//! RESTARTING, STOPPED), `pid` and `pgid` and `pid_start` and `attempt` of its first live
-//! process (`null` when none), `processes` (every live process: `pid`, `pgid`,
-//! `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`, `failures`,
-//! `restarts` (retries started), `last_result` (`success`, `failed`, `timeout`, `stopped`),
+//! RESTARTING, STOPPED, FATAL, SKIPPED), `pid` and `pgid` and `pid_start` and `attempt` of
+//! its first live process (`null` when none), `processes` (every live process: `pid`,
+//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`,
+//! `failures`, `restarts` (retries started), `last_result` (`success`, `failed`,
+//! `timeout`, `stopped`, `fatal`, `skipped`),
 //! `last_exit` (`{code}` or `{signal}`, and `text` as in the job log), `started_at` (of the
 //! live process), `ended_at` (of the last process), `next_run_at`, `retry_at`,
 //! `cpu_percent` and `rss` (last sample, summed over its process groups; `null` when not
@@ -56,13 +58,18 @@ pub const SCHEMA: &str = "bansuri-state";
 pub const VERSION: u32 = 1;
 /// State changes closer together than this are written once.
 pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(200);
-/// While a task process runs, the file is rewritten at least this often, so that `status`
-/// can say how fresh it is ("state written 4s ago"). Every change is written within
+/// The file is rewritten at least this often, so that `status` can say how fresh it is
+/// ("state written 4s ago") and take a state from another node that has not been written
+/// for [`STALE_AFTER`] for one of a bansuri that was killed. Every change is written within
 /// [`MIN_WRITE_INTERVAL`] anyway; the heartbeat only refreshes `written_at` and the
 /// figures sampled more often than this. 10 s, not less: with 500 tasks the document is
 /// about 290 KB and a rewrite costs about 2 ms of CPU, and an idle bansuri must stay under
 /// 0.05 % of a core (bench/ W3).
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A state from another node that says bansuri runs but is older than this is taken for
+/// one whose bansuri was killed without a last write (SIGKILL: OOM, KillWait, a node
+/// failure): three heartbeats missed.
+pub const STALE_AFTER: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
 
 /// The whole state document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Local, Utc};
 
-use super::state::{StateDoc, TaskEntry};
+use super::state::{StateDoc, TaskEntry, STALE_AFTER};
 use crate::core::{fmt_bytes, fmt_dur};
 use crate::sample;
 
@@ -15,21 +15,36 @@ use crate::sample;
 pub enum Liveness {
     /// It says it runs, and (on this node) its pid and start time match.
     Running,
-    /// It says it runs, on another node: cannot be checked from here.
+    /// It says it runs, on another node, and its heartbeat is recent: cannot be checked
+    /// further from here.
     Elsewhere,
+    /// It says it runs, on another node, but the file has not been rewritten for
+    /// [`STALE_AFTER`]: it was most likely killed without a last write (OOM, KillWait, a
+    /// node failure).
+    Stale,
     /// It exited normally.
     Ended,
     /// It says it runs, but on this node its process is gone (killed, node rebooted).
     Gone(String),
 }
 
-/// Check the document's bansuri against this node's processes.
+/// Check the document's bansuri against this node's processes (or, for another node, the
+/// age of its heartbeat).
 pub fn liveness(doc: &StateDoc) -> Liveness {
+    liveness_at(doc, Utc::now(), &sample::hostname())
+}
+
+fn liveness_at(doc: &StateDoc, now: DateTime<Utc>, this_host: &str) -> Liveness {
     if !doc.bansuri.running {
         return Liveness::Ended;
     }
-    if doc.bansuri.host != sample::hostname() {
-        return Liveness::Elsewhere;
+    if doc.bansuri.host != this_host {
+        let age = (now - doc.written_at).to_std().unwrap_or_default();
+        return if age > STALE_AFTER {
+            Liveness::Stale
+        } else {
+            Liveness::Elsewhere
+        };
     }
     if doc.bansuri.boot_id != sample::boot_id() {
         return Liveness::Gone(format!("{} has rebooted since it ran", doc.bansuri.host));
@@ -127,6 +142,12 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
                 "bansuri is NOT running: {why}; last state written at {} ({} ago){job}\n",
                 local(doc.written_at),
                 span(doc.written_at, now)
+            ));
+        }
+        Liveness::Stale => {
+            out.push_str(&format!(
+                "bansuri is probably NOT running: {}{job}\n",
+                stale_why(doc, now)
             ));
         }
     }
@@ -234,6 +255,17 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     out
 }
 
+/// Why a [`Liveness::Stale`] state is taken for a dead bansuri, for `status` and for the
+/// refusal of control commands: "its state was last written 2h ago on node17 (no heartbeat
+/// since)".
+pub fn stale_why(doc: &StateDoc, now: DateTime<Utc>) -> String {
+    format!(
+        "its state was last written {} ago on {} (no heartbeat since)",
+        span(doc.written_at, now),
+        doc.bansuri.host
+    )
+}
+
 /// After bansuri has ended, times are shown as they were.
 fn ended(t: &TaskEntry, now: DateTime<Utc>) -> String {
     match t.ended_at {
@@ -322,6 +354,57 @@ mod tests {
         assert!(
             out.contains("WARNING: the config file on disk is NOT in effect: it has errors"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn a_state_from_another_node_without_a_heartbeat_is_stale() {
+        // Written at 10:04:58 on node1, read on a login node.
+        let d = doc();
+        let at = |s: &str| liveness_at(&d, t(s), "login1");
+        assert_eq!(at("2026-01-19T10:05:05Z"), Liveness::Elsewhere);
+        assert_eq!(
+            at("2026-01-19T10:05:28Z"),
+            Liveness::Elsewhere,
+            "30 s: 3 beats"
+        );
+        assert_eq!(at("2026-01-19T10:05:29Z"), Liveness::Stale);
+        assert_eq!(at("2028-01-19T10:05:00Z"), Liveness::Stale);
+        // A clock a little behind the writer's: not stale.
+        assert_eq!(at("2026-01-19T10:04:50Z"), Liveness::Elsewhere);
+        let mut ended = doc();
+        ended.bansuri.running = false;
+        assert_eq!(
+            liveness_at(&ended, t("2028-01-19T10:05:00Z"), "login1"),
+            Liveness::Ended
+        );
+
+        let out = render(&d, t("2026-01-19T12:05:00Z"), &Liveness::Stale);
+        assert!(
+            out.starts_with(
+                "bansuri is probably NOT running: its state was last written 2h 0m 2s ago on node1 (no heartbeat since), SLURM job 77 (demo)\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("running on"), "{out}");
+        assert!(!out.contains("up 4m"), "no uptime for a dead job: {out}");
+        assert!(!out.contains("state written"), "{out}");
+
+        // Control commands are not sent to it (the test document is from node1, long ago).
+        assert_ne!(
+            sample::hostname(),
+            "node1",
+            "the test needs another host name"
+        );
+        let e = crate::control::client::preflight(&d, crate::control::Cmd::Stop, &[])
+            .expect_err("refused");
+        assert_eq!(e.code, 1);
+        assert!(
+            e.msg.starts_with(
+                "no bansuri is running for this config, most likely: its state was last written "
+            ) && e.msg.contains(" ago on node1 (no heartbeat since), and a running bansuri rewrites it every 10s; the request was not sent"),
+            "{}",
+            e.msg
         );
     }
 

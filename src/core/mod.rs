@@ -321,8 +321,47 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every state, in declaration order (the one-hot `bansuri_task_state` metric lists
+    /// them all). A new variant must be added here too: [`TaskState::position`] matches on
+    /// every variant, so the crate does not compile until the variant is given its place,
+    /// and a compile-time check below says whether each state sits at that place.
+    pub const ALL: [TaskState; 13] = [
+        TaskState::Pending,
+        TaskState::Scheduled,
+        TaskState::Waiting,
+        TaskState::Starting,
+        TaskState::Running,
+        TaskState::Stopping,
+        TaskState::Success,
+        TaskState::Failed,
+        TaskState::Timeout,
+        TaskState::Restarting,
+        TaskState::Stopped,
+        TaskState::Fatal,
+        TaskState::Skipped,
+    ];
+
+    /// The index of the state in [`TaskState::ALL`].
+    pub const fn position(self) -> usize {
+        match self {
+            TaskState::Pending => 0,
+            TaskState::Scheduled => 1,
+            TaskState::Waiting => 2,
+            TaskState::Starting => 3,
+            TaskState::Running => 4,
+            TaskState::Stopping => 5,
+            TaskState::Success => 6,
+            TaskState::Failed => 7,
+            TaskState::Timeout => 8,
+            TaskState::Restarting => 9,
+            TaskState::Stopped => 10,
+            TaskState::Fatal => 11,
+            TaskState::Skipped => 12,
+        }
+    }
+
     /// Upper-case name, as in status tables.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             TaskState::Pending => "PENDING",
             TaskState::Scheduled => "SCHEDULED",
@@ -340,6 +379,15 @@ impl TaskState {
         }
     }
 }
+
+// `TaskState::ALL` lists every state once, at its `position`.
+const _: () = {
+    let mut i = 0;
+    while i < TaskState::ALL.len() {
+        assert!(TaskState::ALL[i].position() == i);
+        i += 1;
+    }
+};
 
 /// How the core runs: normal service, or a batch mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

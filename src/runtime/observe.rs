@@ -286,9 +286,11 @@ impl Runtime {
         let mut consider = |t: Mono| best = Some(best.map_or(t, |b: Mono| b.min(t)));
         if self.obs.usable {
             let last = self.obs.last_write;
+            // The heartbeat runs also when no process does: a `status` on another node
+            // tells a live bansuri from one killed without a last write by its age.
             if self.obs.dirty {
                 consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
-            } else if self.has_processes() {
+            } else {
                 consider(last.map_or(now, |l| l + state::HEARTBEAT));
             }
         }
@@ -299,10 +301,6 @@ impl Runtime {
             consider(s);
         }
         best
-    }
-
-    fn has_processes(&self) -> bool {
-        !self.runs.is_empty()
     }
 
     /// Do what is due: requests, sample, write the state file. The exit code when a
@@ -323,7 +321,7 @@ impl Runtime {
         let due = match self.obs.last_write {
             None => true,
             Some(l) if self.obs.dirty => now.mono >= l + state::MIN_WRITE_INTERVAL,
-            Some(l) => self.has_processes() && now.mono >= l + state::HEARTBEAT,
+            Some(l) => now.mono >= l + state::HEARTBEAT,
         };
         if due {
             self.write_state(now, None);

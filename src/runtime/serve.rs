@@ -58,6 +58,12 @@ fn on_local_fs(dir: &std::path::Path) -> bool {
     };
     LOCAL_FS.contains(&f_type)
 }
+/// For tests only: `BANSURI_INBOX_POLL_ONLY=1` in bansuri's environment makes it read its
+/// request inbox every second even on a local file system, as it does on NFS or Lustre
+/// (where inotify sees no file written on another node), so that this path is tested on
+/// a machine without a network file system. Not for users: it only costs wake-ups.
+const INBOX_POLL_ONLY_ENV: &str = "BANSURI_INBOX_POLL_ONLY";
+
 /// A connection that sends no complete request within this is closed.
 const CONN_IDLE: Duration = Duration::from_secs(10);
 /// A connection waiting for a reload's answer is kept this long.
@@ -99,6 +105,13 @@ impl Runtime {
             );
             self.master(Level::Error, &msg);
         }
+        let inbox = match self.watch_inbox() {
+            Ok(()) => {
+                self.obs.inbox_poll = INBOX_SAFETY_POLL;
+                "watched with inotify"
+            }
+            Err(why) => why,
+        };
         let path = self.obs.paths.socket.clone();
         match server::bind_socket(&path) {
             Ok(l) => {
@@ -107,7 +120,7 @@ impl Runtime {
                     Ok(()) => {
                         self.obs.listener = Some(l);
                         let msg = format!(
-                            "Control socket: {}; request inbox: {}",
+                            "Control socket: {}; request inbox: {} ({inbox})",
                             path.display(),
                             self.obs.paths.requests.display()
                         );
@@ -121,15 +134,12 @@ impl Runtime {
             }
             Err(e) => {
                 let msg = format!(
-                    "cannot create the control socket {}: {e}; control commands go through the request inbox {}",
+                    "cannot create the control socket {}: {e}; control commands go through the request inbox {} ({inbox})",
                     path.display(),
                     self.obs.paths.requests.display()
                 );
                 self.master(Level::Warning, &msg);
             }
-        }
-        if self.watch_inbox() {
-            self.obs.inbox_poll = INBOX_SAFETY_POLL;
         }
         self.obs.next_inbox = Some(self.now().mono + self.obs.inbox_poll);
         if let Some(addr) = self.core.globals().dashboard {
@@ -138,23 +148,28 @@ impl Runtime {
     }
 
     /// Watch the inbox with inotify when it is on a local file system, so that a request
-    /// is read at once and an idle bansuri does not wake every second to look. False:
-    /// poll it every second (network file systems, or inotify unavailable).
-    fn watch_inbox(&mut self) -> bool {
+    /// is read at once and an idle bansuri does not wake every second to look. Err (why,
+    /// for the log): poll it every second (network file systems, inotify unavailable, or
+    /// [`INBOX_POLL_ONLY_ENV`]).
+    fn watch_inbox(&mut self) -> Result<(), &'static str> {
         use std::os::fd::FromRawFd;
         use std::os::unix::ffi::OsStrExt;
+        const POLLED: &str = "read every second: inotify is not available";
+        if std::env::var_os(INBOX_POLL_ONLY_ENV).is_some_and(|v| v == "1") {
+            return Err("read every second: BANSURI_INBOX_POLL_ONLY=1");
+        }
         let dir = &self.obs.paths.requests;
         if !on_local_fs(dir) {
-            return false;
+            return Err("read every second: not a local file system");
         }
         let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-            return false;
+            return Err(POLLED);
         };
         // SAFETY: plain syscalls; the fd is owned at once.
         let fd = unsafe {
             let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
             if fd < 0 {
-                return false;
+                return Err(POLLED);
             }
             std::os::fd::OwnedFd::from_raw_fd(fd)
         };
@@ -167,14 +182,14 @@ impl Runtime {
             )
         };
         if wd < 0 {
-            return false;
+            return Err(POLLED);
         }
         let ev = EpollEvent::new(EpollFlags::EPOLLIN, INBOX_TOKEN);
         if self.epoll.add(fd.as_fd(), ev).is_err() {
-            return false;
+            return Err(POLLED);
         }
         self.obs.inbox_watch = Some(fd);
-        true
+        Ok(())
     }
 
     fn dashboard_start(&mut self, addr: std::net::SocketAddr) {

@@ -37,19 +37,27 @@ impl Sandbox {
     }
     /// Start bansuri on `config` (a JSON text written to config.json), job log to log.txt.
     pub fn start(&self, config: &str, args: &[&str]) -> Bansuri {
+        self.start_with_env(config, args, &[])
+    }
+    /// [`Sandbox::start`] with these variables added to bansuri's environment.
+    pub fn start_with_env(&self, config: &str, args: &[&str], env: &[(&str, &str)]) -> Bansuri {
         let log = self.file("log.txt");
         let mut all = vec!["--log-file", log.to_str().expect("UTF-8 temp path")];
         all.extend_from_slice(args);
-        self.start_logging_to(config, &all, log.clone())
+        self.launch(config, &all, log.clone(), env)
     }
     /// Start bansuri on `config` without `--log-file`: the config names its job log
     /// (`log_file`), so that a reload can move it; `log` is where `Bansuri::log` reads.
     pub fn start_logging_to(&self, config: &str, args: &[&str], log: PathBuf) -> Bansuri {
+        self.launch(config, args, log, &[])
+    }
+    fn launch(&self, config: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Bansuri {
         let cfg = self.write("config.json", config);
         let child = Command::new(BIN)
             .arg("--config")
             .arg(&cfg)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
