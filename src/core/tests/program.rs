@@ -223,3 +223,48 @@ fn dependencies_on_a_program_wait_for_every_instance() {
     h.step(secs(10));
     assert_eq!(h.spawn_times("report"), [secs(4)]);
 }
+
+#[test]
+fn a_waiting_task_changed_or_disabled_on_reload_follows_the_new_settings() {
+    let mut h = Harness::new(vec![task("a"), after(task("b"), &["a"]), after(task("c"), &["a"])]);
+    h.script("a", Script::exits(secs(5), 0));
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("b"), TaskState::Waiting);
+    h.reload(
+        Globals::default(),
+        vec![
+            task("a"),
+            after(shell(task("b"), "./b2.sh"), &["a"]),
+            TaskSpec {
+                enabled: false,
+                ..after(task("c"), &["a"])
+            },
+        ],
+    );
+    h.step(secs(10));
+    // No run of b was going: nothing to skip as an overlap.
+    let log = h.job_log();
+    assert!(!log.contains("Scheduled run skipped"), "{log}");
+    assert_eq!(h.spawn_times("b"), [secs(5)], "b starts once a has succeeded");
+    assert_eq!(h.spawns("b").len(), 1);
+    assert!(h.spawn_times("c").is_empty(), "disabled while waiting: {log}");
+    assert_eq!(h.state("c"), TaskState::Stopped);
+}
+
+#[test]
+fn a_timer_waiting_for_its_dependency_does_not_pile_up_or_bypass_it() {
+    let t = TaskSpec {
+        overlap: Overlap::Allow,
+        ..after(timer("t", secs(2)), &["a"])
+    };
+    let mut h = Harness::new(vec![task("a"), t]);
+    h.script("a", Script::exits(secs(7), 0));
+    h.script("t", Script::exits(ms(100), 0));
+    h.start();
+    h.step(secs(8));
+    // Ticks at 2, 4, 6 find t waiting for a: the waiting run is the one due, it starts
+    // when a has succeeded (7 s), and `overlap: allow` does not start others around it.
+    assert_eq!(h.spawn_times("t"), [secs(7), secs(8)]);
+    assert!(!h.job_log().contains("Scheduled run skipped"));
+}
