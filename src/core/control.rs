@@ -57,6 +57,8 @@ pub struct TaskStatus {
     pub processes: Vec<ProcessView>,
     /// Counters and last result.
     pub stats: TaskStats,
+    /// Why it is FATAL or SKIPPED.
+    pub reason: Option<String>,
     /// When the next scheduled run is due.
     pub next_run: Option<DateTime<Utc>>,
     /// When the next retry starts (RESTARTING).
@@ -121,6 +123,7 @@ impl Core {
                     state: v.state,
                     processes,
                     stats: v.stats,
+                    reason: v.reason,
                     next_run,
                     retry_at: t.retry.map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),

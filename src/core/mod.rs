@@ -603,6 +603,8 @@ pub struct TaskView {
     pub pid: Option<u32>,
     /// Counters.
     pub stats: TaskStats,
+    /// Why it is FATAL or SKIPPED (`None` in any other state).
+    pub reason: Option<String>,
 }
 
 /// The supervisor state machine.
@@ -765,6 +767,10 @@ impl Core {
                     _ => None,
                 }),
                 stats: t.stats.clone(),
+                reason: t.reason.clone().filter(|_| {
+                    // Set when it went FATAL or SKIPPED; stale once it runs again.
+                    matches!(t.state(), TaskState::Fatal | TaskState::Skipped)
+                }),
             })
             .collect()
     }

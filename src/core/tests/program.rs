@@ -268,3 +268,28 @@ fn a_timer_waiting_for_its_dependency_does_not_pile_up_or_bypass_it() {
     assert_eq!(h.spawn_times("t"), [secs(7), secs(8)]);
     assert!(!h.job_log().contains("Scheduled run skipped"));
 }
+
+#[test]
+fn fatal_and_skipped_tasks_say_why_in_their_view() {
+    let crashy = TaskSpec {
+        start_time: secs(2),
+        start_retries: 2,
+        restart_delay: ms(100),
+        ..unexpected("crashy")
+    };
+    let mut h = Harness::new(vec![task("a"), after(task("c"), &["a"]), crashy]);
+    h.script("a", Script::exits(secs(1), 1));
+    h.script("crashy", Script::exits(ms(500), 1));
+    h.start();
+    h.step(secs(5));
+    assert_eq!(h.view("a").reason, None, "FAILED has no reason line");
+    let c = h.view("c");
+    assert_eq!(c.state, TaskState::Skipped);
+    assert_eq!(c.reason.as_deref(), Some("dependency `a` failed (exit 1)"));
+    let f = h.view("crashy");
+    assert_eq!(f.state, TaskState::Fatal);
+    assert_eq!(
+        f.reason.as_deref(),
+        Some("exited 2 times in a row before staying up 2s (starttime; last: exit 1)")
+    );
+}
