@@ -36,7 +36,9 @@ fn wait_pids(sb: &Sandbox, b: &Bansuri, name: &str, n: usize) -> Vec<i32> {
 fn refused(sb: &Sandbox, b: &Bansuri, text: &str, n: usize) -> String {
     sb.write("config.json", text);
     b.signal(libc::SIGHUP);
-    b.wait_log("the refusal", T, |l| l.matches("was not loaded").count() == n)
+    b.wait_log("the refusal", T, |l| {
+        l.matches("was not loaded").count() == n
+    })
 }
 
 /// Write `text` as the config, SIGHUP, and return the log's new `Config reloaded` line.
@@ -76,7 +78,8 @@ fn reload_keeps_the_dependency_graph_consistent() {
     let sb = Sandbox::new();
     // `a` runs on (never succeeds while it runs), so `b` waits for it.
     let a = r#"{"name": "a", "command": "echo $$ >> a.pids; exec sleep 300"}"#;
-    let b_waits = r#"{"name": "b", "command": "echo $$ >> b.pids; exec sleep 300", "depends-on": "a"}"#;
+    let b_waits =
+        r#"{"name": "b", "command": "echo $$ >> b.pids; exec sleep 300", "depends-on": "a"}"#;
     let bansuri = sb.start(&config(&[a, b_waits]), &["--check-interval", "1h"]);
     let a_pid = wait_pids(&sb, &bansuri, "a", 1)[0];
     bansuri.wait_log("b waiting", T, |l| {
@@ -84,7 +87,8 @@ fn reload_keeps_the_dependency_graph_consistent() {
     });
 
     // A cycle: refused, named, and the config in effect runs on.
-    let a_cycle = r#"{"name": "a", "command": "echo $$ >> a.pids; exec sleep 300", "depends-on": "b"}"#;
+    let a_cycle =
+        r#"{"name": "a", "command": "echo $$ >> a.pids; exec sleep 300", "depends-on": "b"}"#;
     let log = refused(&sb, &bansuri, &config(&[a_cycle, b_waits]), 1);
     assert!(log.contains("dependency cycle: a -> b -> a"), "{log}");
 
@@ -143,7 +147,8 @@ fn numprocs_added_and_dropped_on_reload_keeps_the_running_process() {
             && output_lines(l, "w:2").contains(&"tick-2")
     });
     // The state file is rewritten within 200 ms of a change.
-    let names = |doc: &StateDoc| -> Vec<String> { doc.tasks.iter().map(|t| t.name.clone()).collect() };
+    let names =
+        |doc: &StateDoc| -> Vec<String> { doc.tasks.iter().map(|t| t.name.clone()).collect() };
     let (_, doc) = wait_for(T, || {
         let (table, doc) = status(&sb);
         (names(&doc) == ["w:0", "w:1", "w:2"]).then_some((table, doc))
@@ -194,7 +199,10 @@ fn status_says_why_a_task_is_fatal_or_skipped() {
     assert_eq!(reason("crashy").as_deref(), Some(fatal));
     assert_eq!(reason("a"), None, "FAILED: the exit code says why");
     assert_eq!(reason("ok"), None);
-    assert!(table.contains(&format!("\nc: SKIPPED: {skipped}\n")), "{table}");
+    assert!(
+        table.contains(&format!("\nc: SKIPPED: {skipped}\n")),
+        "{table}"
+    );
     assert!(
         table.contains(&format!("\ncrashy: FATAL: {fatal}\n")),
         "{table}"

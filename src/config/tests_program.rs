@@ -116,7 +116,9 @@ fn autorestart_maps_onto_one_policy() {
     // where it can never reach FATAL, it is an error saying why.
     let e = task_errors(r#""autorestart": "unexpected", "startretries": 5"#);
     assert!(
-        e.contains("`startretries: 5` has no effect in task `t`: without `starttime` no start can fail"),
+        e.contains(
+            "`startretries: 5` has no effect in task `t`: without `starttime` no start can fail"
+        ),
         "{e}"
     );
     assert!(e.contains("`startretries`"), "names the field: {e}");

@@ -357,13 +357,21 @@ mod tests {
         let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
         let lines: Vec<&str> = out.lines().collect();
         let at = |l: &str| lines.iter().position(|x| *x == l);
-        let fatal = at("tick: FATAL: exited 3 times in a row before staying up 2s (starttime; last: exit 1)");
+        let fatal = at(
+            "tick: FATAL: exited 3 times in a row before staying up 2s (starttime; last: exit 1)",
+        );
         let skipped = at("bad: SKIPPED: dependency `a` failed (exit 1)");
         let (Some(fatal), Some(skipped)) = (fatal, skipped) else {
             panic!("a reason line per task: {out}");
         };
-        let last_row = lines.iter().position(|l| l.starts_with("bad ")).expect("row");
-        assert!(last_row < fatal && fatal < skipped, "under the table: {out}");
+        let last_row = lines
+            .iter()
+            .position(|l| l.starts_with("bad "))
+            .expect("row");
+        assert!(
+            last_row < fatal && fatal < skipped,
+            "under the table: {out}"
+        );
         assert!(
             lines[skipped + 1].is_empty() && lines[skipped + 2].starts_with("3 tasks:"),
             "{out}"

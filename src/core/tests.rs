@@ -2099,7 +2099,11 @@ fn reload_removed_then_added_back_while_stopping_starts_after_the_stop() {
     h.step(ms(100));
     assert_eq!(h.names(), ["a"], "still shown while stopping");
     h.reload(Globals::default(), vec![task("a")]);
-    assert_eq!(h.names(), ["a"], "one task, not the old and the new side by side");
+    assert_eq!(
+        h.names(),
+        ["a"],
+        "one task, not the old and the new side by side"
+    );
     assert_eq!(h.state("a"), TaskState::Stopping);
     h.step(secs(5));
     // The new instance waits for the old process to end (3 s): never two at once.
@@ -2107,7 +2111,8 @@ fn reload_removed_then_added_back_while_stopping_starts_after_the_stop() {
     assert_eq!(h.max_live, 1);
     assert_eq!(h.state("a"), TaskState::Running);
     assert!(
-        h.job_log().contains("1 added (a), 0 removed, 0 changed, 0 kept"),
+        h.job_log()
+            .contains("1 added (a), 0 removed, 0 changed, 0 kept"),
         "{}",
         h.job_log()
     );

@@ -226,7 +226,11 @@ fn dependencies_on_a_program_wait_for_every_instance() {
 
 #[test]
 fn a_waiting_task_changed_or_disabled_on_reload_follows_the_new_settings() {
-    let mut h = Harness::new(vec![task("a"), after(task("b"), &["a"]), after(task("c"), &["a"])]);
+    let mut h = Harness::new(vec![
+        task("a"),
+        after(task("b"), &["a"]),
+        after(task("c"), &["a"]),
+    ]);
     h.script("a", Script::exits(secs(5), 0));
     h.start();
     h.step(secs(1));
@@ -246,9 +250,16 @@ fn a_waiting_task_changed_or_disabled_on_reload_follows_the_new_settings() {
     // No run of b was going: nothing to skip as an overlap.
     let log = h.job_log();
     assert!(!log.contains("Scheduled run skipped"), "{log}");
-    assert_eq!(h.spawn_times("b"), [secs(5)], "b starts once a has succeeded");
+    assert_eq!(
+        h.spawn_times("b"),
+        [secs(5)],
+        "b starts once a has succeeded"
+    );
     assert_eq!(h.spawns("b").len(), 1);
-    assert!(h.spawn_times("c").is_empty(), "disabled while waiting: {log}");
+    assert!(
+        h.spawn_times("c").is_empty(),
+        "disabled while waiting: {log}"
+    );
     assert_eq!(h.state("c"), TaskState::Stopped);
 }
 
