@@ -338,6 +338,8 @@ impl Core {
         task.sched = Sched::Off;
         task.retry = None;
         task.queued = false;
+        // A run waiting for its dependencies would start when they are met.
+        task.dep_wait = false;
         let grace = task.stop_grace(&self.globals);
         let sig = task.spec.stop_signal.name();
         self.stop_runs(i, StopReason::Command, now);

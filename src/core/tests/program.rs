@@ -304,3 +304,16 @@ fn fatal_and_skipped_tasks_say_why_in_their_view() {
         Some("exited 2 times in a row before staying up 2s (starttime; last: exit 1)")
     );
 }
+
+#[test]
+fn a_task_stopped_while_waiting_for_its_dependency_stays_stopped() {
+    let mut h = Harness::new(vec![task("a"), after(task("b"), &["a"])]);
+    h.script("a", Script::exits(secs(2), 0));
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("b"), TaskState::Waiting);
+    h.pump(Some(Input::StopTask { task: "b".into() }));
+    h.step(secs(5));
+    assert!(h.spawn_times("b").is_empty(), "{}", h.job_log());
+    assert_eq!(h.state("b"), TaskState::Stopped);
+}
