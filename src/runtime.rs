@@ -1098,6 +1098,18 @@ impl Runtime {
             spec: Arc::new(spec),
         };
         let actions = self.core.handle(input, self.now());
+        // A change of `numprocs` renames a task whose process runs on (`w` is now `w:0`):
+        // its output lines carry the new name from now on.
+        for (run, name) in self.core.run_tasks() {
+            if let Some(info) = self.runs.get_mut(&run).filter(|i| &*i.task != name) {
+                info.task = Arc::from(name);
+                for slot in &info.pipes {
+                    if let Some(Some(pipe)) = self.pipes.get_mut(*slot) {
+                        pipe.task = Arc::clone(&info.task);
+                    }
+                }
+            }
+        }
         if let Some(code) = self.apply(actions) {
             return Some(code);
         }

@@ -111,6 +111,47 @@ fn autorestart_maps_onto_one_policy() {
     );
     let e = task_errors(r#""times": 3"#);
     assert!(e.contains("`times: 3` has no effect in task `t`"), "{e}");
+
+    // `startretries` only counts failed starts (exits before `starttime`) in a row: given
+    // where it can never reach FATAL, it is an error saying why.
+    let e = task_errors(r#""autorestart": "unexpected", "startretries": 5"#);
+    assert!(
+        e.contains(
+            "`startretries: 5` has no effect in task `t`: without `starttime` no start can fail"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("`startretries`"), "names the field: {e}");
+    let e = task_errors(r#""autorestart": "always", "startretries": 2, "starttime": 0"#);
+    assert!(e.contains("without `starttime` no start can fail"), "{e}");
+    // The seed's own combination: one attempt, never a second failed start.
+    let e = task_errors(r#""autorestart": "never", "startretries": 3, "starttime": 3"#);
+    assert!(
+        e.contains("`startretries: 3` has no effect in task `t`: no restart policy is in effect"),
+        "{e}"
+    );
+    let e = task_errors(r#""startretries": 3, "starttime": 3"#);
+    assert!(e.contains("no restart policy is in effect"), "{e}");
+    let e = task_errors(r#""on-fail": "restart", "times": 2, "startretries": 5, "starttime": 2"#);
+    assert!(
+        e.contains("`startretries: 5` has no effect in task `t`: a run has at most 2 attempts (`times`), fewer than the 5 failed starts"),
+        "{e}"
+    );
+    let e = task_errors(r#""on-fail": "restart", "startretries": 2, "starttime": 2"#);
+    assert!(e.contains("a run has at most 1 attempt (`times`)"), "{e}");
+    // Where it can count: a restart policy with room for it, or a periodic task (its
+    // failed starts add up across runs).
+    for ok in [
+        r#""autorestart": "unexpected", "startretries": 5, "starttime": 2"#,
+        r#""autorestart": "always", "startretries": 2, "starttime": "500ms""#,
+        r#""on-fail": "restart", "times": 5, "startretries": 5, "starttime": 2"#,
+        r#""timer": "10s", "startretries": 3, "starttime": 2"#,
+        r#""timer": "10s", "on-fail": "restart", "times": 2, "startretries": 3, "starttime": 2"#,
+        r#""starttime": 2"#,
+    ] {
+        task(ok);
+    }
+
     let e = task_errors(r#""autorestart": "sometimes""#);
     assert!(
         e.contains("expected one of `never`, `unexpected`, `always`"),
@@ -120,7 +161,9 @@ fn autorestart_maps_onto_one_policy() {
 
 #[test]
 fn startretries_starttime_autostart_priority() {
-    let t = task(r#""startretries": 5, "starttime": 2, "autostart": false, "priority": 10"#);
+    let t = task(
+        r#""autorestart": "unexpected", "startretries": 5, "starttime": 2, "autostart": false, "priority": 10"#,
+    );
     assert_eq!(t.start_retries, 5);
     assert_eq!(t.start_time, Duration::from_secs(2));
     assert!(!t.autostart);

@@ -39,7 +39,8 @@
 //! `cpu_percent` and `rss` (last sample, summed over its process groups; `null` when not
 //! sampled), `peak_rss` (largest of the sampled group RSS and the kernel's peak of each
 //! ended process), `cpu_time` (seconds: ended processes from wait4, plus the live ones as
-//! sampled), `settings_hash` (see `--resume`).
+//! sampled), `settings_hash` (see `--resume`), `reason` (why it is FATAL or SKIPPED, in
+//! words as in the job log, e.g. "dependency `a` failed (exit 1)"; `null` in any other state).
 //!
 //! `pid_start` is the process's start time in clock ticks since boot (field 22 of
 //! /proc/PID/stat); with `boot_id` it tells a process of ours from a later process that
@@ -230,6 +231,9 @@ pub struct TaskEntry {
     pub enabled: bool,
     /// State name.
     pub state: String,
+    /// Why it is FATAL or SKIPPED (`null` otherwise; absent in files of older bansuris).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// First live process.
     pub pid: Option<u32>,
     /// Its process group.

@@ -234,6 +234,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         out.push_str(&line(r));
     }
     out.push('\n');
+    out.push_str(&reasons(doc));
     out.push_str(&counts(doc));
     if let Some(n) = &doc.node {
         out.push_str(&format!(
@@ -271,6 +272,24 @@ fn ended(t: &TaskEntry, now: DateTime<Utc>) -> String {
     match t.ended_at {
         Some(e) => format!("ended {} ago", span(e, now)),
         None => "-".into(),
+    }
+}
+
+/// One line per FATAL or SKIPPED task saying why, then a blank line; nothing when none is.
+/// "c: SKIPPED: dependency `a` failed (exit 1)"
+fn reasons(doc: &StateDoc) -> String {
+    let lines: String = doc
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let why = t.reason.as_ref()?;
+            Some(format!("{}: {}: {why}\n", t.name, t.state))
+        })
+        .collect();
+    if lines.is_empty() {
+        lines
+    } else {
+        lines + "\n"
     }
 }
 
@@ -405,6 +424,40 @@ mod tests {
             ) && e.msg.contains(" ago on node1 (no heartbeat since), and a running bansuri rewrites it every 10s; the request was not sent"),
             "{}",
             e.msg
+        );
+    }
+
+    #[test]
+    fn fatal_and_skipped_tasks_say_why_under_the_table() {
+        let plain = render(&doc(), t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        assert!(!plain.contains(": FATAL:"), "no reason line: {plain}");
+        let mut d = doc();
+        d.tasks[1].state = "FATAL".into();
+        d.tasks[1].reason =
+            Some("exited 3 times in a row before staying up 2s (starttime; last: exit 1)".into());
+        d.tasks[2].state = "SKIPPED".into();
+        d.tasks[2].reason = Some("dependency `a` failed (exit 1)".into());
+        let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = |l: &str| lines.iter().position(|x| *x == l);
+        let fatal = at(
+            "tick: FATAL: exited 3 times in a row before staying up 2s (starttime; last: exit 1)",
+        );
+        let skipped = at("bad: SKIPPED: dependency `a` failed (exit 1)");
+        let (Some(fatal), Some(skipped)) = (fatal, skipped) else {
+            panic!("a reason line per task: {out}");
+        };
+        let last_row = lines
+            .iter()
+            .position(|l| l.starts_with("bad "))
+            .expect("row");
+        assert!(
+            last_row < fatal && fatal < skipped,
+            "under the table: {out}"
+        );
+        assert!(
+            lines[skipped + 1].is_empty() && lines[skipped + 2].starts_with("3 tasks:"),
+            "{out}"
         );
     }
 

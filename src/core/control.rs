@@ -57,6 +57,8 @@ pub struct TaskStatus {
     pub processes: Vec<ProcessView>,
     /// Counters and last result.
     pub stats: TaskStats,
+    /// Why it is FATAL or SKIPPED.
+    pub reason: Option<String>,
     /// When the next scheduled run is due.
     pub next_run: Option<DateTime<Utc>>,
     /// When the next retry starts (RESTARTING).
@@ -121,6 +123,7 @@ impl Core {
                     state: v.state,
                     processes,
                     stats: v.stats,
+                    reason: v.reason,
                     next_run,
                     retry_at: t.retry.map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),
@@ -335,6 +338,8 @@ impl Core {
         task.sched = Sched::Off;
         task.retry = None;
         task.queued = false;
+        // A run waiting for its dependencies would start when they are met.
+        task.dep_wait = false;
         let grace = task.stop_grace(&self.globals);
         let sig = task.spec.stop_signal.name();
         self.stop_runs(i, StopReason::Command, now);

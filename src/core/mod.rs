@@ -651,6 +651,8 @@ pub struct TaskView {
     pub pid: Option<u32>,
     /// Counters.
     pub stats: TaskStats,
+    /// Why it is FATAL or SKIPPED (`None` in any other state).
+    pub reason: Option<String>,
 }
 
 /// The supervisor state machine.
@@ -813,8 +815,21 @@ impl Core {
                     _ => None,
                 }),
                 stats: t.stats.clone(),
+                reason: t.reason.clone().filter(|_| {
+                    // Set when it went FATAL or SKIPPED; stale once it runs again.
+                    matches!(t.state(), TaskState::Fatal | TaskState::Skipped)
+                }),
             })
             .collect()
+    }
+
+    /// The task each live run belongs to, by its current name (a reload that changes
+    /// `numprocs` renames a task whose process runs on).
+    pub fn run_tasks(&self) -> impl Iterator<Item = (RunId, &str)> {
+        self.tasks
+            .iter()
+            .filter(|t| !t.removed)
+            .flat_map(|t| t.runs.iter().map(move |r| (r.id, t.spec.name.as_str())))
     }
 
     /// True once an [`Action::Exit`] has been emitted.
@@ -1142,6 +1157,12 @@ impl Core {
         }
         if !self.tasks[i].busy() {
             self.start_when_ready(i, now);
+            return;
+        }
+        let t = &self.tasks[i];
+        if t.runs.is_empty() && t.retry.is_none() {
+            // Only a run waiting for its dependencies: that is the run due now. No
+            // overlap rule applies (nothing is running), and none may bypass the wait.
             return;
         }
         let name = self.tasks[i].spec.name.clone();
@@ -1624,16 +1645,56 @@ impl Core {
             let pos = old
                 .iter()
                 .position(|t| !t.removed && identity(&t.spec) == key);
-            let Some(pos) = pos else {
+            // `numprocs` added (`w` -> `w:0..`) or dropped (`w:0..` -> `w`): instance 0 and
+            // the plain task are one task under two names, so its process runs on.
+            let takeover = pos.is_none().then(|| {
+                old.iter()
+                    .position(|t| !t.removed && takes_over(&t.spec, new))
+            });
+            let Some(pos) = pos.or(takeover.flatten()) else {
                 added.push(new.name.clone());
-                tasks.push(Task::new(Arc::new(new.clone())));
-                then.push(Then::Schedule(None));
+                let mut task = Task::new(Arc::new(new.clone()));
+                // Removed, then added back before its old run has stopped: the new one
+                // waits for that run to end, as a changed task does (never two at once).
+                let gone = old
+                    .iter()
+                    .position(|t| t.removed && !t.runs.is_empty() && identity(&t.spec) == key);
+                if let Some(gone) = gone {
+                    let gone = old.remove(gone);
+                    task.pending = Some(std::mem::replace(&mut task.spec, gone.spec));
+                    task.runs = gone.runs;
+                    then.push(Then::Nothing);
+                } else {
+                    then.push(Then::Schedule(None));
+                }
+                tasks.push(task);
                 continue;
             };
             let mut task = old.remove(pos);
-            let before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
+            let mut before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
             let new = Arc::new(new.clone());
-            let step = match compare(&before, &new) {
+            let was = (before.name != new.name).then(|| before.name.clone());
+            if was.is_some() {
+                before = Arc::new(under_name_of(&before, &new));
+            }
+            let change = match compare(&before, &new) {
+                // Only the name changed: the settings must still take it.
+                Change::None if was.is_some() => Change::Description,
+                c => c,
+            };
+            if let Some(was) = was {
+                let runs_on = matches!(change, Change::Description | Change::Schedule);
+                let msg = format!(
+                    "Takes over from `{was}` (numprocs changed): {}",
+                    if runs_on {
+                        "same process, same counters"
+                    } else {
+                        "same counters"
+                    }
+                );
+                self.log(Some(&new.name), Level::Info, msg);
+            }
+            let step = match change {
                 Change::None => {
                     kept += 1;
                     Then::Nothing
@@ -1665,10 +1726,18 @@ impl Core {
                 }
                 Change::Enabled(true) => {
                     // Switched back on: it starts again as if just added (a monitor that
-                    // was disabled must come back).
+                    // was disabled must come back), once the runs the disabling stopped
+                    // have ended (started now, its first run would be skipped as an
+                    // overlap, and a one-shot would never run again).
                     changed.push(new.name.clone());
-                    task.spec = new;
-                    Then::Schedule(None)
+                    if task.runs.is_empty() {
+                        task.pending = None;
+                        task.spec = new;
+                        Then::Schedule(None)
+                    } else {
+                        task.pending = Some(new);
+                        Then::Nothing
+                    }
                 }
                 Change::Restart => {
                     changed.push(new.name.clone());
@@ -1744,6 +1813,9 @@ impl Core {
         task.sched = Sched::Off;
         task.retry = None;
         task.queued = false;
+        // Nor a run waiting for its dependencies (a disabled task must not start when
+        // they are met; a changed one waits again under its new settings).
+        task.dep_wait = false;
         self.stop_runs(i, reason, now);
         // A changed task with nothing left to stop switches to its new settings at once.
         if self.tasks[i].runs.is_empty() {
@@ -1929,6 +2001,36 @@ enum Change {
     Enabled(bool),
     /// Anything else: stop the running run gracefully, start over with the new settings.
     Restart,
+}
+
+/// Is `old` the same task as `new` under the other name that `numprocs` gives it: the
+/// plain task `w` and its instance `w:0`, either way?
+fn takes_over(old: &TaskSpec, new: &TaskSpec) -> bool {
+    if old.shorthand || new.shorthand || old.program != new.program {
+        return false;
+    }
+    matches!(
+        (old.instance, new.instance),
+        (None, Some(0)) | (Some(0), None)
+    )
+}
+
+/// `old`'s settings with `new`'s name, program, instance number and `BANSURI_INSTANCE`:
+/// what is left to compare when a task is renamed by a change of `numprocs`.
+fn under_name_of(old: &TaskSpec, new: &TaskSpec) -> TaskSpec {
+    let mut t = old.clone();
+    t.name.clone_from(&new.name);
+    t.program.clone_from(&new.program);
+    t.instance = new.instance;
+    match new.env.get("BANSURI_INSTANCE") {
+        Some(v) => {
+            t.env.insert("BANSURI_INSTANCE".into(), v.clone());
+        }
+        None => {
+            t.env.remove("BANSURI_INSTANCE");
+        }
+    }
+    t
 }
 
 fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {

@@ -2063,6 +2063,138 @@ fn reload_adds_tasks_per_their_schedule_and_disables_and_reenables() {
 }
 
 #[test]
+fn reload_reenabled_while_still_stopping_starts_after_the_stop() {
+    let mut h = Harness::new(vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(secs(1));
+    let off = TaskSpec {
+        enabled: false,
+        ..task("a")
+    };
+    h.reload(Globals::default(), vec![off]);
+    h.step(ms(100));
+    assert_eq!(h.state("a"), TaskState::Stopping);
+    h.reload(Globals::default(), vec![task("a")]);
+    h.step(secs(5));
+    // The old process ends at 3 s (2 s after its SIGTERM); the one-shot starts right then,
+    // not "skipped" as an overlap while the old one was stopping.
+    assert_eq!(h.spawn_times("a"), [secs(0), secs(3)]);
+    assert_eq!(h.signals("a"), [(secs(1), TERM)]);
+    assert_eq!(h.state("a"), TaskState::Running);
+    assert!(
+        !h.job_log().contains("Scheduled run skipped"),
+        "{}",
+        h.job_log()
+    );
+}
+
+#[test]
+fn reload_removed_then_added_back_while_stopping_starts_after_the_stop() {
+    let mut h = Harness::new(vec![task("a")]);
+    h.script("a", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(secs(1));
+    h.reload(Globals::default(), vec![]);
+    h.step(ms(100));
+    assert_eq!(h.names(), ["a"], "still shown while stopping");
+    h.reload(Globals::default(), vec![task("a")]);
+    assert_eq!(
+        h.names(),
+        ["a"],
+        "one task, not the old and the new side by side"
+    );
+    assert_eq!(h.state("a"), TaskState::Stopping);
+    h.step(secs(5));
+    // The new instance waits for the old process to end (3 s): never two at once.
+    assert_eq!(h.spawn_times("a"), [secs(0), secs(3)]);
+    assert_eq!(h.max_live, 1);
+    assert_eq!(h.state("a"), TaskState::Running);
+    assert!(
+        h.job_log()
+            .contains("1 added (a), 0 removed, 0 changed, 0 kept"),
+        "{}",
+        h.job_log()
+    );
+}
+
+/// Instances `name:0`..`name:n-1` of a `numprocs` program, as validate expands them.
+fn instances(name: &str, n: u32) -> Vec<TaskSpec> {
+    (0..n)
+        .map(|i| {
+            let mut t = task(name);
+            t.name = format!("{name}:{i}");
+            t.instance = Some(i);
+            t.env.insert("BANSURI_INSTANCE".into(), i.to_string());
+            t
+        })
+        .collect()
+}
+
+#[test]
+fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
+    let mut h = Harness::new(vec![task("w")]);
+    h.script("w", Script::forever().obeys_stop_after(ms(100)));
+    h.script("w:1", Script::forever().obeys_stop_after(ms(100)));
+    h.script("w:2", Script::forever().obeys_stop_after(ms(100)));
+    h.start();
+    h.step(secs(1));
+    let pid = h.view("w").pid.expect("w runs");
+    let acts = h.reload(Globals::default(), instances("w", 3));
+    assert!(signals_in(&acts).is_empty(), "nothing stopped: {acts:?}");
+    h.step(secs(1));
+    assert_eq!(h.names(), ["w:0", "w:1", "w:2"]);
+    assert!(h.spawn_times("w:0").is_empty(), "w:0 is the running w");
+    assert_eq!(h.spawn_times("w:1"), [secs(1)]);
+    assert_eq!(h.spawn_times("w:2"), [secs(1)]);
+    let w0 = h.view("w:0");
+    assert_eq!((w0.state, w0.pid), (TaskState::Running, Some(pid)));
+    assert_eq!(w0.stats.starts, 1, "its counters are kept");
+    let log = h.job_log();
+    assert!(
+        log.contains("2 added (w:1, w:2), 0 removed, 0 changed, 1 kept"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[w:0] Takes over from `w` (numprocs changed): same process"),
+        "{log}"
+    );
+
+    // And back: w:0 is `w` again, w:1 and w:2 are stopped.
+    h.reload(Globals::default(), vec![task("w")]);
+    h.step(secs(1));
+    assert_eq!(h.names(), ["w"]);
+    assert_eq!(h.view("w").pid, Some(pid));
+    assert!(h.signals("w").is_empty(), "the first process never stopped");
+    assert_eq!(h.signals("w:1"), [(secs(2), TERM)]);
+    assert_eq!(h.signals("w:2"), [(secs(2), TERM)]);
+    assert_eq!(h.spawn_times("w"), [secs(0)]);
+    assert!(
+        h.job_log()
+            .contains("0 added, 2 removed (w:1, w:2), 0 changed, 1 kept"),
+        "{}",
+        h.job_log()
+    );
+
+    // With other settings changed too, the renamed task restarts with them.
+    h.reload(Globals::default(), {
+        let mut v = instances("w", 2);
+        v[0].command = CommandSpec::Shell("./new.sh".into());
+        v[1].command = CommandSpec::Shell("./new.sh".into());
+        v
+    });
+    h.step(secs(1));
+    assert_eq!(h.signals("w"), [(secs(3), TERM)]);
+    assert_eq!(h.spawn_times("w:0"), [ms(3100)]);
+    assert!(
+        h.job_log()
+            .contains("1 added (w:1), 0 removed, 1 changed (w:0), 0 kept"),
+        "{}",
+        h.job_log()
+    );
+}
+
+#[test]
 fn reload_of_a_changed_task_in_backoff_restarts_at_once() {
     let mut h = Harness::new(vec![TaskSpec {
         restart_delay: secs(30),

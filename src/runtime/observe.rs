@@ -479,6 +479,7 @@ impl Runtime {
                     one_shot: st.one_shot,
                     enabled: st.enabled,
                     state: st.state.name().to_owned(),
+                    reason: st.reason,
                     settings_hash: st.settings_hash,
                 }
             })

@@ -40,7 +40,7 @@ impl Validator<'_> {
         if let Some(b) = self.take(t, f.get("autostart"), as_bool) {
             task.autostart = b;
         }
-        if let Some(n) = self.take(t, f.get("startretries"), |n| {
+        let start_retries = self.take(t, f.get("startretries"), |n| {
             let v = as_int(n)?;
             if v < 1 {
                 return Err(Problem::new(format!("must be at least 1, found {v}")).help(
@@ -48,10 +48,12 @@ impl Validator<'_> {
                 ));
             }
             u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
-        }) {
+        });
+        if let Some(n) = start_retries {
             task.start_retries = n;
         }
-        if let Some(d) = self.take(t, f.get("starttime"), duration) {
+        let start_time = self.take(t, f.get("starttime"), duration);
+        if let Some(d) = start_time {
             task.start_time = d;
         }
         if let Some(p) = self.take(t, f.get("priority"), |n| {
@@ -70,6 +72,10 @@ impl Validator<'_> {
             task.depends_on = deps;
         }
         self.restart_policy(t, f, task);
+        // (A `startretries` or `starttime` already refused is not judged again.)
+        if start_retries.is_some() && (start_time.is_some() || f.get("starttime").is_none()) {
+            self.start_retries_effect(t, f, task);
+        }
         if let Some(n) = self.take(t, f.get("log-max-bytes"), byte_size) {
             task.log_max_bytes = n;
         }
@@ -190,6 +196,51 @@ impl Validator<'_> {
                 }
             }
         }
+    }
+
+    /// `startretries` counts failed starts: processes that exit before `starttime`, in a
+    /// row. Given where it can never make the task FATAL, it is an error saying why.
+    fn start_retries_effect(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
+        let Some(g) = f.get("startretries") else {
+            return;
+        };
+        let n = task.start_retries;
+        // A periodic task counts failed starts across its runs; a one-shot has one run.
+        let one_run = matches!(task.schedule, ScheduleSpec::Once);
+        let why = if task.start_time.is_zero() {
+            Some((
+                "without `starttime` no start can fail (a failed start is a process that exits before `starttime`)".to_owned(),
+                "add `starttime` (seconds a process must stay up to count as started), or remove `startretries`",
+            ))
+        } else if one_run && task.on_fail == OnFail::Stop {
+            Some((
+                "no restart policy is in effect, so a one-shot task is started once and never counts a second failed start".to_owned(),
+                "add `autorestart: unexpected` (or \"on-fail\": \"restart\"), or remove `startretries`",
+            ))
+        } else if one_run && task.times != UNLIMITED_ATTEMPTS && task.times < n {
+            Some((
+                format!(
+                    "a run has at most {} attempt{} (`times`), fewer than the {n} failed starts in a row that make it FATAL",
+                    task.times,
+                    if task.times == 1 { "" } else { "s" }
+                ),
+                "make `times` at least `startretries`, or remove one of them",
+            ))
+        } else {
+            None
+        };
+        let Some((why, help)) = why else {
+            return;
+        };
+        let e = self
+            .error(
+                g.node.span.clone(),
+                t,
+                Some("startretries"),
+                format!("`startretries: {n}` has no effect{}: {why}", in_task(t)),
+            )
+            .with_help(help);
+        self.push(e);
     }
 
     /// Replace each task that has `numprocs` by its instances `name:0`..`name:N-1`.

@@ -223,3 +223,97 @@ fn dependencies_on_a_program_wait_for_every_instance() {
     h.step(secs(10));
     assert_eq!(h.spawn_times("report"), [secs(4)]);
 }
+
+#[test]
+fn a_waiting_task_changed_or_disabled_on_reload_follows_the_new_settings() {
+    let mut h = Harness::new(vec![
+        task("a"),
+        after(task("b"), &["a"]),
+        after(task("c"), &["a"]),
+    ]);
+    h.script("a", Script::exits(secs(5), 0));
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("b"), TaskState::Waiting);
+    h.reload(
+        Globals::default(),
+        vec![
+            task("a"),
+            after(shell(task("b"), "./b2.sh"), &["a"]),
+            TaskSpec {
+                enabled: false,
+                ..after(task("c"), &["a"])
+            },
+        ],
+    );
+    h.step(secs(10));
+    // No run of b was going: nothing to skip as an overlap.
+    let log = h.job_log();
+    assert!(!log.contains("Scheduled run skipped"), "{log}");
+    assert_eq!(
+        h.spawn_times("b"),
+        [secs(5)],
+        "b starts once a has succeeded"
+    );
+    assert_eq!(h.spawns("b").len(), 1);
+    assert!(
+        h.spawn_times("c").is_empty(),
+        "disabled while waiting: {log}"
+    );
+    assert_eq!(h.state("c"), TaskState::Stopped);
+}
+
+#[test]
+fn a_timer_waiting_for_its_dependency_does_not_pile_up_or_bypass_it() {
+    let t = TaskSpec {
+        overlap: Overlap::Allow,
+        ..after(timer("t", secs(2)), &["a"])
+    };
+    let mut h = Harness::new(vec![task("a"), t]);
+    h.script("a", Script::exits(secs(7), 0));
+    h.script("t", Script::exits(ms(100), 0));
+    h.start();
+    h.step(secs(8));
+    // Ticks at 2, 4, 6 find t waiting for a: the waiting run is the one due, it starts
+    // when a has succeeded (7 s), and `overlap: allow` does not start others around it.
+    assert_eq!(h.spawn_times("t"), [secs(7), secs(8)]);
+    assert!(!h.job_log().contains("Scheduled run skipped"));
+}
+
+#[test]
+fn fatal_and_skipped_tasks_say_why_in_their_view() {
+    let crashy = TaskSpec {
+        start_time: secs(2),
+        start_retries: 2,
+        restart_delay: ms(100),
+        ..unexpected("crashy")
+    };
+    let mut h = Harness::new(vec![task("a"), after(task("c"), &["a"]), crashy]);
+    h.script("a", Script::exits(secs(1), 1));
+    h.script("crashy", Script::exits(ms(500), 1));
+    h.start();
+    h.step(secs(5));
+    assert_eq!(h.view("a").reason, None, "FAILED has no reason line");
+    let c = h.view("c");
+    assert_eq!(c.state, TaskState::Skipped);
+    assert_eq!(c.reason.as_deref(), Some("dependency `a` failed (exit 1)"));
+    let f = h.view("crashy");
+    assert_eq!(f.state, TaskState::Fatal);
+    assert_eq!(
+        f.reason.as_deref(),
+        Some("exited 2 times in a row before staying up 2s (starttime; last: exit 1)")
+    );
+}
+
+#[test]
+fn a_task_stopped_while_waiting_for_its_dependency_stays_stopped() {
+    let mut h = Harness::new(vec![task("a"), after(task("b"), &["a"])]);
+    h.script("a", Script::exits(secs(2), 0));
+    h.start();
+    h.step(secs(1));
+    assert_eq!(h.state("b"), TaskState::Waiting);
+    h.pump(Some(Input::StopTask { task: "b".into() }));
+    h.step(secs(5));
+    assert!(h.spawn_times("b").is_empty(), "{}", h.job_log());
+    assert_eq!(h.state("b"), TaskState::Stopped);
+}
