@@ -26,7 +26,7 @@ use crate::spec::{
 mod notify;
 mod program;
 mod progress;
-use program::attempt_text;
+use program::{attempt_text, FailedStart};
 mod control;
 mod deadline;
 pub use progress::Progress;
@@ -1461,7 +1461,8 @@ impl Core {
             return;
         }
 
-        if self.failed_start(i, uptime, success, &end, now) {
+        let start = self.failed_start(i, uptime, success, &end, now);
+        if start == FailedStart::Fatal {
             // FATAL: the task's final failure.
             self.notify_end(i, id, run.attempt, &end, false, now);
             return;
@@ -1486,8 +1487,8 @@ impl Core {
             task.consecutive_failures = 0;
         }
         task.consecutive_failures = task.consecutive_failures.saturating_add(1);
-        let retry = spec.on_fail == OnFail::Restart
-            && run.attempt < spec.times
+        let by_policy = spec.on_fail == OnFail::Restart && run.attempt < spec.times;
+        let retry = (by_policy || matches!(start, FailedStart::Retry(_)))
             && self.shutdown.is_none()
             && !task.queued_replace();
         if retry {
@@ -1500,12 +1501,14 @@ impl Core {
                 at: now.mono + delay,
                 attempt: run.attempt + 1,
             });
-            self.log(
-                Some(name),
-                Level::Info,
-                format!(
-                    "Restarting in {} ({}, {})",
-                    fmt_dur(delay),
+            let why = match start {
+                FailedStart::Retry(n) if !by_policy => format!(
+                    "failed start {n}/{} within starttime {}",
+                    spec.start_retries,
+                    fmt_dur(spec.start_time)
+                ),
+                _ => format!(
+                    "{}, {}",
                     attempt_text(run.attempt + 1, spec.times),
                     if spec.restart_on_success {
                         "autorestart"
@@ -1513,6 +1516,11 @@ impl Core {
                         "on-fail: restart"
                     }
                 ),
+            };
+            self.log(
+                Some(name),
+                Level::Info,
+                format!("Restarting in {} ({why})", fmt_dur(delay)),
             );
             return;
         }

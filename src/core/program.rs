@@ -25,6 +25,17 @@ pub(super) fn attempt_text(attempt: u32, times: u32) -> String {
     }
 }
 
+/// What a process's end means for the start-up count (`starttime`, `startretries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailedStart {
+    /// Not a failed start (started, or no start-up window).
+    No,
+    /// The n-th failed start in a row, below `startretries`: start it again.
+    Retry(u32),
+    /// The last failed start allowed: the task is FATAL.
+    Fatal,
+}
+
 impl Core {
     /// A fresh run of task `i` is due: start it, or wait for its dependencies, or skip it.
     pub(super) fn start_when_ready(&mut self, i: usize, now: Now) {
@@ -132,8 +143,9 @@ impl Core {
         Deps::Ready
     }
 
-    /// Count a process that ended before `starttime` (or never started) as a failed start;
-    /// at `startretries` in a row the task is FATAL. True when the task just went FATAL.
+    /// Count a process that ended before `starttime` (or never started) as a failed start:
+    /// retried whatever the restart policy (supervisord's rule: `autorestart` decides only
+    /// for a process that has started), and at `startretries` in a row the task is FATAL.
     pub(super) fn failed_start(
         &mut self,
         i: usize,
@@ -141,21 +153,21 @@ impl Core {
         success: bool,
         end: &ProcessEnd,
         now: Now,
-    ) -> bool {
+    ) -> FailedStart {
         let spec = Arc::clone(&self.tasks[i].spec);
         if spec.start_time.is_zero() {
-            return false;
+            return FailedStart::No;
         }
         let quick = uptime.map_or(true, |u| u < spec.start_time);
         // A one-shot that succeeds quickly is just quick; a service must stay up.
         if !quick || (success && !spec.restart_on_success) {
             self.tasks[i].failed_starts = 0;
-            return false;
+            return FailedStart::No;
         }
         let task = &mut self.tasks[i];
         task.failed_starts += 1;
         if task.failed_starts < spec.start_retries || self.shutdown.is_some() {
-            return false;
+            return FailedStart::Retry(task.failed_starts);
         }
         task.retry = None;
         task.queued = false;
@@ -176,7 +188,7 @@ impl Core {
             format!("FATAL: {why}; not started again until a reload changes it"),
         );
         let _ = now;
-        true
+        FailedStart::Fatal
     }
 
     /// A service exited successfully: start it again after `restart-delay`.

@@ -29,6 +29,10 @@ pub(super) struct ProgramExtras {
     pub depends_span: Option<Range<usize>>,
 }
 
+/// The start-up window `startretries` implies when `starttime` is not given: supervisord's
+/// `startsecs` default.
+pub const DEFAULT_START_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Validator<'_> {
     /// The program-model fields of one task object.
     pub(super) fn program(
@@ -55,6 +59,10 @@ impl Validator<'_> {
         let start_time = self.take(t, f.get("starttime"), duration);
         if let Some(d) = start_time {
             task.start_time = d;
+        } else if start_retries.is_some() && f.get("starttime").is_none() {
+            // Taskmaster and supervisord retry failed starts within a start-up window
+            // (supervisord's `startsecs` defaults to 1 s): `startretries` alone means that.
+            task.start_time = DEFAULT_START_WINDOW;
         }
         if let Some(p) = self.take(t, f.get("priority"), |n| {
             let v = as_int(n)?;
@@ -199,36 +207,19 @@ impl Validator<'_> {
     }
 
     /// `startretries` counts failed starts: processes that exit before `starttime`, in a
-    /// row. Given where it can never make the task FATAL, it is an error saying why.
+    /// row; they are retried whatever the restart policy (as supervisord does). With an
+    /// explicit `starttime: 0` no start can fail: an error saying why.
     fn start_retries_effect(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
         let Some(g) = f.get("startretries") else {
             return;
         };
         let n = task.start_retries;
-        // A periodic task counts failed starts across its runs; a one-shot has one run.
-        let one_run = matches!(task.schedule, ScheduleSpec::Once);
-        let why = if task.start_time.is_zero() {
-            Some((
-                "without `starttime` no start can fail (a failed start is a process that exits before `starttime`)".to_owned(),
-                "add `starttime` (seconds a process must stay up to count as started), or remove `startretries`",
-            ))
-        } else if one_run && task.on_fail == OnFail::Stop {
-            Some((
-                "no restart policy is in effect, so a one-shot task is started once and never counts a second failed start".to_owned(),
-                "add `autorestart: unexpected` (or \"on-fail\": \"restart\"), or remove `startretries`",
-            ))
-        } else if one_run && task.times != UNLIMITED_ATTEMPTS && task.times < n {
-            Some((
-                format!(
-                    "a run has at most {} attempt{} (`times`), fewer than the {n} failed starts in a row that make it FATAL",
-                    task.times,
-                    if task.times == 1 { "" } else { "s" }
-                ),
-                "make `times` at least `startretries`, or remove one of them",
-            ))
-        } else {
-            None
-        };
+        let why = task.start_time.is_zero().then(|| {
+            (
+                "with `starttime: 0` no start can fail (a failed start is a process that exits before `starttime`)".to_owned(),
+                "give `starttime` (seconds a process must stay up to count as started; 1 s when omitted), or remove `startretries`",
+            )
+        });
         let Some((why, help)) = why else {
             return;
         };

@@ -98,6 +98,45 @@ fn dying_before_starttime_three_times_is_fatal() {
 }
 
 #[test]
+fn failed_starts_are_retried_even_with_autorestart_never() {
+    // The Taskmaster seed's `autorestart: never, startretries: 3, starttime: 3`: a process
+    // that dies within 3 s is a failed start, retried (supervisord's rule); one that has
+    // stayed up 3 s is started, and `never` means it is not restarted when it exits.
+    let t = TaskSpec {
+        start_time: secs(3),
+        start_retries: 3,
+        on_fail: OnFail::Stop,
+        ..task("w")
+    };
+    let mut h = Harness::new(vec![t.clone()]);
+    h.script("w", Script::exits(ms(500), 1));
+    h.start();
+    h.step(secs(60));
+    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5: third failed start: FATAL.
+    assert_eq!(
+        h.spawn_times("w"),
+        [ms(0), ms(1500), ms(4000)],
+        "{}",
+        h.job_log()
+    );
+    assert_eq!(h.state("w"), TaskState::Fatal);
+    let log = h.job_log();
+    assert!(
+        log.contains("Restarting in 1s (failed start 1/3 within starttime 3s)"),
+        "{log}"
+    );
+
+    let mut h = Harness::new(vec![t]);
+    h.script_next("w", Script::exits(ms(500), 1));
+    h.script("w", Script::exits(secs(10), 1));
+    h.start();
+    h.step(secs(60));
+    // A failed start, retried; then a process that started and failed: not restarted.
+    assert_eq!(h.spawn_times("w"), [ms(0), ms(1500)], "{}", h.job_log());
+    assert_eq!(h.state("w"), TaskState::Failed);
+}
+
+#[test]
 fn staying_up_starttime_resets_the_failed_starts() {
     let t = TaskSpec {
         start_time: secs(2),
