@@ -311,3 +311,74 @@ fn demo_runs_and_stops_on_ctrl_c_within_a_second() {
     assert!(text.contains("Shutdown complete"), "{text}");
     assert!(!text.contains("WARNING"), "the demo runs clean:\n{text}");
 }
+
+/// The demo's cron task runs only at the start of a minute, so the demo test above may never
+/// see it: run the `heartbeat` entry of the shipped scripts_config.json, exactly as written
+/// there (only its working directory made absolute, as the config file now lives elsewhere),
+/// with `--once`, the way a user smoke-tests a config on the login node.
+#[test]
+fn demo_heartbeat_task_runs_as_shipped() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("scripts_config.json")).unwrap())
+            .unwrap();
+    let mut task = shipped["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "heartbeat")
+        .expect("the demo has a heartbeat task")
+        .clone();
+    assert_eq!(task["schedule-cron"], "* * * * *", "{task}");
+    let dir = root.join(task["working-directory"].as_str().unwrap());
+    task["working-directory"] = dir.to_str().unwrap().into();
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "heartbeat.json",
+        &serde_json::json!({ "scripts": [task] }).to_string(),
+    );
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--once"])
+        .env_remove("BANSURI_CONFIG")
+        .env_remove("BANSURI_LOG_LEVEL")
+        .env_remove("SLURM_JOB_ID")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines = output_lines(&text, "heartbeat");
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("heartbeat from ")
+            && lines[0].contains("(not under SLURM); node up "),
+        "one heartbeat line expected:\n{text}"
+    );
+    assert!(
+        text.contains("[heartbeat] Process finished with code 0"),
+        "{text}"
+    );
+}
+
+/// Usage errors are clap's: exit 2, with the offending flag named on stderr and a pointer
+/// to `--help`; nothing is started.
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let sb = Sandbox::new();
+    sb.write("scripts_config.json", r#"{"scripts": ["touch started"]}"#);
+    for (args, says) in [
+        (&["--bogus"][..], "unexpected argument '--bogus'"),
+        (
+            &["--once", "--exit-when-done"][..],
+            "'--once' cannot be used with '--exit-when-done'",
+        ),
+        (&["-v", "-q"][..], "cannot be used with '--quiet'"),
+        (&["validate", "--once"][..], "unexpected argument '--once'"),
+    ] {
+        let (code, out, err) = bansuri(sb.path(), args);
+        assert_eq!(code, 2, "{args:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains(says), "{args:?}: stderr:\n{err}");
+        assert!(err.contains("--help"), "{args:?}: stderr:\n{err}");
+    }
+    assert!(!sb.file("started").exists(), "a usage error started a task");
+}

@@ -171,13 +171,29 @@ fn subcommands() -> Vec<(String, Vec<String>)> {
 #[test]
 fn completions_mention_every_subcommand_and_flag() {
     let subs = subcommands();
+    // The internal subcommand exists and is hidden, so its absence below means something.
+    let mut cmd = bansuri::cli::command();
+    cmd.build();
+    assert!(
+        cmd.find_subcommand("step-exec")
+            .is_some_and(|s| s.is_hide_set()),
+        "step-exec is a hidden subcommand"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let script = stdout_of(&["completions", shell]);
+        // Each shell's own form of a subcommand entry, so `start` is not found inside
+        // `restart` nor `shell` inside a description.
+        let entry = |name: &str| match shell {
+            "bash" => format!("bansuri,{name})"),
+            "zsh" => format!("'{name}:"),
+            _ => format!("-a \"{name}\""),
+        };
         for (name, flags) in &subs {
             if !name.is_empty() {
                 assert!(
-                    script.contains(name.as_str()),
-                    "{shell} completion lacks subcommand `{name}`"
+                    script.contains(&entry(name)),
+                    "{shell} completion lacks subcommand `{name}` (`{}`)",
+                    entry(name)
                 );
             }
             for f in flags {
@@ -189,6 +205,10 @@ fn completions_mention_every_subcommand_and_flag() {
                 );
             }
         }
+        assert!(
+            !script.contains("step-exec"),
+            "{shell} completion offers the hidden `step-exec`"
+        );
     }
     // The bash script is valid bash.
     let s = Sandbox::new();

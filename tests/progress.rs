@@ -49,6 +49,7 @@ fn assert_live(term: &str) {
         !draws.is_empty(),
         "no progress line on the terminal:\n{term:?}"
     );
+    let mut lines = Vec::new();
     for &i in &draws {
         assert!(
             term[..i].ends_with(CLEAR),
@@ -61,10 +62,34 @@ fn assert_live(term: &str) {
             rest[end..].starts_with(CLEAR),
             "a progress line not cleared before what follows:\n{term:?}"
         );
+        lines.push(&rest["[progress] ".len()..end]);
+    }
+    // `3/4 done, 1 running, 1 failed, 0s elapsed, about 0s left`: every count on every
+    // draw, the failure counted while the batch still runs, and an estimate once a task
+    // has finished (task a ends while b, c and d are still to run).
+    for l in &lines {
+        let counts: Vec<&str> = l.splitn(4, ", ").collect();
+        assert!(
+            counts.len() == 4
+                && counts[0].ends_with("/4 done")
+                && counts[1].ends_with(" running")
+                && counts[2].ends_with(" failed")
+                && counts[3].contains(" elapsed"),
+            "a progress line without its counts: {l:?}"
+        );
     }
     assert!(
-        term.contains("/4 done,") && term.contains("running,") && term.contains("elapsed"),
-        "{term:?}"
+        lines.iter().any(|l| l.contains(", 1 failed, ")),
+        "no live line counts the failed task: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| {
+            l.split_once(" elapsed, about ").is_some_and(|(_, left)| {
+                left.strip_suffix("s left")
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            })
+        }),
+        "no live line with an estimate (`about Ns left`): {lines:?}"
     );
     let last = *draws.last().expect("a draw");
     let table = term.rfind("STATE").expect("the final table");

@@ -47,10 +47,30 @@ pub(super) fn completions(args: &CompletionsArgs) -> i32 {
         ShellArg::Elvish => Shell::Elvish,
         ShellArg::Powershell => Shell::PowerShell,
     };
-    let mut cmd = super::command();
+    let mut cmd = without_hidden_subcommands(&super::command());
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "bansuri", &mut out);
     print_bytes(&out)
+}
+
+/// The root command with the same arguments and settings but only its visible subcommands:
+/// clap_complete ignores `hide`, and the internal `step-exec` is not for users to type. clap
+/// cannot remove a subcommand, so the root is rebuilt from its parts (before clap builds it,
+/// so the generated `help` subcommand lists only the visible ones too).
+fn without_hidden_subcommands(cmd: &clap::Command) -> clap::Command {
+    let mut root = clap::Command::new("bansuri")
+        .version(crate::VERSION)
+        .args_conflicts_with_subcommands(cmd.is_args_conflicts_with_subcommands_set())
+        .args(cmd.get_arguments().cloned())
+        .groups(cmd.get_groups().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = cmd.get_about() {
+        root = root.about(about.clone());
+    }
+    if let Some(about) = cmd.get_long_about() {
+        root = root.long_about(about.clone());
+    }
+    root
 }
 
 /// The sections of the main page that clap does not know about.

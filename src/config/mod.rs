@@ -61,8 +61,9 @@
 //!   it). A task is named in errors by its `name`, or `scripts[i]` when it has none valid.
 //!   The `Spec` is returned only when there is no error at all.
 //! - `max_parallel: null` and `log_file: null` are the same as leaving them out.
-//! - A field of a later issue (`numprocs`, `depends-on`, `programs`, ...) is an error
-//!   saying it is not supported yet, rather than a "did you mean" to an unrelated field.
+//! - An unknown key is an error: a key of the other level (a task field at the top, a
+//!   global inside a task) says where it belongs, otherwise the nearest known key is
+//!   suggested ("did you mean"), or, when none is near, every known key is listed.
 //! - `notify`: `"mail"` and `"on-fail"` (any case) mean the global `notify_command`, and
 //!   are an error when that key is absent; `"none"` is the default; any other value must
 //!   be a notifier registered by the binary ([`Extensions`]). `notify-on` is one word or a

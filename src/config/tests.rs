@@ -706,7 +706,7 @@ fn bad_global_values() {
 }
 
 #[test]
-fn unknown_and_later_top_level_keys() {
+fn unknown_top_level_keys() {
     let e = err1(r#"{"scripts": [], "check_intervall": 5}"#);
     assert_has(&e, "unknown top-level key `check_intervall`");
     assert_has(&e, "did you mean `check_interval`?");

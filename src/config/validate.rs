@@ -57,9 +57,6 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("stop_before_end", &["stop-before-end"]),
 ];
 
-/// Top-level keys of later versions: "not supported yet", not a suggestion.
-const LATER_GLOBALS: &[&str] = &[];
-
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
 pub(crate) const TASK_FIELDS: &[Field] = &[
     field("name", &[]),
@@ -108,9 +105,6 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
     field("overlap", &[]),
     field("extra-args", &["extra_args"]),
 ];
-
-/// Task keys of later versions: "not supported yet", not a suggestion.
-const LATER_TASK_FIELDS: &[&str] = &[];
 
 mod program;
 
@@ -653,30 +647,22 @@ impl<'a> Validator<'a> {
 
     fn unknown(&mut self, key: &Key, task: Option<&str>) {
         let name = key.name.as_str();
-        let (message, own, later, other, other_help) = match task {
+        let (message, own, other, other_help) = match task {
             Some(t) => (
                 format!("unknown field `{name}` in task `{t}`"),
                 TASK_FIELDS,
-                LATER_TASK_FIELDS,
                 GLOBAL_FIELDS,
                 "is a global setting: move it to the top level of the file, outside `scripts`",
             ),
             None => (
                 format!("unknown top-level key `{name}`"),
                 GLOBAL_FIELDS,
-                LATER_GLOBALS,
                 TASK_FIELDS,
                 "is a task field: it belongs inside an entry of `scripts`",
             ),
         };
         let mut e = self.error(key.span.clone(), task, Some(name), message);
-        if later.contains(&name) {
-            e.message = format!(
-                "`{name}`{} is not supported yet by this version of bansuri",
-                in_task(task)
-            );
-            e.help = Some(format!("remove `{name}` for now"));
-        } else if find_field(other, name).is_some() {
+        if find_field(other, name).is_some() {
             e.help = Some(format!("`{name}` {other_help}"));
         } else if let Some(s) = suggest(name, own) {
             e.help = Some(format!("did you mean `{s}`?"));
