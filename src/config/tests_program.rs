@@ -272,6 +272,45 @@ fn rotation_sizes_and_backups() {
 }
 
 #[test]
+fn taskmaster_readme_shapes_validate_unchanged() {
+    // The two program blocks of the Taskmaster README, in their field names and values:
+    // `startretries` without `starttime`, and `autorestart: never` with both.
+    let text = "programs:
+  my_program:
+    cmd: \"/path/to/your/script.sh\"
+    numprocs: 1
+    autostart: true
+    autorestart: \"unexpected\"
+    exitcodes: [0]
+    startretries: 3
+    stopsignal: \"TERM\"
+    stdout: \"/path/to/stdout.log\"
+    stderr: \"/path/to/stderr.log\"
+    env:
+      MY_VAR: \"my_value\"
+  worker:
+    cmd: \"/bin/bash /opt/tm/scripts/worker.sh\"
+    numprocs: 3
+    workingdir: /tmp
+    autostart: true
+    autorestart: never
+    exitcodes: [0, 2, 3, 4, 1]
+    startretries: 3
+    starttime: 3
+    stopsignal: INT
+    stoptime: 5
+";
+    let s = parse_str(text, Path::new("/cfg/config.yaml"), Format::Yaml)
+        .unwrap_or_else(|e| panic!("the Taskmaster README's config is refused:\n{e}"));
+    let p = &s.tasks[0];
+    assert_eq!((p.start_retries, p.start_time), (3, Duration::from_secs(1)));
+    let w = &s.tasks[1];
+    assert_eq!(w.name, "worker:0");
+    assert_eq!((w.start_retries, w.start_time), (3, Duration::from_secs(3)));
+    assert_eq!(w.on_fail, crate::spec::OnFail::Stop);
+}
+
+#[test]
 fn yaml_taskmaster_programs_map() {
     let text = "programs:\n  worker:\n    cmd: \"./w.sh\"\n    numprocs: 2\n    exitcodes: [0, 2]\n    stopsignal: INT\n    umask: 022\n    autorestart: unexpected\n    env:\n      A: 1\n";
     let s = parse_str(text, Path::new("/cfg/config.yaml"), Format::Yaml).unwrap();
