@@ -630,9 +630,10 @@ impl Runtime {
                 continue;
             }
             // A notifier's group is no task's either: it is waited for, not ended.
-            if pgid.is_none_or(|g| {
-                self.runs.values().any(|r| r.pid == g) || self.notifying.is_notifier_group(g)
-            }) {
+            let Some(g) = pgid else {
+                continue;
+            };
+            if self.runs.values().any(|r| r.pid == g) || self.notifying.is_notifier_group(g) {
                 continue;
             }
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
