@@ -41,7 +41,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::clock::{Mono, Now};
 use crate::config;
-use crate::core::{Action, Core, Input, Mode, RunId};
+use crate::core::{Action, Core, Input, Mode, RunId, Usage};
 use crate::embed::Registry;
 use crate::guardian::Guardian;
 use crate::level::Level;
@@ -207,6 +207,10 @@ struct RunInfo {
     task: Arc<str>,
     /// `pid` is an srun client: stop signals go to its job step (see runtime/slurm.rs).
     srun: bool,
+    /// What members of the group reaped by bansuri (orphans: their parent died first, as
+    /// when a shell is killed before the program it started) used: added to the run's own
+    /// wait4 figures, which count only the children the leader waited for.
+    orphans: Usage,
 }
 
 /// The event loop and what it owns.
@@ -622,17 +626,13 @@ impl Runtime {
             }
             // Still in a run's process group: not escaped, the group drain covers it. A
             // zombie (killed with its group, not reaped yet) has escaped nothing either.
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-            let zombie = fields.next() == Some("Z");
-            let pgid = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-            if zombie {
+            let Some((state, g)) = spawn::state_and_group(pid) else {
+                continue;
+            };
+            if state == 'Z' {
                 continue;
             }
             // A notifier's group is no task's either: it is waited for, not ended.
-            let Some(g) = pgid else {
-                continue;
-            };
             if self.runs.values().any(|r| r.pid == g) || self.notifying.is_notifier_group(g) {
                 continue;
             }
@@ -810,6 +810,7 @@ impl Runtime {
                                 task: Arc::clone(&name),
                                 pipes,
                                 srun,
+                                orphans: Usage::default(),
                             },
                         );
                         self.guardian.watch(pid);
@@ -1214,6 +1215,13 @@ impl Runtime {
     /// while any member lives, so signalling it meanwhile is safe.
     fn reap_all(&mut self) -> Option<i32> {
         while let Some(pid) = spawn::exited_child() {
+            // Not a main process: note its group while it can still be read (a zombie keeps
+            // its /proc/PID/stat), so that what it used counts for its run.
+            let orphan_group = if self.pids.contains_key(&pid) {
+                None
+            } else {
+                spawn::process_group(pid)
+            };
             let Some(reaped) = spawn::reap(pid) else {
                 break;
             };
@@ -1229,6 +1237,12 @@ impl Runtime {
                 } else {
                     let msg = format!("reaped orphaned process {pid} (left behind by a task)");
                     self.master(Level::Debug, &msg);
+                }
+                if let Some(info) =
+                    orphan_group.and_then(|g| self.runs.values_mut().find(|r| r.pid == g))
+                {
+                    info.orphans.cpu += reaped.usage.cpu;
+                    info.orphans.max_rss = info.orphans.max_rss.max(reaped.usage.max_rss);
                 }
                 continue;
             };
@@ -1286,7 +1300,10 @@ impl Runtime {
         self.guardian.forget(reaped.pid);
         self.scan_escapees(&run);
         self.obs.forget_run(run);
+        let mut usage = reaped.usage;
         if let Some(info) = self.runs.remove(&run) {
+            usage.cpu += info.orphans.cpu;
+            usage.max_rss = usage.max_rss.max(info.orphans.max_rss);
             if let (true, Some(s)) = (info.srun, &mut self.slurm) {
                 s.forget(info.pid);
             }
@@ -1298,7 +1315,7 @@ impl Runtime {
         let input = Input::Exited {
             run,
             status: reaped.status,
-            usage: Some(reaped.usage),
+            usage: Some(usage),
         };
         self.notifying.forget_after(run);
         let actions = self.core.handle(input, self.now());

@@ -187,3 +187,32 @@ fn sampling_off_shows_no_figures_and_a_reload_switches_it_on() {
     wait_for(T, || state(&sb).filter(|d| d.node.is_some()))
         .unwrap_or_else(|| panic!("no sample after the reload; log:\n{}", b.log()));
 }
+
+#[test]
+fn a_runs_cpu_time_counts_the_orphans_bansuri_reaped() {
+    // The shell exits at once; the program it started in the background (deaf to the
+    // SIGTERM bansuri sends the leftovers of a finished main process) burns 0.4 s of CPU as
+    // an orphan, reparented to bansuri, the subreaper. The shell's own wait4 figures hold
+    // nothing of it: the run's CPU time must come from the orphan's.
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "bg", "command":
+        "trap '' TERM; python3 -c 'import time\nwhile time.process_time() < 0.4: pass' & exit 0"}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("[bg] Process finished with code 0"))
+        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    let cpu: f64 = line
+        .split("cpu ")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no cpu figure in {line:?}"));
+    assert!(
+        (0.35..2.0).contains(&cpu),
+        "the run's CPU time is the orphan's 0.4 s: {line}"
+    );
+}
