@@ -69,8 +69,10 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(200);
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A state from another node that says bansuri runs but is older than this is taken for
 /// one whose bansuri was killed without a last write (SIGKILL: OOM, KillWait, a node
-/// failure): three heartbeats missed.
-pub const STALE_AFTER: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
+/// failure): nine heartbeats missed. Not fewer: a shared file system that stalls for a
+/// minute (Lustre, NFS under load), an overloaded node and skewed clocks between nodes
+/// must not make a running bansuri look dead (its control commands would be refused).
+pub const STALE_AFTER: Duration = Duration::from_secs(9 * HEARTBEAT.as_secs());
 
 /// The whole state document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
