@@ -1461,6 +1461,30 @@ impl Core {
             return;
         }
 
+        if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
+            if let Some(spec) = self.tasks[i].pending.take() {
+                // A reload changed the task while this run was ending on its own terms (a
+                // timeout's stop was already under way): the end is counted, and the task
+                // starts over with the new settings; no retry of the old ones.
+                let task = &mut self.tasks[i];
+                task.stats.runs += 1;
+                task.stats.last_outcome = Some(if success {
+                    Outcome::Success
+                } else if matches!(end, ProcessEnd::TimedOut(_)) {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Failed
+                });
+                if !success {
+                    task.stats.failures += 1;
+                }
+                task.consecutive_failures = 0;
+                task.failed_starts = 0;
+                task.spec = spec;
+                self.schedule_task(i, now, None);
+                return;
+            }
+        }
         let start = self.failed_start(i, uptime, success, &end, now);
         if start == FailedStart::Fatal {
             // FATAL: the task's final failure.

@@ -1996,6 +1996,45 @@ fn reload_restarts_a_changed_task_after_its_old_run_has_stopped() {
 }
 
 #[test]
+fn reload_of_a_task_stopping_for_its_timeout_starts_the_new_settings_after_it() {
+    // The run times out at 1 s and is stopping (it takes 2 s to obey) when a reload
+    // changes the task: the run ends as timed out, not as stopped by the reload, and the
+    // new settings must still take over then; no retry with the old ones.
+    let g = Globals {
+        watchdog_timeout: secs(5),
+        ..Globals::default()
+    };
+    let old = TaskSpec {
+        timeout: Some(secs(1)),
+        on_fail: OnFail::Restart,
+        times: 3,
+        ..task("a")
+    };
+    let mut h = Harness::build(g.clone(), Mode::default(), vec![old.clone()]);
+    h.script("a", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(ms(1500));
+    assert_eq!(h.state("a"), TaskState::Stopping);
+    h.reload(g, vec![shell(old, "./new.sh")]);
+    h.step(secs(5));
+    // Old run: 0 -> timeout at 1 s -> gone at 3 s; the new command starts at once.
+    assert_eq!(
+        h.spawn_times("a")[..2],
+        [secs(0), secs(3)],
+        "{}",
+        h.job_log()
+    );
+    let cmds: Vec<String> = h
+        .outs()
+        .filter_map(|(_, a)| match a {
+            Action::Spawn { task, .. } => Some(task.command.display()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cmds[1], "./new.sh", "{cmds:?}");
+}
+
+#[test]
 fn reload_stops_a_removed_task_with_the_watchdog_then_forgets_it() {
     let g = Globals {
         watchdog_timeout: secs(4),
