@@ -219,6 +219,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a failed end: a timeout, or any other failure.
+    fn of_failure(end: &ProcessEnd) -> Outcome {
+        if matches!(end, ProcessEnd::TimedOut(_)) {
+            Outcome::Timeout
+        } else {
+            Outcome::Failed
+        }
+    }
+
     /// Counts as a failure for `--exit-when-done` and dependencies.
     pub fn is_failure(self) -> bool {
         matches!(
@@ -1470,10 +1479,8 @@ impl Core {
                 task.stats.runs += 1;
                 task.stats.last_outcome = Some(if success {
                     Outcome::Success
-                } else if matches!(end, ProcessEnd::TimedOut(_)) {
-                    Outcome::Timeout
                 } else {
-                    Outcome::Failed
+                    Outcome::of_failure(&end)
                 });
                 if !success {
                     task.stats.failures += 1;
@@ -1548,11 +1555,7 @@ impl Core {
             );
             return;
         }
-        let outcome = if matches!(end, ProcessEnd::TimedOut(_)) {
-            Outcome::Timeout
-        } else {
-            Outcome::Failed
-        };
+        let outcome = Outcome::of_failure(&end);
         task.stats.runs += 1;
         task.stats.failures += 1;
         task.stats.last_outcome = Some(outcome);

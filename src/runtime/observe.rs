@@ -16,7 +16,7 @@ use crate::control::state::{
     self, BansuriInfo, ConfigInfo, ControlInfo, InvalidInfo, JobInfo, LastExit, NodeInfo,
     ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
 };
-use crate::control::{stale, Paths};
+use crate::control::{stale, status, Paths};
 use crate::core::{short_end, Mode, Outcome, ProcessEnd, RunId};
 use crate::level::Level;
 use crate::sample::{self, GroupSample, MemWatch, Sampler};
@@ -88,10 +88,7 @@ impl Observer {
             // take each other's process groups for stale ones.
             if p.bansuri.running
                 && p.bansuri.pid != pid
-                && matches!(
-                    crate::control::status::liveness(p),
-                    crate::control::status::Liveness::Running
-                )
+                && matches!(status::liveness(p), status::Liveness::Running)
             {
                 return Err(RuntimeError(format!(
                     "another bansuri (pid {}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
@@ -190,9 +187,10 @@ impl Runtime {
             self.master(Level::Error, &msg);
         }
         if let Some(p) = &prev {
-            let age = (Utc::now() - p.written_at).num_seconds();
-            if p.bansuri.running && p.bansuri.host != self.obs.host && age < 60 {
-                // Cannot be checked from here: it may be a live bansuri on another node.
+            // The rule `status` uses: a state from another node with a recent heartbeat
+            // may be a live bansuri there (it cannot be checked from here).
+            if status::liveness(p) == status::Liveness::Elsewhere {
+                let age = (Utc::now() - p.written_at).num_seconds();
                 let msg = format!(
                     "the state file was written {age} s ago by a bansuri on {} (pid {}); if it still runs, the two overwrite each other's state: give each its own `state_dir`",
                     p.bansuri.host, p.bansuri.pid
