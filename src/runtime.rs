@@ -1241,8 +1241,7 @@ impl Runtime {
                 if let Some(info) =
                     orphan_group.and_then(|g| self.runs.values_mut().find(|r| r.pid == g))
                 {
-                    info.orphans.cpu += reaped.usage.cpu;
-                    info.orphans.max_rss = info.orphans.max_rss.max(reaped.usage.max_rss);
+                    info.orphans.absorb(reaped.usage);
                 }
                 continue;
             };
@@ -1302,8 +1301,7 @@ impl Runtime {
         self.obs.forget_run(run);
         let mut usage = reaped.usage;
         if let Some(info) = self.runs.remove(&run) {
-            usage.cpu += info.orphans.cpu;
-            usage.max_rss = usage.max_rss.max(info.orphans.max_rss);
+            usage.absorb(info.orphans);
             if let (true, Some(s)) = (info.srun, &mut self.slurm) {
                 s.forget(info.pid);
             }

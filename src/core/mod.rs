@@ -146,6 +146,15 @@ pub struct Usage {
     pub max_rss: u64,
 }
 
+impl Usage {
+    /// Add another process's figures: CPU times add up, peak RSS is the larger one (as
+    /// wait4 reports a process and the children it waited for).
+    pub fn absorb(&mut self, other: Usage) {
+        self.cpu += other.cpu;
+        self.max_rss = self.max_rss.max(other.max_rss);
+    }
+}
+
 /// Why bansuri stopped a run itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
