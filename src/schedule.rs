@@ -374,6 +374,20 @@ fn compile(text: &str) -> Result<Fields, String> {
                         .to_string(),
                 )
             }
+            // The Bansuri manual prints `@ 2 * * *` where `0 2 * * *` is meant (a `0`
+            // turned into `@`): say so rather than only listing the macros.
+            None if text[1..].starts_with(char::is_whitespace)
+                && text[1..].split_whitespace().count() == 4 =>
+            {
+                let fixed = format!(
+                    "0 {}",
+                    text[1..].split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+                return Err(format!(
+                    "`{text}` is not a cron expression: `@` is not a minute; \
+                     did you mean `{fixed}`?"
+                ));
+            }
             None => {
                 return Err(format!(
                     "unknown cron macro `{text}` (expected @hourly, @daily, @midnight, \
@@ -878,6 +892,7 @@ mod tests {
             ("0 0 31 4,6,9,11 *", "never matches"),
             ("@reboot", "runs once at start-up"),
             ("@often", "unknown cron macro `@often`"),
+            ("@ 2 * * *", "did you mean `0 2 * * *`?"),
             ("0 0 L * *", "day-of-month field: `L` is not a number"),
         ];
         for (expr, want) in cases {
