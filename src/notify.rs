@@ -313,25 +313,44 @@ fn section(text: &str) -> String {
 /// `notify_command` with each placeholder replaced by a quoted reference to its
 /// variable (see the module docs). Unknown `{words}` stay as they are (shell brace
 /// groups, `awk '{print}'`).
+///
+/// The quoting around a placeholder is tracked through nesting: a command substitution
+/// (`$(...)`, backquotes) starts a new unquoted context even inside double quotes, so
+/// `"$(printf %s {task})"` gets `"${BANSURI_TASK}"` inside the `$(...)`, one word there too.
 pub fn expand_command(template: &str) -> String {
+    /// A quoting context of the shell; the innermost is the last on the stack.
     #[derive(Clone, Copy, PartialEq)]
     enum Q {
-        None,
+        /// Unquoted: the top level, or inside `$(...)` (`depth`: open `(` inside it).
+        Plain {
+            sub: bool,
+            depth: u32,
+        },
+        /// Inside backquotes (a command substitution).
+        Backtick,
+        /// Inside `$((...))`: expanded as in double quotes, where quotes are not allowed.
+        Arith {
+            depth: u32,
+        },
         Single,
         Double,
     }
     let mut out = String::with_capacity(template.len() + 32);
-    let mut q = Q::None;
+    let mut stack = vec![Q::Plain {
+        sub: false,
+        depth: 0,
+    }];
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
+        let q = *stack.last().expect("the top level is never popped");
         if c == '{' {
             let hit = PLACEHOLDERS.iter().find(|(name, _)| {
                 rest[1..].starts_with(name) && rest[1 + name.len()..].starts_with('}')
             });
             if let Some((name, var)) = hit {
                 match q {
-                    Q::None => write!(out, "\"${{{var}}}\""),
-                    Q::Double => write!(out, "${{{var}}}"),
+                    Q::Plain { .. } | Q::Backtick => write!(out, "\"${{{var}}}\""),
+                    Q::Double | Q::Arith { .. } => write!(out, "${{{var}}}"),
                     Q::Single => write!(out, "'\"${{{var}}}\"'"),
                 }
                 .expect("writing to a String");
@@ -341,16 +360,64 @@ pub fn expand_command(template: &str) -> String {
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
-        match (q, c) {
-            (Q::None, '\'') => q = Q::Single,
-            (Q::Single, '\'') => q = Q::None,
-            (Q::None, '"') => q = Q::Double,
-            (Q::Double, '"') => q = Q::None,
+        if q == Q::Single {
+            if c == '\'' {
+                stack.pop();
+            }
+            continue;
+        }
+        match c {
             // A backslash outside single quotes takes the next character literally.
-            (Q::None | Q::Double, '\\') => {
+            '\\' => {
                 if let Some(n) = rest.chars().next() {
                     out.push(n);
                     rest = &rest[n.len_utf8()..];
+                }
+            }
+            '$' if rest.starts_with("((") => {
+                out.push_str("((");
+                rest = &rest[2..];
+                stack.push(Q::Arith { depth: 0 });
+            }
+            '$' if rest.starts_with('(') => {
+                out.push('(');
+                rest = &rest[1..];
+                stack.push(Q::Plain {
+                    sub: true,
+                    depth: 0,
+                });
+            }
+            '`' if q == Q::Backtick => {
+                stack.pop();
+            }
+            '`' => stack.push(Q::Backtick),
+            '"' if q == Q::Double => {
+                stack.pop();
+            }
+            '"' => stack.push(Q::Double),
+            '\'' if q != Q::Double => stack.push(Q::Single),
+            '(' | ')' if matches!(q, Q::Arith { .. }) => {
+                if let Some(Q::Arith { depth }) = stack.last_mut() {
+                    if c == '(' {
+                        *depth += 1;
+                    } else if *depth > 0 {
+                        *depth -= 1;
+                    } else if rest.starts_with(')') {
+                        out.push(')');
+                        rest = &rest[1..];
+                        stack.pop();
+                    }
+                }
+            }
+            '(' | ')' => {
+                if let Some(Q::Plain { sub: true, depth }) = stack.last_mut() {
+                    if c == '(' {
+                        *depth += 1;
+                    } else if *depth > 0 {
+                        *depth -= 1;
+                    } else {
+                        stack.pop();
+                    }
                 }
             }
             _ => {}
@@ -548,6 +615,29 @@ mod tests {
         assert_eq!(
             expand_command("echo \"a \\\" {host}\""),
             "echo \"a \\\" ${BANSURI_HOST}\""
+        );
+    }
+
+    #[test]
+    fn placeholders_in_command_substitutions_are_quoted_there_too() {
+        // Inside "$(...)" the shell is unquoted again: a bare ${V} would be split and
+        // globbed there.
+        assert_eq!(
+            expand_command("echo \"n=$(set -- {description}; echo $#)\""),
+            "echo \"n=$(set -- \"${BANSURI_DESCRIPTION}\"; echo $#)\""
+        );
+        assert_eq!(
+            expand_command("echo \"`printf '<%s>' {task}` {task}\""),
+            "echo \"`printf '<%s>' \"${BANSURI_TASK}\"` ${BANSURI_TASK}\""
+        );
+        // Parentheses inside the substitution, arithmetic, and quotes again inside it.
+        assert_eq!(
+            expand_command("x \"$( (echo \"{task}\") ) {task}\" $(({code}+1)) {task}"),
+            "x \"$( (echo \"${BANSURI_TASK}\") ) ${BANSURI_TASK}\" $((${BANSURI_CODE}+1)) \"${BANSURI_TASK}\""
+        );
+        assert_eq!(
+            expand_command("echo \"$(echo '{task}')\""),
+            "echo \"$(echo ''\"${BANSURI_TASK}\"'')\""
         );
     }
 

@@ -190,6 +190,35 @@ fn placeholders_and_environment_cannot_inject_shell_syntax() {
     }
 }
 
+/// A placeholder reaches the command as one literal argument, whatever the value holds
+/// (spaces, `*`, quotes, `$(...)`), also inside a command substitution within double
+/// quotes, where the shell splits and globs again.
+#[test]
+fn a_placeholder_is_one_literal_argument_even_inside_a_command_substitution() {
+    let sb = Sandbox::new();
+    let description = "two  words * and 'quoted' $(touch pwned)";
+    let cfg = format!(
+        r#"{{"notify_command": "sh -c 'echo $#; for a; do echo \"<$a>\"; done' - {{description}} > args; echo \"$(set -- {{description}}; echo $#) $(printf '<%s>' {{description}})\" > sub; echo \"`printf '<%s>' {{description}}`\" > bq",
+        "scripts": [{{"name": "t", "command": "exit 1", "description": {desc}, "notify": "mail"}}]}}"#,
+        desc = serde_json::to_string(description).unwrap()
+    );
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(
+        sb.read("args"),
+        format!("1\n<{description}>\n"),
+        "log:\n{log}"
+    );
+    assert_eq!(
+        sb.read("sub"),
+        format!("1 <{description}>\n"),
+        "log:\n{log}"
+    );
+    assert_eq!(sb.read("bq"), format!("<{description}>\n"), "log:\n{log}");
+    assert!(!sb.file("pwned").exists(), "log:\n{log}");
+}
+
 /// Kills the process groups whose ids a test's notifiers wrote, if the test fails early.
 struct GroupGuard(PathBuf);
 
