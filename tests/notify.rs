@@ -63,7 +63,7 @@ fn mail_notice_holds_every_field_attempt_3_of_3_and_the_stderr_tail() {
     // Written before bansuri exited: the exit waits for the notifier.
     let out = sb.read("OUT");
     assert!(
-        out.starts_with("==== [bansuri] Task Failure ===="),
+        out.starts_with("==== [Bansuri] Task Failure ===="),
         "{out}\nlog:\n{log}"
     );
     assert!(out.contains("Task 'flaky' has failed."), "{out}");
@@ -87,14 +87,14 @@ fn mail_notice_holds_every_field_attempt_3_of_3_and_the_stderr_tail() {
     );
     // The tails are of the last attempt only, the last 20 lines of stdout.
     let stdout = out
-        .split("--- Output (last lines of stdout) ---\n")
+        .split("--- Output ---\n")
         .nth(1)
         .and_then(|s| s.split("\n\n--- Error").next())
         .unwrap_or_else(|| panic!("no output section:\n{out}"));
     let want: Vec<String> = (6..=25).map(|i| format!("out-3-{i}")).collect();
     assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{out}");
     assert!(
-        out.contains("--- Error (last lines of stderr) ---\nerr-first-3\nerr-last-3\n"),
+        out.contains("--- Error ---\nerr-first-3\nerr-last-3\n"),
         "{out}"
     );
     assert!(
@@ -123,15 +123,12 @@ fn tail_of_file_outputs_is_what_the_run_appended() {
     b.wait(T).expect("bansuri exits");
     let out = sb.read("OUT");
     assert!(
-        out.contains("--- Output (last lines of stdout) ---\nto-file\n"),
+        out.contains("--- Output ---\nto-file\n"),
         "{out}\nlog:\n{}",
         b.log()
     );
     assert!(!out.contains("earlier run"), "{out}");
-    assert!(
-        out.contains("--- Error (last lines of stderr) ---\noops\n"),
-        "{out}"
-    );
+    assert!(out.contains("--- Error ---\noops\n"), "{out}");
     // The files themselves got everything, as before.
     assert_eq!(sb.read("task.out"), "line of an earlier run\nto-file\n");
     assert_eq!(sb.read("task.err"), "oops\n");
@@ -374,7 +371,7 @@ fn success_and_recovery_notices_when_asked() {
     .unwrap_or_else(|| panic!("notices:\n{}", sb.read("notices")));
     let n = sb.read("notices");
     assert_eq!(
-        n.matches("==== [bansuri] Task Failure ====").count(),
+        n.matches("==== [Bansuri] Task Failure ====").count(),
         1,
         "{n}"
     );
