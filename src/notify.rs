@@ -270,6 +270,41 @@ impl Notice {
         m
     }
 
+    /// The notice for a Python notifier: the fields of the manual's `FailureInfo` (9.4.2),
+    /// typed, plus `event`, `result`, `host`, `job_id` and the whole `message`.
+    /// `return_code` is the exit code, minus the signal number for a run killed by a
+    /// signal (as Python's subprocess reports it), -1 when there is no code (timeout,
+    /// stop, failed start).
+    pub fn to_json(&self) -> String {
+        let return_code = match &self.end {
+            ProcessEnd::Exited(c) => *c,
+            ProcessEnd::Signaled(s) => -s,
+            _ => -1,
+        };
+        serde_json::json!({
+            "task_name": self.task,
+            "command": self.command,
+            "working_directory": self.working_directory.display().to_string(),
+            "return_code": return_code,
+            "attempt": self.attempt,
+            "max_attempts": self.attempts,
+            "timestamp": self
+                .time
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string(),
+            "description": self.description,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "event": self.event.word(),
+            "result": self.result(),
+            "host": self.host,
+            "job_id": self.job_id,
+            "message": self.message(),
+        })
+        .to_string()
+    }
+
     /// The `BANSURI_*` variables of the notifier: the placeholders' values, plus the
     /// output tails (`BANSURI_STDOUT`, `BANSURI_STDERR`). NUL bytes are dropped (an
     /// environment cannot hold them).
@@ -460,6 +495,19 @@ pub struct CommandChild {
 /// in a session of its own (PDEATHSIG, empty signal mask, as tasks), the message on stdin
 /// (an in-memory file, so writing it never blocks), stdout and stderr into one pipe.
 pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<CommandChild, String> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(expand_command(template));
+    spawn_notifier(cmd, notice, dir, "/bin/sh")
+}
+
+/// Start a notifier process `cmd` for `notice` as [`spawn_command`] does (`what` names the
+/// program in an error).
+pub fn spawn_notifier(
+    mut cmd: Command,
+    notice: &Notice,
+    dir: &Path,
+    what: &str,
+) -> Result<CommandChild, String> {
     let stdin =
         message_file(&notice.message()).map_err(|e| format!("cannot prepare the message: {e}"))?;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -468,10 +516,7 @@ pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<Comm
     let w2 = w
         .try_clone()
         .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(expand_command(template))
-        .current_dir(dir)
+    cmd.current_dir(dir)
         .envs(notice.vars())
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(w))
@@ -479,7 +524,7 @@ pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<Comm
     crate::spawn::detach(&mut cmd);
     let child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
     let pid = child.id();
     // Reaped by the runtime (by pid), like tasks.
     drop(child);

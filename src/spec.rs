@@ -202,6 +202,9 @@ pub enum Notify {
     Command,
     /// Any other name: a notifier registered through the library API.
     Registered(String),
+    /// `"module.path:ClassName"` (not registered): a Python `Notifier` subclass, run by
+    /// bansuri's Python runner in a process of its own.
+    Python(String),
 }
 
 /// What a notification is about.

@@ -629,3 +629,100 @@ fn validate_names_the_registered_tasks_and_notifiers() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("(in-process task `disk-check`)"), "{text}");
 }
+
+/// The manual's custom notifier (9.6): a `Notifier` subclass whose constructor takes a
+/// `webhook_url`, named by `"notify": "module:Class"` and run like a Python custom task
+/// (imported from the task's working directory). Its `FailureInfo` has the manual's fields.
+/// A module or class that is not there fails that notification with a clear message.
+#[test]
+fn a_python_notifier_class_gets_the_failure_info() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.file("alerts")).expect("mkdir");
+    sb.write("alerts/__init__.py", "");
+    sb.write(
+        "alerts/slack.py",
+        r#"
+import json
+from bansuri.alerts.notifier import Notifier, FailureInfo
+
+class SlackNotifier(Notifier):
+    def __init__(self, webhook_url: str, retries: int = 1):
+        self.webhook_url = webhook_url
+        self.retries = retries
+
+    def notify(self, failure_info: FailureInfo) -> bool:
+        message = f"Task '{failure_info.task_name}' failed with code {failure_info.return_code}"
+        with open("sent.jsonl", "a") as f:
+            f.write(json.dumps({
+                "url": self.webhook_url, "retries": self.retries, "text": message,
+                "attempt": failure_info.attempt, "max_attempts": failure_info.max_attempts,
+                "command": failure_info.command, "workdir": failure_info.working_directory,
+                "description": failure_info.description, "stdout": failure_info.stdout,
+                "stderr": failure_info.stderr, "year": failure_info.timestamp.year,
+                "header": failure_info.message.splitlines()[0],
+            }) + "\n")
+        print("posted to", self.webhook_url)
+        return True
+"#,
+    );
+    let cfg = r#"{"scripts": [
+        {"name": "job", "command": "echo some output; echo an error >&2; exit 3",
+         "description": "nightly", "stderr": "log", "notify": "alerts.slack:SlackNotifier",
+         "env": {"WEBHOOK_URL": "https://hooks.example.org/T1", "RETRIES": "2",
+                 "PYTHONDONTWRITEBYTECODE": "1"}},
+        {"name": "nomodule", "command": "exit 1", "notify": "alerts.nowhere:SlackNotifier"},
+        {"name": "noclass", "command": "exit 1", "notify": "alerts.slack:TeamsNotifier"},
+        {"name": "nourl", "command": "exit 1", "notify": "alerts.slack:SlackNotifier"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "log:\n{log}");
+    let sent = sb.read("sent.jsonl");
+    let lines: Vec<&str> = sent.lines().collect();
+    assert_eq!(lines.len(), 1, "{sent}\nlog:\n{log}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(v["url"], "https://hooks.example.org/T1");
+    assert_eq!(v["retries"], 2);
+    assert_eq!(v["text"], "Task 'job' failed with code 3");
+    assert_eq!(
+        (v["attempt"].clone(), v["max_attempts"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_eq!(v["command"], "echo some output; echo an error >&2; exit 3");
+    assert_eq!(Path::new(v["workdir"].as_str().unwrap()), sb.path(), "{v}");
+    assert_eq!(v["description"], "nightly");
+    assert_eq!(v["stdout"], "some output");
+    assert_eq!(v["stderr"], "an error");
+    assert!(v["year"].as_i64().is_some_and(|y| y >= 2024), "{v}");
+    assert_eq!(v["header"], "==== [Bansuri] Task Failure ====");
+    assert!(
+        log.contains("[notify:job] | posted to https://hooks.example.org/T1"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "Notification sent (failure): Python notifier alerts.slack:SlackNotifier exited with code 0"
+        ),
+        "{log}"
+    );
+    for (task, want) in [
+        ("nomodule", "ModuleNotFoundError: No module named 'alerts.nowhere'"),
+        ("nomodule", "bansuri: cannot import alerts.nowhere:SlackNotifier"),
+        ("noclass", "has no attribute 'TeamsNotifier'"),
+        (
+            "nourl",
+            "bansuri: cannot create alerts.slack:SlackNotifier: parameter `webhook_url`: set WEBHOOK_URL in the task's env",
+        ),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("[notify:{task}] | ")) && l.contains(want)),
+            "{task}: {want}\nlog:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("[{task}] WARNING: Notifier failed (failure): Python notifier")),
+            "{task}\nlog:\n{log}"
+        );
+    }
+}

@@ -369,7 +369,7 @@ fn task_entries() -> Vec<Entry> {
         entry(
             "notify",
             json!({"anyOf": [{"enum": ["mail", "on-fail", "none"]}, non_empty_string()]}),
-            "`mail` (or `on-fail`): run the global notify_command when a run fails finally; `none` (default); or a notifier registered by a program embedding bansuri.",
+            "`mail` (or `on-fail`): run the global notify_command when a run fails finally; `none` (default); `module.path:ClassName`, a Python Notifier subclass; or a notifier registered by a program embedding bansuri.",
         ),
         entry(
             "notify-on",

@@ -38,9 +38,12 @@ impl Validator<'_> {
             if notifiers.contains(w) {
                 return Ok(Notify::Registered(w.to_string()));
             }
+            if crate::python::class_spec(w).is_some() {
+                return Ok(Notify::Python(w.to_string()));
+            }
             Err(Problem::new(format!("unknown notifier \"{}\"", s.escape_debug())).help(
                 format!(
-                    "use \"mail\" (runs the global `notify_command`), \"none\", or a registered notifier; {}",
+                    "use \"mail\" (runs the global `notify_command`), \"none\", a Python notifier class (\"module.path:ClassName\"), or a registered notifier; {}",
                     registered(notifiers, "notifiers")
                 ),
             ))
