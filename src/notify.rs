@@ -212,9 +212,10 @@ impl Notice {
     /// One line: `[bansuri] task 'backup' failed on node12 (job 4242)`.
     pub fn subject(&self) -> String {
         let what = match self.event {
-            NotifyEvent::Failure => "failed",
-            NotifyEvent::Success => "succeeded",
-            NotifyEvent::Recovery => "recovered",
+            NotifyEvent::Failure => "failed".to_owned(),
+            NotifyEvent::Success => "succeeded".to_owned(),
+            NotifyEvent::Recovery => "recovered".to_owned(),
+            NotifyEvent::Attempt => format!("failed (attempt {}, retrying)", self.attempt_text()),
         };
         format!(
             "[bansuri] task '{}' {what} on {} (job {})",
@@ -229,6 +230,9 @@ impl Notice {
             NotifyEvent::Failure => ("Task Failure", "has failed"),
             NotifyEvent::Success => ("Task Success", "has succeeded"),
             NotifyEvent::Recovery => ("Task Recovery", "has succeeded again after a failure"),
+            // The manual's notice of a failed attempt: a failure, its Attempt line says
+            // which ("1/3").
+            NotifyEvent::Attempt => ("Task Failure", "has failed"),
         };
         let mut m = String::new();
         let _ = writeln!(m, "==== [Bansuri] {title} ====\n");

@@ -384,7 +384,7 @@ fn success_and_recovery_notices_when_asked() {
         count_events(l, "r", "Process finished with code 0") >= 3
     });
     assert_eq!(
-        sb.read("notices").matches("==== [bansuri]").count(),
+        sb.read("notices").matches("==== [Bansuri]").count(),
         2,
         "later successes are not told; log:\n{log}"
     );
@@ -725,4 +725,82 @@ class SlackNotifier(Notifier):
             "{task}\nlog:\n{log}"
         );
     }
+}
+
+/// `"notify-on": ["failure", "attempt"]`: each failed attempt is told as the manual shows
+/// it ("Attempt: 1/3", "2/3"), then the final failure ("3/3"); the message is the manual's
+/// text line for line. Without `attempt` only the final failure is told (above).
+#[test]
+fn each_failed_attempt_is_told_with_notify_on_attempt_in_the_manuals_exact_text() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"notify_command": "cat > \"notice-${BANSURI_ATTEMPT%%/*}-$BANSURI_EVENT\"", "scripts": [{
+        "name": "critical-backup", "command": "echo out-$BANSURI_ATTEMPT; echo err-$BANSURI_ATTEMPT >&2; exit 1",
+        "description": "Optional task description", "stderr": "log",
+        "on-fail": "restart", "times": 3, "restart-delay": "50ms",
+        "notify": "mail", "notify-on": ["failure", "attempt"]}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "log:\n{log}");
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(sb.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("notice-"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names,
+        ["notice-1-attempt", "notice-2-attempt", "notice-3-failure"],
+        "log:\n{log}"
+    );
+    for (n, file) in names.iter().enumerate() {
+        let text = sb.read(file);
+        let n = n + 1;
+        let want = format!(
+            "==== [Bansuri] Task Failure ====
+
+Task 'critical-backup' has failed.
+
+--- Task Details ---
+Name:          critical-backup
+Command:       echo out-$BANSURI_ATTEMPT; echo err-$BANSURI_ATTEMPT >&2; exit 1
+Working Directory: {wd}
+Return Code:    1
+Attempt:        {n}/3
+Timestamp:      {ts}
+Description:    Optional task description
+Host:           {host} (job {job})
+
+--- Output ---
+out-{n}
+
+--- Error ---
+err-{n}
+
+---
+
+This is an automated message from Bansuri Orchestrator.
+",
+            wd = sb.path().display(),
+            ts = field(&text, "Timestamp"),
+            host = host(),
+            job = job_id(),
+        );
+        assert_eq!(text, want, "{file}; log:\n{log}");
+        assert!(is_timestamp(field(&text, "Timestamp")), "{text}");
+    }
+    assert_eq!(
+        count_events(&log, "critical-backup", "Notifying (attempt)"),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        count_events(&log, "critical-backup", "Notifying (failure)"),
+        1,
+        "{log}"
+    );
 }

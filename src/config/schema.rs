@@ -374,10 +374,10 @@ fn task_entries() -> Vec<Entry> {
         entry(
             "notify-on",
             {
-                let event = words(&["failure", "success", "recovery"]);
+                let event = words(&["failure", "success", "recovery", "attempt"]);
                 json!({"anyOf": [event.clone(), {"type": "array", "minItems": 1, "items": event}]})
             },
-            "What is told: failure (default), success, recovery.",
+            "What is told: failure (default), success, recovery, attempt (each failed attempt that is retried).",
         ),
         entry(
             "srun",

@@ -1562,6 +1562,7 @@ impl Core {
                 Level::Info,
                 format!("Restarting in {} ({why})", fmt_dur(delay)),
             );
+            self.notify_attempt(i, id, run.attempt, &end, now);
             return;
         }
         let outcome = Outcome::of_failure(&end);
