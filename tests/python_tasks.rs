@@ -406,3 +406,31 @@ class ShellTask(AbstractTask):
         "run()'s code is the exit code:\n{log}"
     );
 }
+
+/// A working directory with a `task_base.py` of its own (the hot-reload manager's file)
+/// keeps it: that module is imported, not bansuri's alias, and a class deriving from its
+/// AbstractTask runs.
+#[test]
+fn a_task_base_of_the_users_own_wins_over_the_alias() {
+    let sb = Sandbox::new();
+    sb.write(
+        "task_base.py",
+        "import abc\nMARK = 'theirs'\nclass TaskConfig: pass\nclass AbstractTask(abc.ABC):\n    def __init__(self, config):\n        self.config = config\n",
+    );
+    sb.write(
+        "mine.py",
+        "import task_base\nfrom task_base import AbstractTask\nclass T(AbstractTask):\n    def run(self):\n        print('task_base is', task_base.MARK)\n        return 0\n    def stop(self):\n        pass\n",
+    );
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "own", "command": "mine:T", "no-interface": true,
+            "env": {"PYTHONDONTWRITEBYTECODE": "1"}}]}"#,
+        &["--once"],
+    );
+    let (st, err) = b.wait(Duration::from_secs(30)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "{err}\n{log}");
+    assert!(
+        output_lines(&log, "own").contains(&"task_base is theirs"),
+        "{log}"
+    );
+}

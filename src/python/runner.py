@@ -283,8 +283,11 @@ def _is_task(cls) -> bool:
     """An AbstractTask, or (with a task_base of the user's own) a class with run and stop."""
     if issubclass(cls, AbstractTask):
         return True
-    return sys.modules.get("task_base") is not None and all(
-        callable(getattr(cls, m, None)) for m in ("run", "stop")
+    own = sys.modules.get("task_base")
+    return (
+        own is not None
+        and own is not sys.modules["bansuri.base.task_base"]
+        and all(callable(getattr(cls, m, None)) for m in ("run", "stop"))
     )
 
 
