@@ -56,8 +56,9 @@ enum Command {
     Status(StatusArgs),
     /// Start tasks now (a stopped or finished one included).
     Start(TasksArgs),
-    /// Stop tasks gracefully; they stay stopped until `bansuri start`.
-    Stop(TasksArgs),
+    /// Stop tasks gracefully; they stay stopped until `bansuri start`. With no task named:
+    /// stop every task and bansuri itself (as `bansuri shutdown`).
+    Stop(StopArgs),
     /// Stop tasks gracefully, then start them again.
     Restart(TasksArgs),
     /// Re-read the config file now (like SIGHUP) and say what changed.
@@ -101,7 +102,19 @@ struct TasksArgs {
 }
 
 #[derive(Debug, Args)]
+struct StopArgs {
+    /// Task names (a `numprocs` program's name: all its instances); none: stop bansuri.
+    #[arg(value_name = "TASK")]
+    tasks: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
 struct StatusArgs {
+    /// Only these tasks (a `numprocs` program's name: all its instances); all when none.
+    #[arg(value_name = "TASK")]
+    tasks: Vec<String>,
     #[command(flatten)]
     config: ConfigArg,
     /// Print the state document (JSON) instead of the table.
@@ -206,6 +219,11 @@ where
         Some(Command::StepExec(a)) => crate::slurm::step_exec::run(&a.command),
         Some(Command::Run(args)) => run(args, registry),
         Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
+        Some(Command::Stop(a)) if a.tasks.is_empty() => {
+            // The Bansuri manual's `bansuri stop` (12.3.3): bansuri itself stops, gracefully.
+            println!("No task named: stopping bansuri (as `bansuri shutdown`)");
+            control_cmd(a.config, Cmd::Shutdown, &[])
+        }
         Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
         Some(Command::Restart(a)) => control_cmd(a.config, Cmd::Restart, &a.tasks),
         Some(Command::Reload(c)) => control_cmd(c, Cmd::Reload, &[]),
@@ -213,6 +231,7 @@ where
         Some(Command::Shell(c)) => client_result(control::shell::run(c.config.as_deref())),
         Some(Command::Status(a)) => client_result(control::client::status(
             a.config.config.as_deref(),
+            &a.tasks,
             a.json,
             a.watch,
         )),

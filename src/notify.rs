@@ -212,9 +212,10 @@ impl Notice {
     /// One line: `[bansuri] task 'backup' failed on node12 (job 4242)`.
     pub fn subject(&self) -> String {
         let what = match self.event {
-            NotifyEvent::Failure => "failed",
-            NotifyEvent::Success => "succeeded",
-            NotifyEvent::Recovery => "recovered",
+            NotifyEvent::Failure => "failed".to_owned(),
+            NotifyEvent::Success => "succeeded".to_owned(),
+            NotifyEvent::Recovery => "recovered".to_owned(),
+            NotifyEvent::Attempt => format!("failed (attempt {}, retrying)", self.attempt_text()),
         };
         format!(
             "[bansuri] task '{}' {what} on {} (job {})",
@@ -222,53 +223,90 @@ impl Notice {
         )
     }
 
-    /// The full message, as written to `notify_command`'s stdin.
+    /// The full message, as written to `notify_command`'s stdin: the Bansuri manual's
+    /// format (9.3.1) line for line, its labels and their alignment, plus a `Host:` line.
     pub fn message(&self) -> String {
         let (title, said) = match self.event {
             NotifyEvent::Failure => ("Task Failure", "has failed"),
             NotifyEvent::Success => ("Task Success", "has succeeded"),
             NotifyEvent::Recovery => ("Task Recovery", "has succeeded again after a failure"),
+            // The manual's notice of a failed attempt: a failure, its Attempt line says
+            // which ("1/3").
+            NotifyEvent::Attempt => ("Task Failure", "has failed"),
         };
         let mut m = String::new();
-        let _ = writeln!(m, "==== [bansuri] {title} ====\n");
+        let _ = writeln!(m, "==== [Bansuri] {title} ====\n");
         let _ = writeln!(m, "Task '{}' {said}.\n", self.task);
         let _ = writeln!(m, "--- Task Details ---");
+        // The manual's labels with its own spacing (the value columns are not all equal).
         let rows = [
-            ("Name", self.task.clone()),
-            ("Command", self.command.clone()),
+            ("Name:          ", self.task.clone()),
+            ("Command:       ", self.command.clone()),
             (
-                "Working Directory",
+                "Working Directory: ",
                 self.working_directory.display().to_string(),
             ),
-            ("Return Code", self.result()),
-            ("Attempt", self.attempt_text()),
-            ("Timestamp", self.timestamp()),
-            ("Description", self.description.clone()),
-            ("Host", format!("{} (job {})", self.host, self.job_id)),
+            ("Return Code:    ", self.result()),
+            ("Attempt:        ", self.attempt_text()),
+            ("Timestamp:      ", self.timestamp()),
+            ("Description:    ", self.description.clone()),
+            (
+                "Host:           ",
+                format!("{} (job {})", self.host, self.job_id),
+            ),
         ];
         for (k, v) in rows {
-            let _ = writeln!(m, "{:<19}{v}", format!("{k}:"));
+            let _ = writeln!(m, "{k}{v}");
         }
-        let _ = writeln!(m, "\n--- Output (last lines of stdout) ---");
+        let _ = writeln!(m, "\n--- Output ---");
         m.push_str(&section(&self.stdout));
+        let _ = writeln!(m, "\n--- Error ---");
         match self.stderr_kind {
-            StderrKind::Separate => {
-                let _ = writeln!(m, "\n--- Error (last lines of stderr) ---");
-                m.push_str(&section(&self.stderr));
-            }
+            StderrKind::Separate => m.push_str(&section(&self.stderr)),
             StderrKind::Combined => {
-                let _ = writeln!(
-                    m,
-                    "\n--- Error ---\n(stderr is combined with stdout: see the output above)"
-                );
+                let _ = writeln!(m, "(stderr is combined with stdout: see the output above)");
             }
         }
         let _ = writeln!(
             m,
-            "\n---\nThis is an automated message from the bansuri orchestrator on {}.",
-            self.host
+            "\n---\n\nThis is an automated message from Bansuri Orchestrator."
         );
         m
+    }
+
+    /// The notice for a Python notifier: the fields of the manual's `FailureInfo` (9.4.2),
+    /// typed, plus `event`, `result`, `host`, `job_id` and the whole `message`.
+    /// `return_code` is the exit code, minus the signal number for a run killed by a
+    /// signal (as Python's subprocess reports it), -1 when there is no code (timeout,
+    /// stop, failed start).
+    pub fn to_json(&self) -> String {
+        let return_code = match &self.end {
+            ProcessEnd::Exited(c) => *c,
+            ProcessEnd::Signaled(s) => -s,
+            _ => -1,
+        };
+        serde_json::json!({
+            "task_name": self.task,
+            "command": self.command,
+            "working_directory": self.working_directory.display().to_string(),
+            "return_code": return_code,
+            "attempt": self.attempt,
+            "max_attempts": self.attempts,
+            "timestamp": self
+                .time
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string(),
+            "description": self.description,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "event": self.event.word(),
+            "result": self.result(),
+            "host": self.host,
+            "job_id": self.job_id,
+            "message": self.message(),
+        })
+        .to_string()
     }
 
     /// The `BANSURI_*` variables of the notifier: the placeholders' values, plus the
@@ -313,25 +351,44 @@ fn section(text: &str) -> String {
 /// `notify_command` with each placeholder replaced by a quoted reference to its
 /// variable (see the module docs). Unknown `{words}` stay as they are (shell brace
 /// groups, `awk '{print}'`).
+///
+/// The quoting around a placeholder is tracked through nesting: a command substitution
+/// (`$(...)`, backquotes) starts a new unquoted context even inside double quotes, so
+/// `"$(printf %s {task})"` gets `"${BANSURI_TASK}"` inside the `$(...)`, one word there too.
 pub fn expand_command(template: &str) -> String {
+    /// A quoting context of the shell; the innermost is the last on the stack.
     #[derive(Clone, Copy, PartialEq)]
     enum Q {
-        None,
+        /// Unquoted: the top level, or inside `$(...)` (`depth`: open `(` inside it).
+        Plain {
+            sub: bool,
+            depth: u32,
+        },
+        /// Inside backquotes (a command substitution).
+        Backtick,
+        /// Inside `$((...))`: expanded as in double quotes, where quotes are not allowed.
+        Arith {
+            depth: u32,
+        },
         Single,
         Double,
     }
     let mut out = String::with_capacity(template.len() + 32);
-    let mut q = Q::None;
+    let mut stack = vec![Q::Plain {
+        sub: false,
+        depth: 0,
+    }];
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
+        let q = *stack.last().expect("the top level is never popped");
         if c == '{' {
             let hit = PLACEHOLDERS.iter().find(|(name, _)| {
                 rest[1..].starts_with(name) && rest[1 + name.len()..].starts_with('}')
             });
             if let Some((name, var)) = hit {
                 match q {
-                    Q::None => write!(out, "\"${{{var}}}\""),
-                    Q::Double => write!(out, "${{{var}}}"),
+                    Q::Plain { .. } | Q::Backtick => write!(out, "\"${{{var}}}\""),
+                    Q::Double | Q::Arith { .. } => write!(out, "${{{var}}}"),
                     Q::Single => write!(out, "'\"${{{var}}}\"'"),
                 }
                 .expect("writing to a String");
@@ -341,16 +398,64 @@ pub fn expand_command(template: &str) -> String {
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
-        match (q, c) {
-            (Q::None, '\'') => q = Q::Single,
-            (Q::Single, '\'') => q = Q::None,
-            (Q::None, '"') => q = Q::Double,
-            (Q::Double, '"') => q = Q::None,
+        if q == Q::Single {
+            if c == '\'' {
+                stack.pop();
+            }
+            continue;
+        }
+        match c {
             // A backslash outside single quotes takes the next character literally.
-            (Q::None | Q::Double, '\\') => {
+            '\\' => {
                 if let Some(n) = rest.chars().next() {
                     out.push(n);
                     rest = &rest[n.len_utf8()..];
+                }
+            }
+            '$' if rest.starts_with("((") => {
+                out.push_str("((");
+                rest = &rest[2..];
+                stack.push(Q::Arith { depth: 0 });
+            }
+            '$' if rest.starts_with('(') => {
+                out.push('(');
+                rest = &rest[1..];
+                stack.push(Q::Plain {
+                    sub: true,
+                    depth: 0,
+                });
+            }
+            '`' if q == Q::Backtick => {
+                stack.pop();
+            }
+            '`' => stack.push(Q::Backtick),
+            '"' if q == Q::Double => {
+                stack.pop();
+            }
+            '"' => stack.push(Q::Double),
+            '\'' if q != Q::Double => stack.push(Q::Single),
+            '(' | ')' if matches!(q, Q::Arith { .. }) => {
+                if let Some(Q::Arith { depth }) = stack.last_mut() {
+                    if c == '(' {
+                        *depth += 1;
+                    } else if *depth > 0 {
+                        *depth -= 1;
+                    } else if rest.starts_with(')') {
+                        out.push(')');
+                        rest = &rest[1..];
+                        stack.pop();
+                    }
+                }
+            }
+            '(' | ')' => {
+                if let Some(Q::Plain { sub: true, depth }) = stack.last_mut() {
+                    if c == '(' {
+                        *depth += 1;
+                    } else if *depth > 0 {
+                        *depth -= 1;
+                    } else {
+                        stack.pop();
+                    }
                 }
             }
             _ => {}
@@ -394,6 +499,19 @@ pub struct CommandChild {
 /// in a session of its own (PDEATHSIG, empty signal mask, as tasks), the message on stdin
 /// (an in-memory file, so writing it never blocks), stdout and stderr into one pipe.
 pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<CommandChild, String> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(expand_command(template));
+    spawn_notifier(cmd, notice, dir, "/bin/sh")
+}
+
+/// Start a notifier process `cmd` for `notice` as [`spawn_command`] does (`what` names the
+/// program in an error).
+pub fn spawn_notifier(
+    mut cmd: Command,
+    notice: &Notice,
+    dir: &Path,
+    what: &str,
+) -> Result<CommandChild, String> {
     let stdin =
         message_file(&notice.message()).map_err(|e| format!("cannot prepare the message: {e}"))?;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -402,10 +520,7 @@ pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<Comm
     let w2 = w
         .try_clone()
         .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(expand_command(template))
-        .current_dir(dir)
+    cmd.current_dir(dir)
         .envs(notice.vars())
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(w))
@@ -413,7 +528,7 @@ pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<Comm
     crate::spawn::detach(&mut cmd);
     let child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
     let pid = child.id();
     // Reaped by the runtime (by pid), like tasks.
     drop(child);
@@ -467,6 +582,7 @@ pub fn job_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use std::time::Duration;
 
     fn notice() -> Notice {
@@ -489,25 +605,46 @@ mod tests {
     }
 
     #[test]
-    fn message_has_every_field_of_the_manual() {
-        let m = notice().message();
-        for want in [
-            "==== [bansuri] Task Failure ====",
-            "Task 'backup' has failed.",
-            "Name:              backup",
-            "Command:           ./backup.sh --all",
-            "Working Directory: /data",
-            "Return Code:       2",
-            "Attempt:           2/3",
-            "Timestamp:         ",
-            "Description:       nightly",
-            "Host:              node12 (job 4242)",
-            "--- Output (last lines of stdout) ---\none\ntwo\n",
-            "--- Error (last lines of stderr) ---\nboom\n",
-            "automated message",
-        ] {
-            assert!(m.contains(want), "missing {want:?} in:\n{m}");
-        }
+    fn message_is_the_manuals_format_line_for_line() {
+        let mut n = notice();
+        n.time = chrono::Local
+            .with_ymd_and_hms(2026, 1, 19, 14, 30, 45)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            n.message(),
+            "\
+==== [Bansuri] Task Failure ====
+
+Task 'backup' has failed.
+
+--- Task Details ---
+Name:          backup
+Command:       ./backup.sh --all
+Working Directory: /data
+Return Code:    2
+Attempt:        2/3
+Timestamp:      2026-01-19 14:30:45
+Description:    nightly
+Host:           node12 (job 4242)
+
+--- Output ---
+one
+two
+
+--- Error ---
+boom
+
+---
+
+This is an automated message from Bansuri Orchestrator.
+"
+        );
+        n.stdout.clear();
+        n.event = NotifyEvent::Recovery;
+        let m = n.message();
+        assert!(m.starts_with("==== [Bansuri] Task Recovery ====\n"), "{m}");
+        assert!(m.contains("--- Output ---\n(nothing)\n"), "{m}");
     }
 
     #[test]
@@ -548,6 +685,29 @@ mod tests {
         assert_eq!(
             expand_command("echo \"a \\\" {host}\""),
             "echo \"a \\\" ${BANSURI_HOST}\""
+        );
+    }
+
+    #[test]
+    fn placeholders_in_command_substitutions_are_quoted_there_too() {
+        // Inside "$(...)" the shell is unquoted again: a bare ${V} would be split and
+        // globbed there.
+        assert_eq!(
+            expand_command("echo \"n=$(set -- {description}; echo $#)\""),
+            "echo \"n=$(set -- \"${BANSURI_DESCRIPTION}\"; echo $#)\""
+        );
+        assert_eq!(
+            expand_command("echo \"`printf '<%s>' {task}` {task}\""),
+            "echo \"`printf '<%s>' \"${BANSURI_TASK}\"` ${BANSURI_TASK}\""
+        );
+        // Parentheses inside the substitution, arithmetic, and quotes again inside it.
+        assert_eq!(
+            expand_command("x \"$( (echo \"{task}\") ) {task}\" $(({code}+1)) {task}"),
+            "x \"$( (echo \"${BANSURI_TASK}\") ) ${BANSURI_TASK}\" $((${BANSURI_CODE}+1)) \"${BANSURI_TASK}\""
+        );
+        assert_eq!(
+            expand_command("echo \"$(echo '{task}')\""),
+            "echo \"$(echo ''\"${BANSURI_TASK}\"'')\""
         );
     }
 

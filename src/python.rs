@@ -103,7 +103,7 @@ pub fn settings(task: &TaskSpec, spec: &str) -> String {
         "notify": match &task.notify {
             crate::spec::Notify::Off => "none".to_owned(),
             crate::spec::Notify::Command => "mail".to_owned(),
-            crate::spec::Notify::Registered(n) => n.clone(),
+            crate::spec::Notify::Registered(n) | crate::spec::Notify::Python(n) => n.clone(),
         },
         "priority": task.priority,
         "environment_file": task.environment_file.as_ref().map(|p| p.display().to_string()),
@@ -124,6 +124,19 @@ pub fn command(task: &TaskSpec, spec: &str) -> Command {
     c.arg("-u").arg("-c").arg(BOOTSTRAP).arg(spec);
     c.env("BANSURI_PYTHON_RUNNER", RUNNER)
         .env("BANSURI_PYTHON_TASK", settings(task, spec));
+    c
+}
+
+/// The command that runs the Python notifier class `spec` for `task` (`"notify":
+/// "module:Class"`): the runner in notifier mode, with the notice (typed, JSON) in its
+/// environment beside the task's settings, and the task's `env` (the notifier's
+/// constructor parameters come from there). The caller adds the rest, as for
+/// `notify_command`.
+pub fn notifier_command(task: &TaskSpec, spec: &str, notice: &crate::notify::Notice) -> Command {
+    let mut c = command(task, &task.command.display());
+    c.env("BANSURI_PYTHON_NOTIFIER", spec)
+        .env("BANSURI_PYTHON_NOTICE", notice.to_json())
+        .envs(&task.env);
     c
 }
 

@@ -202,6 +202,9 @@ pub enum Notify {
     Command,
     /// Any other name: a notifier registered through the library API.
     Registered(String),
+    /// `"module.path:ClassName"` (not registered): a Python `Notifier` subclass, run by
+    /// bansuri's Python runner in a process of its own.
+    Python(String),
 }
 
 /// What a notification is about.
@@ -214,15 +217,20 @@ pub enum NotifyEvent {
     Success,
     /// The first successful run after a run that failed finally.
     Recovery,
+    /// A failed attempt that will be retried (`notify-on: "attempt"`): the Bansuri
+    /// manual's notice of each failed attempt ("Attempt: 2/3").
+    Attempt,
 }
 
 impl NotifyEvent {
-    /// `failure`, `success`, `recovery`: the word used in the config and `BANSURI_EVENT`.
+    /// `failure`, `success`, `recovery`, `attempt`: the word used in the config and
+    /// `BANSURI_EVENT`.
     pub fn word(self) -> &'static str {
         match self {
             NotifyEvent::Failure => "failure",
             NotifyEvent::Success => "success",
             NotifyEvent::Recovery => "recovery",
+            NotifyEvent::Attempt => "attempt",
         }
     }
 }
@@ -236,6 +244,8 @@ pub struct NotifyOn {
     pub success: bool,
     /// The first success after a final failure.
     pub recovery: bool,
+    /// Each failed attempt that will be retried (the final one is a `failure`).
+    pub attempt: bool,
 }
 
 impl Default for NotifyOn {
@@ -244,6 +254,7 @@ impl Default for NotifyOn {
             failure: true,
             success: false,
             recovery: false,
+            attempt: false,
         }
     }
 }
@@ -255,6 +266,7 @@ impl NotifyOn {
             NotifyEvent::Failure => self.failure,
             NotifyEvent::Success => self.success,
             NotifyEvent::Recovery => self.recovery,
+            NotifyEvent::Attempt => self.attempt,
         }
     }
 }

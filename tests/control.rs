@@ -781,3 +781,82 @@ fn svc_pid_of(sb: &Sandbox, b: &Bansuri) -> u32 {
     });
     task(&d, "svc").pid.expect("pid")
 }
+
+/// `status NAME` of a `numprocs` program shows every instance `NAME:0`, `NAME:1`... (the
+/// one-shot command and the shell's), and nothing else; a typo still names the nearest.
+#[test]
+fn status_of_a_numprocs_program_shows_all_its_instances() {
+    let sb = Sandbox::new();
+    let _b = sb.start(
+        r#"{"scripts": [
+            {"name": "w", "command": "exec sleep 300", "numprocs": 2},
+            {"name": "svc", "command": "exec sleep 300"}
+        ]}"#,
+        &[],
+    );
+    let cfg = sb.file("config.json");
+    wait_state(&sb, &_b, "w:0, w:1 and svc running", |d| {
+        ["w:0", "w:1", "svc"]
+            .iter()
+            .all(|n| d.task(n).is_some_and(|t| t.state == "RUNNING"))
+    });
+    let (code, out, err) = client(&cfg, &["status", "w"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(row(&out, "w:0").contains("RUNNING"), "{out}");
+    assert!(row(&out, "w:1").contains("RUNNING"), "{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().next() == Some("svc")),
+        "only the instances of w:\n{out}"
+    );
+    let (code, out, _) = client(&cfg, &["status", "w:1", "--json"], &[]);
+    assert_eq!(code, 0);
+    let doc: StateDoc = serde_json::from_str(&out).expect("JSON");
+    let names: Vec<&str> = doc.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["w:1"]);
+    let (code, _, err) = client(&cfg, &["status", "ww"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no task named `ww`"), "{err}");
+    let (out, err) = shell_with_input(&cfg, &[b"status w\n", b"exit\n"], false);
+    assert!(row(&out, "w:0").contains("RUNNING"), "{out}\n{err}");
+    assert!(row(&out, "w:1").contains("RUNNING"), "{out}\n{err}");
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().next() == Some("svc")),
+        "{out}"
+    );
+}
+
+/// `bansuri stop` with no task named stops bansuri gracefully, as the manual's "Reset All
+/// Tasks" uses it, and says so; with names it stops those tasks only (as before).
+#[test]
+fn stop_without_a_task_name_stops_bansuri_gracefully() {
+    let sb = Sandbox::new();
+    let mut b = sb.start(
+        r#"{"scripts": [
+            {"name": "svc", "command": "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"},
+            {"name": "other", "command": "exec sleep 300"}
+        ]}"#,
+        &[],
+    );
+    let cfg = sb.file("config.json");
+    svc_pid_of(&sb, &b);
+    let (code, out, err) = client(&cfg, &["stop", "other"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_state(&sb, &b, "other stopped, svc running", |d| {
+        task(d, "other").state == "STOPPED" && task(d, "svc").state == "RUNNING"
+    });
+    let (code, out, err) = client(&cfg, &["stop"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("No task named: stopping bansuri (as `bansuri shutdown`)"),
+        "{out}"
+    );
+    let (st, _) = b
+        .wait(T)
+        .unwrap_or_else(|| panic!("bansuri exits; log:\n{}", b.log()));
+    assert_eq!(st.code(), Some(0), "log:\n{}", b.log());
+    let log = b.log();
+    assert!(log.contains("got TERM"), "svc got its stop signal:\n{log}");
+    assert!(log.contains("a shutdown request"), "{log}");
+}

@@ -63,7 +63,7 @@ fn mail_notice_holds_every_field_attempt_3_of_3_and_the_stderr_tail() {
     // Written before bansuri exited: the exit waits for the notifier.
     let out = sb.read("OUT");
     assert!(
-        out.starts_with("==== [bansuri] Task Failure ===="),
+        out.starts_with("==== [Bansuri] Task Failure ===="),
         "{out}\nlog:\n{log}"
     );
     assert!(out.contains("Task 'flaky' has failed."), "{out}");
@@ -87,14 +87,14 @@ fn mail_notice_holds_every_field_attempt_3_of_3_and_the_stderr_tail() {
     );
     // The tails are of the last attempt only, the last 20 lines of stdout.
     let stdout = out
-        .split("--- Output (last lines of stdout) ---\n")
+        .split("--- Output ---\n")
         .nth(1)
         .and_then(|s| s.split("\n\n--- Error").next())
         .unwrap_or_else(|| panic!("no output section:\n{out}"));
     let want: Vec<String> = (6..=25).map(|i| format!("out-3-{i}")).collect();
     assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{out}");
     assert!(
-        out.contains("--- Error (last lines of stderr) ---\nerr-first-3\nerr-last-3\n"),
+        out.contains("--- Error ---\nerr-first-3\nerr-last-3\n"),
         "{out}"
     );
     assert!(
@@ -123,15 +123,12 @@ fn tail_of_file_outputs_is_what_the_run_appended() {
     b.wait(T).expect("bansuri exits");
     let out = sb.read("OUT");
     assert!(
-        out.contains("--- Output (last lines of stdout) ---\nto-file\n"),
+        out.contains("--- Output ---\nto-file\n"),
         "{out}\nlog:\n{}",
         b.log()
     );
     assert!(!out.contains("earlier run"), "{out}");
-    assert!(
-        out.contains("--- Error (last lines of stderr) ---\noops\n"),
-        "{out}"
-    );
+    assert!(out.contains("--- Error ---\noops\n"), "{out}");
     // The files themselves got everything, as before.
     assert_eq!(sb.read("task.out"), "line of an earlier run\nto-file\n");
     assert_eq!(sb.read("task.err"), "oops\n");
@@ -188,6 +185,35 @@ fn placeholders_and_environment_cannot_inject_shell_syntax() {
             "{want} missing in:\n{envs}"
         );
     }
+}
+
+/// A placeholder reaches the command as one literal argument, whatever the value holds
+/// (spaces, `*`, quotes, `$(...)`), also inside a command substitution within double
+/// quotes, where the shell splits and globs again.
+#[test]
+fn a_placeholder_is_one_literal_argument_even_inside_a_command_substitution() {
+    let sb = Sandbox::new();
+    let description = "two  words * and 'quoted' $(touch pwned)";
+    let cfg = format!(
+        r#"{{"notify_command": "sh -c 'echo $#; for a; do echo \"<$a>\"; done' - {{description}} > args; echo \"$(set -- {{description}}; echo $#) $(printf '<%s>' {{description}})\" > sub; echo \"`printf '<%s>' {{description}}`\" > bq",
+        "scripts": [{{"name": "t", "command": "exit 1", "description": {desc}, "notify": "mail"}}]}}"#,
+        desc = serde_json::to_string(description).unwrap()
+    );
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(
+        sb.read("args"),
+        format!("1\n<{description}>\n"),
+        "log:\n{log}"
+    );
+    assert_eq!(
+        sb.read("sub"),
+        format!("1 <{description}>\n"),
+        "log:\n{log}"
+    );
+    assert_eq!(sb.read("bq"), format!("<{description}>\n"), "log:\n{log}");
+    assert!(!sb.file("pwned").exists(), "log:\n{log}");
 }
 
 /// Kills the process groups whose ids a test's notifiers wrote, if the test fails early.
@@ -345,7 +371,7 @@ fn success_and_recovery_notices_when_asked() {
     .unwrap_or_else(|| panic!("notices:\n{}", sb.read("notices")));
     let n = sb.read("notices");
     assert_eq!(
-        n.matches("==== [bansuri] Task Failure ====").count(),
+        n.matches("==== [Bansuri] Task Failure ====").count(),
         1,
         "{n}"
     );
@@ -358,7 +384,7 @@ fn success_and_recovery_notices_when_asked() {
         count_events(l, "r", "Process finished with code 0") >= 3
     });
     assert_eq!(
-        sb.read("notices").matches("==== [bansuri]").count(),
+        sb.read("notices").matches("==== [Bansuri]").count(),
         2,
         "later successes are not told; log:\n{log}"
     );
@@ -602,4 +628,179 @@ fn validate_names_the_registered_tasks_and_notifiers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("(in-process task `disk-check`)"), "{text}");
+}
+
+/// The manual's custom notifier (9.6): a `Notifier` subclass whose constructor takes a
+/// `webhook_url`, named by `"notify": "module:Class"` and run like a Python custom task
+/// (imported from the task's working directory). Its `FailureInfo` has the manual's fields.
+/// A module or class that is not there fails that notification with a clear message.
+#[test]
+fn a_python_notifier_class_gets_the_failure_info() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.file("alerts")).expect("mkdir");
+    sb.write("alerts/__init__.py", "");
+    sb.write(
+        "alerts/slack.py",
+        r#"
+import json
+from bansuri.alerts.notifier import Notifier, FailureInfo
+
+class SlackNotifier(Notifier):
+    def __init__(self, webhook_url: str, retries: int = 1):
+        self.webhook_url = webhook_url
+        self.retries = retries
+
+    def notify(self, failure_info: FailureInfo) -> bool:
+        message = f"Task '{failure_info.task_name}' failed with code {failure_info.return_code}"
+        with open("sent.jsonl", "a") as f:
+            f.write(json.dumps({
+                "url": self.webhook_url, "retries": self.retries, "text": message,
+                "attempt": failure_info.attempt, "max_attempts": failure_info.max_attempts,
+                "command": failure_info.command, "workdir": failure_info.working_directory,
+                "description": failure_info.description, "stdout": failure_info.stdout,
+                "stderr": failure_info.stderr, "year": failure_info.timestamp.year,
+                "header": failure_info.message.splitlines()[0],
+            }) + "\n")
+        print("posted to", self.webhook_url)
+        return True
+"#,
+    );
+    let cfg = r#"{"scripts": [
+        {"name": "job", "command": "echo some output; echo an error >&2; exit 3",
+         "description": "nightly", "stderr": "log", "notify": "alerts.slack:SlackNotifier",
+         "env": {"WEBHOOK_URL": "https://hooks.example.org/T1", "RETRIES": "2",
+                 "PYTHONDONTWRITEBYTECODE": "1"}},
+        {"name": "nomodule", "command": "exit 1", "notify": "alerts.nowhere:SlackNotifier"},
+        {"name": "noclass", "command": "exit 1", "notify": "alerts.slack:TeamsNotifier"},
+        {"name": "nourl", "command": "exit 1", "notify": "alerts.slack:SlackNotifier"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "log:\n{log}");
+    let sent = sb.read("sent.jsonl");
+    let lines: Vec<&str> = sent.lines().collect();
+    assert_eq!(lines.len(), 1, "{sent}\nlog:\n{log}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(v["url"], "https://hooks.example.org/T1");
+    assert_eq!(v["retries"], 2);
+    assert_eq!(v["text"], "Task 'job' failed with code 3");
+    assert_eq!(
+        (v["attempt"].clone(), v["max_attempts"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_eq!(v["command"], "echo some output; echo an error >&2; exit 3");
+    assert_eq!(Path::new(v["workdir"].as_str().unwrap()), sb.path(), "{v}");
+    assert_eq!(v["description"], "nightly");
+    assert_eq!(v["stdout"], "some output");
+    assert_eq!(v["stderr"], "an error");
+    assert!(v["year"].as_i64().is_some_and(|y| y >= 2024), "{v}");
+    assert_eq!(v["header"], "==== [Bansuri] Task Failure ====");
+    assert!(
+        log.contains("[notify:job] | posted to https://hooks.example.org/T1"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "Notification sent (failure): Python notifier alerts.slack:SlackNotifier exited with code 0"
+        ),
+        "{log}"
+    );
+    for (task, want) in [
+        ("nomodule", "ModuleNotFoundError: No module named 'alerts.nowhere'"),
+        ("nomodule", "bansuri: cannot import alerts.nowhere:SlackNotifier"),
+        ("noclass", "has no attribute 'TeamsNotifier'"),
+        (
+            "nourl",
+            "bansuri: cannot create alerts.slack:SlackNotifier: parameter `webhook_url`: set WEBHOOK_URL in the task's env",
+        ),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("[notify:{task}] | ")) && l.contains(want)),
+            "{task}: {want}\nlog:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("[{task}] WARNING: Notifier failed (failure): Python notifier")),
+            "{task}\nlog:\n{log}"
+        );
+    }
+}
+
+/// `"notify-on": ["failure", "attempt"]`: each failed attempt is told as the manual shows
+/// it ("Attempt: 1/3", "2/3"), then the final failure ("3/3"); the message is the manual's
+/// text line for line. Without `attempt` only the final failure is told (above).
+#[test]
+fn each_failed_attempt_is_told_with_notify_on_attempt_in_the_manuals_exact_text() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"notify_command": "cat > \"notice-${BANSURI_ATTEMPT%%/*}-$BANSURI_EVENT\"", "scripts": [{
+        "name": "critical-backup", "command": "echo out-$BANSURI_ATTEMPT; echo err-$BANSURI_ATTEMPT >&2; exit 1",
+        "description": "Optional task description", "stderr": "log",
+        "on-fail": "restart", "times": 3, "restart-delay": "50ms",
+        "notify": "mail", "notify-on": ["failure", "attempt"]}]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("bansuri exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "log:\n{log}");
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(sb.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("notice-"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names,
+        ["notice-1-attempt", "notice-2-attempt", "notice-3-failure"],
+        "log:\n{log}"
+    );
+    for (n, file) in names.iter().enumerate() {
+        let text = sb.read(file);
+        let n = n + 1;
+        let want = format!(
+            "==== [Bansuri] Task Failure ====
+
+Task 'critical-backup' has failed.
+
+--- Task Details ---
+Name:          critical-backup
+Command:       echo out-$BANSURI_ATTEMPT; echo err-$BANSURI_ATTEMPT >&2; exit 1
+Working Directory: {wd}
+Return Code:    1
+Attempt:        {n}/3
+Timestamp:      {ts}
+Description:    Optional task description
+Host:           {host} (job {job})
+
+--- Output ---
+out-{n}
+
+--- Error ---
+err-{n}
+
+---
+
+This is an automated message from Bansuri Orchestrator.
+",
+            wd = sb.path().display(),
+            ts = field(&text, "Timestamp"),
+            host = host(),
+            job = job_id(),
+        );
+        assert_eq!(text, want, "{file}; log:\n{log}");
+        assert!(is_timestamp(field(&text, "Timestamp")), "{text}");
+    }
+    assert_eq!(
+        count_events(&log, "critical-backup", "Notifying (attempt)"),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        count_events(&log, "critical-backup", "Notifying (failure)"),
+        1,
+        "{log}"
+    );
 }

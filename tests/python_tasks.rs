@@ -357,3 +357,80 @@ fn a_missing_interpreter_fails_the_start_with_a_reason() {
         "{log}"
     );
 }
+
+/// The hot-reload manager's README (seed 003) imports the flat module:
+/// `from task_base import AbstractTask, TaskConfig`. The runner provides it as an alias of
+/// `bansuri.base.task_base` (the same classes), so its ShellTask example runs as printed.
+#[test]
+fn the_flat_task_base_module_of_the_hot_reload_readme_works() {
+    let sb = Sandbox::new();
+    sb.write(
+        "shelltask.py",
+        r#"
+import subprocess
+from task_base import AbstractTask, TaskConfig
+import bansuri.base.task_base as canonical
+
+class ShellTask(AbstractTask):
+    def __init__(self, config: TaskConfig):
+        super().__init__(config)
+        self._process = None
+
+    def run(self) -> int:
+        print(f"Starting task: {self.config.identification.name}")
+        print(f"same classes: {AbstractTask is canonical.AbstractTask and TaskConfig is canonical.TaskConfig}")
+        self._process = subprocess.Popen(
+            "exit 4", shell=True, cwd=self.config.identification.working_directory
+        )
+        return self._process.wait()
+
+    def stop(self) -> None:
+        if self._process:
+            self._process.terminate()
+"#,
+    );
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "shell", "command": "shelltask:ShellTask", "no-interface": true,
+            "env": {"PYTHONDONTWRITEBYTECODE": "1"}}]}"#,
+        &["--once"],
+    );
+    let (st, err) = b.wait(Duration::from_secs(30)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "{err}\n{log}");
+    let out = output_lines(&log, "shell");
+    assert!(out.contains(&"Starting task: shell"), "{log}");
+    assert!(out.contains(&"same classes: True"), "{log}");
+    assert_eq!(
+        count_events(&log, "shell", "Process finished with code 4"),
+        1,
+        "run()'s code is the exit code:\n{log}"
+    );
+}
+
+/// A working directory with a `task_base.py` of its own (the hot-reload manager's file)
+/// keeps it: that module is imported, not bansuri's alias, and a class deriving from its
+/// AbstractTask runs.
+#[test]
+fn a_task_base_of_the_users_own_wins_over_the_alias() {
+    let sb = Sandbox::new();
+    sb.write(
+        "task_base.py",
+        "import abc\nMARK = 'theirs'\nclass TaskConfig: pass\nclass AbstractTask(abc.ABC):\n    def __init__(self, config):\n        self.config = config\n",
+    );
+    sb.write(
+        "mine.py",
+        "import task_base\nfrom task_base import AbstractTask\nclass T(AbstractTask):\n    def run(self):\n        print('task_base is', task_base.MARK)\n        return 0\n    def stop(self):\n        pass\n",
+    );
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "own", "command": "mine:T", "no-interface": true,
+            "env": {"PYTHONDONTWRITEBYTECODE": "1"}}]}"#,
+        &["--once"],
+    );
+    let (st, err) = b.wait(Duration::from_secs(30)).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "{err}\n{log}");
+    assert!(
+        output_lines(&log, "own").contains(&"task_base is theirs"),
+        "{log}"
+    );
+}

@@ -369,15 +369,15 @@ fn task_entries() -> Vec<Entry> {
         entry(
             "notify",
             json!({"anyOf": [{"enum": ["mail", "on-fail", "none"]}, non_empty_string()]}),
-            "`mail` (or `on-fail`): run the global notify_command when a run fails finally; `none` (default); or a notifier registered by a program embedding bansuri.",
+            "`mail` (or `on-fail`): run the global notify_command when a run fails finally; `none` (default); `module.path:ClassName`, a Python Notifier subclass; or a notifier registered by a program embedding bansuri.",
         ),
         entry(
             "notify-on",
             {
-                let event = words(&["failure", "success", "recovery"]);
+                let event = words(&["failure", "success", "recovery", "attempt"]);
                 json!({"anyOf": [event.clone(), {"type": "array", "minItems": 1, "items": event}]})
             },
-            "What is told: failure (default), success, recovery.",
+            "What is told: failure (default), success, recovery, attempt (each failed attempt that is retried).",
         ),
         entry(
             "srun",

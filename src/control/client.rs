@@ -14,10 +14,10 @@ use chrono::Utc;
 
 use super::server::short_socket_path;
 use super::state::{StateDoc, HEARTBEAT};
-use super::status::{liveness, render, stale_why, Liveness};
+use super::status::{keep_named, liveness, render, stale_why, Liveness};
 use super::{new_request_id, Cmd, Paths, Request, Response};
 use crate::config;
-use crate::core::unknown_task;
+use crate::core::select_tasks;
 
 /// How long a client waits for an answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,12 +71,18 @@ pub fn read_state(paths: &Paths, config: &Path) -> Result<StateDoc, ClientError>
     }
 }
 
-/// `bansuri status`: print the table (or the JSON document), once or every
-/// [`WATCH_EVERY`].
-pub fn status(cli: Option<&Path>, json: bool, watch: bool) -> Result<(), ClientError> {
+/// `bansuri status [TASK...]`: print the table (or the JSON document), once or every
+/// [`WATCH_EVERY`]; of the tasks named (a `numprocs` program: all its instances), or all.
+pub fn status(
+    cli: Option<&Path>,
+    tasks: &[String],
+    json: bool,
+    watch: bool,
+) -> Result<(), ClientError> {
     let (config, paths) = paths_for(cli)?;
     loop {
-        let doc = read_state(&paths, &config)?;
+        let mut doc = read_state(&paths, &config)?;
+        keep_named(&mut doc, tasks).map_err(|e| ClientError::new(2, e))?;
         let text = if json {
             let mut t = doc.to_json();
             t.push('\n');
@@ -169,16 +175,7 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
         }
         let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
         // `w` names every instance `w:0`, `w:1`... of a numprocs program.
-        let program = |t: &str| {
-            known
-                .iter()
-                .any(|k| k.split_once(':').is_some_and(|(p, _)| p == t))
-        };
-        for t in tasks {
-            if !known.contains(t) && !program(t) {
-                return Err(ClientError::new(2, unknown_task(t, &known)));
-            }
-        }
+        select_tasks(tasks, &known).map_err(|e| ClientError::new(2, e))?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use rustyline::{Context, Editor, Helper};
 
 use super::client::{paths_for, preflight, read_state, send, ClientError, DEFAULT_TIMEOUT};
 use super::state::StateDoc;
-use super::status::{liveness, render};
+use super::status::{keep_named, liveness, render};
 use super::{Cmd, Paths};
 
 /// The shell's commands, for completion and help.
@@ -31,7 +31,8 @@ pub const COMMANDS: [&str; 9] = [
 
 const HELP: &str = "\
 commands:
-  status [TASK...]    the status table (of the tasks named, or all)
+  status [TASK...]    the status table (of the tasks named, or all; a numprocs
+                      program's name shows all its instances)
   start TASK...       start tasks now (a stopped or finished one included)
   stop TASK...        stop tasks gracefully; they stay stopped until started
   restart TASK...     stop, then start tasks
@@ -172,14 +173,9 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
                         if let Some(h) = ed.helper_mut() {
                             h.tasks = d.tasks.iter().map(|t| t.name.clone()).collect();
                         }
-                        if !args.is_empty() {
-                            let known: Vec<String> =
-                                d.tasks.iter().map(|t| t.name.clone()).collect();
-                            if let Some(bad) = args.iter().find(|a| !known.contains(a)) {
-                                eprintln!("error: {}", crate::core::unknown_task(bad, &known));
-                                continue;
-                            }
-                            d.tasks.retain(|t| args.contains(&t.name));
+                        if let Err(e) = keep_named(&mut d, args) {
+                            eprintln!("error: {e}");
+                            continue;
                         }
                         print!("{}", render(&d, chrono::Utc::now(), &liveness(&d)));
                     }

@@ -99,6 +99,18 @@ fn when(t: &TaskEntry, now: DateTime<Utc>) -> String {
     "-".into()
 }
 
+/// Keep only the tasks that `asked` names (all when it is empty): a task by its name, a
+/// `numprocs` program by its name (then every instance). `Err` names an unknown one.
+pub fn keep_named(doc: &mut StateDoc, asked: &[String]) -> Result<(), String> {
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
+    let keep = crate::core::select_tasks(asked, &known)?;
+    doc.tasks.retain(|t| keep.contains(&t.name));
+    Ok(())
+}
+
 /// The table, with a header saying whether bansuri runs and a footer with the node.
 pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     let mut out = String::new();

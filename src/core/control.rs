@@ -425,6 +425,31 @@ impl Core {
     }
 }
 
+/// Does `asked` (a name given to a control command or `status`) name the task `name`: the
+/// task itself, or a `numprocs` program whose instance `name` is (`w` names `w:0`, `w:1`...).
+pub fn names_task(asked: &str, name: &str) -> bool {
+    name == asked
+        || name.rsplit_once(':').is_some_and(|(program, i)| {
+            program == asked && !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// The tasks of `known` (in its order) that `asked` names ([`names_task`]); `Err` with
+/// [`unknown_task`]'s message for the first name that names none.
+pub fn select_tasks(asked: &[String], known: &[String]) -> Result<Vec<String>, String> {
+    if let Some(bad) = asked
+        .iter()
+        .find(|a| !known.iter().any(|k| names_task(a, k)))
+    {
+        return Err(unknown_task(bad, known));
+    }
+    Ok(known
+        .iter()
+        .filter(|k| asked.iter().any(|a| names_task(a, k)))
+        .cloned()
+        .collect())
+}
+
 /// "no task named `x`" with the nearest known name.
 pub fn unknown_task(name: &str, known: &[String]) -> String {
     let best = known
@@ -445,5 +470,33 @@ pub fn unknown_task(name: &str, known: &[String]) -> String {
             "no task named `{name}`; the tasks are: {}",
             known.join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_program_name_selects_all_its_instances() {
+        let known = names(&["w:0", "w:1", "web", "w:x", "ww:0", "svc"]);
+        assert_eq!(
+            select_tasks(&names(&["w"]), &known).unwrap(),
+            names(&["w:0", "w:1"])
+        );
+        assert_eq!(
+            select_tasks(&names(&["svc", "w:1"]), &known).unwrap(),
+            names(&["w:1", "svc"])
+        );
+        assert_eq!(
+            select_tasks(&names(&["sv"]), &known).unwrap_err(),
+            "no task named `sv`; did you mean `svc`?"
+        );
+        assert!(!names_task("w", "w:"));
+        assert!(!names_task("w:", "w:0"));
     }
 }

@@ -33,7 +33,7 @@ pub use progress::Progress;
 #[cfg(test)]
 mod tests;
 
-pub use control::{settings_hash, unknown_task, ProcessView, TaskStatus};
+pub use control::{names_task, select_tasks, settings_hash, unknown_task, ProcessView, TaskStatus};
 
 /// Identifies one process started for a task (one attempt of a run).
 pub type RunId = u64;
@@ -1562,6 +1562,7 @@ impl Core {
                 Level::Info,
                 format!("Restarting in {} ({why})", fmt_dur(delay)),
             );
+            self.notify_attempt(i, id, run.attempt, &end, now);
             return;
         }
         let outcome = Outcome::of_failure(&end);

@@ -1,5 +1,6 @@
-//! When the core asks for a notification: at the end of a run (never of a retried
-//! attempt), as the task's `notify` and `notify-on` say. Building the notice and running
+//! When the core asks for a notification: at the end of a run, as the task's `notify` and
+//! `notify-on` say; and, with `notify-on: "attempt"`, at each failed attempt that is
+//! retried. Building the notice and running
 //! the notifier are the runtime's (src/notify.rs); this part only decides.
 
 use std::sync::Arc;
@@ -39,6 +40,35 @@ impl Core {
         if !on.contains(event) {
             return;
         }
+        self.push_notify(spec, run, event, attempt, end, now);
+    }
+
+    /// A failed attempt of task `i` that will be retried: told when `notify-on` lists
+    /// `attempt` (the Bansuri manual's notice per failed attempt, "Attempt: 1/3").
+    pub(super) fn notify_attempt(
+        &mut self,
+        i: usize,
+        run: RunId,
+        attempt: u32,
+        end: &ProcessEnd,
+        now: Now,
+    ) {
+        let spec = Arc::clone(&self.tasks[i].spec);
+        if spec.notify == Notify::Off || !spec.notify_on.attempt {
+            return;
+        }
+        self.push_notify(spec, run, NotifyEvent::Attempt, attempt, end, now);
+    }
+
+    fn push_notify(
+        &mut self,
+        spec: Arc<crate::spec::TaskSpec>,
+        run: RunId,
+        event: NotifyEvent,
+        attempt: u32,
+        end: &ProcessEnd,
+        now: Now,
+    ) {
         let attempts = if spec.on_fail == OnFail::Restart {
             spec.times
         } else {

@@ -6,15 +6,26 @@
 # $BANSURI_PYTHON_TASK; both are removed from the environment before user code runs.
 #
 # It provides the `bansuri` package of the Bansuri manual (AbstractTask, TaskConfig and its
-# sections), imports the class with the task's working directory first on sys.path,
+# sections; Notifier, FailureInfo and CommandNotifier in bansuri.alerts), and `task_base`
+# (the hot-reload manager's `from task_base import AbstractTask, TaskConfig`) unless the
+# working directory has a task_base of its own; imports the class with the task's working
+# directory first on sys.path,
 # instantiates it with the TaskConfig, calls run() on a thread and exits with its return
 # value. The stop signal bansuri sends (SIGTERM unless `stopsignal` says otherwise) calls
 # stop(); bansuri's SIGKILL after `stoptime` ends a run() that does not return. Any Python
 # error is printed with its traceback (into the job log) and fails the run (exit 1).
+#
+# With $BANSURI_PYTHON_NOTIFIER set (`"notify": "module:Class"`), it runs a notifier
+# instead: the class (a Notifier) is created with its constructor's parameters taken from
+# environment variables of the same name in capitals (`webhook_url` from $WEBHOOK_URL),
+# and notify(FailureInfo) is called once; True (or None) exits 0, False or an error 1.
 
 import abc
 import dataclasses
+import datetime
 import importlib
+import importlib.util
+import inspect
 import json
 import os
 import signal
@@ -139,6 +150,56 @@ class AbstractTask(abc.ABC):
         """Make run() return soon."""
 
 
+@dataclasses.dataclass
+class FailureInfo:
+    """What a notifier is told (the manual's 9.4.2), plus `event`, `result` (the end in
+    words) and `host`/`job_id`. `return_code` is the exit code, minus the signal number
+    for a run killed by a signal, -1 for a timeout or a start that failed."""
+
+    task_name: str
+    command: str
+    working_directory: Optional[str]
+    return_code: int
+    attempt: int
+    max_attempts: int
+    timestamp: datetime.datetime
+    description: str
+    stdout: str
+    stderr: str
+    event: str = "failure"
+    result: str = ""
+    host: str = ""
+    job_id: str = ""
+    message: str = ""
+
+
+class Notifier(abc.ABC):
+    """Base class for notification handlers."""
+
+    @abc.abstractmethod
+    def notify(self, failure_info: FailureInfo) -> bool:
+        """Deliver the notice; True when it was sent."""
+
+
+class CommandNotifier(Notifier):
+    """Notify via a shell command, the message on its stdin (what `notify_command` does)."""
+
+    def __init__(self, notify_command: str, timeout: int = 30):
+        self.notify_command = notify_command
+        self.timeout = timeout
+
+    def notify(self, failure_info: FailureInfo) -> bool:
+        import subprocess
+
+        done = subprocess.run(
+            self.notify_command,
+            shell=True,
+            input=failure_info.message.encode(),
+            timeout=self.timeout,
+        )
+        return done.returncode == 0
+
+
 def _install_package() -> None:
     """Make `bansuri.base.task_base`, `bansuri.base.config.task_config` (and the section
     modules) importable, whatever else is installed."""
@@ -150,10 +211,13 @@ def _install_package() -> None:
         "bansuri.base.task_base",
         "bansuri.base.config.task_config",
         "bansuri.base.config.proc_id_config",
+        "bansuri.alerts",
+        "bansuri.alerts.notifier",
+        "bansuri.alerts.cmd_notifier",
     ]:
         m = types.ModuleType(name)
         m.__file__ = "<bansuri-runner>"
-        if not name.endswith(("task_base", "task_config", "proc_id_config")):
+        if name in ("bansuri", "bansuri.base", "bansuri.base.config", "bansuri.alerts"):
             m.__path__ = []  # a package
         mods[name] = m
         sys.modules[name] = m
@@ -178,6 +242,20 @@ def _install_package() -> None:
     mods["bansuri.base"].config = mods["bansuri.base.config"]
     mods["bansuri.base.config"].task_config = mods["bansuri.base.config.task_config"]
     mods["bansuri.base.config"].proc_id_config = mods["bansuri.base.config.proc_id_config"]
+    for k, v in {"Notifier": Notifier, "FailureInfo": FailureInfo}.items():
+        v.__module__ = "bansuri.alerts.notifier"
+        setattr(mods["bansuri.alerts.notifier"], k, v)
+    CommandNotifier.__module__ = "bansuri.alerts.cmd_notifier"
+    mods["bansuri.alerts.cmd_notifier"].CommandNotifier = CommandNotifier
+    mods["bansuri.alerts.cmd_notifier"].Notifier = Notifier
+    mods["bansuri.alerts.cmd_notifier"].FailureInfo = FailureInfo
+    mods["bansuri"].alerts = mods["bansuri.alerts"]
+    mods["bansuri.alerts"].notifier = mods["bansuri.alerts.notifier"]
+    mods["bansuri.alerts"].cmd_notifier = mods["bansuri.alerts.cmd_notifier"]
+    # The hot-reload manager's flat module (`from task_base import AbstractTask,
+    # TaskConfig`), unless the working directory brings a task_base of its own.
+    if importlib.util.find_spec("task_base") is None:
+        sys.modules["task_base"] = tb
 
 
 # ----- running one task --------------------------------------------------------------------
@@ -201,6 +279,72 @@ def _load(spec: str):
     return obj
 
 
+def _is_task(cls) -> bool:
+    """An AbstractTask, or (with a task_base of the user's own) a class with run and stop."""
+    if issubclass(cls, AbstractTask):
+        return True
+    own = sys.modules.get("task_base")
+    return (
+        own is not None
+        and own is not sys.modules["bansuri.base.task_base"]
+        and all(callable(getattr(cls, m, None)) for m in ("run", "stop"))
+    )
+
+
+def _constructor_args(cls) -> Dict[str, Any]:
+    """The constructor's parameters from the environment: `webhook_url` from $WEBHOOK_URL
+    (converted for an int, float or bool annotation). KeyError names a missing one."""
+    args: Dict[str, Any] = {}
+    for p in list(inspect.signature(cls).parameters.values()):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        var = p.name.upper()
+        raw = os.environ.get(var)
+        if raw is None:
+            if p.default is p.empty:
+                raise KeyError(f"parameter `{p.name}`: set {var} in the task's env")
+            continue
+        kind = p.annotation
+        if kind is bool or kind == "bool":
+            args[p.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif kind in (int, float) or kind in ("int", "float"):
+            args[p.name] = {"int": int, "float": float}.get(kind, kind)(raw)
+        else:
+            args[p.name] = raw
+    return args
+
+
+def _notify(spec: str, cls, notice_json: str) -> int:
+    """Notifier mode: create `cls` and call notify() once with the notice."""
+    if not isinstance(cls, type) or not callable(getattr(cls, "notify", None)):
+        print(
+            f"bansuri: {spec} is not a notifier: a subclass of bansuri.alerts.notifier.Notifier with notify(failure_info)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return RUNNER_ERROR
+    n = json.loads(notice_json)
+    n["timestamp"] = datetime.datetime.fromisoformat(n["timestamp"])
+    info = FailureInfo(**n)
+    try:
+        args = _constructor_args(cls)
+    except KeyError as e:
+        print(f"bansuri: cannot create {spec}: {e.args[0]}", file=sys.stderr, flush=True)
+        return RUNNER_ERROR
+    except Exception:
+        _fail(f"cannot create {spec}: a constructor parameter has a bad value")
+        return RUNNER_ERROR
+    try:
+        sent = cls(**args).notify(info)
+    except Exception:
+        _fail(f"{spec}.notify() raised an exception")
+        return RUNNER_ERROR
+    if sent is False:
+        print(f"bansuri: {spec}.notify() returned False", file=sys.stderr, flush=True)
+        return RUNNER_ERROR
+    return 0
+
+
 def _exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -213,7 +357,9 @@ def _exit(code: int) -> None:
 
 def main() -> None:
     settings = json.loads(os.environ.pop("BANSURI_PYTHON_TASK"))
-    spec = settings["command"]
+    notifier = os.environ.pop("BANSURI_PYTHON_NOTIFIER", None)
+    notice = os.environ.pop("BANSURI_PYTHON_NOTICE", "{}")
+    spec = settings["command"] if notifier is None else notifier
     workdir = settings.get("working_directory") or os.getcwd()
     if workdir not in sys.path:
         sys.path.insert(0, workdir)
@@ -233,7 +379,9 @@ def main() -> None:
     except Exception:
         _fail(f"cannot import {spec} (sys.path starts with {workdir})")
         _exit(RUNNER_ERROR)
-    if not isinstance(cls, type) or not issubclass(cls, AbstractTask):
+    if notifier is not None:
+        _exit(_notify(spec, cls, notice))
+    if not isinstance(cls, type) or not _is_task(cls):
         print(
             f"bansuri: {spec} is not a subclass of bansuri.base.task_base.AbstractTask",
             file=sys.stderr,

@@ -91,6 +91,8 @@ enum How {
 
 struct Running {
     task: String,
+    /// `notify_command` or `Python notifier module:Class`, for the log.
+    what: String,
     event: NotifyEvent,
     started: Mono,
     deadline: Mono,
@@ -290,6 +292,10 @@ impl Runtime {
         }
         let now = self.now().mono;
         let deadline = now + timeout;
+        let what = match &task.notify {
+            Notify::Python(spec) => format!("Python notifier {spec}"),
+            _ => "notify_command".to_owned(),
+        };
         let how = match &task.notify {
             Notify::Off => return,
             Notify::Command => {
@@ -301,37 +307,19 @@ impl Runtime {
                     self.task_line(name, Level::Error, &msg);
                     return;
                 };
-                match notify::spawn_command(&template, &notice, &dir) {
-                    Ok(child) => {
-                        let label: Arc<str> = Arc::from(format!("notify:{name}").as_str());
-                        let slot =
-                            match self.add_pipe(child.output, id, label, Stream::Stdout, None) {
-                                Ok(slot) => Some(slot),
-                                Err(e) => {
-                                    let msg = format!("cannot watch the notifier's output: {e}");
-                                    self.task_line(name, Level::Error, &msg);
-                                    None
-                                }
-                            };
-                        let msg = format!(
-                            "Notifying ({}): notify_command started (pid {}, timeout {})",
-                            event.word(),
-                            child.pid,
-                            fmt_dur(timeout)
-                        );
-                        self.task_line(name, Level::Info, &msg);
-                        How::Command {
-                            pid: child.pid,
-                            slot,
-                            leader_done: false,
-                            killed: false,
-                        }
-                    }
-                    Err(e) => {
-                        let msg = format!("Notifier failed: {e}");
-                        self.task_line(name, Level::Warning, &msg);
-                        return;
-                    }
+                let child = notify::spawn_command(&template, &notice, &dir);
+                match self.watch_notifier(child, id, name, event, "notify_command", timeout) {
+                    Some(how) => how,
+                    None => return,
+                }
+            }
+            Notify::Python(spec) => {
+                let cmd = crate::python::notifier_command(task, spec, &notice);
+                let child =
+                    notify::spawn_notifier(cmd, &notice, &task.working_directory, "python3");
+                match self.watch_notifier(child, id, name, event, &what, timeout) {
+                    Some(how) => how,
+                    None => return,
                 }
             }
             Notify::Registered(which) => {
@@ -375,12 +363,56 @@ impl Runtime {
             id,
             Running {
                 task: name.to_owned(),
+                what,
                 event,
                 started: now,
                 deadline,
                 how,
             },
         );
+    }
+
+    /// A notifier process just started (or not): watch its output pipe, log its start,
+    /// and say how it is tracked; `None` (logged) when it could not start.
+    fn watch_notifier(
+        &mut self,
+        child: Result<notify::CommandChild, String>,
+        id: u64,
+        name: &str,
+        event: NotifyEvent,
+        what: &str,
+        timeout: Duration,
+    ) -> Option<How> {
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("Notifier failed: {e}");
+                self.task_line(name, Level::Warning, &msg);
+                return None;
+            }
+        };
+        let label: Arc<str> = Arc::from(format!("notify:{name}").as_str());
+        let slot = match self.add_pipe(child.output, id, label, Stream::Stdout, None) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                let msg = format!("cannot watch the notifier's output: {e}");
+                self.task_line(name, Level::Error, &msg);
+                None
+            }
+        };
+        let msg = format!(
+            "Notifying ({}): {what} started (pid {}, timeout {})",
+            event.word(),
+            child.pid,
+            fmt_dur(timeout)
+        );
+        self.task_line(name, Level::Info, &msg);
+        Some(How::Command {
+            pid: child.pid,
+            slot,
+            leader_done: false,
+            killed: false,
+        })
     }
 
     /// Start a task's process, keeping its output tail when the task notifies.
@@ -432,7 +464,7 @@ impl Runtime {
         *leader_done = true;
         let (pid, slot, killed) = (*pid, *slot, *killed);
         let took = fmt_dur(now.since(r.started));
-        let (task, event) = (r.task.clone(), r.event);
+        let (task, event, what) = (r.task.clone(), r.event, r.what.clone());
         if let Some(slot) = slot.filter(|s| self.owns_pipe(*s, id)) {
             self.on_pipe(slot, true);
         }
@@ -444,21 +476,21 @@ impl Runtime {
             (false, ExitStatus::Code(0)) => (
                 Level::Info,
                 format!(
-                    "Notification sent ({}): notify_command exited with code 0 after {took}",
+                    "Notification sent ({}): {what} exited with code 0 after {took}",
                     event.word()
                 ),
             ),
             (false, ExitStatus::Code(c)) => (
                 Level::Warning,
                 format!(
-                    "Notifier failed ({}): notify_command exited with code {c} after {took}",
+                    "Notifier failed ({}): {what} exited with code {c} after {took}",
                     event.word()
                 ),
             ),
             (false, ExitStatus::Signal(s)) => (
                 Level::Warning,
                 format!(
-                    "Notifier failed ({}): notify_command killed by {} after {took}",
+                    "Notifier failed ({}): {what} killed by {} after {took}",
                     event.word(),
                     signal_name(s)
                 ),
@@ -517,6 +549,7 @@ impl Runtime {
             };
             let task = r.task.clone();
             let event = r.event;
+            let what = r.what.clone();
             match &mut r.how {
                 How::Command {
                     killed: true,
@@ -533,7 +566,7 @@ impl Runtime {
                     let pid = *pid;
                     let _ = spawn::signal_group(pid, libc::SIGKILL);
                     let msg = format!(
-                        "Notifier failed ({}): notify_command timed out after {timeout}: SIGKILL to its process group (pid {pid})",
+                        "Notifier failed ({}): {what} timed out after {timeout}: SIGKILL to its process group (pid {pid})",
                         event.word()
                     );
                     self.task_line(&task, Level::Warning, &msg);

@@ -97,7 +97,8 @@ fn notify_on_lists() {
         NotifyOn {
             failure: true,
             success: false,
-            recovery: true
+            recovery: true,
+            attempt: false
         }
     );
     let t = &ok(&mail_task(r#""notify": "mail", "notify_on": "success""#)).tasks[0];
@@ -106,9 +107,15 @@ fn notify_on_lists() {
         NotifyOn {
             failure: false,
             success: true,
-            recovery: false
+            recovery: false,
+            attempt: false
         }
     );
+    let t = &ok(&mail_task(
+        r#""notify": "mail", "notify-on": ["failure", "attempt"]"#,
+    ))
+    .tasks[0];
+    assert!(t.notify_on.failure && t.notify_on.attempt && !t.notify_on.success);
     let e = err1(&mail_task(
         r#""notify": "mail", "notify-on": ["failure", "sucess"]"#,
     ));

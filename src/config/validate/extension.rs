@@ -38,9 +38,12 @@ impl Validator<'_> {
             if notifiers.contains(w) {
                 return Ok(Notify::Registered(w.to_string()));
             }
+            if crate::python::class_spec(w).is_some() {
+                return Ok(Notify::Python(w.to_string()));
+            }
             Err(Problem::new(format!("unknown notifier \"{}\"", s.escape_debug())).help(
                 format!(
-                    "use \"mail\" (runs the global `notify_command`), \"none\", or a registered notifier; {}",
+                    "use \"mail\" (runs the global `notify_command`), \"none\", a Python notifier class (\"module.path:ClassName\"), or a registered notifier; {}",
                     registered(notifiers, "notifiers")
                 ),
             ))
@@ -127,7 +130,7 @@ impl Validator<'_> {
 /// `notify-on`: one word or a non-empty list of `failure`, `success`, `recovery`.
 fn notify_on(node: &crate::config::tree::Node) -> Result<NotifyOn, Problem> {
     let help =
-        "list any of \"failure\", \"success\", \"recovery\", e.g. [\"failure\", \"recovery\"]";
+        "list any of \"failure\", \"success\", \"recovery\", \"attempt\", e.g. [\"failure\", \"recovery\"]";
     let items: Vec<&crate::config::tree::Node> = match &node.value {
         Value::String(_) => vec![node],
         Value::Array(items) if items.is_empty() => {
@@ -142,6 +145,7 @@ fn notify_on(node: &crate::config::tree::Node) -> Result<NotifyOn, Problem> {
         failure: false,
         success: false,
         recovery: false,
+        attempt: false,
     };
     for item in items {
         let w = match &item.value {
@@ -156,6 +160,7 @@ fn notify_on(node: &crate::config::tree::Node) -> Result<NotifyOn, Problem> {
             "failure" => on.failure = true,
             "success" => on.success = true,
             "recovery" => on.recovery = true,
+            "attempt" => on.attempt = true,
             _ => {
                 let shown = match &item.value {
                     Value::String(s) => s.escape_debug().to_string(),

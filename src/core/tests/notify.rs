@@ -55,6 +55,7 @@ fn on(t: TaskSpec, failure: bool, success: bool, recovery: bool) -> TaskSpec {
             failure,
             success,
             recovery,
+            attempt: false,
         },
         ..t
     }
@@ -91,6 +92,33 @@ fn final_failure_is_told_once_after_the_last_attempt() {
     // The notice follows the lines that say what happened.
     let after = h.lines(Some("a")).last().cloned().unwrap();
     assert!(after.1.contains("Failed after 3 attempts"), "{after:?}");
+}
+
+#[test]
+fn notify_on_attempt_tells_each_failed_attempt_as_the_manual_does() {
+    let mut t = TaskSpec {
+        restart_delay: secs(1),
+        ..mail(retrying(task("a"), 3))
+    };
+    t.notify_on.attempt = true;
+    let mut h = Harness::new(vec![t]);
+    h.script("a", Script::exits(secs(2), 1));
+    h.start();
+    h.step(secs(60));
+    let attempt = |at, n| Told {
+        event: NotifyEvent::Attempt,
+        ..failure(at, ProcessEnd::Exited(1), n, 3)
+    };
+    assert_eq!(
+        h.told("a"),
+        [
+            attempt(secs(2), 1),
+            attempt(secs(5), 2),
+            failure(secs(9), ProcessEnd::Exited(1), 3, 3)
+        ],
+        "{}",
+        h.job_log()
+    );
 }
 
 #[test]
