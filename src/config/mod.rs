@@ -90,7 +90,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors, Snippet};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
 
 use crate::spec::Spec;
 
@@ -298,6 +298,25 @@ pub fn parse_str_with(
         ConfigErrors(vec![err])
     })?;
     validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+}
+
+/// The identity of user `name`, looked up at a task's start when the config named a user
+/// this machine did not know then (`crate::spec::Pending`). Errors are worded for the job
+/// log.
+pub(crate) fn start_user(name: &str) -> Result<crate::spec::UserSpec, String> {
+    validate::lookup_user(name).map_err(|e| {
+        let (what, help) = e.words();
+        match e {
+            validate::UserError::NeedsRoot(_) => format!("{what} ({help})"),
+            _ => format!("{what} on this machine"),
+        }
+    })
+}
+
+/// The variables of an environment-file, read at a task's start when the file did not
+/// exist at load time (`crate::spec::Pending`), with the checks of load time.
+pub(crate) fn start_environment_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    envfile::read_for_start(path)
 }
 
 /// The absolute directory of the config file.
