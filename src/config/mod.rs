@@ -84,6 +84,8 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_env;
+#[cfg(test)]
 mod tests_program;
 
 use std::collections::BTreeSet;

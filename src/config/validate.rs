@@ -1480,16 +1480,20 @@ fn date_commands_as_strftime(s: &str) -> Option<String> {
         out.push_str(&rest[..i]);
         let inner = &rest[i + 2..];
         let end = inner.find(')')?;
-        let format = inner[..end].trim().strip_prefix("date")?.trim_start();
-        let format = format.strip_prefix('+')?;
-        let format = ['\'', '"']
-            .iter()
-            .find_map(|q| format.strip_prefix(*q)?.strip_suffix(*q))
-            .unwrap_or(format);
+        let unquote = |f: &'_ str| -> String {
+            ['\'', '"']
+                .iter()
+                .find_map(|q| f.strip_prefix(*q)?.strip_suffix(*q))
+                .unwrap_or(f)
+                .to_string()
+        };
+        // `date +FMT`, `date +'FMT'`, `date '+FMT'`.
+        let arg = unquote(inner[..end].trim().strip_prefix("date")?.trim_start());
+        let format = unquote(arg.strip_prefix('+')?);
         if format.is_empty() || format.contains(char::is_whitespace) {
             return None;
         }
-        out.push_str(format);
+        out.push_str(&format);
         rest = &inner[end + 1..];
     }
     out.push_str(rest);
