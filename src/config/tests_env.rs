@@ -67,7 +67,7 @@ fn a_missing_working_directory_is_a_warning_and_the_other_tasks_load() {
         line.starts_with("Config warning: `working-directory` in task `bad`"),
         "{line}"
     );
-    assert!(line.contains(&format!("c.json:3:")), "{line}");
+    assert!(line.contains("c.json:3:"), "{line}");
 }
 
 #[test]
