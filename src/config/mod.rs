@@ -2,8 +2,8 @@
 //!
 //! This module owns everything between the user's text and the typed `Spec`; nothing after
 //! it parses user text. It never starts processes, never reads the clock, and touches the
-//! file system only to read the config file and environment-files and to check that
-//! working directories exist.
+//! file system only to read the config file and environment-files, to check that
+//! working directories exist and to look users up.
 //!
 //! # Two stages
 //! 1. Syntax: JSON by a small strict parser of our own (`json.rs`, RFC 8259), TOML by
@@ -42,15 +42,25 @@
 //!   directory; `stdout`/`stderr` file paths are relative to the task's working directory.
 //!   A config path given relative is made absolute with the current directory. `.`
 //!   components are removed, `..` kept (no symlink resolution). The default working
-//!   directory (the config file's directory) is not checked; an explicit one must exist
-//!   and be a directory.
+//!   directory (the config file's directory) is not checked; an explicit one that is not
+//!   a directory is a warning ([`ConfigWarning`], in `Spec::warnings`), not an error.
+//! - Problems of the machine, not of the file, are warnings: a missing
+//!   `working-directory`, a `user` unknown to the user database, a missing
+//!   `environment-file`. The task keeps what is missing in `TaskSpec::pending` and each
+//!   start settles it again (`crate::spawn::prepare`), failing while it is missing. An
+//!   environment-file others can write (as root), one that is not UTF-8 or has bad lines,
+//!   and a `user` other than oneself without root stay errors.
+//! - `stdout`/`stderr` paths may hold strftime patterns (chrono's, `%%` for `%`), filled in
+//!   at each start; an invalid pattern is an error; a `$(` is a warning whose help shows
+//!   the strftime form of `$(date +FORMAT)`.
 //! - `stdout`: null, `"log"` or `"joblog"` mean the job log; `stderr`: null or
 //!   `"combined"` mean combined, `"log"`/`"joblog"` the job log. Any other string is a
 //!   file path (write `./log` for a file named `log`).
 //! - `env` values may be strings, numbers or booleans (`true`/`false`); a JSON number is
 //!   kept as written (`2.50`), a TOML one as its value prints (`2.5`; `16` for `0x10`).
 //!   Names must be non-empty, without `=` or NUL. The environment-file is read at load
-//!   time; its variables come first and `env` overrides them. Its syntax is described in
+//!   time (or at each start while it is missing); its variables come first and `env`
+//!   overrides them. Its syntax is described in
 //!   `envfile.rs`.
 //! - Shorthand entries get their names after every object task's name is known, so an
 //!   explicit name always wins and the shorthand becomes `name-2`, `name-3`. Two identical
