@@ -190,31 +190,41 @@ fn a_timer_task_writes_into_the_file_named_with_the_current_year() {
     let sb = Sandbox::new();
     let dir = sb.file("logs");
     std::fs::create_dir(&dir).unwrap();
+    // `out-%Y.log`, and the manual's spelling `$(date +%Y)` (read as the same pattern).
     let cfg = format!(
-        r#"{{"scripts": [{{"name": "dated", "command": "echo dated-line", "timer": "1h",
-    "stdout": "{}/out-%Y.log"}}]}}"#,
-        dir.display()
+        r#"{{"scripts": [
+    {{"name": "dated", "command": "echo dated-line", "timer": "1h", "stdout": "{dir}/out-%Y.log"}},
+    {{"name": "manual", "command": "echo manual-line", "timer": "1h",
+      "stdout": "{dir}/manual-$(date +%Y).log"}}
+]}}"#,
+        dir = dir.display()
     );
     let before = chrono::Local::now().year();
     let b = sb.start(&cfg, &[]);
-    let found = wait_for(T, || {
-        std::fs::read_dir(&dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .find(|n| n.starts_with("out-"))
-    })
-    .unwrap_or_else(|| panic!("no dated file; job log:\n{}", b.log()));
-    let after = chrono::Local::now().year();
+    for (prefix, line) in [("out-", "dated-line"), ("manual-", "manual-line")] {
+        let found = wait_for(T, || {
+            std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no {prefix} file; job log:\n{}", b.log()));
+        let after = chrono::Local::now().year();
+        assert!(
+            found == format!("{prefix}{before}.log") || found == format!("{prefix}{after}.log"),
+            "the file is named with the year: {found}"
+        );
+        let text = wait_for(T, || {
+            Some(std::fs::read_to_string(dir.join(&found)).unwrap_or_default())
+                .filter(|t| t.contains(line))
+        })
+        .unwrap_or_else(|| panic!("nothing written to {found}; job log:\n{}", b.log()));
+        assert_eq!(text, format!("{line}\n"));
+    }
+    let log = b.log();
     assert!(
-        found == format!("out-{before}.log") || found == format!("out-{after}.log"),
-        "the file is named with the year: {found}"
+        log.contains("Config warning: `stdout` in task `manual`: no shell runs on the path"),
+        "{log}"
     );
-    let text = wait_for(T, || {
-        Some(std::fs::read_to_string(dir.join(&found)).unwrap_or_default())
-            .filter(|t| t.contains("dated-line"))
-    })
-    .unwrap_or_else(|| panic!("nothing written to {found}; job log:\n{}", b.log()));
-    assert_eq!(text, "dated-line\n");
-    assert!(!dir.join("out-%Y.log").exists());
 }

@@ -51,8 +51,9 @@
 //!   environment-file others can write (as root), one that is not UTF-8 or has bad lines,
 //!   and a `user` other than oneself without root stay errors.
 //! - `stdout`/`stderr` paths may hold strftime patterns (chrono's, `%%` for `%`), filled in
-//!   at each start; an invalid pattern is an error; a `$(` is a warning whose help shows
-//!   the strftime form of `$(date +FORMAT)`.
+//!   at each start; an invalid pattern is an error. A `$(` is a warning: `$(date +FORMAT)`
+//!   (the manual's example) is read as FORMAT and the help shows that form; any other
+//!   command stays in the name as written.
 //! - `stdout`: null, `"log"` or `"joblog"` mean the job log; `stderr`: null or
 //!   `"combined"` mean combined, `"log"`/`"joblog"` the job log. Any other string is a
 //!   file path (write `./log` for a file named `log`).

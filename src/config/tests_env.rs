@@ -184,18 +184,21 @@ fn a_shell_command_in_an_output_path_is_a_warning_showing_the_strftime_form() {
     );
     assert_located(&w, dir.path(), 3, "stdout");
     let text = w.to_string();
-    assert!(text.contains("contains `$(`"), "{text}");
+    assert!(
+        text.contains("no shell runs on the path, so its `$(date +...)` is read as a strftime pattern: `/var/log/sync/%Y-%m-%d.log`"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"write `"stdout": "/var/log/sync/%Y-%m-%d.log"`"#),
         "{text}"
     );
-    // It loads: the path is taken as written (its `%` patterns still filled in).
+    // It loads, and does what the manual means: a file a day.
     assert_eq!(
         spec.tasks[0].stdout,
-        OutputTarget::File(PathBuf::from("/var/log/sync/$(date +%Y-%m-%d).log"))
+        OutputTarget::File(PathBuf::from("/var/log/sync/%Y-%m-%d.log"))
     );
     // Quotes around the format, several commands, stderr too.
-    let (_, w) = one_warning(
+    let (spec, w) = one_warning(
         dir.path(),
         r#"{"name": "bad", "command": "true",
 "stderr": "e-$(date '+%Y')-$(date +\"%H\").log"}"#,
@@ -204,8 +207,12 @@ fn a_shell_command_in_an_output_path_is_a_warning_showing_the_strftime_form() {
         w.to_string().contains(r#"write `"stderr": "e-%Y-%H.log"`"#),
         "{w}"
     );
-    // Another command: no form to show, the advice is general.
-    let (_, w) = one_warning(
+    assert_eq!(
+        spec.tasks[0].stderr,
+        StderrTarget::File(dir.path().join("e-%Y-%H.log"))
+    );
+    // Another command: no form to show, the advice is general, the path stays as written.
+    let (spec, w) = one_warning(
         dir.path(),
         r#"{"name": "bad", "command": "true",
 "stdout": "$(hostname).log"}"#,
@@ -214,6 +221,15 @@ fn a_shell_command_in_an_output_path_is_a_warning_showing_the_strftime_form() {
         w.to_string()
             .contains("use strftime patterns such as `%Y-%m-%d`"),
         "{w}"
+    );
+    assert!(
+        w.to_string()
+            .contains("contains `$(`, but no shell runs on it"),
+        "{w}"
+    );
+    assert_eq!(
+        spec.tasks[0].stdout,
+        OutputTarget::File(dir.path().join("$(hostname).log"))
     );
 }
 

@@ -1350,17 +1350,19 @@ impl<'a> Validator<'a> {
         if !s.contains("$(") {
             return;
         }
-        let help = match date_commands_as_strftime(s) {
-            Some(form) => format!(
+        let p = match date_commands_as_strftime(s) {
+            Some(form) => Problem::new(format!(
+                "no shell runs on the path, so its `$(date +...)` is read as a strftime pattern: `{form}`"
+            ))
+            .help(format!(
                 "write `\"{}\": \"{form}\"`: bansuri fills in strftime patterns at each run's start (local time)",
                 g.key.name
-            ),
-            None => "use strftime patterns such as `%Y-%m-%d`, filled in at each run's start (local time)".to_string(),
+            )),
+            None => Problem::new(
+                "the path contains `$(`, but no shell runs on it: the file name would contain it as written",
+            )
+            .help("use strftime patterns such as `%Y-%m-%d`, filled in at each run's start (local time)"),
         };
-        let p = Problem::new(
-            "the path contains `$(`, but no shell runs on it: the file name would contain it as written",
-        )
-        .help(help);
         self.warn(t, g, p);
     }
 
@@ -1464,6 +1466,12 @@ fn output_path(node: &Node, working_directory: &Path) -> Result<PathBuf, Problem
     if s.contains('\0') {
         return Err(Problem::new("the path contains a NUL character"));
     }
+    // The manual's `$(date +%Y-%m-%d)`, as the strftime pattern it means (with a warning).
+    let dated = s
+        .contains("$(")
+        .then(|| date_commands_as_strftime(s))
+        .flatten();
+    let s = dated.as_deref().unwrap_or(s);
     if let Some(p) = crate::spec::strftime_problem(s) {
         return Err(Problem::new(p)
             .help("strftime patterns such as `%Y-%m-%d` are filled in at each run's start"));
