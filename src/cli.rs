@@ -324,6 +324,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
         }
         println!("  {:<width$}  {when}; {next}{notes}", t.name);
     }
+    for warning in &spec.warnings {
+        println!("{warning}");
+    }
     let in_job = crate::slurm::JobEnv::from_env().is_some();
     for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))
     {

@@ -479,7 +479,15 @@ impl Runtime {
             spec.source.display()
         );
         self.master(Level::Info, &line);
+        self.config_warnings(spec);
         self.slurm_header(spec);
+    }
+
+    /// The config's warnings, one job log line each (at start-up and at each reload).
+    fn config_warnings(&mut self, spec: &Spec) {
+        for w in &spec.warnings {
+            self.master(Level::Warning, &w.one_line());
+        }
     }
 
     fn run(&mut self) -> Result<i32, RuntimeError> {
@@ -1090,6 +1098,7 @@ impl Runtime {
             }
         };
         self.watch.overrides.apply(&mut spec.globals);
+        self.config_warnings(&spec);
         self.watch.applied = bytes;
         self.watch.applied_at = Utc::now();
         self.watch.invalid = None;
@@ -1145,6 +1154,7 @@ impl Runtime {
                 version: None,
                 globals: g.clone(),
                 tasks: Vec::new(),
+                warnings: Vec::new(),
             };
             match open_job_log(&probe) {
                 Ok(out) => {

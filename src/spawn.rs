@@ -6,6 +6,7 @@
 //! group signals; and reaping with resource usage. It knows nothing about schedules or
 //! policies: the core decides, the runtime calls in here.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -34,7 +35,50 @@ pub struct Child {
     pub stderr_file: Option<PathBuf>,
 }
 
-/// Start one process for `task`. Errors are worded for the job log.
+/// `task` as the start at `at` runs it: what its config left pending settled now (an
+/// unknown user looked up, a missing environment-file read: `Pending`), and the strftime
+/// patterns of its output file paths expanded at `at`, local time (`out-%Y-%m-%d.log`).
+/// The task itself is borrowed unchanged when there is nothing to settle. An error says
+/// what is missing, worded for the job log; the start then fails like any failed start.
+pub fn prepare<'t>(
+    task: &'t TaskSpec,
+    at: &chrono::DateTime<chrono::Local>,
+) -> Result<Cow<'t, TaskSpec>, String> {
+    let dated = |p: &PathBuf| p.to_str().is_some_and(|s| s.contains('%'));
+    let has_dates = matches!(&task.stdout, OutputTarget::File(p) if dated(p))
+        || matches!(&task.stderr, StderrTarget::File(p) if dated(p));
+    if task.pending.is_empty() && !has_dates {
+        return Ok(Cow::Borrowed(task));
+    }
+    let mut t = task.clone();
+    if let Some(name) = &task.pending.user {
+        t.user = Some(crate::config::start_user(name)?);
+        t.pending.user = None;
+    }
+    if let (true, Some(path)) = (task.pending.environment_file, &task.environment_file) {
+        // The file's variables first, `env` (all that `t.env` holds so far) over them.
+        let mut env: std::collections::BTreeMap<_, _> =
+            crate::config::start_environment_file(path)?
+                .into_iter()
+                .collect();
+        env.append(&mut t.env);
+        t.env = env;
+        t.pending.environment_file = false;
+    }
+    let date = |p: &PathBuf, field: &str| {
+        crate::spec::dated_path(p, at).map_err(|e| format!("`{field}`: {e}"))
+    };
+    if let OutputTarget::File(p) = &task.stdout {
+        t.stdout = OutputTarget::File(date(p, "stdout")?);
+    }
+    if let StderrTarget::File(p) = &task.stderr {
+        t.stderr = StderrTarget::File(date(p, "stderr")?);
+    }
+    Ok(Cow::Owned(t))
+}
+
+/// Start one process for `task` (as [`prepare`] left it). Errors are worded for the job
+/// log.
 pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
     let dir = &task.working_directory;
     match std::fs::metadata(dir) {
@@ -42,6 +86,12 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         Ok(_) => {
             return Err(format!(
                 "working directory {} is not a directory",
+                dir.display()
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!(
+                "working directory {} does not exist",
                 dir.display()
             ))
         }

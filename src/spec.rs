@@ -21,6 +21,9 @@ pub struct Spec {
     pub globals: Globals,
     /// Tasks, in file order. Names are unique.
     pub tasks: Vec<TaskSpec>,
+    /// What the file accepts but may be wrong, or waits on the machine (a missing
+    /// working directory): printed by `validate`, logged by the runtime.
+    pub warnings: Vec<crate::config::ConfigWarning>,
 }
 
 /// Top-level settings. CLI flags override these after loading.
@@ -163,6 +166,28 @@ pub struct TaskSpec {
     pub no_interface: bool,
     /// Launch each run as a SLURM job step (`srun`) inside the allocation.
     pub srun: Option<SrunSpec>,
+    /// What the config names but the machine did not have when it was loaded: settled at
+    /// each start instead (`crate::spawn::prepare`), which fails while it is still missing.
+    pub pending: Pending,
+}
+
+/// Parts of a task's environment that did not exist when the config was loaded (a user
+/// not in the user database, an environment-file not written yet). They are not errors
+/// of the file: each start of the task looks again, and fails with the reason while they
+/// are missing. (A missing working directory needs no entry: every start checks it.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// `user` names this unknown user: `TaskSpec::user` is `None` until a start finds it.
+    pub user: Option<String>,
+    /// `environment_file` did not exist: a start reads it, its variables under `env`'s.
+    pub environment_file: bool,
+}
+
+impl Pending {
+    /// Nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && !self.environment_file
+    }
 }
 
 /// How an `srun` task's step is shaped: `srun --nodes --ntasks --cpus-per-task
@@ -410,6 +435,43 @@ pub enum StderrTarget {
     File(PathBuf),
 }
 
+/// What is wrong with a strftime pattern in an output path (`%Y-%m-%d`, `%%` for a
+/// literal `%`), if anything: chrono's strftime, as a run start expands it.
+pub fn strftime_problem(pattern: &str) -> Option<String> {
+    use chrono::format::{Item, StrftimeItems};
+    if !pattern.contains('%') {
+        return None;
+    }
+    StrftimeItems::new(pattern)
+        .any(|i| matches!(i, Item::Error))
+        .then(|| {
+            format!("`{pattern}` is not a valid strftime pattern (write `%%` for a literal `%`)")
+        })
+}
+
+/// `path` with its strftime patterns filled in for `at` (a run's start, local time), so a
+/// task whose `stdout` is `out-%Y-%m-%d.log` writes a new file each day. A path without
+/// `%` is returned as it is.
+pub fn dated_path<Tz: chrono::TimeZone>(
+    path: &std::path::Path,
+    at: &chrono::DateTime<Tz>,
+) -> Result<PathBuf, String>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    use std::fmt::Write;
+    let Some(pattern) = path.to_str().filter(|s| s.contains('%')) else {
+        return Ok(path.to_path_buf());
+    };
+    if let Some(p) = strftime_problem(pattern) {
+        return Err(p);
+    }
+    let mut out = String::new();
+    write!(out, "{}", at.format(pattern))
+        .map_err(|_| format!("cannot expand the strftime pattern `{pattern}`"))?;
+    Ok(PathBuf::from(out))
+}
+
 impl TaskSpec {
     /// A task with every optional field at its documented default (for code and tests
     /// that build specs by hand; the config loader fills the same defaults).
@@ -451,6 +513,7 @@ impl TaskSpec {
             notify_on: NotifyOn::default(),
             no_interface: false,
             srun: None,
+            pending: Pending::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! are reported, not only the first.
 
 use std::ops::Range;
+use std::path::Path;
 
 /// A bad line: byte range in the file text and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,58 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileErro
     } else {
         Err(errors)
     }
+}
+
+/// Why an environment-file could not be used.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// A root bansuri must not trust it (see `config::unsafe_to_trust`).
+    Unsafe(String),
+    /// It does not exist (yet): a problem of the environment, not of the config.
+    Missing,
+    /// Any other failure to read it.
+    Io(std::io::Error),
+    /// Not UTF-8: the offset of the first bad byte.
+    NotUtf8(usize),
+    /// Bad lines, with the file text their spans refer to.
+    Syntax(String, Vec<EnvFileError>),
+}
+
+/// Reads and parses the environment-file at `path`, with the security check first.
+pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ReadError> {
+    if let Some(why) = super::unsafe_to_trust(path) {
+        return Err(ReadError::Unsafe(why));
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::Missing,
+        _ => ReadError::Io(e),
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8(e.utf8_error().valid_up_to()))?;
+    parse(&text).map_err(|errs| ReadError::Syntax(text, errs))
+}
+
+/// [`read`] with a one-line reason, for the job log when a task's start reads the file.
+pub(crate) fn read_for_start(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let shown = path.display();
+    read(path).map_err(|e| match e {
+        ReadError::Unsafe(why) => why,
+        ReadError::Missing => format!("environment-file `{shown}` does not exist"),
+        ReadError::Io(e) => format!("cannot read environment-file `{shown}`: {e}"),
+        ReadError::NotUtf8(at) => {
+            format!("environment-file `{shown}` is not UTF-8 text (bad byte at offset {at})")
+        }
+        ReadError::Syntax(text, errs) => match errs.first() {
+            Some(first) => {
+                let (line, _) = super::error::line_col(&text, first.span.start);
+                format!(
+                    "invalid line {line} in environment-file `{shown}`: {}",
+                    first.message
+                )
+            }
+            None => format!("environment-file `{shown}` is invalid"),
+        },
+    })
 }
 
 type LineResult = Result<Option<(String, String)>, (Range<usize>, String)>;

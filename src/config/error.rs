@@ -249,6 +249,34 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// Something in a config file that bansuri accepts but the user may have got wrong, or
+/// that depends on the machine rather than the file (a working directory not created
+/// yet): the file loads, `validate` prints it, the job log records it. Located and worded
+/// like an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl ConfigWarning {
+    /// The warning on one line, for the job log: message, location, help.
+    pub fn one_line(&self) -> String {
+        let e = &self.0;
+        let mut s = format!("Config warning: {} ({})", e.message, e.location());
+        if let Some(help) = &e.help {
+            s.push_str(&format!("; {}", help.replace('\n', " ")));
+        }
+        s
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    /// Rendered as the error would be, headed `warning:`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let body = text.strip_prefix("error: ").unwrap_or(&text);
+        write!(f, "warning: {}", body.trim_end())
+    }
+}
+
 impl std::error::Error for ConfigError {}
 impl std::error::Error for ConfigErrors {}
 

@@ -2,8 +2,8 @@
 //!
 //! This module owns everything between the user's text and the typed `Spec`; nothing after
 //! it parses user text. It never starts processes, never reads the clock, and touches the
-//! file system only to read the config file and environment-files and to check that
-//! working directories exist.
+//! file system only to read the config file and environment-files, to check that
+//! working directories exist and to look users up.
 //!
 //! # Two stages
 //! 1. Syntax: JSON by a small strict parser of our own (`json.rs`, RFC 8259), TOML by
@@ -42,15 +42,26 @@
 //!   directory; `stdout`/`stderr` file paths are relative to the task's working directory.
 //!   A config path given relative is made absolute with the current directory. `.`
 //!   components are removed, `..` kept (no symlink resolution). The default working
-//!   directory (the config file's directory) is not checked; an explicit one must exist
-//!   and be a directory.
+//!   directory (the config file's directory) is not checked; an explicit one that is not
+//!   a directory is a warning ([`ConfigWarning`], in `Spec::warnings`), not an error.
+//! - Problems of the machine, not of the file, are warnings: a missing
+//!   `working-directory`, a `user` unknown to the user database, a missing
+//!   `environment-file`. The task keeps what is missing in `TaskSpec::pending` and each
+//!   start settles it again (`crate::spawn::prepare`), failing while it is missing. An
+//!   environment-file others can write (as root), one that is not UTF-8 or has bad lines,
+//!   and a `user` other than oneself without root stay errors.
+//! - `stdout`/`stderr` paths may hold strftime patterns (chrono's, `%%` for `%`), filled in
+//!   at each start; an invalid pattern is an error. A `$(` is a warning: `$(date +FORMAT)`
+//!   (the manual's example) is read as FORMAT and the help shows that form; any other
+//!   command stays in the name as written.
 //! - `stdout`: null, `"log"` or `"joblog"` mean the job log; `stderr`: null or
 //!   `"combined"` mean combined, `"log"`/`"joblog"` the job log. Any other string is a
 //!   file path (write `./log` for a file named `log`).
 //! - `env` values may be strings, numbers or booleans (`true`/`false`); a JSON number is
 //!   kept as written (`2.50`), a TOML one as its value prints (`2.5`; `16` for `0x10`).
 //!   Names must be non-empty, without `=` or NUL. The environment-file is read at load
-//!   time; its variables come first and `env` overrides them. Its syntax is described in
+//!   time (or at each start while it is missing); its variables come first and `env`
+//!   overrides them. Its syntax is described in
 //!   `envfile.rs`.
 //! - Shorthand entries get their names after every object task's name is known, so an
 //!   explicit name always wins and the shorthand becomes `name-2`, `name-3`. Two identical
@@ -84,13 +95,15 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_env;
+#[cfg(test)]
 mod tests_program;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors, Snippet};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
 
 use crate::spec::Spec;
 
@@ -298,6 +311,25 @@ pub fn parse_str_with(
         ConfigErrors(vec![err])
     })?;
     validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+}
+
+/// The identity of user `name`, looked up at a task's start when the config named a user
+/// this machine did not know then (`crate::spec::Pending`). Errors are worded for the job
+/// log.
+pub(crate) fn start_user(name: &str) -> Result<crate::spec::UserSpec, String> {
+    validate::lookup_user(name).map_err(|e| {
+        let (what, help) = e.words();
+        match e {
+            validate::UserError::NeedsRoot(_) => format!("{what} ({help})"),
+            _ => format!("{what} on this machine"),
+        }
+    })
+}
+
+/// The variables of an environment-file, read at a task's start when the file did not
+/// exist at load time (`crate::spec::Pending`), with the checks of load time.
+pub(crate) fn start_environment_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    envfile::read_for_start(path)
 }
 
 /// The absolute directory of the config file.

@@ -279,7 +279,7 @@ fn task_entries() -> Vec<Entry> {
         entry(
             "working-directory",
             non_empty_string(),
-            "Working directory, relative to the config file's directory (default: that directory). Must exist.",
+            "Working directory, relative to the config file's directory (default: that directory). Checked at each start: while it is missing the start fails.",
         ),
         entry(
             "env",
@@ -298,7 +298,7 @@ fn task_entries() -> Vec<Entry> {
         entry(
             "stdout",
             path_or_null(),
-            "Append stdout to this file (relative to the working directory); null or \"log\": the job log (default).",
+            "Append stdout to this file (relative to the working directory; strftime patterns such as %Y-%m-%d filled in at each start, %% for %); null or \"log\": the job log (default).",
         ),
         entry(
             "stderr",

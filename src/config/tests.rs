@@ -113,6 +113,7 @@ fn minimal_task_gets_every_default() {
         notify_on: crate::spec::NotifyOn::default(),
         no_interface: false,
         srun: None,
+        pending: crate::spec::Pending::default(),
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
@@ -474,7 +475,18 @@ fn working_directory_values() {
         assert_eq!(e.len(), 1, "{}", ConfigErrors(e.clone()));
         e.remove(0)
     };
-    let e = one(r#""working-directory": "missing""#);
+    // A directory that is not there (yet) is the machine's problem, not the file's: a
+    // warning at the value, and the task keeps the path (each start checks it).
+    let warned = |fields: &str| {
+        let s = load_with(fields).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        (
+            s.tasks[0].working_directory.clone(),
+            s.warnings[0].0.clone(),
+        )
+    };
+    let (path, e) = warned(r#""working-directory": "missing""#);
+    assert_eq!(path, dir.path().join("missing"));
     assert_has(&e, "does not exist");
     assert_has(&e, &dir.path().join("missing").display().to_string());
     assert_eq!(e.field.as_deref(), Some("working-directory"));
@@ -483,7 +495,10 @@ fn working_directory_values() {
         .unwrap()
         + 1;
     assert_eq!(e.column, Some(col), "points at the value");
-    assert_has(&one(r#""working-directory": "file""#), "is not a directory");
+    assert_has(
+        &warned(r#""working-directory": "file""#).1,
+        "is not a directory",
+    );
     assert_has(&one(r#""working-directory": 3"#), "expected a string");
     assert_has(&one(r#""working-directory": """#), "cannot be empty");
 }
@@ -540,13 +555,16 @@ fn environment_file_is_read_and_merged() {
     assert_eq!(t.env["D"], "d");
     assert_eq!(t.env.len(), 4);
 
-    // Missing file: an error at the field.
-    let text = one_task(r#""environment_file": "nope.env""#);
-    let e = parse_str(&text, &cfg, Format::Json).unwrap_err().0;
+    // Missing file: a warning at the field; each start reads it (`Pending`).
+    let text = one_task(r#""environment_file": "nope.env", "env": {"D": "d"}"#);
+    let s = parse_str(&text, &cfg, Format::Json).unwrap();
+    let e: Vec<ConfigError> = s.warnings.iter().map(|w| w.0.clone()).collect();
     assert_eq!(e.len(), 1);
     assert_has(&e[0], "nope.env` does not exist");
     assert_eq!(e[0].field.as_deref(), Some("environment-file"));
     assert_eq!(e[0].file, cfg);
+    assert!(s.tasks[0].pending.environment_file);
+    assert_eq!(s.tasks[0].env.len(), 1, "only `env` so far");
 
     // Bad lines: one error per line, in the env file, naming it and the line.
     std::fs::write(dir.path().join("bad.env"), "OK=1\noops\nQ=\"open\n").unwrap();
@@ -1160,8 +1178,8 @@ fn every_error_inside_the_file_has_a_position() {
       5, "", {"name": "a b", "cmd": 1, "cmd": 2, "timer": "x", "schedule-cron": 3,
       "timezone": "mars", "overlap": 1, "timeout": 0, "on-fail": 1, "times": 0,
       "success-codes": [], "restart-delay": "x", "max-restart-delay": "y", "stopsignal": "z",
-      "stoptime": "w", "working-directory": "/nonexistent-dir-xyz", "env": 1,
-      "environment-file": "/nonexistent-file-xyz", "stdout": 1, "stderr": 1, "numprocs": 2}]}"#;
+      "stoptime": "w", "working-directory": 5, "env": 1,
+      "environment-file": "", "stdout": 1, "stderr": 1, "numprocs": 2}]}"#;
     let e = json(text).unwrap_err();
     assert!(e.0.len() >= 25, "{e}");
     for err in &e.0 {

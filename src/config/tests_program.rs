@@ -197,8 +197,18 @@ fn user_is_resolved_or_rejected() {
         let e = task_errors(r#""user": "nobody""#);
         assert!(e.contains("needs root"), "{e}");
     }
-    let e = task_errors(r#""user": "no-such-user-xyz""#);
-    assert!(e.contains("unknown user `no-such-user-xyz`"), "{e}");
+    // An unknown user may be created later: a warning, looked up again at each start.
+    let s = load(r#"{"scripts": [{"name": "t", "command": "x", "user": "no-such-user-xyz"}]}"#)
+        .unwrap();
+    assert_eq!(s.warnings.len(), 1);
+    let w = s.warnings[0].to_string();
+    assert!(
+        w.starts_with("warning: `user` in task `t`: unknown user `no-such-user-xyz`"),
+        "{w}"
+    );
+    assert!(w.contains("scripts_config.json:1:"), "{w}");
+    assert_eq!(s.tasks[0].user, None);
+    assert_eq!(s.tasks[0].pending.user.as_deref(), Some("no-such-user-xyz"));
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use super::envfile;
-use super::error::{line_col, ConfigError};
+use super::envfile::{self, ReadError};
+use super::error::{line_col, ConfigError, ConfigWarning};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
 use super::Extensions;
@@ -107,6 +107,7 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
 ];
 
 mod program;
+pub(crate) use program::{lookup_user, UserError};
 
 const DURATION_HELP: &str =
     "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
@@ -125,12 +126,17 @@ pub(crate) fn validate(
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         ext,
         notify_command_given: false,
     };
     let spec = v.root(root);
     match spec {
-        Some(spec) if v.errors.is_empty() => Ok(spec),
+        Some(mut spec) if v.errors.is_empty() => {
+            v.warnings.sort_by_key(|(at, _)| *at);
+            spec.warnings = v.warnings.into_iter().map(|(_, w)| w).collect();
+            Ok(spec)
+        }
         _ => {
             // File order reads best; the walk finds some errors out of order (a task's
             // unknown keys before its name, say). The sort is stable.
@@ -534,6 +540,8 @@ struct Validator<'a> {
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
     errors: Vec<((usize, usize), ConfigError)>,
+    /// Each warning with its (line, column), likewise.
+    warnings: Vec<((usize, usize), ConfigWarning)>,
     /// Names registered through the library API.
     ext: &'a Extensions,
     /// The top-level `notify_command` key is present (valid or not).
@@ -569,6 +577,16 @@ impl<'a> Validator<'a> {
         let mut e = self.error(span, task, Some(got.field), message);
         e.help = p.help;
         self.push(e);
+    }
+
+    /// A warning about a field: the file loads all the same.
+    fn warn(&mut self, task: Option<&str>, got: &Got, p: Problem) {
+        let message = format!("`{}`{}: {}", got.key.name, in_task(task), p.detail);
+        let span = p.span.unwrap_or_else(|| got.node.span.clone());
+        let mut e = self.error(span, task, Some(got.field), message);
+        e.help = p.help;
+        let at = (e.line.unwrap_or(0), e.column.unwrap_or(0));
+        self.warnings.push((at, ConfigWarning(e)));
     }
 
     /// Converts a field when present; `None` when absent or invalid (then reported).
@@ -714,6 +732,7 @@ impl<'a> Validator<'a> {
                 version,
                 globals,
                 tasks,
+                warnings: Vec::new(),
             });
         }
         let Some(scripts) = f.get("scripts") else {
@@ -735,6 +754,7 @@ impl<'a> Validator<'a> {
             version,
             globals,
             tasks,
+            warnings: Vec::new(),
         })
     }
 
@@ -1109,7 +1129,10 @@ impl<'a> Validator<'a> {
         if let Some(g) = f.get("environment-file") {
             if let Some((path, pairs)) = self.environment_file(t, g) {
                 task.environment_file = Some(path);
-                env.extend(pairs);
+                match pairs {
+                    Some(pairs) => env.extend(pairs),
+                    None => task.pending.environment_file = true,
+                }
             }
         }
         if let Some(g) = f.get("env") {
@@ -1117,6 +1140,11 @@ impl<'a> Validator<'a> {
         }
         task.env = env;
         let wd = task.working_directory.clone();
+        for name in ["stdout", "stderr"] {
+            if let Some(g) = f.get(name) {
+                self.shell_in_path(t, g);
+            }
+        }
         if let Some(out) = self.take(t, f.get("stdout"), |n| {
             Ok(match &n.value {
                 Value::Null => OutputTarget::JobLog,
@@ -1235,31 +1263,30 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `working-directory`: a path is required, its directory is not. One that is missing
+    /// now (created later by a setup task, say) is a warning; each start checks it again.
     fn working_directory(&mut self, t: Option<&str>, g: &Got) -> Option<PathBuf> {
         let dir = self.config_dir.clone();
-        self.take(t, Some(g), |n| {
-            let s = non_empty_str(n)?;
-            let path = tidy(&dir.join(s));
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => Ok(path),
-                Ok(_) => Err(Problem::new(format!(
-                    "`{}` is not a directory",
-                    path.display()
-                ))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let p = Problem::new(format!("directory `{}` does not exist", path.display()));
-                    Err(if Path::new(s).is_relative() {
-                        p.help("relative paths are relative to the config file's directory")
-                    } else {
-                        p
-                    })
-                }
-                Err(e) => Err(Problem::new(format!(
-                    "cannot access `{}`: {e}",
-                    path.display()
-                ))),
+        let path = self.take(t, Some(g), |n| Ok(tidy(&dir.join(non_empty_str(n)?))))?;
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => return Some(path),
+            Ok(_) => format!("`{}` is not a directory", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("directory `{}` does not exist (yet)", path.display())
             }
-        })
+            Err(e) => format!("cannot access `{}`: {e}", path.display()),
+        };
+        let relative = matches!(&g.node.value, Value::String(s) if Path::new(s).is_relative());
+        let help = format!(
+            "each start of the task checks again and fails while it is not a directory; the other tasks run{}",
+            if relative {
+                " (relative paths are relative to the config file's directory)"
+            } else {
+                ""
+            }
+        );
+        self.warn(t, g, Problem::new(problem).help(help));
+        Some(path)
     }
 
     fn env(&mut self, t: Option<&str>, g: &Got) -> BTreeMap<String, String> {
@@ -1314,80 +1341,97 @@ impl<'a> Validator<'a> {
         out
     }
 
+    /// A `$(` in an output path: no shell expands it (the file would be named with it);
+    /// the strftime form does what `$(date +...)` meant.
+    fn shell_in_path(&mut self, t: Option<&str>, g: &Got) {
+        let Value::String(s) = &g.node.value else {
+            return;
+        };
+        if !s.contains("$(") {
+            return;
+        }
+        let p = match date_commands_as_strftime(s) {
+            Some(form) => Problem::new(format!(
+                "no shell runs on the path, so its `$(date +...)` is read as a strftime pattern: `{form}`"
+            ))
+            .help(format!(
+                "write `\"{}\": \"{form}\"`: bansuri fills in strftime patterns at each run's start (local time)",
+                g.key.name
+            )),
+            None => Problem::new(
+                "the path contains `$(`, but no shell runs on it: the file name would contain it as written",
+            )
+            .help("use strftime patterns such as `%Y-%m-%d`, filled in at each run's start (local time)"),
+        };
+        self.warn(t, g, p);
+    }
+
+    /// `environment-file`: read now. One that does not exist yet is a warning; each start
+    /// of the task then reads it (`Pending::environment_file`).
     fn environment_file(
         &mut self,
         t: Option<&str>,
         g: &Got,
-    ) -> Option<(PathBuf, Vec<(String, String)>)> {
+    ) -> Option<(PathBuf, Option<EnvPairs>)> {
         let dir = self.config_dir.clone();
         let path = self.take(t, Some(g), |n| Ok(tidy(&dir.join(non_empty_str(n)?))))?;
-        if let Some(why) = super::unsafe_to_trust(&path) {
-            let p = Problem::new(why).help(format!("run `chmod go-w {}`", path.display()));
-            self.report(t, g, p);
-            return None;
-        }
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    let p = Problem::new(format!(
-                        "`{}` is not UTF-8 text (bad byte at offset {})",
-                        path.display(),
-                        e.utf8_error().valid_up_to()
-                    ));
-                    self.report(t, g, p);
-                    return None;
-                }
-            },
-            Err(e) => {
-                let what = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("file `{}` does not exist", path.display())
-                } else {
-                    format!("cannot read `{}`: {e}", path.display())
-                };
-                let p = Problem::new(what)
+        let (text, errs) = match envfile::read(&path) {
+            Ok(pairs) => return Some((path, Some(pairs))),
+            Err(ReadError::Missing) => {
+                let p = Problem::new(format!(
+                    "file `{}` does not exist (yet)",
+                    path.display()
+                ))
+                .help("each start of the task reads it, and fails while it is missing; relative paths are relative to the config file's directory");
+                self.warn(t, g, p);
+                return Some((path, None));
+            }
+            Err(ReadError::Unsafe(why)) => {
+                let p = Problem::new(why).help(format!("run `chmod go-w {}`", path.display()));
+                self.report(t, g, p);
+                return None;
+            }
+            Err(ReadError::NotUtf8(at)) => {
+                let p = Problem::new(format!(
+                    "`{}` is not UTF-8 text (bad byte at offset {at})",
+                    path.display()
+                ));
+                self.report(t, g, p);
+                return None;
+            }
+            Err(ReadError::Io(e)) => {
+                let p = Problem::new(format!("cannot read `{}`: {e}", path.display()))
                     .help("relative paths are relative to the config file's directory");
                 self.report(t, g, p);
                 return None;
             }
+            Err(ReadError::Syntax(text, errs)) => (text, errs),
         };
-        match envfile::parse(&text) {
-            Ok(pairs) => {
-                let mut bad = false;
-                for (k, _) in &pairs {
-                    if let Err(p) = env_name(k) {
-                        // Cannot happen with the env-file syntax, kept as a guard.
-                        self.report(t, g, p);
-                        bad = true;
-                    }
-                }
-                (!bad).then_some((path, pairs))
-            }
-            Err(errs) => {
-                let here = ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "");
-                let given = here.location();
-                let given_at = (here.line.unwrap_or(0), here.column.unwrap_or(0));
-                for err in errs {
-                    let mut e = ConfigError::at(self.file, &path, &text, err.span, "");
-                    e.message = format!(
-                        "invalid line {} in environment-file `{}`{}: {}",
-                        e.line.unwrap_or(0),
-                        path.display(),
-                        in_task(t),
-                        err.message
-                    );
-                    e.task = t.map(String::from);
-                    e.field = Some("environment-file".into());
-                    e.note = Some(format!("the environment-file is given at {given}"));
-                    e.help = Some("each line is KEY=VALUE, `# comment` or blank".into());
-                    // Sorted with the config's errors at the field that names the file.
-                    self.errors.push((given_at, e));
-                }
-                None
-            }
+        let here = ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "");
+        let given = here.location();
+        let given_at = (here.line.unwrap_or(0), here.column.unwrap_or(0));
+        for err in errs {
+            let mut e = ConfigError::at(self.file, &path, &text, err.span, "");
+            e.message = format!(
+                "invalid line {} in environment-file `{}`{}: {}",
+                e.line.unwrap_or(0),
+                path.display(),
+                in_task(t),
+                err.message
+            );
+            e.task = t.map(String::from);
+            e.field = Some("environment-file".into());
+            e.note = Some(format!("the environment-file is given at {given}"));
+            e.help = Some("each line is KEY=VALUE, `# comment` or blank".into());
+            // Sorted with the config's errors at the field that names the file.
+            self.errors.push((given_at, e));
         }
+        None
     }
 }
+
+/// Variables of an environment-file, in file order.
+type EnvPairs = Vec<(String, String)>;
 
 fn env_name(name: &str) -> Result<(), Problem> {
     if name.is_empty() {
@@ -1422,5 +1466,44 @@ fn output_path(node: &Node, working_directory: &Path) -> Result<PathBuf, Problem
     if s.contains('\0') {
         return Err(Problem::new("the path contains a NUL character"));
     }
+    // The manual's `$(date +%Y-%m-%d)`, as the strftime pattern it means (with a warning).
+    let dated = s
+        .contains("$(")
+        .then(|| date_commands_as_strftime(s))
+        .flatten();
+    let s = dated.as_deref().unwrap_or(s);
+    if let Some(p) = crate::spec::strftime_problem(s) {
+        return Err(Problem::new(p)
+            .help("strftime patterns such as `%Y-%m-%d` are filled in at each run's start"));
+    }
     Ok(tidy(&working_directory.join(s)))
+}
+
+/// `s` with each `$(date +FORMAT)` replaced by its FORMAT (quotes removed), when it holds
+/// one: the strftime form bansuri understands. `None` when some `$(` is another command.
+fn date_commands_as_strftime(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let inner = &rest[i + 2..];
+        let end = inner.find(')')?;
+        let unquote = |f: &'_ str| -> String {
+            ['\'', '"']
+                .iter()
+                .find_map(|q| f.strip_prefix(*q)?.strip_suffix(*q))
+                .unwrap_or(f)
+                .to_string()
+        };
+        // `date +FMT`, `date +'FMT'`, `date '+FMT'`.
+        let arg = unquote(inner[..end].trim().strip_prefix("date")?.trim_start());
+        let format = unquote(arg.strip_prefix('+')?);
+        if format.is_empty() || format.contains(char::is_whitespace) {
+            return None;
+        }
+        out.push_str(&format);
+        rest = &inner[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }

@@ -181,6 +181,7 @@ impl Harness {
             version: Some("1.0".into()),
             globals,
             tasks,
+            warnings: Vec::new(),
         };
         Harness {
             core: Core::new(&spec, mode),
@@ -1921,6 +1922,7 @@ impl Harness {
             version: None,
             globals,
             tasks,
+            warnings: Vec::new(),
         };
         self.pump(Some(Input::Reload {
             spec: Arc::new(spec),

@@ -164,7 +164,9 @@ impl Runtime {
         task: Arc<TaskSpec>,
         attempt: u32,
     ) -> Vec<Action> {
-        match self.start_thread(run, &task, attempt) {
+        let started = crate::spawn::prepare(&task, &chrono::Local::now())
+            .and_then(|task| self.start_thread(run, &task, attempt));
+        match started {
             Ok(()) => self.core.handle(Input::Spawned { run, pid: 0 }, self.now()),
             Err(reason) => {
                 self.notifying.forget_after(run);

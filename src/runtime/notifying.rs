@@ -422,9 +422,10 @@ impl Runtime {
         task: &TaskSpec,
         attempt: u32,
     ) -> Result<spawn::Child, String> {
-        self.notifying.track_output(run, task);
+        let task = spawn::prepare(task, &chrono::Local::now())?;
+        self.notifying.track_output(run, &task);
         // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
-        self.spawn(task, attempt)
+        self.spawn(&task, attempt)
     }
 
     fn task_line(&mut self, task: &str, level: Level, msg: &str) {

@@ -75,7 +75,9 @@ impl Validator<'_> {
             task.priority = p;
         }
         task.umask = self.take(t, f.get("umask"), umask);
-        task.user = self.take(t, f.get("user"), user);
+        if let Some(g) = f.get("user") {
+            self.user(t, g, task);
+        }
         if let Some(deps) = self.take(t, f.get("depends-on"), depends_on) {
             task.depends_on = deps;
         }
@@ -398,28 +400,56 @@ fn umask(node: &Node) -> Result<u32, Problem> {
 }
 
 /// `user`: a login name known to this machine. Running as another user needs root.
-fn user(node: &Node) -> Result<UserSpec, Problem> {
-    let name = as_str(node)?.trim();
+/// Why a `user` cannot be run as now.
+pub(crate) enum UserError {
+    /// Not in the user database (yet): a problem of the machine, not of the file.
+    Unknown(String),
+    /// The lookup itself failed (NSS down, say): also the machine's.
+    Lookup(String),
+    /// bansuri is not root and the user is someone else: no start can ever succeed.
+    NeedsRoot(String),
+}
+
+impl UserError {
+    /// What is wrong, in one line, and how to fix it.
+    pub(crate) fn words(&self) -> (&str, &'static str) {
+        match self {
+            UserError::Unknown(m) => (
+                m,
+                "use a login name from this machine's user database (`getent passwd NAME`)",
+            ),
+            UserError::Lookup(m) => (m, "check the user database (`getent passwd NAME`)"),
+            UserError::NeedsRoot(m) => (
+                m,
+                "remove `user` (tasks then run as you), or start bansuri as root",
+            ),
+        }
+    }
+}
+
+/// The identity of user `name`, from the user and group databases.
+pub(crate) fn lookup_user(name: &str) -> Result<UserSpec, UserError> {
     let u = match nix::unistd::User::from_name(name) {
         Ok(Some(u)) => u,
-        Ok(None) => {
-            return Err(Problem::new(format!("unknown user `{name}`"))
-                .help("use a login name from this machine's user database (`getent passwd NAME`)"))
+        Ok(None) => return Err(UserError::Unknown(format!("unknown user `{name}`"))),
+        Err(e) => {
+            return Err(UserError::Lookup(format!(
+                "cannot look up user `{name}`: {e}"
+            )))
         }
-        Err(e) => return Err(Problem::new(format!("cannot look up user `{name}`: {e}"))),
     };
     let me = nix::unistd::geteuid();
     if !me.is_root() && u.uid != me {
-        return Err(Problem::new(format!(
+        return Err(UserError::NeedsRoot(format!(
             "running a task as `{name}` needs root, but bansuri runs as uid {me}"
-        ))
-        .help("remove `user` (tasks then run as you), or start bansuri as root"));
+        )));
     }
-    let c_name =
-        std::ffi::CString::new(name).map_err(|_| Problem::new("user name contains NUL"))?;
-    let groups = nix::unistd::getgrouplist(&c_name, u.gid)
+    // A NUL cannot be in a name the user database just found.
+    let groups = std::ffi::CString::new(name)
+        .ok()
+        .and_then(|c| nix::unistd::getgrouplist(&c, u.gid).ok())
         .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
-        .unwrap_or_else(|_| vec![u.gid.as_raw()]);
+        .unwrap_or_else(|| vec![u.gid.as_raw()]);
     Ok(UserSpec {
         name: name.to_string(),
         uid: u.uid.as_raw(),
@@ -427,6 +457,38 @@ fn user(node: &Node) -> Result<UserSpec, Problem> {
         groups,
         home: u.dir,
     })
+}
+
+impl Validator<'_> {
+    /// `user`: looked up now. One unknown to this machine (or a failed lookup) is a
+    /// warning; each start of the task looks again (`Pending::user`).
+    fn user(&mut self, t: Option<&str>, g: &super::Got, task: &mut TaskSpec) {
+        let Some(name) = self.take(t, Some(g), |n| {
+            let name = as_str(n)?.trim();
+            if name.is_empty() || name.contains('\0') {
+                return Err(Problem::new("expected a login name"));
+            }
+            Ok(name.to_string())
+        }) else {
+            return;
+        };
+        match lookup_user(&name) {
+            Ok(u) => task.user = Some(u),
+            Err(e @ (UserError::Unknown(_) | UserError::Lookup(_))) => {
+                let (what, _) = e.words();
+                let p = Problem::new(what.to_string()).help(
+                    "each start of the task looks the user up again, and fails while it is unknown",
+                );
+                self.warn(t, g, p);
+                task.pending.user = Some(name);
+            }
+            Err(e) => {
+                let (what, help) = e.words();
+                let p = Problem::new(what.to_string()).help(help);
+                self.report(t, g, p);
+            }
+        }
+    }
 }
 
 /// `depends-on`: a name or a list of names.
