@@ -5,6 +5,11 @@
 //! escapes; any other backslash is kept), or bare (trimmed; ` #` starts a comment). A
 //! value cannot span lines. A bad line is an error with its line and column; all bad lines
 //! are reported, not only the first.
+//!
+//! A file whose first non-blank character is `{` is a JSON object instead (the Bansuri
+//! manual's `"environment-file": "/etc/env.json"`): each member a variable; string values
+//! as they are, numbers and booleans as their JSON text; `null`, arrays and objects are
+//! errors at their position.
 
 use std::ops::Range;
 use std::path::Path;
@@ -19,6 +24,9 @@ pub(crate) struct EnvFileError {
 /// Parses the file text into `(key, value)` pairs in file order (a later line for the same
 /// key overrides an earlier one when collected into a map).
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
+    if text.trim_start().starts_with('{') {
+        return parse_json(text);
+    }
     let mut pairs = Vec::new();
     let mut errors = Vec::new();
     let mut offset = 0;
@@ -35,6 +43,64 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileErro
                 message,
             }),
         }
+    }
+    if errors.is_empty() {
+        Ok(pairs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The JSON form: one object, its members the variables, in file order.
+fn parse_json(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
+    use super::tree::Value;
+    let root = super::json::parse(text).map_err(|e| {
+        let help = e.help.map(|h| format!(" ({h})")).unwrap_or_default();
+        vec![EnvFileError {
+            span: e.span,
+            message: format!("{}{help}", e.message),
+        }]
+    })?;
+    let Value::Object(members) = root.value else {
+        return Err(vec![EnvFileError {
+            span: root.span,
+            message: format!(
+                "expected an object of variables, found {}",
+                root.value.kind()
+            ),
+        }]);
+    };
+    let mut pairs = Vec::new();
+    let mut errors = Vec::new();
+    for (key, node) in members {
+        if key.name.is_empty()
+            || key
+                .name
+                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '=')
+        {
+            errors.push(EnvFileError {
+                span: key.span,
+                message: format!("invalid variable name `{}`", key.name),
+            });
+            continue;
+        }
+        let value = match node.value {
+            Value::String(v) => v,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.raw,
+            other => {
+                errors.push(EnvFileError {
+                    span: node.span,
+                    message: format!(
+                        "the value of `{}` must be a string, number or boolean, not {}",
+                        key.name,
+                        other.kind()
+                    ),
+                });
+                continue;
+            }
+        };
+        pairs.push((key.name, value));
     }
     if errors.is_empty() {
         Ok(pairs)
@@ -217,6 +283,28 @@ fn double_quoted(s: &str) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_object_is_read_as_the_manual_shows_it() {
+        let text = "{\n  \"DB_HOST\": \"db.local\",\n  \"PORT\": 5432,\n  \"DEBUG\": true\n}\n";
+        let got = parse(text).unwrap();
+        let want: Vec<(String, String)> =
+            [("DB_HOST", "db.local"), ("PORT", "5432"), ("DEBUG", "true")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(got, want);
+        // Bad members are reported at their place; a syntax error too.
+        let errs = parse("{\"A\": [1], \"B C\": \"x\", \"OK\": \"y\"}").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0]
+            .message
+            .contains("must be a string, number or boolean, not a list"));
+        assert!(errs[1].message.contains("invalid variable name `B C`"));
+        let errs = parse("{\"A\": \"x\",}").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("comma"), "{errs:?}");
+    }
 
     #[test]
     fn parses_the_usual_forms() {
