@@ -358,6 +358,15 @@ const MACROS: &[(&str, &str)] = &[
     ("@hourly", "0 * * * *"),
 ];
 
+/// `@ 2 * * *` (the Bansuri manual's print of `0 2 * * *`, a `0` turned into `@`): the
+/// expression meant, for the error's suggestion.
+fn is_zero_printed_as_at(text: &str) -> Option<String> {
+    let rest = text.strip_prefix('@')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    (rest.starts_with(char::is_whitespace) && fields.len() == 4)
+        .then(|| format!("0 {}", fields.join(" ")))
+}
+
 /// Text to bit sets, with user-facing errors.
 fn compile(text: &str) -> Result<Fields, String> {
     if text.is_empty() {
@@ -376,13 +385,8 @@ fn compile(text: &str) -> Result<Fields, String> {
             }
             // The Bansuri manual prints `@ 2 * * *` where `0 2 * * *` is meant (a `0`
             // turned into `@`): say so rather than only listing the macros.
-            None if text[1..].starts_with(char::is_whitespace)
-                && text[1..].split_whitespace().count() == 4 =>
-            {
-                let fixed = format!(
-                    "0 {}",
-                    text[1..].split_whitespace().collect::<Vec<_>>().join(" ")
-                );
+            None if is_zero_printed_as_at(text).is_some() => {
+                let fixed = is_zero_printed_as_at(text).unwrap_or_default();
                 return Err(format!(
                     "`{text}` is not a cron expression: `@` is not a minute; \
                      did you mean `{fixed}`?"
