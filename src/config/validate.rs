@@ -1143,6 +1143,7 @@ impl<'a> Validator<'a> {
             task.srun = self.srun(t, g);
         }
         let extras = self.program(t, &f, &mut task);
+        self.python_module_trust(t, &f, &task);
         (task, name, extras)
     }
 
@@ -1321,8 +1322,8 @@ impl<'a> Validator<'a> {
     ) -> Option<(PathBuf, Vec<(String, String)>)> {
         let dir = self.config_dir.clone();
         let path = self.take(t, Some(g), |n| Ok(tidy(&dir.join(non_empty_str(n)?))))?;
-        if let Some(why) = super::unsafe_to_trust(&path) {
-            let p = Problem::new(why).help(format!("run `chmod go-w {}`", path.display()));
+        if let Some(u) = super::unsafe_to_trust(&path) {
+            let p = Problem::new(u.why).help(u.help);
             self.report(t, g, p);
             return None;
         }
