@@ -67,7 +67,7 @@ fn resume_skips_a_succeeded_one_shot_and_reruns_a_failed_and_a_changed_one() {
         log.contains("--resume: 1 one-shot task succeeded before with the same settings and will not run again (ok)"),
         "{log}"
     );
-    let d = StateDoc::read(&sb.file(".bansuri/state.json")).expect("state");
+    let d = StateDoc::read(&sb.file(".bansuri/config.json/state.json")).expect("state");
     assert_eq!(d.task("ok").map(|t| t.state.as_str()), Some("SUCCESS"));
     assert!(d.settings.resume);
 
@@ -99,7 +99,7 @@ fn a_stale_group_of_a_killed_bansuri_is_ended_by_the_next_start() {
     let mut b = sb.start(config, &[]);
     let child: i32 = wait_for(T, || sb.read("child.pid").trim().parse().ok())
         .unwrap_or_else(|| panic!("no child pid; log:\n{}", b.log()));
-    let state = sb.file(".bansuri/state.json");
+    let state = sb.file(".bansuri/config.json/state.json");
     let pgid = wait_for(T, || {
         StateDoc::read(&state)
             .ok()
@@ -238,7 +238,7 @@ fn make_group(sb: &Sandbox, leader_exits: bool) -> Group {
 #[test]
 fn a_reused_pid_or_group_id_is_never_killed() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
     let quiet = r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#;
 
     // 1. The leader is alive, but started at another time than recorded: a reused pid.
@@ -246,7 +246,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
     let leader = g.leader.id();
     let start = bansuri::sample::start_ticks(leader).expect("leader start");
     let d = stale_doc(leader, start + 1, bansuri::sample::boot_ticks_now());
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(quiet, &[]);
     let log = b.wait_log("the check", T, |l| l.contains("was reused"));
     assert!(
@@ -269,7 +269,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
     let pgid = g.leader.id();
     let member_start = bansuri::sample::start_ticks(g.member as u32).expect("member start");
     let d = stale_doc(pgid, member_start.saturating_sub(10), member_start - 1);
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(quiet, &[]);
     b.wait_log("the check", T, |l| {
         l.contains(&format!(
@@ -282,7 +282,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
 
     // 3. Same group, but the state was written after the member started: ours, ended.
     let d = stale_doc(pgid, member_start.saturating_sub(10), member_start + 100);
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let b = sb.start(quiet, &[]);
     wait_for(T, || (!alive(g.member)).then_some(()))
         .unwrap_or_else(|| panic!("the stale member survives; log:\n{}", b.log()));
@@ -292,11 +292,11 @@ fn a_reused_pid_or_group_id_is_never_killed() {
 #[test]
 fn a_fresh_state_of_a_bansuri_on_another_node_is_warned_about() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
     let mut d = stale_doc(1, 1, 1);
     d.bansuri.host = "some-other-node".into();
     d.written_at = chrono::Utc::now();
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(
         r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
         &[],
