@@ -308,3 +308,165 @@ fn a_fresh_state_of_a_bansuri_on_another_node_is_warned_about() {
     b.signal(libc::SIGTERM);
     b.wait(T).expect("exits");
 }
+
+/// A previous state file that bansuri's user does not own, or that others can write, is
+/// not trusted: the process group it lists is left alone (a forged file would otherwise
+/// make bansuri kill an unrelated group), and the log says why.
+#[test]
+fn a_forged_state_file_never_gets_a_group_killed() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
+    let quiet = r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#;
+    let state = sb.file(".bansuri/config.json/state.json");
+    // The victim: a group whose leader's start time the forger knows (it is public).
+    let g = make_group(&sb, false);
+    let leader = g.leader.id();
+    let start = bansuri::sample::start_ticks(leader).expect("leader start");
+    let forged = stale_doc(leader, start, bansuri::sample::boot_ticks_now()).to_json();
+    let me = nix::unistd::geteuid().is_root();
+    let mut cases = vec![(0o666, "it is writable by others (mode 666)".to_owned())];
+    if me {
+        cases.push((
+            0o644,
+            "it belongs to uid 65534, not to bansuri's uid 0".to_owned(),
+        ));
+    }
+    for (mode, why) in cases {
+        std::fs::write(&state, &forged).expect("write state");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if mode == 0o644 {
+            std::os::unix::fs::lchown(&state, Some(65534), None).expect("chown");
+        }
+        let _ = std::fs::remove_file(sb.file("log.txt"));
+        let mut b = sb.start(quiet, &[]);
+        let log = b.wait_log("the refusal", T, |l| l.contains("is not used"));
+        assert!(
+            log.contains(&format!(
+                "the previous state file {} is not used (no clean-up of what it lists, no --resume from it): {why}",
+                state.display()
+            )),
+            "{log}"
+        );
+        b.signal(libc::SIGTERM);
+        b.wait(T).expect("exits");
+        assert!(
+            alive(leader as i32) && alive(g.member),
+            "the group listed in a forged file is not touched; log:\n{log}"
+        );
+        assert!(!log.contains("Ended stale process group"), "{log}");
+    }
+    drop(g);
+}
+
+fn spawn_on(sb: &Sandbox, cfg: &std::path::Path, log: &str) -> Bansuri {
+    let log = sb.file(log);
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bansuri");
+    Bansuri {
+        child: Some(child),
+        log,
+    }
+}
+
+/// Two configs of one directory run side by side (each has its own state directory,
+/// `.bansuri/<config file name>/`); `status --config` shows each one's tasks; the same
+/// config twice is still refused.
+#[test]
+fn two_configs_of_one_directory_run_side_by_side() {
+    let sb = Sandbox::new();
+    let a = sb.write(
+        "scripts-critical.json",
+        r#"{"scripts": [{"name": "critical", "command": "exec sleep 300"}]}"#,
+    );
+    let b = sb.write(
+        "scripts-batch.json",
+        r#"{"scripts": [{"name": "batch", "command": "exec sleep 300"}]}"#,
+    );
+    let ba = spawn_on(&sb, &a, "a.log");
+    let bb = spawn_on(&sb, &b, "b.log");
+    for (cfg, task, inst) in [(&a, "critical", &ba), (&b, "batch", &bb)] {
+        let out = wait_for(T, || {
+            let (code, out, _) = client(cfg, &["status"], &[]);
+            (code == 0 && out.contains("RUNNING")).then_some(out)
+        })
+        .unwrap_or_else(|| panic!("{task} not running; log:\n{}", inst.log()));
+        let other = if task == "critical" {
+            "batch"
+        } else {
+            "critical"
+        };
+        assert!(out.contains(task) && !out.contains(other), "{out}");
+    }
+    assert!(sb
+        .file(".bansuri/scripts-critical.json/state.json")
+        .exists());
+    assert!(sb.file(".bansuri/scripts-batch.json/state.json").exists());
+    let mut again = spawn_on(&sb, &a, "a2.log");
+    let (st, err) = again.wait(T).expect("refused");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("another bansuri (pid {}) is running", ba.pid())),
+        "{err}"
+    );
+    for mut inst in [ba, bb] {
+        inst.signal(libc::SIGTERM);
+        inst.wait(T).expect("exits");
+    }
+}
+
+/// The state file of an older bansuri (`.bansuri/state.json`, shared by every config of a
+/// directory) is found by `status` and taken over once by the next start.
+#[test]
+fn the_state_file_of_an_older_bansuri_is_found_and_taken_over() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "config.json",
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+    );
+    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    let mut d = stale_doc(1, 1, 1);
+    d.bansuri.running = false;
+    d.tasks[0].processes.clear();
+    d.tasks[0].state = "SUCCESS".into();
+    d.config.path = cfg.display().to_string();
+    let old = sb.file(".bansuri/state.json");
+    std::fs::write(&old, d.to_json()).expect("write state");
+    // Another config's old state is not taken for this one's.
+    let other = sb.write("other.json", r#"{"scripts": []}"#);
+    let (code, _, err) = client(&other, &["status"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no bansuri has run with"), "{err}");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("old") && out.contains("SUCCESS"), "{out}");
+
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+        &[],
+    );
+    let new = sb.file(".bansuri/config.json/state.json");
+    let log = b.wait_log("the move", T, |l| l.contains("Moved the state file"));
+    assert!(
+        log.contains(&format!(
+            "Moved the state file of an older bansuri from {} to {}",
+            old.display(),
+            new.display()
+        )),
+        "{log}"
+    );
+    assert!(!old.exists(), "taken over once");
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("quiet") && !out.contains("old"), "{out}");
+}

@@ -566,4 +566,58 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     }
+
+    /// A link planted at the temporary name an older bansuri used (`.NAME.tmp-PID`) is not
+    /// followed: the file it points to keeps its content.
+    #[test]
+    fn atomic_write_does_not_follow_a_planted_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").expect("write");
+        let p = dir.path().join("state.json");
+        let planted = dir
+            .path()
+            .join(format!(".state.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).expect("symlink");
+        write_atomic(&p, b"state").expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "state");
+        assert!(planted.symlink_metadata().is_ok(), "the link is left alone");
+    }
+
+    #[test]
+    fn a_state_directory_others_can_write_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("st");
+        assert_eq!(untrusted_dir(&d), None, "missing: bansuri creates it");
+        std::fs::create_dir(&d).expect("mkdir");
+        let chmod = |m| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m));
+        chmod(0o700).expect("chmod");
+        assert_eq!(untrusted_dir(&d), None);
+        chmod(0o755).expect("chmod");
+        assert_eq!(untrusted_dir(&d), None, "readable is fine");
+        chmod(0o775).expect("chmod");
+        let why = untrusted_dir(&d).expect("group-writable");
+        assert!(why.contains("writable by its group (mode 775)"), "{why}");
+        assert!(why.contains("chmod 700"), "{why}");
+        chmod(0o1777).expect("chmod");
+        let why = untrusted_dir(&d).expect("sticky does not help: others plant new names");
+        assert!(why.contains("writable by others (mode 777)"), "{why}");
+        chmod(0o700).expect("chmod");
+        let state = d.join("state.json");
+        std::fs::write(&state, sample_doc().to_json()).expect("write");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(read_trusted(&state).expect("ours").is_some());
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let e = read_trusted(&state).expect_err("writable by others");
+        assert!(e.contains("writable by others (mode 666)"), "{e}");
+        let link = d.join("link.json");
+        std::os::unix::fs::symlink(&state, &link).expect("symlink");
+        assert_eq!(
+            read_trusted(&link).expect_err("a link"),
+            "it is a symbolic link"
+        );
+        assert_eq!(read_trusted(&d.join("none")), Ok(None));
+    }
 }
