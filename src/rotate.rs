@@ -120,15 +120,7 @@ fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
         _ => return Err(e),
     };
     let target = std::fs::metadata(path).ok();
-    let who = |uid: u32| {
-        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map_or_else(
-                || format!("uid {uid}"),
-                |u| format!("{} (uid {uid})", u.name),
-            )
-    };
+    let who = crate::config::who;
     let problem = match &target {
         _ if link.uid() != 0 => format!("it is a symbolic link of {}", who(link.uid())),
         Some(t) if t.uid() != 0 => format!("it is a symbolic link to a file of {}", who(t.uid())),

@@ -359,24 +359,6 @@ fn a_forged_state_file_never_gets_a_group_killed() {
     drop(g);
 }
 
-fn spawn_on(sb: &Sandbox, cfg: &std::path::Path, log: &str) -> Bansuri {
-    let log = sb.file(log);
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(cfg)
-        .arg("--log-file")
-        .arg(&log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bansuri");
-    Bansuri {
-        child: Some(child),
-        log,
-    }
-}
-
 /// Two configs of one directory run side by side (each has its own state directory,
 /// `.bansuri/<config file name>/`); `status --config` shows each one's tasks; the same
 /// config twice is still refused.
@@ -391,8 +373,8 @@ fn two_configs_of_one_directory_run_side_by_side() {
         "scripts-batch.json",
         r#"{"scripts": [{"name": "batch", "command": "exec sleep 300"}]}"#,
     );
-    let ba = spawn_on(&sb, &a, "a.log");
-    let bb = spawn_on(&sb, &b, "b.log");
+    let ba = sb.start_file(&a, "a.log");
+    let bb = sb.start_file(&b, "b.log");
     for (cfg, task, inst) in [(&a, "critical", &ba), (&b, "batch", &bb)] {
         let out = wait_for(T, || {
             let (code, out, _) = client(cfg, &["status"], &[]);
@@ -410,7 +392,7 @@ fn two_configs_of_one_directory_run_side_by_side() {
         .file(".bansuri/scripts-critical.json/state.json")
         .exists());
     assert!(sb.file(".bansuri/scripts-batch.json/state.json").exists());
-    let mut again = spawn_on(&sb, &a, "a2.log");
+    let mut again = sb.start_file(&a, "a2.log");
     let (st, err) = again.wait(T).expect("refused");
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(

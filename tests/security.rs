@@ -341,21 +341,7 @@ fn root_keeps_its_config_when_another_user_replaces_it() {
         r#"{"scripts": [{"name": "keep", "command": "exec sleep 300"}]}"#,
     )
     .unwrap();
-    let log = sb.file("log.txt");
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--log-file")
-        .arg(&log)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut b = Bansuri {
-        child: Some(child),
-        log,
-    };
+    let mut b = sb.start_file(&cfg, "log.txt");
     b.wait_log("keep running", T, |l| {
         l.contains("[keep] Executing shell command")
     });
@@ -393,8 +379,8 @@ fn root_keeps_its_config_when_another_user_replaces_it() {
 }
 
 /// An existing state directory that another user owns, or that others can write, is
-/// refused at start with the fix; a link planted there (at a temporary file's name, or as
-/// the state file) never makes root overwrite another file.
+/// refused at start with the fix, so a link planted there (at the temporary file's name an
+/// older bansuri used) never makes root overwrite another file.
 #[test]
 fn root_refuses_a_state_directory_that_others_can_write() {
     if !root_or_skip("the state directory checks") {

@@ -92,6 +92,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Snippet};
+pub(crate) use trust::who;
 pub use trust::Untrusted;
 
 use crate::spec::Spec;

@@ -39,8 +39,8 @@ fn trusted(uid: u32) -> bool {
     uid == 0 || uid == nix::unistd::geteuid().as_raw()
 }
 
-/// `user NAME (uid N)`.
-fn who(uid: u32) -> String {
+/// `user NAME (uid N)`, or `uid N` when the user database does not know it.
+pub(crate) fn who(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(u)) => format!("user {} (uid {uid})", u.name),
         _ => format!("uid {uid}"),

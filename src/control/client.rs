@@ -96,16 +96,10 @@ fn permission_denied(state: &Path) -> String {
     });
     let whose = owner
         .map(|(p, uid)| {
-            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
-                .flatten()
-                .map_or_else(
-                    || format!("uid {uid}"),
-                    |u| format!("{} (uid {uid})", u.name),
-                );
             format!(
-                "; {} belongs to {name}: run the command as that user",
-                p.display()
+                "; {} belongs to {}: run the command as that user",
+                p.display(),
+                config::who(uid)
             )
         })
         .unwrap_or_default();
