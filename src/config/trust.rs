@@ -211,3 +211,48 @@ fn check_file(path: &Path, meta: &std::fs::Metadata, file: &Path) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{lchown, symlink, PermissionsExt};
+
+    /// A root-owned link to a file in another user's directory is judged by its target;
+    /// `..` walks back up the real path.
+    #[test]
+    fn links_are_judged_by_their_targets_and_dot_dot_is_followed() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root"
+            );
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good");
+        let bad = dir.path().join("bad");
+        for d in [&good, &bad] {
+            std::fs::create_dir(d).expect("mkdir");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        std::fs::create_dir(good.join("sub")).expect("mkdir");
+        std::fs::write(good.join("c.json"), "{}").expect("write");
+        std::fs::write(bad.join("c.json"), "{}").expect("write");
+        lchown(&bad, Some(65534), None).expect("chown");
+        assert_eq!(check(&good.join("sub/../c.json")), Ok(()));
+        symlink("../bad/c.json", good.join("l.json")).expect("symlink");
+        let e = check(&good.join("l.json")).expect_err("the target's directory is nobody's");
+        assert!(
+            e.why.contains(&format!("directory `{}`", bad.display()))
+                && e.why.contains("(uid 65534)"),
+            "{e:?}"
+        );
+        assert_eq!(
+            check(&good.join("missing.json")),
+            Ok(()),
+            "nothing to distrust"
+        );
+    }
+}
