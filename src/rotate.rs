@@ -70,7 +70,7 @@ impl RotatingFile {
         self.file.flush()?;
         if self.backups == 0 {
             // No backups: start the file over.
-            self.file = File::create(&self.path)?;
+            self.file = open_log(&self.path, true)?;
         } else {
             let _ = std::fs::remove_file(Self::backup_path(&self.path, self.backups));
             for n in (1..self.backups).rev() {
@@ -87,8 +87,49 @@ impl RotatingFile {
     }
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// Open `path` to append (created if missing): the job log and task output files.
+///
+/// As root, a symbolic link at `path` is followed only when the link and its target are
+/// both root's: a link that another user planted (in a directory they can write, such as
+/// /tmp) would make root append to, or create, a file of their choosing. Otherwise the
+/// open fails with a message that says so.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    open_log(path, false)
+}
+
+/// [`open_append`], or truncating (a file rotated without backups starts over).
+fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut o = OpenOptions::new();
+    if truncate {
+        o.write(true).truncate(true);
+    } else {
+        o.append(true);
+    }
+    o.create(true);
+    if !nix::unistd::geteuid().is_root() {
+        return o.open(path);
+    }
+    // A link gives ELOOP, or EACCES in a sticky directory (protected_regular).
+    let e = match o.clone().custom_flags(libc::O_NOFOLLOW).open(path) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EACCES)) => e,
+        other => return other,
+    };
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => m,
+        _ => return Err(e),
+    };
+    let target = std::fs::metadata(path).ok();
+    let who = crate::config::who;
+    let problem = match &target {
+        _ if link.uid() != 0 => format!("it is a symbolic link of {}", who(link.uid())),
+        Some(t) if t.uid() != 0 => format!("it is a symbolic link to a file of {}", who(t.uid())),
+        None => "it is a symbolic link to a file that does not exist".to_owned(),
+        Some(_) => return o.open(path),
+    };
+    Err(io::Error::other(format!(
+        "{problem}: bansuri runs as root and follows a link only when the link and its target are root's; remove the link, or name the real file"
+    )))
 }
 
 impl Write for RotatingFile {

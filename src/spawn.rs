@@ -7,7 +7,7 @@
 //! policies: the core decides, the runtime calls in here.
 
 use std::borrow::Cow;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -266,17 +266,13 @@ fn io_reason(e: &io::Error) -> String {
 }
 
 fn open_append(path: &Path, what: &str) -> Result<File, String> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot open {what} file {}: {}",
-                path.display(),
-                io_reason(&e)
-            )
-        })
+    crate::rotate::open_append(path).map_err(|e| {
+        format!(
+            "cannot open {what} file {}: {}",
+            path.display(),
+            io_reason(&e)
+        )
+    })
 }
 
 /// A pipe with both ends close-on-exec; the read end non-blocking (for the event loop).

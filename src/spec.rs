@@ -48,7 +48,7 @@ pub struct Globals {
     /// `notify_timeout`: a notifier still running after this is killed. Default 30 s.
     pub notify_timeout: Duration,
     /// Directory of the state file, control socket and request inbox (absolute);
-    /// `None` = `.bansuri/` beside the config file.
+    /// `None` = `.bansuri/<config file name>/` beside the config file.
     pub state_dir: Option<PathBuf>,
     /// Resource sampling period; zero = off. Default 30 s.
     pub sample_interval: Duration,

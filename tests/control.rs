@@ -12,7 +12,7 @@ use common::*;
 const T: Duration = Duration::from_secs(20);
 
 fn state_path(sb: &Sandbox) -> PathBuf {
-    sb.file(".bansuri/state.json")
+    sb.file(".bansuri/config.json/state.json")
 }
 
 fn state(sb: &Sandbox) -> Option<StateDoc> {
@@ -24,7 +24,7 @@ fn wait_state(sb: &Sandbox, b: &Bansuri, what: &str, pred: impl Fn(&StateDoc) ->
     wait_for(T, || state(sb).filter(|d| pred(d))).unwrap_or_else(|| {
         panic!(
             "timed out waiting for {what}; state:\n{}\njob log:\n{}",
-            sb.read(".bansuri/state.json"),
+            sb.read(".bansuri/config.json/state.json"),
             b.log()
         )
     })
@@ -262,7 +262,7 @@ fn a_state_from_another_node_without_a_heartbeat_is_probably_not_running() {
         ) && err.contains("the request was not sent"),
         "{err}"
     );
-    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/requests"))
+    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/config.json/requests"))
         .expect("inbox")
         .flatten()
         .collect();
@@ -366,7 +366,7 @@ fn control_round_trip(
     );
     wait_state(&sb, &b, "once done", |d| task(d, "once").state == "SUCCESS");
     if remove_socket {
-        std::fs::remove_file(sb.file(".bansuri/control.sock")).expect("remove socket");
+        std::fs::remove_file(sb.file(".bansuri/config.json/control.sock")).expect("remove socket");
     }
 
     let (code, out, err) = client(&cfg, &["stop", "svc"], env);
@@ -484,7 +484,7 @@ fn control_errors_are_clear() {
     b.signal(libc::SIGCONT);
     assert_eq!(code, 1);
     assert!(err.contains("no answer from bansuri within 1s"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/requests"))
+    let left: Vec<_> = std::fs::read_dir(sb.file(".bansuri/config.json/requests"))
         .expect("inbox")
         .flatten()
         .collect();
@@ -492,11 +492,11 @@ fn control_errors_are_clear() {
     assert_eq!(task(&state(&sb).expect("state"), "svc").state, "RUNNING");
     // A request file left behind long ago is answered, not carried out.
     sb.write(
-        ".bansuri/requests/old-1.req",
+        ".bansuri/config.json/requests/old-1.req",
         r#"{"id": "old-1", "cmd": "stop", "tasks": ["svc"], "sent_at": "2020-01-01T00:00:00Z"}"#,
     );
     let answer = wait_for(T, || {
-        std::fs::read_to_string(sb.file(".bansuri/requests/old-1.resp")).ok()
+        std::fs::read_to_string(sb.file(".bansuri/config.json/requests/old-1.resp")).ok()
     })
     .expect("an answer to the old request");
     assert!(answer.contains("expired: sent "), "{answer}");
@@ -591,10 +591,14 @@ fn the_socket_refuses_other_users() {
     let sb = Sandbox::new();
     let b = sb.start(CONTROL_CFG, &[]);
     svc_pid(&sb, &b, None);
-    let socket = sb.file(".bansuri/control.sock");
+    let socket = sb.file(".bansuri/config.json/control.sock");
     // Let others reach the directory, so only the socket itself keeps them out.
     use std::os::unix::fs::PermissionsExt;
-    for d in [sb.path().to_path_buf(), sb.file(".bansuri")] {
+    for d in [
+        sb.path().to_path_buf(),
+        sb.file(".bansuri"),
+        sb.file(".bansuri/config.json"),
+    ] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let e = connect_as_nobody(&socket, false).expect_err("mode 0600 refuses the connect");
@@ -707,7 +711,7 @@ fn shell_runs_commands_and_explains_mistakes() {
             && count_events(l, "svc", "Executing") == 3
     });
     svc_pid(&sb, &b, Some(pid1));
-    let history = sb.read(".bansuri/shell_history");
+    let history = sb.read(".bansuri/config.json/shell_history");
     assert!(
         history.contains("stop svc") && history.contains("start svc"),
         "{history}"

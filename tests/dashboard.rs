@@ -38,7 +38,7 @@ const SETTLED: [(&str, &str); 7] = [
 /// Start bansuri with the dashboard on a free port; wait until every task has settled.
 fn start(sb: &Sandbox) -> (Bansuri, String, StateDoc) {
     let b = sb.start(CFG, &[]);
-    let path = sb.file(".bansuri/state.json");
+    let path = sb.file(".bansuri/config.json/state.json");
     let d = wait_for(T, || {
         StateDoc::read(&path).ok().filter(|d| {
             let st = |n: &str| d.task(n).map(|t| t.state.clone()).unwrap_or_default();

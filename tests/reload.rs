@@ -429,5 +429,5 @@ fn globals_change_live() {
         !sb.file("state2").exists(),
         "state2 is not used before a restart"
     );
-    assert!(sb.file(".bansuri/state.json").exists());
+    assert!(sb.file(".bansuri/config.json/state.json").exists());
 }

@@ -67,7 +67,7 @@ fn resume_skips_a_succeeded_one_shot_and_reruns_a_failed_and_a_changed_one() {
         log.contains("--resume: 1 one-shot task succeeded before with the same settings and will not run again (ok)"),
         "{log}"
     );
-    let d = StateDoc::read(&sb.file(".bansuri/state.json")).expect("state");
+    let d = StateDoc::read(&sb.file(".bansuri/config.json/state.json")).expect("state");
     assert_eq!(d.task("ok").map(|t| t.state.as_str()), Some("SUCCESS"));
     assert!(d.settings.resume);
 
@@ -99,7 +99,7 @@ fn a_stale_group_of_a_killed_bansuri_is_ended_by_the_next_start() {
     let mut b = sb.start(config, &[]);
     let child: i32 = wait_for(T, || sb.read("child.pid").trim().parse().ok())
         .unwrap_or_else(|| panic!("no child pid; log:\n{}", b.log()));
-    let state = sb.file(".bansuri/state.json");
+    let state = sb.file(".bansuri/config.json/state.json");
     let pgid = wait_for(T, || {
         StateDoc::read(&state)
             .ok()
@@ -238,7 +238,7 @@ fn make_group(sb: &Sandbox, leader_exits: bool) -> Group {
 #[test]
 fn a_reused_pid_or_group_id_is_never_killed() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
     let quiet = r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#;
 
     // 1. The leader is alive, but started at another time than recorded: a reused pid.
@@ -246,7 +246,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
     let leader = g.leader.id();
     let start = bansuri::sample::start_ticks(leader).expect("leader start");
     let d = stale_doc(leader, start + 1, bansuri::sample::boot_ticks_now());
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(quiet, &[]);
     let log = b.wait_log("the check", T, |l| l.contains("was reused"));
     assert!(
@@ -269,7 +269,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
     let pgid = g.leader.id();
     let member_start = bansuri::sample::start_ticks(g.member as u32).expect("member start");
     let d = stale_doc(pgid, member_start.saturating_sub(10), member_start - 1);
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(quiet, &[]);
     b.wait_log("the check", T, |l| {
         l.contains(&format!(
@@ -282,7 +282,7 @@ fn a_reused_pid_or_group_id_is_never_killed() {
 
     // 3. Same group, but the state was written after the member started: ours, ended.
     let d = stale_doc(pgid, member_start.saturating_sub(10), member_start + 100);
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let b = sb.start(quiet, &[]);
     wait_for(T, || (!alive(g.member)).then_some(()))
         .unwrap_or_else(|| panic!("the stale member survives; log:\n{}", b.log()));
@@ -292,11 +292,11 @@ fn a_reused_pid_or_group_id_is_never_killed() {
 #[test]
 fn a_fresh_state_of_a_bansuri_on_another_node_is_warned_about() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
     let mut d = stale_doc(1, 1, 1);
     d.bansuri.host = "some-other-node".into();
     d.written_at = chrono::Utc::now();
-    std::fs::write(sb.file(".bansuri/state.json"), d.to_json()).expect("write state");
+    std::fs::write(sb.file(".bansuri/config.json/state.json"), d.to_json()).expect("write state");
     let mut b = sb.start(
         r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
         &[],
@@ -307,4 +307,148 @@ fn a_fresh_state_of_a_bansuri_on_another_node_is_warned_about() {
     });
     b.signal(libc::SIGTERM);
     b.wait(T).expect("exits");
+}
+
+/// A previous state file that bansuri's user does not own, or that others can write, is
+/// not trusted: the process group it lists is left alone (a forged file would otherwise
+/// make bansuri kill an unrelated group), and the log says why.
+#[test]
+fn a_forged_state_file_never_gets_a_group_killed() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.file(".bansuri/config.json")).expect("mkdir");
+    let quiet = r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#;
+    let state = sb.file(".bansuri/config.json/state.json");
+    // The victim: a group whose leader's start time the forger knows (it is public).
+    let g = make_group(&sb, false);
+    let leader = g.leader.id();
+    let start = bansuri::sample::start_ticks(leader).expect("leader start");
+    let forged = stale_doc(leader, start, bansuri::sample::boot_ticks_now()).to_json();
+    let me = nix::unistd::geteuid().is_root();
+    let mut cases = vec![(0o666, "it is writable by others (mode 666)".to_owned())];
+    if me {
+        cases.push((
+            0o644,
+            "it belongs to uid 65534, not to bansuri's uid 0".to_owned(),
+        ));
+    }
+    for (mode, why) in cases {
+        std::fs::write(&state, &forged).expect("write state");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        if mode == 0o644 {
+            std::os::unix::fs::lchown(&state, Some(65534), None).expect("chown");
+        }
+        let _ = std::fs::remove_file(sb.file("log.txt"));
+        let mut b = sb.start(quiet, &[]);
+        let log = b.wait_log("the refusal", T, |l| l.contains("is not used"));
+        assert!(
+            log.contains(&format!(
+                "the previous state file {} is not used (no clean-up of what it lists, no --resume from it): {why}",
+                state.display()
+            )),
+            "{log}"
+        );
+        b.signal(libc::SIGTERM);
+        b.wait(T).expect("exits");
+        assert!(
+            alive(leader as i32) && alive(g.member),
+            "the group listed in a forged file is not touched; log:\n{log}"
+        );
+        assert!(!log.contains("Ended stale process group"), "{log}");
+    }
+    drop(g);
+}
+
+/// Two configs of one directory run side by side (each has its own state directory,
+/// `.bansuri/<config file name>/`); `status --config` shows each one's tasks; the same
+/// config twice is still refused.
+#[test]
+fn two_configs_of_one_directory_run_side_by_side() {
+    let sb = Sandbox::new();
+    let a = sb.write(
+        "scripts-critical.json",
+        r#"{"scripts": [{"name": "critical", "command": "exec sleep 300"}]}"#,
+    );
+    let b = sb.write(
+        "scripts-batch.json",
+        r#"{"scripts": [{"name": "batch", "command": "exec sleep 300"}]}"#,
+    );
+    let ba = sb.start_file(&a, "a.log");
+    let bb = sb.start_file(&b, "b.log");
+    for (cfg, task, inst) in [(&a, "critical", &ba), (&b, "batch", &bb)] {
+        let out = wait_for(T, || {
+            let (code, out, _) = client(cfg, &["status"], &[]);
+            (code == 0 && out.contains("RUNNING")).then_some(out)
+        })
+        .unwrap_or_else(|| panic!("{task} not running; log:\n{}", inst.log()));
+        let other = if task == "critical" {
+            "batch"
+        } else {
+            "critical"
+        };
+        assert!(out.contains(task) && !out.contains(other), "{out}");
+    }
+    assert!(sb
+        .file(".bansuri/scripts-critical.json/state.json")
+        .exists());
+    assert!(sb.file(".bansuri/scripts-batch.json/state.json").exists());
+    let mut again = sb.start_file(&a, "a2.log");
+    let (st, err) = again.wait(T).expect("refused");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("another bansuri (pid {}) is running", ba.pid())),
+        "{err}"
+    );
+    for mut inst in [ba, bb] {
+        inst.signal(libc::SIGTERM);
+        inst.wait(T).expect("exits");
+    }
+}
+
+/// The state file of an older bansuri (`.bansuri/state.json`, shared by every config of a
+/// directory) is found by `status` and taken over once by the next start.
+#[test]
+fn the_state_file_of_an_older_bansuri_is_found_and_taken_over() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "config.json",
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+    );
+    std::fs::create_dir_all(sb.file(".bansuri")).expect("mkdir");
+    let mut d = stale_doc(1, 1, 1);
+    d.bansuri.running = false;
+    d.tasks[0].processes.clear();
+    d.tasks[0].state = "SUCCESS".into();
+    d.config.path = cfg.display().to_string();
+    let old = sb.file(".bansuri/state.json");
+    std::fs::write(&old, d.to_json()).expect("write state");
+    // Another config's old state is not taken for this one's.
+    let other = sb.write("other.json", r#"{"scripts": []}"#);
+    let (code, _, err) = client(&other, &["status"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no bansuri has run with"), "{err}");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("old") && out.contains("SUCCESS"), "{out}");
+
+    let mut b = sb.start(
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+        &[],
+    );
+    let new = sb.file(".bansuri/config.json/state.json");
+    let log = b.wait_log("the move", T, |l| l.contains("Moved the state file"));
+    assert!(
+        log.contains(&format!(
+            "Moved the state file of an older bansuri from {} to {}",
+            old.display(),
+            new.display()
+        )),
+        "{log}"
+    );
+    assert!(!old.exists(), "taken over once");
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    let (code, out, err) = client(&cfg, &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("quiet") && !out.contains("old"), "{out}");
 }

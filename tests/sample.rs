@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(30);
 const MB: u64 = 1024 * 1024;
 
 fn state(sb: &Sandbox) -> Option<StateDoc> {
-    StateDoc::read(&sb.file(".bansuri/state.json")).ok()
+    StateDoc::read(&sb.file(".bansuri/config.json/state.json")).ok()
 }
 
 /// The state as the running bansuri sees it now (a `status` request on its socket), not as
@@ -90,7 +90,7 @@ fn rss_and_cpu_percent_are_sampled_per_task() {
         let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         (n(11) + n(12)) / 100.0 // utime + stime, USER_HZ
     };
-    let sock = sb.file(".bansuri/control.sock");
+    let sock = sb.file(".bansuri/config.json/control.sock");
     let (c0, t0) = (ticks(busy), Instant::now());
     let start_wall = chrono::Utc::now();
     let mut seen: Vec<(chrono::DateTime<chrono::Utc>, f64)> = Vec::new();

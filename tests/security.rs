@@ -120,7 +120,7 @@ fn secrets_from_env_never_reach_log_state_status_or_dashboard() {
         ]}"#,
         &[],
     );
-    let state = sb.file(".bansuri/state.json");
+    let state = sb.file(".bansuri/config.json/state.json");
     let url = wait_for(Duration::from_secs(20), || {
         let text = std::fs::read_to_string(&state).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -189,6 +189,347 @@ fn config_errors_do_not_print_secret_values() {
     );
     assert!(
         !err.contains("sk-live-999") && !err.contains("sk-live-777"),
+        "{err}"
+    );
+}
+
+// ------------------------------------------------------------ issue 15: trust as root
+
+const NOBODY: u32 = 65534;
+const T: Duration = Duration::from_secs(20);
+
+fn chown(p: &std::path::Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), None).unwrap();
+}
+
+/// `bansuri validate --config cfg`: (exit code, stderr).
+fn validate(cfg: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["validate", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `script` with `sh -c` as nobody (another user), as an attacker would.
+fn as_nobody(script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("setpriv")
+}
+
+/// As root, a config, environment-file or Python module that another user owns, or that
+/// sits in a directory another user can change (not sticky), is refused with who can
+/// change it and how to fix it; a root file in a sticky shared directory (/tmp) is fine.
+#[test]
+fn root_refuses_files_that_another_user_or_a_directory_above_them_lets_change() {
+    if !root_or_skip("the root trust checks") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let d = sb.file("d");
+    std::fs::create_dir(&d).unwrap();
+    chmod(&d, 0o755);
+    let cfg = d.join("c.json");
+    std::fs::write(&cfg, r#"{"scripts": [{"name": "t", "command": "true"}]}"#).unwrap();
+    chmod(&cfg, 0o644);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(0), "root's file in root's directories: {err}");
+
+    chown(&d, NOBODY);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "directory `{}` (on the way to `{}`) is owned by",
+            d.display(),
+            cfg.display()
+        )) && err.contains("(uid 65534), who could replace what is in it"),
+        "says who: {err}"
+    );
+    assert!(
+        err.contains(&format!("chown root {}", d.display())),
+        "{err}"
+    );
+
+    chown(&d, 0);
+    chmod(&d, 0o777);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("is writable by its group and everyone (mode 777, not sticky)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("chmod go-w {}", d.display())),
+        "{err}"
+    );
+
+    // Sticky, as /tmp: only an entry's owner can replace it; root's file is fine.
+    chmod(&d, 0o1777);
+    assert_eq!(
+        validate(&cfg).0,
+        Some(0),
+        "root's file in a sticky directory"
+    );
+    chown(&cfg, NOBODY);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("`{}` is owned by", cfg.display())) && err.contains("(uid 65534)"),
+        "{err}"
+    );
+    chown(&cfg, 0);
+    // Another user's link in the sticky directory, to root's file.
+    let link = d.join("link.json");
+    std::os::unix::fs::symlink(&cfg, &link).unwrap();
+    chown(&link, NOBODY);
+    let (code, err) = validate(&link);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is a symbolic link of"), "{err}");
+    chmod(&d, 0o755);
+
+    // The environment-file and the Python module of a task that runs as root: the same.
+    sb.write("vars.env", "A=1\n");
+    sb.write("mymod.py", "x = 1\n");
+    let cfg = sb.write(
+        "c.json",
+        r#"{"scripts": [{"name": "t", "command": "true", "environment-file": "vars.env"},
+                        {"name": "py", "no-interface": true, "command": "mymod:Task"}]}"#,
+    );
+    chmod(&cfg, 0o600);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(0), "{err}");
+    chown(&sb.file("vars.env"), NOBODY);
+    chown(&sb.file("mymod.py"), NOBODY);
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("vars.env` is owned by") && err.contains("environment-file"),
+        "{err}"
+    );
+    assert!(err.contains("mymod.py` is owned by"), "the module: {err}");
+}
+
+/// A config that another user replaces (in a directory that became writable to them) is
+/// not applied on reload: the running config stays, the refusal is logged, and the
+/// replacement's task never runs as root.
+#[test]
+fn root_keeps_its_config_when_another_user_replaces_it() {
+    if !root_or_skip("the root trust checks on reload") {
+        return;
+    }
+    let sb = Sandbox::new();
+    chmod(sb.path(), 0o755); // nobody may reach `d`
+    let d = sb.file("d");
+    std::fs::create_dir(&d).unwrap();
+    chmod(&d, 0o755);
+    let cfg = d.join("c.json");
+    std::fs::write(
+        &cfg,
+        r#"{"scripts": [{"name": "keep", "command": "exec sleep 300"}]}"#,
+    )
+    .unwrap();
+    let mut b = sb.start_file(&cfg, "log.txt");
+    b.wait_log("keep running", T, |l| {
+        l.contains("[keep] Executing shell command")
+    });
+    // An administrator's mistake: the directory becomes writable by everyone.
+    chmod(&d, 0o777);
+    let pwned = sb.file("pwned");
+    let evil = format!(
+        r#"{{"scripts": [{{"name": "keep", "command": "exec sleep 300"}}, {{"name": "pwn", "command": "id -u > {}"}}]}}"#,
+        pwned.display()
+    );
+    let out = as_nobody(&format!(
+        "printf '%s' '{evil}' > {d}/new.json && mv -f {d}/new.json {d}/c.json",
+        d = d.display()
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = client(&cfg, &["reload"], &[]);
+    let text = b.wait_log("the refusal", T, |l| {
+        l.contains("was not loaded") && l.contains("bansuri runs as root and refuses it")
+    });
+    assert!(
+        text.contains("still running the config loaded at"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("[pwn]"),
+        "the replacement's task never starts: {text}"
+    );
+    assert!(!pwned.exists(), "nothing ran as root");
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+}
+
+/// An existing state directory that another user owns, or that others can write, is
+/// refused at start with the fix, so a link planted there (at the temporary file's name an
+/// older bansuri used) never makes root overwrite another file.
+#[test]
+fn root_refuses_a_state_directory_that_others_can_write() {
+    if !root_or_skip("the state directory checks") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let victim = sb.write("victim", "precious\n");
+    let dir = sb.file(".bansuri/config.json");
+    std::fs::create_dir_all(&dir).unwrap();
+    chmod(&dir, 0o777);
+    chown(&dir, NOBODY);
+    // Links where bansuri writes: the state file and temporary names an older bansuri
+    // used (`.state.json.tmp-PID`) for the next few pids.
+    let next_pid: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1);
+    for pid in next_pid..next_pid + 200 {
+        let l = dir.join(format!(".state.json.tmp-{pid}"));
+        std::os::unix::fs::symlink(&victim, &l).unwrap();
+        chown(&l, NOBODY);
+    }
+    let cfg = r#"{"scripts": [{"name": "t", "command": "exec sleep 300"}]}"#;
+    for (uid, mode, says) in [
+        (
+            NOBODY,
+            0o700,
+            "belongs to uid 65534, not to bansuri's uid 0",
+        ),
+        (0, 0o777, "is writable by others (mode 777)"),
+        (0, 0o770, "is writable by its group (mode 770)"),
+    ] {
+        chown(&dir, uid);
+        chmod(&dir, mode);
+        let mut b = sb.start(cfg, &[]);
+        let (st, err) = b
+            .wait(T)
+            .unwrap_or_else(|| panic!("must refuse; log:\n{}", b.log()));
+        assert_eq!(st.code(), Some(1), "{err}");
+        assert!(
+            err.contains("refusing to start: the state directory") && err.contains(says),
+            "{err}"
+        );
+        assert!(err.contains("chmod 700"), "the fix: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+/// As root, a `log_file` or task output file that is another user's link is not
+/// followed (the task fails saying why); a link that is root's, to root's file, is.
+#[test]
+fn root_does_not_follow_another_users_link_for_log_and_output_files() {
+    if !root_or_skip("the log file link checks") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let victim = sb.write("victim", "precious\n");
+    let shared = sb.file("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777); // as /tmp
+    let plant = |name: &str, uid: u32| {
+        let l = shared.join(name);
+        std::os::unix::fs::symlink(&victim, &l).unwrap();
+        chown(&l, uid);
+        l
+    };
+    let job_log = plant("job.log", NOBODY);
+    let cfg = format!(
+        r#"{{"log_file": "{}", "scripts": [{{"name": "t", "command": "true"}}]}}"#,
+        job_log.display()
+    );
+    let mut b = sb.start_logging_to(&cfg, &["--exit-when-done"], sb.file("none.txt"));
+    let (st, err) = b.wait(T).expect("exits");
+    assert_ne!(st.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("cannot open log file {}", job_log.display()))
+            && err.contains("it is a symbolic link of")
+            && err.contains("(uid 65534)"),
+        "{err}"
+    );
+
+    let out = plant("out.txt", NOBODY);
+    let err_link = plant("err.txt", NOBODY);
+    let ok_link = shared.join("ok.txt");
+    let ok_target = sb.write("ok-target.txt", "");
+    std::os::unix::fs::symlink(&ok_target, &ok_link).unwrap();
+    let cfg = format!(
+        r#"{{"scripts": [
+            {{"name": "o", "command": "echo to-victim", "stdout": "{}"}},
+            {{"name": "e", "command": "echo to-victim >&2", "stdout": "log", "stderr": "{}"}},
+            {{"name": "r", "command": "echo via-root-link", "stdout": "{}"}}]}}"#,
+        out.display(),
+        err_link.display(),
+        ok_link.display()
+    );
+    let mut b = sb.start(&cfg, &["--exit-when-done"]);
+    let (_, err) = b.wait(T).expect("exits");
+    let log = b.log();
+    for l in [&out, &err_link] {
+        assert!(
+            log.contains(&format!("{}: it is a symbolic link of", l.display())),
+            "{err}{log}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ok_target).unwrap(),
+        "via-root-link\n",
+        "root's link to root's file is followed: {log}"
+    );
+}
+
+/// Another user's `status` on a root bansuri says permission denied, naming the path,
+/// not "no state file".
+#[test]
+fn status_of_another_user_says_permission_denied() {
+    if !root_or_skip("status as another user") {
+        return;
+    }
+    let sb = Sandbox::new();
+    chmod(sb.path(), 0o755);
+    let b = sb.start(
+        r#"{"scripts": [{"name": "t", "command": "exec sleep 300"}]}"#,
+        &[],
+    );
+    let state = sb.file(".bansuri/config.json/state.json");
+    wait_for(T, || state.exists().then_some(()))
+        .unwrap_or_else(|| panic!("no state file; log:\n{}", b.log()));
+    chmod(&sb.file("config.json"), 0o644);
+    let out = as_nobody(&format!(
+        "{BIN} status --config {}",
+        sb.file("config.json").display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read the state file {}: permission denied",
+            state.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("no bansuri has run"), "{err}");
+    assert!(
+        err.contains("root (uid 0): run the command as that user"),
         "{err}"
     );
 }

@@ -113,7 +113,7 @@ fn parse_json(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
 #[derive(Debug)]
 pub(crate) enum ReadError {
     /// A root bansuri must not trust it (see `config::unsafe_to_trust`).
-    Unsafe(String),
+    Unsafe(super::Untrusted),
     /// It does not exist (yet): a problem of the environment, not of the config.
     Missing,
     /// Any other failure to read it.
@@ -126,8 +126,8 @@ pub(crate) enum ReadError {
 
 /// Reads and parses the environment-file at `path`, with the security check first.
 pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ReadError> {
-    if let Some(why) = super::unsafe_to_trust(path) {
-        return Err(ReadError::Unsafe(why));
+    if let Some(u) = super::unsafe_to_trust(path) {
+        return Err(ReadError::Unsafe(u));
     }
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ReadError::Missing,
@@ -142,7 +142,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ReadError> {
 pub(crate) fn read_for_start(path: &Path) -> Result<Vec<(String, String)>, String> {
     let shown = path.display();
     read(path).map_err(|e| match e {
-        ReadError::Unsafe(why) => why,
+        ReadError::Unsafe(u) => format!("{} ({})", u.why, u.help),
         ReadError::Missing => format!("environment-file `{shown}` does not exist"),
         ReadError::Io(e) => format!("cannot read environment-file `{shown}`: {e}"),
         ReadError::NotUtf8(at) => {

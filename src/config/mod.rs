@@ -89,6 +89,7 @@ pub mod schema;
 mod shorthand;
 mod toml;
 mod tree;
+mod trust;
 mod validate;
 mod yaml;
 
@@ -104,6 +105,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
+pub(crate) use trust::who;
+pub use trust::Untrusted;
 
 use crate::spec::Spec;
 
@@ -249,38 +252,52 @@ pub fn load_with(path: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
     }
 }
 
-/// As root, refuse a file that group or others can write (as cron and sudo do): whoever can
-/// edit it could run anything as root. Not root: nothing to check.
+/// As root, refuse a file that anyone but root can change (as cron, sudo and sshd do):
+/// owned by another user, writable by its group or others, or in a directory on the way
+/// from `/` that another user can change (see `trust.rs`). Whoever can edit it could run
+/// anything as root. Not root: nothing to check.
 pub fn check_permissions(path: &Path) -> Result<(), ConfigErrors> {
-    unsafe_to_trust(path).map_or(Ok(()), |why| {
-        Err(ConfigError::plain(path, why)
-            .with_help(format!(
-                "run `chmod go-w {}` (and keep it owned by root or by you)",
-                path.display()
-            ))
-            .into())
+    unsafe_to_trust(path).map_or(Ok(()), |u| {
+        Err(ConfigError::plain(path, u.why).with_help(u.help).into())
     })
 }
 
 /// Why `path` must not be trusted by a root bansuri, if it must not.
-pub(crate) fn unsafe_to_trust(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
+pub(crate) fn unsafe_to_trust(path: &Path) -> Option<Untrusted> {
     if !nix::unistd::geteuid().is_root() {
         return None;
     }
-    let meta = std::fs::metadata(path).ok()?;
-    let mode = meta.mode() & 0o777;
-    (mode & 0o022 != 0).then(|| {
-        format!(
-            "`{}` is writable by {} (mode {mode:03o}); bansuri runs as root and refuses it, since anyone who can edit it could run commands as root",
-            path.display(),
-            match mode & 0o022 {
-                0o020 => "its group",
-                0o002 => "everyone",
-                _ => "its group and everyone",
-            }
-        )
-    })
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    trust::check(&abs).err()
+}
+
+/// As root, for a Python task that runs as root: the working directory (first on the
+/// module search path: whoever can write it can shadow any module) and the module's files
+/// found in it (`a/__init__.py`, `a/b.py` or `a/b/__init__.py`, and their `__pycache__`),
+/// by the rule of [`check_permissions`].
+pub(crate) fn python_module_untrusted(workdir: &Path, module: &str) -> Option<Untrusted> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let mut candidates = vec![workdir.to_path_buf(), workdir.join("__pycache__")];
+    let mut dir = workdir.to_path_buf();
+    let parts: Vec<&str> = module.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            candidates.push(dir.join(format!("{part}.py")));
+        }
+        dir.push(part);
+        candidates.push(dir.join("__init__.py"));
+        candidates.push(dir.join("__pycache__"));
+    }
+    candidates
+        .iter()
+        .filter(|p| p.symlink_metadata().is_ok())
+        .find_map(|p| unsafe_to_trust(p))
 }
 
 /// Parses and validates `text`, the content of `path`, as `format`. Pure apart from
@@ -332,8 +349,9 @@ pub(crate) fn start_environment_file(path: &Path) -> Result<Vec<(String, String)
     envfile::read_for_start(path)
 }
 
-/// The absolute directory of the config file.
-fn config_dir(path: &Path) -> PathBuf {
+/// The config file's path made absolute (with the current directory) and tidied (`.`
+/// removed), as in the state file's `config.path`.
+pub fn absolute(path: &Path) -> PathBuf {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -342,13 +360,37 @@ fn config_dir(path: &Path) -> PathBuf {
             Err(_) => path.to_path_buf(),
         }
     };
+    validate::tidy(&abs)
+}
+
+/// The absolute directory of the config file.
+fn config_dir(path: &Path) -> PathBuf {
+    let abs = absolute(path);
     validate::tidy(abs.parent().unwrap_or(Path::new("/")))
 }
 
-/// Name of the default state directory, created beside the config file.
+/// Name of the directory beside the config file that holds the default state
+/// directories, one per config file.
 pub const DEFAULT_STATE_DIR: &str = ".bansuri";
 
-/// The state directory a config file names (`state_dir`), or `.bansuri/` beside it.
+/// The default state directory of config file `path`: `.bansuri/<file name>/` beside it,
+/// so that several configs in one directory (`--config a.json`, `--config b.json`) run
+/// side by side, each with its own state file, socket and inbox.
+pub fn default_state_dir(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "config".into(), |n| n.to_os_string());
+    config_dir(path).join(DEFAULT_STATE_DIR).join(name)
+}
+
+/// Where bansuri before per-config state directories kept the state of every config of a
+/// directory: `.bansuri/` beside the config (see `control::legacy_dir`).
+pub fn legacy_state_dir(path: &Path) -> PathBuf {
+    config_dir(path).join(DEFAULT_STATE_DIR)
+}
+
+/// The state directory a config file names (`state_dir`), or the default
+/// ([`default_state_dir`]).
 ///
 /// For the control commands (`status`, `start`, ...), which must work while the file is
 /// being edited: only the syntax is checked and only `state_dir` is read, so a config that
@@ -356,7 +398,7 @@ pub const DEFAULT_STATE_DIR: &str = ".bansuri";
 /// cannot be read or parsed at all gives the default directory.
 pub fn state_dir_of(path: &Path) -> PathBuf {
     let dir = config_dir(path);
-    let default = dir.join(DEFAULT_STATE_DIR);
+    let default = default_state_dir(path);
     let Ok(format) = Format::from_path(path) else {
         return default;
     };
@@ -387,13 +429,13 @@ pub fn state_dir_of(path: &Path) -> PathBuf {
     default
 }
 
-/// Resolve the state directory of a validated spec (`state_dir`, or `.bansuri/` beside
-/// the config file).
+/// Resolve the state directory of a validated spec (`state_dir`, or the default,
+/// [`default_state_dir`]).
 pub fn state_dir(spec: &Spec) -> PathBuf {
     spec.globals
         .state_dir
         .clone()
-        .unwrap_or_else(|| config_dir(&spec.source).join(DEFAULT_STATE_DIR))
+        .unwrap_or_else(|| default_state_dir(&spec.source))
 }
 
 /// Parse a dashboard address as the config does: `HOST:PORT`, or a bare port meaning

@@ -164,7 +164,7 @@ fn global_entries() -> Vec<Entry> {
         entry(
             "state_dir",
             path_or_null(),
-            "Directory of the state file, control socket and request inbox (default `.bansuri/` beside the config).",
+            "Directory of the state file, control socket and request inbox (default `.bansuri/<config file name>/` beside the config).",
         ),
         entry(
             "sample_interval",

@@ -1262,7 +1262,11 @@ fn state_dir_sample_interval_and_dashboard() {
     assert_eq!(s.globals.dashboard.map(|a| a.port()), Some(9000));
     assert_eq!(s.globals.state_dir, Some(PathBuf::from("/abs")));
     let s = ok(r#"{"scripts": []}"#);
-    assert_eq!(state_dir(&s), PathBuf::from("/cfg/.bansuri"));
+    assert_eq!(
+        state_dir(&s),
+        PathBuf::from("/cfg/.bansuri/scripts_config.json"),
+        "one state directory per config file"
+    );
     assert_eq!(s.globals.sample_interval, Duration::from_secs(30));
     assert_eq!(s.globals.dashboard, None);
 
@@ -1287,7 +1291,7 @@ fn state_dir_of_a_config_that_does_not_validate() {
     std::fs::write(&p, r#"{"scripts": [], "#).expect("write");
     assert_eq!(
         state_dir_of(&p),
-        dir.path().join(".bansuri"),
+        dir.path().join(".bansuri/c.json"),
         "unparseable: the default"
     );
     let t = dir.path().join("c.toml");

@@ -1171,6 +1171,7 @@ impl<'a> Validator<'a> {
             task.srun = self.srun(t, g);
         }
         let extras = self.program(t, &f, &mut task);
+        self.python_module_trust(t, &f, &task);
         (task, name, extras)
     }
 
@@ -1386,8 +1387,8 @@ impl<'a> Validator<'a> {
                 self.warn(t, g, p);
                 return Some((path, None));
             }
-            Err(ReadError::Unsafe(why)) => {
-                let p = Problem::new(why).help(format!("run `chmod go-w {}`", path.display()));
+            Err(ReadError::Unsafe(u)) => {
+                let p = Problem::new(u.why).help(u.help);
                 self.report(t, g, p);
                 return None;
             }

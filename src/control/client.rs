@@ -46,16 +46,16 @@ impl ClientError {
 pub fn paths_for(cli: Option<&Path>) -> Result<(PathBuf, Paths), ClientError> {
     let path = config::locate(cli).map_err(|e| ClientError::new(2, e.to_string()))?;
     let dir = config::state_dir_of(&path);
+    let dir = super::legacy_dir(&path, &dir).unwrap_or(dir);
     Ok((path, Paths::new(&dir)))
 }
 
 /// Read the state file, with errors a user can act on.
 pub fn read_state(paths: &Paths, config: &Path) -> Result<StateDoc, ClientError> {
-    match StateDoc::read(&paths.state) {
-        Ok(d) => Ok(d),
-        Err(e) if !paths.state.exists() => {
-            let _ = e;
-            Err(ClientError::new(
+    let text = match std::fs::read_to_string(&paths.state) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ClientError::new(
                 1,
                 format!(
                     "no bansuri has run with {} yet: there is no state file {}",
@@ -64,11 +64,49 @@ pub fn read_state(paths: &Paths, config: &Path) -> Result<StateDoc, ClientError>
                 ),
             ))
         }
-        Err(e) => Err(ClientError::new(
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(ClientError::new(1, permission_denied(&paths.state)))
+        }
+        Err(e) => {
+            return Err(ClientError::new(
+                1,
+                format!("cannot read the state file {}: {e}", paths.state.display()),
+            ))
+        }
+    };
+    StateDoc::parse(&text).map_err(|e| {
+        ClientError::new(
             1,
             format!("cannot read the state file {}: {e}", paths.state.display()),
-        )),
-    }
+        )
+    })
+}
+
+/// "Permission denied" on the state file, naming the file or directory that refuses this
+/// user and its owner (bansuri runs as another user: its state directory is mode 700).
+fn permission_denied(state: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::getuid();
+    // The nearest of the file and its directories that exists: its owner is the user to
+    // run `status` as.
+    let owner = state.ancestors().find_map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (p.to_path_buf(), m.uid()))
+    });
+    let whose = owner
+        .map(|(p, uid)| {
+            format!(
+                "; {} belongs to {}: run the command as that user",
+                p.display(),
+                config::who(uid)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "cannot read the state file {}: permission denied for uid {me}{whose}",
+        state.display()
+    )
 }
 
 /// `bansuri status [TASK...]`: print the table (or the JSON document), once or every

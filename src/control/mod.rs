@@ -3,7 +3,8 @@
 //! sees the state directory), and the client commands (`status`, `start`, `stop`,
 //! `restart`, `reload`, `shutdown`, `shell`).
 //!
-//! The state directory (`state_dir`, default `.bansuri/` beside the config) holds:
+//! The state directory (`state_dir`, default `.bansuri/<config file name>/` beside the
+//! config, so that configs of one directory run side by side) holds:
 //! - `state.json`: the state file ([`state`]);
 //! - `control.sock`: the control socket (mode 0600; connections from another uid than
 //!   bansuri's, root excepted, are refused after a SO_PEERCRED check);
@@ -54,6 +55,21 @@ impl Paths {
             requests: dir.join("requests"),
         }
     }
+}
+
+/// The state directory of an older bansuri that kept the state of every config of a
+/// directory in `.bansuri/` itself, when it holds the state of config `config` and `dir`
+/// (the state directory this bansuri uses) is the default one and has no state file yet.
+/// A client uses it as the state directory (an older bansuri may still run there); a
+/// starting bansuri takes its state file over into `dir` (once).
+pub fn legacy_dir(config: &Path, dir: &Path) -> Option<PathBuf> {
+    if dir != crate::config::default_state_dir(config) || dir.join("state.json").exists() {
+        return None;
+    }
+    let old = crate::config::legacy_state_dir(config);
+    let doc = StateDoc::read(&old.join("state.json")).ok()?;
+    (crate::config::absolute(Path::new(&doc.config.path)) == crate::config::absolute(config))
+        .then_some(old)
 }
 
 /// What a client asks.

@@ -348,15 +348,46 @@ impl StateDoc {
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, then rename. A reader
 /// sees the old content or the new, never a mix.
+///
+/// The temporary file gets a name no one can guess ahead (pid, a counter and the time)
+/// and is created with O_CREAT|O_EXCL|O_NOFOLLOW: whatever sits at that name (a symbolic
+/// link planted to make bansuri overwrite another file) makes the open fail instead of
+/// being followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut tries = 0;
+    let (tmp, mut f) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}-{}-{nanos:09}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o644)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            // Someone else's file at that name: never ours to touch; take another name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         drop(f);
         std::fs::rename(&tmp, path)
@@ -365,6 +396,98 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Why bansuri must not trust the existing directory `dir` with its state (owned by
+/// another user than bansuri's, or writable by its group or others: whoever can write
+/// there can plant a forged state file or a symbolic link where bansuri writes), with the
+/// fix. `None` when it does not exist (bansuri creates it, mode 0700) or is fine.
+pub fn untrusted_dir(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    let me = nix::unistd::geteuid().as_raw();
+    let fix = format!(
+        "fix it with `chown {me} {d} && chmod 700 {d}` (as the owner or root), or remove it (bansuri creates it again, mode 700), or give this config another `state_dir`",
+        d = dir.display()
+    );
+    if meta.file_type().is_symlink() {
+        // Only this name is checked; a link would move the check elsewhere.
+        let target = std::fs::canonicalize(dir).ok()?;
+        return untrusted_dir(&target).map(|why| {
+            format!(
+                "the state directory {} is a link to {}: {why}",
+                dir.display(),
+                target.display()
+            )
+        });
+    }
+    if !meta.is_dir() {
+        return Some(format!(
+            "the state directory {} is not a directory; remove it, or give this config another `state_dir`",
+            dir.display()
+        ));
+    }
+    if meta.uid() != me {
+        return Some(format!(
+            "the state directory {} belongs to uid {}, not to bansuri's uid {me}: its owner could plant a forged state file or links where bansuri writes; {fix}",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "the state directory {} is writable by {} (mode {mode:03o}): they could plant a forged state file or links where bansuri writes; {fix}",
+            dir.display(),
+            if mode & 0o022 == 0o020 {
+                "its group"
+            } else {
+                "others"
+            }
+        ));
+    }
+    None
+}
+
+/// The previous state file at `path`, for the clean-up of stale process groups and
+/// `--resume`: only when it is a regular file owned by bansuri's user and not writable by
+/// others (checked on the open file, opened without following a link); otherwise why not.
+/// `Ok(None)`: there is none.
+pub fn read_trusted(path: &Path) -> Result<Option<StateDoc>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("it is a symbolic link".to_owned())
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to uid {}, not to bansuri's uid {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "it is writable by others (mode {:03o})",
+            meta.mode() & 0o777
+        ));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    StateDoc::parse(&text).map(Some)
 }
 
 #[cfg(test)]
@@ -442,5 +565,59 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    }
+
+    /// A link planted at the temporary name an older bansuri used (`.NAME.tmp-PID`) is not
+    /// followed: the file it points to keeps its content.
+    #[test]
+    fn atomic_write_does_not_follow_a_planted_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").expect("write");
+        let p = dir.path().join("state.json");
+        let planted = dir
+            .path()
+            .join(format!(".state.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).expect("symlink");
+        write_atomic(&p, b"state").expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "state");
+        assert!(planted.symlink_metadata().is_ok(), "the link is left alone");
+    }
+
+    #[test]
+    fn a_state_directory_others_can_write_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("st");
+        assert_eq!(untrusted_dir(&d), None, "missing: bansuri creates it");
+        std::fs::create_dir(&d).expect("mkdir");
+        let chmod = |m| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m));
+        chmod(0o700).expect("chmod");
+        assert_eq!(untrusted_dir(&d), None);
+        chmod(0o755).expect("chmod");
+        assert_eq!(untrusted_dir(&d), None, "readable is fine");
+        chmod(0o775).expect("chmod");
+        let why = untrusted_dir(&d).expect("group-writable");
+        assert!(why.contains("writable by its group (mode 775)"), "{why}");
+        assert!(why.contains("chmod 700"), "{why}");
+        chmod(0o1777).expect("chmod");
+        let why = untrusted_dir(&d).expect("sticky does not help: others plant new names");
+        assert!(why.contains("writable by others (mode 777)"), "{why}");
+        chmod(0o700).expect("chmod");
+        let state = d.join("state.json");
+        std::fs::write(&state, sample_doc().to_json()).expect("write");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(read_trusted(&state).expect("ours").is_some());
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let e = read_trusted(&state).expect_err("writable by others");
+        assert!(e.contains("writable by others (mode 666)"), "{e}");
+        let link = d.join("link.json");
+        std::os::unix::fs::symlink(&state, &link).expect("symlink");
+        assert_eq!(
+            read_trusted(&link).expect_err("a link"),
+            "it is a symbolic link"
+        );
+        assert_eq!(read_trusted(&d.join("none")), Ok(None));
     }
 }

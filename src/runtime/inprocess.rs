@@ -141,10 +141,7 @@ impl InProcess {
 
 /// Where one stream of an in-process run goes.
 fn open_target(path: &std::path::Path, what: &str) -> Result<File, String> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    crate::rotate::open_append(path)
         .map_err(|e| format!("cannot open {what} file {}: {e}", path.display()))
 }
 

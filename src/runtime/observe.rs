@@ -53,6 +53,10 @@ pub(super) struct Observer {
     mem: MemWatch,
     /// `state_dir` and `dashboard` of the config in effect (changes need a restart).
     restart_only: Option<(Option<std::path::PathBuf>, Option<std::net::SocketAddr>)>,
+    /// Why the previous state file was not used, for the log.
+    prev_note: Option<String>,
+    /// Where the state file of an older bansuri was taken over from.
+    moved: Option<std::path::PathBuf>,
     /// Bound dashboard address, when serving.
     pub(super) dashboard_url: Option<String>,
     // ----- control
@@ -80,9 +84,33 @@ impl Observer {
         mode: Mode,
         resume: bool,
     ) -> Result<(Observer, Option<StateDoc>), RuntimeError> {
-        let paths = Paths::new(&crate::config::state_dir(spec));
+        let dir = crate::config::state_dir(spec);
+        let paths = Paths::new(&dir);
         let pid = std::process::id();
-        let prev = StateDoc::read(&paths.state).ok();
+        // An existing state directory is trusted only when it is ours alone: whoever else
+        // can write in it could plant a forged state file (process groups to "clean up")
+        // or links where bansuri writes. The default one's parent (`.bansuri/`) too.
+        let mut dirs = vec![dir.clone()];
+        if spec.globals.state_dir.is_none() {
+            dirs.push(crate::config::legacy_state_dir(&spec.source));
+        }
+        if let Some(why) = dirs.iter().find_map(|d| state::untrusted_dir(d)) {
+            return Err(RuntimeError(format!("refusing to start: {why}")));
+        }
+        let legacy = crate::control::legacy_dir(&spec.source, &dir);
+        let prev_path = legacy
+            .as_ref()
+            .map_or_else(|| paths.state.clone(), |l| Paths::new(l).state);
+        let (prev, prev_note) = match state::read_trusted(&prev_path) {
+            Ok(p) => (p, None),
+            Err(why) => (
+                None,
+                Some(format!(
+                    "the previous state file {} is not used (no clean-up of what it lists, no --resume from it): {why}",
+                    prev_path.display()
+                )),
+            ),
+        };
         if let Some(p) = &prev {
             // Two bansuris on one state directory would overwrite each other's state and
             // take each other's process groups for stale ones.
@@ -93,12 +121,22 @@ impl Observer {
                 return Err(RuntimeError(format!(
                     "another bansuri (pid {}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
                     p.bansuri.pid,
-                    paths.dir.display()
+                    prev_path.parent().unwrap_or(&dir).display()
                 )));
             }
         }
         let usable = create_private_dir(&paths.dir).is_ok();
+        // The state of an older bansuri that kept every config's state in `.bansuri/`
+        // moves into this config's own directory, once.
+        let moved = match (&legacy, &prev) {
+            (Some(_), Some(_)) if usable => std::fs::rename(&prev_path, &paths.state)
+                .is_ok()
+                .then(|| prev_path.clone()),
+            _ => None,
+        };
         let obs = Observer {
+            prev_note,
+            moved,
             usable,
             started_at: Utc::now(),
             pid,
@@ -185,6 +223,17 @@ impl Runtime {
                 self.obs.paths.dir.display()
             );
             self.master(Level::Error, &msg);
+        }
+        if let Some(note) = self.obs.prev_note.take() {
+            self.master(Level::Warning, &note);
+        }
+        if let Some(from) = self.obs.moved.take() {
+            let msg = format!(
+                "Moved the state file of an older bansuri from {} to {} (each config has its own state directory now)",
+                from.display(),
+                self.obs.paths.state.display()
+            );
+            self.master(Level::Info, &msg);
         }
         if let Some(p) = &prev {
             // The rule `status` uses: a state from another node with a recent heartbeat

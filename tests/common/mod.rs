@@ -53,20 +53,30 @@ impl Sandbox {
     }
     fn launch(&self, config: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Bansuri {
         let cfg = self.write("config.json", config);
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bansuri");
-        Bansuri {
-            child: Some(child),
-            log,
-        }
+        launch_file(&cfg, args, log, env)
+    }
+    /// Start bansuri on the config file `cfg` (anywhere), job log to `log` in the sandbox.
+    pub fn start_file(&self, cfg: &Path, log: &str) -> Bansuri {
+        let log = self.file(log);
+        let arg = log.to_str().expect("UTF-8 temp path").to_owned();
+        launch_file(cfg, &["--log-file", &arg], log, &[])
+    }
+}
+
+fn launch_file(cfg: &Path, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Bansuri {
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bansuri");
+    Bansuri {
+        child: Some(child),
+        log,
     }
 }
 

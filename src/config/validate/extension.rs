@@ -127,6 +127,27 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// As root, a Python task that runs as root must come from files only root can change
+    /// (`config::python_module_untrusted`). After `user` is known.
+    pub(super) fn python_module_trust(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
+        let CommandSpec::Python(spec) = &task.command else {
+            return;
+        };
+        if task.user.as_ref().is_some_and(|u| u.uid != 0) {
+            return;
+        }
+        let module = crate::python::class_spec(spec).map_or("", |(m, _)| m);
+        let Some(u) = crate::config::python_module_untrusted(&task.working_directory, module)
+        else {
+            return;
+        };
+        if let Some(cmd) = f.get("command") {
+            self.report(t, cmd, Problem::new(u.why).help(u.help));
+        }
+    }
+}
+
 /// `notify-on`: one word or a non-empty list of `failure`, `success`, `recovery`.
 fn notify_on(node: &crate::config::tree::Node) -> Result<NotifyOn, Problem> {
     let help =
