@@ -106,8 +106,8 @@ fn autorestart_policies_and_fatal() {
     let log = b.log();
     assert_eq!(
         runs("crashy.txt"),
-        3,
-        "FATAL after 3 failed starts, never again:\n{log}"
+        4,
+        "startretries 3: FATAL after the first failed start and 3 retries, never again:\n{log}"
     );
     assert_eq!(runs("unexp.txt"), 1, "2 is expected:\n{log}");
     assert_eq!(
@@ -116,7 +116,7 @@ fn autorestart_policies_and_fatal() {
         "1 is unexpected: restarted up to times:\n{log}"
     );
     assert_eq!(runs("never.txt"), 1, "never restarted:\n{log}");
-    for (task, n) in [("never", 1), ("unexp", 1), ("unexp1", 3), ("crashy", 3)] {
+    for (task, n) in [("never", 1), ("unexp", 1), ("unexp1", 3), ("crashy", 4)] {
         assert_eq!(
             count_events(&log, task, "Executing"),
             n,
@@ -124,7 +124,7 @@ fn autorestart_policies_and_fatal() {
         );
     }
     assert!(
-        log.contains("exited 3 times in a row before staying up 1s"),
+        log.contains("exited 4 times in a row before staying up 1s (starttime; startretries: 3;"),
         "{log}"
     );
 }

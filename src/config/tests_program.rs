@@ -162,7 +162,9 @@ fn startretries_starttime_autostart_priority() {
         task(r#""starttime": "1500ms""#).start_time,
         Duration::from_millis(1500)
     );
-    assert!(task_errors(r#""startretries": 0"#).contains("must be at least 1"));
+    // `startretries: 0`: no retry, FATAL at the first failed start (supervisord allows it).
+    assert_eq!(task(r#""startretries": 0"#).start_retries, 0);
+    assert!(task_errors(r#""startretries": -1"#).contains("must be 0 or more"));
     assert!(task_errors(r#""priority": 20"#).contains("out of range"));
     assert!(task_errors(r#""priority": "high""#).contains("`priority`"));
     assert!(task_errors(r#""starttime": -1"#).contains("`starttime`"));

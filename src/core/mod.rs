@@ -1543,9 +1543,9 @@ impl Core {
             });
             let why = match start {
                 FailedStart::Retry(n) if !by_policy => format!(
-                    "failed start {n}/{} within starttime {}",
-                    spec.start_retries,
-                    fmt_dur(spec.start_time)
+                    "failed start within starttime {}: retry {n}/{} (startretries)",
+                    fmt_dur(spec.start_time),
+                    spec.start_retries
                 ),
                 _ => format!(
                     "{}, {}",

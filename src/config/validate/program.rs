@@ -46,9 +46,9 @@ impl Validator<'_> {
         }
         let start_retries = self.take(t, f.get("startretries"), |n| {
             let v = as_int(n)?;
-            if v < 1 {
-                return Err(Problem::new(format!("must be at least 1, found {v}")).help(
-                    "`startretries` counts failed starts in a row before the task is FATAL",
+            if v < 0 {
+                return Err(Problem::new(format!("must be 0 or more, found {v}")).help(
+                    "`startretries` counts retries after a failed start: N allows N + 1 starts in a row before the task is FATAL",
                 ));
             }
             u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
