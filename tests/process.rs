@@ -159,6 +159,37 @@ fn success_codes_count_2_as_success() {
 }
 
 #[test]
+fn death_by_sigkill_is_a_success_when_137_is_a_success_code() {
+    // The manual lists 137 for "killed by SIGKILL": 128 + the signal, as shells report it.
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "k", "command": "kill -9 $$", "success-codes": [137]},
+        {"name": "plain", "command": "kill -9 $$"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "`plain` failed; log:\n{log}");
+    assert_eq!(
+        count_events(&log, "k", "Process killed by SIGKILL (137): a success code"),
+        1,
+        "log:\n{log}"
+    );
+    assert_eq!(
+        count_events(&log, "plain", "WARNING: Process killed by SIGKILL (137)"),
+        1,
+        "log:\n{log}"
+    );
+    let summary = |task: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!("[MASTER] {task} ")))
+            .map(|l| l.split_whitespace().nth(4).unwrap_or("").to_owned())
+    };
+    assert_eq!(summary("k").as_deref(), Some("SUCCESS"), "log:\n{log}");
+    assert_eq!(summary("plain").as_deref(), Some("FAILED"), "log:\n{log}");
+}
+
+#[test]
 fn concurrent_writers_produce_whole_prefixed_lines() {
     let sb = Sandbox::new();
     let mut tasks = Vec::new();

@@ -210,6 +210,24 @@ pub enum ProcessEnd {
     SpawnFailed(String),
 }
 
+impl ProcessEnd {
+    /// Does this end count as a success for `success-codes`? An exit code in the list;
+    /// or death by signal S with 128 + S in the list, the code a shell reports for it
+    /// (the manual lists 137 for "killed by SIGKILL").
+    pub fn is_success(&self, codes: &[i32]) -> bool {
+        match self {
+            ProcessEnd::Exited(c) => codes.contains(c),
+            ProcessEnd::Signaled(s) => codes.contains(&shell_code(*s)),
+            _ => false,
+        }
+    }
+}
+
+/// The exit code a shell reports for death by `signal`: 128 + its number.
+pub fn shell_code(signal: i32) -> i32 {
+    128 + signal
+}
+
 /// Final result of a run (after its attempts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -1362,7 +1380,7 @@ impl Core {
         });
         let how = match status {
             ExitStatus::Code(c) => format!("with code {c}"),
-            ExitStatus::Signal(s) => format!("killed by {}", signal_name(s)),
+            ExitStatus::Signal(s) => format!("killed by {} ({})", signal_name(s), shell_code(s)),
         };
         let name = self.tasks[i].spec.name.clone();
         self.log(
@@ -1448,7 +1466,7 @@ impl Core {
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
         let name = spec.name.as_str();
-        let success = matches!(end, ProcessEnd::Exited(c) if spec.success_codes.contains(&c));
+        let success = end.is_success(&spec.success_codes);
         self.tasks[i].stats.last_end = Some(end.clone());
         self.record_usage(i, usage, now);
 
@@ -2230,9 +2248,21 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
                 spec.success_codes
             ),
         ),
+        ProcessEnd::Signaled(s) if success => (
+            Level::Info,
+            format!(
+                "Process killed by {} ({}): a success code",
+                signal_name(*s),
+                shell_code(*s)
+            ),
+        ),
         ProcessEnd::Signaled(s) => (
             Level::Warning,
-            format!("Process killed by {}", signal_name(*s)),
+            format!(
+                "Process killed by {} ({})",
+                signal_name(*s),
+                shell_code(*s)
+            ),
         ),
         ProcessEnd::TimedOut(t) => (
             Level::Warning,

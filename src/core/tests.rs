@@ -105,6 +105,14 @@ impl Script {
         }
     }
 
+    /// Dies of `signal` (one bansuri did not send) after `after`.
+    fn killed(after: Duration, signal: i32) -> Script {
+        Script {
+            ends: Some((after, ExitStatus::Signal(signal))),
+            on_stop: None,
+        }
+    }
+
     /// Runs until killed; ignores the stop signal.
     fn forever() -> Script {
         Script {
@@ -1393,6 +1401,36 @@ fn success_codes_decide_success() {
     );
     assert_eq!(h.spawn_times("one").len(), 3);
     assert_eq!(h.state("one"), TaskState::Failed);
+}
+
+#[test]
+fn death_by_signal_matches_the_success_code_a_shell_reports() {
+    // The manual lists 137 for "killed by SIGKILL": 128 + 9.
+    let t = |name: &str, codes: Vec<i32>| TaskSpec {
+        success_codes: codes,
+        ..retrying(task(name), 3)
+    };
+    let mut h = Harness::new(vec![t("ok", vec![0, 137]), t("bad", vec![0, 143])]);
+    h.script("ok", Script::killed(secs(1), libc::SIGKILL));
+    h.script("bad", Script::killed(secs(1), libc::SIGKILL));
+    h.start();
+    h.step(secs(100));
+    assert_eq!(h.spawn_times("ok"), [secs(0)], "{}", h.job_log());
+    assert_eq!(h.state("ok"), TaskState::Success);
+    assert_eq!(h.stats("ok").failures, 0);
+    assert_eq!(
+        h.line_times("ok", "Process killed by SIGKILL (137): a success code"),
+        [secs(1)]
+    );
+    // 143 is SIGTERM's code: SIGKILL is a failure, retried.
+    assert_eq!(h.spawn_times("bad").len(), 3, "{}", h.job_log());
+    assert_eq!(h.state("bad"), TaskState::Failed);
+    assert_eq!(
+        h.line_times("bad", "Process killed by SIGKILL (137) (ran"),
+        [secs(1), secs(3), secs(6)],
+        "{}",
+        h.job_log()
+    );
 }
 
 #[test]
