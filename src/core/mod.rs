@@ -514,13 +514,18 @@ struct Retry {
 }
 
 /// Counters and last result of a task.
+///
+/// `runs` and `failures` count processes, not logical runs: every attempt started is a run
+/// (a retry, a restart by `autorestart`, an attempt that failed to start included), and
+/// every attempt that ended in failure is a failure (an exit code not in `success-codes`, a
+/// signal, a timeout, a failure to start, an exit before `starttime`). An attempt stopped
+/// by bansuri (shutdown, `stop`, reload, `overlap: replace`) is neither a success nor a
+/// failure; a run SKIPPED for a failed dependency starts nothing and counts in neither.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskStats {
-    /// Processes started.
-    pub starts: u64,
-    /// Runs that ended (success or final failure).
+    /// Attempts started (processes, or in-process runs; a failed spawn included).
     pub runs: u64,
-    /// Runs that failed finally.
+    /// Attempts that ended in failure.
     pub failures: u64,
     /// Result of the last finished run.
     pub last_outcome: Option<Outcome>,
@@ -1275,7 +1280,7 @@ impl Core {
             run.phase = Phase::Starting;
             let attempt = run.attempt;
             self.active += 1;
-            self.tasks[i].stats.starts += 1;
+            self.tasks[i].stats.runs += 1;
             if attempt > 1 {
                 self.tasks[i].stats.restarts += 1;
             }
@@ -1476,7 +1481,6 @@ impl Core {
         self.log(Some(name), level, line);
 
         if let ProcessEnd::Stopped(reason) = end {
-            self.tasks[i].stats.runs += 1;
             self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
             if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
                 if let Some(spec) = self.tasks[i].pending.take() {
@@ -1503,7 +1507,6 @@ impl Core {
                 // timeout's stop was already under way): the end is counted, and the task
                 // starts over with the new settings; no retry of the old ones.
                 let task = &mut self.tasks[i];
-                task.stats.runs += 1;
                 task.stats.last_outcome = Some(if success {
                     Outcome::Success
                 } else {
@@ -1520,6 +1523,11 @@ impl Core {
             }
         }
         let start = self.failed_start(i, uptime, success, &end, now);
+        if !success || start != FailedStart::No {
+            // A failed attempt; a service's exit before `starttime` too, even with a
+            // success code (it is a failed start, and counts towards FATAL).
+            self.tasks[i].stats.failures += 1;
+        }
         if start == FailedStart::Fatal {
             // FATAL: the task's final failure.
             self.notify_end(i, id, run.attempt, &end, false, now);
@@ -1528,7 +1536,6 @@ impl Core {
         if success {
             let task = &mut self.tasks[i];
             task.consecutive_failures = 0;
-            task.stats.runs += 1;
             task.stats.last_outcome = Some(Outcome::Success);
             self.notify_end(i, id, run.attempt, &end, true, now);
             if spec.restart_on_success && self.shutdown.is_none() {
@@ -1583,8 +1590,6 @@ impl Core {
             return;
         }
         let outcome = Outcome::of_failure(&end);
-        task.stats.runs += 1;
-        task.stats.failures += 1;
         task.stats.last_outcome = Some(outcome);
         // The backoff belongs to one run: the next scheduled run starts from restart-delay.
         task.consecutive_failures = 0;

@@ -54,8 +54,7 @@ impl Core {
             Deps::Failed(why) => {
                 let task = &mut self.tasks[i];
                 task.dep_wait = false;
-                task.stats.runs += 1;
-                task.stats.failures += 1;
+                // Nothing was started: no run, no failure (the state says SKIPPED).
                 task.stats.last_outcome = Some(Outcome::Skipped);
                 task.reason = Some(why.clone());
                 let name = task.spec.name.clone();
@@ -174,8 +173,6 @@ impl Core {
         task.retry = None;
         task.queued = false;
         task.sched = Sched::Off;
-        task.stats.runs += 1;
-        task.stats.failures += 1;
         task.stats.last_outcome = Some(Outcome::Fatal);
         let why = format!(
             "exited {} times in a row before staying up {} (starttime; startretries: {}; last: {})",

@@ -681,7 +681,7 @@ fn one_shot_runs_at_start_exactly_once() {
     assert_eq!(h.spawn_times("a"), [secs(0)]);
     assert_eq!(h.state("a"), TaskState::Success);
     let st = h.stats("a");
-    assert_eq!((st.starts, st.runs, st.failures), (1, 1, 0));
+    assert_eq!((st.runs, st.failures), (1, 0));
     assert_eq!(st.last_end, Some(ProcessEnd::Exited(0)));
     assert_eq!(h.exit_at(), None, "without a batch mode bansuri stays up");
     assert_eq!(h.deadline(), None);
@@ -775,7 +775,7 @@ fn timer_runs_at_start_then_at_a_fixed_rate_not_after_the_end() {
     );
     assert_eq!(h.deadline(), Some(secs(50)));
     assert_eq!(h.state("t"), TaskState::Running);
-    assert_eq!(h.stats("t").runs, 4);
+    assert_eq!(h.stats("t").runs, 5, "the running one is a run too");
     assert!(h.idle_wakeups.is_empty(), "{:?}", h.idle_wakeups);
 }
 
@@ -1156,7 +1156,9 @@ fn overlap_allow_runs_concurrently() {
     assert_eq!(h.max_live, 3);
     assert!(h.lines(Some("t")).iter().all(|(_, m)| !m.contains("skip")));
     h.step(secs(100));
-    assert_eq!(h.stats("t").runs, 10, "{}", h.job_log());
+    // Every start is a run, the three still running included.
+    assert_eq!(h.spawn_times("t").len(), 13);
+    assert_eq!(h.stats("t").runs, 13, "{}", h.job_log());
 }
 
 // ===== timeout =========================================================================
@@ -1322,7 +1324,11 @@ fn retry_times_3_means_exactly_3_spawns_with_doubling_delays() {
     );
     assert_eq!(h.state("a"), TaskState::Failed);
     let st = h.stats("a");
-    assert_eq!((st.starts, st.runs, st.failures), (3, 1, 1));
+    assert_eq!(
+        (st.runs, st.failures),
+        (3, 3),
+        "every attempt is a run and a failure"
+    );
     assert_eq!(h.line_times("a", "Restarting in 1s"), [ms(500)]);
     assert_eq!(h.line_times("a", "Restarting in 2s"), [secs(2)]);
     assert_eq!(h.line_times("a", "Failed after 3 attempts"), [ms(4500)]);
@@ -1342,7 +1348,7 @@ fn retry_delay_is_capped_by_max_restart_delay() {
     h.step(secs(100));
     // Delays 1, 2, 3 (4 capped), 3, 3.
     assert_eq!(h.spawn_times("a"), [0, 1, 3, 6, 9, 12].map(secs));
-    assert_eq!(h.stats("a").starts, 6);
+    assert_eq!(h.stats("a").runs, 6);
 }
 
 #[test]
@@ -2226,7 +2232,7 @@ fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
     assert_eq!(h.spawn_times("w:2"), [secs(1)]);
     let w0 = h.view("w:0");
     assert_eq!((w0.state, w0.pid), (TaskState::Running, Some(pid)));
-    assert_eq!(w0.stats.starts, 1, "its counters are kept");
+    assert_eq!(w0.stats.runs, 1, "its counters are kept");
     let log = h.job_log();
     assert!(
         log.contains("2 added (w:1, w:2), 0 removed, 0 changed, 1 kept"),

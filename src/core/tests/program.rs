@@ -387,3 +387,67 @@ fn a_task_stopped_while_waiting_for_its_dependency_stays_stopped() {
     assert!(h.spawn_times("b").is_empty(), "{}", h.job_log());
     assert_eq!(h.state("b"), TaskState::Stopped);
 }
+
+#[test]
+fn every_start_is_a_run_and_every_failed_exit_a_failure() {
+    // Under `autorestart` a run never ends: the counters count processes, not runs.
+    let fast = |t: TaskSpec| TaskSpec {
+        restart_delay: ms(100),
+        max_restart_delay: ms(100),
+        ..t
+    };
+    let crashy = TaskSpec {
+        start_time: secs(2),
+        start_retries: 2,
+        ..fast(service("crashy"))
+    };
+    let mut h = Harness::new(vec![
+        fast(unexpected("u")),
+        fast(service("s")),
+        crashy,
+        task("bad"),
+        after(task("dep"), &["bad"]),
+    ]);
+    h.script("u", Script::exits(secs(1), 1));
+    h.script("s", Script::exits(secs(1), 0));
+    h.script("crashy", Script::exits(ms(500), 0));
+    h.script("bad", Script::exits(secs(1), 1));
+    h.start();
+    h.step(secs(30) + ms(50));
+    let ends = |name: &str| h.line_times(name, "Process finished").len() as u64;
+    let u = h.stats("u");
+    // Up 1 s, 100 ms delay: starts at 0, 1.1, 2.2, ... 29.7; 27 exits by 30.05 s.
+    assert_eq!(u.runs, h.spawn_times("u").len() as u64);
+    assert_eq!(
+        (u.runs, u.failures, ends("u")),
+        (28, 27, 27),
+        "{}",
+        h.job_log()
+    );
+    let s = h.stats("s");
+    assert_eq!((s.runs, s.failures), (28, 0), "clean exits are no failures");
+    // A service that exits 0 before `starttime` has failed to start: 3 failures, FATAL.
+    let c = h.stats("crashy");
+    assert_eq!((c.runs, c.failures), (3, 3), "{}", h.job_log());
+    assert_eq!(h.state("crashy"), TaskState::Fatal);
+    let bad = h.stats("bad");
+    assert_eq!((bad.runs, bad.failures), (1, 1));
+    // A skipped run starts nothing.
+    let dep = h.stats("dep");
+    assert_eq!((dep.runs, dep.failures), (0, 0));
+    assert_eq!(h.state("dep"), TaskState::Skipped);
+    // An attempt stopped by bansuri is no failure.
+    h.pump(Some(Input::Shutdown { signal: "SIGTERM" }));
+    h.step(secs(5));
+    assert_eq!(h.stats("u").failures, 27, "{}", h.job_log());
+    let log = h.job_log();
+    let row = log
+        .lines()
+        .find(|l| l.contains("[MASTER] u "))
+        .unwrap_or_else(|| panic!("a summary row for u:\n{log}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cols.windows(2).any(|w| w == ["28", "27"]),
+        "summary: RUNS 28 FAILURES 27: {row}"
+    );
+}
