@@ -431,3 +431,25 @@ fn globals_change_live() {
     );
     assert!(sb.file(".bansuri/state.json").exists());
 }
+
+#[test]
+fn an_unchanged_config_re_read_is_one_debug_line_and_nothing_at_info() {
+    let cfg = config(&[svc("a", "one")], r#""check_interval": "100ms","#);
+    let re_reads = |log: &str| log.matches("Config file re-read: unchanged").count();
+    // The INFO instance starts first: by the time the DEBUG one has checked three times,
+    // it has checked at least as often.
+    let quiet = Sandbox::new();
+    let q = quiet.start(&cfg, &[]);
+    wait_started(&quiet, &q, "a", 1);
+    let loud = Sandbox::new();
+    let l = loud.start(&cfg, &["-v"]);
+    let log = l.wait_log("three config checks at DEBUG", T, |log| re_reads(log) >= 3);
+    assert!(
+        log.contains("[MASTER] DEBUG: Config file re-read: unchanged (next check in 100ms)"),
+        "log:\n{log}"
+    );
+    assert_eq!(reloads(&log), 0, "nothing changed; log:\n{log}");
+    let info = q.log();
+    assert_eq!(re_reads(&info), 0, "no line at INFO; log:\n{info}");
+    assert_eq!(reloads(&info), 0, "log:\n{info}");
+}
