@@ -258,10 +258,16 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
         wall: Utc::now(),
     };
     let n = spec.tasks.len();
+    let w = spec.warnings.len();
     println!(
-        "{}: valid, {n} task{}",
+        "{}: valid, {n} task{}{}",
         spec.source.display(),
-        if n == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" },
+        match w {
+            0 => String::new(),
+            1 => ", 1 warning (below)".to_owned(),
+            w => format!(", {w} warnings (below)"),
+        }
     );
     let width = spec.tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
     for t in &spec.tasks {
@@ -304,6 +310,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
             ));
         }
         println!("  {:<width$}  {when}; {next}{notes}", t.name);
+    }
+    for w in &spec.warnings {
+        println!("\n{}", w.to_string().trim_end());
     }
     let in_job = crate::slurm::JobEnv::from_env().is_some();
     for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))

@@ -480,6 +480,17 @@ impl Runtime {
         );
         self.master(Level::Info, &line);
         self.slurm_header(spec);
+        self.config_warnings(spec);
+    }
+
+    /// The config's settings that have no effect (what `bansuri validate` warns about),
+    /// one job log line each: at start-up, and for each new content applied on reload.
+    fn config_warnings(&mut self, spec: &Spec) {
+        for w in &spec.warnings {
+            let help = w.help.as_ref().map_or(String::new(), |h| format!("; {h}"));
+            let msg = format!("Config: {} ({}){help}", w.message, w.location());
+            self.master(Level::Warning, &msg);
+        }
     }
 
     fn run(&mut self) -> Result<i32, RuntimeError> {
@@ -1096,6 +1107,7 @@ impl Runtime {
                 return None;
             }
         };
+        self.config_warnings(&spec);
         self.watch.overrides.apply(&mut spec.globals);
         self.watch.applied = bytes;
         self.watch.applied_at = Utc::now();
@@ -1152,6 +1164,7 @@ impl Runtime {
                 version: None,
                 globals: g.clone(),
                 tasks: Vec::new(),
+                warnings: Vec::new(),
             };
             match open_job_log(&probe) {
                 Ok(out) => {

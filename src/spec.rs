@@ -21,6 +21,9 @@ pub struct Spec {
     pub globals: Globals,
     /// Tasks, in file order. Names are unique.
     pub tasks: Vec<TaskSpec>,
+    /// Settings that have no effect as written (each `warning` is true), in file order:
+    /// `validate` prints them, the job log repeats them at start-up and on reload.
+    pub warnings: Vec<crate::config::ConfigError>,
 }
 
 /// Top-level settings. CLI flags override these after loading.

@@ -32,6 +32,8 @@ pub struct ConfigError {
     pub note: Option<String>,
     /// The source line to show under the location.
     pub snippet: Option<Snippet>,
+    /// A warning (the config is valid, but a setting has no effect), not an error.
+    pub warning: bool,
 }
 
 /// A source line with the part to underline, ready to print.
@@ -65,6 +67,7 @@ impl ConfigError {
             help: None,
             note: None,
             snippet: None,
+            warning: false,
         }
     }
 
@@ -88,6 +91,7 @@ impl ConfigError {
             help: None,
             note: None,
             snippet: Some(loc.snippet),
+            warning: false,
         }
     }
 
@@ -185,7 +189,8 @@ fn write_labelled(f: &mut fmt::Formatter<'_>, pad: &str, label: &str, text: &str
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        let kind = if self.warning { "warning" } else { "error" };
+        writeln!(f, "{kind}: {}", self.message)?;
         let width = self
             .snippet
             .as_ref()

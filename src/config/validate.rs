@@ -125,12 +125,17 @@ pub(crate) fn validate(
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         ext,
         notify_command_given: false,
     };
     let spec = v.root(root);
     match spec {
-        Some(spec) if v.errors.is_empty() => Ok(spec),
+        Some(mut spec) if v.errors.is_empty() => {
+            v.warnings.sort_by_key(|(at, _)| *at);
+            spec.warnings = v.warnings.into_iter().map(|(_, w)| w).collect();
+            Ok(spec)
+        }
         _ => {
             // File order reads best; the walk finds some errors out of order (a task's
             // unknown keys before its name, say). The sort is stable.
@@ -534,6 +539,8 @@ struct Validator<'a> {
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
     errors: Vec<((usize, usize), ConfigError)>,
+    /// Each warning (a setting without effect), the same way.
+    warnings: Vec<((usize, usize), ConfigError)>,
     /// Names registered through the library API.
     ext: &'a Extensions,
     /// The top-level `notify_command` key is present (valid or not).
@@ -557,6 +564,13 @@ impl<'a> Validator<'a> {
     fn push(&mut self, e: ConfigError) {
         let at = (e.line.unwrap_or(0), e.column.unwrap_or(0));
         self.errors.push((at, e));
+    }
+
+    /// Record `e` as a warning: the file stays valid.
+    fn warn(&mut self, mut e: ConfigError) {
+        e.warning = true;
+        let at = (e.line.unwrap_or(0), e.column.unwrap_or(0));
+        self.warnings.push((at, e));
     }
 
     fn line(&self, span: &Range<usize>) -> usize {
@@ -714,6 +728,7 @@ impl<'a> Validator<'a> {
                 version,
                 globals,
                 tasks,
+                warnings: Vec::new(),
             });
         }
         let Some(scripts) = f.get("scripts") else {
@@ -735,6 +750,7 @@ impl<'a> Validator<'a> {
             version,
             globals,
             tasks,
+            warnings: Vec::new(),
         })
     }
 

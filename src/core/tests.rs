@@ -189,6 +189,7 @@ impl Harness {
             version: Some("1.0".into()),
             globals,
             tasks,
+            warnings: Vec::new(),
         };
         Harness {
             core: Core::new(&spec, mode),
@@ -1965,6 +1966,7 @@ impl Harness {
             version: None,
             globals,
             tasks,
+            warnings: Vec::new(),
         };
         self.pump(Some(Input::Reload {
             spec: Arc::new(spec),

@@ -375,6 +375,7 @@ fn validate_warns_about_srun_tasks_where_they_cannot_start() {
                 )
             })
             .collect(),
+        warnings: Vec::new(),
     };
     let never = || -> bool { panic!("PATH is looked at only inside a job") };
     assert!(validate_warnings(&spec(&[]), false, never).is_empty());

@@ -187,6 +187,8 @@ impl Validator<'_> {
             }
             Some(AutoRestart::Never) | None => {
                 if times_given && task.times > 1 && task.on_fail == OnFail::Stop {
+                    // Harmless (seed 003's `"times": 5` alone): a warning, and the task
+                    // makes the one attempt it would make anyway.
                     let g = f.get("times").expect("present");
                     let e = self
                         .error(
@@ -200,7 +202,8 @@ impl Validator<'_> {
                             ),
                         )
                         .with_help("add \"on-fail\": \"restart\", or remove `times`");
-                    self.push(e);
+                    self.warn(e);
+                    task.times = 1;
                 }
             }
         }
@@ -208,7 +211,8 @@ impl Validator<'_> {
 
     /// `startretries` counts failed starts: processes that exit before `starttime`, in a
     /// row; they are retried whatever the restart policy (as supervisord does). With an
-    /// explicit `starttime: 0` no start can fail: an error saying why.
+    /// explicit `starttime: 0` no start can fail: a warning saying why (supervisord
+    /// accepts it).
     fn start_retries_effect(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
         let Some(g) = f.get("startretries") else {
             return;
@@ -231,7 +235,7 @@ impl Validator<'_> {
                 format!("`startretries: {n}` has no effect{}: {why}", in_task(t)),
             )
             .with_help(help);
-        self.push(e);
+        self.warn(e);
     }
 
     /// Replace each task that has `numprocs` by its instances `name:0`..`name:N-1`.
