@@ -239,7 +239,7 @@ pub enum Outcome {
     Timeout,
     /// Stopped by bansuri (shutdown, replace).
     Stopped,
-    /// Failed to start `startretries` times in a row: not started again.
+    /// Failed to start `startretries` + 1 times in a row: not started again.
     Fatal,
     /// Not run: a dependency failed.
     Skipped,
@@ -558,7 +558,7 @@ struct Task {
     pending: Option<Arc<TaskSpec>>,
     /// Gone from the config: forgotten once its runs have ended.
     removed: bool,
-    /// Processes in a row that ended before `starttime` (FATAL at `startretries`).
+    /// Processes in a row that ended before `starttime` (FATAL after `startretries` retries).
     failed_starts: u32,
     /// A run is due but waits for its dependencies.
     dep_wait: bool,
