@@ -453,3 +453,30 @@ fn an_unchanged_config_re_read_is_one_debug_line_and_nothing_at_info() {
     assert_eq!(re_reads(&info), 0, "no line at INFO; log:\n{info}");
     assert_eq!(reloads(&info), 0, "log:\n{info}");
 }
+
+#[test]
+fn a_reloaded_config_logs_its_warnings_each_time_it_is_applied() {
+    let sb = Sandbox::new();
+    let b = sb.start(&config(&[svc("a", "one")], ""), &["--check-interval", "1h"]);
+    wait_started(&sb, &b, "a", 1);
+    // Seed 003's harmless `times` alone: the reload applies, with its warning.
+    let cfg = config(
+        &[
+            svc("a", "one"),
+            r#"{"name": "dp", "command": "true", "times": 5}"#.to_owned(),
+        ],
+        "",
+    );
+    sb.write("config.json", &cfg);
+    hup(&b);
+    let warning = "[MASTER] WARNING: Config: `times: 5` has no effect in task `dp`";
+    let log = b.wait_log("the reload and dp's run", T, |l| {
+        l.contains("[dp] Process finished with code 0")
+    });
+    assert_eq!(reloads(&log), 1, "log:\n{log}");
+    assert_eq!(log.matches(warning).count(), 1, "log:\n{log}");
+    // A forced re-read of the same content applies it again, and says so again.
+    hup(&b);
+    let log = b.wait_log("the second reload", T, |l| reloads(l) == 2);
+    assert_eq!(log.matches(warning).count(), 2, "log:\n{log}");
+}
