@@ -1568,7 +1568,7 @@ impl Core {
             });
             let why = match start {
                 FailedStart::Retry(n) if !by_policy => format!(
-                    "failed start within starttime {}: retry {n}/{} (startretries)",
+                    "failed start within starttime {}; retry {n} of startretries {}",
                     fmt_dur(spec.start_time),
                     spec.start_retries
                 ),

@@ -146,13 +146,13 @@ fn failed_starts_are_retried_even_with_autorestart_never() {
     let log = h.job_log();
     assert!(
         log.contains(
-            "Restarting in 1s (failed start within starttime 3s: retry 1/3 (startretries))"
+            "Restarting in 1s (failed start within starttime 3s; retry 1 of startretries 3)"
         ),
         "{log}"
     );
     assert!(
         log.contains(
-            "Restarting in 4s (failed start within starttime 3s: retry 3/3 (startretries))"
+            "Restarting in 4s (failed start within starttime 3s; retry 3 of startretries 3)"
         ),
         "{log}"
     );
