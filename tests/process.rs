@@ -186,6 +186,11 @@ fn death_by_sigkill_is_a_success_when_137_is_a_success_code() {
             .map(|l| l.split_whitespace().nth(4).unwrap_or("").to_owned())
     };
     assert_eq!(summary("k").as_deref(), Some("SUCCESS"), "log:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[MASTER] plain ") && l.ends_with("SIGKILL (137)")),
+        "the summary's LAST column gives both; log:\n{log}"
+    );
     assert_eq!(summary("plain").as_deref(), Some("FAILED"), "log:\n{log}");
 }
 

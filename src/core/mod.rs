@@ -2283,11 +2283,11 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
     }
 }
 
-/// Compact form of a process end for tables: `exit 0`, `SIGKILL`, `timeout 30s`.
+/// Compact form of a process end for tables: `exit 0`, `SIGKILL (137)`, `timeout 30s`.
 pub fn short_end(end: &ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit {c}"),
-        ProcessEnd::Signaled(s) => signal_name(*s),
+        ProcessEnd::Signaled(s) => format!("{} ({})", signal_name(*s), shell_code(*s)),
         ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
         ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
         ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),

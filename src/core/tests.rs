@@ -1438,6 +1438,9 @@ fn death_by_signal_matches_the_success_code_a_shell_reports() {
         "{}",
         h.job_log()
     );
+    // Tables (summary, status) give both as well.
+    let last = h.stats("bad").last_end.expect("ended");
+    assert_eq!(short_end(&last), "SIGKILL (137)");
 }
 
 #[test]
