@@ -277,10 +277,16 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
         wall: Utc::now(),
     };
     let n = spec.tasks.len();
+    let w = spec.warnings.len();
     println!(
-        "{}: valid, {n} task{}",
+        "{}: valid, {n} task{}{}",
         spec.source.display(),
-        if n == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" },
+        match w {
+            0 => String::new(),
+            1 => ", 1 warning (below)".to_owned(),
+            w => format!(", {w} warnings (below)"),
+        }
     );
     let width = spec.tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
     for t in &spec.tasks {

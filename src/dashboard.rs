@@ -176,19 +176,19 @@ pub fn metrics(doc: &StateDoc) -> String {
     family(
         "bansuri_task_starts_total",
         "counter",
-        "Processes started for the task.",
+        "Processes started for the task (the same as bansuri_task_runs_total).",
         per_task(&|t| Some(t.starts as f64)),
     );
     family(
         "bansuri_task_runs_total",
         "counter",
-        "Runs of the task that ended (success or final failure).",
+        "Attempts of the task started: every process start, retries and restarts included.",
         per_task(&|t| Some(t.runs as f64)),
     );
     family(
         "bansuri_task_failures_total",
         "counter",
-        "Runs of the task that failed finally.",
+        "Attempts of the task that ended in failure (exit code, signal, timeout, failed start).",
         per_task(&|t| Some(t.failures as f64)),
     );
     family(

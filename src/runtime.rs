@@ -1043,6 +1043,13 @@ impl Runtime {
             None => {
                 if bytes == self.watch.applied && !forced {
                     self.watch.next_check = now.mono + self.watch.check_interval;
+                    // One line per check, at DEBUG only: a running bansuri re-reads its
+                    // config every check_interval, and -v shows that it does.
+                    let msg = format!(
+                        "Config file re-read: unchanged (next check in {})",
+                        crate::core::fmt_dur(self.watch.check_interval)
+                    );
+                    self.master(Level::Debug, &msg);
                     if self.watch.invalid.take().is_some() {
                         self.master(
                             Level::Info,

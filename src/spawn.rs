@@ -132,6 +132,12 @@ pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
         cmd.env("BANSURI_PYTHON_RUNNER", crate::python::RUNNER)
             .env("BANSURI_PYTHON_TASK", crate::python::settings(task, class));
     }
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        // `python script.py` writes to a pipe block-buffered: its prints would reach the
+        // job log in bursts, or at exit. Unbuffered unless bansuri's own environment sets
+        // it, or the task's `env`/`environment-file` (which come next, and win).
+        cmd.env("PYTHONUNBUFFERED", "1");
+    }
     cmd.current_dir(dir)
         .envs(&task.env)
         .env("BANSURI_TASK", &task.name)

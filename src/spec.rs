@@ -140,7 +140,8 @@ pub struct TaskSpec {
     pub restart_on_success: bool,
     /// A process that exits before this long is a failed start (`starttime`).
     pub start_time: Duration,
-    /// Failed starts in a row that make the task FATAL (`startretries`).
+    /// Retries after a failed start (`startretries`): the (N+1)-th failed start in a row
+    /// makes the task FATAL.
     pub start_retries: u32,
     /// `false`: not started until a control command asks (`autostart`).
     pub autostart: bool,

@@ -95,6 +95,49 @@ fn validate_reports_every_error_and_exits_2() {
 }
 
 #[test]
+fn settings_without_effect_are_warnings_validate_exits_0_and_the_run_goes_on() {
+    // Seed 003's `"times": 5` alone, the manual's `notify: "mail"` without a
+    // `notify_command`, and supervisord's `startretries` with `starttime: 0`.
+    let sb = Sandbox::new();
+    sb.write(
+        "scripts_config.json",
+        r#"{"scripts": [
+    {"name": "data-processor", "command": "true", "times": 5, "timeout": "10m"},
+    {"name": "mailer", "command": "exit 1", "notify": "mail"},
+    {"name": "svc", "command": "true", "startretries": 2, "starttime": 0}
+]}"#,
+    );
+    let (code, out, err) = bansuri(sb.path(), &["validate"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("valid, 3 tasks, 3 warnings (below)"), "{out}");
+    for want in [
+        "warning: `times: 5` has no effect in task `data-processor`: without `on-fail: restart` a failed run is not retried",
+        "scripts_config.json:2:60",
+        "= help: add \"on-fail\": \"restart\", or remove `times`",
+        "warning: `notify` has no effect in task `mailer`: \"mail\" runs the global `notify_command`, which is not set, so nothing is sent (the run goes on)",
+        "scripts_config.json:3:55",
+        "warning: `startretries: 2` has no effect in task `svc`: with `starttime: 0` no start can fail",
+        "scripts_config.json:4:56",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // The run: the same warnings in the job log, every task runs, nothing is sent.
+    let (code, out, err) = bansuri(sb.path(), &["--once"]);
+    assert_eq!(code, 3, "`mailer` fails; stdout:\n{out}\nstderr:\n{err}");
+    for want in [
+        "[MASTER] WARNING: Config: `times: 5` has no effect in task `data-processor`",
+        "[MASTER] WARNING: Config: `notify` has no effect in task `mailer`",
+        "[MASTER] WARNING: Config: `startretries: 2` has no effect in task `svc`",
+        "[data-processor] Process finished with code 0",
+        "[svc] Process finished with code 0",
+        "[mailer] WARNING: Process finished with code 1",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("[data-processor] Restarting"), "{out}");
+}
+
+#[test]
 fn config_lookup_order_and_none_found() {
     let sb = Sandbox::new();
     let (code, _, err) = bansuri(sb.path(), &["validate"]);

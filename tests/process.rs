@@ -159,6 +159,100 @@ fn success_codes_count_2_as_success() {
 }
 
 #[test]
+fn death_by_sigkill_is_a_success_when_137_is_a_success_code() {
+    // The manual lists 137 for "killed by SIGKILL": 128 + the signal, as shells report it.
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "k", "command": "kill -9 $$", "success-codes": [137]},
+        {"name": "plain", "command": "kill -9 $$"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--exit-when-done"]);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(3), "`plain` failed; log:\n{log}");
+    assert_eq!(
+        count_events(&log, "k", "Process killed by SIGKILL (137): a success code"),
+        1,
+        "log:\n{log}"
+    );
+    assert_eq!(
+        count_events(&log, "plain", "WARNING: Process killed by SIGKILL (137)"),
+        1,
+        "log:\n{log}"
+    );
+    let summary = |task: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!("[MASTER] {task} ")))
+            .map(|l| l.split_whitespace().nth(4).unwrap_or("").to_owned())
+    };
+    assert_eq!(summary("k").as_deref(), Some("SUCCESS"), "log:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[MASTER] plain ") && l.ends_with("SIGKILL (137)")),
+        "the summary's LAST column gives both; log:\n{log}"
+    );
+    assert_eq!(summary("plain").as_deref(), Some("FAILED"), "log:\n{log}");
+}
+
+/// Start bansuri on `config` with PYTHONUNBUFFERED removed from its environment (the
+/// test runner's may set it), or set to `value`.
+fn start_python_env(sb: &Sandbox, config: &str, args: &[&str], value: Option<&str>) -> Bansuri {
+    let cfg = sb.write("config.json", config);
+    let log = sb.file("log.txt");
+    let mut c = std::process::Command::new(BIN);
+    c.arg("--config")
+        .arg(&cfg)
+        .arg("--log-file")
+        .arg(&log)
+        .args(args)
+        .env_remove("PYTHONUNBUFFERED")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(v) = value {
+        c.env("PYTHONUNBUFFERED", v);
+    }
+    Bansuri {
+        child: Some(c.spawn().expect("spawn bansuri")),
+        log,
+    }
+}
+
+#[test]
+fn python_prints_reach_the_log_as_they_happen_without_dash_u() {
+    // PYTHONUNBUFFERED=1 unless the task's env (or bansuri's own environment) sets it.
+    let sb = Sandbox::new();
+    sb.write(
+        "p.py",
+        "import time\nprint('hello from python')\ntime.sleep(300)\n",
+    );
+    let cfg = r#"{"scripts": [
+        {"name": "py", "command": "python3 p.py"},
+        {"name": "seen", "command": "echo \"[$PYTHONUNBUFFERED]\""},
+        {"name": "own", "command": "echo \"[$PYTHONUNBUFFERED]\"", "env": {"PYTHONUNBUFFERED": ""}}
+    ]}"#;
+    let b = start_python_env(&sb, cfg, &[], None);
+    let log = b.wait_log("the print of a Python task that still runs", T, |l| {
+        l.contains("[py] | hello from python") && l.contains("[own] Process finished")
+    });
+    assert!(!log.contains("[py] Process finished"), "log:\n{log}");
+    assert_eq!(output_lines(&log, "seen"), ["[1]"], "log:\n{log}");
+    assert_eq!(
+        output_lines(&log, "own"),
+        ["[]"],
+        "the task's env wins; log:\n{log}"
+    );
+    drop(b);
+
+    // bansuri's own environment wins too.
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "seen", "command": "echo \"[$PYTHONUNBUFFERED]\""}]}"#;
+    let mut b = start_python_env(&sb, cfg, &["--exit-when-done"], Some(""));
+    b.wait(T).expect("exits");
+    assert_eq!(output_lines(&b.log(), "seen"), ["[]"], "log:\n{}", b.log());
+}
+
+#[test]
 fn concurrent_writers_produce_whole_prefixed_lines() {
     let sb = Sandbox::new();
     let mut tasks = Vec::new();

@@ -106,8 +106,8 @@ fn autorestart_policies_and_fatal() {
     let log = b.log();
     assert_eq!(
         runs("crashy.txt"),
-        3,
-        "FATAL after 3 failed starts, never again:\n{log}"
+        4,
+        "startretries 3: FATAL after the first failed start and 3 retries, never again:\n{log}"
     );
     assert_eq!(runs("unexp.txt"), 1, "2 is expected:\n{log}");
     assert_eq!(
@@ -116,7 +116,7 @@ fn autorestart_policies_and_fatal() {
         "1 is unexpected: restarted up to times:\n{log}"
     );
     assert_eq!(runs("never.txt"), 1, "never restarted:\n{log}");
-    for (task, n) in [("never", 1), ("unexp", 1), ("unexp1", 3), ("crashy", 3)] {
+    for (task, n) in [("never", 1), ("unexp", 1), ("unexp1", 3), ("crashy", 4)] {
         assert_eq!(
             count_events(&log, task, "Executing"),
             n,
@@ -124,7 +124,7 @@ fn autorestart_policies_and_fatal() {
         );
     }
     assert!(
-        log.contains("exited 3 times in a row before staying up 1s"),
+        log.contains("exited 4 times in a row before staying up 1s (starttime; startretries: 3;"),
         "{log}"
     );
 }
@@ -545,4 +545,65 @@ fn autostart_false_waits_for_start_and_commands_reach_every_instance() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("`w:0`") && out.contains("`w:1`"), "{out}");
     wait_for(T, || pids.iter().all(|p| !alive(*p)).then_some(())).expect("both instances stopped");
+}
+
+#[test]
+fn every_restart_is_a_run_and_every_failed_exit_a_failure() {
+    // RUNS counts process starts and FAILURES failed process ends, so a task restarted
+    // by `autorestart` / `on-fail: restart` shows each exit (it was `RUNS 1 FAILURES 0`).
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [
+        {"name": "u", "command": "echo x >> u.txt; exit 1", "autorestart": "unexpected",
+         "restart-delay": "50ms", "max-restart-delay": "50ms"},
+        {"name": "r", "command": "echo x >> r.txt; exit 1", "on-fail": "restart", "times": 1000,
+         "restart-delay": "50ms", "max-restart-delay": "50ms"}
+    ]}"#;
+    let mut b = sb.start(cfg, &["--check-interval", "1h"]);
+    let exits = |f: &str| sb.read(f).lines().count() as u64;
+    let n = wait_for(T, || {
+        let n = exits("u.txt").min(exits("r.txt"));
+        (n >= 5).then_some(n)
+    })
+    .unwrap_or_else(|| panic!("five exits of each; log:\n{}", b.log()));
+    let counters = |name: &str| -> Option<(u64, u64)> {
+        let (code, json, _) = client(&sb.file("config.json"), &["status", "--json"], &[]);
+        let doc = (code == 0).then(|| StateDoc::parse(&json).ok()).flatten()?;
+        doc.task(name).map(|t| (t.runs, t.failures))
+    };
+    for name in ["u", "r"] {
+        wait_for(T, || {
+            let (runs, failures) = counters(name)?;
+            (runs >= n && failures >= n).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "status --json: `{name}` runs and failures >= {n}, got {:?}; log:\n{}",
+                counters(name),
+                b.log()
+            )
+        });
+    }
+    b.signal(libc::SIGTERM);
+    let (st, _) = b.wait(T).expect("exits");
+    let log = b.log();
+    assert_eq!(st.code(), Some(0), "log:\n{log}");
+    for name in ["u", "r"] {
+        let lines = exits(&format!("{name}.txt"));
+        // Columns after the name: STATE RUNS FAILURES CPU-TIME PEAK-RSS LAST.
+        let row: Vec<u64> = log
+            .lines()
+            .find_map(|l| l.split(&format!("[MASTER] {name} ")).nth(1))
+            .unwrap_or_else(|| panic!("no summary row for {name}; log:\n{log}"))
+            .split_whitespace()
+            .skip(1)
+            .take(2)
+            .map(|c| c.parse().expect("a count"))
+            .collect();
+        let (runs, failures) = (row[0], row[1]);
+        // The last process may have been stopped by the shutdown: no failure.
+        assert!(
+            runs >= lines && failures + 1 >= lines && failures >= n,
+            "{name}: {lines} processes ran, summary says RUNS {runs} FAILURES {failures}; log:\n{log}"
+        );
+    }
 }

@@ -186,7 +186,8 @@ fn status_says_why_a_task_is_fatal_or_skipped() {
         l.contains("[crashy] ERROR: FATAL") && l.contains("[c] WARNING: SKIPPED")
     });
     let skipped = "dependency `a` failed (exit 1)";
-    let fatal = "exited 2 times in a row before staying up 1s (starttime; last: exit 1)";
+    let fatal =
+        "exited 3 times in a row before staying up 1s (starttime; startretries: 2; last: exit 1)";
     // The state file is rewritten within 200 ms of a change.
     let (table, doc) = wait_for(T, || {
         let (table, doc) = status(&sb);

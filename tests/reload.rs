@@ -431,3 +431,52 @@ fn globals_change_live() {
     );
     assert!(sb.file(".bansuri/config.json/state.json").exists());
 }
+
+#[test]
+fn an_unchanged_config_re_read_is_one_debug_line_and_nothing_at_info() {
+    let cfg = config(&[svc("a", "one")], r#""check_interval": "100ms","#);
+    let re_reads = |log: &str| log.matches("Config file re-read: unchanged").count();
+    // The INFO instance starts first: by the time the DEBUG one has checked three times,
+    // it has checked at least as often.
+    let quiet = Sandbox::new();
+    let q = quiet.start(&cfg, &[]);
+    wait_started(&quiet, &q, "a", 1);
+    let loud = Sandbox::new();
+    let l = loud.start(&cfg, &["-v"]);
+    let log = l.wait_log("three config checks at DEBUG", T, |log| re_reads(log) >= 3);
+    assert!(
+        log.contains("[MASTER] DEBUG: Config file re-read: unchanged (next check in 100ms)"),
+        "log:\n{log}"
+    );
+    assert_eq!(reloads(&log), 0, "nothing changed; log:\n{log}");
+    let info = q.log();
+    assert_eq!(re_reads(&info), 0, "no line at INFO; log:\n{info}");
+    assert_eq!(reloads(&info), 0, "log:\n{info}");
+}
+
+#[test]
+fn a_reloaded_config_logs_its_warnings_each_time_it_is_applied() {
+    let sb = Sandbox::new();
+    let b = sb.start(&config(&[svc("a", "one")], ""), &["--check-interval", "1h"]);
+    wait_started(&sb, &b, "a", 1);
+    // Seed 003's harmless `times` alone: the reload applies, with its warning.
+    let cfg = config(
+        &[
+            svc("a", "one"),
+            r#"{"name": "dp", "command": "true", "times": 5}"#.to_owned(),
+        ],
+        "",
+    );
+    sb.write("config.json", &cfg);
+    hup(&b);
+    let warning = "[MASTER] WARNING: Config: `times: 5` has no effect in task `dp`";
+    let log = b.wait_log("the reload and dp's run", T, |l| {
+        l.contains("[dp] Process finished with code 0")
+    });
+    assert_eq!(reloads(&log), 1, "log:\n{log}");
+    assert_eq!(log.matches(warning).count(), 1, "log:\n{log}");
+    // A forced re-read of the same content applies it again, and says so again.
+    hup(&b);
+    let log = b.wait_log("the second reload", T, |l| reloads(l) == 2);
+    assert_eq!(log.matches(warning).count(), 2, "log:\n{log}");
+}

@@ -71,12 +71,16 @@
 //! - Errors are listed in file order (an environment-file's errors at the field naming
 //!   it). A task is named in errors by its `name`, or `scripts[i]` when it has none valid.
 //!   The `Spec` is returned only when there is no error at all.
+//! - A setting that is harmless but has no effect as written (`times` without a restart
+//!   policy, `notify: "mail"` without `notify_command`, `startretries` with `starttime:
+//!   0`) is a warning, not an error: the `Spec` carries it in `warnings` (same rendering,
+//!   `warning:` instead of `error:`), `validate` prints it and the job log repeats it.
 //! - `max_parallel: null` and `log_file: null` are the same as leaving them out.
 //! - An unknown key is an error: a key of the other level (a task field at the top, a
 //!   global inside a task) says where it belongs, otherwise the nearest known key is
 //!   suggested ("did you mean"), or, when none is near, every known key is listed.
 //! - `notify`: `"mail"` and `"on-fail"` (any case) mean the global `notify_command`, and
-//!   are an error when that key is absent; `"none"` is the default; any other value must
+//!   get a warning when that key is absent (nothing is sent; the run goes on); `"none"` is the default; any other value must
 //!   be a notifier registered by the binary ([`Extensions`]). `notify-on` is one word or a
 //!   list of `failure`, `success`, `recovery` (default: failure only), and an error when
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a

@@ -322,8 +322,8 @@ fn task_entries() -> Vec<Entry> {
         ),
         entry(
             "startretries",
-            json!({"type": "integer", "minimum": 1}),
-            "Failed starts in a row after which the task is FATAL (default 3).",
+            json!({"type": "integer", "minimum": 0}),
+            "Retries after a failed start (an exit before `starttime`): N + 1 failed starts in a row make the task FATAL (default 3).",
         ),
         entry(
             "starttime",

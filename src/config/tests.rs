@@ -66,6 +66,26 @@ fn task_err(fields: &str, field: &str) -> ConfigError {
     e
 }
 
+/// The single warning of a config that loads, checked to name the task and field and to
+/// render as a warning.
+fn warn1(text: &str, task: &str, field: &str) -> ConfigError {
+    let mut w = ok(text).warnings;
+    let shown: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w.len(),
+        1,
+        "expected one warning, got:\n{}",
+        shown.join("\n")
+    );
+    let w = w.remove(0);
+    assert!(w.to_string().starts_with("warning: "), "{w}");
+    let w = w.0;
+    assert_eq!(w.task.as_deref(), Some(task), "{w}");
+    assert_eq!(w.field.as_deref(), Some(field), "{w}");
+    assert!(w.line.is_some() && w.column.is_some(), "{w}");
+    w
+}
+
 fn assert_has(e: &ConfigError, needle: &str) {
     let text = e.to_string();
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");

@@ -35,6 +35,25 @@ fn errors(json: &str) -> (usize, String) {
     }
 }
 
+/// The single warning of a one-task config that loads, rendered.
+fn task_warning(fields: &str) -> String {
+    let json = format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#);
+    let w = match load(&json) {
+        Ok(s) => s.warnings,
+        Err(e) => panic!("expected the config to load, got:\n{e}"),
+    };
+    let shown: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{}", shown.join("\n"));
+    assert_eq!(
+        (w[0].0.task.as_deref(), w[0].0.line.is_some()),
+        (Some("t"), true)
+    );
+    let text = w[0].to_string();
+    assert!(text.starts_with("warning: "), "{text}");
+    assert!(text.contains("scripts_config.json:1:"), "{text}");
+    text
+}
+
 fn task_errors(fields: &str) -> String {
     let (n, text) = errors(&format!(
         r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#
@@ -109,13 +128,26 @@ fn autorestart_maps_onto_one_policy() {
         e.contains("`autorestart: always` contradicts the schedule"),
         "{e}"
     );
-    let e = task_errors(r#""times": 3"#);
-    assert!(e.contains("`times: 3` has no effect in task `t`"), "{e}");
+    // Settings without effect are warnings: the file loads, the warning says why and how.
+    let e = task_warning(r#""times": 3"#);
+    assert!(e.contains("`times: 3` has no effect in task `t`: without `on-fail: restart` a failed run is not retried"), "{e}");
+    assert!(
+        e.contains("help: add \"on-fail\": \"restart\", or remove `times`"),
+        "{e}"
+    );
+    assert_eq!(
+        task(r#""times": 3"#).times,
+        1,
+        "one attempt, as without `times`"
+    );
+    assert!(e.contains("`times`"), "names the field: {e}");
 
     // `startretries` counts failed starts (exits before `starttime`) in a row, retried
     // whatever the restart policy (supervisord's rule). Alone it implies supervisord's 1 s
-    // start-up window; with an explicit `starttime: 0` no start can fail: an error.
-    let e = task_errors(r#""autorestart": "always", "startretries": 2, "starttime": 0"#);
+    // start-up window; with an explicit `starttime: 0` no start can fail: a warning
+    // (supervisord accepts it).
+    let e = task_warning(r#""autorestart": "always", "startretries": 2, "starttime": 0"#);
+    assert!(e.contains("help: give `starttime`"), "{e}");
     assert!(
         e.contains(
             "`startretries: 2` has no effect in task `t`: with `starttime: 0` no start can fail"
@@ -162,7 +194,9 @@ fn startretries_starttime_autostart_priority() {
         task(r#""starttime": "1500ms""#).start_time,
         Duration::from_millis(1500)
     );
-    assert!(task_errors(r#""startretries": 0"#).contains("must be at least 1"));
+    // `startretries: 0`: no retry, FATAL at the first failed start (supervisord allows it).
+    assert_eq!(task(r#""startretries": 0"#).start_retries, 0);
+    assert!(task_errors(r#""startretries": -1"#).contains("must be 0 or more"));
     assert!(task_errors(r#""priority": 20"#).contains("out of range"));
     assert!(task_errors(r#""priority": "high""#).contains("`priority`"));
     assert!(task_errors(r#""starttime": -1"#).contains("`starttime`"));
@@ -346,4 +380,26 @@ fn yaml_taskmaster_programs_map() {
     )
     .unwrap();
     assert_eq!(same.tasks[0].name, "a");
+}
+
+#[test]
+fn seed_003_data_processor_loads_with_a_warning() {
+    // Seed 003's `raw_config`, placed in a `scripts` list as printed.
+    let s = load(
+        r#"{"scripts": [{
+    "name": "data-processor",
+    "command": "python process_data.py",
+    "times": 5,
+    "timeout": "10m"
+}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("seed 003's example is refused:\n{e}"));
+    assert_eq!(s.tasks[0].times, 1);
+    assert_eq!(s.warnings.len(), 1);
+    let w = s.warnings[0].to_string();
+    assert!(
+        w.starts_with("warning: `times: 5` has no effect in task `data-processor`"),
+        "{w}"
+    );
+    assert!(w.contains("scripts_config.json:4:14"), "{w}");
 }

@@ -567,6 +567,12 @@ impl<'a> Validator<'a> {
         self.errors.push((at, e));
     }
 
+    /// Record `e` as a warning: the file stays valid.
+    fn warn_error(&mut self, e: ConfigError) {
+        let at = (e.line.unwrap_or(0), e.column.unwrap_or(0));
+        self.warnings.push((at, ConfigWarning(e)));
+    }
+
     fn line(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
     }

@@ -31,8 +31,10 @@
 //! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
 //! RESTARTING, STOPPED, FATAL, SKIPPED), `pid` and `pgid` and `pid_start` and `attempt` of
 //! its first live process (`null` when none), `processes` (every live process: `pid`,
-//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `starts`, `runs`,
-//! `failures`, `restarts` (retries started), `last_result` (`success`, `failed`,
+//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `runs` (attempts started:
+//! every process start, retries and `autorestart` restarts included), `failures`
+//! (attempts that ended in failure), `starts` (the same number as `runs`; older readers
+//! know it by that name), `restarts` (retries started), `last_result` (`success`, `failed`,
 //! `timeout`, `stopped`, `fatal`, `skipped`),
 //! `last_exit` (`{code}` or `{signal}`, and `text` as in the job log), `started_at` (of the
 //! live process), `ended_at` (of the last process), `next_run_at`, `retry_at`,
@@ -246,11 +248,11 @@ pub struct TaskEntry {
     pub attempt: Option<u32>,
     /// Every live process.
     pub processes: Vec<ProcessEntry>,
-    /// Processes started.
+    /// Attempts started (the same as `runs`).
     pub starts: u64,
-    /// Runs ended.
+    /// Attempts started: every process start, retries included.
     pub runs: u64,
-    /// Runs failed finally.
+    /// Attempts that ended in failure.
     pub failures: u64,
     /// Retries started.
     pub restarts: u64,

@@ -210,6 +210,24 @@ pub enum ProcessEnd {
     SpawnFailed(String),
 }
 
+impl ProcessEnd {
+    /// Does this end count as a success for `success-codes`? An exit code in the list;
+    /// or death by signal S with 128 + S in the list, the code a shell reports for it
+    /// (the manual lists 137 for "killed by SIGKILL").
+    pub fn is_success(&self, codes: &[i32]) -> bool {
+        match self {
+            ProcessEnd::Exited(c) => codes.contains(c),
+            ProcessEnd::Signaled(s) => codes.contains(&shell_code(*s)),
+            _ => false,
+        }
+    }
+}
+
+/// The exit code a shell reports for death by `signal`: 128 + its number.
+pub fn shell_code(signal: i32) -> i32 {
+    128 + signal
+}
+
 /// Final result of a run (after its attempts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -221,7 +239,7 @@ pub enum Outcome {
     Timeout,
     /// Stopped by bansuri (shutdown, replace).
     Stopped,
-    /// Failed to start `startretries` times in a row: not started again.
+    /// Failed to start `startretries` + 1 times in a row: not started again.
     Fatal,
     /// Not run: a dependency failed.
     Skipped,
@@ -496,13 +514,18 @@ struct Retry {
 }
 
 /// Counters and last result of a task.
+///
+/// `runs` and `failures` count processes, not logical runs: every attempt started is a run
+/// (a retry, a restart by `autorestart`, an attempt that failed to start included), and
+/// every attempt that ended in failure is a failure (an exit code not in `success-codes`, a
+/// signal, a timeout, a failure to start, an exit before `starttime`). An attempt stopped
+/// by bansuri (shutdown, `stop`, reload, `overlap: replace`) is neither a success nor a
+/// failure; a run SKIPPED for a failed dependency starts nothing and counts in neither.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskStats {
-    /// Processes started.
-    pub starts: u64,
-    /// Runs that ended (success or final failure).
+    /// Attempts started (processes, or in-process runs; a failed spawn included).
     pub runs: u64,
-    /// Runs that failed finally.
+    /// Attempts that ended in failure.
     pub failures: u64,
     /// Result of the last finished run.
     pub last_outcome: Option<Outcome>,
@@ -535,7 +558,7 @@ struct Task {
     pending: Option<Arc<TaskSpec>>,
     /// Gone from the config: forgotten once its runs have ended.
     removed: bool,
-    /// Processes in a row that ended before `starttime` (FATAL at `startretries`).
+    /// Processes in a row that ended before `starttime` (FATAL after `startretries` retries).
     failed_starts: u32,
     /// A run is due but waits for its dependencies.
     dep_wait: bool,
@@ -1257,7 +1280,7 @@ impl Core {
             run.phase = Phase::Starting;
             let attempt = run.attempt;
             self.active += 1;
-            self.tasks[i].stats.starts += 1;
+            self.tasks[i].stats.runs += 1;
             if attempt > 1 {
                 self.tasks[i].stats.restarts += 1;
             }
@@ -1362,7 +1385,7 @@ impl Core {
         });
         let how = match status {
             ExitStatus::Code(c) => format!("with code {c}"),
-            ExitStatus::Signal(s) => format!("killed by {}", signal_name(s)),
+            ExitStatus::Signal(s) => format!("killed by {} ({})", signal_name(s), shell_code(s)),
         };
         let name = self.tasks[i].spec.name.clone();
         self.log(
@@ -1448,7 +1471,7 @@ impl Core {
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
         let name = spec.name.as_str();
-        let success = matches!(end, ProcessEnd::Exited(c) if spec.success_codes.contains(&c));
+        let success = end.is_success(&spec.success_codes);
         self.tasks[i].stats.last_end = Some(end.clone());
         self.record_usage(i, usage, now);
 
@@ -1458,7 +1481,6 @@ impl Core {
         self.log(Some(name), level, line);
 
         if let ProcessEnd::Stopped(reason) = end {
-            self.tasks[i].stats.runs += 1;
             self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
             if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
                 if let Some(spec) = self.tasks[i].pending.take() {
@@ -1485,7 +1507,6 @@ impl Core {
                 // timeout's stop was already under way): the end is counted, and the task
                 // starts over with the new settings; no retry of the old ones.
                 let task = &mut self.tasks[i];
-                task.stats.runs += 1;
                 task.stats.last_outcome = Some(if success {
                     Outcome::Success
                 } else {
@@ -1502,6 +1523,11 @@ impl Core {
             }
         }
         let start = self.failed_start(i, uptime, success, &end, now);
+        if !success || start != FailedStart::No {
+            // A failed attempt; a service's exit before `starttime` too, even with a
+            // success code (it is a failed start, and counts towards FATAL).
+            self.tasks[i].stats.failures += 1;
+        }
         if start == FailedStart::Fatal {
             // FATAL: the task's final failure.
             self.notify_end(i, id, run.attempt, &end, false, now);
@@ -1510,7 +1536,6 @@ impl Core {
         if success {
             let task = &mut self.tasks[i];
             task.consecutive_failures = 0;
-            task.stats.runs += 1;
             task.stats.last_outcome = Some(Outcome::Success);
             self.notify_end(i, id, run.attempt, &end, true, now);
             if spec.restart_on_success && self.shutdown.is_none() {
@@ -1543,9 +1568,9 @@ impl Core {
             });
             let why = match start {
                 FailedStart::Retry(n) if !by_policy => format!(
-                    "failed start {n}/{} within starttime {}",
-                    spec.start_retries,
-                    fmt_dur(spec.start_time)
+                    "failed start within starttime {}; retry {n} of startretries {}",
+                    fmt_dur(spec.start_time),
+                    spec.start_retries
                 ),
                 _ => format!(
                     "{}, {}",
@@ -1566,8 +1591,6 @@ impl Core {
             return;
         }
         let outcome = Outcome::of_failure(&end);
-        task.stats.runs += 1;
-        task.stats.failures += 1;
         task.stats.last_outcome = Some(outcome);
         // The backoff belongs to one run: the next scheduled run starts from restart-delay.
         task.consecutive_failures = 0;
@@ -2231,9 +2254,21 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
                 spec.success_codes
             ),
         ),
+        ProcessEnd::Signaled(s) if success => (
+            Level::Info,
+            format!(
+                "Process killed by {} ({}): a success code",
+                signal_name(*s),
+                shell_code(*s)
+            ),
+        ),
         ProcessEnd::Signaled(s) => (
             Level::Warning,
-            format!("Process killed by {}", signal_name(*s)),
+            format!(
+                "Process killed by {} ({})",
+                signal_name(*s),
+                shell_code(*s)
+            ),
         ),
         ProcessEnd::TimedOut(t) => (
             Level::Warning,
@@ -2249,11 +2284,11 @@ fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, Str
     }
 }
 
-/// Compact form of a process end for tables: `exit 0`, `SIGKILL`, `timeout 30s`.
+/// Compact form of a process end for tables: `exit 0`, `SIGKILL (137)`, `timeout 30s`.
 pub fn short_end(end: &ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit {c}"),
-        ProcessEnd::Signaled(s) => signal_name(*s),
+        ProcessEnd::Signaled(s) => format!("{} ({})", signal_name(*s), shell_code(*s)),
         ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
         ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
         ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),

@@ -30,9 +30,9 @@ pub(super) fn attempt_text(attempt: u32, times: u32) -> String {
 pub(super) enum FailedStart {
     /// Not a failed start (started, or no start-up window).
     No,
-    /// The n-th failed start in a row, below `startretries`: start it again.
+    /// The n-th failed start in a row, n <= `startretries`: start it again (retry n).
     Retry(u32),
-    /// The last failed start allowed: the task is FATAL.
+    /// A failed start after `startretries` retries: the task is FATAL.
     Fatal,
 }
 
@@ -54,8 +54,7 @@ impl Core {
             Deps::Failed(why) => {
                 let task = &mut self.tasks[i];
                 task.dep_wait = false;
-                task.stats.runs += 1;
-                task.stats.failures += 1;
+                // Nothing was started: no run, no failure (the state says SKIPPED).
                 task.stats.last_outcome = Some(Outcome::Skipped);
                 task.reason = Some(why.clone());
                 let name = task.spec.name.clone();
@@ -145,7 +144,9 @@ impl Core {
 
     /// Count a process that ended before `starttime` (or never started) as a failed start:
     /// retried whatever the restart policy (supervisord's rule: `autorestart` decides only
-    /// for a process that has started), and at `startretries` in a row the task is FATAL.
+    /// for a process that has started). `startretries: N` is N retries after the first
+    /// failed start, as in supervisord and Taskmaster: the (N+1)-th failed start in a row
+    /// makes the task FATAL.
     pub(super) fn failed_start(
         &mut self,
         i: usize,
@@ -166,19 +167,18 @@ impl Core {
         }
         let task = &mut self.tasks[i];
         task.failed_starts += 1;
-        if task.failed_starts < spec.start_retries || self.shutdown.is_some() {
+        if task.failed_starts <= spec.start_retries || self.shutdown.is_some() {
             return FailedStart::Retry(task.failed_starts);
         }
         task.retry = None;
         task.queued = false;
         task.sched = Sched::Off;
-        task.stats.runs += 1;
-        task.stats.failures += 1;
         task.stats.last_outcome = Some(Outcome::Fatal);
         let why = format!(
-            "exited {} times in a row before staying up {} (starttime; last: {})",
+            "exited {} times in a row before staying up {} (starttime; startretries: {}; last: {})",
             task.failed_starts,
             fmt_dur(spec.start_time),
+            spec.start_retries,
             short_end(end)
         );
         task.reason = Some(why.clone());

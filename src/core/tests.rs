@@ -105,6 +105,14 @@ impl Script {
         }
     }
 
+    /// Dies of `signal` (one bansuri did not send) after `after`.
+    fn killed(after: Duration, signal: i32) -> Script {
+        Script {
+            ends: Some((after, ExitStatus::Signal(signal))),
+            on_stop: None,
+        }
+    }
+
     /// Runs until killed; ignores the stop signal.
     fn forever() -> Script {
         Script {
@@ -674,7 +682,7 @@ fn one_shot_runs_at_start_exactly_once() {
     assert_eq!(h.spawn_times("a"), [secs(0)]);
     assert_eq!(h.state("a"), TaskState::Success);
     let st = h.stats("a");
-    assert_eq!((st.starts, st.runs, st.failures), (1, 1, 0));
+    assert_eq!((st.runs, st.failures), (1, 0));
     assert_eq!(st.last_end, Some(ProcessEnd::Exited(0)));
     assert_eq!(h.exit_at(), None, "without a batch mode bansuri stays up");
     assert_eq!(h.deadline(), None);
@@ -768,7 +776,7 @@ fn timer_runs_at_start_then_at_a_fixed_rate_not_after_the_end() {
     );
     assert_eq!(h.deadline(), Some(secs(50)));
     assert_eq!(h.state("t"), TaskState::Running);
-    assert_eq!(h.stats("t").runs, 4);
+    assert_eq!(h.stats("t").runs, 5, "the running one is a run too");
     assert!(h.idle_wakeups.is_empty(), "{:?}", h.idle_wakeups);
 }
 
@@ -1149,7 +1157,9 @@ fn overlap_allow_runs_concurrently() {
     assert_eq!(h.max_live, 3);
     assert!(h.lines(Some("t")).iter().all(|(_, m)| !m.contains("skip")));
     h.step(secs(100));
-    assert_eq!(h.stats("t").runs, 10, "{}", h.job_log());
+    // Every start is a run, the three still running included.
+    assert_eq!(h.spawn_times("t").len(), 13);
+    assert_eq!(h.stats("t").runs, 13, "{}", h.job_log());
 }
 
 // ===== timeout =========================================================================
@@ -1315,7 +1325,11 @@ fn retry_times_3_means_exactly_3_spawns_with_doubling_delays() {
     );
     assert_eq!(h.state("a"), TaskState::Failed);
     let st = h.stats("a");
-    assert_eq!((st.starts, st.runs, st.failures), (3, 1, 1));
+    assert_eq!(
+        (st.runs, st.failures),
+        (3, 3),
+        "every attempt is a run and a failure"
+    );
     assert_eq!(h.line_times("a", "Restarting in 1s"), [ms(500)]);
     assert_eq!(h.line_times("a", "Restarting in 2s"), [secs(2)]);
     assert_eq!(h.line_times("a", "Failed after 3 attempts"), [ms(4500)]);
@@ -1335,7 +1349,7 @@ fn retry_delay_is_capped_by_max_restart_delay() {
     h.step(secs(100));
     // Delays 1, 2, 3 (4 capped), 3, 3.
     assert_eq!(h.spawn_times("a"), [0, 1, 3, 6, 9, 12].map(secs));
-    assert_eq!(h.stats("a").starts, 6);
+    assert_eq!(h.stats("a").runs, 6);
 }
 
 #[test]
@@ -1394,6 +1408,39 @@ fn success_codes_decide_success() {
     );
     assert_eq!(h.spawn_times("one").len(), 3);
     assert_eq!(h.state("one"), TaskState::Failed);
+}
+
+#[test]
+fn death_by_signal_matches_the_success_code_a_shell_reports() {
+    // The manual lists 137 for "killed by SIGKILL": 128 + 9.
+    let t = |name: &str, codes: Vec<i32>| TaskSpec {
+        success_codes: codes,
+        ..retrying(task(name), 3)
+    };
+    let mut h = Harness::new(vec![t("ok", vec![0, 137]), t("bad", vec![0, 143])]);
+    h.script("ok", Script::killed(secs(1), libc::SIGKILL));
+    h.script("bad", Script::killed(secs(1), libc::SIGKILL));
+    h.start();
+    h.step(secs(100));
+    assert_eq!(h.spawn_times("ok"), [secs(0)], "{}", h.job_log());
+    assert_eq!(h.state("ok"), TaskState::Success);
+    assert_eq!(h.stats("ok").failures, 0);
+    assert_eq!(
+        h.line_times("ok", "Process killed by SIGKILL (137): a success code"),
+        [secs(1)]
+    );
+    // 143 is SIGTERM's code: SIGKILL is a failure, retried.
+    assert_eq!(h.spawn_times("bad").len(), 3, "{}", h.job_log());
+    assert_eq!(h.state("bad"), TaskState::Failed);
+    assert_eq!(
+        h.line_times("bad", "Process killed by SIGKILL (137) (ran"),
+        [secs(1), secs(3), secs(6)],
+        "{}",
+        h.job_log()
+    );
+    // Tables (summary, status) give both as well.
+    let last = h.stats("bad").last_end.expect("ended");
+    assert_eq!(short_end(&last), "SIGKILL (137)");
 }
 
 #[test]
@@ -2190,7 +2237,7 @@ fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
     assert_eq!(h.spawn_times("w:2"), [secs(1)]);
     let w0 = h.view("w:0");
     assert_eq!((w0.state, w0.pid), (TaskState::Running, Some(pid)));
-    assert_eq!(w0.stats.starts, 1, "its counters are kept");
+    assert_eq!(w0.stats.runs, 1, "its counters are kept");
     let log = h.job_log();
     assert!(
         log.contains("2 added (w:1, w:2), 0 removed, 0 changed, 1 kept"),

@@ -484,7 +484,7 @@ impl Runtime {
                     pid_start: first.and_then(|p| p.pid_start),
                     attempt: first.map(|p| p.attempt),
                     started_at: first.and_then(|p| p.started_at),
-                    starts: stats.starts,
+                    starts: stats.runs,
                     runs: stats.runs,
                     failures: stats.failures,
                     restarts: stats.restarts,

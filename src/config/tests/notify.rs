@@ -44,15 +44,24 @@ fn notify_values_and_globals() {
 }
 
 #[test]
-fn mail_without_notify_command_is_an_error() {
-    let e = task_err(r#""notify": "mail""#, "notify");
-    assert_has(&e, "runs the global `notify_command`, which is not set");
-    assert_has(&e, "help: add a top-level \"notify_command\"");
-    // `null` is "not set" too.
-    let e = err1(
-        r#"{"notify_command": null, "scripts": [{"name": "t", "command": "x", "notify": "mail"}]}"#,
+fn mail_without_notify_command_is_a_warning() {
+    // The manual: nothing is sent, the run goes on. The file loads; the task keeps
+    // `notify: mail` (the job log says "not sent" when it would have been).
+    let w = warn1(&one_task(r#""notify": "mail""#), "t", "notify");
+    assert_has(
+        &w,
+        "warning: `notify` has no effect in task `t`: \"mail\" runs the global `notify_command`, which is not set, so nothing is sent (the run goes on)",
     );
-    assert_has(&e, "which is not set");
+    assert_has(&w, "help: add a top-level \"notify_command\"");
+    assert_eq!(task(r#""notify": "on-fail""#).notify, Notify::Command);
+    // `null` is "not set" too.
+    let w = warn1(
+        r#"{"notify_command": null, "scripts": [{"name": "t", "command": "x", "notify": "mail"}]}"#,
+        "t",
+        "notify",
+    );
+    assert_has(&w, "which is not set");
+    assert!(ok(&mail_task(r#""notify": "mail""#)).warnings.is_empty());
     // An invalid notify_command is reported once, at its own place.
     let e = err1(
         r#"{"notify_command": "", "scripts": [{"name": "t", "command": "x", "notify": "mail"}]}"#,

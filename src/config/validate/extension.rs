@@ -4,7 +4,7 @@
 //! `module.path:ClassName` is a Python custom task ([`crate::python`]); a registered name
 //! wins over that reading.
 
-use super::{as_bool, as_str, expected, Fields, Problem, Validator};
+use super::{as_bool, as_str, expected, in_task, Fields, Problem, Validator};
 use crate::config::tree::Value;
 use crate::spec::{CommandSpec, Notify, NotifyOn, TaskSpec};
 
@@ -58,12 +58,20 @@ impl Validator<'_> {
         }
         if let (Some(g), Notify::Command) = (notify_got, &task.notify) {
             // An invalid `notify_command` is reported on its own; `null` is "not set".
+            // Without one nothing is sent and the run goes on (the manual): a warning.
             if !self.notify_command_given {
-                let p = Problem::new(
-                    "\"mail\" runs the global `notify_command`, which is not set".to_string(),
-                )
-                .help("add a top-level \"notify_command\": \"mail -s '[bansuri] {task} failed' you@example.org\"");
-                self.report(t, g, p);
+                let e = self
+                    .error(
+                        g.node.span.clone(),
+                        t,
+                        Some("notify"),
+                        format!(
+                            "`notify` has no effect{}: \"mail\" runs the global `notify_command`, which is not set, so nothing is sent (the run goes on)",
+                            in_task(t)
+                        ),
+                    )
+                    .with_help("add a top-level \"notify_command\": \"mail -s '[bansuri] {task} failed' you@example.org\"");
+                self.warn_error(e);
             }
         }
         if let Some(g) = on_got {

@@ -46,9 +46,9 @@ impl Validator<'_> {
         }
         let start_retries = self.take(t, f.get("startretries"), |n| {
             let v = as_int(n)?;
-            if v < 1 {
-                return Err(Problem::new(format!("must be at least 1, found {v}")).help(
-                    "`startretries` counts failed starts in a row before the task is FATAL",
+            if v < 0 {
+                return Err(Problem::new(format!("must be 0 or more, found {v}")).help(
+                    "`startretries` counts retries after a failed start: N allows N + 1 starts in a row before the task is FATAL",
                 ));
             }
             u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
@@ -189,6 +189,8 @@ impl Validator<'_> {
             }
             Some(AutoRestart::Never) | None => {
                 if times_given && task.times > 1 && task.on_fail == OnFail::Stop {
+                    // Harmless (seed 003's `"times": 5` alone): a warning, and the task
+                    // makes the one attempt it would make anyway.
                     let g = f.get("times").expect("present");
                     let e = self
                         .error(
@@ -202,7 +204,8 @@ impl Validator<'_> {
                             ),
                         )
                         .with_help("add \"on-fail\": \"restart\", or remove `times`");
-                    self.push(e);
+                    self.warn_error(e);
+                    task.times = 1;
                 }
             }
         }
@@ -210,7 +213,8 @@ impl Validator<'_> {
 
     /// `startretries` counts failed starts: processes that exit before `starttime`, in a
     /// row; they are retried whatever the restart policy (as supervisord does). With an
-    /// explicit `starttime: 0` no start can fail: an error saying why.
+    /// explicit `starttime: 0` no start can fail: a warning saying why (supervisord
+    /// accepts it).
     fn start_retries_effect(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
         let Some(g) = f.get("startretries") else {
             return;
@@ -233,7 +237,7 @@ impl Validator<'_> {
                 format!("`startretries: {n}` has no effect{}: {why}", in_task(t)),
             )
             .with_help(help);
-        self.push(e);
+        self.warn_error(e);
     }
 
     /// Replace each task that has `numprocs` by its instances `name:0`..`name:N-1`.

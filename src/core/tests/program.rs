@@ -74,7 +74,8 @@ fn autorestart_never_never_restarts() {
 }
 
 #[test]
-fn dying_before_starttime_three_times_is_fatal() {
+fn startretries_three_is_three_retries_after_the_first_failed_start() {
+    // supervisord and Taskmaster: `startretries: N` is N retries, N + 1 starts in all.
     let t = TaskSpec {
         start_time: secs(2),
         start_retries: 3,
@@ -84,17 +85,38 @@ fn dying_before_starttime_three_times_is_fatal() {
     h.script("s", Script::exits(ms(500), 1));
     h.start();
     h.step(secs(60));
-    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5: third failed start: FATAL.
-    assert_eq!(h.spawn_times("s"), [ms(0), ms(1500), ms(4000)]);
+    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5, +4 s; 8.5 -> 9.0: the fourth
+    // failed start (the third retry failed too): FATAL.
+    assert_eq!(
+        h.spawn_times("s"),
+        [ms(0), ms(1500), ms(4000), ms(8500)],
+        "{}",
+        h.job_log()
+    );
     assert_eq!(h.state("s"), TaskState::Fatal);
     assert_eq!(h.deadline(), None, "nothing more is scheduled");
     let log = h.job_log();
     assert!(
         log.contains(
-            "FATAL: exited 3 times in a row before staying up 2s (starttime; last: exit 1)"
+            "FATAL: exited 4 times in a row before staying up 2s (starttime; startretries: 3; last: exit 1)"
         ),
         "{log}"
     );
+}
+
+#[test]
+fn startretries_zero_is_fatal_at_the_first_failed_start() {
+    let t = TaskSpec {
+        start_time: secs(2),
+        start_retries: 0,
+        ..service("s")
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script("s", Script::exits(ms(500), 1));
+    h.start();
+    h.step(secs(60));
+    assert_eq!(h.spawn_times("s"), [ms(0)], "{}", h.job_log());
+    assert_eq!(h.state("s"), TaskState::Fatal);
 }
 
 #[test]
@@ -112,17 +134,26 @@ fn failed_starts_are_retried_even_with_autorestart_never() {
     h.script("w", Script::exits(ms(500), 1));
     h.start();
     h.step(secs(60));
-    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5: third failed start: FATAL.
+    // 0 -> dies at 0.5, +1 s; 1.5 -> 2.0, +2 s; 4.0 -> 4.5, +4 s; 8.5 -> 9.0: the fourth
+    // failed start: FATAL.
     assert_eq!(
         h.spawn_times("w"),
-        [ms(0), ms(1500), ms(4000)],
+        [ms(0), ms(1500), ms(4000), ms(8500)],
         "{}",
         h.job_log()
     );
     assert_eq!(h.state("w"), TaskState::Fatal);
     let log = h.job_log();
     assert!(
-        log.contains("Restarting in 1s (failed start 1/3 within starttime 3s)"),
+        log.contains(
+            "Restarting in 1s (failed start within starttime 3s; retry 1 of startretries 3)"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "Restarting in 4s (failed start within starttime 3s; retry 3 of startretries 3)"
+        ),
         "{log}"
     );
 
@@ -140,7 +171,7 @@ fn failed_starts_are_retried_even_with_autorestart_never() {
 fn staying_up_starttime_resets_the_failed_starts() {
     let t = TaskSpec {
         start_time: secs(2),
-        start_retries: 2,
+        start_retries: 1,
         ..service("s")
     };
     let mut h = Harness::new(vec![t]);
@@ -340,7 +371,7 @@ fn fatal_and_skipped_tasks_say_why_in_their_view() {
     assert_eq!(f.state, TaskState::Fatal);
     assert_eq!(
         f.reason.as_deref(),
-        Some("exited 2 times in a row before staying up 2s (starttime; last: exit 1)")
+        Some("exited 3 times in a row before staying up 2s (starttime; startretries: 2; last: exit 1)")
     );
 }
 
@@ -355,4 +386,68 @@ fn a_task_stopped_while_waiting_for_its_dependency_stays_stopped() {
     h.step(secs(5));
     assert!(h.spawn_times("b").is_empty(), "{}", h.job_log());
     assert_eq!(h.state("b"), TaskState::Stopped);
+}
+
+#[test]
+fn every_start_is_a_run_and_every_failed_exit_a_failure() {
+    // Under `autorestart` a run never ends: the counters count processes, not runs.
+    let fast = |t: TaskSpec| TaskSpec {
+        restart_delay: ms(100),
+        max_restart_delay: ms(100),
+        ..t
+    };
+    let crashy = TaskSpec {
+        start_time: secs(2),
+        start_retries: 2,
+        ..fast(service("crashy"))
+    };
+    let mut h = Harness::new(vec![
+        fast(unexpected("u")),
+        fast(service("s")),
+        crashy,
+        task("bad"),
+        after(task("dep"), &["bad"]),
+    ]);
+    h.script("u", Script::exits(secs(1), 1));
+    h.script("s", Script::exits(secs(1), 0));
+    h.script("crashy", Script::exits(ms(500), 0));
+    h.script("bad", Script::exits(secs(1), 1));
+    h.start();
+    h.step(secs(30) + ms(50));
+    let ends = |name: &str| h.line_times(name, "Process finished").len() as u64;
+    let u = h.stats("u");
+    // Up 1 s, 100 ms delay: starts at 0, 1.1, 2.2, ... 29.7; 27 exits by 30.05 s.
+    assert_eq!(u.runs, h.spawn_times("u").len() as u64);
+    assert_eq!(
+        (u.runs, u.failures, ends("u")),
+        (28, 27, 27),
+        "{}",
+        h.job_log()
+    );
+    let s = h.stats("s");
+    assert_eq!((s.runs, s.failures), (28, 0), "clean exits are no failures");
+    // A service that exits 0 before `starttime` has failed to start: 3 failures, FATAL.
+    let c = h.stats("crashy");
+    assert_eq!((c.runs, c.failures), (3, 3), "{}", h.job_log());
+    assert_eq!(h.state("crashy"), TaskState::Fatal);
+    let bad = h.stats("bad");
+    assert_eq!((bad.runs, bad.failures), (1, 1));
+    // A skipped run starts nothing.
+    let dep = h.stats("dep");
+    assert_eq!((dep.runs, dep.failures), (0, 0));
+    assert_eq!(h.state("dep"), TaskState::Skipped);
+    // An attempt stopped by bansuri is no failure.
+    h.pump(Some(Input::Shutdown { signal: "SIGTERM" }));
+    h.step(secs(5));
+    assert_eq!(h.stats("u").failures, 27, "{}", h.job_log());
+    let log = h.job_log();
+    let row = log
+        .lines()
+        .find(|l| l.contains("[MASTER] u "))
+        .unwrap_or_else(|| panic!("a summary row for u:\n{log}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cols.windows(2).any(|w| w == ["28", "27"]),
+        "summary: RUNS 28 FAILURES 27: {row}"
+    );
 }
