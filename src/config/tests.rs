@@ -68,7 +68,7 @@ fn task_err(fields: &str, field: &str) -> ConfigError {
 
 /// The single warning of a config that loads, checked to name the task and field and to
 /// render as a warning.
-fn warn1(text: &str, task: &str, field: &str) -> ConfigError {
+fn warn1(text: &str, task: &str, field: &str) -> ConfigWarning {
     let mut w = ok(text).warnings;
     let shown: Vec<String> = w.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -79,14 +79,13 @@ fn warn1(text: &str, task: &str, field: &str) -> ConfigError {
     );
     let w = w.remove(0);
     assert!(w.to_string().starts_with("warning: "), "{w}");
-    let w = w.0;
-    assert_eq!(w.task.as_deref(), Some(task), "{w}");
-    assert_eq!(w.field.as_deref(), Some(field), "{w}");
-    assert!(w.line.is_some() && w.column.is_some(), "{w}");
+    assert_eq!(w.0.task.as_deref(), Some(task), "{w}");
+    assert_eq!(w.0.field.as_deref(), Some(field), "{w}");
+    assert!(w.0.line.is_some() && w.0.column.is_some(), "{w}");
     w
 }
 
-fn assert_has(e: &ConfigError, needle: &str) {
+fn assert_has(e: &impl std::fmt::Display, needle: &str) {
     let text = e.to_string();
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }
