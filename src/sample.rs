@@ -238,6 +238,21 @@ pub struct GroupSample {
     pub cpu_time: Duration,
 }
 
+/// A descendant of bansuri found by a sample outside every process group it was asked
+/// about: a process that left its task's group (setsid, setpgid), or an orphan of bansuri
+/// that is no run's (its guardian, a notifier, an escapee's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stray {
+    /// The process.
+    pub pid: u32,
+    /// Its process group.
+    pub pgrp: u32,
+    /// The child of bansuri it descends from (itself, when bansuri is its parent).
+    pub top: u32,
+    /// Its start time (ticks since boot).
+    pub start_ticks: u64,
+}
+
 /// Per-process CPU counters between samples, and the walk of bansuri's descendants.
 #[derive(Debug, Default)]
 pub struct Sampler {
@@ -245,9 +260,12 @@ pub struct Sampler {
     prev: HashMap<u32, (u64, u64)>,
     /// Boot-clock ticks at the previous sample.
     prev_at: Option<u64>,
-    stack: Vec<u32>,
+    stack: Vec<(u32, u32)>,
+    kids: Vec<u32>,
     buf: Vec<u8>,
     cbuf: Vec<u8>,
+    /// What the last sample found outside the groups it was asked about.
+    strays: Vec<Stray>,
 }
 
 impl Sampler {
@@ -259,7 +277,8 @@ impl Sampler {
     /// Sample every descendant of `root` (bansuri itself) and sum them per process group
     /// for the groups in `pgids`. CPU% is the CPU time used since the previous sample over
     /// the time elapsed; a process started since then counts whole. The first sample has
-    /// no reference and reports the CPU% since each process started.
+    /// no reference and reports the CPU% since each process started. Live processes in
+    /// none of `pgids` are kept for [`Sampler::strays`].
     pub fn sample(&mut self, root: u32, pgids: &[u32]) -> HashMap<u32, GroupSample> {
         let now = boot_ticks_now();
         let page = page_size();
@@ -269,9 +288,14 @@ impl Sampler {
         let mut next: HashMap<u32, (u64, u64)> = HashMap::with_capacity(self.prev.len());
         let mut cpu: HashMap<u32, u64> = HashMap::new();
         self.stack.clear();
-        children_of(root, &mut self.stack, &mut self.cbuf);
-        while let Some(pid) = self.stack.pop() {
-            children_of(pid, &mut self.stack, &mut self.cbuf);
+        self.strays.clear();
+        self.kids.clear();
+        children_of(root, &mut self.kids, &mut self.cbuf);
+        self.stack.extend(self.kids.iter().map(|&k| (k, k)));
+        while let Some((pid, top)) = self.stack.pop() {
+            self.kids.clear();
+            children_of(pid, &mut self.kids, &mut self.cbuf);
+            self.stack.extend(self.kids.iter().map(|&k| (k, top)));
             let Some(st) = proc_stat_with(pid, &mut self.buf) else {
                 continue;
             };
@@ -280,6 +304,12 @@ impl Sampler {
             }
             next.insert(pid, (st.start_ticks, st.cpu_ticks));
             let Some(g) = out.get_mut(&st.pgrp) else {
+                self.strays.push(Stray {
+                    pid,
+                    pgrp: st.pgrp,
+                    top,
+                    start_ticks: st.start_ticks,
+                });
                 continue;
             };
             g.procs += 1;
@@ -315,6 +345,12 @@ impl Sampler {
         self.prev = next;
         self.prev_at = Some(now);
         out
+    }
+
+    /// The live descendants the last sample found in none of the groups it was asked
+    /// about.
+    pub fn strays(&self) -> &[Stray] {
+        &self.strays
     }
 }
 
