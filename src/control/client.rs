@@ -77,6 +77,9 @@ pub fn status(cli: Option<&Path>, json: bool, watch: bool) -> Result<(), ClientE
     let (config, paths) = paths_for(cli)?;
     loop {
         let doc = read_state(&paths, &config)?;
+        // The file is written at most every few seconds (its samples may be older still):
+        // a bansuri running on this node answers with its figures of now.
+        let doc = live(&paths, &doc).unwrap_or(doc);
         let text = if json {
             let mut t = doc.to_json();
             t.push('\n');
@@ -97,6 +100,36 @@ pub fn status(cli: Option<&Path>, json: bool, watch: bool) -> Result<(), ClientE
         drop(out);
         std::thread::sleep(WATCH_EVERY);
     }
+}
+
+/// How long `status` waits for the running bansuri's own answer before it shows the file.
+pub const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state document of now, asked of the bansuri of `doc` on its control socket when it
+/// runs on this node (`None` otherwise, or when it does not answer within
+/// [`LIVE_TIMEOUT`]: the file is shown then). Never through request files: they take a
+/// second or more, and the file is as good.
+pub fn live(paths: &Paths, doc: &StateDoc) -> Option<StateDoc> {
+    if liveness(doc) != Liveness::Running
+        || doc.bansuri.host != crate::sample::hostname()
+        || via().ok()? == Via::Files
+    {
+        return None;
+    }
+    let socket = doc
+        .control
+        .socket
+        .as_ref()
+        .map_or_else(|| paths.socket.clone(), PathBuf::from);
+    let req = Request {
+        id: new_request_id(),
+        cmd: Cmd::Status,
+        tasks: Vec::new(),
+        sent_at: Utc::now(),
+        from: format!("{}:{}", crate::sample::hostname(), std::process::id()),
+    };
+    let r = over_socket(&socket, &req, LIVE_TIMEOUT).ok()?;
+    r.state.map(|d| *d)
 }
 
 /// How to reach bansuri: `BANSURI_CONTROL_VIA=files` forces request files (what a client
