@@ -295,3 +295,62 @@ fn status_shows_live_figures_and_the_age_of_old_samples() {
     .unwrap_or_else(|| panic!("status from the file never showed the sample's age"));
     assert!(table.contains("s old)"), "{table}");
 }
+
+/// A task of 200 forked `sleep`s (one process group) does not show 200 times a sleep's
+/// RSS: shared pages (the program, libc) are not counted once per process. A group of 20
+/// is measured by PSS, 200 by the estimate (private parts, shared part once).
+#[test]
+fn shared_pages_of_many_forked_processes_are_not_counted_once_per_process() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"sample_interval": "500ms", "scripts": [
+        {"name": "many", "command": "for i in $(seq 200); do sleep 300 & done; echo started; wait"},
+        {"name": "few", "command": "for i in $(seq 20); do sleep 300 & done; echo started; wait"}
+    ]}"#;
+    let b = sb.start(cfg, &[]);
+    b.wait_log("the sleeps started", T, |l| {
+        output_lines(l, "many").contains(&"started") && output_lines(l, "few").contains(&"started")
+    });
+    let since = chrono::Utc::now();
+    let sock = sb.file(".bansuri/control.sock");
+    // A sample taken after every sleep was forked.
+    let d = wait_for(T, || {
+        let d = fresh_state(&sock);
+        let ok = ["many", "few"].iter().all(|n| {
+            d.task(n)
+                .is_some_and(|t| t.rss.is_some() && t.sampled_at.is_some_and(|s| s > since))
+        });
+        ok.then_some(d)
+    })
+    .unwrap_or_else(|| panic!("no sample after the forks; log:\n{}", b.log()));
+    // What one of those sleeps has resident, by the kernel.
+    let main = d.task("many").and_then(|t| t.pid).expect("many's pid");
+    let child: u32 = std::fs::read_to_string(format!("/proc/{main}/task/{main}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .find_map(|p| p.parse().ok())
+        .expect("a sleep");
+    let statm = std::fs::read_to_string(format!("/proc/{child}/statm")).expect("statm");
+    // SAFETY: sysconf has no memory arguments.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64; // statm counts pages
+    let sleep_rss = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("resident")
+        * page;
+    let many = d.task("many").and_then(|t| t.rss).expect("many rss");
+    let few = d.task("few").and_then(|t| t.rss).expect("few rss");
+    eprintln!("a sleep: {sleep_rss} B; many: {many} B; few: {few} B");
+    assert!(
+        many < 50 * sleep_rss,
+        "200 sleeps show {} KB, a sleep has {} KB resident: shared pages counted per process",
+        many / 1024,
+        sleep_rss / 1024
+    );
+    assert!(
+        few < 10 * sleep_rss,
+        "20 sleeps show {} KB, a sleep has {} KB resident",
+        few / 1024,
+        sleep_rss / 1024
+    );
+}
