@@ -258,10 +258,23 @@ fn escaped_pid(sb: &Sandbox, b: &Bansuri) -> i32 {
     pid
 }
 
+/// Wait for the report of `pid` escaping `task`'s group. (The command line in it is the
+/// one read when found: `setsid sleep 1000` if found before setsid(1) exec'd sleep.)
+fn wait_escape_line(b: &Bansuri, task: &str, pid: i32) -> String {
+    let head = format!("[{task}] WARNING: process {pid} (");
+    let text = b.wait_log("the escape reported", T, |l| {
+        l.lines()
+            .any(|l| l.contains(&head) && l.contains(") left its task's process group"))
+    });
+    text.lines()
+        .find(|l| l.contains(&head))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn wait_reported(b: &Bansuri, pid: i32) {
-    let line =
-        format!("[holder] WARNING: process {pid} (sleep 1000) left its task's process group");
-    b.wait_log("the escape reported", T, |l| l.contains(&line));
+    let line = wait_escape_line(b, "holder", pid);
+    assert!(line.contains("sleep 1000)"), "{line}");
 }
 
 /// Reported at a sample (the main process is alive: no run end reveals it), and a `stop`
@@ -313,11 +326,7 @@ fn a_process_escaping_while_its_main_process_lives_is_ended_at_shutdown() {
         &[],
     );
     let pid = escaped_pid(&sb, &b);
-    b.wait_log("the escape reported", T, |l| {
-        l.contains(&format!(
-            "[holder] WARNING: process {pid} (sleep 1000) left"
-        ))
-    });
+    wait_escape_line(&b, "holder", pid);
     b.signal(libc::SIGTERM);
     b.wait(T).expect("exits");
     wait_for(Duration::from_secs(5), || (!alive(pid)).then_some(()))
@@ -399,16 +408,8 @@ fn an_escaped_process_is_reported_and_ended_with_its_run() {
         &[],
     );
     let pid: i32 = wait_for(T, || sb.read("escaped").trim().parse().ok()).expect("escaped pid");
-    b.wait_log("the escape reported", T, |l| {
-        l.contains("left its task's process group")
-    });
-    let log = b.log();
-    assert!(
-        log.contains(&format!(
-            "[sneaky] WARNING: process {pid} (sleep 300) left its task's process group"
-        )),
-        "{log}"
-    );
+    let line = wait_escape_line(&b, "sneaky", pid);
+    assert!(line.contains("sleep 300)"), "{line}");
     wait_for(T, || (!alive(pid)).then_some(()))
         .unwrap_or_else(|| panic!("the escapee outlives its run; log:\n{}", b.log()));
     b.wait_log("the run over", T, |l| {
@@ -428,13 +429,19 @@ fn sigkill_of_bansuri_ends_hanging_notifiers() {
             "scripts": [{"name": "fails", "command": "exit 1", "timer": "1s", "notify": "mail"}]}"#,
         &[],
     );
+    // Two notifiers whose start is in the job log (written after the guardian was told:
+    // a SIGKILL between a spawn and that store is a window no test can close).
+    b.wait_log("two notifiers started", T, |l| {
+        l.matches("notify_command started").count() >= 2
+    });
     let pids: Vec<i32> = wait_for(T, || {
         let p: Vec<i32> = sb
             .read("npids")
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
+            .take(2)
             .collect();
-        (p.len() >= 2).then_some(p)
+        (p.len() == 2).then_some(p)
     })
     .unwrap_or_else(|| panic!("notifiers did not start; log:\n{}", b.log()));
     assert!(pids.iter().all(|p| alive(*p)), "precondition: they hang");

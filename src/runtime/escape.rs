@@ -9,8 +9,9 @@
 //! orphaned has just been reparented to bansuri). An escapee's group belongs to its run
 //! like the run's own group: the run's stop signals go to it too, and a run whose main
 //! process has exited is not over while the group lives (its leftovers get the stop signal,
-//! then SIGKILL after the grace). One whose run is already over (an orphan found late)
-//! gets SIGTERM at once and SIGKILL after [`LOOSE_GRACE`]. The state file lists them
+//! then SIGKILL after the grace). One whose run is already over (an orphan found late, its
+//! task named by its environment) gets SIGTERM at once and SIGKILL after [`LOOSE_GRACE`];
+//! one whose task cannot be told is ended at shutdown. The state file lists them
 //! (`escaped`), so that the next bansuri ends them if bansuri and its guardian were killed.
 //!
 //! A child module of `runtime` (it reads the loop's runs, pids and notifiers).
@@ -143,8 +144,8 @@ impl Runtime {
         {
             return;
         }
+        let named = task_in_environ(pid);
         let run = run.or_else(|| {
-            let named = task_in_environ(pid);
             let of = |r: &RunId| {
                 self.runs
                     .get(r)
@@ -162,8 +163,11 @@ impl Runtime {
         });
         let task: Arc<str> = match run.and_then(|r| self.runs.get(&r)) {
             Some(info) => Arc::clone(&info.task),
-            None => Arc::from(task_in_environ(pid).unwrap_or_else(|| "MASTER".to_owned())),
+            None => Arc::from(named.clone().unwrap_or_else(|| "MASTER".to_owned())),
         };
+        // Whose it is cannot be told (no task in its environment: a child of an in-process
+        // task's thread, or one that cleared its environment): ended at shutdown only.
+        let unknown = run.is_none() && named.is_none();
         let leader_start = if pgrp == pid {
             Some(start)
         } else {
@@ -172,6 +176,8 @@ impl Runtime {
         let cmd = cmdline(pid);
         let what = if run.is_some() {
             "ended with its run".to_owned()
+        } else if unknown {
+            "ended at shutdown".to_owned()
         } else {
             format!(
                 "its run is over: SIGTERM now, SIGKILL in {}",
@@ -194,7 +200,7 @@ impl Runtime {
                 found: Utc::now(),
             },
         );
-        if run.is_none() {
+        if run.is_none() && !unknown {
             self.end_loose(pgrp);
         }
         self.obs.mark_dirty();
