@@ -510,6 +510,36 @@ mod tests {
     }
 
     #[test]
+    fn a_descendant_outside_the_groups_asked_about_is_a_stray() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let pid = child.id();
+        let mut s = Sampler::new();
+        // Wait for the exec (the forked copy of this test is in the group already).
+        let mut found = None;
+        for _ in 0..200 {
+            s.sample(std::process::id(), &[]);
+            found = s.strays().iter().find(|x| x.pid == pid).copied();
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let asked = s.sample(std::process::id(), &[pid]);
+        let _ = child.kill();
+        let _ = child.wait();
+        let st = found.expect("the child is a stray");
+        assert_eq!((st.pgrp, st.top), (pid, pid));
+        assert!(st.start_ticks > 0);
+        assert_eq!(asked.get(&pid).map(|g| g.procs), Some(1));
+        assert!(!s.strays().iter().any(|x| x.pid == pid), "asked about: no stray");
+    }
+
+    #[test]
     fn meminfo_is_parsed_in_bytes() {
         let s = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:    2000000 kB\n";
         assert_eq!(parse_meminfo(s), (24_000_000 * 1024, 2_000_000 * 1024));
