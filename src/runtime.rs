@@ -19,6 +19,7 @@
 //! worker threads that report through an eventfd in the same epoll set.
 
 mod alarm;
+mod escape;
 mod inprocess;
 mod notifying;
 mod progress;
@@ -32,7 +33,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -231,11 +232,11 @@ pub struct Runtime {
     draining: HashMap<RunId, Reaped>,
     /// Ends the process groups still alive if bansuri is killed.
     guardian: Guardian,
-    /// Processes that left their task's process group (setsid after a double fork) and were
-    /// reparented to bansuri: pid -> the task it was found after. Ended at shutdown.
-    escapees: HashMap<u32, Arc<str>>,
-    /// When children were last scanned for escapees.
-    escape_scan: Option<Instant>,
+    /// Process groups that left their task's group (setsid, double fork): ended with
+    /// their run (see runtime/escape.rs).
+    escapees: escape::Escapees,
+    /// The notifier groups the guardian watches.
+    guarded_notifiers: Vec<u32>,
     /// Wall clock minus monotonic clock, in ms, at the last wake: a change means the wall
     /// clock jumped.
     clock_offset: i64,
@@ -422,8 +423,8 @@ impl Runtime {
             buf: vec![0; READ_CHUNK],
             draining: HashMap::new(),
             guardian,
-            escapees: HashMap::new(),
-            escape_scan: None,
+            escapees: escape::Escapees::default(),
+            guarded_notifiers: Vec::new(),
             clock_offset: 0,
             watch: ConfigWatch {
                 enabled: !opts.mode.once,
@@ -603,63 +604,22 @@ impl Runtime {
         }
     }
 
-    /// Look for children of bansuri that are no task's main process and not the guardian:
-    /// processes that setsid()ed away from a task's group and were reparented to bansuri.
-    /// Done when a run ends (at most every 100 ms), since that is when they get orphaned.
-    fn scan_escapees(&mut self, run: &RunId) {
-        if self
-            .escape_scan
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
+    /// Have the guardian watch the `notify_command` groups that run, and forget the ones
+    /// that are over (a notifier hanging when bansuri is killed is ended like a task's
+    /// group).
+    fn guard_notifiers(&mut self) {
+        let now: Vec<u32> = self.notifying.groups().collect();
+        for g in &self.guarded_notifiers {
+            if !now.contains(g) {
+                self.guardian.forget(*g);
+            }
         }
-        self.escape_scan = Some(Instant::now());
-        let me = std::process::id();
-        let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
-            return;
-        };
-        let task: Arc<str> = self
-            .runs
-            .get(run)
-            .map_or_else(|| Arc::from("MASTER"), |r| Arc::clone(&r.task));
-        for pid in list
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-        {
-            if self.pids.contains_key(&pid)
-                || pid == self.guardian.pid()
-                || self.escapees.contains_key(&pid)
-            {
-                continue;
+        for g in &now {
+            if !self.guarded_notifiers.contains(g) {
+                self.guardian.watch(*g);
             }
-            // Still in a run's process group: not escaped, the group drain covers it. A
-            // zombie (killed with its group, not reaped yet) has escaped nothing either.
-            let Some((state, g)) = spawn::state_and_group(pid) else {
-                continue;
-            };
-            if state == 'Z' {
-                continue;
-            }
-            // A notifier's group is no task's either: it is waited for, not ended.
-            if self.runs.values().any(|r| r.pid == g) || self.notifying.is_notifier_group(g) {
-                continue;
-            }
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .trim()
-                        .to_owned()
-                })
-                .unwrap_or_default();
-            let msg = format!(
-                "process {pid} ({cmd}) left its task's process group (setsid/double fork); it is not supervised, and is ended at shutdown"
-            );
-            self.log
-                .event(Utc::now(), Some(&task), Level::Warning, &msg);
-            self.guardian.watch(pid);
-            self.escapees.insert(pid, Arc::clone(&task));
         }
+        self.guarded_notifiers = now;
     }
 
     /// Drain what is left, flush, and hand back the exit code.
@@ -667,9 +627,7 @@ impl Runtime {
         // The live line disappears; the final table (already logged) takes its place.
         self.progress.hide();
         // Escaped processes that ignored SIGTERM at shutdown go now.
-        for pid in self.escapees.keys() {
-            let _ = spawn::signal_group(*pid, libc::SIGKILL);
-        }
+        self.kill_escapees();
         self.wait_notifiers();
         let slots: Vec<usize> = (0..self.pipes.len())
             .filter(|&i| self.pipes[i].is_some())
@@ -738,6 +696,7 @@ impl Runtime {
                     at,
                 } => {
                     self.start_notify(run, &task, event, end, attempt, attempts, at);
+                    self.guard_notifiers();
                     continue;
                 }
                 Action::Signal { run, signal } if self.inproc.has(run) => {
@@ -759,6 +718,7 @@ impl Runtime {
                             let msg = format!("cannot signal process group {}: {e}", info.pid);
                             self.master(Level::Error, &msg);
                         }
+                        self.signal_escapees(run, signal);
                     }
                     continue;
                 }
@@ -983,10 +943,9 @@ impl Runtime {
             }
         }
         for signal in stop {
-            // Escaped processes belong to no run the core knows: stop them with the rest.
-            for pid in self.escapees.keys() {
-                let _ = spawn::signal_group(*pid, libc::SIGTERM);
-            }
+            // Escaped processes whose run is over: stop them with the rest (those of a
+            // run get its stop signal).
+            self.stop_loose_escapees();
             for input in self.stop_inputs(signal, arrival) {
                 let actions = self.core.handle(input, self.now());
                 if let Some(code) = self.apply(actions) {
@@ -1247,11 +1206,7 @@ impl Runtime {
             }
             let Some(run) = self.pids.remove(&pid) else {
                 // An orphaned descendant that was reparented to us (we are a subreaper).
-                if let Some(task) = self.escapees.remove(&pid) {
-                    self.guardian.forget(pid);
-                    let msg = format!("process {pid}, which had escaped its process group, exited");
-                    self.log.event(Utc::now(), Some(&task), Level::Info, &msg);
-                } else {
+                if !self.escapee_reaped(orphan_group) {
                     let msg = format!("reaped orphaned process {pid} (left behind by a task)");
                     self.master(Level::Debug, &msg);
                 }
@@ -1262,7 +1217,9 @@ impl Runtime {
                 }
                 continue;
             };
-            if spawn::group_alive(pid) {
+            // What it orphaned is bansuri's child now: escapees among them are this run's.
+            self.scan_escapees(run);
+            if spawn::group_alive(pid) || self.escapees_alive(run) {
                 self.draining.insert(run, reaped);
                 if self.srun_leader_exited(run) {
                     continue;
@@ -1294,11 +1251,15 @@ impl Runtime {
                 return Some(code);
             }
         }
-        let empty: Vec<RunId> = self
+        let candidates: Vec<RunId> = self
             .draining
             .iter()
             .filter(|(_, r)| !spawn::group_alive(r.pid))
             .map(|(run, _)| *run)
+            .collect();
+        let empty: Vec<RunId> = candidates
+            .into_iter()
+            .filter(|run| !self.escapees_alive(*run))
             .collect();
         for run in empty {
             if let Some(reaped) = self.draining.remove(&run) {
@@ -1314,7 +1275,7 @@ impl Runtime {
     /// last output precedes the "finished" line) and tell the core.
     fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
         self.guardian.forget(reaped.pid);
-        self.scan_escapees(&run);
+        self.release_escapees(run);
         self.obs.forget_run(run);
         let mut usage = reaped.usage;
         if let Some(info) = self.runs.remove(&run) {

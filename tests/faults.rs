@@ -218,11 +218,189 @@ fn sigkill_of_bansuri_leaves_no_group_member_alive() {
     }
 }
 
-/// A child that double-forks and setsid()s away is reported, and ended at shutdown.
+/// Kills, on drop, the processes (and their groups) whose pids a test's tasks wrote to
+/// `files`: what escaped bansuri must not outlive a failing test.
+struct KillListed(Vec<std::path::PathBuf>);
+
+impl Drop for KillListed {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            for pid in text
+                .split_whitespace()
+                .filter_map(|w| w.parse::<i32>().ok())
+            {
+                if pid > 1 {
+                    // SAFETY: signalling processes (and groups) this test's tasks started.
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A task whose main process stays alive while a child of it calls `setsid`: the child is
+/// in no group bansuri signals.
+const HOLDER: &str = r#"{"sample_interval": "1s", "scripts": [
+    {"name": "holder", "command": "setsid sleep 1000 & echo $! > escaped; exec sleep 300"},
+    {"name": "svc", "command": "exec sleep 300"}
+]}"#;
+
+fn escaped_pid(sb: &Sandbox, b: &Bansuri) -> i32 {
+    let pid: i32 = wait_for(T, || sb.read("escaped").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no escapee pid; log:\n{}", b.log()));
+    // setsid has run once the process leads its own group.
+    wait_for(T, || (group_members(pid) == vec![pid]).then_some(()))
+        .unwrap_or_else(|| panic!("{pid} never led its own group"));
+    pid
+}
+
+/// Wait for the report of `pid` escaping `task`'s group. (The command line in it is the
+/// one read when found: `setsid sleep 1000` if found before setsid(1) exec'd sleep.)
+fn wait_escape_line(b: &Bansuri, task: &str, pid: i32) -> String {
+    let head = format!("[{task}] WARNING: process {pid} (");
+    let text = b.wait_log("the escape reported", T, |l| {
+        l.lines()
+            .any(|l| l.contains(&head) && l.contains(") left its task's process group"))
+    });
+    text.lines()
+        .find(|l| l.contains(&head))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn wait_reported(b: &Bansuri, pid: i32) {
+    let line = wait_escape_line(b, "holder", pid);
+    assert!(line.contains("sleep 1000)"), "{line}");
+}
+
+/// Reported at a sample (the main process is alive: no run end reveals it), and a `stop`
+/// of its task ends it with the task's group, while bansuri runs on.
 #[test]
-fn an_escaped_process_is_reported_and_ended_at_shutdown() {
+fn a_process_escaping_while_its_main_process_lives_is_reported_and_stopped_with_its_task() {
     let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("escaped")]);
+    let b = sb.start(HOLDER, &[]);
+    let pid = escaped_pid(&sb, &b);
+    wait_reported(&b, pid);
+    assert!(alive(pid), "reported, not ended, while its run lasts");
+    let state = sb.file(".bansuri/state.json");
+    wait_for(T, || {
+        let doc = bansuri::control::state::StateDoc::read(&state).ok()?;
+        let t = doc.tasks.iter().find(|t| t.name == "holder")?;
+        t.escaped
+            .iter()
+            .any(|p| p.pgid == pid as u32 && p.pid_start.is_some())
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the escapee is not in the state file; log:\n{}", b.log()));
+    let (code, out, err) = client(&sb.file("config.json"), &["stop", "holder"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for(T, || (!alive(pid)).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "the escapee survives the stop of its task; log:\n{}",
+            b.log()
+        )
+    });
+    b.wait_log("the escapee's end logged", T, |l| {
+        l.contains(&format!(
+            "process group {pid} (process {pid}), which had escaped"
+        ))
+    });
+    assert!(b.child.is_some() && alive(b.pid()), "bansuri runs on");
+}
+
+/// A graceful shutdown ends it, also when it ignores SIGTERM (SIGKILL after the grace).
+#[test]
+fn a_process_escaping_while_its_main_process_lives_is_ended_at_shutdown() {
+    let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("escaped")]);
     let mut b = sb.start(
+        r#"{"sample_interval": "1s", "scripts": [
+            {"name": "holder", "stoptime": "1s",
+             "command": "setsid sh -c 'trap \"\" TERM; exec sleep 1000' & echo $! > escaped; exec sleep 300"}
+        ]}"#,
+        &[],
+    );
+    let pid = escaped_pid(&sb, &b);
+    wait_escape_line(&b, "holder", pid);
+    b.signal(libc::SIGTERM);
+    b.wait(T).expect("exits");
+    wait_for(Duration::from_secs(5), || (!alive(pid)).then_some(()))
+        .unwrap_or_else(|| panic!("the escapee survives the shutdown; log:\n{}", b.log()));
+}
+
+/// SIGKILL of bansuri: the guardian ends the escapee's group too.
+#[test]
+fn sigkill_of_bansuri_ends_a_process_that_escaped_while_its_main_process_lives() {
+    let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("escaped")]);
+    let b = sb.start(HOLDER, &[]);
+    let pid = escaped_pid(&sb, &b);
+    wait_reported(&b, pid);
+    b.signal(libc::SIGKILL);
+    wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(()))
+        .unwrap_or_else(|| panic!("the escapee {pid} survives bansuri's SIGKILL"));
+}
+
+/// The guardian killed too: the state file lists the escapee, and the next bansuri on the
+/// same state directory ends it.
+#[test]
+fn an_escapee_left_by_a_killed_bansuri_and_guardian_is_ended_by_the_next_start() {
+    let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("escaped")]);
+    let mut b = sb.start(HOLDER, &[]);
+    let pid = escaped_pid(&sb, &b);
+    wait_reported(&b, pid);
+    let state = sb.file(".bansuri/state.json");
+    wait_for(T, || {
+        let doc = bansuri::control::state::StateDoc::read(&state).ok()?;
+        let t = doc.tasks.iter().find(|t| t.name == "holder")?;
+        t.escaped.iter().any(|p| p.pgid == pid as u32).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the escapee is not in the state file; log:\n{}", b.log()));
+    let me = b.pid();
+    let guardian: i32 = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .find(|p: &i32| {
+            !std::fs::read_to_string(format!("/proc/{p}/environ"))
+                .unwrap_or_default()
+                .contains("BANSURI_TASK=")
+        })
+        .expect("the guardian is bansuri's one child that is not a task");
+    // SAFETY: signalling a process this test started (bansuri's guardian).
+    unsafe { libc::kill(guardian, libc::SIGKILL) };
+    wait_for(T, || (!alive(guardian)).then_some(())).expect("guardian gone");
+    b.signal(libc::SIGKILL);
+    b.wait(T).expect("killed");
+    assert!(alive(pid), "precondition: nothing else ends the escapee");
+    let b2 = sb.start(
+        r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,
+        &[],
+    );
+    wait_for(T, || (!alive(pid)).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "the escapee {pid} survives the next start; log:\n{}",
+            b2.log()
+        )
+    });
+    b2.wait_log("the stale escapee reported", T, |l| {
+        l.contains(&format!("Ended stale process group {pid} of `holder`"))
+    });
+}
+
+/// A child that double-forks and setsid()s away is reported when its run's main process
+/// exits, and ended with that run (bansuri runs on).
+#[test]
+fn an_escaped_process_is_reported_and_ended_with_its_run() {
+    let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("escaped")]);
+    let b = sb.start(
         r#"{"scripts": [
             {"name": "sneaky", "command": "setsid sh -c 'echo $$ > escaped; exec sleep 300' & sleep 0.2; exit 0"},
             {"name": "svc", "command": "exec sleep 300"}
@@ -230,19 +408,51 @@ fn an_escaped_process_is_reported_and_ended_at_shutdown() {
         &[],
     );
     let pid: i32 = wait_for(T, || sb.read("escaped").trim().parse().ok()).expect("escaped pid");
-    b.wait_log("the escape reported", T, |l| {
-        l.contains("left its task's process group")
+    let line = wait_escape_line(&b, "sneaky", pid);
+    assert!(line.contains("sleep 300)"), "{line}");
+    wait_for(T, || (!alive(pid)).then_some(()))
+        .unwrap_or_else(|| panic!("the escapee outlives its run; log:\n{}", b.log()));
+    b.wait_log("the run over", T, |l| {
+        l.contains("[sneaky] Process finished with code 0")
     });
-    let log = b.log();
-    assert!(
-        log.contains(&format!(
-            "[sneaky] WARNING: process {pid} (sleep 300) left its task's process group"
-        )),
-        "{log}"
+    assert!(alive(b.pid()), "bansuri runs on");
+}
+
+/// bansuri SIGKILLed while a `notify_command` hangs: the guardian ends the notifier's group
+/// (its shell dies of PDEATHSIG, what it started in the background would not).
+#[test]
+fn sigkill_of_bansuri_ends_hanging_notifiers() {
+    let sb = Sandbox::new();
+    let _k = KillListed(vec![sb.file("npids")]);
+    let b = sb.start(
+        r#"{"notify_command": "sleep 1000 & echo $! >> npids; wait", "notify_timeout": "10m",
+            "scripts": [{"name": "fails", "command": "exit 1", "timer": "1s", "notify": "mail"}]}"#,
+        &[],
     );
-    assert!(alive(pid));
-    b.signal(libc::SIGTERM);
-    b.wait(T).expect("exits");
-    wait_for(Duration::from_secs(2), || (!alive(pid)).then_some(()))
-        .expect("the escapee is ended at shutdown");
+    // Two notifiers whose start is in the job log (written after the guardian was told:
+    // a SIGKILL between a spawn and that store is a window no test can close).
+    b.wait_log("two notifiers started", T, |l| {
+        l.matches("notify_command started").count() >= 2
+    });
+    let pids: Vec<i32> = wait_for(T, || {
+        let p: Vec<i32> = sb
+            .read("npids")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .take(2)
+            .collect();
+        (p.len() == 2).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("notifiers did not start; log:\n{}", b.log()));
+    assert!(pids.iter().all(|p| alive(*p)), "precondition: they hang");
+    b.signal(libc::SIGKILL);
+    wait_for(Duration::from_secs(10), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "notifier processes survive: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        )
+    });
 }

@@ -216,3 +216,141 @@ fn a_runs_cpu_time_counts_the_orphans_bansuri_reaped() {
         "the run's CPU time is the orphan's 0.4 s: {line}"
     );
 }
+
+/// `status` on the node where bansuri runs shows the figures of now, asked on the control
+/// socket, not the state file's (written every 10 s when nothing changes); read from the
+/// file (another node), a sample older than two intervals shows its age.
+#[test]
+fn status_shows_live_figures_and_the_age_of_old_samples() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"sample_interval": "1s", "scripts": [
+        {"name": "mem", "command": "while [ ! -e go ]; do sleep 0.05; done; exec python3 -c \"import time\nx = bytearray(200 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('ready', flush=True)\ntime.sleep(300)\""}
+    ]}"#;
+    let b = sb.start(cfg, &[]);
+    let state_file = sb.file(".bansuri/state.json");
+    let written = |d: &StateDoc| d.written_at;
+    // Right after a write of the state file (its heartbeat), the task takes 200 MB.
+    let first = wait_for(T, || {
+        state(&sb).filter(|d| d.task("mem").is_some_and(|t| t.rss.is_some()))
+    })
+    .unwrap_or_else(|| panic!("no sample of mem; log:\n{}", b.log()));
+    wait_for(T, || {
+        StateDoc::read(&state_file)
+            .ok()
+            .filter(|d| written(d) > written(&first))
+    })
+    .unwrap_or_else(|| panic!("the state file is never rewritten; log:\n{}", b.log()));
+    std::fs::write(sb.file("go"), "").unwrap();
+    b.wait_log("mem ready", T, |l| {
+        output_lines(l, "mem").contains(&"ready")
+    });
+    // Within a sample interval or two the running bansuri knows; the file may not yet.
+    let status_json = |via: &str| {
+        let (code, out, err) = client(
+            &sb.file("config.json"),
+            &["status", "--json"],
+            &[("BANSURI_CONTROL_VIA", via)],
+        );
+        assert_eq!(code, 0, "{err}");
+        StateDoc::parse(&out).expect("status --json is a state document")
+    };
+    let live = wait_for(Duration::from_secs(5), || {
+        let d = status_json("auto");
+        d.task("mem")
+            .and_then(|t| t.rss)
+            .filter(|r| *r > 150 * MB)
+            .map(|r| (r, d))
+    });
+    let in_file = StateDoc::read(&state_file).ok();
+    let (rss, d) = live.unwrap_or_else(|| {
+        panic!(
+            "status never showed mem's 200 MB within 5 s; the state file says {:?}",
+            in_file
+                .as_ref()
+                .and_then(|d| d.task("mem").and_then(|t| t.rss))
+        )
+    });
+    assert!(rss.abs_diff(200 * MB) <= 20 * MB, "{} MB", rss / MB);
+    let at = d
+        .task("mem")
+        .and_then(|t| t.sampled_at)
+        .expect("sampled_at");
+    assert!(
+        (chrono::Utc::now() - at).num_milliseconds() < 5000,
+        "a live sample: {at}"
+    );
+    // From the file, between two writes, the table says how old the figures are.
+    let table = wait_for(Duration::from_secs(30), || {
+        let (code, out, _) = client(
+            &sb.file("config.json"),
+            &["status"],
+            &[("BANSURI_CONTROL_VIA", "files")],
+        );
+        (code == 0
+            && out
+                .lines()
+                .any(|l| l.starts_with("mem ") && l.contains(" old)")))
+        .then_some(out)
+    })
+    .unwrap_or_else(|| panic!("status from the file never showed the sample's age"));
+    assert!(table.contains("s old)"), "{table}");
+}
+
+/// A task of 200 forked `sleep`s (one process group) does not show 200 times a sleep's
+/// RSS: shared pages (the program, libc) are not counted once per process. A group of 20
+/// is measured by PSS, 200 by the estimate (private parts, shared part once).
+#[test]
+fn shared_pages_of_many_forked_processes_are_not_counted_once_per_process() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"sample_interval": "500ms", "scripts": [
+        {"name": "many", "command": "for i in $(seq 200); do sleep 300 & done; echo started; wait"},
+        {"name": "few", "command": "for i in $(seq 20); do sleep 300 & done; echo started; wait"}
+    ]}"#;
+    let b = sb.start(cfg, &[]);
+    b.wait_log("the sleeps started", T, |l| {
+        output_lines(l, "many").contains(&"started") && output_lines(l, "few").contains(&"started")
+    });
+    let since = chrono::Utc::now();
+    let sock = sb.file(".bansuri/control.sock");
+    // A sample taken after every sleep was forked.
+    let d = wait_for(T, || {
+        let d = fresh_state(&sock);
+        let ok = ["many", "few"].iter().all(|n| {
+            d.task(n)
+                .is_some_and(|t| t.rss.is_some() && t.sampled_at.is_some_and(|s| s > since))
+        });
+        ok.then_some(d)
+    })
+    .unwrap_or_else(|| panic!("no sample after the forks; log:\n{}", b.log()));
+    // What one of those sleeps has resident, by the kernel.
+    let main = d.task("many").and_then(|t| t.pid).expect("many's pid");
+    let child: u32 = std::fs::read_to_string(format!("/proc/{main}/task/{main}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .find_map(|p| p.parse().ok())
+        .expect("a sleep");
+    let statm = std::fs::read_to_string(format!("/proc/{child}/statm")).expect("statm");
+    // SAFETY: sysconf has no memory arguments.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64; // statm counts pages
+    let sleep_rss = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("resident")
+        * page;
+    let many = d.task("many").and_then(|t| t.rss).expect("many rss");
+    let few = d.task("few").and_then(|t| t.rss).expect("few rss");
+    eprintln!("a sleep: {sleep_rss} B; many: {many} B; few: {few} B");
+    assert!(
+        many < 50 * sleep_rss,
+        "200 sleeps show {} KB, a sleep has {} KB resident: shared pages counted per process",
+        many / 1024,
+        sleep_rss / 1024
+    );
+    assert!(
+        few < 10 * sleep_rss,
+        "20 sleeps show {} KB, a sleep has {} KB resident",
+        few / 1024,
+        sleep_rss / 1024
+    );
+}

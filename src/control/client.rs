@@ -119,7 +119,10 @@ pub fn status(
 ) -> Result<(), ClientError> {
     let (config, paths) = paths_for(cli)?;
     loop {
-        let mut doc = read_state(&paths, &config)?;
+        let doc = read_state(&paths, &config)?;
+        // The file is written at most every few seconds (its samples may be older still):
+        // a bansuri running on this node answers with its figures of now.
+        let mut doc = live(&paths, &doc).unwrap_or(doc);
         keep_named(&mut doc, tasks).map_err(|e| ClientError::new(2, e))?;
         let text = if json {
             let mut t = doc.to_json();
@@ -141,6 +144,36 @@ pub fn status(
         drop(out);
         std::thread::sleep(WATCH_EVERY);
     }
+}
+
+/// How long `status` waits for the running bansuri's own answer before it shows the file.
+pub const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state document of now, asked of the bansuri of `doc` on its control socket when it
+/// runs on this node (`None` otherwise, or when it does not answer within
+/// [`LIVE_TIMEOUT`]: the file is shown then). Never through request files: they take a
+/// second or more, and the file is as good.
+pub fn live(paths: &Paths, doc: &StateDoc) -> Option<StateDoc> {
+    if liveness(doc) != Liveness::Running
+        || doc.bansuri.host != crate::sample::hostname()
+        || via().ok()? == Via::Files
+    {
+        return None;
+    }
+    let socket = doc
+        .control
+        .socket
+        .as_ref()
+        .map_or_else(|| paths.socket.clone(), PathBuf::from);
+    let req = Request {
+        id: new_request_id(),
+        cmd: Cmd::Status,
+        tasks: Vec::new(),
+        sent_at: Utc::now(),
+        from: format!("{}:{}", crate::sample::hostname(), std::process::id()),
+    };
+    let r = over_socket(&socket, &req, LIVE_TIMEOUT).ok()?;
+    r.state.map(|d| *d)
 }
 
 /// How to reach bansuri: `BANSURI_CONTROL_VIA=files` forces request files (what a client

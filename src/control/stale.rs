@@ -65,7 +65,8 @@ pub fn find(prev: &StateDoc) -> (Vec<StaleGroup>, Vec<String>) {
         return (found, notes);
     }
     for t in &prev.tasks {
-        for p in &t.processes {
+        // Escaped groups too: they outlive bansuri like the rest (guardian gone as well).
+        for p in t.processes.iter().chain(&t.escaped) {
             let Some(start) = p.pid_start else {
                 notes.push(format!(
                     "process group {} of `{}`: its start time was not recorded, left alone",

@@ -31,16 +31,17 @@
 //! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
 //! RESTARTING, STOPPED, FATAL, SKIPPED), `pid` and `pgid` and `pid_start` and `attempt` of
 //! its first live process (`null` when none), `processes` (every live process: `pid`,
-//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `runs` (attempts started:
-//! every process start, retries and `autorestart` restarts included), `failures`
+//! `pgid`, `pid_start`, `attempt`, `started_at`, `stopping`), `escaped` (process groups that
+//! left the task's group and live on, same fields; absent when none), `runs` (attempts
+//! started: every process start, retries and `autorestart` restarts included), `failures`
 //! (attempts that ended in failure), `starts` (the same number as `runs`; older readers
 //! know it by that name), `restarts` (retries started), `last_result` (`success`, `failed`,
 //! `timeout`, `stopped`, `fatal`, `skipped`),
 //! `last_exit` (`{code}` or `{signal}`, and `text` as in the job log), `started_at` (of the
 //! live process), `ended_at` (of the last process), `next_run_at`, `retry_at`,
 //! `cpu_percent` and `rss` (last sample, summed over its process groups; `null` when not
-//! sampled), `peak_rss` (largest of the sampled group RSS and the kernel's peak of each
-//! ended process), `cpu_time` (seconds: ended processes from wait4, plus the live ones as
+//! sampled), `sampled_at` (when that sample was taken), `peak_rss` (largest of the sampled
+//! group RSS and the kernel's peak of each ended process), `cpu_time` (seconds: ended processes from wait4, plus the live ones as
 //! sampled), `settings_hash` (see `--resume`), `reason` (why it is FATAL or SKIPPED, in
 //! words as in the job log, e.g. "dependency `a` failed (exit 1)"; `null` in any other state).
 //!
@@ -248,6 +249,12 @@ pub struct TaskEntry {
     pub attempt: Option<u32>,
     /// Every live process.
     pub processes: Vec<ProcessEntry>,
+    /// Process groups that escaped the task's group (setsid, double fork) and live on:
+    /// `pid` is the process found, `pgid` its group, `pid_start` the start of the group's
+    /// leader, `started_at` when it was found, `stopping` when its run is over (absent in
+    /// files of older bansuris).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escaped: Vec<ProcessEntry>,
     /// Attempts started (the same as `runs`).
     pub starts: u64,
     /// Attempts started: every process start, retries included.
@@ -272,6 +279,9 @@ pub struct TaskEntry {
     pub cpu_percent: Option<f64>,
     /// Last sample: bytes.
     pub rss: Option<u64>,
+    /// When `cpu_percent` and `rss` were sampled (absent in files of older bansuris).
+    #[serde(default)]
+    pub sampled_at: Option<DateTime<Utc>>,
     /// Bytes.
     pub peak_rss: u64,
     /// Seconds.

@@ -208,9 +208,9 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
             t.cpu_percent
                 .filter(|_| t.pid.is_some())
                 .map_or("-".into(), |c| format!("{c:.1}")),
-            t.rss
-                .filter(|_| t.pid.is_some())
-                .map_or("-".into(), fmt_bytes),
+            t.rss.filter(|_| t.pid.is_some()).map_or("-".into(), |r| {
+                format!("{}{}", fmt_bytes(r), sample_age(doc, t, now, live_now))
+            }),
         ]);
     }
     let mut width = headers.map(str::len);
@@ -266,6 +266,22 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         ));
     }
     out
+}
+
+/// " (12s old)" after a task's figures when its sample is older than two sample intervals
+/// (a state file read between two writes, from another node): empty otherwise.
+fn sample_age(doc: &StateDoc, t: &TaskEntry, now: DateTime<Utc>, live_now: bool) -> String {
+    let interval = doc.settings.sample_interval;
+    match t.sampled_at {
+        Some(at)
+            if live_now
+                && interval > 0.0
+                && (now - at).num_milliseconds() as f64 > 2000.0 * interval =>
+        {
+            format!(" ({} old)", span(at, now))
+        }
+        _ => String::new(),
+    }
 }
 
 /// Why a [`Liveness::Stale`] state is taken for a dead bansuri, for `status` and for the
@@ -386,6 +402,32 @@ mod tests {
             out.contains("WARNING: the config file on disk is NOT in effect: it has errors"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_sample_older_than_two_intervals_shows_its_age() {
+        let mut d = doc();
+        d.settings.sample_interval = 1.0;
+        let now = t("2026-01-19T10:05:00Z");
+        let mon = |d: &StateDoc| {
+            render(d, now, &Liveness::Running)
+                .lines()
+                .find(|l| l.starts_with("monitor"))
+                .expect("monitor row")
+                .to_owned()
+        };
+        d.tasks[0].sampled_at = Some(t("2026-01-19T10:04:59Z"));
+        let fresh = mon(&d);
+        assert!(
+            fresh.trim_end().ends_with("200.0 MB") && !fresh.contains("old"),
+            "1 s old, interval 1 s: no age: {fresh}"
+        );
+        d.tasks[0].sampled_at = Some(t("2026-01-19T10:04:51Z"));
+        let stale = mon(&d);
+        assert!(stale.contains("200.0 MB (9s old)"), "{stale}");
+        // A state without sample times (older bansuris) shows none.
+        d.tasks[0].sampled_at = None;
+        assert!(!mon(&d).contains("old"));
     }
 
     #[test]

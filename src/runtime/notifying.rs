@@ -219,6 +219,15 @@ impl Notifying {
             .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
     }
 
+    /// The process groups of the `notify_command`s still tracked (the guardian ends them
+    /// if bansuri is killed).
+    pub(super) fn groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.running.values().filter_map(|r| match r.how {
+            How::Command { pid, .. } => Some(pid),
+            How::Thread { .. } => None,
+        })
+    }
+
     pub(super) fn deadline(&self) -> Option<Mono> {
         self.running
             .values()

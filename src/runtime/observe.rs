@@ -47,6 +47,8 @@ pub(super) struct Observer {
     next_sample: Option<Mono>,
     /// Last sample per process group.
     groups: HashMap<u32, GroupSample>,
+    /// When the last sample was taken.
+    sampled_at: Option<DateTime<Utc>>,
     /// Largest sampled RSS per task (summed over its groups).
     peaks: HashMap<String, u64>,
     node: Option<NodeInfo>,
@@ -154,6 +156,7 @@ impl Observer {
             sample_interval: spec.globals.sample_interval,
             next_sample: None,
             groups: HashMap::new(),
+            sampled_at: None,
             peaks: HashMap::new(),
             node: None,
             mem: MemWatch::default(),
@@ -344,6 +347,9 @@ impl Runtime {
         if let Some(s) = self.obs.next_sample {
             consider(s);
         }
+        if let Some(s) = self.escape_deadline() {
+            consider(s);
+        }
         if let Some(s) = self.serve_deadline() {
             consider(s);
         }
@@ -353,6 +359,7 @@ impl Runtime {
     /// Do what is due: requests, sample, write the state file. The exit code when a
     /// request ended bansuri.
     pub(super) fn observe_due(&mut self) -> Option<i32> {
+        self.guard_notifiers();
         if let Some(code) = self.serve_due() {
             return Some(code);
         }
@@ -361,6 +368,9 @@ impl Runtime {
         if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
             self.sample(now);
             self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
+        }
+        if self.escape_deadline().is_some_and(|s| s <= now.mono) {
+            self.escape_due(now.mono);
         }
         if !self.obs.usable {
             return None;
@@ -405,8 +415,18 @@ impl Runtime {
 
     /// Take one resource sample.
     fn sample(&mut self, now: Now) {
-        let pgids: Vec<u32> = self.runs.values().map(|r| r.pid).collect();
+        // Escaped groups are sampled with the runs' (their figures count for their task).
+        self.prune_escapees();
+        let pgids: Vec<u32> = self
+            .runs
+            .values()
+            .map(|r| r.pid)
+            .chain(self.escaped_groups())
+            .collect();
         self.obs.groups = self.obs.sampler.sample(self.obs.pid, &pgids);
+        self.obs.sampled_at = Some(now.wall);
+        let strays = self.obs.sampler.strays().to_vec();
+        self.adopt_strays(&strays);
         let n = sample::node();
         self.obs.node = Some(NodeInfo {
             load: n.load,
@@ -421,12 +441,7 @@ impl Runtime {
         // Peaks per task: the sum over the task's groups.
         let mut per_task: HashMap<String, u64> = HashMap::new();
         for st in self.core.status(now) {
-            let rss: u64 = st
-                .processes
-                .iter()
-                .filter_map(|p| self.obs.groups.get(&p.pid))
-                .map(|g| g.rss)
-                .sum();
+            let rss: u64 = self.task_groups(&st).map(|g| g.rss).sum();
             if rss > 0 {
                 per_task.insert(st.name, rss);
             }
@@ -442,6 +457,20 @@ impl Runtime {
         }
     }
 
+    /// The last sample of each of a task's groups: its runs' and its escapees'.
+    fn task_groups<'a>(
+        &'a self,
+        st: &'a crate::core::TaskStatus,
+    ) -> impl Iterator<Item = &'a GroupSample> + 'a {
+        let escaped = self
+            .escaped_groups_of(&st.name)
+            .filter_map(|g| self.obs.groups.get(&g));
+        st.processes
+            .iter()
+            .filter_map(|p| self.obs.groups.get(&p.pid))
+            .chain(escaped)
+    }
+
     /// Build the state document as of `now`.
     pub(super) fn state_doc(&self, now: Now, exit_code: Option<i32>) -> StateDoc {
         let g = self.core.globals();
@@ -450,11 +479,8 @@ impl Runtime {
             .status(now)
             .into_iter()
             .map(|st| {
-                let sampled: Vec<&GroupSample> = st
-                    .processes
-                    .iter()
-                    .filter_map(|p| self.obs.groups.get(&p.pid))
-                    .collect();
+                let sampled: Vec<&GroupSample> = self.task_groups(&st).collect();
+                let escaped = self.escaped_entries(&st.name);
                 let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
                     (None, None, Duration::ZERO)
                 } else {
@@ -515,11 +541,13 @@ impl Runtime {
                     retry_at: st.retry_at,
                     cpu_percent,
                     rss,
+                    sampled_at: self.obs.sampled_at.filter(|_| !sampled.is_empty()),
                     peak_rss: stats
                         .peak_rss
                         .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
                     cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
                     processes,
+                    escaped,
                     name: st.name,
                     description: st.description,
                     schedule: st.schedule,
