@@ -57,7 +57,8 @@ pub(super) struct Observer {
     pub(super) dashboard_url: Option<String>,
     // ----- control
     pub(super) listener: Option<std::os::unix::net::UnixListener>,
-    pub(super) http: Option<std::net::TcpListener>,
+    /// The dashboard's thread.
+    pub(super) web: Option<super::web::Web>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
@@ -122,7 +123,7 @@ impl Observer {
             dashboard_url: None,
             restart_only: None,
             listener: None,
-            http: None,
+            web: None,
             conns: Vec::new(),
             last_conn: None,
             next_inbox: None,
