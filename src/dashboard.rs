@@ -193,7 +193,8 @@ pub fn capped<B: AsRef<[u8]>>(body: B, max: usize) -> Result<B, Vec<u8>> {
     if len <= max {
         return Ok(body);
     }
-    let msg = format!("the answer would be {len} bytes, more than the {max} the dashboard serves\n");
+    let msg =
+        format!("the answer would be {len} bytes, more than the {max} the dashboard serves\n");
     Err(response(
         "503 Service Unavailable",
         "text/plain; charset=utf-8",
@@ -505,7 +506,10 @@ mod tests {
         for n in 20..big.len() {
             assert_eq!(head_end(&big[..n], n - 1), None);
         }
-        assert!(t.elapsed() < std::time::Duration::from_secs(20), "quadratic?");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "quadratic?"
+        );
     }
 
     #[test]
@@ -556,8 +560,7 @@ mod tests {
     #[test]
     fn bodies_over_the_cap_are_refused() {
         assert_eq!(capped(vec![0u8; 10], 10), Ok(vec![0u8; 10]));
-        let r = String::from_utf8(capped(vec![0u8; 11], 10).expect_err("too large"))
-            .expect("utf8");
+        let r = String::from_utf8(capped(vec![0u8; 11], 10).expect_err("too large")).expect("utf8");
         assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
         assert!(r.contains("11 bytes"), "{r}");
     }

@@ -95,6 +95,154 @@ fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
     assert_eq!(threads.as_deref(), Some("2"));
 }
 
+/// GET `path` with this `Host` header: the status line.
+fn get_as(url: &str, path: &str, host_header: &str) -> String {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(T)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host_header}\r\n\r\n").expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    resp.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_against_dns_rebinding() {
+    let sb = Sandbox::new();
+    let cfg = CFG.replacen(
+        r#""dashboard": "127.0.0.1:0","#,
+        r#""dashboard": "127.0.0.1:0", "dashboard_hosts": ["Node042.example.org"],"#,
+        1,
+    );
+    let _b = sb.start(&cfg, &[]);
+    let path = sb.file(".bansuri/state.json");
+    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
+        .expect("the dashboard's URL in the state file");
+    let port = url.trim_end_matches('/').rsplit(':').next().expect("port");
+    // A page on evil.example.org whose name now resolves to 127.0.0.1.
+    for bad in [
+        "evil.example.org",
+        &format!("evil.example.org:{port}"),
+        "localhost:1",
+    ] {
+        let status = get_as(&url, "/api/status", bad);
+        assert!(status.starts_with("HTTP/1.1 421 "), "{bad}: {status}");
+    }
+    for ok in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+        format!("node042.example.org:{port}"),
+    ] {
+        assert_eq!(get_as(&url, "/api/status", &ok), "HTTP/1.1 200 OK", "{ok}");
+    }
+}
+
+#[test]
+fn a_hundred_idle_connections_lock_out_neither_the_dashboard_nor_control() {
+    let sb = Sandbox::new();
+    let (b, url, _) = start(&sb);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(host).expect("idle connection"))
+        .collect();
+    let (status, body) = get(&url, "/api/status");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(StateDoc::parse(&body).is_ok(), "{body}");
+    // The control socket has its own connections: the command goes through it, not the
+    // slower request file.
+    let (code, out, err) = client(&sb.file("config.json"), &["stop", "svc"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = client(&sb.file("config.json"), &["status"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("svc"), "{out}");
+    b.wait_log("the stop through the control socket", T, |l| {
+        l.contains("(socket): stop svc\n") || l.contains("the control socket: stop svc\n")
+    });
+    drop(idle);
+}
+
+/// `n` tasks that start nothing (so that `/metrics` is large), a 1 s timer writing its
+/// time stamps to tick.txt, and the dashboard.
+fn big_config(n: usize, stamps: &std::path::Path) -> String {
+    let mut tasks: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"name": "idle-task-number-{i:05}", "command": "true", "enabled": false}}"#)
+        })
+        .collect();
+    tasks.push(format!(
+        r#"{{"name": "tick", "command": ["date", "+%s%N"], "timer": "1s", "stdout": "{}"}}"#,
+        stamps.display()
+    ));
+    format!(
+        r#"{{"dashboard": "127.0.0.1:0", "scripts": [{}]}}"#,
+        tasks.join(",\n")
+    )
+}
+
+#[test]
+fn clients_that_never_read_metrics_do_not_delay_a_timer() {
+    let sb = Sandbox::new();
+    let stamps = sb.file("tick.txt");
+    let b = sb.start(&big_config(3000, &stamps), &[]);
+    let path = sb.file(".bansuri/state.json");
+    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
+        .unwrap_or_else(|| panic!("no dashboard; log:\n{}", b.log()));
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, metrics) = get(&url, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(metrics.len() > 1_000_000, "{} bytes", metrics.len());
+    // Clients that ask for /metrics and never read, again whenever they are dropped.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..16)
+        .map(|_| {
+            let (host, stop) = (host.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(mut s) = TcpStream::connect(&host) {
+                        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+                        held.push(s);
+                    }
+                    if held.len() > 4 {
+                        held.remove(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    let read = || -> Vec<i64> {
+        std::fs::read_to_string(&stamps)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let first = read().len();
+    let got = wait_for(Duration::from_secs(60), || {
+        let ts = read();
+        (ts.len() >= first + 10).then_some(ts)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        let _ = a.join();
+    }
+    let ts = got.unwrap_or_else(|| panic!("the timer stalled: {:?}; log:\n{}", read(), b.log()));
+    let gaps: Vec<i64> = ts[first..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    // Generous (a loaded test machine): a stalled loop shows gaps of seconds.
+    assert!(
+        gaps.iter().all(|g| (500..=1600).contains(g)),
+        "gaps between 1 s timer runs (ms): {gaps:?}"
+    );
+}
+
 // ----- a small Prometheus text-format parser ---------------------------------------------
 
 #[derive(Debug)]

@@ -206,7 +206,8 @@ fn non_empty_str(node: &Node) -> Result<&str, Problem> {
 /// `dashboard_hosts`: host names the dashboard answers to (the `Host` header), besides
 /// its own address and loopback; lowercased.
 fn dashboard_hosts(node: &Node) -> Result<Vec<String>, Problem> {
-    let help = "a list of host names or addresses, e.g. [\"node042\", \"node042.cluster.example.org\"]";
+    let help =
+        "a list of host names or addresses, e.g. [\"node042\", \"node042.cluster.example.org\"]";
     let Value::Array(items) = &node.value else {
         return Err(expected("a list of strings", node).help(help));
     };

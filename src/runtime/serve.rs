@@ -195,7 +195,8 @@ impl Runtime {
     fn dashboard_start(&mut self, addr: std::net::SocketAddr) {
         let bound = std::net::TcpListener::bind(addr).and_then(|l| {
             let local = l.local_addr()?;
-            let web = super::web::Web::start(l, local, self.core.globals().dashboard_hosts.clone())?;
+            let web =
+                super::web::Web::start(l, local, self.core.globals().dashboard_hosts.clone())?;
             Ok((web, local))
         });
         let (web, local) = match bound {

@@ -504,6 +504,5 @@ impl Server {
 /// Milliseconds from `now` to `t` for `poll`, rounded up (0 when past).
 fn ms_until(t: Instant, now: Instant) -> i32 {
     let d = t.saturating_duration_since(now);
-    i32::try_from(d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0))
-        .unwrap_or(i32::MAX)
+    i32::try_from(d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0)).unwrap_or(i32::MAX)
 }
