@@ -548,7 +548,12 @@ impl Runtime {
         let doc = self.state_doc(now, exit_code);
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);
-        match state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes()) {
+        let written = state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes());
+        // The dashboard's next snapshot, already built.
+        if let Some(w) = self.obs.web.as_mut() {
+            w.publish(doc, now.mono);
+        }
+        match written {
             Ok(()) => {
                 if self.obs.write_failing {
                     self.obs.write_failing = false;

@@ -90,7 +90,7 @@ impl Web {
             ready: Arc::clone(&ready),
             stop: Arc::clone(&stop),
             conns: Vec::new(),
-            asked: false,
+            asked: None,
             cache: Cache::default(),
             rest_until: None,
         };
@@ -183,8 +183,9 @@ struct Server {
     stop: Arc<AtomicBool>,
     /// Oldest first.
     conns: Vec<Conn>,
-    /// A snapshot was asked for and has not come yet.
-    asked: bool,
+    /// A snapshot was asked for then and has not come yet (asked again after
+    /// [`SNAPSHOT_WAIT`]: the eventfd could have been drained without an answer).
+    asked: Option<Instant>,
     cache: Cache,
     /// The listener rests until then (accept failed for lack of resources).
     rest_until: Option<Instant>,
@@ -405,10 +406,7 @@ impl Server {
                 self.send(i, r, None);
             }
             Route::Status | Route::Metrics => {
-                let fresh = self
-                    .cache
-                    .at
-                    .is_some_and(|at| at.elapsed() < FRESH && self.cache.doc.is_some());
+                let fresh = self.fresh();
                 self.conns[i].state = State::Waiting {
                     route,
                     head_only,
@@ -416,28 +414,49 @@ impl Server {
                 };
                 if fresh {
                     self.answer_waiting(i);
-                } else if !self.asked {
-                    self.asked = true;
+                } else if !self.asked.is_some_and(|t| t.elapsed() < SNAPSHOT_WAIT) {
+                    self.asked = Some(Instant::now());
                     let _ = self.want.write(1);
                 }
             }
         }
     }
 
-    /// Take what the loop published; answer whoever waited for it.
-    fn take_snapshot(&mut self) {
+    /// Is the cache fresh, or can it be made so with what the loop published last
+    /// (without asking it)? A new snapshot replaces the cache (and its rendered bodies)
+    /// only here, when a request needs it: the bodies are rendered at most once per
+    /// [`FRESH`], however often the loop publishes.
+    fn fresh(&mut self) -> bool {
+        if self.cache.at.is_some_and(|at| at.elapsed() < FRESH) {
+            return true;
+        }
         let (doc, at) = match self.published.lock() {
             Ok(p) => (p.doc.clone(), p.at),
-            Err(_) => return,
+            Err(_) => return false,
         };
-        self.asked = false;
-        if doc.is_some() {
-            self.cache = Cache {
-                doc,
-                at: Some(at),
-                status: None,
-                metrics: None,
-            };
+        if doc.is_none() || self.cache.at.is_some_and(|c| c >= at) {
+            return false;
+        }
+        self.cache = Cache {
+            doc,
+            at: Some(at),
+            status: None,
+            metrics: None,
+        };
+        at.elapsed() < FRESH
+    }
+
+    /// The loop published: answer whoever waited for it.
+    fn take_snapshot(&mut self) {
+        let waiting = self
+            .conns
+            .iter()
+            .any(|c| matches!(c.state, State::Waiting { .. }));
+        if !waiting {
+            return;
+        }
+        if self.fresh() {
+            self.asked = None;
         }
         for i in 0..self.conns.len() {
             if matches!(self.conns[i].state, State::Waiting { .. }) {
