@@ -275,7 +275,13 @@ impl Server {
 
     /// Drop clients out of time; answer those that waited long enough for a snapshot.
     fn expire(&mut self, now: Instant) {
-        self.conns.retain(|c| c.since + CLIENT_TIME > now);
+        self.conns.retain(|c| {
+            let keep = c.since + CLIENT_TIME > now;
+            if !keep {
+                reset(&c.stream);
+            }
+            keep
+        });
         for i in 0..self.conns.len() {
             if let State::Waiting { since, .. } = self.conns[i].state {
                 if since + SNAPSHOT_WAIT <= now {
@@ -294,7 +300,7 @@ impl Server {
                         continue;
                     }
                     if self.conns.len() >= MAX_CONNS {
-                        self.conns.remove(0);
+                        reset(&self.conns.remove(0).stream);
                     }
                     self.conns.push(Conn {
                         stream: s,
@@ -530,6 +536,25 @@ impl Server {
         };
         // Most answers fit in the socket buffer: write at once rather than after a poll.
         self.on_conn(i, libc::POLLOUT);
+    }
+}
+
+/// Make the coming close a reset: what is still queued for a client dropped for being
+/// too slow is thrown away, not kept by the kernel to be sent after the close.
+fn reset(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on our own open socket with a linger struct of the right size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 
