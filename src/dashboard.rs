@@ -143,6 +143,11 @@ pub fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) 
     out
 }
 
+/// A whole response with a short plain-text body.
+pub fn plain(status: &str, text: &str) -> Vec<u8> {
+    response(status, "text/plain; charset=utf-8", text.as_bytes(), false)
+}
+
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -95,6 +95,13 @@ fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
     assert_eq!(threads.as_deref(), Some("2"));
 }
 
+/// The dashboard's URL, once the state file of `b` (in `sb`) has it.
+fn dashboard_url(sb: &Sandbox, b: &Bansuri) -> String {
+    let path = sb.file(".bansuri/state.json");
+    wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
+        .unwrap_or_else(|| panic!("no dashboard URL in the state file; log:\n{}", b.log()))
+}
+
 /// GET `path` with this `Host` header: the status line.
 fn get_as(url: &str, path: &str, host_header: &str) -> String {
     let host = url.trim_start_matches("http://").trim_end_matches('/');
@@ -114,10 +121,8 @@ fn a_foreign_host_name_is_refused_against_dns_rebinding() {
         r#""dashboard": "127.0.0.1:0", "dashboard_hosts": ["Node042.example.org"],"#,
         1,
     );
-    let _b = sb.start(&cfg, &[]);
-    let path = sb.file(".bansuri/state.json");
-    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
-        .expect("the dashboard's URL in the state file");
+    let b = sb.start(&cfg, &[]);
+    let url = dashboard_url(&sb, &b);
     let port = url.trim_end_matches('/').rsplit(':').next().expect("port");
     // A page on evil.example.org whose name now resolves to 127.0.0.1.
     for bad in [
@@ -185,9 +190,7 @@ fn clients_that_never_read_metrics_do_not_delay_a_timer() {
     let sb = Sandbox::new();
     let stamps = sb.file("tick.txt");
     let b = sb.start(&big_config(3000, &stamps), &[]);
-    let path = sb.file(".bansuri/state.json");
-    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
-        .unwrap_or_else(|| panic!("no dashboard; log:\n{}", b.log()));
+    let url = dashboard_url(&sb, &b);
     let host = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -284,9 +287,7 @@ fn a_client_that_does_not_read_its_answer_is_dropped() {
     let sb = Sandbox::new();
     let stamps = sb.file("tick.txt");
     let b = sb.start(&big_config(3000, &stamps), &[]);
-    let path = sb.file(".bansuri/state.json");
-    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
-        .unwrap_or_else(|| panic!("no dashboard; log:\n{}", b.log()));
+    let url = dashboard_url(&sb, &b);
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     let mut s = small_window_connect(host.parse().expect("an address"));
     write!(s, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("send");
@@ -361,9 +362,7 @@ fn out_of_file_descriptors_the_dashboard_rests_instead_of_spinning() {
         child: Some(c.spawn().expect("spawn bansuri")),
         log,
     };
-    let path = sb.file(".bansuri/state.json");
-    let url = wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
-        .unwrap_or_else(|| panic!("no dashboard; log:\n{}", b.log()));
+    let url = dashboard_url(&sb, &b);
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     // More connections than bansuri has fds left: the rest wait in the listen backlog,
     // and the listener stays readable while accept fails with EMFILE.

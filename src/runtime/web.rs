@@ -355,11 +355,9 @@ impl Server {
                         self.on_head(i, parsed);
                     }
                     None if c.buf.len() >= dashboard::MAX_HEAD => {
-                        let r = dashboard::response(
+                        let r = dashboard::plain(
                             "431 Request Header Fields Too Large",
-                            "text/plain; charset=utf-8",
-                            b"request head too large\n",
-                            false,
+                            "request head too large\n",
                         );
                         self.send(i, r, None);
                     }
@@ -405,12 +403,7 @@ impl Server {
         let head = match parsed {
             Some(Ok(h)) => h,
             _ => {
-                let r = dashboard::response(
-                    "400 Bad Request",
-                    "text/plain; charset=utf-8",
-                    b"bad request\n",
-                    false,
-                );
+                let r = dashboard::plain("400 Bad Request", "bad request\n");
                 return self.send(i, r, None);
             }
         };
@@ -493,11 +486,9 @@ impl Server {
             return;
         };
         let Some(doc) = self.cache.doc.clone() else {
-            let r = dashboard::response(
+            let r = dashboard::plain(
                 "503 Service Unavailable",
-                "text/plain; charset=utf-8",
-                b"no state yet: try again in a second\n",
-                false,
+                "no state yet: try again in a second\n",
             );
             return self.send(i, r, None);
         };
