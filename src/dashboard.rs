@@ -1,8 +1,8 @@
 //! The web dashboard's content: the page, the Prometheus metrics, and the bit of HTTP/1.1
-//! the loop needs (parse a request head, build a response).
+//! its server needs (find and parse a request head, check its `Host`, build a response).
 //!
-//! Served by the runtime's event loop (non-blocking connections in its epoll set, one
-//! response per connection, `Connection: close`) when `dashboard` is set:
+//! Served by the runtime's dashboard thread (`runtime::web`: one response per connection,
+//! `Connection: close`) from a snapshot the event loop publishes, when `dashboard` is set:
 //! - `/`: a page that reloads its table from `/api/status` every 2 s;
 //! - `/api/status`: the state document (the same JSON as `bansuri status --json`);
 //! - `/metrics`: Prometheus text format (version 0.0.4).
@@ -33,81 +33,196 @@ pub struct Head {
     pub method: String,
     /// The path, without the query string.
     pub path: String,
+    /// The `Host` header, when there is one.
+    pub host: Option<String>,
+}
+
+/// Most bytes of a request head; a longer one is refused (`431`).
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// Where the head in `buf` ends (just past its blank line), looking only at bytes from
+/// `scanned` on (minus the 3 that may start a terminator): a client sending one byte at a
+/// time costs one look at each byte, not a rescan of the whole buffer per byte.
+pub fn head_end(buf: &[u8], scanned: usize) -> Option<usize> {
+    let from = scanned.saturating_sub(3);
+    let mut at = from;
+    while let Some(i) = memchr::memchr(b'\n', &buf[at..]) {
+        let nl = at + i;
+        if buf[..nl].ends_with(b"\n") {
+            return Some(nl + 1);
+        }
+        if buf[..nl].ends_with(b"\n\r") {
+            return Some(nl + 1);
+        }
+        at = nl + 1;
+    }
+    None
 }
 
 /// Parse the request head in `buf`: `None` while incomplete, `Some(Err)` when malformed.
 pub fn parse_head(buf: &[u8]) -> Option<Result<Head, ()>> {
-    let end = find(buf, b"\r\n\r\n").or_else(|| find(buf, b"\n\n"))?;
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ());
-    Some(head.and_then(|h| {
-        let line = h.lines().next().ok_or(())?;
-        let mut parts = line.split(' ');
-        let method = parts.next().filter(|m| !m.is_empty()).ok_or(())?;
-        let target = parts.next().ok_or(())?;
-        let version = parts.next().ok_or(())?;
-        if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-            return Err(());
+    let end = head_end(buf, 0)?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    Some(match req.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => {
+            let (Some(method), Some(target)) = (req.method, req.path) else {
+                return Some(Err(()));
+            };
+            if !target.starts_with('/') {
+                return Some(Err(()));
+            }
+            let host = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+                .map(|h| h.trim().to_owned());
+            let path = target.split('?').next().unwrap_or("/");
+            Ok(Head {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                host,
+            })
         }
-        let path = target.split('?').next().unwrap_or("/");
-        Ok(Head {
-            method: method.to_owned(),
-            path: path.to_owned(),
-        })
-    }))
+        _ => Err(()),
+    })
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// May a request with this `Host` be answered? Only names that cannot be an attacker's
+/// domain pointed at this node (DNS rebinding: a page from elsewhere that reads
+/// `/api/status` through the user's browser): the bound address, `localhost`,
+/// `127.0.0.1` and `[::1]` (each with or without the bound port), and the names the
+/// user listed in `dashboard_hosts` (idem).
+pub fn host_allowed(host: Option<&str>, bound: std::net::SocketAddr, extra: &[String]) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    if host == bound.to_string() {
+        return true;
+    }
+    let port = bound.port().to_string();
+    // `name:port` or `name`; `[::1]:port` or `[::1]`.
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if p == port && (!n.contains(':') || n.ends_with(']')) => n,
+        Some((n, _)) if !n.contains(':') || n.ends_with(']') => return false,
+        _ => host.as_str(),
+    };
+    ["localhost", "127.0.0.1", "[::1]"].contains(&name) || extra.iter().any(|e| e == name)
+}
+
+/// The answer to a request whose `Host` is not one of ours.
+pub fn misdirected(head: &Head) -> Vec<u8> {
+    let body = format!(
+        "bansuri's dashboard does not answer to Host {:?}: only to its own address, localhost, 127.0.0.1, [::1] and the names listed in `dashboard_hosts` (this guards against DNS rebinding)\n",
+        head.host.as_deref().unwrap_or("(none)")
+    );
+    response(
+        "421 Misdirected Request",
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        head.method == "HEAD",
+    )
+}
+
+/// The head of a response whose body is `len` bytes.
+pub fn response_head(status: &str, content_type: &str, len: usize) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// A whole response (`HEAD`: the head only).
 pub fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
+    let mut out = response_head(status, content_type, body.len());
     if !head_only {
         out.extend_from_slice(body);
     }
     out
 }
 
-/// The answer to `head`, given the present state (built only when needed).
-pub fn route(head: &Head, state: impl FnOnce() -> StateDoc) -> Vec<u8> {
-    let head_only = head.method == "HEAD";
-    if head.method != "GET" && !head_only {
-        return response(
+/// A whole response with a short plain-text body.
+pub fn plain(status: &str, text: &str) -> Vec<u8> {
+    response(status, "text/plain; charset=utf-8", text.as_bytes(), false)
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A fixed answer (the page, 404, 405): the whole response.
+    Fixed(&'static str, &'static str, &'static [u8]),
+    /// `/api/status`: the state document.
+    Status,
+    /// `/metrics`.
+    Metrics,
+}
+
+/// The content type of a [`Route::Status`] or [`Route::Metrics`] body.
+pub const STATUS_TYPE: &str = "application/json";
+/// See [`STATUS_TYPE`].
+pub const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What `head` asks for.
+pub fn route_of(head: &Head) -> Route {
+    if head.method != "GET" && head.method != "HEAD" {
+        return Route::Fixed(
             "405 Method Not Allowed",
             "text/plain; charset=utf-8",
             b"only GET and HEAD\n",
-            false,
         );
     }
     match head.path.as_str() {
-        "/" | "/index.html" => response(
-            "200 OK",
-            "text/html; charset=utf-8",
-            PAGE.as_bytes(),
-            head_only,
-        ),
-        "/api/status" => {
-            let body = state().to_json();
-            response("200 OK", "application/json", body.as_bytes(), head_only)
-        }
-        "/metrics" => {
-            let body = metrics(&state());
-            response(
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                body.as_bytes(),
-                head_only,
-            )
-        }
-        _ => response(
+        "/" | "/index.html" => Route::Fixed("200 OK", "text/html; charset=utf-8", PAGE.as_bytes()),
+        "/api/status" => Route::Status,
+        "/metrics" => Route::Metrics,
+        _ => Route::Fixed(
             "404 Not Found",
             "text/plain; charset=utf-8",
             b"not found: try /, /api/status or /metrics\n",
+        ),
+    }
+}
+
+/// The response for a [`Route::Fixed`] answer to `head`.
+pub fn fixed(head: &Head, status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    // 405 has a body also for HEAD: it is not an answer to a HEAD the resource supports.
+    let head_only = head.method == "HEAD" && !status.starts_with("405");
+    response(status, content_type, body, head_only)
+}
+
+/// `body` when it is at most `max` bytes, else the whole 503 response that says so.
+pub fn capped<B: AsRef<[u8]>>(body: B, max: usize) -> Result<B, Vec<u8>> {
+    let len = body.as_ref().len();
+    if len <= max {
+        return Ok(body);
+    }
+    let msg =
+        format!("the answer would be {len} bytes, more than the {max} the dashboard serves\n");
+    Err(response(
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        msg.as_bytes(),
+        false,
+    ))
+}
+
+/// The answer to `head`, given the present state (built only when needed).
+pub fn route(head: &Head, state: impl FnOnce() -> StateDoc) -> Vec<u8> {
+    let head_only = head.method == "HEAD";
+    match route_of(head) {
+        Route::Fixed(status, ctype, body) => fixed(head, status, ctype, body),
+        Route::Status => response(
+            "200 OK",
+            STATUS_TYPE,
+            state().to_json().as_bytes(),
+            head_only,
+        ),
+        Route::Metrics => response(
+            "200 OK",
+            METRICS_TYPE,
+            metrics(&state()).as_bytes(),
             head_only,
         ),
     }
@@ -367,11 +482,92 @@ mod tests {
             parse_head(b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
             Some(Ok(Head {
                 method: "GET".into(),
-                path: "/metrics".into()
+                path: "/metrics".into(),
+                host: Some("x".into()),
             }))
         );
         assert_eq!(parse_head(b"garbage\r\n\r\n"), Some(Err(())));
         assert_eq!(parse_head(b"GET nope HTTP/1.1\r\n\r\n"), Some(Err(())));
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_by_looking_at_each_byte_once() {
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        // Fed one byte at a time, with `scanned` = what was seen before: found exactly
+        // when the last byte comes, never before.
+        for n in 1..req.len() {
+            assert_eq!(head_end(&req[..n], n - 1), None, "{n}");
+        }
+        assert_eq!(head_end(req, req.len() - 1), Some(req.len()));
+        assert_eq!(head_end(b"GET / HTTP/1.0\n\nrest", 0), Some(16));
+        // The terminator split across reads ("\r\n" then "\r\n").
+        let two = b"GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(head_end(two, 16), Some(two.len()));
+        // A scan that starts past a newline does not look before `scanned - 3`: a 1 MB
+        // head fed byte by byte is linear, the reason for `scanned`.
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.extend(std::iter::repeat(b'a').take(1 << 20));
+        let t = std::time::Instant::now();
+        for n in 20..big.len() {
+            assert_eq!(head_end(&big[..n], n - 1), None);
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "quadratic?"
+        );
+    }
+
+    #[test]
+    fn only_our_own_host_names_are_answered() {
+        let bound: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let extra = vec!["node042".to_owned(), "10.1.2.3".to_owned()];
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "localhost:8080",
+            "LocalHost",
+            "[::1]:8080",
+            "[::1]",
+            "node042",
+            "node042:8080",
+            "10.1.2.3:8080",
+        ] {
+            assert!(host_allowed(Some(ok), bound, &extra), "{ok}");
+        }
+        for bad in [
+            "evil.example.org",
+            "evil.example.org:8080",
+            "localhost:9090",
+            "localhost.evil.org",
+            "127.0.0.1:80",
+            "node042:1",
+            "::1",
+            "",
+        ] {
+            assert!(!host_allowed(Some(bad), bound, &extra), "{bad}");
+        }
+        assert!(!host_allowed(None, bound, &extra), "no Host");
+        let any: std::net::SocketAddr = "0.0.0.0:9000".parse().expect("addr");
+        assert!(host_allowed(Some("0.0.0.0:9000"), any, &[]));
+        assert!(!host_allowed(Some("node042:9000"), any, &[]));
+        let v6: std::net::SocketAddr = "[::1]:9000".parse().expect("addr");
+        assert!(host_allowed(Some("[::1]:9000"), v6, &[]));
+        let head = Head {
+            method: "GET".into(),
+            path: "/api/status".into(),
+            host: Some("evil.example.org".into()),
+        };
+        let r = String::from_utf8(misdirected(&head)).expect("utf8");
+        assert!(r.starts_with("HTTP/1.1 421 "), "{r}");
+        assert!(r.contains("dashboard_hosts"), "{r}");
+    }
+
+    #[test]
+    fn bodies_over_the_cap_are_refused() {
+        assert_eq!(capped(vec![0u8; 10], 10), Ok(vec![0u8; 10]));
+        let r = String::from_utf8(capped(vec![0u8; 11], 10).expect_err("too large")).expect("utf8");
+        assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
+        assert!(r.contains("11 bytes"), "{r}");
     }
 
     #[test]
@@ -381,6 +577,7 @@ mod tests {
         let get = |p: &str| Head {
             method: "GET".into(),
             path: p.into(),
+            host: None,
         };
         let r = String::from_utf8(route(&get("/"), doc)).expect("utf8");
         assert!(
@@ -396,6 +593,7 @@ mod tests {
         let post = Head {
             method: "POST".into(),
             path: "/".into(),
+            host: None,
         };
         assert!(String::from_utf8(route(&post, doc))
             .expect("utf8")
@@ -403,6 +601,7 @@ mod tests {
         let head = Head {
             method: "HEAD".into(),
             path: "/metrics".into(),
+            host: None,
         };
         let r = String::from_utf8(route(&head, doc)).expect("utf8");
         assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");

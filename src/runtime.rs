@@ -2,9 +2,11 @@
 //! signals, and carries out the core's actions.
 //!
 //! One thread. epoll watches a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP), every
-//! child's output pipe, and the control socket and dashboard with their connections
-//! (`serve`); its timeout is the core's next deadline (or the next state write, sample or
-//! inbox poll, `observe`), so an idle bansuri sleeps until something is due. Output is read
+//! child's output pipe, the control socket with its connections and the dashboard
+//! thread's eventfd (`serve`; the dashboard's HTTP is served by its own thread, `web`,
+//! from a snapshot the loop hands over at most once a second); its timeout is the core's
+//! next deadline (or the next state write, sample or inbox poll, `observe`), so an idle
+//! bansuri sleeps until something is due. Output is read
 //! in large chunks, split into lines and written, prefixed, into one buffered job log,
 //! flushed whenever the loop goes idle.
 //!
@@ -26,6 +28,7 @@ mod progress;
 
 mod observe;
 mod serve;
+mod web;
 
 use std::collections::HashMap;
 use std::fs::File;

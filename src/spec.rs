@@ -54,6 +54,8 @@ pub struct Globals {
     pub sample_interval: Duration,
     /// Address of the web dashboard; `None` = off.
     pub dashboard: Option<std::net::SocketAddr>,
+    /// `dashboard_hosts`: more names the dashboard answers to (`Host` header), lowercase.
+    pub dashboard_hosts: Vec<String>,
     /// Under SLURM, begin the graceful shutdown this long before the job's end time;
     /// zero = off.
     pub stop_before_end: Duration,
@@ -74,6 +76,7 @@ impl Default for Globals {
             state_dir: None,
             sample_interval: Duration::from_secs(30),
             dashboard: None,
+            dashboard_hosts: Vec::new(),
             stop_before_end: Duration::ZERO,
         }
     }

@@ -87,12 +87,317 @@ fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
     assert_eq!(d.tasks.len(), SETTLED.len());
     let (status, _) = get(&url, "/nope");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
-    // Still one thread.
+    // The event loop and the dashboard's thread: not a thread per connection.
     let threads = std::fs::read_to_string(format!("/proc/{}/status", b.pid()))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_owned()));
-    assert_eq!(threads.as_deref(), Some("1"));
+    assert_eq!(threads.as_deref(), Some("2"));
+}
+
+/// The dashboard's URL, once the state file of `b` (in `sb`) has it.
+fn dashboard_url(sb: &Sandbox, b: &Bansuri) -> String {
+    let path = sb.file(".bansuri/state.json");
+    wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
+        .unwrap_or_else(|| panic!("no dashboard URL in the state file; log:\n{}", b.log()))
+}
+
+/// GET `path` with this `Host` header: the status line.
+fn get_as(url: &str, path: &str, host_header: &str) -> String {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(T)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host_header}\r\n\r\n").expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    resp.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_against_dns_rebinding() {
+    let sb = Sandbox::new();
+    let cfg = CFG.replacen(
+        r#""dashboard": "127.0.0.1:0","#,
+        r#""dashboard": "127.0.0.1:0", "dashboard_hosts": ["Node042.example.org"],"#,
+        1,
+    );
+    let b = sb.start(&cfg, &[]);
+    let url = dashboard_url(&sb, &b);
+    let port = url.trim_end_matches('/').rsplit(':').next().expect("port");
+    // A page on evil.example.org whose name now resolves to 127.0.0.1.
+    for bad in [
+        "evil.example.org",
+        &format!("evil.example.org:{port}"),
+        "localhost:1",
+    ] {
+        let status = get_as(&url, "/api/status", bad);
+        assert!(status.starts_with("HTTP/1.1 421 "), "{bad}: {status}");
+    }
+    for ok in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+        format!("node042.example.org:{port}"),
+    ] {
+        assert_eq!(get_as(&url, "/api/status", &ok), "HTTP/1.1 200 OK", "{ok}");
+    }
+}
+
+#[test]
+fn a_hundred_idle_connections_lock_out_neither_the_dashboard_nor_control() {
+    let sb = Sandbox::new();
+    let (b, url, _) = start(&sb);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(host).expect("idle connection"))
+        .collect();
+    let (status, body) = get(&url, "/api/status");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(StateDoc::parse(&body).is_ok(), "{body}");
+    // The control socket has its own connections: the command goes through it, not the
+    // slower request file.
+    let (code, out, err) = client(&sb.file("config.json"), &["stop", "svc"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = client(&sb.file("config.json"), &["status"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("svc"), "{out}");
+    b.wait_log("the stop through the control socket", T, |l| {
+        l.contains("(socket): stop svc\n") || l.contains("the control socket: stop svc\n")
+    });
+    drop(idle);
+}
+
+/// `n` tasks that start nothing (so that `/metrics` is large), a 1 s timer writing its
+/// time stamps to tick.txt, and the dashboard.
+fn big_config(n: usize, stamps: &std::path::Path) -> String {
+    let mut tasks: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"name": "idle-task-number-{i:05}", "command": "true", "enabled": false}}"#)
+        })
+        .collect();
+    tasks.push(format!(
+        r#"{{"name": "tick", "command": ["date", "+%s%N"], "timer": "1s", "stdout": "{}"}}"#,
+        stamps.display()
+    ));
+    format!(
+        r#"{{"dashboard": "127.0.0.1:0", "scripts": [{}]}}"#,
+        tasks.join(",\n")
+    )
+}
+
+#[test]
+fn clients_that_never_read_metrics_do_not_delay_a_timer() {
+    let sb = Sandbox::new();
+    let stamps = sb.file("tick.txt");
+    let b = sb.start(&big_config(3000, &stamps), &[]);
+    let url = dashboard_url(&sb, &b);
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, metrics) = get(&url, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(metrics.len() > 1_000_000, "{} bytes", metrics.len());
+    // Clients that ask for /metrics and never read, again whenever they are dropped.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..16)
+        .map(|_| {
+            let (host, stop) = (host.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(mut s) = TcpStream::connect(&host) {
+                        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+                        held.push(s);
+                    }
+                    if held.len() > 4 {
+                        held.remove(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    let read = || -> Vec<i64> {
+        std::fs::read_to_string(&stamps)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let first = read().len();
+    let got = wait_for(Duration::from_secs(60), || {
+        let ts = read();
+        (ts.len() >= first + 10).then_some(ts)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        let _ = a.join();
+    }
+    let ts = got.unwrap_or_else(|| panic!("the timer stalled: {:?}; log:\n{}", read(), b.log()));
+    let gaps: Vec<i64> = ts[first..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    // Generous (a debug build on a loaded test machine; the state file of 3000 tasks is
+    // written on the loop too): with /metrics built on the loop, 10 runs took over 60 s.
+    assert!(
+        gaps.iter().all(|g| (0..=2500).contains(g)),
+        "gaps between 1 s timer runs (ms): {gaps:?}"
+    );
+}
+
+/// A TCP connection to `addr` with a 4 KiB receive buffer, set before connecting (so that
+/// the window is small): an answer of megabytes cannot all sit in kernel buffers.
+fn small_window_connect(addr: std::net::SocketAddrV4) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a socket we create and own at once; setsockopt and connect with structs of
+    // the right size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let s = TcpStream::from_raw_fd(fd);
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        s
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answer_is_dropped() {
+    let sb = Sandbox::new();
+    let stamps = sb.file("tick.txt");
+    let b = sb.start(&big_config(3000, &stamps), &[]);
+    let url = dashboard_url(&sb, &b);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = small_window_connect(host.parse().expect("an address"));
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("send");
+    // Not reading for longer than a client may take (10 s) is the point of this test.
+    std::thread::sleep(Duration::from_secs(12));
+    s.set_read_timeout(Some(T)).expect("timeout");
+    let mut got = Vec::new();
+    let read = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    let length: Option<usize> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok());
+    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
+    assert!(
+        read.is_err() || length.map_or(true, |n| body < n),
+        "the whole answer came ({body} bytes of {length:?}): the slow client was kept"
+    );
+}
+
+/// CPU ticks (user + system) of `pid`'s thread named `name`.
+fn thread_ticks(pid: i32, name: &str) -> Option<u64> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        if !comm.ends_with(&format!("({name}")) {
+            continue;
+        }
+        // After the name: state is field 3; utime and stime are fields 14 and 15.
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+#[test]
+fn out_of_file_descriptors_the_dashboard_rests_instead_of_spinning() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let log = sb.file("log.txt");
+    let cfg = sb.write(
+        "config.json",
+        r#"{"dashboard": "127.0.0.1:0", "scripts": [{"name": "svc", "command": "exec sleep 300"}]}"#,
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bansuri"));
+    c.arg("--config")
+        .arg(&cfg)
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 40,
+                rlim_max: 40,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let b = Bansuri {
+        child: Some(c.spawn().expect("spawn bansuri")),
+        log,
+    };
+    let url = dashboard_url(&sb, &b);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    // More connections than bansuri has fds left: the rest wait in the listen backlog,
+    // and the listener stays readable while accept fails with EMFILE.
+    let held: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(host).ok())
+        .collect();
+    assert!(held.len() >= 40, "{} connections", held.len());
+    let ticks = || thread_ticks(b.pid(), "dashboard").expect("a thread named dashboard");
+    std::thread::sleep(Duration::from_millis(500));
+    let (t0, c0) = (Instant::now(), ticks());
+    // Measuring CPU use needs a span of time: this sleep is the measurement, not a wait.
+    std::thread::sleep(Duration::from_secs(3));
+    let used = (ticks() - c0) as f64 / 100.0 / t0.elapsed().as_secs_f64();
+    // A spinning thread uses most of a core even on a loaded machine.
+    assert!(
+        used < 0.10,
+        "the dashboard thread used {:.0} % of a core",
+        used * 100.0
+    );
+    // And it still answers once fds are free again (the connections it holds time out).
+    drop(held);
+    let status = wait_for(T, || {
+        let mut s = TcpStream::connect(host).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET /api/status HTTP/1.1\r\nHost: {host}\r\n\r\n").ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        resp.starts_with("HTTP/1.1 200 OK").then_some(resp)
+    });
+    assert!(
+        status.is_some(),
+        "no answer after the fds came back; log:\n{}",
+        b.log()
+    );
 }
 
 // ----- a small Prometheus text-format parser ---------------------------------------------

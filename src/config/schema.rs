@@ -177,6 +177,11 @@ fn global_entries() -> Vec<Entry> {
             "Web dashboard address: \"127.0.0.1:8080\", \"8080\" (loopback), \"0.0.0.0:8080\"; absent: off.",
         ),
         entry(
+            "dashboard_hosts",
+            json!({"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._:\\[\\]-]+$"}}),
+            "More host names the dashboard answers to (the browser's `Host`), besides its own address, localhost, 127.0.0.1 and [::1]; others get 421 (DNS rebinding).",
+        ),
+        entry(
             "stop_before_end",
             duration(),
             "Under SLURM: begin the graceful shutdown this long before the job's end time (0, the default: off).",

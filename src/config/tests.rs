@@ -1301,6 +1301,26 @@ fn state_dir_sample_interval_and_dashboard() {
 }
 
 #[test]
+fn dashboard_hosts_are_a_list_of_host_names() {
+    let s = ok(r#"{"scripts": [], "dashboard_hosts": ["Node042", "10.1.2.3", "[fe80::1]"]}"#);
+    assert_eq!(
+        s.globals.dashboard_hosts,
+        ["node042", "10.1.2.3", "[fe80::1]"]
+    );
+    let s = ok(r#"{"scripts": [], "dashboard-hosts": []}"#);
+    assert!(s.globals.dashboard_hosts.is_empty());
+    assert!(ok(r#"{"scripts": []}"#).globals.dashboard_hosts.is_empty());
+    let e = err1(r#"{"scripts": [], "dashboard_hosts": "node042"}"#);
+    assert_has(&e, "a list of strings");
+    assert_eq!(e.field.as_deref(), Some("dashboard_hosts"));
+    let e = err1(r#"{"scripts": [], "dashboard_hosts": ["node042", "http://evil/"]}"#);
+    assert_has(&e, "element 1 (`http://evil/`) is not a host name");
+    assert_eq!(e.field.as_deref(), Some("dashboard_hosts"));
+    let e = err1(r#"{"scripts": [], "dashboard_hosts": [""]}"#);
+    assert_has(&e, "cannot be empty");
+}
+
+#[test]
 fn state_dir_of_a_config_that_does_not_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("c.json");

@@ -54,6 +54,7 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("state_dir", &["state-dir"]),
     field("sample_interval", &["sample-interval"]),
     field("dashboard", &[]),
+    field("dashboard_hosts", &["dashboard-hosts"]),
     field("stop_before_end", &["stop-before-end"]),
 ];
 
@@ -206,6 +207,32 @@ fn non_empty_str(node: &Node) -> Result<&str, Problem> {
         return Err(Problem::new("cannot be empty"));
     }
     Ok(s)
+}
+
+/// `dashboard_hosts`: host names the dashboard answers to (the `Host` header), besides
+/// its own address and loopback; lowercased.
+fn dashboard_hosts(node: &Node) -> Result<Vec<String>, Problem> {
+    let help =
+        "a list of host names or addresses, e.g. [\"node042\", \"node042.cluster.example.org\"]";
+    let Value::Array(items) = &node.value else {
+        return Err(expected("a list of strings", node).help(help));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let s = non_empty_str(item).map_err(|p| p.at(item.span.clone()).help(help))?;
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b));
+        if !ok {
+            return Err(Problem::new(format!(
+                "element {i} (`{s}`) is not a host name: letters, digits, `.`, `-`, `_`, and `:`/`[]` for an address or port"
+            ))
+            .at(item.span.clone())
+            .help(help));
+        }
+        out.push(s.to_ascii_lowercase());
+    }
+    Ok(out)
 }
 
 fn as_bool(node: &Node) -> Result<bool, Problem> {
@@ -907,6 +934,9 @@ impl<'a> Validator<'a> {
                     .map_err(|(msg, help)| Problem::new(msg).help(help))
             })
             .unwrap_or(d.dashboard);
+        let dashboard_hosts = self
+            .take(None, f.get("dashboard_hosts"), dashboard_hosts)
+            .unwrap_or(d.dashboard_hosts);
         let stop_before_end = self
             .take(None, f.get("stop_before_end"), duration)
             .unwrap_or(d.stop_before_end);
@@ -923,6 +953,7 @@ impl<'a> Validator<'a> {
             state_dir,
             sample_interval,
             dashboard,
+            dashboard_hosts,
             stop_before_end,
         }
     }

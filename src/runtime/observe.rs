@@ -63,7 +63,8 @@ pub(super) struct Observer {
     pub(super) dashboard_url: Option<String>,
     // ----- control
     pub(super) listener: Option<std::os::unix::net::UnixListener>,
-    pub(super) http: Option<std::net::TcpListener>,
+    /// The dashboard's thread.
+    pub(super) web: Option<super::web::Web>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
@@ -163,7 +164,7 @@ impl Observer {
             dashboard_url: None,
             restart_only: None,
             listener: None,
-            http: None,
+            web: None,
             conns: Vec::new(),
             last_conn: None,
             next_inbox: None,
@@ -624,7 +625,12 @@ impl Runtime {
         let doc = self.state_doc(now, exit_code);
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);
-        match state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes()) {
+        let written = state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes());
+        // The dashboard's next snapshot, already built.
+        if let Some(w) = self.obs.web.as_mut() {
+            w.publish(doc, now.mono);
+        }
+        match written {
             Ok(()) => {
                 if self.obs.write_failing {
                     self.obs.write_failing = false;

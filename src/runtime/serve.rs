@@ -17,7 +17,7 @@ use crate::level::Level;
 
 /// epoll token of the control socket's listener.
 pub(super) const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// epoll token of the dashboard's listener.
+/// epoll token of the dashboard thread's request for a snapshot.
 pub(super) const HTTP_TOKEN: u64 = u64::MAX - 2;
 /// epoll tokens from here up (below the listeners') are connections: token - base = slot.
 pub(super) const CONN_BASE: u64 = 1 << 62;
@@ -68,14 +68,14 @@ const INBOX_POLL_ONLY_ENV: &str = "BANSURI_INBOX_POLL_ONLY";
 const CONN_IDLE: Duration = Duration::from_secs(10);
 /// A connection waiting for a reload's answer is kept this long.
 const CONN_WAIT: Duration = Duration::from_secs(60);
-/// Most connections served at once; more are closed at once.
+/// Most control connections served at once; more are closed at once. The dashboard has
+/// its own (`web::MAX_CONNS`).
 const MAX_CONNS: usize = 64;
 
 /// What a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Control,
-    Http,
 }
 
 pub(super) struct Slot {
@@ -194,11 +194,13 @@ impl Runtime {
 
     fn dashboard_start(&mut self, addr: std::net::SocketAddr) {
         let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-            l.set_nonblocking(true)?;
-            Ok(l)
+            let local = l.local_addr()?;
+            let web =
+                super::web::Web::start(l, local, self.core.globals().dashboard_hosts.clone())?;
+            Ok((web, local))
         });
-        let l = match bound {
-            Ok(l) => l,
+        let (web, local) = match bound {
+            Ok(w) => w,
             Err(e) => {
                 let msg = format!("cannot serve the dashboard on {addr}: {e}; running without it");
                 self.master(Level::Error, &msg);
@@ -206,12 +208,11 @@ impl Runtime {
             }
         };
         let ev = EpollEvent::new(EpollFlags::EPOLLIN, HTTP_TOKEN);
-        if let Err(e) = self.epoll.add(l.as_fd(), ev) {
-            let msg = format!("cannot watch the dashboard's socket: {e}");
+        if let Err(e) = self.epoll.add(web.want.as_fd(), ev) {
+            let msg = format!("cannot watch the dashboard's thread: {e}");
             self.master(Level::Error, &msg);
             return;
         }
-        let local = l.local_addr().unwrap_or(addr);
         let url = format!("http://{local}/");
         let msg = format!("Dashboard: {url} (metrics: {url}metrics)");
         self.master(Level::Info, &msg);
@@ -222,29 +223,30 @@ impl Runtime {
             self.master(Level::Warning, &msg);
         }
         self.obs.dashboard_url = Some(url);
-        self.obs.http = Some(l);
+        self.obs.web = Some(web);
     }
 
-    fn accept_http(&mut self) {
-        loop {
-            let Some(l) = &self.obs.http else {
-                return;
-            };
-            match l.accept() {
-                Ok((s, _)) => {
-                    if s.set_nonblocking(true).is_ok() {
-                        self.add_conn(Stream::Tcp(s), Kind::Http);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            }
+    /// Give the dashboard's thread a new snapshot of the state.
+    fn dashboard_publish(&mut self) {
+        if self.obs.web.is_none() {
+            return;
+        }
+        self.learn_starts();
+        let now = self.now();
+        let doc = self.state_doc(now, None);
+        if let Some(w) = self.obs.web.as_mut() {
+            w.publish(doc, now.mono);
         }
     }
 
     /// Earliest connection deadline and the next inbox poll.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
         let conns = self.obs.conns.iter().flatten().map(|s| s.deadline).min();
+        let web = self.obs.web.as_ref().and_then(|w| w.pending);
+        let conns = match (conns, web) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (conns, self.obs.next_inbox) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -259,7 +261,10 @@ impl Runtime {
                 None
             }
             HTTP_TOKEN => {
-                self.accept_http();
+                let now = self.now().mono;
+                if self.obs.web.as_mut().is_some_and(|w| w.asked(now)) {
+                    self.dashboard_publish();
+                }
                 None
             }
             INBOX_TOKEN => {
@@ -289,6 +294,15 @@ impl Runtime {
             .collect();
         for slot in late {
             self.close_conn(slot);
+        }
+        if self
+            .obs
+            .web
+            .as_ref()
+            .and_then(|w| w.pending)
+            .is_some_and(|t| t <= now)
+        {
+            self.dashboard_publish();
         }
         if self.obs.next_inbox.is_some_and(|t| t <= now) {
             self.obs.next_inbox = Some(now + self.obs.inbox_poll);
@@ -415,28 +429,6 @@ impl Runtime {
             return None;
         }
         match s.kind {
-            Kind::Http => {
-                let parsed = crate::dashboard::parse_head(&s.conn.inbuf);
-                match parsed {
-                    None if read == ReadState::Eof => self.close_conn(slot),
-                    None => {}
-                    Some(Err(())) => {
-                        let r = crate::dashboard::response(
-                            "400 Bad Request",
-                            "text/plain; charset=utf-8",
-                            b"bad request\n",
-                            false,
-                        );
-                        self.send_and_close(slot, r);
-                    }
-                    Some(Ok(head)) => {
-                        let now = self.now();
-                        let r = crate::dashboard::route(&head, || self.state_doc(now, None));
-                        self.send_and_close(slot, r);
-                    }
-                }
-                None
-            }
             Kind::Control => {
                 let Some(line) = s.conn.line() else {
                     if read == ReadState::Eof {
