@@ -503,9 +503,17 @@ impl Runtime {
 
     /// Read the request files in the inbox and answer each.
     fn poll_inbox(&mut self) -> Option<i32> {
-        let incoming = server::take_requests(&self.obs.paths);
+        let inbox = server::take_requests(&self.obs.paths);
+        for skip in &inbox.skipped {
+            let msg = format!(
+                "Removed the request file {} unread: {} (only regular files are read)",
+                self.obs.paths.requests.join(&skip.name).display(),
+                skip.why
+            );
+            self.master(Level::Warning, &msg);
+        }
         let mut exit = None;
-        for inc in incoming {
+        for inc in inbox.requests {
             let refuse = |msg: String| Response {
                 id: inc.id.clone(),
                 ok: false,
@@ -513,8 +521,8 @@ impl Runtime {
                 state: None,
             };
             let resp = match &inc.request {
-                Err(e) => Some(refuse(e.clone())),
-                Ok(_) if !server::allowed(inc.uid) => {
+                // Checked first: a foreign file is not even read.
+                _ if !server::allowed(inc.uid) => {
                     let msg = format!(
                         "Refused a request file owned by uid {}: only uid {} (or root) may control this bansuri",
                         inc.uid,
@@ -526,6 +534,11 @@ impl Runtime {
                         server::euid(),
                         inc.uid
                     )))
+                }
+                Err(e) => {
+                    let msg = format!("Refused the request file {}.req: {e}", inc.id);
+                    self.master(Level::Warning, &msg);
+                    Some(refuse(e.clone()))
                 }
                 Ok(req) if exit.is_some() => Some(refuse(format!(
                     "not carried out: bansuri is exiting ({})",

@@ -1,0 +1,178 @@
+//! Attacks on the control endpoints that must not stall the event loop: request files that
+//! are FIFOs, symlinks or huge, a rewrite of the config caught half-way, fd exhaustion
+//! with a pending control connection. Real binary, real files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A task that appends a line to `ticks.txt` every 200 ms: only a loop that runs starts it.
+const TICKING: &str =
+    r#"{"scripts": [{"name": "tick", "command": "echo t >> ticks.txt", "timer": "200ms"}]}"#;
+
+fn ticks(sb: &Sandbox) -> usize {
+    sb.read("ticks.txt").lines().count()
+}
+
+/// The loop keeps running: `n` more ticks arrive (within a generous deadline).
+fn keeps_ticking(sb: &Sandbox, b: &Bansuri, n: usize, what: &str) {
+    let from = ticks(sb);
+    wait_for(T, || (ticks(sb) >= from + n).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "{what}: the timer task stopped firing ({} ticks, expected {}); job log tail:\n{}",
+            ticks(sb),
+            from + n,
+            tail(&b.log())
+        )
+    });
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn inbox(sb: &Sandbox) -> PathBuf {
+    sb.file(".bansuri/requests")
+}
+
+/// Start bansuri on [`TICKING`] and wait until its inbox is watched and the timer fires.
+fn start_ticking(sb: &Sandbox) -> Bansuri {
+    let b = sb.start(TICKING, &[]);
+    b.wait_log("the control socket", T, |l| l.contains("Control socket:"));
+    keeps_ticking(sb, &b, 2, "start-up");
+    b
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+/// SIGTERM stops bansuri (it is not stuck in a syscall).
+fn sigterm_stops(b: &mut Bansuri) {
+    b.signal(libc::SIGTERM);
+    if b.wait(T).is_none() {
+        panic!(
+            "SIGTERM did not stop bansuri; log tail:\n{}",
+            tail(&b.log())
+        );
+    }
+}
+
+/// Peak resident memory of a process, in KiB.
+fn vm_hwm_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `.req` name that flips between a regular file and a FIFO: the type seen by a check
+/// before the open is not the type opened. Opening the FIFO must not wait for a writer.
+#[test]
+fn fifo_swapped_in_for_a_request_file_does_not_stall_the_loop() {
+    let sb = Sandbox::new();
+    let mut b = start_ticking(&sb);
+    let dir = inbox(&sb);
+    let (reg, fifo, name) = (dir.join(".r.tmp"), dir.join(".f.tmp"), dir.join("r.req"));
+    let t0 = Instant::now();
+    let mut swaps: u64 = 0;
+    let mut seen = (ticks(&sb), Instant::now());
+    while t0.elapsed() < Duration::from_secs(5) {
+        std::fs::write(&reg, b"{}").expect("regular file");
+        mkfifo(&fifo);
+        let _ = std::fs::rename(&reg, &name);
+        // A varying pause (0-100 us) lands the swap between a check and an open now and
+        // then (an unpatched bansuri hangs within a few hundred swaps).
+        let pause = Duration::from_nanos(swaps.wrapping_mul(2_654_435_761) % 100_000);
+        let spin = Instant::now();
+        while spin.elapsed() < pause {
+            std::hint::spin_loop();
+        }
+        let _ = std::fs::rename(&fifo, &name);
+        swaps += 1;
+        if swaps % 100 == 0 {
+            let n = ticks(&sb);
+            if n != seen.0 {
+                seen = (n, Instant::now());
+            } else if seen.1.elapsed() > Duration::from_secs(5) {
+                break; // stalled: reported below
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&name);
+    let _ = std::fs::remove_file(&reg);
+    keeps_ticking(&sb, &b, 3, &format!("after {swaps} swaps"));
+    let log = b.log();
+    assert!(
+        log.contains("unread: a FIFO (only regular files are read)"),
+        "a FIFO is removed with a warning; log tail:\n{}",
+        tail(&log)
+    );
+    sigterm_stops(&mut b);
+}
+
+/// A 1 GiB sparse request file is refused from its size, without reading it: answered,
+/// removed, logged, and bansuri's memory does not grow.
+#[test]
+fn huge_sparse_request_file_is_refused_unread() {
+    let sb = Sandbox::new();
+    let mut b = start_ticking(&sb);
+    let hwm_before = vm_hwm_kib(b.pid());
+    let dir = inbox(&sb);
+    let tmp = dir.join(".big.tmp");
+    let f = std::fs::File::create(&tmp).expect("create");
+    f.set_len(1 << 30).expect("sparse 1 GiB");
+    drop(f);
+    std::fs::rename(&tmp, dir.join("big.req")).expect("rename");
+    let answer = wait_for(T, || std::fs::read_to_string(dir.join("big.resp")).ok())
+        .unwrap_or_else(|| panic!("no answer; log tail:\n{}", tail(&b.log())));
+    assert!(
+        answer.contains("1073741824 bytes, more than the 64 KiB a request may have"),
+        "{answer}"
+    );
+    assert!(!dir.join("big.req").exists(), "the file is removed");
+    b.wait_log("the refusal", T, |l| {
+        l.contains("Refused the request file big.req: the request file is 1073741824 bytes")
+    });
+    let hwm = vm_hwm_kib(b.pid());
+    assert!(
+        hwm < hwm_before + 32 * 1024,
+        "peak RSS grew from {hwm_before} KiB to {hwm} KiB"
+    );
+    keeps_ticking(&sb, &b, 2, "after the big file");
+    sigterm_stops(&mut b);
+}
+
+/// A symlink named `.req`, pointing at a valid shutdown request elsewhere, is not followed:
+/// removed with a warning, the target untouched, bansuri runs on.
+#[test]
+fn symlink_request_file_is_refused() {
+    let sb = Sandbox::new();
+    let mut b = start_ticking(&sb);
+    let target = sb.file("shutdown.json");
+    let req = format!(
+        r#"{{"id": "evil-1", "cmd": "shutdown", "sent_at": "{}"}}"#,
+        chrono::Utc::now().to_rfc3339()
+    );
+    std::fs::write(&target, &req).expect("target");
+    std::os::unix::fs::symlink(&target, inbox(&sb).join("evil-1.req")).expect("symlink");
+    b.wait_log("the refusal", T, |l| {
+        l.contains("evil-1.req unread: a symbolic link (only regular files are read)")
+    });
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), req);
+    assert!(!inbox(&sb).join("evil-1.resp").exists(), "not answered");
+    keeps_ticking(&sb, &b, 2, "after the symlink");
+    assert!(!b.log().contains("shutdown request"), "not carried out");
+    sigterm_stops(&mut b);
+}
