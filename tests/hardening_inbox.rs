@@ -176,3 +176,97 @@ fn symlink_request_file_is_refused() {
     assert!(!b.log().contains("shutdown request"), "not carried out");
     sigterm_stops(&mut b);
 }
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) in parentheses: utime is the 12th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // SAFETY: no arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(f.iter().sum::<u64>() * 1000 / hz)
+}
+
+fn set_nofile(pid: i32, soft: u64, hard: u64) {
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit on our own child, with a limit struct we own.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn nofile(pid: i32) -> (u64, u64) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reading into a struct we own.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    (old.rlim_cur, old.rlim_max)
+}
+
+/// Out of fds with a control connection pending: accept fails with EMFILE; bansuri must
+/// not spin on it (the listener leaves epoll for a while), and serves the connection once
+/// fds are available again.
+#[test]
+fn accept_out_of_fds_backs_off_instead_of_spinning() {
+    use std::io::{BufRead, Write};
+    let sb = Sandbox::new();
+    let b = sb.start(
+        r#"{"scripts": [{"name": "s", "command": "exec sleep 300"}]}"#,
+        &[],
+    );
+    b.wait_log("the control socket", T, |l| l.contains("Control socket:"));
+    let pid = b.pid();
+    let (soft, hard) = nofile(pid);
+    let open: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // A new fd takes the lowest free number: with the limit there, no fd is left for an
+    // accepted connection.
+    let lowest_free = (0..).find(|n| !open.contains(n)).expect("a free fd");
+    set_nofile(pid, lowest_free, hard);
+    let mut conn =
+        std::os::unix::net::UnixStream::connect(sb.file(".bansuri/control.sock")).expect("connect");
+    // A measurement window, not a wait for an event: 2 s of CPU time of bansuri.
+    let cpu0 = cpu_time(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let (used, took) = (cpu_time(pid) - cpu0, t0.elapsed());
+    assert!(
+        used < Duration::from_millis(500),
+        "bansuri used {used:?} of CPU in {took:?} with a connection it cannot accept"
+    );
+    let log = b.log();
+    assert_eq!(
+        log.matches("Cannot accept a control connection: Too many open files")
+            .count(),
+        1,
+        "said once; log tail:\n{}",
+        tail(&log)
+    );
+    // fds again: the pending connection is accepted and answered.
+    set_nofile(pid, soft, hard);
+    let req = format!(
+        "{{\"id\": \"c-1\", \"cmd\": \"status\", \"sent_at\": \"{}\"}}\n",
+        chrono::Utc::now().to_rfc3339()
+    );
+    conn.write_all(req.as_bytes()).expect("send");
+    conn.set_read_timeout(Some(T)).expect("timeout");
+    let mut line = String::new();
+    std::io::BufReader::new(&conn)
+        .read_line(&mut line)
+        .expect("an answer");
+    assert!(line.contains("\"ok\":true"), "{line}");
+}

@@ -42,6 +42,13 @@ const LOCAL_FS: [i64; 9] = [
     0x3153_464A, // jfs
 ];
 
+/// An accept error that concerns one connection only (it went away, a signal): go on.
+fn retry_accept(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Interrupted
+        || e.kind() == std::io::ErrorKind::ConnectionAborted
+        || e.raw_os_error() == Some(libc::EPROTO)
+}
+
 /// Is `dir` on a local file system (see [`LOCAL_FS`])?
 fn on_local_fs(dir: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -63,6 +70,11 @@ fn on_local_fs(dir: &std::path::Path) -> bool {
 /// (where inotify sees no file written on another node), so that this path is tested on
 /// a machine without a network file system. Not for users: it only costs wake-ups.
 const INBOX_POLL_ONLY_ENV: &str = "BANSURI_INBOX_POLL_ONLY";
+
+/// A listener whose accept fails for a reason that does not go away by itself (EMFILE,
+/// ENFILE: out of fds; ENOBUFS, ENOMEM) leaves the epoll set for this long: the pending
+/// connection keeps it readable, so the loop would otherwise wake at once, for ever.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A connection that sends no complete request within this is closed.
 const CONN_IDLE: Duration = Duration::from_secs(10);
@@ -232,19 +244,80 @@ impl Runtime {
             };
             match l.accept() {
                 Ok((s, _)) => {
+                    self.obs.accept_warned = false;
                     if s.set_nonblocking(true).is_ok() {
                         self.add_conn(Stream::Tcp(s), Kind::Http);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if retry_accept(&e) => continue,
+                Err(e) => return self.pause_accept(HTTP_TOKEN, &e),
             }
         }
     }
 
-    /// Earliest connection deadline and the next inbox poll.
+    /// Take listener `token` out of the epoll set for [`ACCEPT_BACKOFF`] after accept
+    /// failed with `e`; say so once until an accept works again.
+    fn pause_accept(&mut self, token: u64, e: &std::io::Error) {
+        let fd = match token {
+            LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
+            _ => self.obs.http.as_ref().map(|l| l.as_fd()),
+        };
+        if let Some(fd) = fd {
+            let _ = self.epoll.delete(fd);
+        }
+        let back = self.now().mono + ACCEPT_BACKOFF;
+        self.obs.accept_paused.push((token, back));
+        if !std::mem::replace(&mut self.obs.accept_warned, true) {
+            let what = if token == LISTENER_TOKEN {
+                "control"
+            } else {
+                "dashboard"
+            };
+            let msg = format!(
+                "Cannot accept a {what} connection: {e}; trying again every {} ms (too many open files: raise `ulimit -n`)",
+                ACCEPT_BACKOFF.as_millis()
+            );
+            self.master(Level::Warning, &msg);
+        }
+    }
+
+    /// Put paused listeners whose back-off is over back in the epoll set, and accept.
+    fn resume_accept(&mut self, now: Mono) {
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.obs.accept_paused)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.obs.accept_paused = wait;
+        for (token, _) in due {
+            let fd = match token {
+                LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
+                _ => self.obs.http.as_ref().map(|l| l.as_fd()),
+            };
+            let Some(fd) = fd else { continue };
+            if self
+                .epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .is_ok()
+            {
+                match token {
+                    LISTENER_TOKEN => self.accept_control(),
+                    _ => self.accept_http(),
+                }
+            }
+        }
+    }
+
+    /// Earliest connection deadline, the next inbox poll, the end of an accept back-off.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
-        let conns = self.obs.conns.iter().flatten().map(|s| s.deadline).min();
+        let paused = self.obs.accept_paused.iter().map(|(_, at)| *at);
+        let conns = self
+            .obs
+            .conns
+            .iter()
+            .flatten()
+            .map(|s| s.deadline)
+            .chain(paused)
+            .min();
         match (conns, self.obs.next_inbox) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -290,6 +363,9 @@ impl Runtime {
         for slot in late {
             self.close_conn(slot);
         }
+        if self.obs.accept_paused.iter().any(|(_, at)| *at <= now) {
+            self.resume_accept(now);
+        }
         if self.obs.next_inbox.is_some_and(|t| t <= now) {
             self.obs.next_inbox = Some(now + self.obs.inbox_poll);
             if let Some(code) = self.poll_inbox() {
@@ -310,9 +386,10 @@ impl Runtime {
             let stream = match l.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if retry_accept(&e) => continue,
+                Err(e) => return self.pause_accept(LISTENER_TOKEN, &e),
             };
+            self.obs.accept_warned = false;
             match server::peer_cred(stream.as_fd()) {
                 Ok((uid, _)) if server::allowed(uid) => {}
                 Ok((uid, pid)) => {
