@@ -270,3 +270,107 @@ fn accept_out_of_fds_backs_off_instead_of_spinning() {
         .expect("an answer");
     assert!(line.contains("\"ok\":true"), "{line}");
 }
+
+/// A TOML config of three long-running tasks (`extra` adds more text), polled every 100 ms.
+fn toml_config(extra: &str) -> String {
+    let mut t = String::from("check_interval = \"100ms\"\n");
+    for name in ["a", "b", "c"] {
+        t.push_str(&format!(
+            "\n[[scripts]]\nname = \"{name}\"\ncommand = \"echo {name} $$ >> {name}.pids; exec sleep 300\"\n"
+        ));
+    }
+    t.push_str(extra);
+    t
+}
+
+/// Start bansuri on `config.toml` holding `text`; wait until its three tasks run.
+fn start_toml(sb: &Sandbox, text: &str) -> Bansuri {
+    let cfg = sb.write("config.toml", text);
+    let log = sb.file("log.txt");
+    let child = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn bansuri");
+    let b = Bansuri {
+        child: Some(child),
+        log,
+    };
+    for name in ["a", "b", "c"] {
+        wait_for(T, || {
+            (!sb.read(&format!("{name}.pids")).is_empty()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{name} did not start; log:\n{}", b.log()));
+    }
+    b
+}
+
+/// A TOML config rewritten in place in two halves 0.4 s apart (a slow editor, a copy over
+/// NFS): the first half is a valid config with task `a` only. It must not be applied (that
+/// stopped `b` and `c`); the whole file is, once written.
+#[test]
+fn half_written_toml_config_is_not_applied() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let b = start_toml(&sb, &toml_config(""));
+    let full = toml_config("\n[[scripts]]\nname = \"d\"\ncommand = \"exec sleep 300\"\n");
+    let cut = full.find("\n[[scripts]]\nname = \"b\"").expect("b's table");
+    let mut f = std::fs::File::create(sb.file("config.toml")).expect("truncate");
+    f.write_all(&full.as_bytes()[..cut]).expect("first half");
+    f.sync_all().expect("sync");
+    // The writer pauses mid-file (this is the attack, not a wait for bansuri): longer than
+    // check_interval, so the half-written file is read.
+    std::thread::sleep(Duration::from_millis(400));
+    f.write_all(&full.as_bytes()[cut..]).expect("second half");
+    drop(f);
+    let log = b.wait_log("the reload of the whole file", T, |l| {
+        l.contains("Config reloaded:")
+    });
+    assert!(
+        log.contains("Config reloaded: 1 added (d), 0 removed, 0 changed, 3 kept"),
+        "only the whole file is applied; log:\n{log}"
+    );
+    assert!(!log.contains("removed (b"), "{log}");
+    for name in ["b", "c"] {
+        assert_eq!(
+            sb.read(&format!("{name}.pids")).lines().count(),
+            1,
+            "{name} was never stopped; log:\n{log}"
+        );
+    }
+}
+
+/// A config replaced by a rename is complete: applied at the next look, without waiting
+/// for `config_settle` (30 s here), even though it was written a moment ago.
+#[test]
+fn renamed_config_applies_without_settling() {
+    let sb = Sandbox::new();
+    let b = start_toml(
+        &sb,
+        &format!("config_settle = \"30s\"\n{}", toml_config("")),
+    );
+    let full = format!(
+        "config_settle = \"30s\"\n{}",
+        toml_config("\n[[scripts]]\nname = \"d\"\ncommand = \"exec sleep 300\"\n")
+    );
+    let tmp = sb.write("config.toml.new", &full);
+    let t0 = Instant::now();
+    std::fs::rename(&tmp, sb.file("config.toml")).expect("rename");
+    // Well before the 30 s settle time (a generous bound for a loaded machine).
+    let log = b.wait_log("the reload", Duration::from_secs(20), |l| {
+        l.contains("Config reloaded: 1 added (d), 0 removed, 0 changed, 3 kept")
+    });
+    assert!(t0.elapsed() < Duration::from_secs(20), "{log}");
+    // An in-place edit of the new file now waits the settle time: it is not applied yet
+    // when the polled look (every 100 ms) has surely seen it.
+    let edited = full.replace("name = \"d\"", "name = \"e\"");
+    std::fs::write(sb.file("config.toml"), &edited).expect("in place");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = b.log();
+    assert_eq!(log.matches("Config reloaded:").count(), 1, "{log}");
+}
