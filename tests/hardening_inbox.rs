@@ -166,7 +166,11 @@ fn symlink_request_file_is_refused() {
         chrono::Utc::now().to_rfc3339()
     );
     std::fs::write(&target, &req).expect("target");
-    std::os::unix::fs::symlink(&target, inbox(&sb).join("evil-1.req")).expect("symlink");
+    // Made under a temporary name and renamed in, so that inotify reports it at once (a
+    // symlink created in place is found by the 30 s safety read of the inbox).
+    let tmp = inbox(&sb).join(".evil.tmp");
+    std::os::unix::fs::symlink(&target, &tmp).expect("symlink");
+    std::fs::rename(&tmp, inbox(&sb).join("evil-1.req")).expect("rename");
     b.wait_log("the refusal", T, |l| {
         l.contains("evil-1.req unread: a symbolic link (only regular files are read)")
     });
