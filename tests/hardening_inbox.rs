@@ -378,3 +378,29 @@ fn renamed_config_applies_without_settling() {
     let log = b.log();
     assert_eq!(log.matches("Config reloaded:").count(), 1, "{log}");
 }
+
+/// SIGHUP reads the file at once but applies the settle rule: a file written in place a
+/// moment ago is applied once `config_settle` (2 s here) has passed since the write.
+#[test]
+fn sighup_right_after_an_in_place_write_waits_for_it_to_settle() {
+    let sb = Sandbox::new();
+    let head = "config_settle = \"2s\"\n";
+    let b = start_toml(&sb, &format!("{head}{}", toml_config("")));
+    let full = format!(
+        "{head}{}",
+        toml_config("\n[[scripts]]\nname = \"d\"\ncommand = \"exec sleep 300\"\n")
+    );
+    let written = Instant::now();
+    std::fs::write(sb.file("config.toml"), &full).expect("in place");
+    b.signal(libc::SIGHUP);
+    b.wait_log("the reload", T, |l| {
+        l.contains("Config reloaded: 1 added (d), 0 removed, 0 changed, 3 kept")
+    });
+    // A lower bound only: a loaded machine makes it later, never earlier.
+    let took = written.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "applied {took:?} after the write, before the 2 s settle time; log:\n{}",
+        b.log()
+    );
+}
