@@ -309,19 +309,9 @@ impl Runtime {
 
     /// Earliest connection deadline, the next inbox poll, the end of an accept back-off.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
+        let conns = self.obs.conns.iter().flatten().map(|s| s.deadline);
         let paused = self.obs.accept_paused.iter().map(|(_, at)| *at);
-        let conns = self
-            .obs
-            .conns
-            .iter()
-            .flatten()
-            .map(|s| s.deadline)
-            .chain(paused)
-            .min();
-        match (conns, self.obs.next_inbox) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        conns.chain(paused).chain(self.obs.next_inbox).min()
     }
 
     /// A listener or connection is ready.
