@@ -404,3 +404,29 @@ fn sighup_right_after_an_in_place_write_waits_for_it_to_settle() {
         b.log()
     );
 }
+
+/// A request file of another user is refused from its owner alone, before it is read: the
+/// answer is the refusal even when the file is garbage (it was the parse error).
+#[test]
+fn request_file_of_another_user_is_refused_unread() {
+    if !root_or_skip("a request file owned by another user") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut b = start_ticking(&sb);
+    let dir = inbox(&sb);
+    let tmp = dir.join(".other.tmp");
+    std::fs::write(&tmp, b"not json at all").expect("write");
+    std::os::unix::fs::chown(&tmp, Some(65534), Some(65534)).expect("chown");
+    std::fs::rename(&tmp, dir.join("other-1.req")).expect("rename");
+    let answer = wait_for(T, || std::fs::read_to_string(dir.join("other-1.resp")).ok())
+        .unwrap_or_else(|| panic!("no answer; log tail:\n{}", tail(&b.log())));
+    assert!(
+        answer.contains("refused: this bansuri belongs to uid 0, the request file to uid 65534"),
+        "{answer}"
+    );
+    b.wait_log("the refusal", T, |l| {
+        l.contains("Refused a request file owned by uid 65534")
+    });
+    sigterm_stops(&mut b);
+}
