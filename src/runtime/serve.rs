@@ -259,11 +259,7 @@ impl Runtime {
     /// Take listener `token` out of the epoll set for [`ACCEPT_BACKOFF`] after accept
     /// failed with `e`; say so once until an accept works again.
     fn pause_accept(&mut self, token: u64, e: &std::io::Error) {
-        let fd = match token {
-            LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
-            _ => self.obs.http.as_ref().map(|l| l.as_fd()),
-        };
-        if let Some(fd) = fd {
+        if let Some(fd) = self.listener_fd(token) {
             let _ = self.epoll.delete(fd);
         }
         let back = self.now().mono + ACCEPT_BACKOFF;
@@ -274,11 +270,25 @@ impl Runtime {
             } else {
                 "dashboard"
             };
+            let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
             let msg = format!(
-                "Cannot accept a {what} connection: {e}; trying again every {} ms (too many open files: raise `ulimit -n`)",
-                ACCEPT_BACKOFF.as_millis()
+                "Cannot accept a {what} connection: {e}; trying again every {} ms{}",
+                ACCEPT_BACKOFF.as_millis(),
+                if out_of_fds {
+                    " (raise `ulimit -n`)"
+                } else {
+                    ""
+                }
             );
             self.master(Level::Warning, &msg);
+        }
+    }
+
+    /// The fd of listener `token` (control or dashboard), if it listens.
+    fn listener_fd(&self, token: u64) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match token {
+            LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
+            _ => self.obs.http.as_ref().map(|l| l.as_fd()),
         }
     }
 
@@ -289,11 +299,9 @@ impl Runtime {
             .partition(|(_, at)| *at <= now);
         self.obs.accept_paused = wait;
         for (token, _) in due {
-            let fd = match token {
-                LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
-                _ => self.obs.http.as_ref().map(|l| l.as_fd()),
+            let Some(fd) = self.listener_fd(token) else {
+                continue;
             };
-            let Some(fd) = fd else { continue };
             if self
                 .epoll
                 .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
