@@ -28,6 +28,7 @@ mod progress;
 
 mod observe;
 mod serve;
+mod settle;
 mod web;
 
 use std::collections::HashMap;
@@ -134,15 +135,19 @@ impl Overrides {
     }
 }
 
-/// After a change of the config file is seen, it is read again this much later and used
-/// only if it has not changed meanwhile: an editor or a copy that writes the file in
-/// several steps is not caught half-way.
-const SETTLE: Duration = Duration::from_millis(30);
-/// A file that keeps changing is parsed anyway after this many settle rounds (a parse
-/// failure then just keeps the config in effect).
-const MAX_SETTLE_ROUNDS: u32 = 20;
 /// While the file on disk is invalid, a reminder is logged at most this often.
 const INVALID_REMINDER: Duration = Duration::from_secs(600);
+
+/// The config file's bytes and what [`settle`] needs to know of it, from one open file.
+fn read_config(path: &std::path::Path) -> io::Result<(Vec<u8>, settle::Look)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut f, &mut bytes)?;
+    // After the read: a write that went into the bytes read shows in these times.
+    let meta = f.metadata()?;
+    let look = settle::Look::of(&meta, &bytes);
+    Ok((bytes, look))
+}
 
 /// Errors that stop bansuri before or while running (exit code 1).
 #[derive(Debug)]
@@ -277,19 +282,14 @@ struct ConfigWatch {
     log_rotation: (u64, u32),
     check_interval: Duration,
     next_check: Mono,
-    /// A changed content waiting to settle: re-read at `at`, use it if still the same.
-    settling: Option<Settling>,
+    /// A changed file waiting for its writer to be done ([`settle`]): look again then.
+    settling: Option<Mono>,
+    /// The change waiting was asked for by SIGHUP or `reload`: apply it even if the
+    /// content equals the config in effect (environment-files may have changed).
+    forced: bool,
+    settle: settle::Settle,
     /// The file on disk is not in effect: why, since when, and which content was reported.
     invalid: Option<Invalid>,
-}
-
-struct Settling {
-    at: Mono,
-    bytes: Vec<u8>,
-    rounds: u32,
-    /// SIGHUP: apply even if the content equals the config in effect (environment-files
-    /// may have changed).
-    forced: bool,
 }
 
 struct Invalid {
@@ -440,6 +440,14 @@ impl Runtime {
                 check_interval: spec.globals.check_interval,
                 next_check: Mono::ZERO + spec.globals.check_interval,
                 settling: None,
+                forced: false,
+                settle: settle::Settle::new(
+                    spec.globals.config_settle,
+                    std::fs::metadata(&spec.source).ok().map(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        (m.dev(), m.ino())
+                    }),
+                ),
                 invalid: None,
             },
             notifying: notifying::Notifying::new(registry.clone(), &spec.globals, config_dir),
@@ -978,68 +986,57 @@ impl Runtime {
         if !self.watch.enabled {
             return None;
         }
-        Some(match &self.watch.settling {
-            Some(s) => s.at,
-            None => self.watch.next_check,
-        })
+        Some(self.watch.settling.unwrap_or(self.watch.next_check))
     }
 
-    /// Look at the config file: at each check_interval, after a settle delay, or at once
-    /// (`forced`, SIGHUP). Changes are detected by content, never by mtime alone.
+    /// Look at the config file: at each check_interval, when a change waiting to settle
+    /// is due, or at once (`forced`: SIGHUP, `reload`). Changes are detected by content,
+    /// never by mtime alone; a changed file is applied when [`settle`] says its writer is
+    /// done (replaced by a rename, or not modified for `config_settle`).
     fn check_config(&mut self, forced: bool) -> Option<i32> {
         let now = self.now();
-        let read = std::fs::read(&self.watch.path);
-        let bytes = match read {
-            Ok(b) => b,
+        let forced = forced || self.watch.forced;
+        self.watch.next_check = now.mono + self.watch.check_interval;
+        let (bytes, look) = match read_config(&self.watch.path) {
+            Ok(read) => read,
             Err(e) => {
                 self.watch.settling = None;
-                self.watch.next_check = now.mono + self.watch.check_interval;
+                self.watch.forced = false;
+                self.watch.settle.reset();
                 let reason = format!("cannot read it: {e}");
                 self.config_invalid(None, reason, &[]);
                 return None;
             }
         };
-        let forced = forced || self.watch.settling.as_ref().is_some_and(|s| s.forced);
-        match self.watch.settling.take() {
-            // Not seen before (or forced): wait for it to settle.
-            None => {
-                if bytes == self.watch.applied && !forced {
-                    self.watch.next_check = now.mono + self.watch.check_interval;
-                    // One line per check, at DEBUG only: a running bansuri re-reads its
-                    // config every check_interval, and -v shows that it does.
-                    let msg = format!(
-                        "Config file re-read: unchanged (next check in {})",
-                        crate::core::fmt_dur(self.watch.check_interval)
-                    );
-                    self.master(Level::Debug, &msg);
-                    if self.watch.invalid.take().is_some() {
-                        self.master(
-                            Level::Info,
-                            "The config file on disk is the config in effect again",
-                        );
-                        self.obs.mark_dirty();
-                    }
-                    return None;
-                }
-                self.watch.settling = Some(Settling {
-                    at: now.mono + SETTLE,
-                    bytes,
-                    rounds: 1,
-                    forced,
-                });
+        if bytes == self.watch.applied && !forced {
+            self.watch.settling = None;
+            self.watch.settle.unchanged(&look);
+            // One line per check, at DEBUG only: a running bansuri re-reads its config
+            // every check_interval, and -v shows that it does.
+            let msg = format!(
+                "Config file re-read: unchanged (next check in {})",
+                crate::core::fmt_dur(self.watch.check_interval)
+            );
+            self.master(Level::Debug, &msg);
+            if self.watch.invalid.take().is_some() {
+                self.master(
+                    Level::Info,
+                    "The config file on disk is the config in effect again",
+                );
+                self.obs.mark_dirty();
+            }
+            return None;
+        }
+        let wall_ns = i128::from(now.wall.timestamp_nanos_opt().unwrap_or(i64::MAX));
+        match self.watch.settle.changed(look, now.mono, wall_ns) {
+            settle::Verdict::WaitUntil(at) => {
+                self.watch.settling = Some(at);
+                self.watch.forced = forced;
                 None
             }
-            Some(s) if s.bytes != bytes && s.rounds < MAX_SETTLE_ROUNDS => {
-                self.watch.settling = Some(Settling {
-                    at: now.mono + SETTLE,
-                    bytes,
-                    rounds: s.rounds + 1,
-                    forced,
-                });
-                None
-            }
-            Some(_) => {
-                self.watch.next_check = now.mono + self.watch.check_interval;
+            settle::Verdict::Apply => {
+                self.watch.settling = None;
+                self.watch.forced = false;
                 self.apply_config(bytes)
             }
         }
@@ -1107,6 +1104,7 @@ impl Runtime {
             self.watch.check_interval = g.check_interval;
             self.watch.next_check = self.now().mono + g.check_interval;
         }
+        self.watch.settle.settle = g.config_settle;
         self.log.set_format(g.log_format);
         self.notifying.set_globals(g);
         let rotation = (g.log_max_bytes, g.log_backups);

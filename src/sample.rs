@@ -536,7 +536,10 @@ mod tests {
         assert_eq!((st.pgrp, st.top), (pid, pid));
         assert!(st.start_ticks > 0);
         assert_eq!(asked.get(&pid).map(|g| g.procs), Some(1));
-        assert!(!s.strays().iter().any(|x| x.pid == pid), "asked about: no stray");
+        assert!(
+            !s.strays().iter().any(|x| x.pid == pid),
+            "asked about: no stray"
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct Globals {
     /// Under SLURM, begin the graceful shutdown this long before the job's end time;
     /// zero = off.
     pub stop_before_end: Duration,
+    /// Hot reload: a file changed in place is used once unchanged this long. Default 1 s.
+    pub config_settle: Duration,
 }
 
 impl Default for Globals {
@@ -78,6 +80,7 @@ impl Default for Globals {
             dashboard: None,
             dashboard_hosts: Vec::new(),
             stop_before_end: Duration::ZERO,
+            config_settle: Duration::from_secs(1),
         }
     }
 }

@@ -396,13 +396,15 @@ fn control_round_trip(
             >= 2
     );
 
-    sb.write(
-        "config.json",
+    // Replaced by a rename: applied at once (an in-place write would settle for 1 s).
+    let tmp = sb.write(
+        "config.json.new",
         &CONTROL_CFG.replace(
             "\n]}",
             ",\n    {\"name\": \"new\", \"command\": \"echo new\"}\n]}",
         ),
     );
+    std::fs::rename(tmp, &cfg).expect("rename the new config");
     let (code, out, err) = client(&cfg, &["reload"], env);
     assert_eq!(code, 0, "{err}");
     assert_eq!(

@@ -97,7 +97,7 @@ fn api_status_is_the_state_document_and_a_slow_client_blocks_nobody() {
 
 /// The dashboard's URL, once the state file of `b` (in `sb`) has it.
 fn dashboard_url(sb: &Sandbox, b: &Bansuri) -> String {
-    let path = sb.file(".bansuri/state.json");
+    let path = sb.file(".bansuri/config.json/state.json");
     wait_for(T, || StateDoc::read(&path).ok()?.control.dashboard)
         .unwrap_or_else(|| panic!("no dashboard URL in the state file; log:\n{}", b.log()))
 }

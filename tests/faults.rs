@@ -287,7 +287,7 @@ fn a_process_escaping_while_its_main_process_lives_is_reported_and_stopped_with_
     let pid = escaped_pid(&sb, &b);
     wait_reported(&b, pid);
     assert!(alive(pid), "reported, not ended, while its run lasts");
-    let state = sb.file(".bansuri/state.json");
+    let state = sb.file(".bansuri/config.json/state.json");
     wait_for(T, || {
         let doc = bansuri::control::state::StateDoc::read(&state).ok()?;
         let t = doc.tasks.iter().find(|t| t.name == "holder")?;
@@ -355,7 +355,7 @@ fn an_escapee_left_by_a_killed_bansuri_and_guardian_is_ended_by_the_next_start()
     let mut b = sb.start(HOLDER, &[]);
     let pid = escaped_pid(&sb, &b);
     wait_reported(&b, pid);
-    let state = sb.file(".bansuri/state.json");
+    let state = sb.file(".bansuri/config.json/state.json");
     wait_for(T, || {
         let doc = bansuri::control::state::StateDoc::read(&state).ok()?;
         let t = doc.tasks.iter().find(|t| t.name == "holder")?;

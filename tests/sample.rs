@@ -227,7 +227,7 @@ fn status_shows_live_figures_and_the_age_of_old_samples() {
         {"name": "mem", "command": "while [ ! -e go ]; do sleep 0.05; done; exec python3 -c \"import time\nx = bytearray(200 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('ready', flush=True)\ntime.sleep(300)\""}
     ]}"#;
     let b = sb.start(cfg, &[]);
-    let state_file = sb.file(".bansuri/state.json");
+    let state_file = sb.file(".bansuri/config.json/state.json");
     let written = |d: &StateDoc| d.written_at;
     // Right after a write of the state file (its heartbeat), the task takes 200 MB.
     let first = wait_for(T, || {
@@ -311,7 +311,7 @@ fn shared_pages_of_many_forked_processes_are_not_counted_once_per_process() {
         output_lines(l, "many").contains(&"started") && output_lines(l, "few").contains(&"started")
     });
     let since = chrono::Utc::now();
-    let sock = sb.file(".bansuri/control.sock");
+    let sock = sb.file(".bansuri/config.json/control.sock");
     // A sample taken after every sleep was forked.
     let d = wait_for(T, || {
         let d = fresh_state(&sock);

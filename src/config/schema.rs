@@ -186,6 +186,11 @@ fn global_entries() -> Vec<Entry> {
             duration(),
             "Under SLURM: begin the graceful shutdown this long before the job's end time (0, the default: off).",
         ),
+        entry(
+            "config_settle",
+            duration(),
+            "Hot reload: a config file changed in place is applied once it has stayed unchanged this long (default 1s, at most 60s); a file replaced by a rename is applied at once.",
+        ),
     ]
 }
 

@@ -1437,3 +1437,22 @@ fn stop_before_end_values() {
     let e = err1(r#"{"stop_before_end": "soon", "scripts": []}"#);
     assert_has(&e, "invalid `stop_before_end`: `soon` is not a duration");
 }
+
+#[test]
+fn config_settle_defaults_to_a_second_and_is_bounded() {
+    assert_eq!(
+        ok(r#"{"scripts": []}"#).globals.config_settle,
+        Duration::from_secs(1)
+    );
+    let s = ok(r#"{"config-settle": "250ms", "scripts": []}"#);
+    assert_eq!(s.globals.config_settle, Duration::from_millis(250));
+    assert_eq!(
+        ok(r#"{"config_settle": 0, "scripts": []}"#)
+            .globals
+            .config_settle,
+        Duration::ZERO
+    );
+    let e = err1(r#"{"config_settle": "2m", "scripts": []}"#);
+    assert_has(&e, "config_settle");
+    assert_has(&e, "`2m` is longer than the 60s allowed");
+}

@@ -56,6 +56,7 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("dashboard", &[]),
     field("dashboard_hosts", &["dashboard-hosts"]),
     field("stop_before_end", &["stop-before-end"]),
+    field("config_settle", &["config-settle"]),
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -270,6 +271,9 @@ fn seconds(secs: f64, shown: &str) -> Result<Duration, Problem> {
     Duration::try_from_secs_f64(secs)
         .map_err(|_| Problem::new(format!("`{shown}` is too long a duration")))
 }
+
+/// Longest `config_settle`: a reload should not wait longer for an edit to end.
+const MAX_CONFIG_SETTLE: Duration = Duration::from_secs(60);
 
 /// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax.
 fn duration(node: &Node) -> Result<Duration, Problem> {
@@ -940,6 +944,20 @@ impl<'a> Validator<'a> {
         let stop_before_end = self
             .take(None, f.get("stop_before_end"), duration)
             .unwrap_or(d.stop_before_end);
+        let config_settle = self
+            .take(None, f.get("config_settle"), |n| {
+                let v = duration(n)?;
+                if v > MAX_CONFIG_SETTLE {
+                    return Err(Problem::new(format!(
+                        "`{}` is longer than the {}s allowed",
+                        humantime::format_duration(v),
+                        MAX_CONFIG_SETTLE.as_secs()
+                    ))
+                    .help("a second or two is enough for any editor or copy"));
+                }
+                Ok(v)
+            })
+            .unwrap_or(d.config_settle);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -955,6 +973,7 @@ impl<'a> Validator<'a> {
             dashboard,
             dashboard_hosts,
             stop_before_end,
+            config_settle,
         }
     }
 

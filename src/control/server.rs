@@ -226,14 +226,114 @@ pub struct Incoming {
     pub id: String,
     /// The request, or why it cannot be read.
     pub request: Result<Request, String>,
-    /// Owner of the file.
+    /// Owner of the file. A file of a uid that may not control us is not read at all.
     pub uid: u32,
 }
 
-/// Read and remove the request files in the inbox (`*.req`), oldest name first.
-pub fn take_requests(paths: &Paths) -> Vec<Incoming> {
+/// A `.req` name in the inbox that was removed unread: not a regular file (a symlink, a
+/// FIFO, a device: reading one could follow it elsewhere or block the loop).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file's name in the inbox.
+    pub name: String,
+    /// Why, for the job log.
+    pub why: String,
+}
+
+/// What one read of the inbox found.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// Request files to answer, oldest name first.
+    pub requests: Vec<Incoming>,
+    /// Files removed without an answer.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The file type in an `st_mode`, in words.
+fn kind_of(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR | libc::S_IFBLK => "a device",
+        _ => "not a regular file",
+    }
+}
+
+/// What reading one request file gave.
+#[derive(Debug)]
+enum FileRead {
+    /// Its text (the owner may control us).
+    Text(String),
+    /// Not carried out, for this reason (answered).
+    Refused(String),
+    /// Removed unanswered, for this reason (a symlink, a FIFO, gone meanwhile).
+    Skip(String),
+}
+
+/// Open a request file without following a symlink and without blocking (a FIFO opens at
+/// once instead of waiting for a writer), then check on the open fd (no race with a swap
+/// of the name) that it is a regular file, whose owner may control us, of at most
+/// [`MAX_REQUEST`] bytes, and read it. Also returns the owner (`u32::MAX`: unknown).
+fn read_request_file(path: &Path) -> (u32, FileRead) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return (u32::MAX, FileRead::Skip("a symbolic link".into()))
+        }
+        // Gone meanwhile (its client gave up and removed it): nothing to say.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return (u32::MAX, FileRead::Skip(String::new()))
+        }
+        Err(e) => return (u32::MAX, FileRead::Skip(format!("cannot open it: {e}"))),
+    };
+    let meta = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => return (u32::MAX, FileRead::Skip(format!("cannot stat it: {e}"))),
+    };
+    let uid = meta.uid();
+    if !meta.file_type().is_file() {
+        return (uid, FileRead::Skip(kind_of(meta.mode()).into()));
+    }
+    if !allowed(uid) {
+        // Not read: the refusal is decided by the owner alone.
+        return (uid, FileRead::Refused(String::new()));
+    }
+    let limit = MAX_REQUEST as u64;
+    let too_big = |n: u64| {
+        FileRead::Refused(format!(
+            "the request file is {n} bytes, more than the {} KiB a request may have: not read",
+            MAX_REQUEST / 1024
+        ))
+    };
+    if meta.len() > limit {
+        return (uid, too_big(meta.len()));
+    }
+    // Bounded even if the file grows after the fstat; a regular file's read does not wait.
+    let mut text = String::new();
+    let read = f.take(limit + 1).read_to_string(&mut text);
+    (
+        uid,
+        match read {
+            Ok(n) if n as u64 > limit => too_big(n as u64),
+            Ok(_) => FileRead::Text(text),
+            Err(e) => FileRead::Refused(format!("cannot read the request file: {e}")),
+        },
+    )
+}
+
+/// Read and remove the request files in the inbox (`*.req`), oldest name first. Never
+/// blocks on a file and reads at most [`MAX_REQUEST`] bytes of each.
+pub fn take_requests(paths: &Paths) -> Inbox {
+    let mut out = Inbox::default();
     let Ok(rd) = std::fs::read_dir(&paths.requests) else {
-        return Vec::new();
+        return out;
     };
     let mut names: Vec<String> = rd
         .flatten()
@@ -241,29 +341,24 @@ pub fn take_requests(paths: &Paths) -> Vec<Incoming> {
         .filter(|n| n.ends_with(".req") && !n.starts_with('.'))
         .collect();
     names.sort();
-    let mut out = Vec::new();
     for name in names {
         let id = name.trim_end_matches(".req").to_owned();
         let path = paths.requests.join(&name);
-        let uid = match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_file() => m.uid(),
-            _ => {
-                // Not a regular file (a symlink planted there): not ours to follow.
-                let _ = std::fs::remove_file(&path);
+        let (uid, read) = read_request_file(&path);
+        let _ = std::fs::remove_file(&path);
+        let request = match read {
+            FileRead::Skip(why) => {
+                if !why.is_empty() {
+                    out.skipped.push(Skipped { name, why });
+                }
                 continue;
             }
-        };
-        let text = std::fs::read_to_string(&path);
-        let _ = std::fs::remove_file(&path);
-        if !valid_request_id(&id) {
-            continue;
-        }
-        let request = match text {
-            Ok(t) => serde_json::from_str::<Request>(&t)
+            _ if !valid_request_id(&id) => continue,
+            FileRead::Text(t) => serde_json::from_str::<Request>(&t)
                 .map_err(|e| format!("the request file is not a valid request ({e})")),
-            Err(e) => Err(format!("cannot read the request file: {e}")),
+            FileRead::Refused(why) => Err(why),
         };
-        out.push(Incoming { id, request, uid });
+        out.requests.push(Incoming { id, request, uid });
     }
     out
 }
@@ -306,7 +401,7 @@ mod tests {
         .expect("write");
         std::fs::write(paths.requests.join("junk.req"), b"{not json").expect("write");
         std::fs::write(paths.requests.join(".partial.tmp"), b"x").expect("write");
-        let got = take_requests(&paths);
+        let got = take_requests(&paths).requests;
         assert_eq!(got.len(), 2, "{got:?}");
         let ours = got.iter().find(|i| i.id == id).expect("ours");
         assert_eq!(ours.request.as_ref().expect("parses"), &req);
@@ -317,7 +412,10 @@ mod tests {
             .as_ref()
             .unwrap_err()
             .contains("not a valid request"));
-        assert!(take_requests(&paths).is_empty(), "taken means removed");
+        assert!(
+            take_requests(&paths).requests.is_empty(),
+            "taken means removed"
+        );
         assert!(
             paths.requests.join(".partial.tmp").exists(),
             "temporary files are left alone"
@@ -335,6 +433,54 @@ mod tests {
         .expect("json");
         assert_eq!(back, resp);
         assert!(answer_file(&paths, "../x", &resp).is_err());
+    }
+
+    /// Symlinks, FIFOs and oversized files are not read (nor followed, nor waited on);
+    /// each is removed, and the oversized one is answered.
+    #[test]
+    fn inbox_refuses_symlinks_fifos_and_big_files_without_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths::new(dir.path());
+        std::fs::create_dir_all(&paths.requests).expect("mkdir");
+        let target = dir.path().join("secret");
+        std::fs::write(&target, b"{}").expect("write");
+        std::os::unix::fs::symlink(&target, paths.requests.join("link.req")).expect("symlink");
+        let fifo = std::ffi::CString::new(
+            paths
+                .requests
+                .join("fifo.req")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let big = std::fs::File::create(paths.requests.join("big.req")).expect("create");
+        big.set_len(1 << 40).expect("a sparse 1 TiB file");
+        drop(big);
+        let t0 = std::time::Instant::now();
+        let got = take_requests(&paths);
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "no waiting"
+        );
+        let skipped: Vec<(&str, &str)> = got
+            .skipped
+            .iter()
+            .map(|s| (s.name.as_str(), s.why.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [("fifo.req", "a FIFO"), ("link.req", "a symbolic link")]
+        );
+        assert_eq!(got.requests.len(), 1, "{got:?}");
+        let e = got.requests[0].request.as_ref().expect_err("too big");
+        assert!(
+            e.contains("1099511627776 bytes, more than the 64 KiB"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(&paths.requests).expect("ls").count(), 0);
+        assert!(target.exists(), "the link's target is left alone");
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub(super) struct Observer {
     /// The dashboard's thread.
     pub(super) web: Option<super::web::Web>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
+    /// Listeners out of the epoll set after a failed accept (out of fds): token, back at.
+    pub(super) accept_paused: Vec<(u64, Mono)>,
+    /// A failed accept was logged; not again until one succeeds.
+    pub(super) accept_warned: bool,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
     pub(super) next_inbox: Option<Mono>,
@@ -166,6 +170,8 @@ impl Observer {
             listener: None,
             web: None,
             conns: Vec::new(),
+            accept_paused: Vec::new(),
+            accept_warned: false,
             last_conn: None,
             next_inbox: None,
             inbox_poll: crate::control::INBOX_POLL,

@@ -42,6 +42,13 @@ const LOCAL_FS: [i64; 9] = [
     0x3153_464A, // jfs
 ];
 
+/// An accept error that concerns one connection only (it went away, a signal): go on.
+fn retry_accept(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Interrupted
+        || e.kind() == std::io::ErrorKind::ConnectionAborted
+        || e.raw_os_error() == Some(libc::EPROTO)
+}
+
 /// Is `dir` on a local file system (see [`LOCAL_FS`])?
 fn on_local_fs(dir: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -63,6 +70,11 @@ fn on_local_fs(dir: &std::path::Path) -> bool {
 /// (where inotify sees no file written on another node), so that this path is tested on
 /// a machine without a network file system. Not for users: it only costs wake-ups.
 const INBOX_POLL_ONLY_ENV: &str = "BANSURI_INBOX_POLL_ONLY";
+
+/// A listener whose accept fails for a reason that does not go away by itself (EMFILE,
+/// ENFILE: out of fds; ENOBUFS, ENOMEM) leaves the epoll set for this long: the pending
+/// connection keeps it readable, so the loop would otherwise wake at once, for ever.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A connection that sends no complete request within this is closed.
 const CONN_IDLE: Duration = Duration::from_secs(10);
@@ -239,17 +251,72 @@ impl Runtime {
         }
     }
 
-    /// Earliest connection deadline and the next inbox poll.
+    /// Earliest connection deadline, paused listener, dashboard snapshot and inbox poll.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
-        let conns = self.obs.conns.iter().flatten().map(|s| s.deadline).min();
+        let conns = self.obs.conns.iter().flatten().map(|s| s.deadline);
+        let paused = self.obs.accept_paused.iter().map(|(_, at)| *at);
         let web = self.obs.web.as_ref().and_then(|w| w.pending);
-        let conns = match (conns, web) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match (conns, self.obs.next_inbox) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        conns
+            .chain(paused)
+            .chain(web)
+            .chain(self.obs.next_inbox)
+            .min()
+    }
+
+    /// Take listener `token` out of the epoll set for [`ACCEPT_BACKOFF`] after accept
+    /// failed with `e`; say so once until an accept works again.
+    fn pause_accept(&mut self, token: u64, e: &std::io::Error) {
+        if let Some(fd) = self.listener_fd(token) {
+            let _ = self.epoll.delete(fd);
+        }
+        let back = self.now().mono + ACCEPT_BACKOFF;
+        self.obs.accept_paused.push((token, back));
+        if !std::mem::replace(&mut self.obs.accept_warned, true) {
+            let what = if token == LISTENER_TOKEN {
+                "control"
+            } else {
+                "dashboard"
+            };
+            let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+            let msg = format!(
+                "Cannot accept a {what} connection: {e}; trying again every {} ms{}",
+                ACCEPT_BACKOFF.as_millis(),
+                if out_of_fds {
+                    " (raise `ulimit -n`)"
+                } else {
+                    ""
+                }
+            );
+            self.master(Level::Warning, &msg);
+        }
+    }
+
+    /// The fd of listener `token`, if it listens (the control socket: the dashboard's
+    /// listener is its own thread's, which backs off by itself).
+    fn listener_fd(&self, token: u64) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match token {
+            LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
+            _ => None,
+        }
+    }
+
+    /// Put paused listeners whose back-off is over back in the epoll set, and accept.
+    fn resume_accept(&mut self, now: Mono) {
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.obs.accept_paused)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.obs.accept_paused = wait;
+        for (token, _) in due {
+            let Some(fd) = self.listener_fd(token) else {
+                continue;
+            };
+            if self
+                .epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .is_ok()
+            {
+                self.accept_control();
+            }
         }
     }
 
@@ -304,6 +371,9 @@ impl Runtime {
         {
             self.dashboard_publish();
         }
+        if self.obs.accept_paused.iter().any(|(_, at)| *at <= now) {
+            self.resume_accept(now);
+        }
         if self.obs.next_inbox.is_some_and(|t| t <= now) {
             self.obs.next_inbox = Some(now + self.obs.inbox_poll);
             if let Some(code) = self.poll_inbox() {
@@ -324,9 +394,10 @@ impl Runtime {
             let stream = match l.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if retry_accept(&e) => continue,
+                Err(e) => return self.pause_accept(LISTENER_TOKEN, &e),
             };
+            self.obs.accept_warned = false;
             match server::peer_cred(stream.as_fd()) {
                 Ok((uid, _)) if server::allowed(uid) => {}
                 Ok((uid, pid)) => {
@@ -495,9 +566,17 @@ impl Runtime {
 
     /// Read the request files in the inbox and answer each.
     fn poll_inbox(&mut self) -> Option<i32> {
-        let incoming = server::take_requests(&self.obs.paths);
+        let inbox = server::take_requests(&self.obs.paths);
+        for skip in &inbox.skipped {
+            let msg = format!(
+                "Removed the request file {} unread: {} (only regular files are read)",
+                self.obs.paths.requests.join(&skip.name).display(),
+                skip.why
+            );
+            self.master(Level::Warning, &msg);
+        }
         let mut exit = None;
-        for inc in incoming {
+        for inc in inbox.requests {
             let refuse = |msg: String| Response {
                 id: inc.id.clone(),
                 ok: false,
@@ -505,8 +584,8 @@ impl Runtime {
                 state: None,
             };
             let resp = match &inc.request {
-                Err(e) => Some(refuse(e.clone())),
-                Ok(_) if !server::allowed(inc.uid) => {
+                // Checked first: a foreign file is not even read.
+                _ if !server::allowed(inc.uid) => {
                     let msg = format!(
                         "Refused a request file owned by uid {}: only uid {} (or root) may control this bansuri",
                         inc.uid,
@@ -518,6 +597,11 @@ impl Runtime {
                         server::euid(),
                         inc.uid
                     )))
+                }
+                Err(e) => {
+                    let msg = format!("Refused the request file {}.req: {e}", inc.id);
+                    self.master(Level::Warning, &msg);
+                    Some(refuse(e.clone()))
                 }
                 Ok(req) if exit.is_some() => Some(refuse(format!(
                     "not carried out: bansuri is exiting ({})",
