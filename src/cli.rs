@@ -170,18 +170,10 @@ enum FormatArg {
     Json,
 }
 
-/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`.
+/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
+/// at most 100 years (the config's parser and bounds: one for both).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("`{s}` is not a valid duration (negative)"));
-    }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("`{s}` is not a valid duration ({e}); examples: 30, 30s, 5m, 1h30m, 250ms")
-    })
+    config::duration::parse_with_help(s)
 }
 
 /// Parse the command line and do it; returns the process exit code.

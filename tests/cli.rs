@@ -382,3 +382,41 @@ fn usage_errors_exit_2_and_name_the_problem() {
     }
     assert!(!sb.file("started").exists(), "a usage error started a task");
 }
+
+/// Durations on the command line and in the environment go through the config's parser
+/// and bounds: a huge or malformed one is a usage error (exit 2) naming the problem, never
+/// a panic (exit 101); nothing is started.
+#[test]
+fn huge_durations_on_the_command_line_are_usage_errors() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("scripts_config.json", r#"{"scripts": ["touch started"]}"#);
+    for args in [
+        &["--watchdog", "1e30"][..],
+        &["--check-interval", "1e30"][..],
+        &["run", "--watchdog", "200years"][..],
+        &["--check-interval", "inf"][..],
+    ] {
+        let (code, out, err) = bansuri(sb.path(), args);
+        assert_eq!(code, 2, "{args:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(!err.contains("panicked"), "{args:?}: stderr:\n{err}");
+        assert!(
+            err.contains("is too long a duration") || err.contains("finite"),
+            "{args:?}: stderr:\n{err}"
+        );
+    }
+    let (code, _, err) = bansuri(sb.path(), &["--watchdog", "1e30"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the maximum is 100 years"), "{err}");
+    for v in ["1e30", "soon", "-3s"] {
+        let (code, out, err) = client(&cfg, &["stop", "x"], &[("BANSURI_CONTROL_TIMEOUT", v)]);
+        assert_eq!(
+            code, 2,
+            "BANSURI_CONTROL_TIMEOUT={v}: stdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(
+            err.contains("BANSURI_CONTROL_TIMEOUT") && !err.contains("panicked"),
+            "BANSURI_CONTROL_TIMEOUT={v}: stderr:\n{err}"
+        );
+    }
+    assert!(!sb.file("started").exists(), "a usage error started a task");
+}

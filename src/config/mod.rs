@@ -71,6 +71,7 @@
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
 
+pub(crate) mod duration;
 mod envfile;
 mod error;
 mod json;

@@ -267,6 +267,56 @@ fn timer_values() {
     }
 }
 
+/// Every duration field is bounded by 100 years (anything longer overflowed the clock
+/// arithmetic at run time: exit 101), and says so; a timer period is at least 1 ms.
+#[test]
+fn durations_are_bounded() {
+    for field in [
+        "timer",
+        "timeout",
+        "stoptime",
+        "restart-delay",
+        "max-restart-delay",
+        "starttime",
+    ] {
+        for v in ["1e13", "\"1e13\"", "\"200years\"", "3153600001"] {
+            let e = task_err(&format!("\"{field}\": {v}"), field);
+            assert_has(
+                &e,
+                "is too long a duration: the maximum is 100 years (36500 days)",
+            );
+        }
+        // The bound itself is accepted.
+        let cap = if field == "restart-delay" {
+            ", \"max-restart-delay\": \"36500days\""
+        } else {
+            ""
+        };
+        let _ = task(&format!("\"{field}\": \"36500days\"{cap}"));
+    }
+    for field in [
+        "check_interval",
+        "watchdog_timeout",
+        "notify_timeout",
+        "sample_interval",
+        "stop_before_end",
+    ] {
+        let e = err1(&format!(
+            "{{\"{field}\": 1e13, \"scripts\": [{{\"name\": \"t\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_has(&e, "the maximum is 100 years");
+    }
+    for v in ["\"1ns\"", "\"999us\"", "0.0000001"] {
+        let e = task_err(&format!("\"timer\": {v}"), "timer");
+        assert_has(&e, "is shorter than the shortest timer period, 1ms");
+    }
+    assert_eq!(
+        task("\"timer\": \"1ms\"").schedule,
+        ScheduleSpec::Timer(Duration::from_millis(1))
+    );
+}
+
 #[test]
 fn cron_and_timezone() {
     let t = task(r#""schedule-cron": "*/5 * * * *""#);

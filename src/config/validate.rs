@@ -108,8 +108,7 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
 
 mod program;
 
-const DURATION_HELP: &str =
-    "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
+use super::duration::{self, HELP as DURATION_HELP};
 
 /// Validates a parsed config. `config_dir` is the absolute directory of the config file;
 /// `ext` the names registered through the library API (`no-interface` tasks, notifiers).
@@ -222,48 +221,15 @@ fn as_int(node: &Node) -> Result<i64, Problem> {
     }
 }
 
-fn seconds(secs: f64, shown: &str) -> Result<Duration, Problem> {
-    if !secs.is_finite() {
-        return Err(
-            Problem::new(format!("`{shown}` is not a finite number of seconds"))
-                .help(DURATION_HELP),
-        );
-    }
-    if secs < 0.0 {
-        return Err(
-            Problem::new(format!("`{shown}`: a duration cannot be negative")).help(DURATION_HELP),
-        );
-    }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| Problem::new(format!("`{shown}` is too long a duration")))
-}
-
-/// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax.
+/// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax; bounded
+/// by [`duration::MAX`] (one parser with the command line: [`duration::parse`]).
 fn duration(node: &Node) -> Result<Duration, Problem> {
-    match &node.value {
-        Value::Number(n) => seconds(n.as_f64(), &n.raw),
-        Value::String(s) => {
-            let t = s.trim();
-            if t.is_empty() {
-                return Err(
-                    Problem::new("expected a duration, found an empty string").help(DURATION_HELP)
-                );
-            }
-            if let Ok(secs) = t.parse::<f64>() {
-                return seconds(secs, t);
-            }
-            if t.starts_with('-') {
-                return Err(
-                    Problem::new(format!("`{t}`: a duration cannot be negative"))
-                        .help(DURATION_HELP),
-                );
-            }
-            humantime::parse_duration(t).map_err(|e| {
-                Problem::new(format!("`{t}` is not a duration ({e})")).help(DURATION_HELP)
-            })
-        }
-        _ => Err(expected("a duration", node).help(DURATION_HELP)),
-    }
+    let parsed = match &node.value {
+        Value::Number(n) => duration::from_secs(n.as_f64(), &n.raw),
+        Value::String(s) => duration::parse(s),
+        _ => return Err(expected("a duration", node).help(DURATION_HELP)),
+    };
+    parsed.map_err(|e| Problem::new(e).help(DURATION_HELP))
 }
 
 /// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
@@ -285,6 +251,24 @@ fn positive_duration(node: &Node) -> Result<Duration, Problem> {
     let d = duration(node)?;
     if d.is_zero() {
         return Err(Problem::new("must be greater than zero").help(DURATION_HELP));
+    }
+    Ok(d)
+}
+
+/// A `timer` period: at least [`duration::MIN_TIMER`] (a shorter one cannot be kept by
+/// the scheduler and only produces skipped runs).
+fn timer_period(node: &Node) -> Result<Duration, Problem> {
+    let d = positive_duration(node)?;
+    if d < duration::MIN_TIMER {
+        return Err(Problem::new(format!(
+            "{} is shorter than the shortest timer period, {}",
+            humantime::format_duration(d),
+            humantime::format_duration(duration::MIN_TIMER)
+        ))
+        .help(format!(
+            "write a period of at least {} (e.g. \"1s\"), or run the command in a loop of its own",
+            humantime::format_duration(duration::MIN_TIMER)
+        )));
     }
     Ok(d)
 }
@@ -1150,7 +1134,7 @@ impl<'a> Validator<'a> {
         let timer_got = f.get("timer");
         let cron_got = f.get("schedule-cron");
         let tz_got = f.get("timezone");
-        let timer = self.take(t, timer_got, positive_duration);
+        let timer = self.take(t, timer_got, timer_period);
         let tz = self.take(t, tz_got, timezone).unwrap_or(CronTz::Local);
         let cron = self.take(t, cron_got, |n| {
             let expr =

@@ -289,15 +289,25 @@ fn over_files(
     }
 }
 
+/// The client's wait from `BANSURI_CONTROL_TIMEOUT` ([`DEFAULT_TIMEOUT`] when unset); a
+/// value that is not a duration is a usage error (exit 2), not a silent default.
+fn control_timeout(v: Option<std::ffi::OsString>) -> Result<Duration, ClientError> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    let bad = |e: String| ClientError::new(2, format!("BANSURI_CONTROL_TIMEOUT: {e}"));
+    let v = v
+        .into_string()
+        .map_err(|_| bad("not valid UTF-8".to_owned()))?;
+    config::duration::parse_with_help(&v).map_err(bad)
+}
+
 /// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.
 pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), ClientError> {
+    let timeout = control_timeout(std::env::var_os("BANSURI_CONTROL_TIMEOUT"))?;
     let (config, paths) = paths_for(cli)?;
     let doc = read_state(&paths, &config)?;
     preflight(&doc, cmd, tasks)?;
-    let timeout = std::env::var("BANSURI_CONTROL_TIMEOUT")
-        .ok()
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
-        .unwrap_or(DEFAULT_TIMEOUT);
     let r = send(&paths, &doc, cmd, tasks, timeout)?;
     if r.ok {
         if !r.message.is_empty() {
