@@ -420,3 +420,58 @@ fn huge_durations_on_the_command_line_are_usage_errors() {
     }
     assert!(!sb.file("started").exists(), "a usage error started a task");
 }
+
+/// Every print path of the command line with its reader gone (`bansuri validate 2>&1 |
+/// head -1`, both stdout and stderr a pipe with no reader): no panic (exit 101), no
+/// backtrace, the same exit code as with the pipe open.
+#[test]
+fn closed_stdout_and_stderr_end_quietly_with_the_usual_exit_code() {
+    let sb = Sandbox::new();
+    sb.write(
+        "good.json",
+        r#"{"scripts": [{"name": "a", "command": "echo one; echo two", "timer": "5s"}, "true"]}"#,
+    );
+    sb.write(
+        "bad.json",
+        r#"{"scripts": [{"name": "a", "command": "x", "timer": "soon"}]}"#,
+    );
+    let run = |args: &[&str], closed: bool| -> i32 {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(sb.path())
+            .env_remove("BANSURI_CONFIG")
+            .env_remove("BANSURI_LOG_LEVEL")
+            .stdin(Stdio::null());
+        if closed {
+            let (reader, writer) = std::io::pipe().expect("pipe");
+            drop(reader);
+            c.stdout(writer.try_clone().expect("dup")).stderr(writer);
+        } else {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let mut child = c.spawn().expect("run bansuri");
+        let status = wait_for(T, || child.try_wait().expect("wait"));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        let status = status.unwrap_or_else(|| child.wait().expect("wait"));
+        status.code().unwrap_or(-1)
+    };
+    for args in [
+        &["validate", "-c", "good.json"][..],
+        &["validate", "-c", "bad.json"][..],
+        &["validate", "-c", "missing.json"][..],
+        &["status", "-c", "good.json"][..],
+        &["stop", "-c", "good.json", "a"][..],
+        &["schema"][..],
+        &["completions", "bash"][..],
+        &["man"][..],
+        &["--help"][..],
+        &["-c", "good.json", "--once"][..],
+    ] {
+        let open = run(args, false);
+        let closed = run(args, true);
+        assert_ne!(closed, 101, "{args:?} panicked on a closed pipe");
+        assert_eq!(closed, open, "{args:?}: exit code with a closed pipe");
+    }
+}

@@ -311,7 +311,7 @@ pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), Cli
     let r = send(&paths, &doc, cmd, tasks, timeout)?;
     if r.ok {
         if !r.message.is_empty() {
-            println!("{}", r.message);
+            crate::cli::outln!("{}", r.message);
         }
         Ok(())
     } else {
