@@ -76,7 +76,21 @@ impl ConfigError {
         span: Range<usize>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let loc = locate_span(text, span);
+        ConfigError::at_masking(config, file, text, span, message, &[])
+    }
+
+    /// [`ConfigError::at`], with the text of each of `secrets` (byte ranges of `text`: the
+    /// values of `env`) shown as `***` in the snippet, whatever the error is about: a
+    /// one-line config holds them on the line of every error.
+    pub(crate) fn at_masking(
+        config: &Path,
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+        secrets: &[Range<usize>],
+    ) -> ConfigError {
+        let loc = locate_span(text, span, secrets);
         ConfigError {
             file: file.to_path_buf(),
             config: config.to_path_buf(),
@@ -126,35 +140,113 @@ fn floor_boundary(text: &str, offset: usize) -> usize {
     o
 }
 
+fn ceil_boundary(text: &str, offset: usize) -> usize {
+    let mut o = offset.min(text.len());
+    while !text.is_char_boundary(o) {
+        o += 1;
+    }
+    o
+}
+
 struct SpanLocation {
     line: usize,
     column: usize,
     snippet: Snippet,
 }
 
-fn locate_span(text: &str, span: Range<usize>) -> SpanLocation {
+fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> SpanLocation {
     let start = floor_boundary(text, span.start);
     let end = floor_boundary(text, span.end.max(span.start));
     let (line, column) = line_col(text, start);
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let before = display(&text[line_start..start]);
-    let under = display(&text[start..end.min(line_end)]);
-    let mut shown = display(&text[line_start..line_end]);
+    let end = end.min(line_end);
+    // The line piece by piece: plain text as displayed, each secret as `***`; the
+    // underline's columns are counted in what is shown.
+    let mut shown = String::new();
+    let mut cols = 0;
+    let (mut col_start, mut col_end) = (0, 0);
+    let mut i = line_start;
+    loop {
+        if i <= start {
+            col_start = cols;
+        }
+        if i <= end {
+            col_end = cols;
+        }
+        if i >= line_end {
+            break;
+        }
+        let secret = secrets
+            .iter()
+            .find(|s| s.start <= i && i < s.end)
+            .map(|s| ceil_boundary(text, s.end.min(line_end).max(i + 1)));
+        let (piece, next) = match secret {
+            Some(j) => ("***".to_string(), j),
+            None => {
+                let c = text[i..].chars().next().map_or(1, char::len_utf8);
+                (display(&text[i..i + c]), i + c)
+            }
+        };
+        let n = piece.chars().count();
+        if i < start && start < next {
+            col_start = cols;
+        }
+        if i < end && end <= next {
+            col_end = cols + n;
+        }
+        shown.push_str(&piece);
+        cols += n;
+        i = next.max(i + 1);
+    }
     if shown.ends_with('\r') {
         shown.pop();
     }
+    let trimmed = shown.trim_end();
+    // Trailing blanks of the span are not underlined.
+    let blanks = display(&text[start..end.max(start)])
+        .chars()
+        .rev()
+        .take_while(|c| c.is_whitespace())
+        .count();
+    let width = col_end
+        .saturating_sub(blanks)
+        .min(trimmed.chars().count())
+        .saturating_sub(col_start);
+    // A very long line (a one-line config, a 64 KiB value) is shown around the span.
+    let chars: Vec<char> = trimmed.chars().collect();
+    let (text, start, width) = if chars.len() > SHOWN_MAX {
+        let from = col_start.saturating_sub(SHOWN_BEFORE).min(chars.len());
+        let to = (from + SHOWN_MAX).min(chars.len());
+        let mut t = String::new();
+        if from > 0 {
+            t.push_str("...");
+        }
+        t.extend(&chars[from..to]);
+        if to < chars.len() {
+            t.push_str("...");
+        }
+        let lead = if from > 0 { 3 } else { 0 };
+        let start = (col_start - from) + lead;
+        (t, start, width.min(to.saturating_sub(col_start)))
+    } else {
+        (trimmed.to_string(), col_start, width)
+    };
     SpanLocation {
         line,
         column,
         snippet: Snippet {
             line,
-            text: shown.trim_end().to_string(),
-            start: before.chars().count(),
-            width: under.trim_end().chars().count().max(1),
+            text,
+            start,
+            width: width.max(1),
         },
     }
 }
+
+/// The longest snippet shown, in characters, and how much of it comes before the span.
+const SHOWN_MAX: usize = 160;
+const SHOWN_BEFORE: usize = 60;
 
 /// Text as it will be printed: tabs as four spaces, control characters as U+FFFD, so the
 /// underline stays aligned and a NUL byte does not reach the terminal.
@@ -314,5 +406,45 @@ error: unknown field `working_dir` in task `backup`
         let (start, end) = (5, 2);
         let e = ConfigError::at(Path::new("f"), Path::new("f"), "", start..end, "m");
         assert_eq!((e.line, e.column), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_long_lines_cut_around_the_span() {
+        let text = r#"{"env": {"K": "s3cret"}, "timer": "x"}"#;
+        let secret = text.find("\"s3cret").unwrap();
+        let bad = text.find("\"x\"").unwrap();
+        let e = ConfigError::at_masking(
+            Path::new("f"),
+            Path::new("f"),
+            text,
+            bad..bad + 3,
+            "m",
+            &[secret..secret + 8],
+        );
+        let s = e.snippet.unwrap();
+        assert_eq!(s.text, r#"{"env": {"K": ***}, "timer": "x"}"#);
+        assert_eq!(&s.text[s.start..s.start + s.width], "\"x\"");
+        assert_eq!(
+            e.column,
+            Some(bad + 1),
+            "the column is the file's, not the shown one"
+        );
+        // The error inside the secret underlines the mask.
+        let e = ConfigError::at_masking(
+            Path::new("f"),
+            Path::new("f"),
+            text,
+            secret + 2..secret + 4,
+            "m",
+            &[secret..secret + 8],
+        );
+        let s = e.snippet.unwrap();
+        assert_eq!(&s.text[s.start..s.start + s.width], "***");
+        let long = format!("{}\"bad\"{}", "a".repeat(70_000), "b".repeat(70_000));
+        let e = ConfigError::at(Path::new("f"), Path::new("f"), &long, 70_000..70_005, "m");
+        let s = e.snippet.unwrap();
+        assert!(s.text.len() <= SHOWN_MAX + 6, "{}", s.text.len());
+        assert!(s.text.starts_with("...") && s.text.ends_with("..."));
+        assert_eq!(&s.text[s.start..s.start + s.width], "\"bad\"");
     }
 }

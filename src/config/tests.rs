@@ -163,6 +163,48 @@ fn name_values() {
     assert_eq!((e.line, e.column), (Some(1), Some(14)));
 }
 
+/// Names are at most 200 bytes (a 64 KiB one panicked `validate` and the shutdown
+/// summary: a formatting width out of range); the message shows only the start of it,
+/// and a name derived from a long shorthand command is cut to fit.
+#[test]
+fn task_names_are_bounded() {
+    let _ = task_named(&"a".repeat(200));
+    for len in [201, 70_000] {
+        let name = "a".repeat(len);
+        let e = err1(&format!(
+            "{{\"scripts\": [{{\"name\": \"{name}\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some("name"), "{e}");
+        assert_has(
+            &e,
+            &format!("is {len} bytes long: a task name is at most 200 bytes"),
+        );
+        assert!(
+            e.to_string().len() < 1_000,
+            "the whole name was printed:\n{e}"
+        );
+    }
+    let e = err1("{\"scripts\": [{\"name\": \"a\\u0007b\", \"command\": \"x\"}]}");
+    assert_has(&e, "contains '\\u{7}'");
+    let spec = ok(&format!(
+        "{{\"scripts\": [\"/bin/{}.sh\"]}}",
+        "b".repeat(70_000)
+    ));
+    assert!(
+        spec.tasks[0].name.len() <= 200,
+        "{}",
+        spec.tasks[0].name.len()
+    );
+}
+
+fn task_named(name: &str) -> TaskSpec {
+    ok(&format!(
+        "{{\"scripts\": [{{\"name\": \"{name}\", \"command\": \"x\"}}]}}"
+    ))
+    .tasks
+    .remove(0)
+}
+
 #[test]
 fn duplicate_task_names_point_at_the_second() {
     let text = "{\"scripts\": [\n  {\"name\": \"a\", \"command\": \"x\"},\n  {\"name\": \"a\", \"command\": \"y\"}\n]}";

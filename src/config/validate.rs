@@ -119,8 +119,11 @@ pub(crate) fn validate(
     config_dir: &Path,
     ext: &Extensions,
 ) -> Result<Spec, Vec<ConfigError>> {
+    let mut secrets = Vec::new();
+    secret_spans(root, &mut secrets);
     let mut v = Validator {
         text,
+        secrets,
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
@@ -404,18 +407,36 @@ fn success_codes(node: &Node) -> Result<Vec<i32>, Problem> {
     }
 }
 
+/// The longest task name, in bytes: names are columns of tables and parts of every log
+/// line; a longer one is a mistake (and a 64 KiB one overflowed formatting widths).
+pub(crate) const MAX_NAME: usize = 200;
+
 fn task_name(node: &Node) -> Result<String, Problem> {
     let s = as_str(node)?;
     if s.is_empty() {
         return Err(Problem::new("a task name cannot be empty"));
+    }
+    // Only the start of a long name is shown: the message must stay readable.
+    let shown = |s: &str| {
+        let head: String = s.chars().take(40).collect();
+        let dots = if head.len() < s.len() { "..." } else { "" };
+        format!("\"{}{dots}\"", head.escape_debug())
+    };
+    if s.len() > MAX_NAME {
+        return Err(Problem::new(format!(
+            "{} is {} bytes long: a task name is at most {MAX_NAME} bytes",
+            shown(s),
+            s.len()
+        ))
+        .help("use a short name; `description` can hold a longer text"));
     }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(Problem::new(format!(
-            "\"{}\" contains {c:?}: names may use only letters, digits, `.`, `_` and `-`",
-            s.escape_debug()
+            "{} contains {c:?}: names may use only letters, digits, `.`, `_` and `-`",
+            shown(s)
         ))
         .help(format!("for instance \"{}\"", shorthand::sanitize(s))));
     }
@@ -512,8 +533,32 @@ fn in_task(task: Option<&str>) -> String {
     task.map_or(String::new(), |t| format!(" in task `{t}`"))
 }
 
+/// The byte ranges of every value of an `env` object, wherever it is: an error's snippet
+/// shows them as `***` (a secret on the line of an error in another field must not reach
+/// stderr or the job log).
+fn secret_spans(node: &Node, out: &mut Vec<Range<usize>>) {
+    match &node.value {
+        Value::Object(members) => {
+            for (key, value) in members {
+                if key.name == "env" {
+                    match &value.value {
+                        Value::Object(vars) => out.extend(vars.iter().map(|(_, v)| v.span.clone())),
+                        _ => out.push(value.span.clone()),
+                    }
+                } else {
+                    secret_spans(value, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|n| secret_spans(n, out)),
+        _ => {}
+    }
+}
+
 struct Validator<'a> {
     text: &'a str,
+    /// The values of `env` (see [`secret_spans`]).
+    secrets: Vec<Range<usize>>,
     file: &'a Path,
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
@@ -532,7 +577,14 @@ impl<'a> Validator<'a> {
         field: Option<&str>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let mut e = ConfigError::at(self.file, self.file, self.text, span, message);
+        let mut e = ConfigError::at_masking(
+            self.file,
+            self.file,
+            self.text,
+            span,
+            message,
+            &self.secrets,
+        );
         e.task = task.map(String::from);
         e.field = field.map(String::from);
         e
@@ -1249,8 +1301,12 @@ impl<'a> Validator<'a> {
     fn env(&mut self, t: Option<&str>, g: &Got) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let Value::Object(members) = &g.node.value else {
-            let p = expected("an object of NAME: value pairs", g.node)
-                .help("write \"env\": {\"OMP_NUM_THREADS\": \"4\"}");
+            // Not `expected(..)`: it would quote the value, which may be a secret.
+            let p = Problem::new(format!(
+                "expected an object of NAME: value pairs, found {}",
+                g.node.value.kind()
+            ))
+            .help("write \"env\": {\"OMP_NUM_THREADS\": \"4\"}");
             self.report(t, g, p);
             return out;
         };
@@ -1348,7 +1404,14 @@ impl<'a> Validator<'a> {
                 (!bad).then_some((path, pairs))
             }
             Err(errs) => {
-                let here = ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "");
+                let here = ConfigError::at_masking(
+                    self.file,
+                    self.file,
+                    self.text,
+                    g.key.span.clone(),
+                    "",
+                    &self.secrets,
+                );
                 let given = here.location();
                 let given_at = (here.line.unwrap_or(0), here.column.unwrap_or(0));
                 for err in errs {
