@@ -413,13 +413,14 @@ error: unknown field `working_dir` in task `backup`
         let text = r#"{"env": {"K": "s3cret"}, "timer": "x"}"#;
         let secret = text.find("\"s3cret").unwrap();
         let bad = text.find("\"x\"").unwrap();
+        let mask = secret..secret + 8;
         let e = ConfigError::at_masking(
             Path::new("f"),
             Path::new("f"),
             text,
             bad..bad + 3,
             "m",
-            &[secret..secret + 8],
+            std::slice::from_ref(&mask),
         );
         let s = e.snippet.unwrap();
         assert_eq!(s.text, r#"{"env": {"K": ***}, "timer": "x"}"#);
@@ -436,7 +437,7 @@ error: unknown field `working_dir` in task `backup`
             text,
             secret + 2..secret + 4,
             "m",
-            &[secret..secret + 8],
+            std::slice::from_ref(&mask),
         );
         let s = e.snippet.unwrap();
         assert_eq!(&s.text[s.start..s.start + s.width], "***");
