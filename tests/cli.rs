@@ -443,7 +443,7 @@ fn closed_stdout_and_stderr_end_quietly_with_the_usual_exit_code() {
             .env_remove("BANSURI_LOG_LEVEL")
             .stdin(Stdio::null());
         if closed {
-            let (reader, writer) = std::io::pipe().expect("pipe");
+            let (reader, writer) = nix::unistd::pipe().expect("pipe");
             drop(reader);
             c.stdout(writer.try_clone().expect("dup")).stderr(writer);
         } else {
