@@ -474,4 +474,6 @@ fn closed_stdout_and_stderr_end_quietly_with_the_usual_exit_code() {
         assert_ne!(closed, 101, "{args:?} panicked on a closed pipe");
         assert_eq!(closed, open, "{args:?}: exit code with a closed pipe");
     }
+    // `status --watch` (a state file exists after `--once`) redraws until nobody reads.
+    assert_eq!(run(&["status", "--watch", "-c", "good.json"], true), 0);
 }

@@ -85,13 +85,16 @@ pub fn status(cli: Option<&Path>, json: bool, watch: bool) -> Result<(), ClientE
             render(&doc, Utc::now(), &liveness(&doc))
         };
         let mut out = std::io::stdout().lock();
+        let mut shown = Ok(());
         if watch {
             // Home, clear screen: the table is redrawn in place.
-            let _ = out.write_all(b"\x1b[H\x1b[2J");
+            shown = out.write_all(b"\x1b[H\x1b[2J");
         }
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-        if !watch {
+        let shown = shown
+            .and_then(|()| out.write_all(text.as_bytes()))
+            .and_then(|()| out.flush());
+        // Nobody reads any more (`status --watch | head`): done, quietly.
+        if !watch || shown.is_err() {
             return Ok(());
         }
         drop(out);
