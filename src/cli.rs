@@ -349,8 +349,12 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if args.check_interval.is_some_and(|d| d.is_zero()) {
-        errln!("error: --check-interval must be greater than zero");
+    let shortest = config::duration::MIN_CHECK_INTERVAL;
+    if args.check_interval.is_some_and(|d| d < shortest) {
+        errln!(
+            "error: --check-interval must be at least {}",
+            humantime::format_duration(shortest)
+        );
         return EXIT_USAGE;
     }
     let overrides = Overrides {

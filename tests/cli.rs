@@ -404,6 +404,12 @@ fn huge_durations_on_the_command_line_are_usage_errors() {
             "{args:?}: stderr:\n{err}"
         );
     }
+    let (code, _, err) = bansuri(sb.path(), &["--check-interval", "1ms"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--check-interval must be at least 10ms"),
+        "{err}"
+    );
     let (code, _, err) = bansuri(sb.path(), &["--watchdog", "1e30"]);
     assert_eq!(code, 2);
     assert!(err.contains("the maximum is 100 years"), "{err}");

@@ -19,6 +19,13 @@ pub const MAX_SHOWN: &str = "100 years (36500 days)";
 /// be kept and only produces skipped runs (and their log lines).
 pub const MIN_TIMER: Duration = Duration::from_millis(1);
 
+/// The shortest `check_interval` (and `--check-interval`): re-reading the config more
+/// often only burns CPU.
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The shortest `sample_interval` other than 0 (off): each sample walks `/proc`.
+pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How to write a duration (the help line of every duration error).
 pub const HELP: &str =
     "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";

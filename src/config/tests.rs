@@ -357,6 +357,20 @@ fn durations_are_bounded() {
         task("\"timer\": \"1ms\"").schedule,
         ScheduleSpec::Timer(Duration::from_millis(1))
     );
+    // bansuri's own periods have floors too (0 still turns sampling off).
+    for (field, v, min) in [
+        ("check_interval", "\"1ms\"", "10ms"),
+        ("sample_interval", "\"10ms\"", "100ms"),
+    ] {
+        let e = err1(&format!(
+            "{{\"{field}\": {v}, \"scripts\": [{{\"name\": \"t\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_has(&e, &format!("is shorter than the shortest {field}, {min}"));
+    }
+    let spec = ok(r#"{"sample_interval": 0, "check_interval": "10ms", "scripts": ["x"]}"#);
+    assert_eq!(spec.globals.sample_interval, Duration::ZERO);
+    assert_eq!(spec.globals.check_interval, Duration::from_millis(10));
 }
 
 #[test]

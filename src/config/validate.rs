@@ -261,17 +261,20 @@ fn positive_duration(node: &Node) -> Result<Duration, Problem> {
 /// A `timer` period: at least [`duration::MIN_TIMER`] (a shorter one cannot be kept by
 /// the scheduler and only produces skipped runs).
 fn timer_period(node: &Node) -> Result<Duration, Problem> {
+    period(node, duration::MIN_TIMER, "timer period")
+}
+
+/// A period of bansuri's own work: greater than zero and at least `min` (shorter only
+/// burns CPU: a config re-read or a /proc walk a thousand times a second).
+fn period(node: &Node, min: Duration, what: &str) -> Result<Duration, Problem> {
     let d = positive_duration(node)?;
-    if d < duration::MIN_TIMER {
+    if d < min {
+        let min = humantime::format_duration(min);
         return Err(Problem::new(format!(
-            "{} is shorter than the shortest timer period, {}",
+            "{} is shorter than the shortest {what}, {min}",
             humantime::format_duration(d),
-            humantime::format_duration(duration::MIN_TIMER)
         ))
-        .help(format!(
-            "write a period of at least {} (e.g. \"1s\"), or run the command in a loop of its own",
-            humantime::format_duration(duration::MIN_TIMER)
-        )));
+        .help(format!("write at least \"{min}\"")));
     }
     Ok(d)
 }
@@ -838,7 +841,9 @@ impl<'a> Validator<'a> {
     fn globals(&mut self, f: &Fields) -> Globals {
         let d = Globals::default();
         let check_interval = self
-            .take(None, f.get("check_interval"), positive_duration)
+            .take(None, f.get("check_interval"), |n| {
+                period(n, duration::MIN_CHECK_INTERVAL, "check_interval")
+            })
             .unwrap_or(d.check_interval);
         let watchdog_timeout = self
             .take(None, f.get("watchdog_timeout"), duration)
@@ -905,7 +910,10 @@ impl<'a> Validator<'a> {
             })
             .unwrap_or(d.state_dir);
         let sample_interval = self
-            .take(None, f.get("sample_interval"), duration)
+            .take(None, f.get("sample_interval"), |n| match duration(n)? {
+                Duration::ZERO => Ok(Duration::ZERO),
+                _ => period(n, duration::MIN_SAMPLE_INTERVAL, "sample_interval"),
+            })
             .unwrap_or(d.sample_interval);
         let dashboard = self
             .take(None, f.get("dashboard"), |n| {
