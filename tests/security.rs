@@ -243,6 +243,31 @@ fn config_errors_mask_env_values_on_the_same_line() {
             "{file}: the underline is at {under:?}:\n{err}"
         );
     }
+    // A file that does not even parse: no tree says where the values are; the `env`
+    // block is masked as written.
+    for (file, text) in [
+        (
+            "syntax.json",
+            r#"{"scripts": [{"name": "t", "env": {"TOKEN": "sk-live-444"}, "timer": 5,]}"#,
+        ),
+        (
+            "syntax.yaml",
+            "scripts:\n  - {name: t, env: {TOKEN: sk-live-555}, timer: [5}\n",
+        ),
+    ] {
+        let cfg = sb.write(file, text);
+        let out = Command::new(BIN)
+            .args(["validate", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(":1:") || err.contains(":2:"), "{file}: {err}");
+        assert!(
+            !err.contains("sk-live-"),
+            "{file}: a value of `env` was printed:\n{err}"
+        );
+    }
     // On reload the refusal reaches the job log: masked there too.
     let b = sb.start(
         r#"{"scripts": [{"name": "t", "command": "sleep 300"}]}"#,

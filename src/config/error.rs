@@ -310,6 +310,68 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The insides of every `env` object as written (`"env": {...}`, `env: {...}`,
+/// `env = {...}`), found lexically: for a file that does not parse, where there is no tree
+/// to take the values from. A block that is not closed runs to the end of the text.
+pub(crate) fn env_blocks(text: &str) -> Vec<Range<usize>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(k) = text[from..].find("env").map(|k| from + k) {
+        from = k + 3;
+        let word_start = k == 0 || !(b[k - 1].is_ascii_alphanumeric() || b[k - 1] == b'_');
+        let mut i = k + 3;
+        if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+            i += 1;
+        }
+        let skip_blanks = |mut i: usize| {
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            i
+        };
+        i = skip_blanks(i);
+        if !word_start || i >= b.len() || !(b[i] == b':' || b[i] == b'=') {
+            continue;
+        }
+        i = skip_blanks(i + 1);
+        if i >= b.len() || b[i] != b'{' {
+            continue;
+        }
+        let start = i + 1;
+        let (mut depth, mut quote, mut escaped) = (1usize, None, false);
+        let mut end = b.len();
+        for (j, &c) in b.iter().enumerate().skip(start) {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == b'\\' && q == b'"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    b'"' | b'\'' => quote = Some(c),
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = j;
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        out.push(start..end);
+        from = end.max(from);
+    }
+    out
+}
+
 /// `"KEY": "value"` / `KEY=value` with the value replaced by `***`.
 fn redact(line: &str) -> String {
     match line.find([':', '=']) {
@@ -441,6 +503,19 @@ error: unknown field `working_dir` in task `backup`
         );
         let s = e.snippet.unwrap();
         assert_eq!(&s.text[s.start..s.start + s.width], "***");
+        let blocks = |t: &str| -> Vec<String> {
+            env_blocks(t)
+                .into_iter()
+                .map(|r| t[r].to_string())
+                .collect()
+        };
+        assert_eq!(
+            blocks(r#"{"env": {"K": "a}b", "L": {"x": 1}}, "x": [,]}"#),
+            [r#""K": "a}b", "L": {"x": 1}"#]
+        );
+        assert_eq!(blocks("- {env: {K: 'v'}, t: soon"), ["K: 'v'"]);
+        assert_eq!(blocks("env = { K = \"v\" \nx"), [" K = \"v\" \nx"]);
+        assert!(blocks(r#"{"environment-file": "e", "myenv": {"a": 1}}"#).is_empty());
         let long = format!("{}\"bad\"{}", "a".repeat(70_000), "b".repeat(70_000));
         let e = ConfigError::at(Path::new("f"), Path::new("f"), &long, 70_000..70_005, "m");
         let s = e.snippet.unwrap();

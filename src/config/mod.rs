@@ -290,7 +290,9 @@ pub fn parse_str_with(
         Format::Yaml => yaml::parse(text),
     }
     .map_err(|e| {
-        let mut err = ConfigError::at(path, path, text, e.span, e.message);
+        // No tree to find the values of `env` in: mask its blocks as written.
+        let secrets = error::env_blocks(text);
+        let mut err = ConfigError::at_masking(path, path, text, e.span, e.message, &secrets);
         err.help = e.help;
         if let Some((span, note)) = e.note {
             let (line, col) = error::line_col(text, span.start);
