@@ -167,6 +167,17 @@ fn secrets_from_env_never_reach_log_state_status_or_dashboard() {
     );
 }
 
+/// `bansuri validate` of `cfg`, which must refuse it (exit 2): its stderr.
+fn refused_by_validate(cfg: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .args(["validate", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{}: {err}", cfg.display());
+    err
+}
+
 /// A config error about `env` or an environment-file line shows the place and the name,
 /// never the value.
 #[test]
@@ -177,12 +188,7 @@ fn config_errors_do_not_print_secret_values() {
         "c.json",
         "{\"scripts\": [{\"name\": \"t\", \"command\": \"true\",\n  \"env\": {\"TOKEN\": [\"sk-live-999\"]}, \"environment-file\": \"bad.env\"}]}",
     );
-    let out = Command::new(BIN)
-        .args(["validate", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_by_validate(&cfg);
     assert!(
         err.contains("c.json:2:") && err.contains("bad.env:2"),
         "places are named: {err}"
@@ -215,12 +221,7 @@ fn config_errors_mask_env_values_on_the_same_line() {
     ];
     for (file, text) in cases {
         let cfg = sb.write(file, text);
-        let out = Command::new(BIN)
-            .args(["validate", "--config", cfg.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        let err = refused_by_validate(&cfg);
         assert!(
             err.contains("invalid `timer`") && err.contains("soon"),
             "{file}: {err}"
@@ -256,12 +257,7 @@ fn config_errors_mask_env_values_on_the_same_line() {
         ),
     ] {
         let cfg = sb.write(file, text);
-        let out = Command::new(BIN)
-            .args(["validate", "--config", cfg.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        let err = refused_by_validate(&cfg);
         assert!(err.contains(":1:") || err.contains(":2:"), "{file}: {err}");
         assert!(
             !err.contains("sk-live-"),
