@@ -166,38 +166,62 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
     let mut shown = String::new();
     let mut cols = 0;
     let (mut col_start, mut col_end) = (0, 0);
+    // The secrets on this line, in order, walked with the line (one pass, however many).
+    let mut on_line: Vec<&Range<usize>> = secrets
+        .iter()
+        .filter(|s| s.start < line_end && s.end > line_start && s.start < s.end)
+        .collect();
+    on_line.sort_by_key(|s| s.start);
+    let mut next_secret = on_line.into_iter().peekable();
+    // Only the bytes near the span are walked: a 1 MB one-line config with many errors
+    // must not cost a walk of the whole line per error.
+    let (line_start, clipped_left) = if start - line_start > WALK {
+        (floor_boundary(text, start - WALK), true)
+    } else {
+        (line_start, false)
+    };
+    let (line_end, clipped_right) = if line_end - end > WALK {
+        (floor_boundary(text, end + WALK), true)
+    } else {
+        (line_end, false)
+    };
     let mut i = line_start;
-    loop {
-        if i <= start {
-            col_start = cols;
+    while i < line_end {
+        while next_secret.peek().is_some_and(|s| s.end <= i) {
+            next_secret.next();
         }
-        if i <= end {
-            col_end = cols;
-        }
-        if i >= line_end {
-            break;
-        }
-        let secret = secrets
-            .iter()
-            .find(|s| s.start <= i && i < s.end)
-            .map(|s| ceil_boundary(text, s.end.min(line_end).max(i + 1)));
-        let (piece, next) = match secret {
-            Some(j) => ("***".to_string(), j),
-            None => {
-                let c = text[i..].chars().next().map_or(1, char::len_utf8);
-                (display(&text[i..i + c]), i + c)
+        match next_secret.peek() {
+            Some(secret) if secret.start <= i => {
+                let next = ceil_boundary(text, secret.end.min(line_end).max(i + 1));
+                if i <= start && start < next {
+                    col_start = cols;
+                }
+                if i < end && end <= next {
+                    col_end = cols + 3;
+                }
+                shown.push_str("***");
+                cols += 3;
+                i = next;
             }
-        };
-        let n = piece.chars().count();
-        if i < start && start < next {
-            col_start = cols;
+            other => {
+                // Plain text up to the next secret (or the line's end), displayed at once.
+                let mut to = other.map_or(line_end, |s| floor_boundary(text, s.start));
+                if to <= i {
+                    to = ceil_boundary(text, i + 1);
+                }
+                let cols_to = |p: usize| cols + display(&text[i..p]).chars().count();
+                if (i..=to).contains(&start) {
+                    col_start = cols_to(start);
+                }
+                if (i..=to).contains(&end) {
+                    col_end = cols_to(end);
+                }
+                let piece = display(&text[i..to]);
+                cols += piece.chars().count();
+                shown.push_str(&piece);
+                i = to;
+            }
         }
-        if i < end && end <= next {
-            col_end = cols + n;
-        }
-        shown.push_str(&piece);
-        cols += n;
-        i = next.max(i + 1);
     }
     if shown.ends_with('\r') {
         shown.pop();
@@ -215,18 +239,19 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
         .saturating_sub(col_start);
     // A very long line (a one-line config, a 64 KiB value) is shown around the span.
     let chars: Vec<char> = trimmed.chars().collect();
-    let (text, start, width) = if chars.len() > SHOWN_MAX {
+    let (text, start, width) = if chars.len() > SHOWN_MAX || clipped_left || clipped_right {
         let from = col_start.saturating_sub(SHOWN_BEFORE).min(chars.len());
         let to = (from + SHOWN_MAX).min(chars.len());
         let mut t = String::new();
-        if from > 0 {
+        let cut_left = from > 0 || clipped_left;
+        if cut_left {
             t.push_str("...");
         }
         t.extend(&chars[from..to]);
-        if to < chars.len() {
+        if to < chars.len() || clipped_right {
             t.push_str("...");
         }
-        let lead = if from > 0 { 3 } else { 0 };
+        let lead = if cut_left { 3 } else { 0 };
         let start = (col_start - from) + lead;
         (t, start, width.min(to.saturating_sub(col_start)))
     } else {
@@ -247,6 +272,8 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
 /// The longest snippet shown, in characters, and how much of it comes before the span.
 const SHOWN_MAX: usize = 160;
 const SHOWN_BEFORE: usize = 60;
+/// How far (bytes) from the span a long line is looked at: more than is ever shown.
+const WALK: usize = 4096;
 
 /// Text as it will be printed: tabs as four spaces, control characters as U+FFFD, so the
 /// underline stays aligned and a NUL byte does not reach the terminal.
