@@ -255,10 +255,18 @@ fn config_errors_mask_env_values_on_the_same_line() {
             "syntax.yaml",
             "scripts:\n  - {name: t, env: {TOKEN: sk-live-555}, timer: [5}\n",
         ),
+        (
+            "block.yaml",
+            "scripts:\n  - name: t\n    command: x\n    env:\n      TOKEN: sk-live-666: x\n",
+        ),
+        (
+            "table.toml",
+            "[[scripts]]\nname = \"t\"\ncommand = \"x\"\n[scripts.env]\nTOKEN = \"sk-live-777\n",
+        ),
     ] {
         let cfg = sb.write(file, text);
         let err = refused_by_validate(&cfg);
-        assert!(err.contains(":1:") || err.contains(":2:"), "{file}: {err}");
+        assert!(err.contains("***"), "{file}: the line is shown, masked: {err}");
         assert!(
             !err.contains("sk-live-"),
             "{file}: a value of `env` was printed:\n{err}"

@@ -223,6 +223,13 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
             }
         }
     }
+    // A span at the end of the walk (after a last secret).
+    if start >= i {
+        col_start = cols;
+    }
+    if end >= i {
+        col_end = cols;
+    }
     if shown.ends_with('\r') {
         shown.pop();
     }
@@ -396,6 +403,54 @@ pub(crate) fn env_blocks(text: &str) -> Vec<Range<usize>> {
         out.push(start..end);
         from = end.max(from);
     }
+    out.extend(env_sections(text));
+    out
+}
+
+/// The values of an `env` written as a YAML block map (`env:` alone on its line, the
+/// variables indented below it) or a TOML table (`[scripts.env]` up to the next header):
+/// from after each line's first `:` or `=` (its whole text when it has none) to its end.
+fn env_sections(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    // (indentation of the YAML `env:` key) or TOML (None) while inside a section.
+    let mut inside: Option<Option<usize>> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let content = body.trim_start();
+        let indent = body.len() - content.len();
+        if let Some(yaml) = inside {
+            let ends = match yaml {
+                Some(n) => !content.is_empty() && !content.starts_with('#') && indent <= n,
+                None => content.starts_with('['),
+            };
+            if ends {
+                inside = None;
+            } else if !content.is_empty() && !content.starts_with('#') {
+                let sep = if yaml.is_some() { ':' } else { '=' };
+                let from = content.find(sep).map_or(0, |k| {
+                    let value = &content[k + 1..];
+                    k + 1 + (value.len() - value.trim_start().len())
+                });
+                out.push(start + indent + from..start + body.len());
+                continue;
+            } else {
+                continue;
+            }
+        }
+        let key = content.strip_prefix("- ").unwrap_or(content).trim_start();
+        let key_indent = body.len() - key.len();
+        let key = key.split(" #").next().unwrap_or(key).trim_end();
+        if matches!(key, "env:" | "\"env\":" | "'env':") {
+            inside = Some(Some(key_indent));
+        } else if content.starts_with('[')
+            && content.trim_end().trim_end_matches(']').ends_with(".env")
+        {
+            inside = Some(None);
+        }
+    }
     out
 }
 
@@ -543,6 +598,14 @@ error: unknown field `working_dir` in task `backup`
         assert_eq!(blocks("- {env: {K: 'v'}, t: soon"), ["K: 'v'"]);
         assert_eq!(blocks("env = { K = \"v\" \nx"), [" K = \"v\" \nx"]);
         assert!(blocks(r#"{"environment-file": "e", "myenv": {"a": 1}}"#).is_empty());
+        assert_eq!(
+            blocks("  - name: t\n    env:\n      TOKEN: s1 [\n\n      K: s2\n    timer: x\n"),
+            ["s1 [", "s2"]
+        );
+        assert_eq!(
+            blocks("[[scripts]]\nname = 't'\n[scripts.env]\nTOKEN = \"s3\n[[scripts]]\nx = 1\n"),
+            ["\"s3"]
+        );
         let long = format!("{}\"bad\"{}", "a".repeat(70_000), "b".repeat(70_000));
         let e = ConfigError::at(Path::new("f"), Path::new("f"), &long, 70_000..70_005, "m");
         let s = e.snippet.unwrap();
