@@ -266,7 +266,10 @@ fn config_errors_mask_env_values_on_the_same_line() {
     ] {
         let cfg = sb.write(file, text);
         let err = refused_by_validate(&cfg);
-        assert!(err.contains("***"), "{file}: the line is shown, masked: {err}");
+        assert!(
+            err.contains("***"),
+            "{file}: the line is shown, masked: {err}"
+        );
         assert!(
             !err.contains("sk-live-"),
             "{file}: a value of `env` was printed:\n{err}"
