@@ -21,6 +21,45 @@ use crate::spec::{LogFormat, ScheduleSpec, Spec};
 
 mod extra;
 
+/// `println!` that never panics: a closed stdout (`bansuri validate | head -1`) drops the
+/// text and the command goes on to exit as if the pipe were open.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(false, true, format_args!($($arg)*))
+    };
+}
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(false, false, format_args!($($arg)*))
+    };
+}
+/// `eprintln!` that never panics: a closed stderr is no reason for a backtrace.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(true, true, format_args!($($arg)*))
+    };
+}
+pub(crate) use {errln, out, outln};
+
+/// Writes `args` (and a newline) to stderr or stdout, ignoring write errors: the reader
+/// went away (EPIPE) or the terminal is gone, and there is nobody left to tell.
+pub(crate) fn emit(stderr: bool, newline: bool, args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    fn put(mut w: impl Write, newline: bool, args: std::fmt::Arguments<'_>) {
+        let _ = w.write_fmt(args);
+        if newline {
+            let _ = w.write_all(b"\n");
+        }
+        let _ = w.flush();
+    }
+    if stderr {
+        put(std::io::stderr().lock(), newline, args);
+    } else {
+        put(std::io::stdout().lock(), newline, args);
+    }
+}
+
 /// Exit code: a usage or config error.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: a runtime failure.
@@ -183,18 +222,10 @@ enum FormatArg {
     Json,
 }
 
-/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`.
+/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
+/// at most 100 years (the config's parser and bounds: one for both).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("`{s}` is not a valid duration (negative)"));
-    }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("`{s}` is not a valid duration ({e}); examples: 30, 30s, 5m, 1h30m, 250ms")
-    })
+    config::duration::parse_with_help(s)
 }
 
 /// Parse the command line and do it; returns the process exit code.
@@ -221,7 +252,7 @@ where
         Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
         Some(Command::Stop(a)) if a.tasks.is_empty() => {
             // The Bansuri manual's `bansuri stop` (12.3.3): bansuri itself stops, gracefully.
-            println!("No task named: stopping bansuri (as `bansuri shutdown`)");
+            outln!("No task named: stopping bansuri (as `bansuri shutdown`)");
             control_cmd(a.config, Cmd::Shutdown, &[])
         }
         Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
@@ -250,7 +281,7 @@ fn client_result(r: Result<(), control::client::ClientError>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", e.msg);
+            errln!("error: {}", e.msg);
             e.code
         }
     }
@@ -258,11 +289,11 @@ fn client_result(r: Result<(), control::client::ClientError>) -> i32 {
 
 fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, i32> {
     let path = config::locate(cli).map_err(|e| {
-        eprintln!("{e}");
+        errln!("{e}");
         EXIT_USAGE
     })?;
     config::load_with(&path, ext).map_err(|e| {
-        eprintln!("{e}");
+        errln!("{e}");
         EXIT_USAGE
     })
 }
@@ -278,7 +309,7 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
     };
     let n = spec.tasks.len();
     let w = spec.warnings.len();
-    println!(
+    outln!(
         "{}: valid, {n} task{}{}",
         spec.source.display(),
         if n == 1 { "" } else { "s" },
@@ -328,15 +359,15 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
                 crate::slurm::srun_summary(srun)
             ));
         }
-        println!("  {:<width$}  {when}; {next}{notes}", t.name);
+        outln!("  {:<width$}  {when}; {next}{notes}", t.name);
     }
     for warning in &spec.warnings {
-        println!("{warning}");
+        outln!("{warning}");
     }
     let in_job = crate::slurm::JobEnv::from_env().is_some();
     for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))
     {
-        println!("warning: {warning}");
+        outln!("warning: {warning}");
     }
     0
 }
@@ -346,8 +377,12 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if args.check_interval.is_some_and(|d| d.is_zero()) {
-        eprintln!("error: --check-interval must be greater than zero");
+    let shortest = config::duration::MIN_CHECK_INTERVAL;
+    if args.check_interval.is_some_and(|d| d < shortest) {
+        errln!(
+            "error: --check-interval must be at least {}",
+            humantime::format_duration(shortest)
+        );
         return EXIT_USAGE;
     }
     let overrides = Overrides {
@@ -366,7 +401,7 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         Ok(v) => match v.parse::<Level>() {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: BANSURI_LOG_LEVEL: {e}");
+                errln!("error: BANSURI_LOG_LEVEL: {e}");
                 return EXIT_USAGE;
             }
         },
@@ -390,7 +425,7 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
     match runtime::run_with(spec, opts, registry) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             EXIT_RUNTIME
         }
     }

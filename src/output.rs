@@ -188,7 +188,32 @@ pub struct JobLog {
     failing: bool,
     /// The episode's message, until the runtime takes it.
     error: Option<String>,
+    /// Lines dropped by failed writes and not yet reported (`N lines lost (why)`).
+    lost: u64,
+    /// Why they were lost (`disk full`).
+    lost_why: String,
+    /// A failed write stopped inside a line: the next record must start on a new line.
+    cut: bool,
+    /// The last event written, to collapse identical ones (see [`JobLog::event`]).
+    repeat: Option<Repeat>,
+    /// The time of the latest line (for the records this writer adds itself).
+    last_wall: DateTime<Utc>,
 }
+
+/// An event line and how often it came again since it was last written.
+struct Repeat {
+    task: String,
+    level: Level,
+    msg: String,
+    /// Identical events dropped since the line (or the last summary) was written.
+    count: u64,
+    /// When the line (or the last summary) was written.
+    since: DateTime<Utc>,
+}
+
+/// Identical bansuri events in a row are summarised at most this often
+/// (`... repeated N times`), and when a different event comes.
+pub const REPEAT_SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The formatted time of one second, reused while the second has not changed.
 struct Stamp {
@@ -228,6 +253,11 @@ impl JobLog {
             },
             failing: false,
             error: None,
+            lost: 0,
+            lost_why: String::new(),
+            cut: false,
+            repeat: None,
+            last_wall: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
 
@@ -242,6 +272,8 @@ impl JobLog {
         self.flush();
         self.out = out;
         self.failing = false;
+        // A new file starts clean; lines lost in the old one are still reported.
+        self.cut = false;
     }
 
     /// Sets the least severe level that is written.
@@ -252,11 +284,55 @@ impl JobLog {
     /// A lifecycle line of `task` (`None`: bansuri's own, shown as `MASTER`). Dropped if
     /// below the minimum level. A message with several lines is written as several lines
     /// with the same prefix (text format).
+    ///
+    /// The same event again and again (same task, level and text: a 1 ms timer whose run
+    /// is still going, say) is written once; the copies are counted and summarised as
+    /// `... repeated N times` when a different event comes, and at most every
+    /// [`REPEAT_SUMMARY_EVERY`] while they go on. Child output is never collapsed.
     pub fn event(&mut self, wall: DateTime<Utc>, task: Option<&str>, level: Level, msg: &str) {
         if level < self.min_level {
             return;
         }
         let task = task.unwrap_or("MASTER");
+        if let Some(r) = &mut self.repeat {
+            if r.level == level && r.task == task && r.msg == msg {
+                r.count += 1;
+                let due = (wall - r.since)
+                    .to_std()
+                    .is_ok_and(|d| d >= REPEAT_SUMMARY_EVERY);
+                if due {
+                    let count = std::mem::take(&mut r.count);
+                    r.since = wall;
+                    self.write_event(wall, task, level, &repeated(count));
+                }
+                return;
+            }
+        }
+        if let Some(r) = self.repeat.take() {
+            if r.count > 0 {
+                self.write_event(wall, &r.task, r.level, &repeated(r.count));
+            }
+        }
+        self.repeat = Some(Repeat {
+            task: task.to_owned(),
+            level,
+            msg: msg.to_owned(),
+            count: 0,
+            since: wall,
+        });
+        self.write_event(wall, task, level, msg);
+    }
+
+    /// Writes the summary of identical events still being counted (at shutdown).
+    pub fn end_repeats(&mut self) {
+        if let Some(r) = self.repeat.take() {
+            if r.count > 0 {
+                self.write_event(self.last_wall, &r.task, r.level, &repeated(r.count));
+            }
+        }
+    }
+
+    fn write_event(&mut self, wall: DateTime<Utc>, task: &str, level: Level, msg: &str) {
         self.make_room(msg.len() + task.len() + 128);
         self.update_stamp(wall);
         match self.format {
@@ -356,7 +432,30 @@ impl JobLog {
     }
 
     /// Writes the whole buffer; on error drops the rest of it. True if all was written.
+    ///
+    /// Never glues records: after a write that stopped inside a line, the next write
+    /// starts with a newline, then `N lines lost (why)` for what was dropped.
     fn write_buffer(&mut self) -> bool {
+        let mut header = 0;
+        // Also with nothing new to write: the report of lost lines is due as soon as
+        // writing works again.
+        if self.cut || self.lost > 0 {
+            // Room for the header and the records: `write_event` must not flush (and
+            // come back here) while the header is built.
+            let cap = BUFFER.max(self.buf.len() + 512);
+            let records = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+            if self.cut {
+                self.buf.push(b'\n');
+            }
+            if self.lost > 0 {
+                let n = self.lost;
+                let s = if n == 1 { "" } else { "s" };
+                let msg = format!("{n} line{s} lost ({})", self.lost_why);
+                self.write_event(self.last_wall, "MASTER", Level::Warning, &msg);
+            }
+            header = self.buf.len();
+            self.buf.extend_from_slice(&records);
+        }
         let mut done = 0;
         let mut result = Ok(());
         while done < self.buf.len() {
@@ -375,15 +474,31 @@ impl JobLog {
             }
         }
         let had_data = !self.buf.is_empty();
+        if result.is_err() {
+            // Every record ends with a newline: the ones not (wholly) written are lost;
+            // the header's are not counted, it is written again.
+            let from = done.max(header).min(self.buf.len());
+            self.lost += memchr::memchr_iter(b'\n', &self.buf[from..]).count() as u64;
+            if done > 0 {
+                self.cut = self.buf[done - 1] != b'\n';
+            }
+        }
         self.buf.clear();
         match result {
             Ok(()) => {
                 if had_data {
                     self.failing = false;
+                    self.lost = 0;
+                    self.cut = false;
                 }
                 true
             }
             Err(e) => {
+                self.lost_why = if e.raw_os_error() == Some(libc::ENOSPC) {
+                    "disk full".to_owned()
+                } else {
+                    format!("cannot write: {e}")
+                };
                 self.failed(&e);
                 false
             }
@@ -400,6 +515,7 @@ impl JobLog {
     }
 
     fn update_stamp(&mut self, wall: DateTime<Utc>) {
+        self.last_wall = wall;
         let second = wall.timestamp();
         if self.stamp.second == Some(second) {
             return;
@@ -454,8 +570,15 @@ impl JobLog {
     }
 }
 
+/// The summary of `count` identical events.
+fn repeated(count: u64) -> String {
+    let s = if count == 1 { "" } else { "s" };
+    format!("... repeated {count} time{s}")
+}
+
 impl Drop for JobLog {
     fn drop(&mut self) {
+        self.end_repeats();
         self.flush();
     }
 }
@@ -666,19 +789,25 @@ mod tests {
         data: Arc<Mutex<Vec<u8>>>,
         fail: Arc<AtomicBool>,
         writes: Arc<AtomicUsize>,
+        /// Bytes that still fit (a disk filling up), `None`: no limit.
+        room: Arc<Mutex<Option<usize>>>,
     }
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
             self.writes.fetch_add(1, Ordering::SeqCst);
             if self.fail.load(Ordering::SeqCst) {
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device",
-                ));
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
             // Short writes, to exercise the write loop.
-            let n = b.len().min(1000);
+            let mut n = b.len().min(1000);
+            if let Some(room) = self.room.lock().unwrap().as_mut() {
+                if *room == 0 {
+                    return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+                }
+                n = n.min(*room);
+                *room -= n;
+            }
             self.data.lock().unwrap().extend_from_slice(&b[..n]);
             Ok(n)
         }
@@ -940,7 +1069,7 @@ mod tests {
         log.event(t, None, Level::Info, "lost 1");
         log.flush();
         let e = log.take_error().expect("an error after a failed write");
-        assert!(e.contains("no space left on device"), "{e}");
+        assert!(e.contains("No space left on device"), "{e}");
         // Same episode: no new report.
         log.event(t, None, Level::Info, "lost 2");
         log.flush();
@@ -953,7 +1082,9 @@ mod tests {
         sink.fail.store(false, Ordering::SeqCst);
         log.event(t, None, Level::Info, "back");
         log.flush();
-        assert_eq!(sink.text(), "[2026-01-19 10:00:01] [MASTER] back\n");
+        let back = "[2026-01-19 10:00:01] [MASTER] WARNING: 102 lines lost (disk full)\n\
+                    [2026-01-19 10:00:01] [MASTER] back\n";
+        assert_eq!(sink.text(), back);
         assert_eq!(log.take_error(), None);
         // A new episode is reported again.
         sink.fail.store(true, Ordering::SeqCst);
@@ -963,8 +1094,100 @@ mod tests {
         assert_eq!(log.take_error(), None);
         sink.fail.store(false, Ordering::SeqCst);
         drop(log); // flushes what is left, without panicking
-        assert_eq!(sink.text(), "[2026-01-19 10:00:01] [MASTER] back\n");
+        assert_eq!(
+            sink.text(),
+            format!("{back}[2026-01-19 10:00:01] [MASTER] WARNING: 1 line lost (disk full)\n")
+        );
         assert!(sink.writes.load(Ordering::SeqCst) > 0);
+    }
+
+    /// A disk that fills up in the middle of a record: the cut record is not continued by
+    /// the next one; once space is back, the next write starts on a new line with the
+    /// count of lost lines.
+    #[test]
+    fn a_cut_record_is_never_glued_to_the_next() {
+        let (mut log, sink) = new_log(LogFormat::Text, Level::Info);
+        let t = t0();
+        log.event(t, None, Level::Info, "whole");
+        log.flush();
+        *sink.room.lock().unwrap() = Some(40);
+        log.event(
+            t,
+            Some("task"),
+            Level::Info,
+            "this record is cut by the full disk",
+        );
+        log.child_line(t, "task", Stream::Stdout, b"lost too");
+        log.flush();
+        assert!(log.take_error().is_some());
+        log.child_line(t, "task", Stream::Stdout, b"lost three");
+        log.flush();
+        // Space again.
+        *sink.room.lock().unwrap() = None;
+        log.child_line(t, "task", Stream::Stdout, b"after");
+        log.flush();
+        let text = sink.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], "[2026-01-19 10:00:01] [MASTER] whole");
+        assert!(
+            "[2026-01-19 10:00:01] [task] this record is cut by the full disk"
+                .starts_with(lines[1])
+                && lines[1].len() == 40,
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            "[2026-01-19 10:00:01] [MASTER] WARNING: 3 lines lost (disk full)"
+        );
+        assert_eq!(lines[3], "[2026-01-19 10:00:01] [task] | after");
+        assert!(text.ends_with('\n'));
+        for l in &lines {
+            assert_eq!(l.matches("[2026-").count(), 1, "a glued record: {l:?}");
+        }
+    }
+
+    /// Identical bansuri events in a row are written once, then summarised when another
+    /// event comes and at most every 10 s; child output is never collapsed.
+    #[test]
+    fn identical_events_are_collapsed_child_lines_are_not() {
+        let (mut log, sink) = new_log(LogFormat::Text, Level::Info);
+        let t = t0();
+        let skip = "Scheduled run skipped: the previous run is still going (overlap: skip)";
+        for _ in 0..1000 {
+            log.event(t, Some("tick"), Level::Info, skip);
+        }
+        for _ in 0..3 {
+            log.child_line(t, "tick", Stream::Stdout, b"same output");
+        }
+        log.event(t, Some("tick"), Level::Info, "Process finished with code 0");
+        log.flush();
+        let p = "[2026-01-19 10:00:01] [tick] ";
+        assert_eq!(
+            sink.text(),
+            format!(
+                "{p}{skip}\n{p}| same output\n{p}| same output\n{p}| same output\n\
+                 {p}... repeated 999 times\n{p}Process finished with code 0\n"
+            )
+        );
+        // A repetition that goes on: a summary every 10 s, the rest at the end.
+        let (mut log, sink) = new_log(LogFormat::Text, Level::Info);
+        for ms in 0..25_000 {
+            let w = t + chrono::Duration::milliseconds(ms);
+            log.event(w, None, Level::Warning, "again");
+        }
+        drop(log);
+        let text = sink.text();
+        let counts: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split("WARNING: ... repeated ").nth(1))
+            .collect();
+        assert_eq!(
+            counts,
+            ["10000 times", "10000 times", "4999 times"],
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
     }
 
     #[test]

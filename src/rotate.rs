@@ -144,10 +144,14 @@ impl Write for RotatingFile {
         {
             self.rotate()?;
         }
-        self.file.write_all(buf)?;
-        self.size += buf.len() as u64;
-        self.at_line_start = buf.last() == Some(&b'\n');
-        Ok(buf.len())
+        // One write, its count returned: a disk that fills up mid-buffer must show the
+        // job log how much went out (it then starts the next record on a new line).
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        if n > 0 {
+            self.at_line_start = buf[n - 1] == b'\n';
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -391,7 +391,7 @@ impl Runtime {
             )
             .map_err(err("cannot watch the timerfd"))?;
         if let Err(e) = spawn::become_subreaper() {
-            eprintln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
+            crate::cli::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
         let progress = progress::ProgressLine::new(
             opts.mode.once || opts.mode.exit_when_done,
@@ -674,7 +674,7 @@ impl Runtime {
         if let Some(e) = self.log.take_error() {
             self.progress.hide();
             // The message says what failed and that output is dropped meanwhile.
-            eprintln!("bansuri: {e}");
+            crate::cli::errln!("bansuri: {e}");
         }
     }
 

@@ -425,3 +425,104 @@ fn usage_errors_exit_2_and_name_the_problem() {
     }
     assert!(!sb.file("started").exists(), "a usage error started a task");
 }
+
+/// Durations on the command line and in the environment go through the config's parser
+/// and bounds: a huge or malformed one is a usage error (exit 2) naming the problem, never
+/// a panic (exit 101); nothing is started.
+#[test]
+fn huge_durations_on_the_command_line_are_usage_errors() {
+    let sb = Sandbox::new();
+    let cfg = sb.write("scripts_config.json", r#"{"scripts": ["touch started"]}"#);
+    for args in [
+        &["--watchdog", "1e30"][..],
+        &["--check-interval", "1e30"][..],
+        &["run", "--watchdog", "200years"][..],
+        &["--check-interval", "inf"][..],
+    ] {
+        let (code, out, err) = bansuri(sb.path(), args);
+        assert_eq!(code, 2, "{args:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(!err.contains("panicked"), "{args:?}: stderr:\n{err}");
+        assert!(
+            err.contains("is too long a duration") || err.contains("finite"),
+            "{args:?}: stderr:\n{err}"
+        );
+    }
+    let (code, _, err) = bansuri(sb.path(), &["--check-interval", "1ms"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--check-interval must be at least 10ms"),
+        "{err}"
+    );
+    let (code, _, err) = bansuri(sb.path(), &["--watchdog", "1e30"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the maximum is 100 years"), "{err}");
+    for v in ["1e30", "soon", "-3s"] {
+        let (code, out, err) = client(&cfg, &["stop", "x"], &[("BANSURI_CONTROL_TIMEOUT", v)]);
+        assert_eq!(
+            code, 2,
+            "BANSURI_CONTROL_TIMEOUT={v}: stdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(
+            err.contains("BANSURI_CONTROL_TIMEOUT") && !err.contains("panicked"),
+            "BANSURI_CONTROL_TIMEOUT={v}: stderr:\n{err}"
+        );
+    }
+    assert!(!sb.file("started").exists(), "a usage error started a task");
+}
+
+/// Every print path of the command line with its reader gone (`bansuri validate 2>&1 |
+/// head -1`, both stdout and stderr a pipe with no reader): no panic (exit 101), no
+/// backtrace, the same exit code as with the pipe open.
+#[test]
+fn closed_stdout_and_stderr_end_quietly_with_the_usual_exit_code() {
+    let sb = Sandbox::new();
+    sb.write(
+        "good.json",
+        r#"{"scripts": [{"name": "a", "command": "echo one; echo two", "timer": "5s"}, "true"]}"#,
+    );
+    sb.write(
+        "bad.json",
+        r#"{"scripts": [{"name": "a", "command": "x", "timer": "soon"}]}"#,
+    );
+    let run = |args: &[&str], closed: bool| -> i32 {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(sb.path())
+            .env_remove("BANSURI_CONFIG")
+            .env_remove("BANSURI_LOG_LEVEL")
+            .stdin(Stdio::null());
+        if closed {
+            let (reader, writer) = nix::unistd::pipe().expect("pipe");
+            drop(reader);
+            c.stdout(writer.try_clone().expect("dup")).stderr(writer);
+        } else {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let mut child = c.spawn().expect("run bansuri");
+        let status = wait_for(T, || child.try_wait().expect("wait"));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        let status = status.unwrap_or_else(|| child.wait().expect("wait"));
+        status.code().unwrap_or(-1)
+    };
+    for args in [
+        &["validate", "-c", "good.json"][..],
+        &["validate", "-c", "bad.json"][..],
+        &["validate", "-c", "missing.json"][..],
+        &["status", "-c", "good.json"][..],
+        &["stop", "-c", "good.json", "a"][..],
+        &["schema"][..],
+        &["completions", "bash"][..],
+        &["man"][..],
+        &["--help"][..],
+        &["-c", "good.json", "--once"][..],
+    ] {
+        let open = run(args, false);
+        let closed = run(args, true);
+        assert_ne!(closed, 101, "{args:?} panicked on a closed pipe");
+        assert_eq!(closed, open, "{args:?}: exit code with a closed pipe");
+    }
+    // `status --watch` (a state file exists after `--once`) redraws until nobody reads.
+    assert_eq!(run(&["status", "--watch", "-c", "good.json"], true), 0);
+}

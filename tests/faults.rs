@@ -106,6 +106,34 @@ fn full_log_disk_is_reported_once_children_keep_running_and_logging_resumes() {
         "one report per episode of a full disk, got:\n{stderr}"
     );
     assert!(stderr.contains("No space left on device"), "{stderr}");
+    // No record was glued onto one the full disk cut: each line holds one record.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for l in text.lines() {
+        let records = l.matches("] [chatty] ").count() + l.matches("] [MASTER] ").count();
+        assert!(records <= 1, "a glued record in the job log: {l:?}");
+    }
+    // What was dropped is counted, once writing worked again.
+    let lost: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("[MASTER] WARNING: ").nth(1))
+        .filter_map(|m| m.strip_suffix(" lines lost (disk full)"))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(lost.len(), 1, "one lost-lines report: {lost:?}");
+    // The count is right: the child's lines missing from the log (the one cut by the
+    // full disk is counted as lost too).
+    let seen: std::collections::BTreeSet<u64> = text
+        .lines()
+        .filter_map(|l| l.split("] [chatty] | line ").nth(1))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let last = *seen.iter().next_back().unwrap();
+    let missing = (1..=last).filter(|n| !seen.contains(n)).count() as u64;
+    assert!(
+        missing > 0 && (missing..=missing + 1).contains(&lost[0]),
+        "{missing} lines missing, {} reported lost",
+        lost[0]
+    );
 }
 
 #[test]

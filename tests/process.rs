@@ -684,3 +684,30 @@ fn tasks_get_their_stdio_when_bansuri_has_none() {
         assert!(lines.contains(&want), "no `{want}` line:\n{log}");
     }
 }
+
+/// A 1 ms timer whose run lasts a second would log `Scheduled run skipped` a thousand
+/// times a second: identical lines in a row are written once and summarised as
+/// `... repeated N times` (here when the run ends), the task's own output untouched.
+#[test]
+fn repeated_skip_lines_are_collapsed_in_the_job_log() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"scripts": [{"name": "slow", "command": "echo out; echo out; sleep 1", "timer": "1ms", "overlap": "skip"}]}"#;
+    let b = sb.start(cfg, &[]);
+    let log = b.wait_log("two runs", T, |l| {
+        l.matches("Process finished with code 0").count() >= 2
+    });
+    let skips = log.matches("Scheduled run skipped").count();
+    let summaries: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("[slow] ... repeated ").nth(1))
+        .filter_map(|n| n.strip_suffix(" times")?.parse().ok())
+        .collect();
+    assert!(
+        !summaries.is_empty() && summaries[0] > 100,
+        "a second of 1 ms skips is summarised: {summaries:?}\n{log}"
+    );
+    // One line per stretch of skips (a run's end starts the next stretch).
+    assert!(skips <= 3, "{skips} skip lines:\n{log}");
+    assert_eq!(output_lines(&log, "slow").len() % 2, 0, "{log}");
+    assert!(output_lines(&log, "slow").len() >= 4, "{log}");
+}

@@ -483,3 +483,50 @@ fn a_reloaded_config_logs_its_warnings_each_time_it_is_applied() {
     let log = b.wait_log("the second reload", T, |l| reloads(l) == 2);
     assert_eq!(log.matches(warning).count(), 2, "log:\n{log}");
 }
+
+/// A reload with a duration beyond any bound (`"timer": 1e13`, a huge `restart-delay`)
+/// is refused like any invalid file, saying the maximum; bansuri (which died of an
+/// overflow in clock arithmetic, exit 101) keeps running its tasks and accepts a good file
+/// afterwards.
+#[test]
+fn a_reload_with_huge_durations_is_refused_and_bansuri_keeps_running() {
+    let sb = Sandbox::new();
+    let good = config(&[svc("a", "x")], "");
+    let b = sb.start(&good, &["--check-interval", "1h"]);
+    let a = wait_started(&sb, &b, "a", 1)[0].1;
+    let huge = [
+        r#"{"name": "tick", "command": "true", "timer": 1e13}"#,
+        r#"{"name": "tick", "command": "false", "on-fail": "restart", "restart-delay": "1e13", "max-restart-delay": 1e15}"#,
+    ];
+    for (n, task) in huge.iter().enumerate() {
+        sb.write(
+            "config.json",
+            &config(&[svc("a", "x"), task.to_string()], ""),
+        );
+        hup(&b);
+        let log = b.wait_log("the refusal", T, |l| {
+            l.matches("was not loaded").count() == n + 1
+        });
+        assert!(
+            log.contains("is too long a duration: the maximum is 100 years"),
+            "{log}"
+        );
+        assert!(alive(b.pid()), "bansuri died:\n{log}");
+        assert!(alive(a), "a running task was disturbed");
+        assert_eq!(reloads(&log), 0);
+    }
+    sb.write(
+        "config.json",
+        &config(
+            &[
+                svc("a", "x"),
+                r#"{"name": "tick", "command": "true", "timer": "1h"}"#.into(),
+            ],
+            "",
+        ),
+    );
+    hup(&b);
+    let log = b.wait_log("the good file", T, |l| reloads(l) == 1);
+    assert!(log.contains("1 added (tick)"), "{log}");
+    assert!(alive(b.pid()) && alive(a));
+}

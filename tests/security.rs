@@ -167,6 +167,17 @@ fn secrets_from_env_never_reach_log_state_status_or_dashboard() {
     );
 }
 
+/// `bansuri validate` of `cfg`, which must refuse it (exit 2): its stderr.
+fn refused_by_validate(cfg: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .args(["validate", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{}: {err}", cfg.display());
+    err
+}
+
 /// A config error about `env` or an environment-file line shows the place and the name,
 /// never the value.
 #[test]
@@ -177,12 +188,7 @@ fn config_errors_do_not_print_secret_values() {
         "c.json",
         "{\"scripts\": [{\"name\": \"t\", \"command\": \"true\",\n  \"env\": {\"TOKEN\": [\"sk-live-999\"]}, \"environment-file\": \"bad.env\"}]}",
     );
-    let out = Command::new(BIN)
-        .args(["validate", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_by_validate(&cfg);
     assert!(
         err.contains("c.json:2:") && err.contains("bad.env:2"),
         "places are named: {err}"
@@ -531,5 +537,101 @@ fn status_of_another_user_says_permission_denied() {
     assert!(
         err.contains("root (uid 0): run the command as that user"),
         "{err}"
+    );
+}
+
+/// A one-line config (JSON, or a YAML flow map) holds the `env` secrets on the line of
+/// every error: the snippet shows them as `***` whatever field the error is in, on
+/// stderr (`validate`) and in the job log (a refused reload).
+#[test]
+fn config_errors_mask_env_values_on_the_same_line() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            "one.json",
+            r#"{"scripts": [{"name": "t", "command": "true", "env": {"TOKEN": "sk-live-111", "N": 42424242}, "timer": "soon"}]}"#,
+        ),
+        (
+            "flow.yaml",
+            "scripts:\n  - {name: t, command: \"true\", env: {TOKEN: sk-live-222, N: 42424242}, timer: soon}\n",
+        ),
+        (
+            "after.json",
+            r#"{"scripts": [{"name": "t", "timer": "soon", "command": "true", "env": {"TOKEN": "sk-live-333"}}]}"#,
+        ),
+    ];
+    for (file, text) in cases {
+        let cfg = sb.write(file, text);
+        let err = refused_by_validate(&cfg);
+        assert!(
+            err.contains("invalid `timer`") && err.contains("soon"),
+            "{file}: {err}"
+        );
+        assert!(
+            err.contains("***"),
+            "{file}: the line is shown, masked: {err}"
+        );
+        assert!(
+            !err.contains("sk-live-") && !err.contains("42424242"),
+            "{file}: a value of `env` was printed:\n{err}"
+        );
+        // The underline still points at the bad value.
+        let lines: Vec<&str> = err.lines().collect();
+        let at = lines.iter().position(|l| l.contains("***")).unwrap();
+        let col = lines[at + 1].find('^').expect("an underline");
+        let under = &lines[at][col..];
+        assert!(
+            under.starts_with("\"soon\"") || under.starts_with("soon"),
+            "{file}: the underline is at {under:?}:\n{err}"
+        );
+    }
+    // A file that does not even parse: no tree says where the values are; the `env`
+    // block is masked as written.
+    for (file, text) in [
+        (
+            "syntax.json",
+            r#"{"scripts": [{"name": "t", "env": {"TOKEN": "sk-live-444"}, "timer": 5,]}"#,
+        ),
+        (
+            "syntax.yaml",
+            "scripts:\n  - {name: t, env: {TOKEN: sk-live-555}, timer: [5}\n",
+        ),
+        (
+            "block.yaml",
+            "scripts:\n  - name: t\n    command: x\n    env:\n      TOKEN: sk-live-666: x\n",
+        ),
+        (
+            "table.toml",
+            "[[scripts]]\nname = \"t\"\ncommand = \"x\"\n[scripts.env]\nTOKEN = \"sk-live-777\n",
+        ),
+    ] {
+        let cfg = sb.write(file, text);
+        let err = refused_by_validate(&cfg);
+        assert!(
+            err.contains("***"),
+            "{file}: the line is shown, masked: {err}"
+        );
+        assert!(
+            !err.contains("sk-live-"),
+            "{file}: a value of `env` was printed:\n{err}"
+        );
+    }
+    // On reload the refusal reaches the job log: masked there too.
+    let b = sb.start(
+        r#"{"scripts": [{"name": "t", "command": "sleep 300"}]}"#,
+        &["--check-interval", "1h"],
+    );
+    b.wait_log("the start", Duration::from_secs(30), |l| {
+        l.contains("Executing")
+    });
+    sb.write("config.json", cases[0].1);
+    b.signal(libc::SIGHUP);
+    let log = b.wait_log("the refusal", Duration::from_secs(30), |l| {
+        l.contains("was not loaded")
+    });
+    assert!(log.contains("invalid `timer`"), "{log}");
+    assert!(
+        !log.contains("sk-live-") && !log.contains("42424242"),
+        "{log}"
     );
 }

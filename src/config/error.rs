@@ -76,7 +76,21 @@ impl ConfigError {
         span: Range<usize>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let loc = locate_span(text, span);
+        ConfigError::at_masking(config, file, text, span, message, &[])
+    }
+
+    /// [`ConfigError::at`], with the text of each of `secrets` (byte ranges of `text`: the
+    /// values of `env`) shown as `***` in the snippet, whatever the error is about: a
+    /// one-line config holds them on the line of every error.
+    pub(crate) fn at_masking(
+        config: &Path,
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+        secrets: &[Range<usize>],
+    ) -> ConfigError {
+        let loc = locate_span(text, span, secrets);
         ConfigError {
             file: file.to_path_buf(),
             config: config.to_path_buf(),
@@ -126,35 +140,147 @@ fn floor_boundary(text: &str, offset: usize) -> usize {
     o
 }
 
+fn ceil_boundary(text: &str, offset: usize) -> usize {
+    let mut o = offset.min(text.len());
+    while !text.is_char_boundary(o) {
+        o += 1;
+    }
+    o
+}
+
 struct SpanLocation {
     line: usize,
     column: usize,
     snippet: Snippet,
 }
 
-fn locate_span(text: &str, span: Range<usize>) -> SpanLocation {
+fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> SpanLocation {
     let start = floor_boundary(text, span.start);
     let end = floor_boundary(text, span.end.max(span.start));
     let (line, column) = line_col(text, start);
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let before = display(&text[line_start..start]);
-    let under = display(&text[start..end.min(line_end)]);
-    let mut shown = display(&text[line_start..line_end]);
+    let end = end.min(line_end);
+    // The line piece by piece: plain text as displayed, each secret as `***`; the
+    // underline's columns are counted in what is shown.
+    let mut shown = String::new();
+    let mut cols = 0;
+    let (mut col_start, mut col_end) = (0, 0);
+    // The secrets on this line, in order, walked with the line (one pass, however many).
+    let mut on_line: Vec<&Range<usize>> = secrets
+        .iter()
+        .filter(|s| s.start < line_end && s.end > line_start && s.start < s.end)
+        .collect();
+    on_line.sort_by_key(|s| s.start);
+    let mut next_secret = on_line.into_iter().peekable();
+    // Only the bytes near the span are walked: a 1 MB one-line config with many errors
+    // must not cost a walk of the whole line per error.
+    let (line_start, clipped_left) = if start - line_start > WALK {
+        (floor_boundary(text, start - WALK), true)
+    } else {
+        (line_start, false)
+    };
+    let (line_end, clipped_right) = if line_end - end > WALK {
+        (floor_boundary(text, end + WALK), true)
+    } else {
+        (line_end, false)
+    };
+    let mut i = line_start;
+    while i < line_end {
+        while next_secret.peek().is_some_and(|s| s.end <= i) {
+            next_secret.next();
+        }
+        match next_secret.peek() {
+            Some(secret) if secret.start <= i => {
+                let next = ceil_boundary(text, secret.end.min(line_end).max(i + 1));
+                if i <= start && start < next {
+                    col_start = cols;
+                }
+                if i < end && end <= next {
+                    col_end = cols + 3;
+                }
+                shown.push_str("***");
+                cols += 3;
+                i = next;
+            }
+            other => {
+                // Plain text up to the next secret (or the line's end), displayed at once.
+                let mut to = other.map_or(line_end, |s| floor_boundary(text, s.start));
+                if to <= i {
+                    to = ceil_boundary(text, i + 1);
+                }
+                let cols_to = |p: usize| cols + display(&text[i..p]).chars().count();
+                if (i..=to).contains(&start) {
+                    col_start = cols_to(start);
+                }
+                if (i..=to).contains(&end) {
+                    col_end = cols_to(end);
+                }
+                let piece = display(&text[i..to]);
+                cols += piece.chars().count();
+                shown.push_str(&piece);
+                i = to;
+            }
+        }
+    }
+    // A span at the end of the walk (after a last secret).
+    if start >= i {
+        col_start = cols;
+    }
+    if end >= i {
+        col_end = cols;
+    }
     if shown.ends_with('\r') {
         shown.pop();
     }
+    let trimmed = shown.trim_end();
+    // Trailing blanks of the span are not underlined.
+    let blanks = display(&text[start..end.max(start)])
+        .chars()
+        .rev()
+        .take_while(|c| c.is_whitespace())
+        .count();
+    let width = col_end
+        .saturating_sub(blanks)
+        .min(trimmed.chars().count())
+        .saturating_sub(col_start);
+    // A very long line (a one-line config, a 64 KiB value) is shown around the span.
+    let chars: Vec<char> = trimmed.chars().collect();
+    let (text, start, width) = if chars.len() > SHOWN_MAX || clipped_left || clipped_right {
+        let from = col_start.saturating_sub(SHOWN_BEFORE).min(chars.len());
+        let to = (from + SHOWN_MAX).min(chars.len());
+        let mut t = String::new();
+        let cut_left = from > 0 || clipped_left;
+        if cut_left {
+            t.push_str("...");
+        }
+        t.extend(&chars[from..to]);
+        if to < chars.len() || clipped_right {
+            t.push_str("...");
+        }
+        let lead = if cut_left { 3 } else { 0 };
+        let start = (col_start - from) + lead;
+        (t, start, width.min(to.saturating_sub(col_start)))
+    } else {
+        (trimmed.to_string(), col_start, width)
+    };
     SpanLocation {
         line,
         column,
         snippet: Snippet {
             line,
-            text: shown.trim_end().to_string(),
-            start: before.chars().count(),
-            width: under.trim_end().chars().count().max(1),
+            text,
+            start,
+            width: width.max(1),
         },
     }
 }
+
+/// The longest snippet shown, in characters, and how much of it comes before the span.
+const SHOWN_MAX: usize = 160;
+const SHOWN_BEFORE: usize = 60;
+/// How far (bytes) from the span a long line is looked at: more than is ever shown.
+const WALK: usize = 4096;
 
 /// Text as it will be printed: tabs as four spaces, control characters as U+FFFD, so the
 /// underline stays aligned and a NUL byte does not reach the terminal.
@@ -216,6 +342,116 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
+}
+
+/// The insides of every `env` object as written (`"env": {...}`, `env: {...}`,
+/// `env = {...}`), found lexically: for a file that does not parse, where there is no tree
+/// to take the values from. A block that is not closed runs to the end of the text.
+pub(crate) fn env_blocks(text: &str) -> Vec<Range<usize>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(k) = text[from..].find("env").map(|k| from + k) {
+        from = k + 3;
+        let word_start = k == 0 || !(b[k - 1].is_ascii_alphanumeric() || b[k - 1] == b'_');
+        let mut i = k + 3;
+        if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+            i += 1;
+        }
+        let skip_blanks = |mut i: usize| {
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            i
+        };
+        i = skip_blanks(i);
+        if !word_start || i >= b.len() || !(b[i] == b':' || b[i] == b'=') {
+            continue;
+        }
+        i = skip_blanks(i + 1);
+        if i >= b.len() || b[i] != b'{' {
+            continue;
+        }
+        let start = i + 1;
+        let (mut depth, mut quote, mut escaped) = (1usize, None, false);
+        let mut end = b.len();
+        for (j, &c) in b.iter().enumerate().skip(start) {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == b'\\' && q == b'"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    b'"' | b'\'' => quote = Some(c),
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = j;
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        out.push(start..end);
+        from = end.max(from);
+    }
+    out.extend(env_sections(text));
+    out
+}
+
+/// The values of an `env` written as a YAML block map (`env:` alone on its line, the
+/// variables indented below it) or a TOML table (`[scripts.env]` up to the next header):
+/// from after each line's first `:` or `=` (its whole text when it has none) to its end.
+fn env_sections(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    // (indentation of the YAML `env:` key) or TOML (None) while inside a section.
+    let mut inside: Option<Option<usize>> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let content = body.trim_start();
+        let indent = body.len() - content.len();
+        if let Some(yaml) = inside {
+            let ends = match yaml {
+                Some(n) => !content.is_empty() && !content.starts_with('#') && indent <= n,
+                None => content.starts_with('['),
+            };
+            if ends {
+                inside = None;
+            } else if !content.is_empty() && !content.starts_with('#') {
+                let sep = if yaml.is_some() { ':' } else { '=' };
+                let from = content.find(sep).map_or(0, |k| {
+                    let value = &content[k + 1..];
+                    k + 1 + (value.len() - value.trim_start().len())
+                });
+                out.push(start + indent + from..start + body.len());
+                continue;
+            } else {
+                continue;
+            }
+        }
+        let key = content.strip_prefix("- ").unwrap_or(content).trim_start();
+        let key_indent = body.len() - key.len();
+        let key = key.split(" #").next().unwrap_or(key).trim_end();
+        if matches!(key, "env:" | "\"env\":" | "'env':") {
+            inside = Some(Some(key_indent));
+        } else if content.starts_with('[')
+            && content.trim_end().trim_end_matches(']').ends_with(".env")
+        {
+            inside = Some(None);
+        }
+    }
+    out
 }
 
 /// `"KEY": "value"` / `KEY=value` with the value replaced by `***`.
@@ -342,5 +578,67 @@ error: unknown field `working_dir` in task `backup`
         let (start, end) = (5, 2);
         let e = ConfigError::at(Path::new("f"), Path::new("f"), "", start..end, "m");
         assert_eq!((e.line, e.column), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_long_lines_cut_around_the_span() {
+        let text = r#"{"env": {"K": "s3cret"}, "timer": "x"}"#;
+        let secret = text.find("\"s3cret").unwrap();
+        let bad = text.find("\"x\"").unwrap();
+        let mask = secret..secret + 8;
+        let e = ConfigError::at_masking(
+            Path::new("f"),
+            Path::new("f"),
+            text,
+            bad..bad + 3,
+            "m",
+            std::slice::from_ref(&mask),
+        );
+        let s = e.snippet.unwrap();
+        assert_eq!(s.text, r#"{"env": {"K": ***}, "timer": "x"}"#);
+        assert_eq!(&s.text[s.start..s.start + s.width], "\"x\"");
+        assert_eq!(
+            e.column,
+            Some(bad + 1),
+            "the column is the file's, not the shown one"
+        );
+        // The error inside the secret underlines the mask.
+        let e = ConfigError::at_masking(
+            Path::new("f"),
+            Path::new("f"),
+            text,
+            secret + 2..secret + 4,
+            "m",
+            std::slice::from_ref(&mask),
+        );
+        let s = e.snippet.unwrap();
+        assert_eq!(&s.text[s.start..s.start + s.width], "***");
+        let blocks = |t: &str| -> Vec<String> {
+            env_blocks(t)
+                .into_iter()
+                .map(|r| t[r].to_string())
+                .collect()
+        };
+        assert_eq!(
+            blocks(r#"{"env": {"K": "a}b", "L": {"x": 1}}, "x": [,]}"#),
+            [r#""K": "a}b", "L": {"x": 1}"#]
+        );
+        assert_eq!(blocks("- {env: {K: 'v'}, t: soon"), ["K: 'v'"]);
+        assert_eq!(blocks("env = { K = \"v\" \nx"), [" K = \"v\" \nx"]);
+        assert!(blocks(r#"{"environment-file": "e", "myenv": {"a": 1}}"#).is_empty());
+        assert_eq!(
+            blocks("  - name: t\n    env:\n      TOKEN: s1 [\n\n      K: s2\n    timer: x\n"),
+            ["s1 [", "s2"]
+        );
+        assert_eq!(
+            blocks("[[scripts]]\nname = 't'\n[scripts.env]\nTOKEN = \"s3\n[[scripts]]\nx = 1\n"),
+            ["\"s3"]
+        );
+        let long = format!("{}\"bad\"{}", "a".repeat(70_000), "b".repeat(70_000));
+        let e = ConfigError::at(Path::new("f"), Path::new("f"), &long, 70_000..70_005, "m");
+        let s = e.snippet.unwrap();
+        assert!(s.text.len() <= SHOWN_MAX + 6, "{}", s.text.len());
+        assert!(s.text.starts_with("...") && s.text.ends_with("..."));
+        assert_eq!(&s.text[s.start..s.start + s.width], "\"bad\"");
     }
 }

@@ -86,6 +86,7 @@
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
 
+pub(crate) mod duration;
 mod envfile;
 mod error;
 mod json;
@@ -323,7 +324,9 @@ pub fn parse_str_with(
         Format::Yaml => yaml::parse(text),
     }
     .map_err(|e| {
-        let mut err = ConfigError::at(path, path, text, e.span, e.message);
+        // No tree to find the values of `env` in: mask its blocks as written.
+        let secrets = error::env_blocks(text);
+        let mut err = ConfigError::at_masking(path, path, text, e.span, e.message, &secrets);
         err.help = e.help;
         if let Some((span, note)) = e.note {
             let (line, col) = error::line_col(text, span.start);

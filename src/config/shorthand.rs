@@ -105,7 +105,9 @@ pub(crate) fn sanitize(raw: &str) -> String {
             }
         })
         .collect();
-    let s = s.trim_matches('-');
+    // Room for a `-N` suffix within the bound on names (all ASCII: any cut is a char
+    // boundary).
+    let s = s[..s.len().min(super::validate::MAX_NAME - 10)].trim_matches('-');
     if s.is_empty() || s.chars().all(|c| c == '.') {
         "task".to_string()
     } else {

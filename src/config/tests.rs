@@ -183,6 +183,48 @@ fn name_values() {
     assert_eq!((e.line, e.column), (Some(1), Some(14)));
 }
 
+/// Names are at most 200 bytes (a 64 KiB one panicked `validate` and the shutdown
+/// summary: a formatting width out of range); the message shows only the start of it,
+/// and a name derived from a long shorthand command is cut to fit.
+#[test]
+fn task_names_are_bounded() {
+    let _ = task_named(&"a".repeat(200));
+    for len in [201, 70_000] {
+        let name = "a".repeat(len);
+        let e = err1(&format!(
+            "{{\"scripts\": [{{\"name\": \"{name}\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some("name"), "{e}");
+        assert_has(
+            &e,
+            &format!("is {len} bytes long: a task name is at most 200 bytes"),
+        );
+        assert!(
+            e.to_string().len() < 1_000,
+            "the whole name was printed:\n{e}"
+        );
+    }
+    let e = err1("{\"scripts\": [{\"name\": \"a\\u0007b\", \"command\": \"x\"}]}");
+    assert_has(&e, "contains '\\u{7}'");
+    let spec = ok(&format!(
+        "{{\"scripts\": [\"/bin/{}.sh\"]}}",
+        "b".repeat(70_000)
+    ));
+    assert!(
+        spec.tasks[0].name.len() <= 200,
+        "{}",
+        spec.tasks[0].name.len()
+    );
+}
+
+fn task_named(name: &str) -> TaskSpec {
+    ok(&format!(
+        "{{\"scripts\": [{{\"name\": \"{name}\", \"command\": \"x\"}}]}}"
+    ))
+    .tasks
+    .remove(0)
+}
+
 #[test]
 fn duplicate_task_names_point_at_the_second() {
     let text = "{\"scripts\": [\n  {\"name\": \"a\", \"command\": \"x\"},\n  {\"name\": \"a\", \"command\": \"y\"}\n]}";
@@ -285,6 +327,70 @@ fn timer_values() {
             assert_has(&e, "\"1h30m\"");
         }
     }
+}
+
+/// Every duration field is bounded by 100 years (anything longer overflowed the clock
+/// arithmetic at run time: exit 101), and says so; a timer period is at least 1 ms.
+#[test]
+fn durations_are_bounded() {
+    for field in [
+        "timer",
+        "timeout",
+        "stoptime",
+        "restart-delay",
+        "max-restart-delay",
+        "starttime",
+    ] {
+        for v in ["1e13", "\"1e13\"", "\"200years\"", "3153600001"] {
+            let e = task_err(&format!("\"{field}\": {v}"), field);
+            assert_has(
+                &e,
+                "is too long a duration: the maximum is 100 years (36500 days)",
+            );
+        }
+        // The bound itself is accepted.
+        let cap = if field == "restart-delay" {
+            ", \"max-restart-delay\": \"36500days\""
+        } else {
+            ""
+        };
+        let _ = task(&format!("\"{field}\": \"36500days\"{cap}"));
+    }
+    for field in [
+        "check_interval",
+        "watchdog_timeout",
+        "notify_timeout",
+        "sample_interval",
+        "stop_before_end",
+    ] {
+        let e = err1(&format!(
+            "{{\"{field}\": 1e13, \"scripts\": [{{\"name\": \"t\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_has(&e, "the maximum is 100 years");
+    }
+    for v in ["\"1ns\"", "\"999us\"", "0.0000001"] {
+        let e = task_err(&format!("\"timer\": {v}"), "timer");
+        assert_has(&e, "is shorter than the shortest timer period, 1ms");
+    }
+    assert_eq!(
+        task("\"timer\": \"1ms\"").schedule,
+        ScheduleSpec::Timer(Duration::from_millis(1))
+    );
+    // bansuri's own periods have floors too (0 still turns sampling off).
+    for (field, v, min) in [
+        ("check_interval", "\"1ms\"", "10ms"),
+        ("sample_interval", "\"10ms\"", "100ms"),
+    ] {
+        let e = err1(&format!(
+            "{{\"{field}\": {v}, \"scripts\": [{{\"name\": \"t\", \"command\": \"x\"}}]}}"
+        ));
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_has(&e, &format!("is shorter than the shortest {field}, {min}"));
+    }
+    let spec = ok(r#"{"sample_interval": 0, "check_interval": "10ms", "scripts": ["x"]}"#);
+    assert_eq!(spec.globals.sample_interval, Duration::ZERO);
+    assert_eq!(spec.globals.check_interval, Duration::from_millis(10));
 }
 
 #[test]

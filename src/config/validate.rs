@@ -111,8 +111,7 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
 mod program;
 pub(crate) use program::{lookup_user, UserError};
 
-const DURATION_HELP: &str =
-    "write seconds (`30`, `1.5`, \"30\") or a duration such as \"30s\", \"5m\", \"1h30m\", \"250ms\"";
+use super::duration::{self, HELP as DURATION_HELP};
 
 /// Validates a parsed config. `config_dir` is the absolute directory of the config file;
 /// `ext` the names registered through the library API (`no-interface` tasks, notifiers).
@@ -123,8 +122,11 @@ pub(crate) fn validate(
     config_dir: &Path,
     ext: &Extensions,
 ) -> Result<Spec, Vec<ConfigError>> {
+    let mut secrets = Vec::new();
+    secret_spans(root, &mut secrets);
     let mut v = Validator {
         text,
+        secrets,
         file,
         config_dir: config_dir.to_path_buf(),
         errors: Vec::new(),
@@ -256,51 +258,18 @@ fn as_int(node: &Node) -> Result<i64, Problem> {
     }
 }
 
-fn seconds(secs: f64, shown: &str) -> Result<Duration, Problem> {
-    if !secs.is_finite() {
-        return Err(
-            Problem::new(format!("`{shown}` is not a finite number of seconds"))
-                .help(DURATION_HELP),
-        );
-    }
-    if secs < 0.0 {
-        return Err(
-            Problem::new(format!("`{shown}`: a duration cannot be negative")).help(DURATION_HELP),
-        );
-    }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| Problem::new(format!("`{shown}` is too long a duration")))
-}
-
 /// Longest `config_settle`: a reload should not wait longer for an edit to end.
 const MAX_CONFIG_SETTLE: Duration = Duration::from_secs(60);
 
-/// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax.
+/// SPEC 1.3: a bare number or numeric string is seconds, else humantime syntax; bounded
+/// by [`duration::MAX`] (one parser with the command line: [`duration::parse`]).
 fn duration(node: &Node) -> Result<Duration, Problem> {
-    match &node.value {
-        Value::Number(n) => seconds(n.as_f64(), &n.raw),
-        Value::String(s) => {
-            let t = s.trim();
-            if t.is_empty() {
-                return Err(
-                    Problem::new("expected a duration, found an empty string").help(DURATION_HELP)
-                );
-            }
-            if let Ok(secs) = t.parse::<f64>() {
-                return seconds(secs, t);
-            }
-            if t.starts_with('-') {
-                return Err(
-                    Problem::new(format!("`{t}`: a duration cannot be negative"))
-                        .help(DURATION_HELP),
-                );
-            }
-            humantime::parse_duration(t).map_err(|e| {
-                Problem::new(format!("`{t}` is not a duration ({e})")).help(DURATION_HELP)
-            })
-        }
-        _ => Err(expected("a duration", node).help(DURATION_HELP)),
-    }
+    let parsed = match &node.value {
+        Value::Number(n) => duration::from_secs(n.as_f64(), &n.raw),
+        Value::String(s) => duration::parse(s),
+        _ => return Err(expected("a duration", node).help(DURATION_HELP)),
+    };
+    parsed.map_err(|e| Problem::new(e).help(DURATION_HELP))
 }
 
 /// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
@@ -322,6 +291,27 @@ fn positive_duration(node: &Node) -> Result<Duration, Problem> {
     let d = duration(node)?;
     if d.is_zero() {
         return Err(Problem::new("must be greater than zero").help(DURATION_HELP));
+    }
+    Ok(d)
+}
+
+/// A `timer` period: at least [`duration::MIN_TIMER`] (a shorter one cannot be kept by
+/// the scheduler and only produces skipped runs).
+fn timer_period(node: &Node) -> Result<Duration, Problem> {
+    period(node, duration::MIN_TIMER, "timer period")
+}
+
+/// A period of bansuri's own work: greater than zero and at least `min` (shorter only
+/// burns CPU: a config re-read or a /proc walk a thousand times a second).
+fn period(node: &Node, min: Duration, what: &str) -> Result<Duration, Problem> {
+    let d = positive_duration(node)?;
+    if d < min {
+        let min = humantime::format_duration(min);
+        return Err(Problem::new(format!(
+            "{} is shorter than the shortest {what}, {min}",
+            humantime::format_duration(d),
+        ))
+        .help(format!("write at least \"{min}\"")));
     }
     Ok(d)
 }
@@ -457,18 +447,36 @@ fn success_codes(node: &Node) -> Result<Vec<i32>, Problem> {
     }
 }
 
+/// The longest task name, in bytes: names are columns of tables and parts of every log
+/// line; a longer one is a mistake (and a 64 KiB one overflowed formatting widths).
+pub(crate) const MAX_NAME: usize = 200;
+
 fn task_name(node: &Node) -> Result<String, Problem> {
     let s = as_str(node)?;
     if s.is_empty() {
         return Err(Problem::new("a task name cannot be empty"));
+    }
+    // Only the start of a long name is shown: the message must stay readable.
+    let shown = |s: &str| {
+        let head: String = s.chars().take(40).collect();
+        let dots = if head.len() < s.len() { "..." } else { "" };
+        format!("\"{}{dots}\"", head.escape_debug())
+    };
+    if s.len() > MAX_NAME {
+        return Err(Problem::new(format!(
+            "{} is {} bytes long: a task name is at most {MAX_NAME} bytes",
+            shown(s),
+            s.len()
+        ))
+        .help("use a short name; `description` can hold a longer text"));
     }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(Problem::new(format!(
-            "\"{}\" contains {c:?}: names may use only letters, digits, `.`, `_` and `-`",
-            s.escape_debug()
+            "{} contains {c:?}: names may use only letters, digits, `.`, `_` and `-`",
+            shown(s)
         ))
         .help(format!("for instance \"{}\"", shorthand::sanitize(s))));
     }
@@ -565,8 +573,32 @@ fn in_task(task: Option<&str>) -> String {
     task.map_or(String::new(), |t| format!(" in task `{t}`"))
 }
 
+/// The byte ranges of every value of an `env` object, wherever it is: an error's snippet
+/// shows them as `***` (a secret on the line of an error in another field must not reach
+/// stderr or the job log).
+fn secret_spans(node: &Node, out: &mut Vec<Range<usize>>) {
+    match &node.value {
+        Value::Object(members) => {
+            for (key, value) in members {
+                if key.name == "env" {
+                    match &value.value {
+                        Value::Object(vars) => out.extend(vars.iter().map(|(_, v)| v.span.clone())),
+                        _ => out.push(value.span.clone()),
+                    }
+                } else {
+                    secret_spans(value, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|n| secret_spans(n, out)),
+        _ => {}
+    }
+}
+
 struct Validator<'a> {
     text: &'a str,
+    /// The values of `env` (see [`secret_spans`]).
+    secrets: Vec<Range<usize>>,
     file: &'a Path,
     config_dir: PathBuf,
     /// Each error with its (line, column) in the config file, to sort them.
@@ -587,7 +619,14 @@ impl<'a> Validator<'a> {
         field: Option<&str>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let mut e = ConfigError::at(self.file, self.file, self.text, span, message);
+        let mut e = ConfigError::at_masking(
+            self.file,
+            self.file,
+            self.text,
+            span,
+            message,
+            &self.secrets,
+        );
         e.task = task.map(String::from);
         e.field = field.map(String::from);
         e
@@ -859,7 +898,9 @@ impl<'a> Validator<'a> {
     fn globals(&mut self, f: &Fields) -> Globals {
         let d = Globals::default();
         let check_interval = self
-            .take(None, f.get("check_interval"), positive_duration)
+            .take(None, f.get("check_interval"), |n| {
+                period(n, duration::MIN_CHECK_INTERVAL, "check_interval")
+            })
             .unwrap_or(d.check_interval);
         let watchdog_timeout = self
             .take(None, f.get("watchdog_timeout"), duration)
@@ -926,7 +967,10 @@ impl<'a> Validator<'a> {
             })
             .unwrap_or(d.state_dir);
         let sample_interval = self
-            .take(None, f.get("sample_interval"), duration)
+            .take(None, f.get("sample_interval"), |n| match duration(n)? {
+                Duration::ZERO => Ok(Duration::ZERO),
+                _ => period(n, duration::MIN_SAMPLE_INTERVAL, "sample_interval"),
+            })
             .unwrap_or(d.sample_interval);
         let dashboard = self
             .take(None, f.get("dashboard"), |n| {
@@ -1235,7 +1279,7 @@ impl<'a> Validator<'a> {
         let timer_got = f.get("timer");
         let cron_got = f.get("schedule-cron");
         let tz_got = f.get("timezone");
-        let timer = self.take(t, timer_got, positive_duration);
+        let timer = self.take(t, timer_got, timer_period);
         let tz = self.take(t, tz_got, timezone).unwrap_or(CronTz::Local);
         let cron = self.take(t, cron_got, |n| {
             let expr =
@@ -1349,8 +1393,12 @@ impl<'a> Validator<'a> {
     fn env(&mut self, t: Option<&str>, g: &Got) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let Value::Object(members) = &g.node.value else {
-            let p = expected("an object of NAME: value pairs", g.node)
-                .help("write \"env\": {\"OMP_NUM_THREADS\": \"4\"}");
+            // Not `expected(..)`: it would quote the value, which may be a secret.
+            let p = Problem::new(format!(
+                "expected an object of NAME: value pairs, found {}",
+                g.node.value.kind()
+            ))
+            .help("write \"env\": {\"OMP_NUM_THREADS\": \"4\"}");
             self.report(t, g, p);
             return out;
         };
@@ -1464,7 +1512,14 @@ impl<'a> Validator<'a> {
             }
             Err(ReadError::Syntax(text, errs)) => (text, errs),
         };
-        let here = ConfigError::at(self.file, self.file, self.text, g.key.span.clone(), "");
+        let here = ConfigError::at_masking(
+            self.file,
+            self.file,
+            self.text,
+            g.key.span.clone(),
+            "",
+            &self.secrets,
+        );
         let given = here.location();
         let given_at = (here.line.unwrap_or(0), here.column.unwrap_or(0));
         for err in errs {

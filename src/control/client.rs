@@ -132,13 +132,16 @@ pub fn status(
             render(&doc, Utc::now(), &liveness(&doc))
         };
         let mut out = std::io::stdout().lock();
+        let mut shown = Ok(());
         if watch {
             // Home, clear screen: the table is redrawn in place.
-            let _ = out.write_all(b"\x1b[H\x1b[2J");
+            shown = out.write_all(b"\x1b[H\x1b[2J");
         }
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-        if !watch {
+        let shown = shown
+            .and_then(|()| out.write_all(text.as_bytes()))
+            .and_then(|()| out.flush());
+        // Nobody reads any more (`status --watch | head`): done, quietly.
+        if !watch || shown.is_err() {
             return Ok(());
         }
         drop(out);
@@ -357,19 +360,29 @@ fn over_files(
     }
 }
 
+/// The client's wait from `BANSURI_CONTROL_TIMEOUT` ([`DEFAULT_TIMEOUT`] when unset); a
+/// value that is not a duration is a usage error (exit 2), not a silent default.
+fn control_timeout(v: Option<std::ffi::OsString>) -> Result<Duration, ClientError> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    let bad = |e: String| ClientError::new(2, format!("BANSURI_CONTROL_TIMEOUT: {e}"));
+    let v = v
+        .into_string()
+        .map_err(|_| bad("not valid UTF-8".to_owned()))?;
+    config::duration::parse_with_help(&v).map_err(bad)
+}
+
 /// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.
 pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), ClientError> {
+    let timeout = control_timeout(std::env::var_os("BANSURI_CONTROL_TIMEOUT"))?;
     let (config, paths) = paths_for(cli)?;
     let doc = read_state(&paths, &config)?;
     preflight(&doc, cmd, tasks)?;
-    let timeout = std::env::var("BANSURI_CONTROL_TIMEOUT")
-        .ok()
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
-        .unwrap_or(DEFAULT_TIMEOUT);
     let r = send(&paths, &doc, cmd, tasks, timeout)?;
     if r.ok {
         if !r.message.is_empty() {
-            println!("{}", r.message);
+            crate::cli::outln!("{}", r.message);
         }
         Ok(())
     } else {

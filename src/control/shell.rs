@@ -140,7 +140,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
     }));
     let history = paths.dir.join("shell_history");
     let _ = ed.load_history(&history);
-    println!(
+    crate::cli::outln!(
         "bansuri shell for {} ({} tasks); `help` lists the commands",
         config.display(),
         doc.tasks.len()
@@ -151,7 +151,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::cli::errln!("error: {e}");
                 break;
             }
         };
@@ -164,7 +164,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
         let cmd = match first.as_str() {
             "exit" | "quit" => break,
             "help" | "?" => {
-                println!("{HELP}");
+                crate::cli::outln!("{HELP}");
                 continue;
             }
             "status" => {
@@ -174,12 +174,12 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
                             h.tasks = d.tasks.iter().map(|t| t.name.clone()).collect();
                         }
                         if let Err(e) = keep_named(&mut d, args) {
-                            eprintln!("error: {e}");
+                            crate::cli::errln!("error: {e}");
                             continue;
                         }
-                        print!("{}", render(&d, chrono::Utc::now(), &liveness(&d)));
+                        crate::cli::out!("{}", render(&d, chrono::Utc::now(), &liveness(&d)));
                     }
-                    Err(e) => eprintln!("error: {}", e.msg),
+                    Err(e) => crate::cli::errln!("error: {}", e.msg),
                 }
                 continue;
             }
@@ -194,8 +194,12 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
                     .min_by_key(|c| strsim::levenshtein(c, other))
                     .filter(|c| strsim::levenshtein(c, other) <= 2);
                 match near {
-                    Some(c) => eprintln!("error: unknown command `{other}`; did you mean `{c}`?"),
-                    None => eprintln!("error: unknown command `{other}`; `help` lists them"),
+                    Some(c) => {
+                        crate::cli::errln!("error: unknown command `{other}`; did you mean `{c}`?")
+                    }
+                    None => {
+                        crate::cli::errln!("error: unknown command `{other}`; `help` lists them")
+                    }
                 }
                 continue;
             }
@@ -208,9 +212,9 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
             send(&paths, &d, cmd, args, DEFAULT_TIMEOUT)
         });
         match result {
-            Ok(r) if r.ok => println!("{}", r.message),
-            Ok(r) => eprintln!("error: {}", r.message),
-            Err(e) => eprintln!("error: {}", e.msg),
+            Ok(r) if r.ok => crate::cli::outln!("{}", r.message),
+            Ok(r) => crate::cli::errln!("error: {}", r.message),
+            Err(e) => crate::cli::errln!("error: {}", e.msg),
         }
         if cmd == Cmd::Shutdown {
             break;

@@ -1352,6 +1352,48 @@ fn retry_delay_is_capped_by_max_restart_delay() {
     assert_eq!(h.stats("a").runs, 6);
 }
 
+/// Delays far beyond any config bound (which validate refuses, but the core must not
+/// trust) saturate: no panic in backoff, deadlines, status or the summary, and the far
+/// retry and the far timer run simply never come.
+#[test]
+fn huge_delays_saturate_instead_of_panicking() {
+    let huge = Duration::MAX;
+    let big = TaskSpec {
+        restart_delay: huge,
+        max_restart_delay: huge,
+        timeout: Some(huge),
+        stop_time: Some(huge),
+        ..retrying(task("a"), 40)
+    };
+    let tick = TaskSpec {
+        timeout: Some(secs(10_000_000_000_000)),
+        ..timer("t", secs(10_000_000_000_000))
+    };
+    let mut h = Harness::build(
+        Globals {
+            watchdog_timeout: huge,
+            ..Globals::default()
+        },
+        Mode::default(),
+        vec![big, tick],
+    );
+    h.script("a", Script::exits(Duration::ZERO, 1));
+    h.script("t", Script::exits(Duration::ZERO, 0));
+    h.start();
+    h.step(secs(100));
+    assert_eq!(h.spawn_times("a"), [secs(0)], "{}", h.job_log());
+    assert_eq!(h.spawn_times("t"), [secs(0)], "{}", h.job_log());
+    let status = h.core.status(h.now);
+    let a = status.iter().find(|s| s.name == "a").expect("task a");
+    assert!(a.retry_at.is_some(), "a waits for its retry");
+    let t = status.iter().find(|s| s.name == "t").expect("task t");
+    assert!(t.next_run.is_some(), "t has a next run");
+    assert!(h.deadline().is_some());
+    h.shutdown();
+    h.step(secs(10));
+    assert!(h.exit_at().is_some(), "{}", h.job_log());
+}
+
 #[test]
 fn retry_backoff_resets_after_60s_up() {
     for (third_run, delay) in [(secs(60), secs(1)), (secs(60) - ms(1), secs(4))] {

@@ -15,6 +15,10 @@ use nix::time::{clock_gettime, ClockId as TimeClock};
 
 use crate::clock::Mono;
 
+/// The farthest expiry ever armed (about 34,000 years): a `timespec` holds it, and a
+/// deadline beyond it is "never" in practice.
+const FAR: Duration = Duration::from_secs(1 << 40);
+
 /// CLOCK_MONOTONIC now.
 fn monotonic() -> Duration {
     clock_gettime(TimeClock::CLOCK_MONOTONIC)
@@ -60,8 +64,12 @@ impl Alarm {
         match at {
             None => self.fd.unset()?,
             Some(d) => {
-                // An absolute expiry of zero would disarm the timer: never ask for it.
-                let abs = (self.origin + d.0).max(Duration::from_nanos(1));
+                // An absolute expiry of zero would disarm the timer: never ask for it. A
+                // saturated deadline ("never") is clamped to what a timespec holds.
+                let abs = self
+                    .origin
+                    .saturating_add(d.0)
+                    .clamp(Duration::from_nanos(1), FAR);
                 self.fd.set(
                     Expiration::OneShot(TimeSpec::from_duration(abs)),
                     TimerSetTimeFlags::TFD_TIMER_ABSTIME,
@@ -114,6 +122,23 @@ mod tests {
             poll(&mut fds, PollTimeout::from(50u16)).unwrap(),
             0,
             "a disarmed alarm fired"
+        );
+    }
+
+    /// A saturated deadline (`Mono` at `Duration::MAX`) arms a far expiry, no error.
+    #[test]
+    fn a_deadline_of_never_arms_without_error() {
+        let mut a = Alarm::new().unwrap();
+        a.set(Some(Mono(Duration::MAX))).unwrap();
+        a.set(Some(a.now() + Duration::MAX)).unwrap();
+        let mut fds = [nix::poll::PollFd::new(
+            a.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        assert_eq!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap(),
+            0,
+            "a far deadline fired"
         );
     }
 }
