@@ -452,7 +452,16 @@ fn field(text: &str, def: &FieldDef) -> Result<u64, String> {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
                 let step: u32 = s.parse().map_err(|_| {
-                    format!("{} field `{item}`: step `{s}` is not a number", def.name)
+                    // The manual's `*/*5` (a stray `*`): say what was meant.
+                    let meant = s
+                        .strip_prefix('*')
+                        .filter(|n| n.parse::<u32>().is_ok())
+                        .map(|n| format!("; did you mean `{r}/{n}`?"))
+                        .unwrap_or_default();
+                    format!(
+                        "{} field `{item}`: step `{s}` is not a number{meant}",
+                        def.name
+                    )
                 })?;
                 if step == 0 {
                     return Err(format!(
@@ -879,6 +888,10 @@ mod tests {
             ("60 0 0 * * *", "second field `60` out of range 0-59"),
             ("*/0 * * * *", "minute field `*/0`: step must be at least 1"),
             ("*/x * * * *", "step `x` is not a number"),
+            (
+                "*/*5 * * * *",
+                "step `*5` is not a number; did you mean `*/5`?",
+            ),
             ("5-2 * * * *", "range `5-2` goes backwards"),
             ("1,,2 * * * *", "empty list item"),
             ("a * * * *", "minute field: `a` is not a number"),
