@@ -54,6 +54,9 @@ fn mail_without_notify_command_is_a_warning() {
     );
     assert_has(&w, "help: add a top-level \"notify_command\"");
     assert_eq!(task(r#""notify": "on-fail""#).notify, Notify::Command);
+    // The value is quoted as written (seed 003 writes "on-fail").
+    let w = warn1(&one_task(r#""notify": "on-fail""#), "t", "notify");
+    assert_has(&w, "\"on-fail\" runs the global `notify_command`");
     // `null` is "not set" too.
     let w = warn1(
         r#"{"notify_command": null, "scripts": [{"name": "t", "command": "x", "notify": "mail"}]}"#,

@@ -66,8 +66,12 @@ impl Validator<'_> {
                         t,
                         Some("notify"),
                         format!(
-                            "`notify` has no effect{}: \"mail\" runs the global `notify_command`, which is not set, so nothing is sent (the run goes on)",
-                            in_task(t)
+                            "`notify` has no effect{}: {} runs the global `notify_command`, which is not set, so nothing is sent (the run goes on)",
+                            in_task(t),
+                            match &g.node.value {
+                                crate::config::tree::Value::String(v) => format!("{v:?}"),
+                                _ => "\"mail\"".to_owned(),
+                            }
                         ),
                     )
                     .with_help("add a top-level \"notify_command\": \"mail -s '[bansuri] {task} failed' you@example.org\"");
