@@ -1044,17 +1044,22 @@ impl Runtime {
 
     fn apply_config(&mut self, bytes: Vec<u8>) -> Option<i32> {
         let path = self.watch.path.clone();
-        let parsed = match std::str::from_utf8(&bytes) {
-            Err(e) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
-            Ok(text) => config::Format::from_path(&path)
-                .and_then(|f| config::check_permissions(&path).map(|()| f))
+        // Who may change the file is checked before its content (as root: another user
+        // must not be able to hand bansuri a config), and named as the reason.
+        let untrusted = config::check_permissions(&path).err();
+        let parsed = match (std::str::from_utf8(&bytes), &untrusted) {
+            (_, Some(e)) => Err(e.to_string()),
+            (Err(e), None) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
+            (Ok(text), None) => config::Format::from_path(&path)
                 .and_then(|f| config::parse_str_with(text, &path, f, &self.extensions))
                 .map_err(|e| e.to_string()),
         };
         let mut spec = match parsed {
             Ok(spec) => spec,
             Err(report) => {
-                let reason = if bytes.iter().all(u8::is_ascii_whitespace) {
+                let reason = if untrusted.is_some() {
+                    "another user could have written it".to_owned()
+                } else if bytes.iter().all(u8::is_ascii_whitespace) {
                     "it is empty".to_owned()
                 } else {
                     "it has errors".to_owned()

@@ -369,7 +369,8 @@ fn root_keeps_its_config_when_another_user_replaces_it() {
     );
     let _ = client(&cfg, &["reload"], &[]);
     let text = b.wait_log("the refusal", T, |l| {
-        l.contains("was not loaded") && l.contains("bansuri runs as root and refuses it")
+        l.contains("was not loaded: another user could have written it")
+            && l.contains("bansuri runs as root and refuses it")
     });
     assert!(
         text.contains("still running the config loaded at"),
