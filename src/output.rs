@@ -209,7 +209,13 @@ struct Repeat {
     count: u64,
     /// When the line (or the last summary) was written.
     since: DateTime<Utc>,
+    /// When the last identical event came.
+    last: DateTime<Utc>,
 }
+
+/// Identical events further apart than this are each written: they are a rhythm (a
+/// re-read of the config, a slow retry), not a flood.
+pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Identical bansuri events in a row are summarised at most this often
 /// (`... repeated N times`), and when a different event comes.
@@ -295,7 +301,11 @@ impl JobLog {
         }
         let task = task.unwrap_or("MASTER");
         if let Some(r) = &mut self.repeat {
-            if r.level == level && r.task == task && r.msg == msg {
+            // DEBUG lines are asked for (`-v`) to see each one; only a flood is collapsed.
+            let flood = level > Level::Debug
+                && (wall - r.last).to_std().map_or(true, |d| d < REPEAT_WINDOW);
+            if r.level == level && r.task == task && r.msg == msg && flood {
+                r.last = wall;
                 r.count += 1;
                 let due = (wall - r.since)
                     .to_std()
@@ -319,6 +329,7 @@ impl JobLog {
             msg: msg.to_owned(),
             count: 0,
             since: wall,
+            last: wall,
         });
         self.write_event(wall, task, level, msg);
     }
@@ -1188,6 +1199,26 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 4, "{text}");
+        // A rhythm is not a flood: identical lines a second or more apart are each
+        // written, and DEBUG lines (asked for with -v) always are.
+        let (mut log, sink) = new_log(LogFormat::Text, Level::Debug);
+        for s in 0..3 {
+            let w = t + chrono::Duration::seconds(30 * s);
+            log.event(w, None, Level::Info, "checked");
+        }
+        for ms in 0..3 {
+            log.event(
+                t + chrono::Duration::milliseconds(100 * ms),
+                None,
+                Level::Debug,
+                "re-read",
+            );
+        }
+        drop(log);
+        let text = sink.text();
+        assert_eq!(text.matches("] checked").count(), 3, "{text}");
+        assert_eq!(text.matches("DEBUG: re-read").count(), 3, "{text}");
+        assert!(!text.contains("repeated"), "{text}");
     }
 
     #[test]

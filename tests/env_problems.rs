@@ -104,7 +104,7 @@ fn validate_warns_and_a_missing_directory_user_or_env_file_fails_only_that_task(
     );
     let log = b.log();
     assert!(
-        log.contains("Config warning: `working-directory` in task `nodir`"),
+        log.contains("WARNING: Config: `working-directory` in task `nodir`"),
         "the warnings are in the job log:\n{log}"
     );
 }
@@ -174,7 +174,7 @@ fn a_reload_adding_a_good_task_beside_a_bad_environment_starts_the_good_one() {
     let log = b.log();
     assert!(log.contains("Config reloaded"), "{log}");
     assert!(
-        log.contains("Config warning: `working-directory` in task `bad`"),
+        log.contains("WARNING: Config: `working-directory` in task `bad`"),
         "{log}"
     );
     assert!(
@@ -224,7 +224,7 @@ fn a_timer_task_writes_into_the_file_named_with_the_current_year() {
     }
     let log = b.log();
     assert!(
-        log.contains("Config warning: `stdout` in task `manual`: no shell runs on the path"),
+        log.contains("WARNING: Config: `stdout` in task `manual`: no shell runs on the path"),
         "{log}"
     );
 }

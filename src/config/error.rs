@@ -323,9 +323,9 @@ impl fmt::Display for ConfigError {
         if let Some(s) = &self.snippet {
             writeln!(f, "{pad} |")?;
             // A line of `env` or of an environment-file may hold a secret: show its name,
-            // never its value (errors reach the job log on reload).
-            let secret = matches!(self.field.as_deref(), Some("env" | "environment-file"))
-                || self.file != self.config;
+            // never its value (errors reach the job log on reload). The `environment-file`
+            // field itself is a path: its line is shown (other `env` values on it masked).
+            let secret = self.field.as_deref() == Some("env") || self.file != self.config;
             let text = if secret {
                 redact(&s.text)
             } else {
@@ -496,7 +496,7 @@ impl ConfigWarning {
     /// The warning on one line, for the job log: message, location, help.
     pub fn one_line(&self) -> String {
         let e = &self.0;
-        let mut s = format!("Config warning: {} ({})", e.message, e.location());
+        let mut s = format!("Config: {} ({})", e.message, e.location());
         if let Some(help) = &e.help {
             s.push_str(&format!("; {}", help.replace('\n', " ")));
         }

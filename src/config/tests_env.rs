@@ -64,7 +64,7 @@ fn a_missing_working_directory_is_a_warning_and_the_other_tasks_load() {
     );
     let line = w.one_line();
     assert!(
-        line.starts_with("Config warning: `working-directory` in task `bad`"),
+        line.starts_with("Config: `working-directory` in task `bad`"),
         "{line}"
     );
     assert!(line.contains("c.json:3:"), "{line}");
@@ -109,6 +109,10 @@ fn a_missing_environment_file_is_a_warning_and_is_read_by_the_start_that_finds_i
     );
     assert_located(&w, dir.path(), 3, "environment-file");
     assert!(w.to_string().contains("vars.env` does not exist (yet)"));
+    // The snippet shows the path (it is no secret), and masks `env` values beside it.
+    let shown = w.to_string();
+    assert!(shown.contains(r#""environment-file": "vars.env""#), "{shown}");
+    assert!(!shown.contains(r#""B": "env""#), "{shown}");
     let bad = &spec.tasks[1];
     assert!(bad.pending.environment_file);
     let at = chrono::Local::now();
