@@ -279,13 +279,14 @@ fn user_root_needs_root_says_validate_when_not_root() {
         .arg(&cfg)
         .output()
         .expect("run setpriv (util-linux)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // A problem of the machine (who runs bansuri), not of the file: a warning, exit 0.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        err.contains("running a task as `root` needs root, but bansuri runs as uid 65534"),
-        "{err}"
+        text.contains("warning: `user` in task `r`: running a task as `root` needs root, but bansuri runs as uid 65534"),
+        "{text}"
     );
-    assert!(err.contains("task `r`"), "the error names the task: {err}");
+    assert!(text.contains("or start bansuri as root"), "{text}");
 }
 
 #[test]

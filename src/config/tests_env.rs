@@ -111,7 +111,10 @@ fn a_missing_environment_file_is_a_warning_and_is_read_by_the_start_that_finds_i
     assert!(w.to_string().contains("vars.env` does not exist (yet)"));
     // The snippet shows the path (it is no secret), and masks `env` values beside it.
     let shown = w.to_string();
-    assert!(shown.contains(r#""environment-file": "vars.env""#), "{shown}");
+    assert!(
+        shown.contains(r#""environment-file": "vars.env""#),
+        "{shown}"
+    );
     assert!(!shown.contains(r#""B": "env""#), "{shown}");
     let bad = &spec.tasks[1];
     assert!(bad.pending.environment_file);

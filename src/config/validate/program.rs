@@ -478,18 +478,19 @@ impl Validator<'_> {
         };
         match lookup_user(&name) {
             Ok(u) => task.user = Some(u),
-            Err(e @ (UserError::Unknown(_) | UserError::Lookup(_))) => {
-                let (what, _) = e.words();
-                let p = Problem::new(what.to_string()).help(
-                    "each start of the task looks the user up again, and fails while it is unknown",
-                );
-                self.warn(t, g, p);
-                task.pending.user = Some(name);
-            }
+            // All three are the machine's, not the file's: the same config runs as root
+            // under systemd and is checked by its author on a login node. The file loads;
+            // each start of the task looks again and fails, saying why, while it cannot.
             Err(e) => {
                 let (what, help) = e.words();
-                let p = Problem::new(what.to_string()).help(help);
-                self.report(t, g, p);
+                let help = match e {
+                    UserError::NeedsRoot(_) => {
+                        format!("{help}; each start of the task fails until then")
+                    }
+                    _ => "each start of the task looks the user up again, and fails while it is unknown".to_owned(),
+                };
+                self.warn(t, g, Problem::new(what.to_string()).help(help));
+                task.pending.user = Some(name);
             }
         }
     }
