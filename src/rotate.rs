@@ -89,16 +89,59 @@ impl RotatingFile {
 
 /// Open `path` to append (created if missing): the job log and task output files.
 ///
+/// Only a regular file is written: a FIFO or a device planted at the path (a dated name
+/// is predictable) would block the loop in `open` or swallow the output, so the open does
+/// not wait (`O_NONBLOCK`) and what it opened is checked on the descriptor.
+///
 /// As root, a symbolic link at `path` is followed only when the link and its target are
 /// both root's: a link that another user planted (in a directory they can write, such as
-/// /tmp) would make root append to, or create, a file of their choosing. Otherwise the
-/// open fails with a message that says so.
+/// /tmp) would make root append to, or create, a file of their choosing. The directories
+/// above must be ones only root can change (the rule of the config file, see
+/// `config::trust`), or a link planted on the way would do the same. Otherwise the open
+/// fails with a message that says so.
 pub fn open_append(path: &Path) -> io::Result<File> {
     open_log(path, false)
 }
 
 /// [`open_append`], or truncating (a file rotated without backups starts over).
 fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
+    let file = open_path(path, truncate).map_err(|e| match e.raw_os_error() {
+        // O_NONBLOCK on a FIFO with no reader.
+        Some(libc::ENXIO) => io::Error::other(format!(
+            "`{}` is a FIFO, not a file: bansuri writes only to regular files",
+            path.display()
+        )),
+        _ => e,
+    })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        // /dev/null is the one device a user may mean: output thrown away.
+        if path != Path::new("/dev/null") {
+            return Err(io::Error::other(format!(
+                "`{}` is {what}: bansuri writes only to regular files",
+                path.display()
+            )));
+        }
+    }
+    // Writes block as they always did (the file is a regular file: they do not wait).
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(file)
+}
+
+/// The open itself, with the root checks of [`open_append`].
+fn open_path(path: &Path, truncate: bool) -> io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut o = OpenOptions::new();
     if truncate {
@@ -106,12 +149,25 @@ fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
     } else {
         o.append(true);
     }
-    o.create(true);
+    o.create(true).custom_flags(libc::O_NONBLOCK);
     if !nix::unistd::geteuid().is_root() {
         return o.open(path);
     }
+    let abs = std::path::absolute(path)?;
+    if let Some(Err(u)) = abs.parent().map(crate::config::trust::check) {
+        return Err(io::Error::other(format!(
+            "{} (for the output file `{}`); {}",
+            u.why,
+            path.display(),
+            u.help
+        )));
+    }
     // A link gives ELOOP, or EACCES in a sticky directory (protected_regular).
-    let e = match o.clone().custom_flags(libc::O_NOFOLLOW).open(path) {
+    let e = match o
+        .clone()
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EACCES)) => e,
         other => return other,
     };

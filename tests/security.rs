@@ -636,3 +636,61 @@ fn config_errors_mask_env_values_on_the_same_line() {
         "{log}"
     );
 }
+
+/// A FIFO planted at a task's output path (a dated name is predictable) does not block the
+/// loop in `open`: that task fails to start saying why, a timer keeps firing, SIGTERM stops
+/// bansuri. And as root, a link planted in a directory above the output file (a directory
+/// another user owns) is not followed: the task fails to start, the victim is untouched.
+#[test]
+fn a_fifo_or_a_link_above_an_output_file_neither_blocks_nor_redirects_root() {
+    if !root_or_skip("the output file checks") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let fifo = sb.file("out.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    // A reader keeps the FIFO open, as an attacker would: an open for writing succeeds
+    // then, and only the type check refuses it.
+    let reader = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3<>{} ; sleep 60", fifo.display()))
+        .spawn()
+        .unwrap();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _reader = Reap(reader);
+    // A directory of another user's on the way to a root-owned victim directory.
+    let victim_dir = sb.file("rootonly");
+    std::fs::create_dir(&victim_dir).unwrap();
+    let theirs = sb.file("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, NOBODY);
+    std::os::unix::fs::symlink(&victim_dir, theirs.join("logs")).unwrap();
+    chown(&theirs.join("logs"), NOBODY);
+    let cfg = format!(
+        r#"{{"scripts": [
+            {{"name": "fifo", "command": "echo hi", "stdout": "{}"}},
+            {{"name": "above", "command": "echo planted", "stdout": "{}/logs/out.log"}},
+            {{"name": "tick", "command": "true", "timer": "200ms"}}]}}"#,
+        fifo.display(),
+        theirs.display()
+    );
+    let mut b = sb.start(&cfg, &[]);
+    b.wait_log("both refusals and ticks after them", T, |l| {
+        l.contains("out.fifo` is a FIFO")
+            && l.contains("(for the output file")
+            && l.matches("[tick] Executing").count() >= 5
+    });
+    let log = b.log();
+    assert!(log.contains("[fifo] ERROR: Failed to start"), "{log}");
+    assert!(log.contains("[above] ERROR: Failed to start"), "{log}");
+    assert!(!victim_dir.join("out.log").exists(), "{log}");
+    b.signal(libc::SIGTERM);
+    let (st, _) = b.wait(T).expect("SIGTERM stops bansuri");
+    assert_eq!(st.code(), Some(0));
+}

@@ -94,7 +94,7 @@ pub mod schema;
 mod shorthand;
 mod toml;
 mod tree;
-mod trust;
+pub(crate) mod trust;
 mod validate;
 mod yaml;
 
