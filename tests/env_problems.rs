@@ -222,9 +222,8 @@ fn a_timer_task_writes_into_the_file_named_with_the_current_year() {
         .unwrap_or_else(|| panic!("nothing written to {found}; job log:\n{}", b.log()));
         assert_eq!(text, format!("{line}\n"));
     }
-    let log = b.log();
-    assert!(
-        log.contains("WARNING: Config: `stdout` in task `manual`: no shell runs on the path"),
-        "{log}"
-    );
+    // The job log is buffered: wait for the line rather than read it once.
+    b.wait_log("the `$(` warning", T, |log| {
+        log.contains("WARNING: Config: `stdout` in task `manual`: no shell runs on the path")
+    });
 }
