@@ -434,6 +434,25 @@ fn root_refuses_a_state_directory_that_others_can_write() {
         assert!(err.contains("chmod 700"), "the fix: {err}");
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // An explicit `state_dir` below a directory another user owns: they could rename
+    // the directory in between and put a link in its place, so the parents count too.
+    let theirs = sb.file("theirs");
+    std::fs::create_dir_all(theirs.join("p/st")).unwrap();
+    chown(&theirs, NOBODY);
+    let cfg = format!(
+        r#"{{"state_dir": "{}/p/st", "scripts": [{{"name": "t", "command": "exec sleep 300"}}]}}"#,
+        theirs.display()
+    );
+    let mut b = sb.start(&cfg, &[]);
+    let (st, err) = b
+        .wait(T)
+        .unwrap_or_else(|| panic!("must refuse; log:\n{}", b.log()));
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to start: the state directory")
+            && err.contains("is owned by user nobody (uid 65534)"),
+        "{err}"
+    );
 }
 
 /// As root, a `log_file` or task output file that is another user's link is not

@@ -416,6 +416,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// fix. `None` when it does not exist (bansuri creates it, mode 0700) or is fine.
 pub fn untrusted_dir(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
+    // As root, the directories above count too: whoever can rename one of them can swap
+    // the state directory for a link to anywhere (the rule of the config file).
+    if nix::unistd::geteuid().is_root() {
+        let parent = std::path::absolute(dir).ok()?.parent()?.to_path_buf();
+        if let Err(u) = crate::config::trust::check(&parent) {
+            return Some(format!(
+                "the state directory {}: {}; {}",
+                dir.display(),
+                u.why,
+                u.help
+            ));
+        }
+    }
     let meta = std::fs::symlink_metadata(dir).ok()?;
     let me = nix::unistd::geteuid().as_raw();
     let fix = format!(
