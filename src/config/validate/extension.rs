@@ -91,7 +91,8 @@ impl Validator<'_> {
                     }
                 ))
                 .help("add \"notify\": \"mail\" (or a registered notifier), or remove `notify-on`");
-                self.report(t, g, p);
+                // Harmless as written: a warning (nothing is told), not a refusal.
+                self.warn(t, g, p);
             }
         }
 
