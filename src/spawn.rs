@@ -492,3 +492,6 @@ unsafe fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
