@@ -3,7 +3,9 @@
 //! Owns everything that touches a child at the OS level: fork/exec with its own session and
 //! process group (setsid), stdin on /dev/null, working directory, environment,
 //! PR_SET_PDEATHSIG, an empty signal mask; the output pipes (one when stderr is combined);
-//! group signals; and reaping with resource usage. It knows nothing about schedules or
+//! group signals; and reaping with resource usage. What one start runs (command line,
+//! environment, output sinks, identity, launcher) is decided without I/O in `plan`
+//! ([`LaunchPlan`]); [`spawn`] carries a plan out. It knows nothing about schedules or
 //! policies: the core decides, the runtime calls in here.
 
 use std::borrow::Cow;
