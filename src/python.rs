@@ -45,10 +45,15 @@ pub fn class_spec(s: &str) -> Option<(&str, &str)> {
 /// The interpreter for `task`: `BANSURI_PYTHON` from its `env`, then from bansuri's
 /// environment, else `python3`.
 pub fn interpreter(task: &TaskSpec) -> OsString {
+    interpreter_with(task, std::env::var_os(INTERPRETER_VAR))
+}
+
+/// [`interpreter`] with bansuri's own `BANSURI_PYTHON` given (`own`) rather than read.
+pub fn interpreter_with(task: &TaskSpec, own: Option<OsString>) -> OsString {
     task.env
         .get(INTERPRETER_VAR)
         .map(OsString::from)
-        .or_else(|| std::env::var_os(INTERPRETER_VAR).filter(|v| !v.is_empty()))
+        .or_else(|| own.filter(|v| !v.is_empty()))
         .unwrap_or_else(|| OsString::from("python3"))
 }
 
@@ -120,11 +125,22 @@ pub fn settings(task: &TaskSpec, spec: &str) -> String {
 /// the task's environment and the rest, as for any process.
 pub fn command(task: &TaskSpec, spec: &str) -> Command {
     let mut c = Command::new(interpreter(task));
-    // -u: unbuffered, so lines reach the job log as they are printed.
-    c.arg("-u").arg("-c").arg(BOOTSTRAP).arg(spec);
-    c.env("BANSURI_PYTHON_RUNNER", RUNNER)
-        .env("BANSURI_PYTHON_TASK", settings(task, spec));
+    c.args(runner_args(spec)).envs(runner_env(task, spec));
     c
+}
+
+/// The interpreter's arguments that run class `spec`: `-u -c BOOTSTRAP spec`.
+pub fn runner_args(spec: &str) -> [&str; 4] {
+    // -u: unbuffered, so lines reach the job log as they are printed.
+    ["-u", "-c", BOOTSTRAP, spec]
+}
+
+/// The runner and the task's settings, as the environment carries them to the runner.
+pub fn runner_env(task: &TaskSpec, spec: &str) -> [(&'static str, String); 2] {
+    [
+        ("BANSURI_PYTHON_RUNNER", RUNNER.to_owned()),
+        ("BANSURI_PYTHON_TASK", settings(task, spec)),
+    ]
 }
 
 /// The command that runs the Python notifier class `spec` for `task` (`"notify":

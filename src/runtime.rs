@@ -16,12 +16,14 @@
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 //!
-//! Submodules: `notifying` runs notifiers beside the tasks and keeps the output tails
-//! that notices quote; `inprocess` runs the in-process tasks of the library API on
+//! Submodules: `executor` picks the backend of each run (a process, an srun client, an
+//! in-process task) and dispatches starts and signals to it; `notifying` runs notifiers
+//! beside the tasks and keeps the output tails that notices quote; `inprocess` runs the in-process tasks of the library API on
 //! worker threads that report through an eventfd in the same epoll set.
 
 mod alarm;
 mod escape;
+mod executor;
 mod inprocess;
 mod notifying;
 mod progress;
@@ -710,98 +712,12 @@ impl Runtime {
                     self.guard_notifiers();
                     continue;
                 }
-                Action::Signal { run, signal } if self.inproc.has(run) => {
-                    self.signal_inprocess(run, signal)
-                }
-                Action::Spawn { run, task, attempt } if task.no_interface => {
-                    self.spawn_inprocess(run, task, attempt)
-                }
+                Action::Signal { run, signal } => self.signal_run(run, signal),
+                Action::Spawn { run, task, attempt } => self.start_run(run, task, attempt),
                 Action::Reply { ok, msg } => {
                     self.obs.replies.push((ok, msg));
                     continue;
                 }
-                Action::Signal { run, signal } => {
-                    if let Some(info) = self.runs.get(&run) {
-                        if info.srun {
-                            let (pid, task) = (info.pid, Arc::clone(&info.task));
-                            self.signal_srun(pid, &task, signal);
-                        } else if let Err(e) = spawn::signal_group(info.pid, signal) {
-                            let msg = format!("cannot signal process group {}: {e}", info.pid);
-                            self.master(Level::Error, &msg);
-                        }
-                        self.signal_escapees(run, signal);
-                    }
-                    continue;
-                }
-                Action::Spawn { run, task, attempt } => match self
-                    .spawn_tracked(run, &task, attempt)
-                {
-                    Ok(child) => {
-                        let pid = child.pid;
-                        let name: Arc<str> = Arc::from(task.name.as_str());
-                        let mut pipes = Vec::new();
-                        for (fd, stream, path) in [
-                            (child.stdout, Stream::Stdout, child.stdout_file),
-                            (child.stderr, Stream::Stderr, child.stderr_file),
-                        ] {
-                            if let Some(fd) = fd {
-                                let sink = match path {
-                                    None => None,
-                                    Some(p) => match RotatingFile::open(
-                                        &p,
-                                        task.log_max_bytes,
-                                        task.log_backups,
-                                    ) {
-                                        Ok(file) => Some(FileSink {
-                                            file,
-                                            failing: false,
-                                        }),
-                                        Err(e) => {
-                                            let msg = format!(
-                                                "cannot open {}: {e}; its output goes to the job log",
-                                                p.display()
-                                            );
-                                            self.log.event(
-                                                Utc::now(),
-                                                Some(&task.name),
-                                                Level::Error,
-                                                &msg,
-                                            );
-                                            None
-                                        }
-                                    },
-                                };
-                                match self.add_pipe(fd, run, Arc::clone(&name), stream, sink) {
-                                    Ok(slot) => pipes.push(slot),
-                                    Err(e) => {
-                                        let msg =
-                                            format!("cannot watch the output of pid {pid}: {e}");
-                                        self.master(Level::Error, &msg);
-                                    }
-                                }
-                            }
-                        }
-                        let srun = task.srun.is_some();
-                        self.runs.insert(
-                            run,
-                            RunInfo {
-                                pid,
-                                task: Arc::clone(&name),
-                                pipes,
-                                srun,
-                                orphans: Usage::default(),
-                            },
-                        );
-                        self.guardian.watch(pid);
-                        self.pids.insert(pid, run);
-                        self.core.handle(Input::Spawned { run, pid }, self.now())
-                    }
-                    Err(reason) => {
-                        self.notifying.forget_after(run);
-                        self.core
-                            .handle(Input::SpawnFailed { run, reason }, self.now())
-                    }
-                },
             };
             stack.extend(follow.into_iter().rev());
         }

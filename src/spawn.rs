@@ -3,7 +3,9 @@
 //! Owns everything that touches a child at the OS level: fork/exec with its own session and
 //! process group (setsid), stdin on /dev/null, working directory, environment,
 //! PR_SET_PDEATHSIG, an empty signal mask; the output pipes (one when stderr is combined);
-//! group signals; and reaping with resource usage. It knows nothing about schedules or
+//! group signals; and reaping with resource usage. What one start runs (command line,
+//! environment, output sinks, identity, launcher) is decided without I/O in `plan`
+//! ([`LaunchPlan`]); [`spawn`] carries a plan out. It knows nothing about schedules or
 //! policies: the core decides, the runtime calls in here.
 
 use std::borrow::Cow;
@@ -18,7 +20,9 @@ use std::time::Duration;
 use crate::core::{ExitStatus, Usage};
 
 mod fast;
+mod plan;
 use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
+pub use plan::{Identity, LaunchPlan, Launcher, Own, Sink};
 
 /// A started process and the read ends of its output pipes.
 #[derive(Debug)]
@@ -80,186 +84,163 @@ pub fn prepare<'t>(
 /// Start one process for `task` (as [`prepare`] left it). Errors are worded for the job
 /// log.
 pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
-    let dir = &task.working_directory;
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(format!(
-                "working directory {} is not a directory",
-                dir.display()
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "working directory {} does not exist",
-                dir.display()
-            ))
-        }
-        Err(e) => {
-            return Err(format!(
-                "working directory {} is not usable: {}",
-                dir.display(),
-                io_reason(&e)
-            ))
-        }
-    }
+    let plan = LaunchPlan::new(task, attempt, &own(task));
+    launch(&plan).map_err(|e| match e {
+        Failed::Set(reason) => reason,
+        Failed::Start(e) => start_error(task, &plan, &e),
+    })
+}
 
-    let mut cmd = match (&task.srun, &task.command) {
-        // A job step: srun is the process bansuri starts, signals and reaps; the command
-        // runs under it on the allocation's nodes (see crate::slurm).
-        (Some(srun), command) => {
-            // bansuri's own binary runs in the step as the command's signal forwarder.
-            let helper = std::env::current_exe().ok();
-            let argv = crate::slurm::srun_argv(&task.name, srun, command, helper.as_deref());
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-        (None, CommandSpec::Shell(s)) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(s);
-            c
-        }
-        (None, CommandSpec::Argv(argv)) => {
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-        (None, CommandSpec::Python(class)) => crate::python::command(task, class),
-    };
-    if let (Some(_), CommandSpec::Python(class)) = (&task.srun, &task.command) {
-        // Under srun the runner and its settings reach the step through the environment.
-        cmd.env("BANSURI_PYTHON_RUNNER", crate::python::RUNNER)
-            .env("BANSURI_PYTHON_TASK", crate::python::settings(task, class));
+/// What `task`'s plan needs to know of bansuri's own process.
+fn own(task: &TaskSpec) -> Own {
+    Own {
+        exe: task
+            .srun
+            .as_ref()
+            .and_then(|_| std::env::current_exe().ok()),
+        python_unbuffered: std::env::var_os("PYTHONUNBUFFERED").is_some(),
+        python: match task.command {
+            CommandSpec::Python(_) => std::env::var_os(crate::python::INTERPRETER_VAR),
+            _ => None,
+        },
     }
-    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
-        // `python script.py` writes to a pipe block-buffered: its prints would reach the
-        // job log in bursts, or at exit. Unbuffered unless bansuri's own environment sets
-        // it, or the task's `env`/`environment-file` (which come next, and win).
-        cmd.env("PYTHONUNBUFFERED", "1");
-    }
-    cmd.current_dir(dir)
-        .envs(&task.env)
-        .env("BANSURI_TASK", &task.name)
-        .env("BANSURI_ATTEMPT", attempt.to_string())
+}
+
+/// Why a plan was not carried out.
+enum Failed {
+    /// Setting up failed (working directory, output files, pipes): the reason, worded.
+    Set(String),
+    /// The launcher failed (the program not found, not executable, a denied step).
+    Start(io::Error),
+}
+
+/// Carry out `plan`: check its working directory, open its output, start the child.
+fn launch(plan: &LaunchPlan) -> Result<Child, Failed> {
+    check_dir(&plan.cwd).map_err(Failed::Set)?;
+    let (out, err, mut child) = open_stdio(plan).map_err(Failed::Set)?;
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(&plan.args)
+        .current_dir(&plan.cwd)
+        .envs(&plan.env)
         .stdin(Stdio::null());
-    if let Some(u) = &task.user {
-        // What `su` would set: the task sees its own identity, not bansuri's.
-        cmd.env("USER", &u.name)
-            .env("LOGNAME", &u.name)
-            .env("HOME", &u.home);
-    }
-
-    // Output: the job log goes through a pipe; a file is handed to the child directly,
-    // unless it rotates (log-max-bytes): then bansuri writes it, through a pipe too.
-    let rotating = task.log_max_bytes > 0;
-    let mut stdout_pipe = None;
-    let mut stderr_pipe = None;
-    let mut stdout_rotated = None;
-    let mut stderr_rotated = None;
-    // stderr into the same file as stdout is the same as combined.
-    let combined = match (&task.stdout, &task.stderr) {
-        (_, StderrTarget::Combined) => true,
-        (OutputTarget::File(a), StderrTarget::File(b)) => a == b,
-        _ => false,
-    };
-    // The child's stdout and stderr (the same file description when combined).
-    let out: OwnedFd = match &task.stdout {
-        OutputTarget::File(p) if !rotating => open_append(p, "stdout")?.into(),
-        target => {
-            if let OutputTarget::File(p) = target {
-                // Fail now, with the reason, rather than later in the runtime.
-                open_append(p, "stdout")?;
-                stdout_rotated = Some(p.clone());
-            }
-            let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
-            stdout_pipe = Some(r);
-            w
-        }
-    };
-    let err: OwnedFd = if combined {
-        out.try_clone()
-            .map_err(|e| format!("cannot duplicate a file descriptor: {e}"))?
-    } else {
-        match &task.stderr {
-            StderrTarget::File(p) if !rotating => open_append(p, "stderr")?.into(),
-            target => {
-                if let StderrTarget::File(p) = target {
-                    open_append(p, "stderr")?;
-                    stderr_rotated = Some(p.clone());
-                }
-                let (r, w) = pipe().map_err(|e| format!("cannot create an output pipe: {e}"))?;
-                stderr_pipe = Some(r);
-                w
-            }
-        }
-    };
-
-    let umask = task.umask;
-    let priority = task.priority;
-    let identity = task.user.as_ref().map(|u| {
-        (
-            u.uid,
-            u.gid,
-            u.groups
-                .iter()
-                .map(|g| *g as libc::gid_t)
-                .collect::<Vec<_>>(),
-        )
-    });
-    let started = if identity.is_none() {
+    let started = match plan.launcher {
         // The fast path: the child shares bansuri's memory until it execs (no page tables
         // copied, no copy-on-write faults in bansuri afterwards).
-        fast::spawn(
+        Launcher::Fast => fast::spawn(
             &cmd,
             &fast::Setup {
                 stdout: &out,
                 stderr: &err,
-                umask,
-                priority,
+                umask: plan.umask,
+                priority: plan.priority,
             },
-        )
-    } else {
-        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
-        fork_spawn(&mut cmd, umask, priority, identity)
-    };
-    match started {
-        Ok(pid) => Ok(Child {
-            pid,
-            stdout: stdout_pipe,
-            stderr: stderr_pipe,
-            stdout_file: stdout_rotated,
-            stderr_file: stderr_rotated,
-        }),
-        Err(e) if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => Err(
-            "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
-                .to_owned(),
         ),
-        Err(e) => Err(match (&task.command, e.kind()) {
-            (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
-                format!(
-                    "command not found: `{}` (check its spelling, its path and PATH)",
-                    argv[0]
-                )
-            }
-            (CommandSpec::Python(_), io::ErrorKind::NotFound) => format!(
-                "Python interpreter not found: `{}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
-                crate::python::interpreter(task).to_string_lossy(),
-                crate::python::INTERPRETER_VAR
-            ),
-            (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
-                format!("`{}` is not executable (check its permissions)", argv[0])
-            }
-            (_, io::ErrorKind::PermissionDenied) if task.priority < 0 || task.user.is_some() => {
-                format!(
-                    "cannot start the process: {} (setting priority {} or user {} needs root)",
-                    io_reason(&e),
-                    task.priority,
-                    task.user.as_ref().map_or("-", |u| u.name.as_str())
-                )
-            }
-            _ => format!("cannot start the process: {}", io_reason(&e)),
-        }),
+        Launcher::Fork => {
+            cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+            fork_spawn(&mut cmd, plan.umask, plan.priority, plan.identity.as_ref())
+        }
+    };
+    child.pid = started.map_err(Failed::Start)?;
+    Ok(child)
+}
+
+/// A working directory that is not one fails the start, saying why.
+fn check_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "working directory {} is not a directory",
+            dir.display()
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+            "working directory {} does not exist",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "working directory {} is not usable: {}",
+            dir.display(),
+            io_reason(&e)
+        )),
+    }
+}
+
+/// The child's stdout and stderr (the same file description when combined), and the
+/// [`Child`] (pid still 0) with the read ends bansuri keeps.
+fn open_stdio(plan: &LaunchPlan) -> Result<(OwnedFd, OwnedFd, Child), String> {
+    let mut child = Child {
+        pid: 0,
+        stdout: None,
+        stderr: None,
+        stdout_file: None,
+        stderr_file: None,
+    };
+    let (out, read, file) = open_sink(&plan.stdout, "stdout")?;
+    (child.stdout, child.stdout_file) = (read, file);
+    let err = match &plan.stderr {
+        plan::Stderr::Combined => out
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate a file descriptor: {e}"))?,
+        plan::Stderr::Own(sink) => {
+            let (err, read, file) = open_sink(sink, "stderr")?;
+            (child.stderr, child.stderr_file) = (read, file);
+            err
+        }
+    };
+    Ok((out, err, child))
+}
+
+/// The child's end of `sink`, the read end of its pipe and the rotated file it feeds.
+#[allow(clippy::type_complexity)]
+fn open_sink(
+    sink: &Sink,
+    what: &str,
+) -> Result<(OwnedFd, Option<OwnedFd>, Option<PathBuf>), String> {
+    let pipe = || pipe().map_err(|e| format!("cannot create an output pipe: {e}"));
+    match sink {
+        Sink::File(p) => Ok((open_append(p, what)?.into(), None, None)),
+        Sink::JobLog => {
+            let (r, w) = pipe()?;
+            Ok((w, Some(r), None))
+        }
+        Sink::Rotated(p) => {
+            // Fail now, with the reason, rather than later in the runtime.
+            open_append(p, what)?;
+            let (r, w) = pipe()?;
+            Ok((w, Some(r), Some(p.clone())))
+        }
+    }
+}
+
+/// A failed launch of `plan` (for `task`), worded for the job log.
+fn start_error(task: &TaskSpec, plan: &LaunchPlan, e: &io::Error) -> String {
+    match (&task.command, e.kind()) {
+        _ if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => {
+            "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
+                .to_owned()
+        }
+        (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
+            format!(
+                "command not found: `{}` (check its spelling, its path and PATH)",
+                argv[0]
+            )
+        }
+        (CommandSpec::Python(_), io::ErrorKind::NotFound) => format!(
+            "Python interpreter not found: `{}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
+            plan.program.to_string_lossy(),
+            crate::python::INTERPRETER_VAR
+        ),
+        (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
+            format!("`{}` is not executable (check its permissions)", argv[0])
+        }
+        (_, io::ErrorKind::PermissionDenied) if task.priority < 0 || task.user.is_some() => {
+            format!(
+                "cannot start the process: {} (setting priority {} or user {} needs root)",
+                io_reason(e),
+                task.priority,
+                task.user.as_ref().map_or("-", |u| u.name.as_str())
+            )
+        }
+        _ => format!("cannot start the process: {}", io_reason(e)),
     }
 }
 
@@ -429,8 +410,12 @@ fn fork_spawn(
     cmd: &mut Command,
     umask: Option<u32>,
     priority: i32,
-    identity: Option<(u32, u32, Vec<libc::gid_t>)>,
+    identity: Option<&Identity>,
 ) -> io::Result<u32> {
+    let identity = identity.map(|i| {
+        let groups: Vec<libc::gid_t> = i.groups.iter().map(|g| *g as libc::gid_t).collect();
+        (i.uid, i.gid, groups)
+    });
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
     // setpriority, setgroups, setgid, setuid); the group list was built before the fork.
@@ -509,3 +494,6 @@ unsafe fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! The plan of a start, one rule at a time, from configs parsed from text.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::{parse_str, Format};
+use crate::spec::UserSpec;
+
+/// The tasks of a config whose `scripts` are `tasks` (JSON objects), in /tmp.
+fn tasks(tasks: &str) -> Vec<TaskSpec> {
+    let text = format!("{{\"scripts\": [\n{tasks}\n]}}");
+    match parse_str(&text, Path::new("/tmp/c.json"), Format::Json) {
+        Ok(spec) => spec.tasks,
+        Err(e) => panic!("config did not load:\n{e}"),
+    }
+}
+
+fn task(json: &str) -> TaskSpec {
+    tasks(json).remove(0)
+}
+
+fn plan(json: &str) -> LaunchPlan {
+    LaunchPlan::new(&task(json), 1, &Own::default())
+}
+
+fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+fn var<'p>(p: &'p LaunchPlan, k: &str) -> Option<&'p str> {
+    p.env.get(&OsString::from(k)).and_then(|v| v.to_str())
+}
+
+#[test]
+fn a_string_runs_in_the_shell() {
+    let p = plan(r#"{"name": "a", "command": "echo hi | wc -c"}"#);
+    assert_eq!(p.program, "/bin/sh");
+    assert_eq!(p.args, os(&["-c", "echo hi | wc -c"]));
+    assert_eq!(p.cwd, PathBuf::from("/tmp"));
+}
+
+#[test]
+fn an_array_runs_as_argv_without_a_shell() {
+    let p = plan(r#"{"name": "a", "command": ["printf", "%s|", "a b", "$HOME"]}"#);
+    assert_eq!(p.program, "printf");
+    assert_eq!(p.args, os(&["%s|", "a b", "$HOME"]));
+}
+
+#[test]
+fn a_python_class_runs_the_runner_with_its_settings() {
+    let json = r#"{"name": "py", "no-interface": true, "command": "pkg.mod:Job"}"#;
+    let p = plan(json);
+    assert_eq!(p.program, "python3");
+    assert_eq!(
+        p.args,
+        os(&["-u", "-c", crate::python::BOOTSTRAP, "pkg.mod:Job"])
+    );
+    assert_eq!(
+        var(&p, "BANSURI_PYTHON_RUNNER"),
+        Some(crate::python::RUNNER)
+    );
+    let settings: serde_json::Value =
+        serde_json::from_str(var(&p, "BANSURI_PYTHON_TASK").unwrap()).unwrap();
+    assert_eq!(settings["command"], "pkg.mod:Job");
+    assert_eq!(settings["name"], "py");
+    // The interpreter: bansuri's BANSURI_PYTHON, then the task's own over it.
+    let own = Own {
+        python: Some("/opt/py/bin/python".into()),
+        ..Own::default()
+    };
+    assert_eq!(
+        LaunchPlan::new(&task(json), 1, &own).program,
+        "/opt/py/bin/python"
+    );
+    let json = r#"{"name": "py", "no-interface": true, "command": "pkg.mod:Job",
+                   "env": {"BANSURI_PYTHON": "/venv/bin/python"}}"#;
+    assert_eq!(
+        LaunchPlan::new(&task(json), 1, &own).program,
+        "/venv/bin/python"
+    );
+}
+
+#[test]
+fn an_srun_task_runs_srun_with_bansuri_as_the_step_helper() {
+    let json = r#"{"name": "s", "command": ["./sim", "-n", "4"],
+                   "srun": {"ntasks": 2, "cpus-per-task": 3}}"#;
+    let own = Own {
+        exe: Some("/opt/bansuri".into()),
+        ..Own::default()
+    };
+    let p = LaunchPlan::new(&task(json), 1, &own);
+    assert_eq!(p.program, "srun");
+    let args: Vec<_> = p.args.iter().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(args[0], "--job-name=s");
+    assert!(args.contains(&"--ntasks=2") && args.contains(&"--cpus-per-task=3"));
+    let tail = &args[args.len() - 6..];
+    assert_eq!(
+        tail,
+        ["/opt/bansuri", "step-exec", "--", "./sim", "-n", "4"],
+        "{args:?}"
+    );
+    // Without its own binary known, srun runs the command itself.
+    let p = LaunchPlan::new(&task(json), 1, &Own::default());
+    assert!(!p.args.iter().any(|a| a == "step-exec"), "{:?}", p.args);
+}
+
+#[test]
+fn an_srun_python_task_carries_the_runner_in_the_environment() {
+    let p =
+        plan(r#"{"name": "s", "no-interface": true, "command": "pkg:Job", "srun": {"ntasks": 1}}"#);
+    assert_eq!(p.program, "srun");
+    assert!(p.args.iter().any(|a| a == "pkg:Job"), "{:?}", p.args);
+    assert_eq!(
+        var(&p, "BANSURI_PYTHON_RUNNER"),
+        Some(crate::python::RUNNER)
+    );
+    assert!(var(&p, "BANSURI_PYTHON_TASK").is_some());
+}
+
+#[test]
+fn bansuri_variables_win_over_env_and_env_over_the_environment_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.env");
+    std::fs::write(&file, "FROM_FILE=file\nBOTH=file\n").unwrap();
+    let json = format!(
+        r#"{{"name": "e", "command": "true", "environment-file": "{}",
+            "env": {{"BOTH": "env", "BANSURI_TASK": "mine", "BANSURI_ATTEMPT": "9"}}}}"#,
+        file.display()
+    );
+    let p = LaunchPlan::new(&task(&json), 3, &Own::default());
+    assert_eq!(var(&p, "FROM_FILE"), Some("file"));
+    assert_eq!(var(&p, "BOTH"), Some("env"));
+    assert_eq!(var(&p, "BANSURI_TASK"), Some("e"));
+    assert_eq!(var(&p, "BANSURI_ATTEMPT"), Some("3"));
+    assert_eq!(var(&p, "BANSURI_INSTANCE"), None);
+}
+
+#[test]
+fn each_instance_of_a_program_knows_its_number() {
+    let ts = tasks(r#"{"name": "w", "command": "true", "numprocs": 2}"#);
+    let p = LaunchPlan::new(&ts[1], 1, &Own::default());
+    assert_eq!(var(&p, "BANSURI_TASK"), Some("w:1"));
+    assert_eq!(var(&p, "BANSURI_INSTANCE"), Some("1"));
+}
+
+#[test]
+fn python_is_unbuffered_unless_bansuri_or_the_task_says_otherwise() {
+    assert_eq!(
+        var(
+            &plan(r#"{"name": "a", "command": "true"}"#),
+            "PYTHONUNBUFFERED"
+        ),
+        Some("1")
+    );
+    // bansuri's own value is inherited: the plan does not set one.
+    let own = Own {
+        python_unbuffered: true,
+        ..Own::default()
+    };
+    let t = task(r#"{"name": "a", "command": "true"}"#);
+    assert_eq!(var(&LaunchPlan::new(&t, 1, &own), "PYTHONUNBUFFERED"), None);
+    let p = plan(r#"{"name": "a", "command": "true", "env": {"PYTHONUNBUFFERED": ""}}"#);
+    assert_eq!(var(&p, "PYTHONUNBUFFERED"), Some(""));
+}
+
+#[test]
+fn output_goes_to_the_job_log_combined_by_default_stderr_apart_on_request() {
+    let p = plan(r#"{"name": "a", "command": "true"}"#);
+    assert_eq!((p.stdout, p.stderr), (Sink::JobLog, Stderr::Combined));
+    let p = plan(r#"{"name": "a", "command": "true", "stderr": "log"}"#);
+    assert_eq!(p.stdout, Sink::JobLog);
+    assert_eq!(p.stderr, Stderr::Own(Sink::JobLog));
+}
+
+#[test]
+fn files_go_to_the_child_unless_they_rotate() {
+    let p =
+        plan(r#"{"name": "a", "command": "true", "stdout": "/tmp/o.log", "stderr": "/tmp/e.log"}"#);
+    assert_eq!(p.stdout, Sink::File("/tmp/o.log".into()));
+    assert_eq!(p.stderr, Stderr::Own(Sink::File("/tmp/e.log".into())));
+    let p = plan(
+        r#"{"name": "a", "command": "true", "stdout": "/tmp/o.log", "stderr": "/tmp/e.log",
+            "log-max-bytes": "1MB"}"#,
+    );
+    assert_eq!(p.stdout, Sink::Rotated("/tmp/o.log".into()));
+    assert_eq!(p.stderr, Stderr::Own(Sink::Rotated("/tmp/e.log".into())));
+}
+
+#[test]
+fn stderr_into_the_stdout_file_is_combined() {
+    let p =
+        plan(r#"{"name": "a", "command": "true", "stdout": "/tmp/o.log", "stderr": "/tmp/o.log"}"#);
+    assert_eq!(p.stdout, Sink::File("/tmp/o.log".into()));
+    assert_eq!(p.stderr, Stderr::Combined);
+    // A file for stderr alone, stdout in the job log.
+    let p = plan(r#"{"name": "a", "command": "true", "stderr": "/tmp/e.log"}"#);
+    assert_eq!(p.stdout, Sink::JobLog);
+    assert_eq!(p.stderr, Stderr::Own(Sink::File("/tmp/e.log".into())));
+}
+
+#[test]
+fn without_a_user_the_fast_launcher_starts_it_with_bansuris_identity() {
+    let p = plan(r#"{"name": "a", "command": "true", "umask": "027", "priority": 5}"#);
+    assert_eq!(p.launcher, Launcher::Fast);
+    assert_eq!(p.identity, None);
+    assert_eq!((p.umask, p.priority), (Some(0o027), 5));
+    assert_eq!(var(&p, "USER"), None);
+    assert_eq!(var(&p, "HOME"), None);
+}
+
+#[test]
+fn a_user_is_switched_to_by_fork_with_its_own_home() {
+    let mut t = task(r#"{"name": "a", "command": "true", "env": {"HOME": "/mine", "USER": "x"}}"#);
+    t.user = Some(UserSpec {
+        name: "alice".into(),
+        uid: 1001,
+        gid: 100,
+        groups: vec![100, 27],
+        home: "/home/alice".into(),
+    });
+    let p = LaunchPlan::new(&t, 1, &Own::default());
+    assert_eq!(p.launcher, Launcher::Fork);
+    assert_eq!(
+        p.identity,
+        Some(Identity {
+            uid: 1001,
+            gid: 100,
+            groups: vec![100, 27]
+        })
+    );
+    assert_eq!(var(&p, "USER"), Some("alice"));
+    assert_eq!(var(&p, "LOGNAME"), Some("alice"));
+    assert_eq!(var(&p, "HOME"), Some("/home/alice"));
+}
