@@ -390,22 +390,7 @@ fn an_escapee_left_by_a_killed_bansuri_and_guardian_is_ended_by_the_next_start()
         t.escaped.iter().any(|p| p.pgid == pid as u32).then_some(())
     })
     .unwrap_or_else(|| panic!("the escapee is not in the state file; log:\n{}", b.log()));
-    let me = b.pid();
-    let guardian: i32 = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .find(|p: &i32| {
-            !std::fs::read_to_string(format!("/proc/{p}/environ"))
-                .unwrap_or_default()
-                .contains("BANSURI_TASK=")
-        })
-        .expect("the guardian is bansuri's one child that is not a task");
-    // SAFETY: signalling a process this test started (bansuri's guardian).
-    unsafe { libc::kill(guardian, libc::SIGKILL) };
-    wait_for(T, || (!alive(guardian)).then_some(())).expect("guardian gone");
-    b.signal(libc::SIGKILL);
-    b.wait(T).expect("killed");
+    b.kill_guardian_then_self(T);
     assert!(alive(pid), "precondition: nothing else ends the escapee");
     let b2 = sb.start(
         r#"{"scripts": [{"name": "quiet", "command": "true"}]}"#,

@@ -108,22 +108,7 @@ fn a_stale_group_of_a_killed_bansuri_is_ended_by_the_next_start() {
     .expect("svc's group in the state");
     // The guardian would end the group when bansuri dies; kill it first (as an OOM killer
     // or a `kill -9` of everything might), so that the group really is left behind.
-    let me = b.pid();
-    let guardian: i32 = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .find(|p: &i32| {
-            !std::fs::read_to_string(format!("/proc/{p}/environ"))
-                .unwrap_or_default()
-                .contains("BANSURI_TASK=")
-        })
-        .expect("the guardian is bansuri's one child that is not a task");
-    // SAFETY: signalling a process this test started (bansuri's guardian).
-    unsafe { libc::kill(guardian, libc::SIGKILL) };
-    wait_for(T, || (!alive(guardian)).then_some(())).expect("guardian gone");
-    b.signal(libc::SIGKILL);
-    b.wait(T).expect("killed");
+    b.kill_guardian_then_self(T);
     // The main process died with bansuri (PDEATHSIG); the background sleep did not.
     assert!(
         alive(child),

@@ -87,6 +87,28 @@ pub struct Bansuri {
 }
 
 impl Bansuri {
+    /// SIGKILL bansuri's guardian (its one child that is not a task), wait until it is
+    /// gone, then SIGKILL bansuri: what a node failure or an OOM kill of both does, so the
+    /// next start must clean up by itself.
+    pub fn kill_guardian_then_self(&mut self, limit: Duration) {
+        let me = self.pid();
+        let guardian: i32 = fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .find(|p: &i32| {
+                !fs::read_to_string(format!("/proc/{p}/environ"))
+                    .unwrap_or_default()
+                    .contains("BANSURI_TASK=")
+            })
+            .expect("the guardian is bansuri's one child that is not a task");
+        // SAFETY: signalling a process this test started (bansuri's guardian).
+        unsafe { libc::kill(guardian, libc::SIGKILL) };
+        wait_for(limit, || (!alive(guardian)).then_some(())).expect("guardian gone");
+        self.signal(libc::SIGKILL);
+        self.wait(limit).expect("killed");
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
