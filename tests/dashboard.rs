@@ -138,9 +138,16 @@ fn a_foreign_host_name_is_refused_against_dns_rebinding() {
         format!("localhost:{port}"),
         "localhost".to_owned(),
         format!("node042.example.org:{port}"),
+        // An address (the node's, through a tunnel or NAT): rebinding cannot make one.
+        format!("10.1.2.3:{port}"),
+        "[fe80::1]".to_owned(),
     ] {
         assert_eq!(get_as(&url, "/api/status", &ok), "HTTP/1.1 200 OK", "{ok}");
     }
+    // Two Host headers: which one counts is ambiguous, so neither does.
+    let two = format!("127.0.0.1:{port}\r\nHost: evil.example.org");
+    let status = get_as(&url, "/api/status", &two);
+    assert!(status.starts_with("HTTP/1.1 400 "), "{status}");
 }
 
 #[test]
