@@ -72,10 +72,17 @@ pub fn parse_head(buf: &[u8]) -> Option<Result<Head, ()>> {
             if !target.starts_with('/') {
                 return Some(Err(()));
             }
-            let host = req
+            let mut hosts = req
                 .headers
                 .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .filter(|h| h.name.eq_ignore_ascii_case("host"));
+            let first = hosts.next();
+            // Two Host headers: which one a proxy or a check looked at is anyone's guess
+            // (RFC 9112 says 400).
+            if hosts.next().is_some() {
+                return Some(Err(()));
+            }
+            let host = first
                 .and_then(|h| std::str::from_utf8(h.value).ok())
                 .map(|h| h.trim().to_owned());
             let path = target.split('?').next().unwrap_or("/");
@@ -91,9 +98,10 @@ pub fn parse_head(buf: &[u8]) -> Option<Result<Head, ()>> {
 
 /// May a request with this `Host` be answered? Only names that cannot be an attacker's
 /// domain pointed at this node (DNS rebinding: a page from elsewhere that reads
-/// `/api/status` through the user's browser): the bound address, `localhost`,
-/// `127.0.0.1` and `[::1]` (each with or without the bound port), and the names the
-/// user listed in `dashboard_hosts` (idem).
+/// `/api/status` through the user's browser): the bound address, `localhost`, any IP
+/// address literal (`10.1.2.3`, `[::1]`: a browser sends the name it resolved, so
+/// rebinding cannot produce one), and the names the user listed in `dashboard_hosts`;
+/// each with or without the bound port.
 pub fn host_allowed(host: Option<&str>, bound: std::net::SocketAddr, extra: &[String]) -> bool {
     let Some(host) = host else {
         return false;
@@ -109,13 +117,22 @@ pub fn host_allowed(host: Option<&str>, bound: std::net::SocketAddr, extra: &[St
         Some((n, _)) if !n.contains(':') || n.ends_with(']') => return false,
         _ => host.as_str(),
     };
-    ["localhost", "127.0.0.1", "[::1]"].contains(&name) || extra.iter().any(|e| e == name)
+    name == "localhost" || is_ip_literal(name) || extra.iter().any(|e| e == name)
+}
+
+/// `name` is an IPv4 address (`10.1.2.3`) or a bracketed IPv6 one (`[::1]`), as a `Host`
+/// header writes them.
+fn is_ip_literal(name: &str) -> bool {
+    match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => name.parse::<std::net::Ipv4Addr>().is_ok(),
+    }
 }
 
 /// The answer to a request whose `Host` is not one of ours.
 pub fn misdirected(head: &Head) -> Vec<u8> {
     let body = format!(
-        "bansuri's dashboard does not answer to Host {:?}: only to its own address, localhost, 127.0.0.1, [::1] and the names listed in `dashboard_hosts` (this guards against DNS rebinding)\n",
+        "bansuri's dashboard does not answer to Host {:?}: only to its own address, localhost, IP addresses and the names listed in `dashboard_hosts` (this guards against DNS rebinding)\n",
         head.host.as_deref().unwrap_or("(none)")
     );
     response(
@@ -560,6 +577,55 @@ mod tests {
         let r = String::from_utf8(misdirected(&head)).expect("utf8");
         assert!(r.starts_with("HTTP/1.1 421 "), "{r}");
         assert!(r.contains("dashboard_hosts"), "{r}");
+    }
+
+    #[test]
+    fn an_ip_address_literal_is_answered_with_or_without_the_bound_port() {
+        // Bound to 0.0.0.0 and browsed as http://<node IP>:port/: rebinding makes the
+        // browser send a name, never an address, so any address is safe to answer.
+        let any: std::net::SocketAddr = "0.0.0.0:9000".parse().expect("addr");
+        for ok in [
+            "10.1.2.3:9000",
+            "10.1.2.3",
+            "192.168.0.17",
+            "127.0.0.2:9000",
+            "[fe80::1]:9000",
+            "[2001:db8::17]",
+            "[::ffff:10.1.2.3]:9000",
+        ] {
+            assert!(host_allowed(Some(ok), any, &[]), "{ok}");
+        }
+        for bad in [
+            "10.1.2.3:9001",
+            "[fe80::1]:80",
+            "10.1.2.3.evil.org",
+            "10.1.2.3.evil.org:9000",
+            "10.1.2",
+            "010.001.002.003",
+            "2130706433",
+            "fe80::1",
+            "[fe80::1",
+            "[evil.org]",
+            "[10.1.2.3]",
+        ] {
+            assert!(!host_allowed(Some(bad), any, &[]), "{bad}");
+        }
+    }
+
+    #[test]
+    fn two_host_headers_are_a_bad_request() {
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.org\r\n\r\n"),
+            Some(Err(()))
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nhost: evil.org\r\nHOST: localhost\r\n\r\n"),
+            Some(Err(()))
+        );
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Host: a\r\n\r\n"),
+            Some(Ok(Head { host: Some(h), .. })) if h == "localhost"
+        ));
     }
 
     #[test]

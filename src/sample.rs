@@ -2,15 +2,17 @@
 //! the node's load and available memory, and the low-memory warning.
 //!
 //! Memory is not the sum of the processes' RSS, which counts a page shared by N processes
-//! N times (2000 forked workers of one program showed 3.2 GB). A group of at most
-//! [`PSS_GROUP_MAX`] processes is measured exactly: the sum of each process's PSS
-//! (`Pss:` of /proc/PID/smaps_rollup: a shared page counts 1/N in each of its N users).
-//! Reading smaps_rollup makes the kernel walk the process's page tables, so it is bounded:
-//! at most [`PSS_BUDGET`] processes per sample. A larger group (or one past the budget)
-//! gets an estimate from /proc/PID/statm, a small read with no page walk: the private part
-//! of each process (resident minus file-backed and shared memory) summed, plus the largest
-//! file-backed/shared part once (the processes of a group mostly map the same files).
-//! Copy-on-write pages still shared after a fork count once per process in that estimate.
+//! N times (2000 forked workers of one program showed 3.2 GB). It is the sum of each
+//! process's PSS (`Pss:` of /proc/PID/smaps_rollup: a shared page, copy-on-write ones
+//! included, counts 1/N in each of its N users). Reading smaps_rollup makes the kernel
+//! walk the process's page tables, so it is bounded: at most [`PSS_BUDGET`] reads per
+//! sample. A group of at most [`PSS_GROUP_MAX`] processes is read whole at every sample
+//! (exact); the processes of larger groups are read in turn ([`PssCache`]), each counting
+//! its last reading in between, and one not read yet its group's average. Only a group
+//! none of whose processes could be read yet gets an estimate from /proc/PID/statm, a
+//! small read with no page walk: the private part of each process (resident minus
+//! file-backed and shared memory) summed, plus the largest file-backed/shared part once
+//! (copy-on-write pages still shared after a fork count once per process there).
 //!
 //! Owns every read of /proc (also the process start times the state file records, so that
 //! a reused pid is never taken for one of ours). A lean reader of our own rather than
@@ -291,15 +293,128 @@ fn group_memory(members: &[(u32, u64)], pss: bool, page: u64, buf: &mut Vec<u8>)
     (private + shared_max) * page
 }
 
+/// One process of a group, for [`PssCache::measure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (with the pid, which process it is).
+    pub start_ticks: u64,
+    /// Its RSS, in pages (the figure of last resort).
+    pub rss_pages: u64,
+}
+
+/// The memory of one group by [`PssCache::measure`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupPss {
+    /// Bytes: the PSS of each process read now or at an earlier sample, the group's
+    /// average PSS for each of its processes not read yet.
+    pub pss: u64,
+    /// (pid, RSS pages) of the processes with no figure: the group has no PSS reading at
+    /// all yet (for the statm estimate).
+    pub unknown: Vec<(u32, u64)>,
+}
+
+/// Each process's last PSS, so that a group of any size is measured by PSS at a bounded
+/// cost: a sample reads at most a budget of smaps_rollup files (each read walks a
+/// process's page tables). Whole groups of at most [`PSS_GROUP_MAX`] processes are read
+/// first (smallest first, within half the budget), so they are exact at every sample;
+/// what is left of the budget goes round the other processes, those never read first,
+/// then those read longest ago.
+/// A process not read in this sample counts its last reading; one never read counts its
+/// group's average PSS of those that were.
+#[derive(Debug, Default)]
+pub struct PssCache {
+    /// pid -> (start ticks, PSS bytes, sample of the reading).
+    known: HashMap<u32, (u64, u64, u64)>,
+    /// Samples measured so far.
+    round: u64,
+}
+
+impl PssCache {
+    /// Measure `groups` (smallest first) with at most `budget` calls of `read` (a
+    /// process's PSS in bytes; `None` when it cannot be read, the process gone for
+    /// instance). Forgets the processes that are in none of `groups`.
+    pub fn measure(
+        &mut self,
+        groups: &[Vec<Proc>],
+        budget: usize,
+        mut read: impl FnMut(u32) -> Option<u64>,
+    ) -> Vec<GroupPss> {
+        self.round += 1;
+        let round = self.round;
+        let live: std::collections::HashSet<u32> = groups.iter().flatten().map(|p| p.pid).collect();
+        self.known.retain(|pid, _| live.contains(pid));
+        // A reading is of this process only if the start time matches (pids are reused).
+        let last = |known: &HashMap<u32, (u64, u64, u64)>, p: &Proc| {
+            known
+                .get(&p.pid)
+                .filter(|k| k.0 == p.start_ticks)
+                .map(|k| (k.1, k.2))
+        };
+        // Whole small groups take at most half of the budget: the other half goes round
+        // the rest, so that every process is read now and then however many small
+        // groups there are.
+        let mut whole = budget / 2;
+        let mut rest: Vec<&Proc> = Vec::new();
+        let mut to_read: Vec<&Proc> = Vec::new();
+        for g in groups {
+            if g.len() <= PSS_GROUP_MAX as usize && g.len() <= whole {
+                whole -= g.len();
+                to_read.extend(g);
+            } else {
+                rest.extend(g);
+            }
+        }
+        let left = budget - to_read.len();
+        // Never read (None) first, then the oldest readings.
+        rest.sort_by_key(|p| (last(&self.known, p).map(|(_, r)| r), p.pid));
+        to_read.extend(rest.into_iter().take(left));
+        for p in to_read {
+            match read(p.pid) {
+                Some(pss) => {
+                    self.known.insert(p.pid, (p.start_ticks, pss, round));
+                }
+                None => {
+                    self.known.remove(&p.pid);
+                }
+            }
+        }
+        groups
+            .iter()
+            .map(|g| {
+                let mut out = GroupPss::default();
+                let (mut sum, mut n) = (0u64, 0u64);
+                for p in g {
+                    match last(&self.known, p) {
+                        Some((pss, _)) => {
+                            sum += pss;
+                            n += 1;
+                        }
+                        None => out.unknown.push((p.pid, p.rss_pages)),
+                    }
+                }
+                out.pss = sum;
+                if let Some(average) = sum.checked_div(n) {
+                    out.pss += average * out.unknown.len() as u64;
+                    out.unknown.clear();
+                }
+                out
+            })
+            .collect()
+    }
+}
+
 /// The sampled figures of one process group.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GroupSample {
     /// CPU use since the previous sample, in percent of one core (200 = two cores).
     pub cpu_percent: f64,
-    /// Memory of its processes, bytes: PSS, or an estimate for a large group (module
-    /// docs); never a shared page counted once per process.
+    /// Memory of its processes, bytes: PSS ([`PssCache`]), or an estimate (module docs)
+    /// until a PSS of the group is known; never a shared page counted once per process.
     pub rss: u64,
-    /// `rss` is the sum of PSS (false: the statm estimate).
+    /// `rss` is made of PSS readings (false: the statm estimate, for a group none of
+    /// whose processes was read yet).
     pub pss: bool,
     /// Processes in the group.
     pub procs: u32,
@@ -335,8 +450,10 @@ pub struct Sampler {
     cbuf: Vec<u8>,
     /// What the last sample found outside the groups it was asked about.
     strays: Vec<Stray>,
-    /// (pgrp, pid, RSS pages) of the processes in the groups asked about.
-    members: Vec<(u32, u32, u64)>,
+    /// (pgrp, pid, RSS pages, start ticks) of the processes in the groups asked about.
+    members: Vec<(u32, u32, u64, u64)>,
+    /// Each process's last PSS reading.
+    pss: PssCache,
 }
 
 impl Sampler {
@@ -385,7 +502,8 @@ impl Sampler {
                 continue;
             };
             g.procs += 1;
-            self.members.push((st.pgrp, pid, st.rss_pages));
+            self.members
+                .push((st.pgrp, pid, st.rss_pages, st.start_ticks));
             g.cpu_time += Duration::from_secs_f64(st.cpu_ticks as f64 / tck as f64);
             let used = match self.prev_at {
                 None => {
@@ -420,25 +538,39 @@ impl Sampler {
         out
     }
 
-    /// Fill in each group's memory: PSS for small groups while the budget lasts (smallest
-    /// groups first), the estimate for the rest.
+    /// Fill in each group's memory from PSS readings ([`PssCache::measure`]); the
+    /// statm estimate only for processes of a group none of whose PSS is known yet.
     fn measure_memory(&mut self, out: &mut HashMap<u32, GroupSample>, page: u64) {
         self.members.sort_unstable();
         let mut order: Vec<(u32, u32)> = out.iter().map(|(g, s)| (s.procs, *g)).collect();
         order.sort_unstable();
-        let mut budget = PSS_BUDGET;
-        for (procs, g) in order {
-            let Some(s) = out.get_mut(&g) else { continue };
-            let from = self.members.partition_point(|m| m.0 < g);
-            let to = self.members.partition_point(|m| m.0 <= g);
-            let members: Vec<(u32, u64)> =
-                self.members[from..to].iter().map(|m| (m.1, m.2)).collect();
-            let pss = procs <= PSS_GROUP_MAX && members.len() <= budget;
-            if pss {
-                budget -= members.len();
+        let groups: Vec<Vec<Proc>> = order
+            .iter()
+            .map(|&(_, g)| {
+                let from = self.members.partition_point(|m| m.0 < g);
+                let to = self.members.partition_point(|m| m.0 <= g);
+                self.members[from..to]
+                    .iter()
+                    .map(|m| Proc {
+                        pid: m.1,
+                        start_ticks: m.3,
+                        rss_pages: m.2,
+                    })
+                    .collect()
+            })
+            .collect();
+        let buf = &mut self.buf;
+        let figures = self.pss.measure(&groups, PSS_BUDGET, |pid| {
+            read_into(&format!("/proc/{pid}/smaps_rollup"), buf)
+                .and_then(|()| parse_rollup_pss(buf))
+        });
+        for ((_, g), f) in order.iter().zip(figures) {
+            let Some(s) = out.get_mut(g) else { continue };
+            s.pss = f.unknown.is_empty();
+            s.rss = f.pss;
+            if !f.unknown.is_empty() {
+                s.rss += group_memory(&f.unknown, false, page, &mut self.cbuf);
             }
-            s.pss = pss;
-            s.rss = group_memory(&members, pss, page, &mut self.buf);
         }
     }
 
@@ -540,6 +672,93 @@ mod tests {
             !s.strays().iter().any(|x| x.pid == pid),
             "asked about: no stray"
         );
+    }
+
+    #[test]
+    fn pss_of_a_large_group_is_read_round_robin_within_the_budget() {
+        let procs = |pids: std::ops::Range<u32>, start: u64| -> Vec<Proc> {
+            pids.map(|pid| Proc {
+                pid,
+                start_ticks: start,
+                rss_pages: 1_000_000,
+            })
+            .collect()
+        };
+        // A group of 2 (exact at every sample) and one of 1000 processes of 10 + pid % 3
+        // bytes each (the real PSS of each, known to the fake reader).
+        let small = procs(1..3, 7);
+        let mut big = procs(1000..2000, 7);
+        let pss = |pid: u32| u64::from(10 + pid % 3);
+        let mut cache = PssCache::default();
+        let mut read_at: HashMap<u32, Vec<u32>> = HashMap::new();
+        for sample in 0..8 {
+            let mut reads = Vec::new();
+            let groups = [small.clone(), big.clone()];
+            let f = cache.measure(&groups, 256, |pid| {
+                reads.push(pid);
+                Some(pss(pid))
+            });
+            assert!(reads.len() <= 256, "sample {sample}: {} reads", reads.len());
+            assert!(reads.contains(&1) && reads.contains(&2), "the small group");
+            for pid in reads {
+                read_at.entry(pid).or_default().push(sample);
+            }
+            assert_eq!(f[0].pss, pss(1) + pss(2));
+            // Never the statm estimate, and near the truth (11 x 1000) from the first
+            // sample: the processes not read yet count the average of those read.
+            assert!(f[1].unknown.is_empty(), "sample {sample}");
+            assert!(
+                f[1].pss.abs_diff(11_000) <= 100,
+                "sample {sample}: {}",
+                f[1].pss
+            );
+            if sample >= 3 {
+                // 254 reads a sample for the big group: all of it read after 4 samples.
+                assert_eq!(f[1].pss, big.iter().map(|p| pss(p.pid)).sum::<u64>());
+            }
+        }
+        // Round robin: each of the 1000 first read in the first four samples, and again
+        // every 3 or 4 samples (254 reads a sample go round 1000 in 3.9).
+        for p in &big {
+            let at = &read_at[&p.pid];
+            assert!(at[0] < 4 && at.len() >= 2, "{}: {at:?}", p.pid);
+            assert!(
+                at.windows(2).all(|w| (3..=4).contains(&(w[1] - w[0]))),
+                "{}: {at:?}",
+                p.pid
+            );
+        }
+        // A pid reused by another process (another start time) is not taken for the old
+        // one: read first at the next sample.
+        big[500].start_ticks = 99;
+        let mut reads = Vec::new();
+        cache.measure(&[small.clone(), big.clone()], 256, |pid| {
+            reads.push(pid);
+            Some(pss(pid))
+        });
+        assert!(reads.contains(&1500), "{reads:?}");
+        // A group none of whose processes could be read: left to the estimate.
+        let f = cache.measure(&[procs(5000..5100, 7)], 256, |_| None);
+        assert_eq!(f[0].pss, 0);
+        assert_eq!(f[0].unknown.len(), 100);
+        // And the processes gone are forgotten.
+        assert!(cache.known.keys().all(|&pid| (5000..5100).contains(&pid)));
+        // 300 single processes do not take the whole budget from a group of 1000: all
+        // of them are read within a few samples (128 whole, 128 in turn: 1172 in 10).
+        let mut groups: Vec<Vec<Proc>> = (10_000..10_300).map(|p| procs(p..p + 1, 7)).collect();
+        groups.push(big.clone());
+        let mut cache = PssCache::default();
+        let mut f = Vec::new();
+        for _ in 0..10 {
+            let mut reads = 0;
+            f = cache.measure(&groups, 256, |pid| {
+                reads += 1;
+                Some(pss(pid))
+            });
+            assert!(reads <= 256, "{reads} reads");
+        }
+        assert_eq!(cache.known.len(), 1300);
+        assert_eq!(f[300].pss, big.iter().map(|p| pss(p.pid)).sum::<u64>());
     }
 
     #[test]

@@ -138,9 +138,16 @@ fn a_foreign_host_name_is_refused_against_dns_rebinding() {
         format!("localhost:{port}"),
         "localhost".to_owned(),
         format!("node042.example.org:{port}"),
+        // An address (the node's, through a tunnel or NAT): rebinding cannot make one.
+        format!("10.1.2.3:{port}"),
+        "[fe80::1]".to_owned(),
     ] {
         assert_eq!(get_as(&url, "/api/status", &ok), "HTTP/1.1 200 OK", "{ok}");
     }
+    // Two Host headers: which one counts is ambiguous, so neither does.
+    let two = format!("127.0.0.1:{port}\r\nHost: evil.example.org");
+    let status = get_as(&url, "/api/status", &two);
+    assert!(status.starts_with("HTTP/1.1 400 "), "{status}");
 }
 
 #[test]
@@ -165,6 +172,118 @@ fn a_hundred_idle_connections_lock_out_neither_the_dashboard_nor_control() {
         l.contains("(socket): stop svc\n") || l.contains("the control socket: stop svc\n")
     });
     drop(idle);
+}
+
+/// A TCP connection to `to` from the loopback address `from` (Linux routes all of
+/// 127/8 to lo: a second client machine, as far as the server can tell).
+fn connect_from(
+    from: std::net::Ipv4Addr,
+    to: std::net::SocketAddrV4,
+) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a socket we create and own at once (closed by the TcpStream on every path);
+    // bind and connect with sockaddr_in structs of the length given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = TcpStream::from_raw_fd(fd);
+        let local = sa(from, 0);
+        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sa(*to.ip(), to.port());
+        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(s)
+    }
+}
+
+/// One client (127.0.0.1) opening connections as fast as it can and never sending a byte
+/// must not crowd out another (127.0.0.2) whose request comes a moment after its connect,
+/// as over a network: the table of connections is shared fairly between peers.
+#[test]
+fn one_peer_opening_connections_in_a_loop_does_not_evict_another_peers_client() {
+    let sb = Sandbox::new();
+    let (b, url, _) = start(&sb);
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let addr: std::net::SocketAddrV4 = host.parse().expect("an address");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, opened) = (stop.clone(), opened.clone());
+            std::thread::spawn(move || {
+                let mut held = std::collections::VecDeque::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(s) = connect_from([127, 0, 0, 1].into(), addr) {
+                        held.push_back(s);
+                        opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if held.len() > 300 {
+                        held.pop_front();
+                    }
+                    // About 500 connections a second from each: far more than the
+                    // table holds in the 300 ms below.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        })
+        .collect();
+    let ask = || -> Result<String, String> {
+        let mut s =
+            connect_from([127, 0, 0, 2].into(), addr).map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(T)).map_err(|e| e.to_string())?;
+        let before = opened.load(std::sync::atomic::Ordering::Relaxed);
+        // The request a network round trip or two after the connect: the point of the
+        // test, not a wait for something.
+        std::thread::sleep(Duration::from_millis(300));
+        let during = opened.load(std::sync::atomic::Ordering::Relaxed) - before;
+        write!(s, "GET /api/status HTTP/1.1\r\nHost: {host}\r\n\r\n")
+            .map_err(|e| format!("send ({during} attacker connections meanwhile): {e}"))?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)
+            .map_err(|e| format!("read ({during} attacker connections meanwhile): {e}"))?;
+        let status = resp.lines().next().unwrap_or("").to_owned();
+        if status != "HTTP/1.1 200 OK" {
+            return Err(format!(
+                "{status:?} ({during} attacker connections meanwhile)"
+            ));
+        }
+        Ok(status)
+    };
+    // Let the attack fill the table first.
+    wait_for(T, || {
+        (opened.load(std::sync::atomic::Ordering::Relaxed) > 200).then_some(())
+    });
+    let results: Vec<Result<String, String>> = (0..8).map(|_| ask()).collect();
+    let total = opened.load(std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        let _ = a.join();
+    }
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests from 127.0.0.2 failed while 127.0.0.1 opened {total} connections: {failed:?}; log:\n{}",
+        failed.len(),
+        results.len(),
+        b.log()
+    );
 }
 
 /// `n` tasks that start nothing (so that `/metrics` is large), a 1 s timer writing its
@@ -239,10 +358,13 @@ fn clients_that_never_read_metrics_do_not_delay_a_timer() {
         .windows(2)
         .map(|w| (w[1] - w[0]) / 1_000_000)
         .collect();
-    // Generous (a debug build on a loaded test machine; the state file of 3000 tasks is
-    // written on the loop too): with /metrics built on the loop, 10 runs took over 60 s.
+    eprintln!("gaps between 1 s timer runs (ms): {gaps:?}");
+    // With /metrics built on the loop, runs came 0.6-1.6 s apart (10 runs took over 60 s
+    // with 3000 tasks). Served from its own thread, a debug build on a test machine
+    // loaded 4 times over shows gaps within 20 ms of 1 s; 350 ms is the room left for a
+    // slow fork of `date` on a busier machine.
     assert!(
-        gaps.iter().all(|g| (0..=2500).contains(g)),
+        gaps.iter().all(|g| (650..=1350).contains(g)),
         "gaps between 1 s timer runs (ms): {gaps:?}"
     );
 }

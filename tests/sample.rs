@@ -298,7 +298,7 @@ fn status_shows_live_figures_and_the_age_of_old_samples() {
 
 /// A task of 200 forked `sleep`s (one process group) does not show 200 times a sleep's
 /// RSS: shared pages (the program, libc) are not counted once per process. A group of 20
-/// is measured by PSS, 200 by the estimate (private parts, shared part once).
+/// is read whole at every sample, one of 200 in turn (both by PSS).
 #[test]
 fn shared_pages_of_many_forked_processes_are_not_counted_once_per_process() {
     let sb = Sandbox::new();
@@ -352,5 +352,42 @@ fn shared_pages_of_many_forked_processes_are_not_counted_once_per_process() {
         "20 sleeps show {} KB, a sleep has {} KB resident",
         few / 1024,
         sleep_rss / 1024
+    );
+}
+
+/// A task that holds 50 MB (touched) and then forks 200 children that sleep: the pages are
+/// shared copy-on-write, so the task uses about 50 MB plus each child's few private pages.
+/// A group this large was estimated from statm, which counts every still-shared page once
+/// per process (11 GB).
+#[test]
+fn copy_on_write_pages_of_a_large_forked_group_are_not_counted_once_per_process() {
+    let sb = Sandbox::new();
+    let cfg = r#"{"sample_interval": "200ms", "scripts": [
+        {"name": "cow", "command": ["python3", "-c", "import os, time\nx = bytearray(50 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\nfor i in range(200):\n    if os.fork() == 0:\n        time.sleep(300)\n        os._exit(0)\nprint('forked', flush=True)\ntime.sleep(300)"]}
+    ]}"#;
+    let b = sb.start(cfg, &[]);
+    b.wait_log("the children forked", T, |l| {
+        output_lines(l, "cow").contains(&"forked")
+    });
+    let since = chrono::Utc::now();
+    let sock = sb.file(".bansuri/config.json/control.sock");
+    // Two samples taken after every child was forked.
+    let mut seen = Vec::new();
+    let d = wait_for(T, || {
+        let d = fresh_state(&sock);
+        let t = d.task("cow")?;
+        let at = t.sampled_at.filter(|s| *s > since)?;
+        if !seen.contains(&at) {
+            seen.push(at);
+        }
+        (seen.len() >= 2 && t.rss.is_some()).then_some(d)
+    })
+    .unwrap_or_else(|| panic!("no samples after the forks; log:\n{}", b.log()));
+    let rss = d.task("cow").and_then(|t| t.rss).expect("cow's memory");
+    eprintln!("201 processes sharing 50 MB: {} MB", rss / MB);
+    assert!(
+        (40 * MB..500 * MB).contains(&rss),
+        "201 processes sharing 50 MB copy-on-write show {} MB",
+        rss / MB
     );
 }

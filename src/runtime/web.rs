@@ -5,8 +5,10 @@
 //! rendering the JSON and the metrics (9 MB for 10k tasks), reading slow requests and
 //! writing to slow readers all happen here.
 //!
-//! Bounds: at most [`MAX_CONNS`] connections (separate from the control socket's; when
-//! full, the oldest is closed to make room, so idle connections cannot lock anyone out),
+//! Bounds: at most [`MAX_CONNS`] connections (separate from the control socket's), at
+//! most [`PER_PEER`] of them from one peer address; to make room, the oldest connection
+//! of the peer holding the most is closed, so one client opening connections in a loop
+//! closes only its own and can lock no one else out (an IPv6 peer is its /64),
 //! [`CLIENT_TIME`] per client from connect to the last byte (slow readers are dropped),
 //! [`dashboard::MAX_HEAD`] bytes of request head, [`MAX_BODY`] bytes of body. Bodies are
 //! shared (`Arc`) between the clients that read them, not copied per client. When
@@ -16,8 +18,9 @@
 //! Must not: touch the core or the job log (it has nothing but the snapshot and its
 //! sockets), or block on anything but its `poll`.
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,8 +32,11 @@ use crate::clock::Mono;
 use crate::control::state::StateDoc;
 use crate::dashboard::{self, Head, Route};
 
-/// Most dashboard connections at once. When full, the oldest is closed for the new one.
+/// Most dashboard connections at once. When full, the oldest of the peer holding the
+/// most is closed for the new one.
 pub(super) const MAX_CONNS: usize = 64;
+/// Most connections from one peer: its oldest is closed for a new one past this.
+pub(super) const PER_PEER: usize = 16;
 /// Time a client has from connecting to having read the whole answer.
 pub(super) const CLIENT_TIME: Duration = Duration::from_secs(10);
 /// A snapshot younger than this is served as it is; an older one is refreshed first.
@@ -170,6 +176,8 @@ enum State {
 
 struct Conn {
     stream: TcpStream,
+    /// Who it is from ([`peer_of`]).
+    peer: IpAddr,
     buf: Vec<u8>,
     since: Instant,
     state: State,
@@ -295,15 +303,17 @@ impl Server {
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((s, _)) => {
+                Ok((s, from)) => {
                     if s.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    if self.conns.len() >= MAX_CONNS {
-                        reset(&self.conns.remove(0).stream);
+                    let peer = peer_of(from.ip());
+                    if let Some(i) = make_room(&self.conns, peer) {
+                        reset(&self.conns.remove(i).stream);
                     }
                     self.conns.push(Conn {
                         stream: s,
+                        peer,
                         buf: Vec::new(),
                         since: Instant::now(),
                         state: State::Reading { scanned: 0 },
@@ -530,6 +540,59 @@ impl Server {
     }
 }
 
+/// Who a connection is from, for the per-peer share: its IPv4 address (also when it
+/// comes as an IPv4-mapped IPv6 one), or the /64 of an IPv6 one (a single host is
+/// commonly given a whole /64).
+fn peer_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mask = !0u128 << 64;
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        v4 => v4,
+    }
+}
+
+/// Which connection (an index into `conns`, oldest first) to close before one from
+/// `peer` is added, if any: `peer`'s oldest when it holds [`PER_PEER`] already; when the
+/// table is full, the oldest of the peer holding the most (counting the new one, and
+/// `peer` first on a tie), so that a peer with few connections loses none to a peer
+/// with many.
+fn make_room(conns: &[Conn], peer: IpAddr) -> Option<usize> {
+    victim(conns.iter().map(|c| c.peer), peer, MAX_CONNS, PER_PEER)
+}
+
+/// [`make_room`] over the peers of the connections, oldest first.
+fn victim(
+    peers: impl Iterator<Item = IpAddr> + Clone,
+    new: IpAddr,
+    max: usize,
+    per_peer: usize,
+) -> Option<usize> {
+    let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+    let mut total = 0;
+    for p in peers.clone() {
+        *counts.entry(p).or_default() += 1;
+        total += 1;
+    }
+    let mine = counts.entry(new).or_default();
+    if *mine >= per_peer {
+        return peers.into_iter().position(|p| p == new);
+    }
+    if total < max {
+        return None;
+    }
+    *mine += 1;
+    let mut best: Option<(usize, (usize, bool))> = None;
+    for (i, p) in peers.enumerate() {
+        let key = (counts.get(&p).copied().unwrap_or(0), p == new);
+        if !best.is_some_and(|(_, k)| key <= k) {
+            best = Some((i, key));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 /// Make the coming close a reset: what is still queued for a client dropped for being
 /// too slow is thrown away, not kept by the kernel to be sent after the close.
 fn reset(stream: &TcpStream) {
@@ -553,4 +616,54 @@ fn reset(stream: &TcpStream) {
 fn ms_until(t: Instant, now: Instant) -> i32 {
     let d = t.saturating_duration_since(now);
     i32::try_from(d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0)).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn a_peer_with_many_connections_gives_way_before_one_with_few() {
+        let (a, b, c) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
+        // Room left: nobody is closed.
+        assert_eq!(victim([a, b].into_iter(), c, 4, 3), None);
+        // `a` at its own cap: its oldest goes, however empty the table.
+        assert_eq!(victim([b, a, a, a].into_iter(), a, 10, 3), Some(1));
+        // Full: the oldest of the peer holding the most, never `b`'s or `c`'s one.
+        assert_eq!(
+            victim([b, a, c, a].into_iter(), ip("10.0.0.4"), 4, 3),
+            Some(1)
+        );
+        assert_eq!(victim([b, a, c, a, a].into_iter(), c, 5, 4), Some(1));
+        // A tie with the newcomer's peer (`c` would hold 2, as `a`): `c`'s own oldest.
+        assert_eq!(victim([b, a, c, a].into_iter(), c, 4, 3), Some(2));
+        assert_eq!(victim([b, b, a, a].into_iter(), a, 4, 3), Some(2));
+        // All with one each, the newcomer new: the oldest.
+        assert_eq!(victim([b, a, c].into_iter(), ip("10.0.0.4"), 3, 3), Some(0));
+        // One peer opening connections in a loop against one held by another.
+        let mut conns = vec![b];
+        for _ in 0..1000 {
+            if let Some(i) = victim(conns.iter().copied(), a, MAX_CONNS, PER_PEER) {
+                assert_eq!(conns.remove(i), a, "{conns:?}");
+            }
+            conns.push(a);
+        }
+        assert_eq!(conns.iter().filter(|&&p| p == a).count(), PER_PEER);
+        assert!(conns.contains(&b));
+    }
+
+    #[test]
+    fn peers_are_ipv4_addresses_or_ipv6_slash_64s() {
+        assert_eq!(peer_of(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(peer_of(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(peer_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            peer_of(ip("2001:db8:1:2:bbbb::7")),
+            peer_of(ip("2001:db8:1:2:aaaa::1"))
+        );
+    }
 }
