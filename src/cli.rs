@@ -12,12 +12,13 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
 use crate::control::{self, Cmd};
-use crate::core::{fmt_wall, Mode};
+use crate::core::Mode;
 use crate::embed::Registry;
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
 use crate::schedule;
 use crate::spec::{LogFormat, ScheduleSpec, Spec};
+use crate::text::fmt_wall;
 
 mod extra;
 
@@ -188,7 +189,7 @@ struct RunArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<FormatArg>,
     /// Rotate the job log file at this size, e.g. 50MB (overrides log_max_bytes; 0 = never).
-    #[arg(long, value_name = "SIZE", value_parser = crate::rotate::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::text::parse_size)]
     log_max_bytes: Option<u64>,
     /// Rotated job log files to keep (overrides log_backups).
     #[arg(long, value_name = "N")]
@@ -222,11 +223,9 @@ enum FormatArg {
     Json,
 }
 
-/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
-/// at most 100 years (the config's parser and bounds: one for both).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    config::duration::parse_with_help(s)
-}
+/// The duration parser of `--watchdog` and `--check-interval` (the config's: one for both),
+/// kept here for programs that parse a duration as bansuri's command line does.
+pub use crate::text::parse_duration;
 
 /// Parse the command line and do it; returns the process exit code.
 pub fn main() -> i32 {
@@ -377,11 +376,11 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let shortest = config::duration::MIN_CHECK_INTERVAL;
+    let shortest = crate::text::duration::MIN_CHECK_INTERVAL;
     if args.check_interval.is_some_and(|d| d < shortest) {
         errln!(
             "error: --check-interval must be at least {}",
-            humantime::format_duration(shortest)
+            crate::text::fmt_dur_exact(shortest)
         );
         return EXIT_USAGE;
     }

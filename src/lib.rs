@@ -47,6 +47,7 @@ pub mod schedule;
 pub mod slurm;
 pub mod spawn;
 pub mod spec;
+pub mod text;
 
 pub use embed::{Builder, Registry, RunContext, Task, TaskInfo};
 

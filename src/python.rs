@@ -9,7 +9,6 @@
 
 use std::ffi::OsString;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -52,20 +51,11 @@ pub fn interpreter(task: &TaskSpec) -> OsString {
         .unwrap_or_else(|| OsString::from("python3"))
 }
 
-/// A duration as the config would write it: `30s`, `250ms`.
-fn config_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// The settings the runner turns into a `TaskConfig` (JSON).
 pub fn settings(task: &TaskSpec, spec: &str) -> String {
     let (timer, cron, timezone) = match &task.schedule {
         ScheduleSpec::Once => (None, None, None),
-        ScheduleSpec::Timer(d) => (Some(config_duration(*d)), None, None),
+        ScheduleSpec::Timer(d) => (Some(crate::text::fmt_dur_as_config(*d)), None, None),
         ScheduleSpec::Cron(c) => (
             None,
             Some(c.expr().to_owned()),
@@ -92,7 +82,7 @@ pub fn settings(task: &TaskSpec, spec: &str) -> String {
         "timer": timer,
         "schedule_cron": cron,
         "timezone": timezone,
-        "timeout": task.timeout.map(config_duration),
+        "timeout": task.timeout.map(crate::text::fmt_dur_as_config),
         "depends_on": task.depends_on,
         "times": task.times,
         "on_fail": match task.on_fail {
@@ -180,8 +170,8 @@ mod tests {
     fn settings_carry_the_manuals_attributes() {
         let mut t =
             TaskSpec::with_defaults("log", CommandSpec::Python("m:C".into()), "/srv/app".into());
-        t.schedule = ScheduleSpec::Timer(Duration::from_secs(3600));
-        t.timeout = Some(Duration::from_millis(1500));
+        t.schedule = ScheduleSpec::Timer(std::time::Duration::from_secs(3600));
+        t.timeout = Some(std::time::Duration::from_millis(1500));
         t.stdout = OutputTarget::File("/srv/app/out.log".into());
         let v: serde_json::Value = serde_json::from_str(&settings(&t, "m:C")).expect("json");
         assert_eq!(v["command"], "m:C");

@@ -1015,7 +1015,7 @@ impl Runtime {
             // every check_interval, and -v shows that it does.
             let msg = format!(
                 "Config file re-read: unchanged (next check in {})",
-                crate::core::fmt_dur(self.watch.check_interval)
+                crate::text::fmt_dur(self.watch.check_interval)
             );
             self.master(Level::Debug, &msg);
             if self.watch.invalid.take().is_some() {
@@ -1098,7 +1098,7 @@ impl Runtime {
         if g.check_interval != self.watch.check_interval {
             let msg = format!(
                 "check_interval is now {}",
-                crate::core::fmt_dur(g.check_interval)
+                crate::text::fmt_dur(g.check_interval)
             );
             self.master(Level::Info, &msg);
             self.watch.check_interval = g.check_interval;
@@ -1155,7 +1155,7 @@ impl Runtime {
         let path = self.watch.path.display().to_string();
         let in_effect = format!(
             "still running the config loaded at {}",
-            crate::core::fmt_wall(self.watch.applied_at)
+            crate::text::fmt_wall(self.watch.applied_at)
         );
         if same {
             let inv = self.watch.invalid.as_mut().expect("checked above");
@@ -1163,7 +1163,7 @@ impl Runtime {
                 inv.reminded = now.mono;
                 let msg = format!(
                     "The config file {path} is still not in effect ({reason}, since {}); {in_effect}",
-                    crate::core::fmt_wall(inv.since)
+                    crate::text::fmt_wall(inv.since)
                 );
                 self.master(Level::Warning, &msg);
             }

@@ -549,7 +549,7 @@ pub fn timer_next(anchor: Mono, period: Duration, now: Mono) -> Mono {
 pub fn describe(s: &ScheduleSpec) -> String {
     match s {
         ScheduleSpec::Once => "once at start-up".to_string(),
-        ScheduleSpec::Timer(d) => format!("every {}", humantime::format_duration(*d)),
+        ScheduleSpec::Timer(d) => format!("every {}", crate::text::fmt_dur_exact(*d)),
         ScheduleSpec::Cron(c) => c.describe(),
     }
 }

@@ -86,7 +86,6 @@
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
 
-pub(crate) mod duration;
 mod envfile;
 mod error;
 mod json;

@@ -22,6 +22,7 @@ use crate::spec::{
     Globals, NotifyEvent, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec,
     UNLIMITED_ATTEMPTS,
 };
+use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 
 mod notify;
 mod program;
@@ -2162,49 +2163,6 @@ fn mono_for(now: Now, w: DateTime<Utc>) -> Mono {
     }
 }
 
-/// `2026-01-19 10:00:00` in local time.
-pub fn fmt_wall(w: DateTime<Utc>) -> String {
-    w.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
-/// Short human duration: `250ms`, `30s`, `1.5s`, `2m 5s`.
-pub fn fmt_dur(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        if ms == 0 && !d.is_zero() {
-            return format!("{}us", d.as_micros());
-        }
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs();
-    if secs < 60 {
-        let tenths = (ms % 1000) / 100;
-        return if tenths == 0 {
-            format!("{secs}s")
-        } else {
-            format!("{secs}.{tenths}s")
-        };
-    }
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    match (h, m, s) {
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h {m}m"),
-        (h, m, s) => format!("{h}h {m}m {s}s"),
-    }
-}
-
-/// Name of a signal number (`SIGTERM`), or `signal 42`.
-pub fn signal_name(sig: i32) -> String {
-    match nix::sys::signal::Signal::try_from(sig) {
-        Ok(s) => s.as_str().to_owned(),
-        Err(_) => format!("signal {sig}"),
-    }
-}
-
 fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
     let mut parts = Vec::new();
     if let Some(u) = uptime {
@@ -2218,21 +2176,6 @@ fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
-    }
-}
-
-/// `12.3 MB`
-pub fn fmt_bytes(b: u64) -> String {
-    const K: f64 = 1024.0;
-    let b = b as f64;
-    if b < K {
-        format!("{b} B")
-    } else if b < K * K {
-        format!("{:.1} KB", b / K)
-    } else if b < K * K * K {
-        format!("{:.1} MB", b / K / K)
-    } else {
-        format!("{:.1} GB", b / K / K / K)
     }
 }
 

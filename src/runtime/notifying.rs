@@ -29,13 +29,14 @@ use nix::sys::signal::Signal;
 use super::inprocess::{panic_text, Done};
 use super::{Runtime, SIGNAL_TOKEN, WORKER_TOKEN};
 use crate::clock::Mono;
-use crate::core::{fmt_dur, signal_name, ExitStatus, ProcessEnd, RunId};
+use crate::core::{ExitStatus, ProcessEnd, RunId};
 use crate::embed::Registry;
 use crate::level::Level;
 use crate::notify::{self, file_tail, Notice, StderrKind, Tail, TAIL_BYTES, TAIL_LINES};
 use crate::output::Stream;
 use crate::spawn::{self, Reaped};
 use crate::spec::{Globals, Notify, NotifyEvent, OutputTarget, StderrTarget, TaskSpec};
+use crate::text::{fmt_dur, signal_name};
 
 /// Ids of notifiers (their output pipes carry them) start here, far from run ids.
 const NOTIFIER_IDS: u64 = 1 << 62;
