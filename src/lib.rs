@@ -37,6 +37,7 @@ pub mod dashboard;
 pub mod embed;
 pub mod guardian;
 pub mod level;
+pub mod model;
 pub mod notify;
 pub mod output;
 pub mod python;

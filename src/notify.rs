@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Utc};
 
-use crate::core::ProcessEnd;
+use crate::model::ProcessEnd;
 use crate::spec::NotifyEvent;
 use crate::text::{fmt_dur, fmt_wall, signal_name};
 

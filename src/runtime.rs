@@ -46,10 +46,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::clock::{Mono, Now};
 use crate::config;
-use crate::core::{Action, Core, Input, Mode, RunId, Usage};
+use crate::core::{Action, Core, Input, Mode, RunId};
 use crate::embed::Registry;
 use crate::guardian::Guardian;
 use crate::level::Level;
+use crate::model::Usage;
 use crate::output::{JobLog, LineSplitter, Stream};
 use crate::rotate::RotatingFile;
 use crate::spawn::{self, Reaped};

@@ -17,8 +17,9 @@ use crate::control::state::{
     ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
 };
 use crate::control::{stale, status, Paths};
-use crate::core::{short_end, Mode, Outcome, ProcessEnd, RunId};
+use crate::core::{short_end, Mode, Outcome, RunId};
 use crate::level::Level;
+use crate::model::ProcessEnd;
 use crate::sample::{self, GroupSample, MemWatch, Sampler};
 use crate::spec::Spec;
 

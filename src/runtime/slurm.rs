@@ -208,7 +208,7 @@ impl Runtime {
     }
 
     /// srun runs whose group has outlived srun for longer than its helper would.
-    pub(super) fn srun_drain_overdue(&mut self) -> Vec<(RunId, crate::core::ExitStatus)> {
+    pub(super) fn srun_drain_overdue(&mut self) -> Vec<(RunId, crate::model::ExitStatus)> {
         let now = self.now().mono;
         let overdue: Vec<RunId> = self
             .slurm_state
