@@ -16,8 +16,8 @@ use crate::core::Mode;
 use crate::embed::Registry;
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
-use crate::schedule;
-use crate::spec::{LogFormat, ScheduleSpec, Spec};
+use crate::schedule::{self, Schedule};
+use crate::spec::{LogFormat, Spec};
 use crate::text::fmt_wall;
 
 mod extra;
@@ -325,9 +325,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
             "disabled (enabled: false)".to_owned()
         } else {
             match &t.schedule {
-                ScheduleSpec::Once => "runs at start-up".to_owned(),
-                ScheduleSpec::Timer(_) => "first run at start-up".to_owned(),
-                ScheduleSpec::Cron(c) => match c.next_after(now.wall) {
+                Schedule::Once => "runs at start-up".to_owned(),
+                Schedule::Timer(_) => "first run at start-up".to_owned(),
+                Schedule::Cron(c) => match c.next_after(now.wall) {
                     Some(w) => format!("next run {}", fmt_wall(w)),
                     None => "never matches".to_owned(),
                 },

@@ -12,7 +12,8 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::spec::{OutputTarget, ScheduleSpec, StderrTarget, TaskSpec};
+use crate::schedule::Schedule;
+use crate::spec::{OutputTarget, StderrTarget, TaskSpec};
 
 /// The runner's source (Python 3.8+).
 pub const RUNNER: &str = include_str!("python/runner.py");
@@ -54,9 +55,9 @@ pub fn interpreter(task: &TaskSpec) -> OsString {
 /// The settings the runner turns into a `TaskConfig` (JSON).
 pub fn settings(task: &TaskSpec, spec: &str) -> String {
     let (timer, cron, timezone) = match &task.schedule {
-        ScheduleSpec::Once => (None, None, None),
-        ScheduleSpec::Timer(d) => (Some(crate::text::fmt_dur_as_config(*d)), None, None),
-        ScheduleSpec::Cron(c) => (
+        Schedule::Once => (None, None, None),
+        Schedule::Timer(d) => (Some(crate::text::fmt_dur_as_config(*d)), None, None),
+        Schedule::Cron(c) => (
             None,
             Some(c.expr().to_owned()),
             Some(match c.tz() {
@@ -170,7 +171,7 @@ mod tests {
     fn settings_carry_the_manuals_attributes() {
         let mut t =
             TaskSpec::with_defaults("log", CommandSpec::Python("m:C".into()), "/srv/app".into());
-        t.schedule = ScheduleSpec::Timer(std::time::Duration::from_secs(3600));
+        t.schedule = Schedule::Timer(std::time::Duration::from_secs(3600));
         t.timeout = Some(std::time::Duration::from_millis(1500));
         t.stdout = OutputTarget::File("/srv/app/out.log".into());
         let v: serde_json::Value = serde_json::from_str(&settings(&t, "m:C")).expect("json");

@@ -17,12 +17,12 @@ use super::error::{line_col, ConfigError, ConfigWarning};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
 use super::Extensions;
-use crate::schedule::{CronSchedule, CronTz};
+use crate::schedule::{CronSchedule, CronTz, Schedule};
 mod srun;
 
 use crate::spec::{
-    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
-    StderrTarget, StopSignal, TaskSpec,
+    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, Spec, StderrTarget, StopSignal,
+    TaskSpec,
 };
 
 /// A key the schema knows: its canonical spelling and the accepted aliases.
@@ -1275,7 +1275,7 @@ impl<'a> Validator<'a> {
         (task, name, extras)
     }
 
-    fn schedule(&mut self, t: Option<&str>, f: &Fields) -> ScheduleSpec {
+    fn schedule(&mut self, t: Option<&str>, f: &Fields) -> Schedule {
         let timer_got = f.get("timer");
         let cron_got = f.get("schedule-cron");
         let tz_got = f.get("timezone");
@@ -1321,9 +1321,9 @@ impl<'a> Validator<'a> {
             self.push(e);
         }
         match (cron, timer) {
-            (Some(c), _) => ScheduleSpec::Cron(c),
-            (None, Some(d)) => ScheduleSpec::Timer(d),
-            (None, None) => ScheduleSpec::Once,
+            (Some(c), _) => Schedule::Cron(c),
+            (None, Some(d)) => Schedule::Timer(d),
+            (None, None) => Schedule::Once,
         }
     }
 

@@ -18,10 +18,9 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Mono, Now};
 use crate::level::Level;
 use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
-use crate::schedule;
+use crate::schedule::{self, Schedule};
 use crate::spec::{
-    Globals, NotifyEvent, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec,
-    UNLIMITED_ATTEMPTS,
+    Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
 use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 
@@ -752,13 +751,13 @@ impl Core {
             return;
         }
         let schedule = if self.mode.once {
-            ScheduleSpec::Once
+            Schedule::Once
         } else {
             self.tasks[i].spec.schedule.clone()
         };
         let words = schedule::describe(&schedule);
         match schedule {
-            ScheduleSpec::Once => {
+            Schedule::Once => {
                 let resumed = std::mem::take(&mut self.tasks[i].resumed);
                 if resumed {
                     self.log(
@@ -772,7 +771,7 @@ impl Core {
                 };
                 self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
             }
-            ScheduleSpec::Timer(period) => {
+            Schedule::Timer(period) => {
                 let next = match last_start {
                     Some(last) => (last + period).max(now.mono),
                     None => now.mono,
@@ -796,7 +795,7 @@ impl Core {
                     self.exit_when_done_warning(&name);
                 }
             }
-            ScheduleSpec::Cron(cron) => {
+            Schedule::Cron(cron) => {
                 let next_wall = cron.next_after(now.wall);
                 let next_mono = next_wall.map(|w| mono_for(now, w));
                 self.tasks[i].sched = Sched::Cron {
@@ -980,7 +979,7 @@ impl Core {
                 // Fire once even if several matches were missed (clock jump, suspend): the
                 // next match is computed from now, not from the missed one.
                 let next = match &spec.schedule {
-                    ScheduleSpec::Cron(cron) => cron.next_after(now.wall),
+                    Schedule::Cron(cron) => cron.next_after(now.wall),
                     _ => None,
                 };
                 *sched = Sched::Cron {
