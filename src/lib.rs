@@ -34,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod dashboard;
+pub mod diagnostic;
 pub mod embed;
 pub mod guardian;
 pub mod level;

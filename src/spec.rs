@@ -23,7 +23,7 @@ pub struct Spec {
     pub tasks: Vec<TaskSpec>,
     /// What the file accepts but may be wrong, or waits on the machine (a missing
     /// working directory): printed by `validate`, logged by the runtime.
-    pub warnings: Vec<crate::config::ConfigWarning>,
+    pub warnings: Vec<crate::diagnostic::ConfigWarning>,
 }
 
 /// Top-level settings. CLI flags override these after loading.

@@ -13,10 +13,10 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::envfile::{self, ReadError};
-use super::error::{line_col, ConfigError, ConfigWarning};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
 use super::Extensions;
+use crate::diagnostic::{line_col, ConfigError, ConfigWarning};
 use crate::schedule::{CronSchedule, CronTz, Schedule};
 mod srun;
 
