@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
+use crate::console::{errln, outln};
 use crate::control::{self, Cmd};
 use crate::core::Mode;
 use crate::embed::Registry;
@@ -21,45 +22,6 @@ use crate::spec::{LogFormat, Spec};
 use crate::text::fmt_wall;
 
 mod extra;
-
-/// `println!` that never panics: a closed stdout (`bansuri validate | head -1`) drops the
-/// text and the command goes on to exit as if the pipe were open.
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(false, true, format_args!($($arg)*))
-    };
-}
-/// `print!` that never panics (see [`outln!`]).
-macro_rules! out {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(false, false, format_args!($($arg)*))
-    };
-}
-/// `eprintln!` that never panics: a closed stderr is no reason for a backtrace.
-macro_rules! errln {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(true, true, format_args!($($arg)*))
-    };
-}
-pub(crate) use {errln, out, outln};
-
-/// Writes `args` (and a newline) to stderr or stdout, ignoring write errors: the reader
-/// went away (EPIPE) or the terminal is gone, and there is nobody left to tell.
-pub(crate) fn emit(stderr: bool, newline: bool, args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    fn put(mut w: impl Write, newline: bool, args: std::fmt::Arguments<'_>) {
-        let _ = w.write_fmt(args);
-        if newline {
-            let _ = w.write_all(b"\n");
-        }
-        let _ = w.flush();
-    }
-    if stderr {
-        put(std::io::stderr().lock(), newline, args);
-    } else {
-        put(std::io::stdout().lock(), newline, args);
-    }
-}
 
 /// Exit code: a usage or config error.
 pub const EXIT_USAGE: i32 = 2;

@@ -392,7 +392,7 @@ impl Runtime {
             )
             .map_err(err("cannot watch the timerfd"))?;
         if let Err(e) = spawn::become_subreaper() {
-            crate::cli::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
+            crate::console::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
         let progress = progress::ProgressLine::new(
             opts.mode.once || opts.mode.exit_when_done,
@@ -675,7 +675,7 @@ impl Runtime {
         if let Some(e) = self.log.take_error() {
             self.progress.hide();
             // The message says what failed and that output is dropped meanwhile.
-            crate::cli::errln!("bansuri: {e}");
+            crate::console::errln!("bansuri: {e}");
         }
     }
 

@@ -382,7 +382,7 @@ pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), Cli
     let r = send(&paths, &doc, cmd, tasks, timeout)?;
     if r.ok {
         if !r.message.is_empty() {
-            crate::cli::outln!("{}", r.message);
+            crate::console::outln!("{}", r.message);
         }
         Ok(())
     } else {
