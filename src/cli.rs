@@ -9,12 +9,12 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::api::Registry;
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
 use crate::console::{errln, outln};
 use crate::control::{self, Cmd};
 use crate::core::Mode;
-use crate::embed::Registry;
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
 use crate::schedule::{self, Schedule};

@@ -28,6 +28,7 @@
 //! and [`notify`], and `cargo run --example custom_task` / `--example custom_notifier`.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -44,10 +44,10 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::api::Registry;
 use crate::clock::{Mono, Now};
 use crate::config;
 use crate::core::{Action, Core, Input, Mode, RunId};
-use crate::embed::Registry;
 use crate::guardian::Guardian;
 use crate::level::Level;
 use crate::model::Usage;

@@ -28,9 +28,9 @@ use nix::sys::signal::Signal;
 
 use super::inprocess::{panic_text, Done};
 use super::{Runtime, SIGNAL_TOKEN, WORKER_TOKEN};
+use crate::api::Registry;
 use crate::clock::Mono;
 use crate::core::RunId;
-use crate::embed::Registry;
 use crate::level::Level;
 use crate::model::{ExitStatus, ProcessEnd};
 use crate::notify::{self, file_tail, Notice, StderrKind, Tail, TAIL_BYTES, TAIL_LINES};
