@@ -119,14 +119,14 @@ pub fn command(task: &TaskSpec, spec: &str) -> Command {
 }
 
 /// The command that runs the Python notifier class `spec` for `task` (`"notify":
-/// "module:Class"`): the runner in notifier mode, with the notice (typed, JSON) in its
-/// environment beside the task's settings, and the task's `env` (the notifier's
-/// constructor parameters come from there). The caller adds the rest, as for
-/// `notify_command`.
-pub fn notifier_command(task: &TaskSpec, spec: &str, notice: &crate::notify::Notice) -> Command {
+/// "module:Class"`): the runner in notifier mode, with the notice (typed, JSON:
+/// `Notice::to_json`) in its environment beside the task's settings, and the task's `env`
+/// (the notifier's constructor parameters come from there). The caller adds the rest, as
+/// for `notify_command`.
+pub fn notifier_command(task: &TaskSpec, spec: &str, notice_json: &str) -> Command {
     let mut c = command(task, &task.command.display());
     c.env("BANSURI_PYTHON_NOTIFIER", spec)
-        .env("BANSURI_PYTHON_NOTICE", notice.to_json())
+        .env("BANSURI_PYTHON_NOTICE", notice_json)
         .envs(&task.env);
     c
 }

@@ -325,7 +325,7 @@ impl Runtime {
                 }
             }
             Notify::Python(spec) => {
-                let cmd = crate::python::notifier_command(task, spec, &notice);
+                let cmd = crate::python::notifier_command(task, spec, &notice.to_json());
                 let child =
                     notify::spawn_notifier(cmd, &notice, &task.working_directory, "python3");
                 match self.watch_notifier(child, id, name, event, &what, timeout) {
