@@ -6,9 +6,10 @@
 //! [`fmt_wall_in`] takes the zone as an argument). Must not: know about tasks, runs or
 //! fields (the callers name them).
 //!
-//! Durations are formatted three ways on purpose, each for its reader:
+//! Durations are formatted four ways on purpose, each for its reader:
 //! [`fmt_dur`] rounds for people (`1.5s`, `2m 5s`); [`fmt_dur_exact`] keeps every unit
-//! (humantime, `1s 500ms`) where a message quotes a bound or a value the user wrote; and
+//! (humantime, `1s 500ms`) where a message quotes a bound or a value the user wrote;
+//! [`fmt_dur_fixed_width`] pads (`3m05s`) for the progress line redrawn in place; and
 //! [`fmt_dur_as_config`] writes what the config parser reads back (`30s`, `250ms`).
 
 use std::time::Duration;
@@ -85,6 +86,19 @@ pub fn fmt_dur(d: Duration) -> String {
     }
 }
 
+/// `42s`, `3m05s`, `1h02m`: whole seconds, two units at most, the second zero-padded, so
+/// a progress line redrawn in place does not jitter as the figures change.
+pub fn fmt_dur_fixed_width(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
 /// Every unit of a duration, nothing rounded (`1s 500ms`, `1h 30m`): for messages that
 /// quote a bound or a value as the user gave it, where rounding would misstate it.
 pub fn fmt_dur_exact(d: Duration) -> String {
@@ -149,6 +163,10 @@ mod tests {
         assert_eq!(fmt_dur(d), "1.5s");
         assert_eq!(fmt_dur_exact(d), "1s 500ms");
         assert_eq!(fmt_dur_as_config(d), "1500ms");
+        assert_eq!(fmt_dur_fixed_width(d), "1s");
+        assert_eq!(fmt_dur_fixed_width(Duration::from_secs(185)), "3m05s");
+        assert_eq!(fmt_dur_fixed_width(Duration::from_secs(3725)), "1h02m");
+        assert_eq!(fmt_dur(Duration::from_secs(185)), "3m 5s");
         assert_eq!(fmt_dur_as_config(Duration::from_secs(30)), "30s");
         assert_eq!(fmt_dur_exact(Duration::from_secs(5400)), "1h 30m");
         // What the config writer writes, the parser reads back.
