@@ -267,6 +267,27 @@ fn no_import_cycle_between_top_level_modules() {
 }
 
 #[test]
+fn leaves_import_nothing_and_the_core_no_io_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = graph_of(&src);
+    // The shared vocabulary: anything may import these, so they import nothing of ours.
+    for leaf in ["text", "model", "diagnostic", "console", "clock", "level"] {
+        let Some(edges) = graph.get(leaf) else {
+            panic!("no module `{leaf}` under {}", src.display());
+        };
+        assert!(
+            edges.is_empty(),
+            "`{leaf}` is a leaf (ARCHITECTURE.md) but imports {edges:?}"
+        );
+    }
+    // The core is pure: its inputs, its types and its words, nothing that touches the OS.
+    let pure: BTreeSet<&str> = ["clock", "level", "model", "schedule", "spec", "text"].into();
+    let core = graph.get("core").expect("a module `core`");
+    let io: Vec<&String> = core.iter().filter(|m| !pure.contains(m.as_str())).collect();
+    assert!(io.is_empty(), "the core imports {io:?}");
+}
+
+#[test]
 fn the_scanner_reads_use_lines_groups_and_paths() {
     let text = r#"
 use crate::core::{Action, Input};
