@@ -9,56 +9,19 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::api::Registry;
 use crate::clock::{Mono, Now};
 use crate::config::{self, Extensions};
+use crate::console::{errln, outln};
 use crate::control::{self, Cmd};
-use crate::core::{fmt_wall, Mode};
-use crate::embed::Registry;
+use crate::core::Mode;
 use crate::level::Level;
 use crate::runtime::{self, Overrides, RunOptions};
-use crate::schedule;
-use crate::spec::{LogFormat, ScheduleSpec, Spec};
+use crate::schedule::{self, Schedule};
+use crate::spec::{LogFormat, Spec};
+use crate::text::fmt_wall;
 
 mod extra;
-
-/// `println!` that never panics: a closed stdout (`bansuri validate | head -1`) drops the
-/// text and the command goes on to exit as if the pipe were open.
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(false, true, format_args!($($arg)*))
-    };
-}
-/// `print!` that never panics (see [`outln!`]).
-macro_rules! out {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(false, false, format_args!($($arg)*))
-    };
-}
-/// `eprintln!` that never panics: a closed stderr is no reason for a backtrace.
-macro_rules! errln {
-    ($($arg:tt)*) => {
-        $crate::cli::emit(true, true, format_args!($($arg)*))
-    };
-}
-pub(crate) use {errln, out, outln};
-
-/// Writes `args` (and a newline) to stderr or stdout, ignoring write errors: the reader
-/// went away (EPIPE) or the terminal is gone, and there is nobody left to tell.
-pub(crate) fn emit(stderr: bool, newline: bool, args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    fn put(mut w: impl Write, newline: bool, args: std::fmt::Arguments<'_>) {
-        let _ = w.write_fmt(args);
-        if newline {
-            let _ = w.write_all(b"\n");
-        }
-        let _ = w.flush();
-    }
-    if stderr {
-        put(std::io::stderr().lock(), newline, args);
-    } else {
-        put(std::io::stdout().lock(), newline, args);
-    }
-}
 
 /// Exit code: a usage or config error.
 pub const EXIT_USAGE: i32 = 2;
@@ -188,7 +151,7 @@ struct RunArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<FormatArg>,
     /// Rotate the job log file at this size, e.g. 50MB (overrides log_max_bytes; 0 = never).
-    #[arg(long, value_name = "SIZE", value_parser = crate::rotate::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::text::parse_size)]
     log_max_bytes: Option<u64>,
     /// Rotated job log files to keep (overrides log_backups).
     #[arg(long, value_name = "N")]
@@ -222,11 +185,9 @@ enum FormatArg {
     Json,
 }
 
-/// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
-/// at most 100 years (the config's parser and bounds: one for both).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    config::duration::parse_with_help(s)
-}
+/// The duration parser of `--watchdog` and `--check-interval` (the config's: one for both),
+/// kept here for programs that parse a duration as bansuri's command line does.
+pub use crate::text::parse_duration;
 
 /// Parse the command line and do it; returns the process exit code.
 pub fn main() -> i32 {
@@ -326,9 +287,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
             "disabled (enabled: false)".to_owned()
         } else {
             match &t.schedule {
-                ScheduleSpec::Once => "runs at start-up".to_owned(),
-                ScheduleSpec::Timer(_) => "first run at start-up".to_owned(),
-                ScheduleSpec::Cron(c) => match c.next_after(now.wall) {
+                Schedule::Once => "runs at start-up".to_owned(),
+                Schedule::Timer(_) => "first run at start-up".to_owned(),
+                Schedule::Cron(c) => match c.next_after(now.wall) {
                     Some(w) => format!("next run {}", fmt_wall(w)),
                     None => "never matches".to_owned(),
                 },
@@ -377,11 +338,11 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let shortest = config::duration::MIN_CHECK_INTERVAL;
+    let shortest = crate::text::duration::MIN_CHECK_INTERVAL;
     if args.check_interval.is_some_and(|d| d < shortest) {
         errln!(
             "error: --check-interval must be at least {}",
-            humantime::format_duration(shortest)
+            crate::text::fmt_dur_exact(shortest)
         );
         return EXIT_USAGE;
     }

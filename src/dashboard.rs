@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::control::state::StateDoc;
-use crate::core::TaskState;
+use crate::model::TaskState;
 
 /// Every state a task can be in, for the one-hot `bansuri_task_state` metric: the names of
 /// [`TaskState::ALL`], so that a new state cannot be left out.

@@ -15,6 +15,12 @@
 //! writes child output through [`output`] (line splitting, prefixing, one buffered job
 //! log). [`cli`] is the command line. See ARCHITECTURE.md for the state diagram.
 //!
+//! Every module shares its vocabulary through leaves that import nothing of the crate:
+//! [`model`] (how a process ended, what it used, a task's state), [`text`] (durations,
+//! sizes, signal names, wall times as users read and write them), [`diagnostic`] (config
+//! errors and warnings) and `console` (printing that survives a closed pipe). The
+//! modules import one another without a cycle (tests/architecture.rs checks it).
+//!
 //! Inside a SLURM job, [`slurm`] reads the job (environment, KillWait, end time) and the
 //! runtime turns Slurm's deadlines into two more inputs of the core: a SIGKILL-by instant
 //! when SIGTERM comes, so bansuri's own SIGKILL precedes Slurm's, and a shutdown at a wall
@@ -28,15 +34,19 @@
 //! and [`notify`], and `cargo run --example custom_task` / `--example custom_notifier`.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod console;
 pub mod control;
 pub mod core;
 pub mod dashboard;
+pub mod diagnostic;
 pub mod embed;
 pub mod guardian;
 pub mod level;
+pub mod model;
 pub mod notify;
 pub mod output;
 pub mod python;
@@ -47,6 +57,7 @@ pub mod schedule;
 pub mod slurm;
 pub mod spawn;
 pub mod spec;
+pub mod text;
 
 pub use embed::{Builder, Registry, RunContext, Task, TaskInfo};
 

@@ -26,8 +26,9 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Utc};
 
-use crate::core::{fmt_dur, fmt_wall, signal_name, ProcessEnd};
+use crate::model::ProcessEnd;
 use crate::spec::NotifyEvent;
+use crate::text::{fmt_dur, fmt_wall, signal_name};
 
 /// Bytes of a run's stdout (and of its stderr) kept for a notice.
 pub const TAIL_BYTES: usize = 8 * 1024;

@@ -9,11 +9,11 @@
 
 use std::ffi::OsString;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::json;
 
-use crate::spec::{OutputTarget, ScheduleSpec, StderrTarget, TaskSpec};
+use crate::schedule::Schedule;
+use crate::spec::{OutputTarget, StderrTarget, TaskSpec};
 
 /// The runner's source (Python 3.8+).
 pub const RUNNER: &str = include_str!("python/runner.py");
@@ -57,21 +57,12 @@ pub fn interpreter_with(task: &TaskSpec, own: Option<OsString>) -> OsString {
         .unwrap_or_else(|| OsString::from("python3"))
 }
 
-/// A duration as the config would write it: `30s`, `250ms`.
-fn config_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// The settings the runner turns into a `TaskConfig` (JSON).
 pub fn settings(task: &TaskSpec, spec: &str) -> String {
     let (timer, cron, timezone) = match &task.schedule {
-        ScheduleSpec::Once => (None, None, None),
-        ScheduleSpec::Timer(d) => (Some(config_duration(*d)), None, None),
-        ScheduleSpec::Cron(c) => (
+        Schedule::Once => (None, None, None),
+        Schedule::Timer(d) => (Some(crate::text::fmt_dur_as_config(*d)), None, None),
+        Schedule::Cron(c) => (
             None,
             Some(c.expr().to_owned()),
             Some(match c.tz() {
@@ -97,7 +88,7 @@ pub fn settings(task: &TaskSpec, spec: &str) -> String {
         "timer": timer,
         "schedule_cron": cron,
         "timezone": timezone,
-        "timeout": task.timeout.map(config_duration),
+        "timeout": task.timeout.map(crate::text::fmt_dur_as_config),
         "depends_on": task.depends_on,
         "times": task.times,
         "on_fail": match task.on_fail {
@@ -144,14 +135,14 @@ pub fn runner_env(task: &TaskSpec, spec: &str) -> [(&'static str, String); 2] {
 }
 
 /// The command that runs the Python notifier class `spec` for `task` (`"notify":
-/// "module:Class"`): the runner in notifier mode, with the notice (typed, JSON) in its
-/// environment beside the task's settings, and the task's `env` (the notifier's
-/// constructor parameters come from there). The caller adds the rest, as for
-/// `notify_command`.
-pub fn notifier_command(task: &TaskSpec, spec: &str, notice: &crate::notify::Notice) -> Command {
+/// "module:Class"`): the runner in notifier mode, with the notice (typed, JSON:
+/// `Notice::to_json`) in its environment beside the task's settings, and the task's `env`
+/// (the notifier's constructor parameters come from there). The caller adds the rest, as
+/// for `notify_command`.
+pub fn notifier_command(task: &TaskSpec, spec: &str, notice_json: &str) -> Command {
     let mut c = command(task, &task.command.display());
     c.env("BANSURI_PYTHON_NOTIFIER", spec)
-        .env("BANSURI_PYTHON_NOTICE", notice.to_json())
+        .env("BANSURI_PYTHON_NOTICE", notice_json)
         .envs(&task.env);
     c
 }
@@ -196,8 +187,8 @@ mod tests {
     fn settings_carry_the_manuals_attributes() {
         let mut t =
             TaskSpec::with_defaults("log", CommandSpec::Python("m:C".into()), "/srv/app".into());
-        t.schedule = ScheduleSpec::Timer(Duration::from_secs(3600));
-        t.timeout = Some(Duration::from_millis(1500));
+        t.schedule = Schedule::Timer(std::time::Duration::from_secs(3600));
+        t.timeout = Some(std::time::Duration::from_millis(1500));
         t.stdout = OutputTarget::File("/srv/app/out.log".into());
         let v: serde_json::Value = serde_json::from_str(&settings(&t, "m:C")).expect("json");
         assert_eq!(v["command"], "m:C");

@@ -12,26 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// A size in bytes: `1048576`, `"500KB"`, `"50MB"`, `"1GB"` (KB/MB/GB count 1024s, as
-/// supervisord does; `KiB` etc. are accepted too).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let bad = || format!("`{s}` is not a size (e.g. 1048576, 500KB, 50MB, 1GB)");
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(bad()),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(bad)
-}
-
 /// A file that rotates by size. `max_bytes == 0`: never rotates.
 #[derive(Debug)]
 pub struct RotatingFile {

@@ -46,12 +46,13 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::api::Registry;
 use crate::clock::{Mono, Now};
 use crate::config;
-use crate::core::{Action, Core, Input, Mode, RunId, Usage};
-use crate::embed::Registry;
+use crate::core::{Action, Core, Input, Mode, RunId};
 use crate::guardian::Guardian;
 use crate::level::Level;
+use crate::model::Usage;
 use crate::output::{JobLog, LineSplitter, Stream};
 use crate::rotate::RotatingFile;
 use crate::spawn::{self, Reaped};
@@ -393,7 +394,7 @@ impl Runtime {
             )
             .map_err(err("cannot watch the timerfd"))?;
         if let Err(e) = spawn::become_subreaper() {
-            crate::cli::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
+            crate::console::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
         let progress = progress::ProgressLine::new(
             opts.mode.once || opts.mode.exit_when_done,
@@ -676,7 +677,7 @@ impl Runtime {
         if let Some(e) = self.log.take_error() {
             self.progress.hide();
             // The message says what failed and that output is dropped meanwhile.
-            crate::cli::errln!("bansuri: {e}");
+            crate::console::errln!("bansuri: {e}");
         }
     }
 
@@ -931,7 +932,7 @@ impl Runtime {
             // every check_interval, and -v shows that it does.
             let msg = format!(
                 "Config file re-read: unchanged (next check in {})",
-                crate::core::fmt_dur(self.watch.check_interval)
+                crate::text::fmt_dur(self.watch.check_interval)
             );
             self.master(Level::Debug, &msg);
             if self.watch.invalid.take().is_some() {
@@ -1019,7 +1020,7 @@ impl Runtime {
         if g.check_interval != self.watch.check_interval {
             let msg = format!(
                 "check_interval is now {}",
-                crate::core::fmt_dur(g.check_interval)
+                crate::text::fmt_dur(g.check_interval)
             );
             self.master(Level::Info, &msg);
             self.watch.check_interval = g.check_interval;
@@ -1076,7 +1077,7 @@ impl Runtime {
         let path = self.watch.path.display().to_string();
         let in_effect = format!(
             "still running the config loaded at {}",
-            crate::core::fmt_wall(self.watch.applied_at)
+            crate::text::fmt_wall(self.watch.applied_at)
         );
         if same {
             let inv = self.watch.invalid.as_mut().expect("checked above");
@@ -1084,7 +1085,7 @@ impl Runtime {
                 inv.reminded = now.mono;
                 let msg = format!(
                     "The config file {path} is still not in effect ({reason}, since {}); {in_effect}",
-                    crate::core::fmt_wall(inv.since)
+                    crate::text::fmt_wall(inv.since)
                 );
                 self.master(Level::Warning, &msg);
             }

@@ -51,7 +51,17 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 
 use crate::clock::{Mono, Now};
-use crate::spec::ScheduleSpec;
+
+/// When a task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// Once at start-up (or when added).
+    Once,
+    /// At start-up, then at a fixed rate anchored at the first start.
+    Timer(Duration),
+    /// At each matching time of a cron expression.
+    Cron(CronSchedule),
+}
 
 /// Time zone a cron expression is evaluated in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -555,11 +565,11 @@ pub fn timer_next(anchor: Mono, period: Duration, now: Mono) -> Mono {
 }
 
 /// A schedule in words: `once at start-up`, `every 30s`, `cron `0 2 * * *` (local time)`.
-pub fn describe(s: &ScheduleSpec) -> String {
+pub fn describe(s: &Schedule) -> String {
     match s {
-        ScheduleSpec::Once => "once at start-up".to_string(),
-        ScheduleSpec::Timer(d) => format!("every {}", humantime::format_duration(*d)),
-        ScheduleSpec::Cron(c) => c.describe(),
+        Schedule::Once => "once at start-up".to_string(),
+        Schedule::Timer(d) => format!("every {}", crate::text::fmt_dur_exact(*d)),
+        Schedule::Cron(c) => c.describe(),
     }
 }
 
@@ -578,21 +588,21 @@ pub struct Due {
 /// Once and timer tasks are due at once when they have not started; a cron task is due at
 /// its next matching time after `now`, whether or not it ran before. For cron, the
 /// monotonic deadline assumes the wall clock does not jump in between.
-pub fn next_run(s: &ScheduleSpec, anchor: Option<Mono>, now: Now) -> Option<Due> {
+pub fn next_run(s: &Schedule, anchor: Option<Mono>, now: Now) -> Option<Due> {
     match (s, anchor) {
-        (ScheduleSpec::Once | ScheduleSpec::Timer(_), None) => Some(Due {
+        (Schedule::Once | Schedule::Timer(_), None) => Some(Due {
             mono: now.mono,
             wall: now.wall,
         }),
-        (ScheduleSpec::Once, Some(_)) => None,
-        (ScheduleSpec::Timer(p), Some(a)) => {
+        (Schedule::Once, Some(_)) => None,
+        (Schedule::Timer(p), Some(a)) => {
             let mono = timer_next(a, *p, now.mono);
             Some(Due {
                 mono,
                 wall: now.wall_at(mono),
             })
         }
-        (ScheduleSpec::Cron(c), _) => {
+        (Schedule::Cron(c), _) => {
             let wall = c.next_after(now.wall)?;
             let ahead = (wall - now.wall).to_std().unwrap_or(Duration::ZERO);
             Some(Due {
@@ -945,17 +955,17 @@ mod tests {
                 .to_string(),
             "cron `*/5 * * * *` (UTC)"
         );
-        assert_eq!(describe(&ScheduleSpec::Once), "once at start-up");
+        assert_eq!(describe(&Schedule::Once), "once at start-up");
         assert_eq!(
-            describe(&ScheduleSpec::Timer(Duration::from_secs(30))),
+            describe(&Schedule::Timer(Duration::from_secs(30))),
             "every 30s"
         );
         assert_eq!(
-            describe(&ScheduleSpec::Timer(Duration::from_secs(5400))),
+            describe(&Schedule::Timer(Duration::from_secs(5400))),
             "every 1h 30m"
         );
         assert_eq!(
-            describe(&ScheduleSpec::Cron(a)),
+            describe(&Schedule::Cron(a)),
             "cron `0 2 * * *` (local time)"
         );
     }
@@ -1287,19 +1297,19 @@ mod tests {
             wall: utc("2026-01-19T10:00:30Z"),
         };
         assert_eq!(
-            next_run(&ScheduleSpec::Once, None, now),
+            next_run(&Schedule::Once, None, now),
             Some(Due {
                 mono: now.mono,
                 wall: now.wall
             })
         );
-        assert_eq!(next_run(&ScheduleSpec::Once, Some(ms(0)), now), None);
-        let timer = ScheduleSpec::Timer(Duration::from_secs(60));
+        assert_eq!(next_run(&Schedule::Once, Some(ms(0)), now), None);
+        let timer = Schedule::Timer(Duration::from_secs(60));
         assert_eq!(next_run(&timer, None, now).unwrap().mono, now.mono);
         let d = next_run(&timer, Some(ms(90_000)), now).unwrap();
         assert_eq!(d.mono, ms(150_000));
         assert_eq!(d.wall, utc("2026-01-19T10:01:20Z"));
-        let c = ScheduleSpec::Cron(cron("*/5 * * * *"));
+        let c = Schedule::Cron(cron("*/5 * * * *"));
         let d = next_run(&c, None, now).unwrap();
         assert_eq!(d.wall, utc("2026-01-19T10:05:00Z"));
         assert_eq!(d.mono, ms(100_000 + 270_000));

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 
-use crate::core::{fmt_dur, fmt_wall};
 use crate::spec::{CommandSpec, SrunSpec};
+use crate::text::{fmt_dur, fmt_wall};
 
 /// Longest wait for one Slurm command: slurmctld answers in milliseconds when healthy.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -694,7 +694,7 @@ impl Session {
 
     /// Send `signal` to the tasks of step `step` (`scancel --signal`), nothing else.
     pub fn signal_step(&self, step: &str, signal: i32) -> Result<(), String> {
-        let name = crate::core::signal_name(signal);
+        let name = crate::text::signal_name(signal);
         let name = name.strip_prefix("SIG").unwrap_or(&name);
         run_tool(
             "scancel",

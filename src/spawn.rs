@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::core::{ExitStatus, Usage};
+use crate::model::{ExitStatus, Usage};
 
 mod fast;
 mod plan;

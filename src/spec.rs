@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::schedule::CronSchedule;
+use crate::schedule::Schedule;
 
 /// A whole config file, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,7 @@ pub struct Spec {
     pub tasks: Vec<TaskSpec>,
     /// What the file accepts but may be wrong, or waits on the machine (a missing
     /// working directory): printed by `validate`, logged by the runtime.
-    pub warnings: Vec<crate::config::ConfigWarning>,
+    pub warnings: Vec<crate::diagnostic::ConfigWarning>,
 }
 
 /// Top-level settings. CLI flags override these after loading.
@@ -108,7 +108,7 @@ pub struct TaskSpec {
     /// `false`: the task is not started (and stopped if running).
     pub enabled: bool,
     /// When runs start.
-    pub schedule: ScheduleSpec,
+    pub schedule: Schedule,
     /// What to do when a run is due while the previous one still runs.
     pub overlap: Overlap,
     /// Per-run time limit.
@@ -343,17 +343,6 @@ impl CommandSpec {
     }
 }
 
-/// When a task runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ScheduleSpec {
-    /// Once at start-up (or when added).
-    Once,
-    /// At start-up, then at a fixed rate anchored at the first start.
-    Timer(Duration),
-    /// At each matching time of a cron expression.
-    Cron(CronSchedule),
-}
-
 /// Overlap policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlap {
@@ -489,7 +478,7 @@ impl TaskSpec {
             command,
             description: String::new(),
             enabled: true,
-            schedule: ScheduleSpec::Once,
+            schedule: Schedule::Once,
             overlap: Overlap::Skip,
             timeout: None,
             on_fail: OnFail::Stop,

@@ -150,7 +150,7 @@ pub(super) fn man(args: &ManArgs) -> i32 {
         None => {
             let mut out = Vec::new();
             if let Err(e) = render_main(&mut out) {
-                crate::cli::errln!("error: cannot render the man page: {e}");
+                crate::console::errln!("error: cannot render the man page: {e}");
                 return super::EXIT_RUNTIME;
             }
             print_bytes(&out)
@@ -173,12 +173,15 @@ pub(super) fn man(args: &ManArgs) -> i32 {
             match write_all() {
                 Ok(files) => {
                     for f in files {
-                        crate::cli::outln!("{}", f.display());
+                        crate::console::outln!("{}", f.display());
                     }
                     0
                 }
                 Err(e) => {
-                    crate::cli::errln!("error: cannot write man pages into {}: {e}", dir.display());
+                    crate::console::errln!(
+                        "error: cannot write man pages into {}: {e}",
+                        dir.display()
+                    );
                     super::EXIT_RUNTIME
                 }
             }
@@ -198,7 +201,7 @@ fn print_bytes(b: &[u8]) -> i32 {
         Ok(()) => 0,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            crate::cli::errln!("error: cannot write to stdout: {e}");
+            crate::console::errln!("error: cannot write to stdout: {e}");
             super::EXIT_RUNTIME
         }
     }

@@ -150,7 +150,7 @@ pub(crate) fn read_for_start(path: &Path) -> Result<Vec<(String, String)>, Strin
         }
         ReadError::Syntax(text, errs) => match errs.first() {
             Some(first) => {
-                let (line, _) = super::error::line_col(&text, first.span.start);
+                let (line, _) = crate::diagnostic::line_col(&text, first.span.start);
                 format!(
                     "invalid line {line} in environment-file `{shown}`: {}",
                     first.message
@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(errs.len(), 5, "{errs:?}");
         let lines: Vec<usize> = errs
             .iter()
-            .map(|e| super::super::error::line_col(text, e.span.start).0)
+            .map(|e| crate::diagnostic::line_col(text, e.span.start).0)
             .collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 6]);
         assert!(errs[0].message.contains("KEY=VALUE"));

@@ -86,9 +86,7 @@
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
 
-pub(crate) mod duration;
 mod envfile;
-mod error;
 mod json;
 pub mod schema;
 mod shorthand;
@@ -109,7 +107,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
+pub use crate::diagnostic::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
 pub(crate) use trust::who;
 pub use trust::Untrusted;
 
@@ -325,11 +323,11 @@ pub fn parse_str_with(
     }
     .map_err(|e| {
         // No tree to find the values of `env` in: mask its blocks as written.
-        let secrets = error::env_blocks(text);
+        let secrets = crate::diagnostic::env_blocks(text);
         let mut err = ConfigError::at_masking(path, path, text, e.span, e.message, &secrets);
         err.help = e.help;
         if let Some((span, note)) = e.note {
-            let (line, col) = error::line_col(text, span.start);
+            let (line, col) = crate::diagnostic::line_col(text, span.start);
             err.note = Some(format!("{note} (line {line}, column {col})"));
         }
         ConfigErrors(vec![err])

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
-use crate::schedule::{CronSchedule, CronTz};
+use crate::schedule::{CronSchedule, CronTz, Schedule};
 use crate::spec::{
-    CommandSpec, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, StderrTarget, StopSignal,
-    TaskSpec,
+    CommandSpec, LogFormat, OnFail, OutputTarget, Overlap, StderrTarget, StopSignal, TaskSpec,
 };
 
 mod notify;
@@ -101,7 +100,7 @@ fn minimal_task_gets_every_default() {
         command: CommandSpec::Shell("x".into()),
         description: String::new(),
         enabled: true,
-        schedule: ScheduleSpec::Once,
+        schedule: Schedule::Once,
         overlap: Overlap::Skip,
         timeout: None,
         on_fail: OnFail::Stop,
@@ -303,7 +302,7 @@ fn timer_values() {
     ] {
         assert_eq!(
             task(&format!("\"timer\": {v}")).schedule,
-            ScheduleSpec::Timer(Duration::from_secs_f64(secs)),
+            Schedule::Timer(Duration::from_secs_f64(secs)),
             "timer {v}"
         );
     }
@@ -375,7 +374,7 @@ fn durations_are_bounded() {
     }
     assert_eq!(
         task("\"timer\": \"1ms\"").schedule,
-        ScheduleSpec::Timer(Duration::from_millis(1))
+        Schedule::Timer(Duration::from_millis(1))
     );
     // bansuri's own periods have floors too (0 still turns sampling off).
     for (field, v, min) in [
@@ -398,17 +397,17 @@ fn cron_and_timezone() {
     let t = task(r#""schedule-cron": "*/5 * * * *""#);
     assert_eq!(
         t.schedule,
-        ScheduleSpec::Cron(CronSchedule::parse("*/5 * * * *", CronTz::Local).unwrap())
+        Schedule::Cron(CronSchedule::parse("*/5 * * * *", CronTz::Local).unwrap())
     );
     for tz in ["UTC", "utc", "Z"] {
         let t = task(&format!(r#""schedule_cron": "@daily", "timezone": "{tz}""#));
-        let ScheduleSpec::Cron(c) = t.schedule else {
+        let Schedule::Cron(c) = t.schedule else {
             panic!("not cron")
         };
         assert_eq!(c.tz(), CronTz::Utc);
     }
     let t = task(r#""schedule-cron": "@daily", "timezone": "Local""#);
-    let ScheduleSpec::Cron(c) = t.schedule else {
+    let Schedule::Cron(c) = t.schedule else {
         panic!("not cron")
     };
     assert_eq!(c.tz(), CronTz::Local);

@@ -13,16 +13,16 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::envfile::{self, ReadError};
-use super::error::{line_col, ConfigError, ConfigWarning};
 use super::shorthand;
 use super::tree::{Key, Node, Value};
 use super::Extensions;
-use crate::schedule::{CronSchedule, CronTz};
+use crate::diagnostic::{line_col, ConfigError, ConfigWarning};
+use crate::schedule::{CronSchedule, CronTz, Schedule};
 mod srun;
 
 use crate::spec::{
-    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, ScheduleSpec, Spec,
-    StderrTarget, StopSignal, TaskSpec,
+    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, Spec, StderrTarget, StopSignal,
+    TaskSpec,
 };
 
 /// A key the schema knows: its canonical spelling and the accepted aliases.
@@ -111,7 +111,7 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
 mod program;
 pub(crate) use program::{lookup_user, UserError};
 
-use super::duration::{self, HELP as DURATION_HELP};
+use crate::text::duration::{self, HELP as DURATION_HELP};
 
 /// Validates a parsed config. `config_dir` is the absolute directory of the config file;
 /// `ext` the names registered through the library API (`no-interface` tasks, notifiers).
@@ -306,10 +306,10 @@ fn timer_period(node: &Node) -> Result<Duration, Problem> {
 fn period(node: &Node, min: Duration, what: &str) -> Result<Duration, Problem> {
     let d = positive_duration(node)?;
     if d < min {
-        let min = humantime::format_duration(min);
+        let min = crate::text::fmt_dur_exact(min);
         return Err(Problem::new(format!(
             "{} is shorter than the shortest {what}, {min}",
-            humantime::format_duration(d),
+            crate::text::fmt_dur_exact(d),
         ))
         .help(format!("write at least \"{min}\"")));
     }
@@ -994,7 +994,7 @@ impl<'a> Validator<'a> {
                 if v > MAX_CONFIG_SETTLE {
                     return Err(Problem::new(format!(
                         "`{}` is longer than the {}s allowed",
-                        humantime::format_duration(v),
+                        crate::text::fmt_dur_exact(v),
                         MAX_CONFIG_SETTLE.as_secs()
                     ))
                     .help("a second or two is enough for any editor or copy"));
@@ -1275,7 +1275,7 @@ impl<'a> Validator<'a> {
         (task, name, extras)
     }
 
-    fn schedule(&mut self, t: Option<&str>, f: &Fields) -> ScheduleSpec {
+    fn schedule(&mut self, t: Option<&str>, f: &Fields) -> Schedule {
         let timer_got = f.get("timer");
         let cron_got = f.get("schedule-cron");
         let tz_got = f.get("timezone");
@@ -1321,9 +1321,9 @@ impl<'a> Validator<'a> {
             self.push(e);
         }
         match (cron, timer) {
-            (Some(c), _) => ScheduleSpec::Cron(c),
-            (None, Some(d)) => ScheduleSpec::Timer(d),
-            (None, None) => ScheduleSpec::Once,
+            (Some(c), _) => Schedule::Cron(c),
+            (None, Some(d)) => Schedule::Timer(d),
+            (None, None) => Schedule::Once,
         }
     }
 
@@ -1344,7 +1344,7 @@ impl<'a> Validator<'a> {
         {
             return;
         }
-        let shown = |d: Duration| humantime::format_duration(d).to_string();
+        let shown = |d: Duration| crate::text::fmt_dur_exact(d);
         let p_rd = shown(task.restart_delay);
         let p_max = shown(task.max_restart_delay);
         if let Some(g) = max_got {

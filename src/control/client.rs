@@ -211,7 +211,7 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
             let when = doc
                 .bansuri
                 .ended_at
-                .map(|t| format!(" at {}", crate::core::fmt_wall(t)))
+                .map(|t| format!(" at {}", crate::text::fmt_wall(t)))
                 .unwrap_or_default();
             let code = doc
                 .bansuri
@@ -235,7 +235,7 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
                 format!(
                     "no bansuri is running for this config, most likely: {}, and a running bansuri rewrites it every {}; the request was not sent",
                     stale_why(doc, Utc::now()),
-                    crate::core::fmt_dur(HEARTBEAT)
+                    crate::text::fmt_dur(HEARTBEAT)
                 ),
             ))
         }
@@ -347,9 +347,9 @@ fn over_files(
             let age = chrono::Utc::now() - doc.written_at;
             let mut msg = format!(
                 "no answer from bansuri within {} (it reads {} once a second); its state was last written {} ago",
-                crate::core::fmt_dur(timeout),
+                crate::text::fmt_dur(timeout),
                 dir.display(),
-                crate::core::fmt_dur(Duration::from_secs(age.num_seconds().max(0) as u64))
+                crate::text::fmt_dur(Duration::from_secs(age.num_seconds().max(0) as u64))
             );
             if !taken_back {
                 msg.push_str("; the request was picked up, so it may still be carried out");
@@ -370,7 +370,7 @@ fn control_timeout(v: Option<std::ffi::OsString>) -> Result<Duration, ClientErro
     let v = v
         .into_string()
         .map_err(|_| bad("not valid UTF-8".to_owned()))?;
-    config::duration::parse_with_help(&v).map_err(bad)
+    crate::text::parse_duration(&v).map_err(bad)
 }
 
 /// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.
@@ -382,7 +382,7 @@ pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), Cli
     let r = send(&paths, &doc, cmd, tasks, timeout)?;
     if r.ok {
         if !r.message.is_empty() {
-            crate::cli::outln!("{}", r.message);
+            crate::console::outln!("{}", r.message);
         }
         Ok(())
     } else {

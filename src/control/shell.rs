@@ -140,7 +140,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
     }));
     let history = paths.dir.join("shell_history");
     let _ = ed.load_history(&history);
-    crate::cli::outln!(
+    crate::console::outln!(
         "bansuri shell for {} ({} tasks); `help` lists the commands",
         config.display(),
         doc.tasks.len()
@@ -151,7 +151,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                crate::cli::errln!("error: {e}");
+                crate::console::errln!("error: {e}");
                 break;
             }
         };
@@ -164,7 +164,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
         let cmd = match first.as_str() {
             "exit" | "quit" => break,
             "help" | "?" => {
-                crate::cli::outln!("{HELP}");
+                crate::console::outln!("{HELP}");
                 continue;
             }
             "status" => {
@@ -174,12 +174,12 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
                             h.tasks = d.tasks.iter().map(|t| t.name.clone()).collect();
                         }
                         if let Err(e) = keep_named(&mut d, args) {
-                            crate::cli::errln!("error: {e}");
+                            crate::console::errln!("error: {e}");
                             continue;
                         }
-                        crate::cli::out!("{}", render(&d, chrono::Utc::now(), &liveness(&d)));
+                        crate::console::out!("{}", render(&d, chrono::Utc::now(), &liveness(&d)));
                     }
-                    Err(e) => crate::cli::errln!("error: {}", e.msg),
+                    Err(e) => crate::console::errln!("error: {}", e.msg),
                 }
                 continue;
             }
@@ -195,10 +195,14 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
                     .filter(|c| strsim::levenshtein(c, other) <= 2);
                 match near {
                     Some(c) => {
-                        crate::cli::errln!("error: unknown command `{other}`; did you mean `{c}`?")
+                        crate::console::errln!(
+                            "error: unknown command `{other}`; did you mean `{c}`?"
+                        )
                     }
                     None => {
-                        crate::cli::errln!("error: unknown command `{other}`; `help` lists them")
+                        crate::console::errln!(
+                            "error: unknown command `{other}`; `help` lists them"
+                        )
                     }
                 }
                 continue;
@@ -212,9 +216,9 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
             send(&paths, &d, cmd, args, DEFAULT_TIMEOUT)
         });
         match result {
-            Ok(r) if r.ok => crate::cli::outln!("{}", r.message),
-            Ok(r) => crate::cli::errln!("error: {}", r.message),
-            Err(e) => crate::cli::errln!("error: {}", e.msg),
+            Ok(r) if r.ok => crate::console::outln!("{}", r.message),
+            Ok(r) => crate::console::errln!("error: {}", r.message),
+            Err(e) => crate::console::errln!("error: {}", e.msg),
         }
         if cmd == Cmd::Shutdown {
             break;

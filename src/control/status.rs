@@ -7,8 +7,8 @@
 use chrono::{DateTime, Local, Utc};
 
 use super::state::{StateDoc, TaskEntry, STALE_AFTER};
-use crate::core::{fmt_bytes, fmt_dur};
 use crate::sample;
+use crate::text::{fmt_bytes, fmt_dur, fmt_wall};
 
 /// Is the bansuri that wrote a state document still running?
 #[derive(Debug, Clone, PartialEq)]
@@ -56,12 +56,6 @@ fn liveness_at(doc: &StateDoc, now: DateTime<Utc>, this_host: &str) -> Liveness 
             doc.bansuri.pid, doc.bansuri.host
         )),
     }
-}
-
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 fn local_short(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -144,7 +138,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "bansuri is NOT running: it exited at {} ({} ago){code}; it ran on {}{job}\n",
-                local(at),
+                fmt_wall(at),
                 span(at, now),
                 b.host
             ));
@@ -152,7 +146,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         Liveness::Gone(why) => {
             out.push_str(&format!(
                 "bansuri is NOT running: {why}; last state written at {} ({} ago){job}\n",
-                local(doc.written_at),
+                fmt_wall(doc.written_at),
                 span(doc.written_at, now)
             ));
         }
@@ -166,13 +160,13 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     out.push_str(&format!(
         "config {} (loaded {})\n",
         doc.config.path,
-        local(doc.config.loaded_at)
+        fmt_wall(doc.config.loaded_at)
     ));
     if let Some(inv) = &doc.config.invalid {
         out.push_str(&format!(
             "WARNING: the config file on disk is NOT in effect: {} (since {})\n",
             inv.reason,
-            local(inv.since)
+            fmt_wall(inv.since)
         ));
     } else if doc.config.on_disk_differs {
         out.push_str("note: the config file on disk has changed and is being applied\n");
@@ -262,7 +256,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         out.push_str(&format!(
             "state written {} ago ({})\n",
             span(doc.written_at, now),
-            local(doc.written_at)
+            fmt_wall(doc.written_at)
         ));
     }
     out

@@ -118,7 +118,7 @@ impl Core {
                     name: t.spec.name.clone(),
                     description: t.spec.description.clone(),
                     schedule: schedule::describe(&t.spec.schedule),
-                    one_shot: t.spec.schedule == ScheduleSpec::Once,
+                    one_shot: t.spec.schedule == Schedule::Once,
                     enabled: t.spec.enabled,
                     state: v.state,
                     processes,
@@ -139,7 +139,7 @@ impl Core {
         self.deadline_memo.set(None);
         let mut skipped = Vec::new();
         for t in &mut self.tasks {
-            if t.spec.schedule != ScheduleSpec::Once {
+            if t.spec.schedule != Schedule::Once {
                 continue;
             }
             if succeeded.get(&t.spec.name) == Some(&t.settings_hash()) {

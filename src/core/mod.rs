@@ -17,11 +17,12 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{Mono, Now};
 use crate::level::Level;
-use crate::schedule;
+use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
+use crate::schedule::{self, Schedule};
 use crate::spec::{
-    Globals, NotifyEvent, OnFail, Overlap, ScheduleSpec, Spec, StopSignal, TaskSpec,
-    UNLIMITED_ATTEMPTS,
+    Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
+use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 
 mod notify;
 mod program;
@@ -128,106 +129,6 @@ pub enum Input {
     },
 }
 
-/// How a process ended, as the kernel says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited with this code.
-    Code(i32),
-    /// Killed by this signal.
-    Signal(i32),
-}
-
-/// Resource use of one process, from wait4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// User + system CPU time.
-    pub cpu: Duration,
-    /// Peak resident set size in bytes.
-    pub max_rss: u64,
-}
-
-impl Usage {
-    /// Add another process's figures: CPU times add up, peak RSS is the larger one (as
-    /// wait4 reports a process and the children it waited for).
-    pub fn absorb(&mut self, other: Usage) {
-        self.cpu += other.cpu;
-        self.max_rss = self.max_rss.max(other.max_rss);
-    }
-}
-
-/// Why bansuri stopped a run itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// It ran past its `timeout`.
-    Timeout,
-    /// bansuri is shutting down.
-    Shutdown,
-    /// `overlap: replace`: a newer run is due.
-    Replaced,
-    /// The main process exited and left other processes in its group.
-    Leftovers,
-    /// The task was removed from the config.
-    Removed,
-    /// The task's settings changed in the config: it restarts with the new ones.
-    Changed,
-    /// The task was disabled in the config (`enabled: false`).
-    Disabled,
-    /// A `stop` control command.
-    Command,
-    /// A `restart` control command.
-    Restart,
-}
-
-impl StopReason {
-    /// Why, in words for the log.
-    pub fn words(self) -> &'static str {
-        match self {
-            StopReason::Timeout => "timeout",
-            StopReason::Shutdown => "shutdown",
-            StopReason::Replaced => "replaced by a newer run",
-            StopReason::Leftovers => "leftover processes",
-            StopReason::Removed => "removed from the config",
-            StopReason::Changed => "its settings changed",
-            StopReason::Disabled => "disabled in the config",
-            StopReason::Command => "stop command",
-            StopReason::Restart => "restart command",
-        }
-    }
-}
-
-/// How a run's process ended, in the core's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProcessEnd {
-    /// Exited by itself with this code.
-    Exited(i32),
-    /// Killed by a signal bansuri did not send.
-    Signaled(i32),
-    /// Stopped by bansuri after its timeout.
-    TimedOut(Duration),
-    /// Stopped by bansuri for another reason.
-    Stopped(StopReason),
-    /// Never started.
-    SpawnFailed(String),
-}
-
-impl ProcessEnd {
-    /// Does this end count as a success for `success-codes`? An exit code in the list;
-    /// or death by signal S with 128 + S in the list, the code a shell reports for it
-    /// (the manual lists 137 for "killed by SIGKILL").
-    pub fn is_success(&self, codes: &[i32]) -> bool {
-        match self {
-            ProcessEnd::Exited(c) => codes.contains(c),
-            ProcessEnd::Signaled(s) => codes.contains(&shell_code(*s)),
-            _ => false,
-        }
-    }
-}
-
-/// The exit code a shell reports for death by `signal`: 128 + its number.
-pub fn shell_code(signal: i32) -> i32 {
-    128 + signal
-}
-
 /// Final result of a run (after its attempts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -324,106 +225,6 @@ pub enum Action {
         code: i32,
     },
 }
-
-/// State of a task as shown to users (status, summaries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    /// Not started yet.
-    Pending,
-    /// Waiting for its next scheduled run.
-    Scheduled,
-    /// Due, waiting for a free slot (`max_parallel`).
-    Waiting,
-    /// Process being started.
-    Starting,
-    /// Process running.
-    Running,
-    /// Stop signal sent, waiting for the process to end.
-    Stopping,
-    /// Last run succeeded, nothing more to run.
-    Success,
-    /// Last run failed finally.
-    Failed,
-    /// Last run timed out finally.
-    Timeout,
-    /// In backoff before a retry.
-    Restarting,
-    /// Stopped by bansuri or disabled.
-    Stopped,
-    /// Failed to start too often in a row; not started again.
-    Fatal,
-    /// Not run because a dependency failed.
-    Skipped,
-}
-
-impl TaskState {
-    /// Every state, in declaration order (the one-hot `bansuri_task_state` metric lists
-    /// them all). A new variant must be added here too: [`TaskState::position`] matches on
-    /// every variant, so the crate does not compile until the variant is given its place,
-    /// and a compile-time check below says whether each state sits at that place.
-    pub const ALL: [TaskState; 13] = [
-        TaskState::Pending,
-        TaskState::Scheduled,
-        TaskState::Waiting,
-        TaskState::Starting,
-        TaskState::Running,
-        TaskState::Stopping,
-        TaskState::Success,
-        TaskState::Failed,
-        TaskState::Timeout,
-        TaskState::Restarting,
-        TaskState::Stopped,
-        TaskState::Fatal,
-        TaskState::Skipped,
-    ];
-
-    /// The index of the state in [`TaskState::ALL`].
-    pub const fn position(self) -> usize {
-        match self {
-            TaskState::Pending => 0,
-            TaskState::Scheduled => 1,
-            TaskState::Waiting => 2,
-            TaskState::Starting => 3,
-            TaskState::Running => 4,
-            TaskState::Stopping => 5,
-            TaskState::Success => 6,
-            TaskState::Failed => 7,
-            TaskState::Timeout => 8,
-            TaskState::Restarting => 9,
-            TaskState::Stopped => 10,
-            TaskState::Fatal => 11,
-            TaskState::Skipped => 12,
-        }
-    }
-
-    /// Upper-case name, as in status tables.
-    pub const fn name(self) -> &'static str {
-        match self {
-            TaskState::Pending => "PENDING",
-            TaskState::Scheduled => "SCHEDULED",
-            TaskState::Waiting => "WAITING",
-            TaskState::Starting => "STARTING",
-            TaskState::Running => "RUNNING",
-            TaskState::Stopping => "STOPPING",
-            TaskState::Success => "SUCCESS",
-            TaskState::Failed => "FAILED",
-            TaskState::Timeout => "TIMEOUT",
-            TaskState::Restarting => "RESTARTING",
-            TaskState::Stopped => "STOPPED",
-            TaskState::Fatal => "FATAL",
-            TaskState::Skipped => "SKIPPED",
-        }
-    }
-}
-
-// `TaskState::ALL` lists every state once, at its `position`.
-const _: () = {
-    let mut i = 0;
-    while i < TaskState::ALL.len() {
-        assert!(TaskState::ALL[i].position() == i);
-        i += 1;
-    }
-};
 
 /// How the core runs: normal service, or a batch mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -950,13 +751,13 @@ impl Core {
             return;
         }
         let schedule = if self.mode.once {
-            ScheduleSpec::Once
+            Schedule::Once
         } else {
             self.tasks[i].spec.schedule.clone()
         };
         let words = schedule::describe(&schedule);
         match schedule {
-            ScheduleSpec::Once => {
+            Schedule::Once => {
                 let resumed = std::mem::take(&mut self.tasks[i].resumed);
                 if resumed {
                     self.log(
@@ -970,7 +771,7 @@ impl Core {
                 };
                 self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
             }
-            ScheduleSpec::Timer(period) => {
+            Schedule::Timer(period) => {
                 let next = match last_start {
                     Some(last) => (last + period).max(now.mono),
                     None => now.mono,
@@ -994,7 +795,7 @@ impl Core {
                     self.exit_when_done_warning(&name);
                 }
             }
-            ScheduleSpec::Cron(cron) => {
+            Schedule::Cron(cron) => {
                 let next_wall = cron.next_after(now.wall);
                 let next_mono = next_wall.map(|w| mono_for(now, w));
                 self.tasks[i].sched = Sched::Cron {
@@ -1178,7 +979,7 @@ impl Core {
                 // Fire once even if several matches were missed (clock jump, suspend): the
                 // next match is computed from now, not from the missed one.
                 let next = match &spec.schedule {
-                    ScheduleSpec::Cron(cron) => cron.next_after(now.wall),
+                    Schedule::Cron(cron) => cron.next_after(now.wall),
                     _ => None,
                 };
                 *sched = Sched::Cron {
@@ -2162,49 +1963,6 @@ fn mono_for(now: Now, w: DateTime<Utc>) -> Mono {
     }
 }
 
-/// `2026-01-19 10:00:00` in local time.
-pub fn fmt_wall(w: DateTime<Utc>) -> String {
-    w.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
-/// Short human duration: `250ms`, `30s`, `1.5s`, `2m 5s`.
-pub fn fmt_dur(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        if ms == 0 && !d.is_zero() {
-            return format!("{}us", d.as_micros());
-        }
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs();
-    if secs < 60 {
-        let tenths = (ms % 1000) / 100;
-        return if tenths == 0 {
-            format!("{secs}s")
-        } else {
-            format!("{secs}.{tenths}s")
-        };
-    }
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    match (h, m, s) {
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h {m}m"),
-        (h, m, s) => format!("{h}h {m}m {s}s"),
-    }
-}
-
-/// Name of a signal number (`SIGTERM`), or `signal 42`.
-pub fn signal_name(sig: i32) -> String {
-    match nix::sys::signal::Signal::try_from(sig) {
-        Ok(s) => s.as_str().to_owned(),
-        Err(_) => format!("signal {sig}"),
-    }
-}
-
 fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
     let mut parts = Vec::new();
     if let Some(u) = uptime {
@@ -2218,21 +1976,6 @@ fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
-    }
-}
-
-/// `12.3 MB`
-pub fn fmt_bytes(b: u64) -> String {
-    const K: f64 = 1024.0;
-    let b = b as f64;
-    if b < K {
-        format!("{b} B")
-    } else if b < K * K {
-        format!("{:.1} KB", b / K)
-    } else if b < K * K * K {
-        format!("{:.1} MB", b / K / K)
-    } else {
-        format!("{:.1} GB", b / K / K / K)
     }
 }
 

@@ -53,7 +53,7 @@ fn task(name: &str) -> TaskSpec {
 
 fn timer(name: &str, period: Duration) -> TaskSpec {
     TaskSpec {
-        schedule: ScheduleSpec::Timer(period),
+        schedule: Schedule::Timer(period),
         ..task(name)
     }
 }
@@ -61,7 +61,7 @@ fn timer(name: &str, period: Duration) -> TaskSpec {
 fn cron(name: &str, expr: &str) -> TaskSpec {
     let c = CronSchedule::parse(expr, CronTz::Utc).expect("test cron expression parses");
     TaskSpec {
-        schedule: ScheduleSpec::Cron(c),
+        schedule: Schedule::Cron(c),
         ..task(name)
     }
 }

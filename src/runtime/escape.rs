@@ -181,7 +181,7 @@ impl Runtime {
         } else {
             format!(
                 "its run is over: SIGTERM now, SIGKILL in {}",
-                crate::core::fmt_dur(LOOSE_GRACE)
+                crate::text::fmt_dur(LOOSE_GRACE)
             )
         };
         let msg = format!(

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{FileSink, RunInfo, Runtime};
-use crate::core::{Action, Input, RunId, Usage};
+use crate::core::{Action, Input, RunId};
 use crate::level::Level;
+use crate::model::Usage;
 use crate::output::Stream;
 use crate::rotate::RotatingFile;
 use crate::spawn;

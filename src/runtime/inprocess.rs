@@ -22,9 +22,10 @@ use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::{Runtime, RuntimeError, WORKER_TOKEN};
-use crate::core::{Action, ExitStatus, Input, RunId};
-use crate::embed::{line_writer, Registry, RunContext, StopFlag, Task, TaskInfo};
+use crate::api::{line_writer, Registry, RunContext, StopFlag, Task, TaskInfo};
+use crate::core::{Action, Input, RunId};
 use crate::level::Level;
+use crate::model::ExitStatus;
 use crate::output::Stream;
 use crate::spec::{OnFail, OutputTarget, StderrTarget, TaskSpec};
 

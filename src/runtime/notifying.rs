@@ -28,14 +28,16 @@ use nix::sys::signal::Signal;
 
 use super::inprocess::{panic_text, Done};
 use super::{Runtime, SIGNAL_TOKEN, WORKER_TOKEN};
+use crate::api::Registry;
 use crate::clock::Mono;
-use crate::core::{fmt_dur, signal_name, ExitStatus, ProcessEnd, RunId};
-use crate::embed::Registry;
+use crate::core::RunId;
 use crate::level::Level;
+use crate::model::{ExitStatus, ProcessEnd};
 use crate::notify::{self, file_tail, Notice, StderrKind, Tail, TAIL_BYTES, TAIL_LINES};
 use crate::output::Stream;
 use crate::spawn::{self, Reaped};
 use crate::spec::{Globals, Notify, NotifyEvent, OutputTarget, StderrTarget, TaskSpec};
+use crate::text::{fmt_dur, signal_name};
 
 /// Ids of notifiers (their output pipes carry them) start here, far from run ids.
 const NOTIFIER_IDS: u64 = 1 << 62;
@@ -323,7 +325,7 @@ impl Runtime {
                 }
             }
             Notify::Python(spec) => {
-                let cmd = crate::python::notifier_command(task, spec, &notice);
+                let cmd = crate::python::notifier_command(task, spec, &notice.to_json());
                 let child =
                     notify::spawn_notifier(cmd, &notice, &task.working_directory, "python3");
                 match self.watch_notifier(child, id, name, event, &what, timeout) {

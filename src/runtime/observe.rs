@@ -17,8 +17,9 @@ use crate::control::state::{
     ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
 };
 use crate::control::{stale, status, Paths};
-use crate::core::{short_end, Mode, Outcome, ProcessEnd, RunId};
+use crate::core::{short_end, Mode, Outcome, RunId};
 use crate::level::Level;
+use crate::model::ProcessEnd;
 use crate::sample::{self, GroupSample, MemWatch, Sampler};
 use crate::spec::Spec;
 
@@ -290,7 +291,7 @@ impl Runtime {
                 g.task,
                 g.members.len(),
                 if g.members.len() == 1 { "" } else { "es" },
-                crate::core::fmt_dur(stale::STALE_GRACE)
+                crate::text::fmt_dur(stale::STALE_GRACE)
             );
             self.master(Level::Warning, &msg);
         }
@@ -404,7 +405,7 @@ impl Runtime {
             let msg = if interval.is_zero() {
                 "sample_interval is now 0: resource sampling is off".to_owned()
             } else {
-                format!("sample_interval is now {}", crate::core::fmt_dur(interval))
+                format!("sample_interval is now {}", crate::text::fmt_dur(interval))
             };
             self.master(Level::Info, &msg);
             self.obs.dirty = true;
@@ -538,7 +539,7 @@ impl Runtime {
                             _ => None,
                         },
                         signal: match e {
-                            ProcessEnd::Signaled(s) => Some(crate::core::signal_name(*s)),
+                            ProcessEnd::Signaled(s) => Some(crate::text::signal_name(*s)),
                             _ => None,
                         },
                         text: short_end(e),

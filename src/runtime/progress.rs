@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::clock::Mono;
 use crate::core::Progress;
+use crate::text::fmt_dur_fixed_width;
 
 /// Clear the terminal line: carriage return, erase to the end of the line.
 const CLEAR: &[u8] = b"\r\x1b[K";
@@ -237,26 +238,14 @@ pub(super) fn text(p: Progress, elapsed: Duration) -> String {
         p.total,
         p.running,
         p.failed,
-        short(elapsed)
+        fmt_dur_fixed_width(elapsed)
     );
     if p.done > 0 && p.done < p.total {
         // The rate so far, applied to what is left.
         let left = elapsed.mul_f64((p.total - p.done) as f64 / p.done as f64);
-        s.push_str(&format!(", about {} left", short(left)));
+        s.push_str(&format!(", about {} left", fmt_dur_fixed_width(left)));
     }
     s
-}
-
-/// `42s`, `3m05s`, `1h02m`.
-fn short(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
 }
 
 fn terminal_width(fd: RawFd) -> usize {

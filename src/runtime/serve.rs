@@ -613,14 +613,14 @@ impl Runtime {
                         let msg = format!(
                             "Ignored an expired request file ({} sent at {}, {} ago)",
                             req.cmd.word(),
-                            crate::core::fmt_wall(req.sent_at),
-                            crate::core::fmt_dur(Duration::from_secs(age.as_secs()))
+                            crate::text::fmt_wall(req.sent_at),
+                            crate::text::fmt_dur(Duration::from_secs(age.as_secs()))
                         );
                         self.master(Level::Warning, &msg);
                         Some(refuse(format!(
                             "expired: sent {} ago, requests older than {} are not carried out",
-                            crate::core::fmt_dur(Duration::from_secs(age.as_secs())),
-                            crate::core::fmt_dur(REQUEST_MAX_AGE)
+                            crate::text::fmt_dur(Duration::from_secs(age.as_secs())),
+                            crate::text::fmt_dur(REQUEST_MAX_AGE)
                         )))
                     } else {
                         let from = if req.from.is_empty() {
@@ -768,7 +768,7 @@ impl Runtime {
                     "the config file {} was not loaded: {}; still running the config loaded at {}",
                     self.watch.path.display(),
                     inv.reason,
-                    crate::core::fmt_wall(self.watch.applied_at)
+                    crate::text::fmt_wall(self.watch.applied_at)
                 );
                 if let Err(e) = crate::config::load(&self.watch.path) {
                     m.push('\n');

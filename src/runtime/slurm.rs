@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::core::{fmt_dur, fmt_wall, signal_name};
 use crate::slurm::{self as s, END_TIME_REFRESH};
 use crate::spec::TaskSpec;
+use crate::text::{fmt_dur, fmt_wall, signal_name};
 
 /// How long an srun client's helper process (srun forks one that cancels the step should
 /// srun die) may outlive srun before its group is treated as leftovers.
@@ -208,7 +208,7 @@ impl Runtime {
     }
 
     /// srun runs whose group has outlived srun for longer than its helper would.
-    pub(super) fn srun_drain_overdue(&mut self) -> Vec<(RunId, crate::core::ExitStatus)> {
+    pub(super) fn srun_drain_overdue(&mut self) -> Vec<(RunId, crate::model::ExitStatus)> {
         let now = self.now().mono;
         let overdue: Vec<RunId> = self
             .slurm_state

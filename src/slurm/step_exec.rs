@@ -53,7 +53,7 @@ pub fn run(argv: &[OsString]) -> i32 {
         Ok(End::Code(c)) => c,
         Ok(End::Signal(sig)) => die_of(sig),
         Err(e) => {
-            crate::cli::errln!("bansuri step-exec: {e}");
+            crate::console::errln!("bansuri step-exec: {e}");
             match e.kind() {
                 io::ErrorKind::NotFound => 127,
                 io::ErrorKind::PermissionDenied => 126,

@@ -11,7 +11,8 @@ use std::ops::Range;
 
 use super::super::tree::{Node, Value};
 use super::{as_bool, as_int, as_str, choice, duration, in_task, Fields, Problem, Validator};
-use crate::spec::{OnFail, ScheduleSpec, TaskSpec, UserSpec, UNLIMITED_ATTEMPTS};
+use crate::schedule::Schedule;
+use crate::spec::{OnFail, TaskSpec, UserSpec, UNLIMITED_ATTEMPTS};
 
 /// Taskmaster's `autorestart`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +171,7 @@ impl Validator<'_> {
                 }
                 if auto == Some(AutoRestart::Always) {
                     task.restart_on_success = true;
-                    if !matches!(task.schedule, ScheduleSpec::Once) {
+                    if !matches!(task.schedule, Schedule::Once) {
                         let g = f.get("autorestart").expect("present");
                         let e = self
                             .error(
@@ -527,7 +528,7 @@ pub(super) fn byte_size(node: &Node) -> Result<u64, Problem> {
             Some(v) if v >= 0 => Ok(v as u64),
             _ => Err(Problem::new(format!("`{}` is not a size in bytes", n.raw)).help(help)),
         },
-        Value::String(s) => crate::rotate::parse_size(s).map_err(|e| Problem::new(e).help(help)),
+        Value::String(s) => crate::text::parse_size(s).map_err(|e| Problem::new(e).help(help)),
         _ => Err(Problem::new(format!("expected a size, found {}", super::found(node))).help(help)),
     }
 }

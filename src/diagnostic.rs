@@ -1,4 +1,9 @@
-//! Config errors and their rustc-style rendering.
+//! Config errors and warnings and their rustc-style rendering (file, line, column, the
+//! line itself with a caret, help), with environment values masked.
+//!
+//! A leaf of its own so that the validated [`crate::spec::Spec`] can carry the warnings the
+//! config left without importing the config parser that builds it. Must not: parse or
+//! validate (config does), or know fields or tasks beyond the text it is handed.
 
 use std::fmt;
 use std::ops::Range;
