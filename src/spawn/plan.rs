@@ -71,7 +71,7 @@ pub enum Launcher {
 pub struct LaunchPlan {
     /// The program (looked up in PATH when it has no `/`).
     pub program: OsString,
-    /// Its arguments after argv[0].
+    /// Its arguments after `argv[0]`.
     pub args: Vec<OsString>,
     /// What the child's environment sets over bansuri's, each key once.
     pub env: BTreeMap<OsString, OsString>,
