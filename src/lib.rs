@@ -36,6 +36,7 @@ pub mod core;
 pub mod dashboard;
 pub mod embed;
 pub mod guardian;
+pub mod host;
 pub mod level;
 pub mod notify;
 pub mod output;

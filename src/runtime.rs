@@ -161,10 +161,10 @@ impl std::fmt::Display for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-/// Expand `{job_id}` in a log file path: `$SLURM_JOB_ID`, or `local` outside SLURM.
+/// Expand `{job_id}` in a log file path: the job's id, or `local` outside SLURM (the rule
+/// is [`crate::host`]'s).
 pub fn expand_log_path(raw: &str) -> PathBuf {
-    let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".to_owned());
-    PathBuf::from(raw.replace("{job_id}", &job))
+    PathBuf::from(raw.replace("{job_id}", crate::host::job_id()))
 }
 
 /// Open the job log: the file (appending) or bansuri's stdout.
@@ -480,14 +480,11 @@ impl Runtime {
         self.master(Level::Info, &bar);
         self.master(Level::Info, "BANSURI ORCHESTRATOR STARTED");
         self.master(Level::Info, &bar);
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "?".to_owned());
         let line = format!(
-            "bansuri {} pid {} on {host}; config {}",
+            "bansuri {} pid {} on {}; config {}",
             crate::VERSION,
             std::process::id(),
+            crate::host::name(),
             spec.source.display()
         );
         self.master(Level::Info, &line);

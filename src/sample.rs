@@ -114,19 +114,11 @@ pub fn boot_ticks_now() -> u64 {
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id): pids and start times mean something
-/// only within one boot.
+/// only within one boot. Read it through [`crate::host::boot_id`], which reads it once.
 pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
-}
-
-/// The host name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// Children of `pid`: the `children` files of all its threads.

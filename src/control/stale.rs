@@ -61,7 +61,7 @@ fn members(pgid: u32) -> Vec<(u32, u64)> {
 pub fn find(prev: &StateDoc) -> (Vec<StaleGroup>, Vec<String>) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
-    if prev.bansuri.host != sample::hostname() || prev.bansuri.boot_id != sample::boot_id() {
+    if prev.bansuri.host != crate::host::name() || prev.bansuri.boot_id != crate::host::boot_id() {
         return (found, notes);
     }
     for t in &prev.tasks {
