@@ -1194,7 +1194,7 @@ impl Runtime {
             let orphan_group = if self.pids.contains_key(&pid) {
                 None
             } else {
-                spawn::process_group(pid)
+                crate::sample::proc_stat(pid).map(|s| s.pgrp)
             };
             let Some(reaped) = spawn::reap(pid) else {
                 break;

@@ -323,22 +323,6 @@ pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// A process's state letter (`R`, `S`, `Z`...) and process group, from /proc/PID/stat
-/// (readable for a zombie too); `None` when it is gone.
-pub fn state_and_group(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name in parentheses (which may hold anything): state, ppid, pgrp.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgid = fields.nth(1)?.parse().ok()?;
-    Some((state, pgid))
-}
-
-/// A process's group (see [`state_and_group`]).
-pub fn process_group(pid: u32) -> Option<u32> {
-    state_and_group(pid).map(|(_, g)| g)
-}
-
 /// Does process group `pgid` still have a member (zombies included)?
 pub fn group_alive(pgid: u32) -> bool {
     if pgid <= 1 {
