@@ -86,32 +86,28 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 pub fn clk_tck() -> u64 {
-    // SAFETY: sysconf has no memory arguments.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    sysconf_or(nix::unistd::SysconfVar::CLK_TCK, 100)
 }
 
 /// Bytes per page.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory arguments.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
+    sysconf_or(nix::unistd::SysconfVar::PAGE_SIZE, 4096)
+}
+
+/// A positive `sysconf` value, or `default` when it cannot be read.
+fn sysconf_or(var: nix::unistd::SysconfVar, default: u64) -> u64 {
+    match nix::unistd::sysconf(var) {
+        Ok(Some(v)) if v > 0 => v as u64,
+        _ => default,
     }
 }
 
 /// The present time on the clock process start times are counted on (ticks since boot).
 pub fn boot_ticks_now() -> u64 {
-    // SAFETY: clock_gettime writes into the timespec we own.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    let d = Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32);
+    let d = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map_or(Duration::ZERO, |ts| {
+            Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32)
+        });
     (d.as_secs_f64() * clk_tck() as f64) as u64
 }
 
@@ -530,6 +526,16 @@ mod tests {
         assert!(st.start_ticks <= boot_ticks_now());
         assert_eq!(start_ticks(me), Some(st.start_ticks));
         assert!(!boot_id().is_empty());
+    }
+
+    #[test]
+    fn clock_ticks_pages_and_the_boot_clock_are_read() {
+        // Linux fixes USER_HZ at 100; pages are a power of two of at least 4 KiB.
+        assert_eq!(clk_tck(), 100);
+        assert!(page_size() >= 4096 && page_size().is_power_of_two());
+        let a = boot_ticks_now();
+        assert!(a > 0);
+        assert!(boot_ticks_now() >= a);
     }
 
     #[test]
