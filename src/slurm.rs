@@ -391,14 +391,14 @@ pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<Strin
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: runs in the forked child before exec; only sigprocmask, async-signal-safe.
+    // SAFETY: runs in the forked child before exec; only sigemptyset and sigprocmask
+    // (through nix, no allocation), both async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             // bansuri blocks the signals it reads through its signalfd; the command must
             // not inherit that mask.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             Ok(())
         });
     }
