@@ -12,9 +12,9 @@
 //! than an empty `{job_id}` in one place and a job with an empty id in another.
 //!
 //! Owns: reading the host name and the job's environment variables (the boot id is read
-//! by [`crate::sample`], which owns every read of /proc, and cached here).
+//! by the `sample` module, which owns every read of /proc, and cached here).
 //!
-//! Must not: run anything (Slurm's tools are [`crate::slurm`]'s), or read anything twice.
+//! Must not: run anything (Slurm's tools are the `slurm` module's), or read anything twice.
 
 use std::sync::OnceLock;
 

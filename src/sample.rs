@@ -13,7 +13,7 @@
 //! Copy-on-write pages still shared after a fork count once per process in that estimate.
 //!
 //! Owns every read of /proc: also the process start times the state file records (so that
-//! a reused pid is never taken for one of ours), the boot id ([`crate::host`] caches it),
+//! a reused pid is never taken for one of ours), the boot id (the `host` module caches it),
 //! a reaped orphan's group, an escapee's environment and command line, bansuri's own
 //! children, and the members of a killed predecessor's groups. A lean reader of our own
 //! rather than `sysinfo`: a sample walks only bansuri's own descendants (the `children`
@@ -112,7 +112,7 @@ pub fn boot_ticks_now() -> u64 {
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id): pids and start times mean something
-/// only within one boot. Read it through [`crate::host::boot_id`], which reads it once.
+/// only within one boot. Read it through `host::boot_id`, which reads it once.
 pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
