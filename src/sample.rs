@@ -556,16 +556,11 @@ mod tests {
 
     #[test]
     fn own_environ_cmdline_children_and_group_are_read() {
-        use std::os::unix::process::CommandExt;
         let me = std::process::id();
         let path = std::env::var("PATH").expect("PATH is set for tests");
         assert_eq!(environ_var(me, "PATH").as_deref(), Some(path.as_str()));
         assert!(!cmdline(me).is_empty());
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .expect("sleep");
+        let mut child = sleeper();
         let pid = child.id();
         // Spawned from a test thread: a child of that thread, not of the main one.
         let mut all = Vec::new();
@@ -616,14 +611,19 @@ mod tests {
         assert!(pss > 0 && pss <= resident * page + 64 * page, "{pss}");
     }
 
-    #[test]
-    fn a_descendant_outside_the_groups_asked_about_is_a_stray() {
+    /// `sleep 30` in a process group of its own (the caller kills and reaps it).
+    fn sleeper() -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
+        std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
-            .expect("sleep");
+            .expect("sleep")
+    }
+
+    #[test]
+    fn a_descendant_outside_the_groups_asked_about_is_a_stray() {
+        let mut child = sleeper();
         let pid = child.id();
         let mut s = Sampler::new();
         // Wait for the exec (the forked copy of this test is in the group already).
