@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Live process groups the shared table holds (4 bytes each); more go through the pipe.
@@ -39,7 +39,8 @@ unsafe impl Send for Table {}
 
 impl Table {
     fn new() -> io::Result<Table> {
-        // SAFETY: a fresh anonymous shared mapping; zero-filled by the kernel.
+        // SAFETY: a fresh anonymous shared mapping; zero-filled by the kernel. (nix's
+        // mmap_anonymous, behind its `mman` feature, is just as unsafe.)
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -155,32 +156,32 @@ impl Guardian {
 
 /// The guardian's life: read, then clean up. Never returns.
 fn guard(pipe: OwnedFd, table: Table) -> ! {
-    // SAFETY: plain libc calls in a fresh single-threaded child.
-    unsafe {
-        libc::setsid();
-        for sig in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        // Close everything but stderr and the pipe: the guardian must hold no task pipe,
-        // no socket, no log file open.
-        let keep = pipe.as_raw_fd();
-        for fd in 0..1024 {
-            if fd != 2 && fd != keep {
-                libc::close(fd);
-            }
+    use nix::sys::signal::{sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    let _ = nix::unistd::setsid();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: ignoring a signal installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Close everything but stderr and the pipe: the guardian must hold no task pipe,
+    // no socket, no log file open.
+    let keep = pipe.as_raw_fd();
+    for fd in 0..1024 {
+        if fd != 2 && fd != keep {
+            // SAFETY: closing descriptors this child does not own is the point; it is
+            // single-threaded and never returns into bansuri's code, so nothing here
+            // uses them again (nix's close takes an owned descriptor).
+            unsafe { libc::close(fd) };
         }
     }
     let mut groups: BTreeSet<u32> = BTreeSet::new();
-    let mut file = unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(pipe)) };
+    let mut file = std::fs::File::from(pipe);
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -219,17 +220,18 @@ fn guard(pipe: OwnedFd, table: Table) -> ! {
             .map(|i| table.slot(i).load(Ordering::SeqCst))
             .filter(|g| *g != 0),
     );
+    let group = |g: u32| nix::unistd::Pid::from_raw(g as i32);
     let alive: Vec<u32> = groups
         .into_iter()
-        .filter(|g| *g > 1 && unsafe { libc::kill(-(*g as i32), 0) } == 0)
+        .filter(|g| *g > 1 && nix::sys::signal::killpg(group(*g), None).is_ok())
         .collect();
     if !alive.is_empty() {
         for g in &alive {
-            unsafe { libc::kill(-(*g as i32), libc::SIGTERM) };
+            let _ = nix::sys::signal::killpg(group(*g), Signal::SIGTERM);
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
         for g in &alive {
-            unsafe { libc::kill(-(*g as i32), libc::SIGKILL) };
+            let _ = nix::sys::signal::killpg(group(*g), Signal::SIGKILL);
         }
         let _ = writeln!(
             io::stderr(),
@@ -239,6 +241,8 @@ fn guard(pipe: OwnedFd, table: Table) -> ! {
             alive
         );
     }
+    // SAFETY: ends the forked guardian without running bansuri's exit handlers or
+    // destructors, which belong to the parent (nix has no _exit).
     unsafe { libc::_exit(0) }
 }
 

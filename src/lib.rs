@@ -45,6 +45,7 @@ pub mod dashboard;
 pub mod diagnostic;
 pub mod embed;
 pub mod guardian;
+pub mod host;
 pub mod level;
 pub mod model;
 pub mod notify;

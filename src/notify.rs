@@ -564,22 +564,6 @@ fn message_file(text: &str) -> io::Result<File> {
     Ok(f)
 }
 
-/// This machine's host name (`?` when unknown).
-pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-/// `$SLURM_JOB_ID`, or `local`.
-pub fn job_id() -> String {
-    std::env::var("SLURM_JOB_ID")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "local".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ mod web;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,10 +164,10 @@ impl std::fmt::Display for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-/// Expand `{job_id}` in a log file path: `$SLURM_JOB_ID`, or `local` outside SLURM.
+/// Expand `{job_id}` in a log file path: the job's id, or `local` outside SLURM (the rule
+/// is [`crate::host`]'s).
 pub fn expand_log_path(raw: &str) -> PathBuf {
-    let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".to_owned());
-    PathBuf::from(raw.replace("{job_id}", &job))
+    PathBuf::from(raw.replace("{job_id}", crate::host::job_id()))
 }
 
 /// Open the job log: the file (appending) or bansuri's stdout.
@@ -483,14 +483,11 @@ impl Runtime {
         self.master(Level::Info, &bar);
         self.master(Level::Info, "BANSURI ORCHESTRATOR STARTED");
         self.master(Level::Info, &bar);
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "?".to_owned());
         let line = format!(
-            "bansuri {} pid {} on {host}; config {}",
+            "bansuri {} pid {} on {}; config {}",
             crate::VERSION,
             std::process::id(),
+            crate::host::name(),
             spec.source.display()
         );
         self.master(Level::Info, &line);
@@ -763,54 +760,43 @@ impl Runtime {
         let mut closed = false;
         let mut reads = 0;
         loop {
-            // SAFETY: reading into our own buffer of the stated length.
-            let n = unsafe {
-                libc::read(
-                    pipe.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                )
-            };
-            if n > 0 {
-                if pipe.tail {
-                    let data = &self.buf[..n as usize];
-                    self.notifying.feed(pipe.run, pipe.stream, data);
-                }
-                let wall = Utc::now();
-                let data = &self.buf[..n as usize];
-                if let Some(sink) = &mut pipe.file {
-                    if let Err(e) = write_rotating(&mut sink.file, data) {
-                        if !sink.failing {
-                            sink.failing = true;
-                            let msg = format!("cannot write its output file: {e} (output dropped until it works again)");
-                            self.log.event(wall, Some(&pipe.task), Level::Error, &msg);
-                        }
-                    } else {
-                        sink.failing = false;
-                    }
-                } else {
-                    let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
-                    pipe.splitter
-                        .push(data, &mut |line| log.child_line(wall, task, stream, line));
-                }
-                reads += 1;
-                if !to_eof && reads >= READS_PER_WAKE {
-                    break;
-                }
-                continue;
-            }
-            if n == 0 {
-                closed = true;
-                break;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => break,
-                _ => {
+            let n = match nix::unistd::read(&pipe.fd, &mut self.buf) {
+                Ok(0) => {
                     closed = true;
                     break;
                 }
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            };
+            if pipe.tail {
+                let data = &self.buf[..n];
+                self.notifying.feed(pipe.run, pipe.stream, data);
+            }
+            let wall = Utc::now();
+            let data = &self.buf[..n];
+            if let Some(sink) = &mut pipe.file {
+                if let Err(e) = write_rotating(&mut sink.file, data) {
+                    if !sink.failing {
+                        sink.failing = true;
+                        let msg = format!("cannot write its output file: {e} (output dropped until it works again)");
+                        self.log.event(wall, Some(&pipe.task), Level::Error, &msg);
+                    }
+                } else {
+                    sink.failing = false;
+                }
+            } else {
+                let (log, task, stream) = (&mut self.log, &pipe.task, pipe.stream);
+                pipe.splitter
+                    .push(data, &mut |line| log.child_line(wall, task, stream, line));
+            }
+            reads += 1;
+            if !to_eof && reads >= READS_PER_WAKE {
+                break;
             }
         }
         if closed {
@@ -1119,7 +1105,7 @@ impl Runtime {
             let orphan_group = if self.pids.contains_key(&pid) {
                 None
             } else {
-                spawn::process_group(pid)
+                crate::sample::proc_stat(pid).map(|s| s.pgrp)
             };
             let Some(reaped) = spawn::reap(pid) else {
                 break;

@@ -14,12 +14,14 @@
 //! file-backed and shared memory) summed, plus the largest file-backed/shared part once
 //! (copy-on-write pages still shared after a fork count once per process there).
 //!
-//! Owns every read of /proc (also the process start times the state file records, so that
-//! a reused pid is never taken for one of ours). A lean reader of our own rather than
-//! `sysinfo`: a sample walks only bansuri's own descendants (the `children` lists of
-//! /proc/PID/task/TID, starting at bansuri itself, which as a subreaper also adopts what
-//! tasks leave behind) and reads one `stat` file per process, so its cost grows with the
-//! number of processes bansuri started, not with the node's. It runs on the event loop's
+//! Owns every read of /proc: also the process start times the state file records (so that
+//! a reused pid is never taken for one of ours), the boot id (the `host` module caches it),
+//! a reaped orphan's group, an escapee's environment and command line, bansuri's own
+//! children, and the members of a killed predecessor's groups. A lean reader of our own
+//! rather than `sysinfo`: a sample walks only bansuri's own descendants (the `children`
+//! lists of /proc/PID/task/TID, starting at bansuri itself, which as a subreaper also
+//! adopts what tasks leave behind) and reads one `stat` file per process, so its cost grows
+//! with the number of processes bansuri started, not with the node's. It runs on the event loop's
 //! thread: no file here can block for long (procfs is in memory).
 //!
 //! Must not: decide anything about tasks, or signal a process.
@@ -86,49 +88,37 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 pub fn clk_tck() -> u64 {
-    // SAFETY: sysconf has no memory arguments.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    sysconf_or(nix::unistd::SysconfVar::CLK_TCK, 100)
 }
 
 /// Bytes per page.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory arguments.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
+    sysconf_or(nix::unistd::SysconfVar::PAGE_SIZE, 4096)
+}
+
+/// A positive `sysconf` value, or `default` when it cannot be read.
+fn sysconf_or(var: nix::unistd::SysconfVar, default: u64) -> u64 {
+    match nix::unistd::sysconf(var) {
+        Ok(Some(v)) if v > 0 => v as u64,
+        _ => default,
     }
 }
 
 /// The present time on the clock process start times are counted on (ticks since boot).
 pub fn boot_ticks_now() -> u64 {
-    // SAFETY: clock_gettime writes into the timespec we own.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    let d = Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32);
+    let d = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map_or(Duration::ZERO, |ts| {
+            Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32)
+        });
     (d.as_secs_f64() * clk_tck() as f64) as u64
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id): pids and start times mean something
-/// only within one boot.
+/// only within one boot. Read it through `host::boot_id`, which reads it once.
 pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
-}
-
-/// The host name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// Children of `pid`: the `children` files of all its threads.
@@ -143,14 +133,77 @@ pub fn children_of(pid: u32, out: &mut Vec<u32>, buf: &mut Vec<u8>) {
         if let Ok(mut f) = fs::File::open(&p) {
             if f.read_to_end(buf).is_ok() {
                 if let Ok(s) = std::str::from_utf8(buf) {
-                    out.extend(
-                        s.split_ascii_whitespace()
-                            .filter_map(|x| x.parse::<u32>().ok()),
-                    );
+                    out.extend(parse_pids(s));
                 }
             }
         }
     }
+}
+
+/// The pids of a `children` file (space-separated; anything else is skipped).
+pub fn parse_pids(s: &str) -> impl Iterator<Item = u32> + '_ {
+    s.split_ascii_whitespace()
+        .filter_map(|x| x.parse::<u32>().ok())
+}
+
+/// Children of `pid`'s main thread (/proc/PID/task/PID/children): where a subreaper's
+/// adopted orphans land while its main thread lives. Empty when it cannot be read.
+pub fn main_thread_children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| parse_pids(&s).collect())
+        .unwrap_or_default()
+}
+
+/// The value of `name` in the environment `pid` started with (/proc/PID/environ), lossily
+/// decoded; `None` when it is not set or the file cannot be read (another user's process).
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    parse_environ_var(&fs::read(format!("/proc/{pid}/environ")).ok()?, name)
+}
+
+/// The value of `name` in the text of an environ file (`NAME=value` entries, NUL-separated).
+pub fn parse_environ_var(env: &[u8], name: &str) -> Option<String> {
+    env.split(|b| *b == 0).find_map(|kv| {
+        kv.strip_prefix(name.as_bytes())?
+            .strip_prefix(b"=")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+/// `pid`'s command line, its arguments joined by spaces (empty when gone, or for a zombie).
+pub fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| parse_cmdline(&c))
+        .unwrap_or_default()
+}
+
+/// The text of a cmdline file (arguments, each ended by a NUL) as one line.
+pub fn parse_cmdline(c: &[u8]) -> String {
+    String::from_utf8_lossy(c)
+        .replace('\0', " ")
+        .trim()
+        .to_owned()
+}
+
+/// Live (not zombie or dead) processes of group `pgid`, with their start times: one scan of
+/// every process on the node (for the rare case with no descendant tree to walk, such as a
+/// killed predecessor's groups).
+pub fn group_members(pgid: u32) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut buf = Vec::with_capacity(512);
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(st) = proc_stat_with(pid, &mut buf) {
+            if st.pgrp == pgid && st.state != b'Z' && st.state != b'X' {
+                out.push((pid, st.start_ticks));
+            }
+        }
+    }
+    out
 }
 
 /// Node figures.
@@ -608,6 +661,55 @@ mod tests {
     }
 
     #[test]
+    fn clock_ticks_pages_and_the_boot_clock_are_read() {
+        // Linux fixes USER_HZ at 100; pages are a power of two of at least 4 KiB.
+        assert_eq!(clk_tck(), 100);
+        assert!(page_size() >= 4096 && page_size().is_power_of_two());
+        let a = boot_ticks_now();
+        assert!(a > 0);
+        assert!(boot_ticks_now() >= a);
+    }
+
+    #[test]
+    fn pids_environ_and_cmdline_are_parsed() {
+        assert_eq!(parse_pids("12 345 \n").collect::<Vec<_>>(), vec![12, 345]);
+        assert_eq!(parse_pids("").count(), 0);
+        let env = b"PATH=/bin\0BANSURI_TASK_X=no\0BANSURI_TASK=web=1 \xff\0HOME=/h\0";
+        assert_eq!(
+            parse_environ_var(env, "BANSURI_TASK").as_deref(),
+            Some("web=1 \u{fffd}")
+        );
+        assert_eq!(parse_environ_var(env, "HOME").as_deref(), Some("/h"));
+        assert_eq!(parse_environ_var(env, "BANSURI"), None);
+        assert_eq!(parse_environ_var(b"", "HOME"), None);
+        assert_eq!(parse_cmdline(b"sleep\x00100\0"), "sleep 100");
+        assert_eq!(parse_cmdline(b""), "");
+    }
+
+    #[test]
+    fn own_environ_cmdline_children_and_group_are_read() {
+        let me = std::process::id();
+        let path = std::env::var("PATH").expect("PATH is set for tests");
+        assert_eq!(environ_var(me, "PATH").as_deref(), Some(path.as_str()));
+        assert!(!cmdline(me).is_empty());
+        let mut child = sleeper();
+        let pid = child.id();
+        // Spawned from a test thread: a child of that thread, not of the main one.
+        let mut all = Vec::new();
+        children_of(me, &mut all, &mut Vec::new());
+        let members = group_members(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(all.contains(&pid), "{all:?}");
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert_eq!(members[0].0, pid);
+        assert!(
+            group_members(pid).is_empty(),
+            "a reaped group has no members"
+        );
+    }
+
+    #[test]
     fn pss_and_statm_are_parsed() {
         let rollup = b"55efdab8b000-7fff5aee0000 ---p 00000000 00:00 0   [rollup]\nRss:  1616 kB\nPss:   197 kB\nPss_Dirty:  116 kB\n";
         assert_eq!(parse_rollup_pss(rollup), Some(197 * 1024));
@@ -641,14 +743,19 @@ mod tests {
         assert!(pss > 0 && pss <= resident * page + 64 * page, "{pss}");
     }
 
-    #[test]
-    fn a_descendant_outside_the_groups_asked_about_is_a_stray() {
+    /// `sleep 30` in a process group of its own (the caller kills and reaps it).
+    fn sleeper() -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
+        std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
-            .expect("sleep");
+            .expect("sleep")
+    }
+
+    #[test]
+    fn a_descendant_outside_the_groups_asked_about_is_a_stray() {
+        let mut child = sleeper();
         let pid = child.id();
         let mut s = Sampler::new();
         // Wait for the exec (the forked copy of this test is in the group already).

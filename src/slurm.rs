@@ -1,9 +1,10 @@
 //! SLURM as bansuri sees it from inside a batch job.
 //!
-//! Owns: reading the job's environment (`SLURM_JOB_ID` and friends), running Slurm's
-//! commands (`scontrol`, `squeue`, `scancel`) with a timeout, parsing what they print
-//! (pure functions, unit-tested on output captured from Slurm 22.05), the `srun` command
-//! line of a task, and the arithmetic of stop graces against Slurm's `KillWait`.
+//! Owns: running Slurm's commands (`scontrol`, `squeue`, `scancel`) with a timeout, parsing
+//! what they print (pure functions, unit-tested on output captured from Slurm 22.05), the
+//! `srun` command line of a task, and the arithmetic of stop graces against Slurm's
+//! `KillWait`. The job's environment (`SLURM_JOB_ID` and friends) is read by
+//! [`crate::host`].
 //!
 //! Facts this is built on (measured on Slurm 22.05.8 with proctrack/cgroup, see the README):
 //! - A plain `scancel` and the time limit send SIGTERM to the batch step's top process
@@ -44,43 +45,8 @@ pub const END_TIME_REFRESH: Duration = Duration::from_secs(300);
 // ---------------------------------------------------------------------------------------------
 // The job's environment
 
-/// The job bansuri runs in, from the environment Slurm gives the batch script.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobEnv {
-    /// `SLURM_JOB_ID`.
-    pub id: String,
-    /// `SLURM_JOB_NAME`.
-    pub name: Option<String>,
-    /// `SLURM_JOB_NODELIST`.
-    pub nodelist: Option<String>,
-    /// `SLURM_JOB_NUM_NODES`.
-    pub num_nodes: Option<String>,
-    /// `SLURM_CPUS_ON_NODE`: CPUs of the allocation on this node.
-    pub cpus_on_node: Option<String>,
-    /// `SLURM_JOB_PARTITION`.
-    pub partition: Option<String>,
-}
-
-impl JobEnv {
-    /// The job from bansuri's environment; `None` outside SLURM.
-    pub fn from_env() -> Option<JobEnv> {
-        JobEnv::from_vars(|k| std::env::var(k).ok())
-    }
-
-    /// The job from these variables; `None` without a (non-empty) `SLURM_JOB_ID`.
-    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Option<JobEnv> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let id = get("SLURM_JOB_ID").or_else(|| get("SLURM_JOBID"))?;
-        Some(JobEnv {
-            id,
-            name: get("SLURM_JOB_NAME"),
-            nodelist: get("SLURM_JOB_NODELIST").or_else(|| get("SLURM_NODELIST")),
-            num_nodes: get("SLURM_JOB_NUM_NODES").or_else(|| get("SLURM_NNODES")),
-            cpus_on_node: get("SLURM_CPUS_ON_NODE"),
-            partition: get("SLURM_JOB_PARTITION"),
-        })
-    }
-}
+/// The job bansuri runs in: read once by [`crate::host`], which owns the rule.
+pub use crate::host::JobEnv;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing what Slurm prints
@@ -425,14 +391,14 @@ pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<Strin
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: runs in the forked child before exec; only sigprocmask, async-signal-safe.
+    // SAFETY: runs in the forked child before exec; only sigemptyset and sigprocmask
+    // (through nix, no allocation), both async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             // bansuri blocks the signals it reads through its signalfd; the command must
             // not inherit that mask.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             Ok(())
         });
     }
@@ -572,10 +538,7 @@ pub struct Session {
 impl Session {
     /// Read KillWait and the end time for `job` (two commands, milliseconds each).
     pub fn start(job: JobEnv) -> Session {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default();
+        let host = crate::host::name().to_owned();
         let kill_wait = run_tool("scontrol", &["show", "config"], TOOL_TIMEOUT)
             .and_then(|out| parse_kill_wait(&out));
         let mut s = Session {

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -270,15 +270,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Put `fd` in non-blocking mode.
-pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a valid fd we own; no memory is passed.
-    unsafe {
-        let fd = fd.as_raw_fd();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+pub fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 
@@ -291,7 +286,8 @@ pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
             "refusing pgid <= 1",
         ));
     }
-    // SAFETY: plain syscall; a negative pid addresses the process group.
+    // SAFETY: kill takes no pointers; a negative pid addresses the process group. Not
+    // nix's killpg: its `Signal` has no real-time signals, and this takes any number.
     let rc = unsafe { libc::kill(-(pgid as i32), signal) };
     if rc == 0 {
         return Ok(());
@@ -304,30 +300,16 @@ pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// A process's state letter (`R`, `S`, `Z`...) and process group, from /proc/PID/stat
-/// (readable for a zombie too); `None` when it is gone.
-pub fn state_and_group(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name in parentheses (which may hold anything): state, ppid, pgrp.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgid = fields.nth(1)?.parse().ok()?;
-    Some((state, pgid))
-}
-
-/// A process's group (see [`state_and_group`]).
-pub fn process_group(pid: u32) -> Option<u32> {
-    state_and_group(pid).map(|(_, g)| g)
-}
-
 /// Does process group `pgid` still have a member (zombies included)?
 pub fn group_alive(pgid: u32) -> bool {
     if pgid <= 1 {
         return false;
     }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // No signal: only checks for existence and permission.
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
 }
 
 /// A child that has exited and been reaped.
@@ -343,7 +325,9 @@ pub struct Reaped {
 
 /// The pid of one exited child, without reaping it. `None` when no child has exited.
 pub fn exited_child() -> Option<u32> {
-    // SAFETY: waitid writes into the zeroed siginfo we own.
+    // SAFETY: waitid writes into the zeroed siginfo we own. Not nix's waitid: it fails
+    // (EINVAL) for a child killed by a real-time signal, which its `Signal` cannot name,
+    // and that child would never be reaped.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let rc = libc::waitid(
@@ -366,7 +350,8 @@ pub fn exited_child() -> Option<u32> {
 
 /// Reap `pid` (which has exited) and return its status and resource usage.
 pub fn reap(pid: u32) -> Option<Reaped> {
-    // SAFETY: wait4 writes into the zeroed status and rusage we own.
+    // SAFETY: wait4 writes into the zeroed status and rusage we own (nix has no wait4:
+    // its waitpid gives no resource usage).
     unsafe {
         let mut status: libc::c_int = 0;
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -397,10 +382,7 @@ pub fn reap(pid: u32) -> Option<Reaped> {
 /// Make bansuri the reaper of orphaned descendants (double-forked daemons), so they are
 /// reaped here instead of by init and never linger as zombies of ours.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_child_subreaper(true)?;
     Ok(())
 }
 
@@ -412,34 +394,39 @@ fn fork_spawn(
     priority: i32,
     identity: Option<&Identity>,
 ) -> io::Result<u32> {
+    use nix::unistd::{Gid, Uid};
+    // Built before the fork: the child must not allocate.
     let identity = identity.map(|i| {
-        let groups: Vec<libc::gid_t> = i.groups.iter().map(|g| *g as libc::gid_t).collect();
-        (i.uid, i.gid, groups)
+        let groups: Vec<Gid> = i
+            .groups
+            .iter()
+            .map(|g| Gid::from_raw(*g as libc::gid_t))
+            .collect();
+        (Uid::from_raw(i.uid), Gid::from_raw(i.gid), groups)
     });
+    let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
-    // setpriority, setgroups, setgid, setuid); the group list was built before the fork.
+    // setpriority, setgroups, setgid, setuid: nix's wrappers do not allocate); the group
+    // list was built before the fork.
     unsafe {
-        let parent = libc::getpid();
         cmd.pre_exec(move || {
             child_setup(parent)?;
             if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
             }
             if priority != 0 {
                 // Before dropping privileges: only root may raise a priority (nice < 0).
+                // (nix has no setpriority.)
                 if libc::setpriority(libc::PRIO_PROCESS, 0, priority) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
             if let Some((uid, gid, groups)) = &identity {
                 // Groups first, then the gid, then the uid: after setuid we could not.
-                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-                    || libc::setgid(*gid) < 0
-                    || libc::setuid(*uid) < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                nix::unistd::setgroups(groups)?;
+                nix::unistd::setgid(*gid)?;
+                nix::unistd::setuid(*uid)?;
             }
             Ok(())
         });
@@ -452,10 +439,10 @@ fn fork_spawn(
 /// tasks, such as `notify_command`): its own session and process group, death with
 /// bansuri (PR_SET_PDEATHSIG), an empty signal mask. Same steps as in [`spawn`].
 pub fn detach(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit).
     unsafe {
-        let parent = libc::getpid();
         cmd.pre_exec(move || child_setup(parent));
     }
 }
@@ -463,37 +450,118 @@ pub fn detach(cmd: &mut Command) {
 /// In a forked child, before exec: what every child of bansuri gets.
 ///
 /// # Safety
-/// Call only between fork and exec; it uses async-signal-safe calls only.
-unsafe fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+/// Call only between fork and exec; it uses async-signal-safe calls only (nix's wrappers
+/// of them, which do not allocate, and `_exit`).
+unsafe fn child_setup(parent: nix::unistd::Pid) -> io::Result<()> {
+    use nix::sys::signal::{sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
     // Own session and process group: signals to the group reach the whole run and
     // nothing else; a terminal's Ctrl+C does not reach children directly.
-    if libc::setsid() < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::unistd::setsid()?;
     // Die with bansuri if it is SIGKILLed (no orphan keeps running).
-    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     // bansuri died between fork and prctl: PDEATHSIG will never fire.
-    if libc::getppid() != parent {
-        libc::_exit(1);
+    if nix::unistd::getppid() != parent {
+        // SAFETY: _exit ends this forked child at once, running nothing of the parent's
+        // (nix has no _exit; std's exit would run atexit handlers).
+        unsafe { libc::_exit(1) };
     }
     // Signals ignored by whoever started bansuri (`nohup`, `cmd &` in a script ignores
     // SIGINT and SIGQUIT) stay ignored across exec, and a shell cannot even trap a signal
     // it was started with ignored: reset every disposition, so that `stopsignal: INT`
-    // works however bansuri was launched.
-    for sig in 1..32 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+    // works however bansuri was launched. (Every signal from 1 to 31 has a `Signal`.)
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: restoring the default disposition installs no handler.
+            let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
         }
     }
     // bansuri blocks the signals it reads through signalfd; a child must not inherit that
     // mask, or it could not be stopped with SIGTERM.
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+    use nix::sys::signal::{pthread_sigmask, SigHandler, SigSet, SigmaskHow, Signal};
+
+    /// A hex mask line (`SigBlk:`, `SigIgn:`) of a /proc status text.
+    fn mask(status: &str, key: &str) -> u64 {
+        let line = status.lines().find_map(|l| l.strip_prefix(key));
+        let hex = line
+            .unwrap_or_else(|| panic!("no {key} in {status}"))
+            .trim();
+        u64::from_str_radix(hex, 16).expect("hex mask")
+    }
+
+    #[test]
+    fn a_detached_child_has_its_own_session_no_blocked_and_no_ignored_signals() {
+        // What a child must not inherit: a blocked signal (this thread's mask, as the
+        // loop's signalfd mask) and an ignored one (as under `nohup`). SIGUSR2 is ignored
+        // in this whole test binary from here on, which no test sends.
+        let mut block = SigSet::empty();
+        block.add(Signal::SIGUSR1);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), None).expect("block");
+        // SAFETY: ignoring a signal installs no handler.
+        unsafe { nix::sys::signal::signal(Signal::SIGUSR2, SigHandler::SigIgn) }.expect("ignore");
+        // `cat` reads its own status and stat, as exec'd from the detached child.
+        let mut cmd = Command::new("cat");
+        cmd.args(["/proc/self/status", "/proc/self/stat"])
+            .stdout(Stdio::piped());
+        detach(&mut cmd);
+        let out = cmd.output();
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&block), None).expect("unblock");
+        let out = out.expect("cat runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(mask(&text, "SigBlk:"), 0, "{text}");
+        // Signals 1 to 31 (above them, the C library's own).
+        assert_eq!(mask(&text, "SigIgn:") & 0x7fff_ffff, 0, "{text}");
+        // Its own session: after the command name, state ppid pgrp session.
+        let stat = text.lines().last().unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let pid: u32 = stat
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .expect("pid");
+        assert_eq!(
+            fields.get(3).copied(),
+            Some(pid.to_string().as_str()),
+            "{stat}"
+        );
+    }
+
+    #[test]
+    fn nonblocking_pipes_and_group_liveness() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        set_nonblocking(&r).expect("set");
+        assert_eq!(
+            nix::unistd::read(&r, &mut [0u8; 8]),
+            Err(nix::errno::Errno::EAGAIN),
+            "an empty non-blocking pipe does not wait"
+        );
+        drop(w);
+
+        assert!(
+            !group_alive(0) && !group_alive(1),
+            "never our group or init's"
+        );
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let g = child.id();
+        assert!(group_alive(g));
+        signal_group(g, libc::SIGKILL).expect("kill");
+        let _ = child.wait();
+        assert!(!group_alive(g), "a reaped group is gone");
+        signal_group(g, libc::SIGTERM).expect("a gone group is not an error");
+    }
+}

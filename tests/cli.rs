@@ -276,26 +276,54 @@ fn log_file_expands_job_id() {
         "c.json",
         r#"{"log_file": "master_{job_id}.log", "scripts": ["echo hi"]}"#,
     );
-    let out = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
-        .current_dir(sb.path())
-        .env_remove("SLURM_JOB_ID")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // One run with `SLURM_JOB_ID` set to `job` (`None`: unset).
+    let run = |job: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
+            .current_dir(sb.path())
+            .env_remove("SLURM_JOBID");
+        match job {
+            Some(id) => cmd.env("SLURM_JOB_ID", id),
+            None => cmd.env_remove("SLURM_JOB_ID"),
+        };
+        assert_eq!(cmd.output().unwrap().status.code(), Some(0));
+    };
+    run(None);
     assert!(
         sb.read("master_local.log").contains("] [echo] | hi"),
         "{}",
         sb.read("master_local.log")
     );
+    run(Some("4242"));
+    assert!(sb.read("master_4242.log").contains("SLURM job 4242"));
+    // One rule for the job id (src/host.rs): a blank `SLURM_JOB_ID` is outside SLURM, so
+    // `{job_id}` is `local` (it used to expand to nothing while notices said `local`).
+    run(Some(" "));
+    let local = sb.read("master_local.log");
+    assert_eq!(local.matches("] [echo] | hi").count(), 2, "{local}");
+}
+
+#[test]
+fn log_file_job_id_of_a_blank_slurm_job_id_is_local() {
+    let sb = Sandbox::new();
+    let cfg = sb.write(
+        "c.json",
+        r#"{"log_file": "master_{job_id}.log", "scripts": ["echo hi"]}"#,
+    );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "--exit-when-done"])
         .current_dir(sb.path())
-        .env("SLURM_JOB_ID", "4242")
+        .env("SLURM_JOB_ID", " ")
+        .env_remove("SLURM_JOBID")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(sb.read("master_4242.log").contains("SLURM job 4242"));
+    assert!(
+        sb.read("master_local.log").contains("] [echo] | hi"),
+        "{:?}",
+        std::fs::read_dir(sb.path())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
 }
 
 #[test]

@@ -126,6 +126,29 @@ fn status_table_and_json_while_running_and_after_exit() {
     assert_eq!(task(&doc, "svc").pid, None);
 }
 
+/// One rule for the job (src/host.rs): a blank `SLURM_JOB_ID` is outside SLURM, in the
+/// state file and in `status` as everywhere else (the state used to name a job " ").
+#[test]
+fn a_blank_slurm_job_id_is_no_job_in_the_state() {
+    let sb = Sandbox::new();
+    let b = sb.start_with_env(
+        STATUS_CFG,
+        &[],
+        &[
+            ("SLURM_JOB_ID", " "),
+            ("SLURM_JOBID", ""),
+            ("SLURM_JOB_NAME", "demo"),
+        ],
+    );
+    let d = wait_state(&sb, &b, "svc running", |d| {
+        task(d, "svc").state == "RUNNING"
+    });
+    assert!(d.job.is_none(), "{:?}", d.job);
+    let (code, out, err) = client(&sb.file("config.json"), &["status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("SLURM job"), "{out}");
+}
+
 #[test]
 fn the_state_names_the_slurm_job_and_a_config_on_disk_that_is_not_in_effect() {
     let sb = Sandbox::new();

@@ -159,8 +159,8 @@ fn stale_doc(pgid: u32, pid_start: u64, clock_ticks: u64) -> StateDoc {
     // A dead "previous bansuri": our own pid with another start time is as dead as any.
     d.bansuri.pid = std::process::id();
     d.bansuri.pid_start = 1;
-    d.bansuri.host = bansuri::sample::hostname();
-    d.bansuri.boot_id = bansuri::sample::boot_id();
+    d.bansuri.host = bansuri::host::name().to_owned();
+    d.bansuri.boot_id = bansuri::host::boot_id().to_owned();
     d.clock_ticks = clock_ticks;
     let entry = r#"{"name": "old", "description": "", "schedule": "once at start-up", "one_shot": true,
       "enabled": true, "state": "RUNNING", "pid": null, "pgid": null, "pid_start": null, "attempt": null,

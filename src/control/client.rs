@@ -158,7 +158,7 @@ pub const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// second or more, and the file is as good.
 pub fn live(paths: &Paths, doc: &StateDoc) -> Option<StateDoc> {
     if liveness(doc) != Liveness::Running
-        || doc.bansuri.host != crate::sample::hostname()
+        || doc.bansuri.host != crate::host::name()
         || via().ok()? == Via::Files
     {
         return None;
@@ -173,7 +173,7 @@ pub fn live(paths: &Paths, doc: &StateDoc) -> Option<StateDoc> {
         cmd: Cmd::Status,
         tasks: Vec::new(),
         sent_at: Utc::now(),
-        from: format!("{}:{}", crate::sample::hostname(), std::process::id()),
+        from: format!("{}:{}", crate::host::name(), std::process::id()),
     };
     let r = over_socket(&socket, &req, LIVE_TIMEOUT).ok()?;
     r.state.map(|d| *d)
@@ -267,10 +267,10 @@ pub fn send(
         cmd,
         tasks: tasks.to_vec(),
         sent_at: chrono::Utc::now(),
-        from: format!("{}:{}", crate::sample::hostname(), std::process::id()),
+        from: format!("{}:{}", crate::host::name(), std::process::id()),
     };
     let via = via()?;
-    let here = doc.bansuri.host == crate::sample::hostname();
+    let here = doc.bansuri.host == crate::host::name();
     if via == Via::Socket || (via == Via::Auto && here) {
         let socket = doc
             .control

@@ -153,7 +153,7 @@ pub fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let host: String = crate::sample::hostname()
+    let host: String = crate::host::name()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {

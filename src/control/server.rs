@@ -50,11 +50,11 @@ pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    // SAFETY: umask only changes this process's file creation mask; the event loop's
-    // thread is the only thread, so nothing else creates files meanwhile.
-    let old = unsafe { libc::umask(0o177) };
+    // The mask is the process's: the event loop's thread is the only one that creates
+    // files, so nothing else is created with it meanwhile.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(&addr);
-    unsafe { libc::umask(old) };
+    nix::sys::stat::umask(old);
     let l = bound?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     l.set_nonblocking(true)?;
@@ -69,7 +69,8 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(u32, i32)> {
         gid: 0,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which we own.
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which we own. (nix's
+    // `sockopt::PeerCredentials` needs its `socket` feature, which brings memoffset.)
     let rc = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
@@ -87,8 +88,7 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(u32, i32)> {
 
 /// Our effective uid.
 pub fn euid() -> u32 {
-    // SAFETY: no arguments.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 /// May `uid` control a bansuri running as us? The same user, or root.
@@ -445,16 +445,9 @@ mod tests {
         let target = dir.path().join("secret");
         std::fs::write(&target, b"{}").expect("write");
         std::os::unix::fs::symlink(&target, paths.requests.join("link.req")).expect("symlink");
-        let fifo = std::ffi::CString::new(
-            paths
-                .requests
-                .join("fifo.req")
-                .into_os_string()
-                .into_encoded_bytes(),
-        )
-        .expect("path");
-        // SAFETY: a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let fifo = paths.requests.join("fifo.req");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
         let big = std::fs::File::create(paths.requests.join("big.req")).expect("create");
         big.set_len(1 << 40).expect("a sparse 1 TiB file");
         drop(big);

@@ -36,32 +36,12 @@ pub struct StaleGroup {
     pub members: Vec<u32>,
 }
 
-/// Live (non-zombie) processes of group `pgid` with their start times.
-fn members(pgid: u32) -> Vec<(u32, u64)> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    let mut buf = Vec::with_capacity(512);
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some(st) = sample::proc_stat_with(pid, &mut buf) {
-            if st.pgrp == pgid && st.state != b'Z' && st.state != b'X' {
-                out.push((pid, st.start_ticks));
-            }
-        }
-    }
-    out
-}
-
 /// What the previous state says was running, checked against this node now. Returns the
 /// groups that are verifiably ours, and one line per group left alone (why).
 pub fn find(prev: &StateDoc) -> (Vec<StaleGroup>, Vec<String>) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
-    if prev.bansuri.host != sample::hostname() || prev.bansuri.boot_id != sample::boot_id() {
+    if prev.bansuri.host != crate::host::name() || prev.bansuri.boot_id != crate::host::boot_id() {
         return (found, notes);
     }
     for t in &prev.tasks {
@@ -74,7 +54,7 @@ pub fn find(prev: &StateDoc) -> (Vec<StaleGroup>, Vec<String>) {
                 ));
                 continue;
             };
-            let group = members(p.pgid);
+            let group = sample::group_members(p.pgid);
             if group.is_empty() {
                 continue;
             }
@@ -112,7 +92,7 @@ pub fn end(groups: &[StaleGroup], grace: Duration) -> Vec<u32> {
     let mut left: Vec<u32> = groups.iter().map(|g| g.pgid).collect();
     while !left.is_empty() && start.elapsed() < grace {
         std::thread::sleep(Duration::from_millis(20));
-        left.retain(|&g| !members(g).is_empty());
+        left.retain(|&g| !sample::group_members(g).is_empty());
     }
     for &g in &left {
         let _ = crate::spawn::signal_group(g, libc::SIGKILL);

@@ -143,17 +143,20 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
-    /// From the environment, when inside a SLURM job.
+    /// The job bansuri runs in, when inside a SLURM job ([`crate::host::job`]'s rule).
     pub fn from_env() -> Option<JobInfo> {
-        let id = std::env::var("SLURM_JOB_ID").ok()?;
-        let get = |k: &str| std::env::var(k).ok();
-        Some(JobInfo {
-            id,
-            name: get("SLURM_JOB_NAME"),
-            nodelist: get("SLURM_JOB_NODELIST"),
-            partition: get("SLURM_JOB_PARTITION"),
-            cpus_on_node: get("SLURM_CPUS_ON_NODE"),
-        })
+        crate::host::job().map(JobInfo::from_job)
+    }
+
+    /// What the state file records of `job`.
+    pub fn from_job(job: &crate::host::JobEnv) -> JobInfo {
+        JobInfo {
+            id: job.id.clone(),
+            name: job.name.clone(),
+            nodelist: job.nodelist.clone(),
+            partition: job.partition.clone(),
+            cpus_on_node: job.cpus_on_node.clone(),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub enum Liveness {
 /// Check the document's bansuri against this node's processes (or, for another node, the
 /// age of its heartbeat).
 pub fn liveness(doc: &StateDoc) -> Liveness {
-    liveness_at(doc, Utc::now(), &sample::hostname())
+    liveness_at(doc, Utc::now(), crate::host::name())
 }
 
 fn liveness_at(doc: &StateDoc, now: DateTime<Utc>, this_host: &str) -> Liveness {
@@ -46,7 +46,7 @@ fn liveness_at(doc: &StateDoc, now: DateTime<Utc>, this_host: &str) -> Liveness 
             Liveness::Elsewhere
         };
     }
-    if doc.bansuri.boot_id != sample::boot_id() {
+    if doc.bansuri.boot_id != crate::host::boot_id() {
         return Liveness::Gone(format!("{} has rebooted since it ran", doc.bansuri.host));
     }
     match sample::start_ticks(doc.bansuri.pid) {
@@ -459,7 +459,7 @@ mod tests {
 
         // Control commands are not sent to it (the test document is from node1, long ago).
         assert_ne!(
-            sample::hostname(),
+            crate::host::name(),
             "node1",
             "the test needs another host name"
         );

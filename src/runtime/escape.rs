@@ -67,22 +67,7 @@ impl Escapees {
 
 /// The task named in a process's environment (`BANSURI_TASK`, set for every task).
 fn task_in_environ(pid: u32) -> Option<String> {
-    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    env.split(|b| *b == 0).find_map(|kv| {
-        kv.strip_prefix(b"BANSURI_TASK=")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    })
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .trim()
-                .to_owned()
-        })
-        .unwrap_or_default()
+    sample::environ_var(pid, "BANSURI_TASK")
 }
 
 impl Runtime {
@@ -91,13 +76,7 @@ impl Runtime {
     /// the environment says whose task it was).
     pub(super) fn scan_escapees(&mut self, run: RunId) {
         let me = std::process::id();
-        let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
-            return;
-        };
-        for pid in list
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-        {
+        for pid in sample::main_thread_children(me) {
             if self.pids.contains_key(&pid) || pid == self.guardian.pid() {
                 continue;
             }
@@ -173,7 +152,7 @@ impl Runtime {
         } else {
             sample::start_ticks(pgrp).or(Some(start))
         };
-        let cmd = cmdline(pid);
+        let cmd = sample::cmdline(pid);
         let what = if run.is_some() {
             "ended with its run".to_owned()
         } else if unknown {

@@ -16,8 +16,9 @@
 //! at most every 100 ms, and once a second for the elapsed time. This module only shows
 //! counts the core computes ([`Progress`]); it decides nothing about tasks.
 
+use std::io::IsTerminal;
 use std::io::{self, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,12 +52,9 @@ pub(super) enum Target {
 impl Target {
     /// The target for a batch run (`batch`) whose job log goes to stdout (`log_to_stdout`).
     pub(super) fn choose(batch: bool, log_to_stdout: bool) -> Target {
-        let tty = |fd: RawFd| {
-            // SAFETY: isatty only inspects the descriptor.
-            unsafe { libc::isatty(fd) == 1 }
-        };
         let dumb = std::env::var("TERM").map_or(true, |t| t.is_empty() || t == "dumb");
-        Target::decide(batch, log_to_stdout, tty(1) && !dumb, tty(2) && !dumb)
+        let (out, err) = (io::stdout().is_terminal(), io::stderr().is_terminal());
+        Target::decide(batch, log_to_stdout, out && !dumb, err && !dumb)
     }
 
     /// [`Target::choose`] with the terminal facts given.
@@ -191,16 +189,17 @@ impl ProgressLine {
         Some(format!("Progress: {}", text(p, now.since(self.start))))
     }
 
-    fn fd(&self) -> RawFd {
+    /// Run `f` on the terminal's descriptor (stdout or stderr), past std's buffers.
+    fn on_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
         if self.target == Target::Stdout {
-            1
+            f(io::stdout().as_fd())
         } else {
-            2
+            f(io::stderr().as_fd())
         }
     }
 
     fn draw(&mut self, p: Progress, now: Mono) {
-        let width = terminal_width(self.fd()).max(20) - 1;
+        let width = self.on_fd(terminal_width).max(20) - 1;
         let mut line = format!("[progress] {}", text(p, now.since(self.start)));
         if line.len() > width {
             line.truncate(width);
@@ -208,7 +207,7 @@ impl ProgressLine {
         let mut buf = Vec::with_capacity(line.len() + CLEAR.len());
         buf.extend_from_slice(CLEAR);
         buf.extend_from_slice(line.as_bytes());
-        write_fd(self.fd(), &buf);
+        self.on_fd(|fd| write_fd(fd, &buf));
         self.shown.store(true, Ordering::Relaxed);
         self.last_draw = Some(now);
         self.drawn = Some(p);
@@ -225,7 +224,7 @@ impl ProgressLine {
     /// Clear the line (before the final table, or before bansuri writes to stderr).
     pub(super) fn hide(&mut self) {
         if self.shown.swap(false, Ordering::Relaxed) {
-            write_fd(self.fd(), CLEAR);
+            self.on_fd(|fd| write_fd(fd, CLEAR));
         }
     }
 }
@@ -248,10 +247,16 @@ pub(super) fn text(p: Progress, elapsed: Duration) -> String {
     s
 }
 
-fn terminal_width(fd: RawFd) -> usize {
-    // SAFETY: TIOCGWINSZ fills the winsize we pass; a failure leaves it zeroed.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
+fn terminal_width(fd: BorrowedFd<'_>) -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which we own and which outlives the
+    // call; `fd` is open (borrowed). nix has no safe call for it, only ioctl macros.
+    let ok = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
     if ok && ws.ws_col > 0 {
         ws.ws_col as usize
     } else {
@@ -260,16 +265,12 @@ fn terminal_width(fd: RawFd) -> usize {
 }
 
 /// Write all of `buf` to `fd`; errors are ignored (a closed terminal must not stop the run).
-fn write_fd(fd: RawFd, mut buf: &[u8]) {
+fn write_fd(fd: BorrowedFd<'_>, mut buf: &[u8]) {
     while !buf.is_empty() {
-        // SAFETY: writing from our own buffer of the stated length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n > 0 {
-            buf = &buf[n as usize..];
-        } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        } else {
-            return;
+        match nix::unistd::write(fd, buf) {
+            Ok(n) if n > 0 => buf = &buf[n..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
         }
     }
 }
@@ -289,6 +290,21 @@ mod tests {
 
     fn at(s: u64) -> Mono {
         Mono::ZERO + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn the_line_is_written_whole_and_a_pipe_is_80_columns() {
+        use std::io::Read;
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let line = vec![b'x'; 100_000]; // more than a pipe takes at once: a reader drains it
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::fs::File::from(r).read_to_end(&mut got).map(|_| got)
+        });
+        assert_eq!(terminal_width(w.as_fd()), 80);
+        write_fd(w.as_fd(), &line);
+        drop(w);
+        assert_eq!(reader.join().expect("reader").expect("read"), line);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! inbox, and what a request does (through the core). Every fd here is non-blocking and
 //! in the loop's epoll set; nothing waits.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -51,19 +51,10 @@ fn retry_accept(e: &std::io::Error) -> bool {
 
 /// Is `dir` on a local file system (see [`LOCAL_FS`])?
 fn on_local_fs(dir: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs into a zeroed struct we own, on a NUL-terminated path.
-    let f_type = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &mut st) != 0 {
-            return false;
-        }
-        st.f_type as i64
-    };
-    LOCAL_FS.contains(&f_type)
+    // The type's width is the platform's (`__fsword_t`): i64 here, not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|st| LOCAL_FS.contains(&(st.filesystem_type().0 as i64)))
 }
 /// For tests only: `BANSURI_INBOX_POLL_ONLY=1` in bansuri's environment makes it read its
 /// request inbox every second even on a local file system, as it does on NFS or Lustre
@@ -164,8 +155,7 @@ impl Runtime {
     /// for the log): poll it every second (network file systems, inotify unavailable, or
     /// [`INBOX_POLL_ONLY_ENV`]).
     fn watch_inbox(&mut self) -> Result<(), &'static str> {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
         const POLLED: &str = "read every second: inotify is not available";
         if std::env::var_os(INBOX_POLL_ONLY_ENV).is_some_and(|v| v == "1") {
             return Err("read every second: BANSURI_INBOX_POLL_ONLY=1");
@@ -174,28 +164,14 @@ impl Runtime {
         if !on_local_fs(dir) {
             return Err("read every second: not a local file system");
         }
-        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        let Ok(watch) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
             return Err(POLLED);
         };
-        // SAFETY: plain syscalls; the fd is owned at once.
-        let fd = unsafe {
-            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-            if fd < 0 {
-                return Err(POLLED);
-            }
-            std::os::fd::OwnedFd::from_raw_fd(fd)
-        };
-        // SAFETY: a valid inotify fd and a NUL-terminated path.
-        let wd = unsafe {
-            libc::inotify_add_watch(
-                fd.as_raw_fd(),
-                path.as_ptr(),
-                libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO,
-            )
-        };
-        if wd < 0 {
+        let flags = AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO;
+        if watch.add_watch(dir.as_path(), flags).is_err() {
             return Err(POLLED);
         }
+        let fd = std::os::fd::OwnedFd::from(watch);
         let ev = EpollEvent::new(EpollFlags::EPOLLIN, INBOX_TOKEN);
         if self.epoll.add(fd.as_fd(), ev).is_err() {
             return Err(POLLED);
@@ -338,10 +314,7 @@ impl Runtime {
                 // Drain the inotify events; what matters is that the inbox changed.
                 if let Some(fd) = &self.obs.inbox_watch {
                     let mut buf = [0u8; 4096];
-                    // SAFETY: reading into our own buffer from our non-blocking fd.
-                    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
-                        > 0
-                    {}
+                    while nix::unistd::read(fd, &mut buf).is_ok_and(|n| n > 0) {}
                 }
                 self.poll_inbox()
             }
@@ -826,5 +799,19 @@ impl Runtime {
         if self.obs.listener.take().is_some() {
             let _ = std::fs::remove_file(&self.obs.paths.socket);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_local_file_system_is_told_from_others() {
+        // procfs is not in the list, a missing directory cannot be watched, tmpfs is local.
+        assert!(!on_local_fs(Path::new("/proc")));
+        assert!(!on_local_fs(Path::new("/no/such/bansuri/dir")));
+        assert!(on_local_fs(Path::new("/dev/shm")), "tmpfs at /dev/shm");
     }
 }

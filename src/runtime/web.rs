@@ -206,9 +206,10 @@ impl Server {
     fn run(&mut self) {
         // Below the scheduler: on a busy node, rendering a 9 MB `/metrics` yields the CPU
         // to the event loop. (A thread's nice value is its own on Linux.)
-        // SAFETY: plain system calls on this thread's own id.
+        let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+        // SAFETY: getpriority and setpriority take no pointers and act on this thread's
+        // own id (nix has no call for them).
         unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
             // -1 is also a valid nice value: errno would tell, but a wrong guess only
             // makes the thread a little nicer or less nice.
             let now = libc::getpriority(libc::PRIO_PROCESS, tid);
@@ -248,7 +249,10 @@ impl Server {
             let timeout = self
                 .next_deadline()
                 .map_or(-1, |d| ms_until(d, Instant::now()));
-            // SAFETY: `fds` is a valid array of pollfd of the length given.
+            // SAFETY: `fds` is a valid array of pollfd of the length given, each fd open
+            // (or -1) while `self` holds it. Not nix's poll: its `PollFd` borrows every fd
+            // for the call (no reused array across turns) and has no -1 to rest the
+            // listener.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
                 // EINTR; anything else (ENOMEM) is retried after a pause rather than spun.
@@ -601,6 +605,8 @@ fn reset(stream: &TcpStream) {
         l_linger: 0,
     };
     // SAFETY: setsockopt on our own open socket with a linger struct of the right size.
+    // (nix's `sockopt::Linger` needs its `socket` feature, which brings memoffset; std's
+    // `set_linger` is unstable.)
     unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),

@@ -22,7 +22,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -76,17 +76,15 @@ fn forward(argv: &[OsString]) -> io::Result<End> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(io::Error::from)?;
     // Orphans of the command are reparented here and reaped, so its group can empty.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_child_subreaper(true);
 
     let mut cmd = Command::new(program);
     cmd.args(args).process_group(0);
-    // SAFETY: runs in the forked child before exec; sigprocmask is async-signal-safe.
+    // SAFETY: runs in the forked child before exec; only sigemptyset and sigprocmask
+    // (through nix, no allocation), both async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             Ok(())
         });
     }
@@ -138,28 +136,24 @@ fn forward(argv: &[OsString]) -> io::Result<End> {
             if sig != Signal::SIGCONT {
                 stopping = true;
             }
-            // SAFETY: plain syscall; the negative pid addresses the command's group.
-            unsafe { libc::kill(-main.as_raw(), sig as i32) };
+            let _ = killpg(main, sig);
         }
     }
 }
 
 fn group_alive(pgid: Pid) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(-pgid.as_raw(), 0) == 0 }
+    killpg(pgid, None).is_ok()
 }
 
 /// End this process by `sig`, as the command's main process ended.
 fn die_of(sig: Signal) -> i32 {
-    // SAFETY: resetting the disposition and unblocking before raising; if the signal
-    // does not end the process (it is not fatal by default), fall through to 128 + sig.
-    unsafe {
-        libc::signal(sig as i32, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig as i32);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(sig as i32);
-    }
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    // Unblocked before raising; if the signal does not end the process (it is not fatal
+    // by default), fall through to 128 + sig.
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
     128 + sig as i32
 }

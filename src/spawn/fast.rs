@@ -12,7 +12,10 @@
 //! calls (no allocation, no lock, no libc wrapper that could touch shared state), and
 //! reports a failure through an integer in the shared memory, read once bansuri resumes.
 //! All signals are blocked in bansuri around the clone, so no handler can run on the
-//! child's stack.
+//! child's stack. That is why this file calls libc itself, where the rest of bansuri uses
+//! nix: each call here is checked to be one raw system call (nix's wrappers are thin, but
+//! that would have to be checked again at every nix upgrade); the few calls made before
+//! the clone stay beside the code they prepare.
 //!
 //! Tasks that switch to another user (`user`) keep the fork path (`setgroups`/`setuid`
 //! in glibc coordinate every thread of the process, which a shared-memory child must not
