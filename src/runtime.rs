@@ -31,6 +31,7 @@ mod progress;
 mod observe;
 mod serve;
 mod settle;
+mod state_writer;
 mod web;
 
 use std::collections::HashMap;

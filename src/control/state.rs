@@ -519,7 +519,7 @@ pub fn read_trusted(path: &Path) -> Result<Option<StateDoc>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_doc() -> StateDoc {

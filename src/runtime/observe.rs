@@ -40,6 +40,8 @@ pub(super) struct Observer {
     dirty: bool,
     last_write: Option<Mono>,
     write_failing: bool,
+    /// Writes the state file off the loop (`None`: the loop writes it itself).
+    writer: Option<super::state_writer::StateWriter>,
     // ----- sampling
     sampler: Sampler,
     sample_interval: Duration,
@@ -154,6 +156,11 @@ impl Observer {
             dirty: true,
             last_write: None,
             write_failing: false,
+            writer: if usable {
+                super::state_writer::StateWriter::start(paths.state.clone())
+            } else {
+                None
+            },
             sampler: Sampler::new(),
             sample_interval: spec.globals.sample_interval,
             next_sample: None,
@@ -619,37 +626,48 @@ impl Runtime {
         }
     }
 
-    /// Write the state file now (`exit_code`: the last write, bansuri is exiting).
+    /// Write the state file now (`exit_code`: the last write, bansuri is exiting): built
+    /// here, serialized and written by the writer thread, except the last write, which
+    /// is the loop's own once the thread has written everything before it.
     pub(super) fn write_state(&mut self, now: Now, exit_code: Option<i32>) {
         if !self.obs.usable {
             return;
         }
         self.learn_starts();
-        let doc = self.state_doc(now, exit_code);
+        let doc = std::sync::Arc::new(self.state_doc(now, exit_code));
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);
-        let written = state::write_atomic(&self.obs.paths.state, doc.to_json_compact().as_bytes());
+        let written = match (&self.obs.writer, exit_code) {
+            (Some(w), None) => w.submit(std::sync::Arc::clone(&doc)),
+            _ => {
+                if let Some(mut w) = self.obs.writer.take() {
+                    w.finish();
+                }
+                let json = doc.to_json_compact();
+                Some(
+                    state::write_atomic(&self.obs.paths.state, json.as_bytes())
+                        .map_err(|e| e.to_string()),
+                )
+            }
+        };
         // The dashboard's next snapshot, already built.
         if let Some(w) = self.obs.web.as_mut() {
             w.publish(doc, now.mono);
         }
         match written {
-            Ok(()) => {
-                if self.obs.write_failing {
-                    self.obs.write_failing = false;
-                    self.master(Level::Info, "The state file is written again");
-                }
+            Some(Ok(())) if self.obs.write_failing => {
+                self.obs.write_failing = false;
+                self.master(Level::Info, "The state file is written again");
             }
-            Err(e) => {
-                if !self.obs.write_failing {
-                    self.obs.write_failing = true;
-                    let msg = format!(
-                        "cannot write the state file {}: {e} (status shows old data until it works again)",
-                        self.obs.paths.state.display()
-                    );
-                    self.master(Level::Error, &msg);
-                }
+            Some(Err(e)) if !self.obs.write_failing => {
+                self.obs.write_failing = true;
+                let msg = format!(
+                    "cannot write the state file {}: {e} (status shows old data until it works again)",
+                    self.obs.paths.state.display()
+                );
+                self.master(Level::Error, &msg);
             }
+            _ => {}
         }
     }
 

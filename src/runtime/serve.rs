@@ -223,7 +223,7 @@ impl Runtime {
         let now = self.now();
         let doc = self.state_doc(now, None);
         if let Some(w) = self.obs.web.as_mut() {
-            w.publish(doc, now.mono);
+            w.publish(std::sync::Arc::new(doc), now.mono);
         }
     }
 

@@ -130,11 +130,11 @@ impl Web {
     }
 
     /// Hand `doc` to the thread.
-    pub(super) fn publish(&mut self, doc: StateDoc, now: Mono) {
+    pub(super) fn publish(&mut self, doc: Arc<StateDoc>, now: Mono) {
         self.last = Some(now);
         self.pending = None;
         if let Ok(mut p) = self.published.lock() {
-            p.doc = Some(Arc::new(doc));
+            p.doc = Some(doc);
             p.at = Instant::now();
         }
         let _ = self.ready.write(1);
