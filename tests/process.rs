@@ -494,6 +494,37 @@ fn idle_bansuri_does_not_wake_and_uses_one_thread() {
     );
 }
 
+/// A large state (600 tasks) is written by its own thread, so its JSON costs the loop
+/// nothing; and the state on disk at exit is the last one all the same.
+#[test]
+fn a_large_state_is_written_by_its_own_thread_and_the_last_state_wins() {
+    let sb = Sandbox::new();
+    let mut tasks: Vec<String> = (0..600)
+        .map(|i| format!(r#"{{"name": "idle-{i:03}", "command": "true", "enabled": false}}"#))
+        .collect();
+    tasks.push(r#"{"name": "svc", "command": "echo up; exec sleep 300"}"#.to_owned());
+    let cfg = format!(r#"{{"scripts": [{}]}}"#, tasks.join(",\n"));
+    let mut b = sb.start(&cfg, &[]);
+    b.wait_log("svc up", T, |l| output_lines(l, "svc").contains(&"up"));
+    let state = sb.file(".bansuri/config.json/state.json");
+    wait_for(T, || {
+        let d = bansuri::control::state::StateDoc::read(&state).ok()?;
+        (d.tasks.len() == 601).then_some(())
+    })
+    .expect("the state of 601 tasks is written");
+    assert_eq!(
+        status_field(b.pid(), "Threads:"),
+        2,
+        "the loop and the state file's writer"
+    );
+    b.signal(libc::SIGTERM);
+    let (st, _) = b.wait(T).expect("exits");
+    assert_eq!(st.code(), Some(0));
+    let d = bansuri::control::state::StateDoc::read(&state).expect("state");
+    assert!(!d.bansuri.running, "the last state (exited) is the one on disk");
+    assert_eq!(d.bansuri.exit_code, Some(0));
+}
+
 #[test]
 fn not_executable_is_explained_and_stopsignal_is_honoured() {
     let sb = Sandbox::new();

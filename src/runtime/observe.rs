@@ -156,11 +156,7 @@ impl Observer {
             dirty: true,
             last_write: None,
             write_failing: false,
-            writer: if usable {
-                super::state_writer::StateWriter::start(paths.state.clone())
-            } else {
-                None
-            },
+            writer: None,
             sampler: Sampler::new(),
             sample_interval: spec.globals.sample_interval,
             next_sample: None,
@@ -637,6 +633,14 @@ impl Runtime {
         let doc = std::sync::Arc::new(self.state_doc(now, exit_code));
         self.obs.dirty = false;
         self.obs.last_write = Some(now.mono);
+        // A large state is serialized off the loop; a small one costs microseconds, and
+        // bansuri stays one thread.
+        if self.obs.writer.is_none()
+            && exit_code.is_none()
+            && doc.tasks.len() >= super::state_writer::FROM_TASKS
+        {
+            self.obs.writer = super::state_writer::StateWriter::start(self.obs.paths.state.clone());
+        }
         let written = match (&self.obs.writer, exit_code) {
             (Some(w), None) => w.submit(std::sync::Arc::clone(&doc)),
             _ => {

@@ -7,7 +7,9 @@
 //! one it has (a document not yet written when a newer one comes is dropped: only the last
 //! state matters). A failure comes back to the loop at its next hand-over, so the job log
 //! still says "cannot write the state file" once per episode. The last write at exit is
-//! the loop's own, after the thread is done, so nothing older can overwrite it.
+//! the loop's own, after the thread is done, so nothing older can overwrite it. The thread
+//! starts with the first state of [`FROM_TASKS`] tasks: a small state is written by the
+//! loop (microseconds), and bansuri stays one thread.
 //!
 //! Owns: the thread and the hand-over slot. Must not: read the core or the clock, log.
 
@@ -16,6 +18,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::control::state::{self, StateDoc};
+
+/// The thread starts with the first state of this many tasks (about 100 KB of JSON, a
+/// millisecond to write): below it the loop writes the file itself.
+pub(super) const FROM_TASKS: usize = 500;
 
 /// What the loop and the thread share.
 #[derive(Default)]
