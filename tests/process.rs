@@ -521,7 +521,10 @@ fn a_large_state_is_written_by_its_own_thread_and_the_last_state_wins() {
     let (st, _) = b.wait(T).expect("exits");
     assert_eq!(st.code(), Some(0));
     let d = bansuri::control::state::StateDoc::read(&state).expect("state");
-    assert!(!d.bansuri.running, "the last state (exited) is the one on disk");
+    assert!(
+        !d.bansuri.running,
+        "the last state (exited) is the one on disk"
+    );
     assert_eq!(d.bansuri.exit_code, Some(0));
 }
 
