@@ -246,30 +246,6 @@ fn sigkill_of_bansuri_leaves_no_group_member_alive() {
     }
 }
 
-/// Kills, on drop, the processes (and their groups) whose pids a test's tasks wrote to
-/// `files`: what escaped bansuri must not outlive a failing test.
-struct KillListed(Vec<std::path::PathBuf>);
-
-impl Drop for KillListed {
-    fn drop(&mut self) {
-        for f in &self.0 {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            for pid in text
-                .split_whitespace()
-                .filter_map(|w| w.parse::<i32>().ok())
-            {
-                if pid > 1 {
-                    // SAFETY: signalling processes (and groups) this test's tasks started.
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// A task whose main process stays alive while a child of it calls `setsid`: the child is
 /// in no group bansuri signals.
 const HOLDER: &str = r#"{"sample_interval": "1s", "scripts": [

@@ -216,26 +216,6 @@ fn a_placeholder_is_one_literal_argument_even_inside_a_command_substitution() {
     assert!(!sb.file("pwned").exists(), "log:\n{log}");
 }
 
-/// Kills the process groups whose ids a test's notifiers wrote, if the test fails early.
-struct GroupGuard(PathBuf);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
-        for pid in text
-            .split_whitespace()
-            .filter_map(|w| w.parse::<i32>().ok())
-        {
-            if pid > 1 {
-                // SAFETY: signalling a process group this test's notifier created.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
 fn times_in(text: &str) -> Vec<f64> {
     text.split_whitespace()
         .filter_map(|w| w.parse().ok())
@@ -245,7 +225,7 @@ fn times_in(text: &str) -> Vec<f64> {
 #[test]
 fn hanging_notifier_is_killed_at_its_timeout_and_never_delays_the_timer() {
     let sb = Sandbox::new();
-    let _guard = GroupGuard(sb.file("npids"));
+    let _guard = KillListed(vec![sb.file("npids")]);
     let cfg = r#"{"notify_command": "echo $$ >> npids; sleep 300", "notify_timeout": "2s",
         "scripts": [{"name": "tick", "command": "date +%s.%N >> runs; exit 1",
         "timer": "1s", "notify": "mail"}]}"#;

@@ -288,3 +288,27 @@ pub fn count_events(log: &str, task: &str, needle: &str) -> usize {
         .filter(|l| l.contains(&tag) && !l.contains(&format!("{tag}| ")) && l.contains(needle))
         .count()
 }
+
+/// Kills, on drop, the processes (and their groups) whose pids a test's tasks wrote to
+/// `files`: what escaped bansuri must not outlive a failing test.
+pub struct KillListed(pub Vec<std::path::PathBuf>);
+
+impl Drop for KillListed {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            for pid in text
+                .split_whitespace()
+                .filter_map(|w| w.parse::<i32>().ok())
+            {
+                if pid > 1 {
+                    // SAFETY: signalling processes (and groups) this test's tasks or notifiers started.
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
