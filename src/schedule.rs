@@ -370,7 +370,7 @@ const MACROS: &[(&str, &str)] = &[
 
 /// `@ 2 * * *` (the Bansuri manual's print of `0 2 * * *`, a `0` turned into `@`): the
 /// expression meant, for the error's suggestion.
-fn is_zero_printed_as_at(text: &str) -> Option<String> {
+fn meant_for_zero_printed_as_at(text: &str) -> Option<String> {
     let rest = text.strip_prefix('@')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     (rest.starts_with(char::is_whitespace) && fields.len() == 4)
@@ -395,18 +395,17 @@ fn compile(text: &str) -> Result<Fields, String> {
             }
             // The Bansuri manual prints `@ 2 * * *` where `0 2 * * *` is meant (a `0`
             // turned into `@`): say so rather than only listing the macros.
-            None if is_zero_printed_as_at(text).is_some() => {
-                let fixed = is_zero_printed_as_at(text).unwrap_or_default();
-                return Err(format!(
-                    "`{text}` is not a cron expression: `@` is not a minute; \
-                     did you mean `{fixed}`?"
-                ));
-            }
             None => {
-                return Err(format!(
-                    "unknown cron macro `{text}` (expected @hourly, @daily, @midnight, \
-                     @weekly, @monthly, @yearly or @annually)"
-                ))
+                return Err(match meant_for_zero_printed_as_at(text) {
+                    Some(fixed) => format!(
+                        "`{text}` is not a cron expression: `@` is not a minute; \
+                         did you mean `{fixed}`?"
+                    ),
+                    None => format!(
+                        "unknown cron macro `{text}` (expected @hourly, @daily, @midnight, \
+                         @weekly, @monthly, @yearly or @annually)"
+                    ),
+                })
             }
         }
     } else {

@@ -28,8 +28,6 @@ pub(super) const FROM_TASKS: usize = 500;
 struct Slot {
     /// The newest document not yet taken by the thread.
     next: Option<Arc<StateDoc>>,
-    /// The thread is writing one.
-    busy: bool,
     /// Outcomes of writes not yet told to the loop (the last one wins).
     outcome: Option<Result<(), String>>,
     /// The loop is done: the thread ends once `next` is empty.
@@ -100,7 +98,6 @@ fn run(shared: &Shared, path: &std::path::Path) {
             let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 if let Some(doc) = slot.next.take() {
-                    slot.busy = true;
                     break doc;
                 }
                 if slot.quit {
@@ -113,7 +110,6 @@ fn run(shared: &Shared, path: &std::path::Path) {
             state::write_atomic(path, doc.to_json_compact().as_bytes()).map_err(|e| e.to_string());
         drop(doc);
         let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
-        slot.busy = false;
         slot.outcome = Some(written);
         cv.notify_all();
     }
