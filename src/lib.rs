@@ -51,6 +51,7 @@ pub mod model;
 pub mod notify;
 pub mod output;
 pub mod python;
+pub mod resources;
 pub mod rotate;
 pub mod runtime;
 pub mod sample;
