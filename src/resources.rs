@@ -6,6 +6,12 @@
 //! Must not: read the clock, log, or decide anything about tasks beyond whether a request
 //! fits.
 
+pub mod amount;
 pub mod cpuset;
+pub mod inventory;
+pub mod os;
 
+pub use amount::{fmt_mem, Amounts, Kind};
 pub use cpuset::{CpuListError, CpuSet};
+pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, Place, Topology};
+pub use os::{apply_affinity, read_inputs, ReadError};
