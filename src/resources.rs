@@ -9,9 +9,11 @@
 pub mod amount;
 pub mod cpuset;
 pub mod inventory;
+pub mod ledger;
 pub mod os;
 
 pub use amount::{fmt_mem, Amounts, Kind};
 pub use cpuset::{CpuListError, CpuSet};
 pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, Place, Topology};
+pub use ledger::{validate, Grant, Ledger, Request, Shortage, TooLarge};
 pub use os::{apply_affinity, read_inputs, ReadError};
