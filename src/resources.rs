@@ -11,9 +11,11 @@ pub mod cpuset;
 pub mod inventory;
 pub mod ledger;
 pub mod os;
+pub mod pack;
 
 pub use amount::{fmt_mem, Amounts, Kind};
 pub use cpuset::{CpuListError, CpuSet};
 pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, Place, Topology};
 pub use ledger::{validate, Grant, Ledger, Request, Shortage, TooLarge};
 pub use os::{apply_affinity, read_inputs, ReadError};
+pub use pack::{step, Decision, Reason, Reservation, Running, Waiting};

@@ -1,0 +1,233 @@
+//! Packing with backfill: one pure step of the scheduler. Given the runs waiting to start
+//! (in the order they became due), what the running runs hold and when they are expected
+//! to end, `now` and the latest time a run may end (the job's end minus the stop grace),
+//! [`step`] says which waiting runs start now, with their grants, and why each other one
+//! waits.
+//!
+//! The rules (issue 17 §3 and §5), in due order:
+//!
+//! 1. A run that asks for more than there is at all never starts ([`Reason::Never`]); it
+//!    reserves nothing, or it would stop everything behind it forever.
+//! 2. A run whose expected runtime would take it past the end is not started
+//!    ([`Reason::TooLate`]); a run of unknown runtime is started (nothing says it will
+//!    not finish).
+//! 3. Before any run has been refused, a run that fits starts.
+//! 4. The first run that does not fit makes the one reservation (EASY backfill, as
+//!    Slurm's backfill plugin does for its highest-priority job): the earliest time its
+//!    request is free, from the running runs' expected ends in order. When that time
+//!    would take it past the end, it is [`Reason::TooLate`] instead and reserves nothing.
+//! 5. After the reservation, a later run starts only if it fits now **and** does not
+//!    delay the reservation: it is expected to end by the reserved time, or it fits in
+//!    what the reserved run will not need at that time (what will be free then, minus
+//!    the reserved request, minus what earlier backfills of this step took of it).
+//!    Otherwise it waits: [`Reason::Short`] if it does not fit now, else
+//!    [`Reason::Behind`].
+//!
+//! The safe rule for unknown ends: a running run whose end is unknown is never counted
+//! as ending. When the reserved request only becomes free once such a run ends, the
+//! reserved time is unknown, no later run counts as ending before it, and "what it will
+//! not need" is what is free now beyond its request: of every kind it is short of, all
+//! that is free now is held for it. Free resources of that kind can then only grow until
+//! it starts, so the first waiting run is never starved, whatever the smaller runs
+//! behind it; the price is idle resources while it waits. A run that overruns its
+//! expected end counts as ending now: the reservation stays as early as it can be, and
+//! backfills are judged against it (estimates can be wrong; a backfill can then delay
+//! the reserved run by as much as the estimate was wrong, as in Slurm).
+//!
+//! The reservation is recomputed at every step from the facts of that step; the caller
+//! keeps nothing but the ledger.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::clock::Mono;
+
+use super::amount::Amounts;
+use super::ledger::{Grant, Ledger, Request, Shortage, TooLarge};
+
+/// A run waiting to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting<Id> {
+    /// The caller's name for it (shown in [`Reason::Behind`]).
+    pub id: Id,
+    /// What it asks for.
+    pub request: Request,
+    /// How long it is expected to run, if known (declared or learned).
+    pub expected: Option<Duration>,
+}
+
+/// A run holding resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running<'a> {
+    /// What it holds.
+    pub grant: &'a Grant,
+    /// When it is expected to end, if known.
+    pub end: Option<Mono>,
+}
+
+/// Why a run waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason<Id> {
+    /// It does not fit in what is free now.
+    Short(Shortage),
+    /// It would end after the job's time limit (minus the stop grace).
+    TooLate,
+    /// It fits now but would delay the reserved run `Id`.
+    Behind(Id),
+    /// It asks for more than there is.
+    Never(TooLarge),
+}
+
+/// The words of `status`: `needs 4 CPUs, 2 free`, `would end after the job's time
+/// limit`, `waits behind task X (reserved)`, `asks for more than there is: ...`.
+impl<Id: fmt::Display> fmt::Display for Reason<Id> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Short(s) => s.fmt(f),
+            Reason::TooLate => f.write_str("would end after the job's time limit"),
+            Reason::Behind(id) => write!(f, "waits behind task {id} (reserved)"),
+            Reason::Never(t) => t.fmt(f),
+        }
+    }
+}
+
+/// The reservation of a step: the run it is for and when its request is expected to be
+/// free (`None`: only once a run of unknown end ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation<Id> {
+    /// The first run that did not fit.
+    pub id: Id,
+    /// When its request is expected to be free.
+    pub at: Option<Mono>,
+}
+
+/// What one step decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<Id> {
+    /// The runs to start now, in due order, with what they were given (already taken
+    /// from the ledger).
+    pub start: Vec<(Id, Grant)>,
+    /// The runs that wait, in due order, with why.
+    pub wait: Vec<(Id, Reason<Id>)>,
+    /// The reservation, if a run did not fit.
+    pub reservation: Option<Reservation<Id>>,
+}
+
+/// One step of the scheduler (see the module doc): takes the grants of the runs it
+/// starts from `ledger`. `end` is the latest time a run may end (the job's end minus
+/// the stop grace), `None` without a time limit.
+pub fn step<Id: Clone>(
+    ledger: &mut Ledger,
+    waiting: &[Waiting<Id>],
+    running: &[Running<'_>],
+    now: Mono,
+    end: Option<Mono>,
+) -> Decision<Id> {
+    let total = ledger.total();
+    // Every holder and when it frees what it holds; runs started in this step join it.
+    let mut holders: Vec<(Option<Mono>, Amounts)> = running
+        .iter()
+        .map(|r| (r.end.map(|e| e.max(now)), r.grant.amounts()))
+        .collect();
+    // The reservation: the run, its time, and what it leaves to others at that time.
+    let mut reserved: Option<(Reservation<Id>, Amounts)> = None;
+    let mut out = Decision {
+        start: Vec::new(),
+        wait: Vec::new(),
+        reservation: None,
+    };
+    let late = |at: Mono, w: &Waiting<Id>| match (w.expected, end) {
+        (Some(e), Some(end)) => at + e > end,
+        _ => false,
+    };
+
+    for w in waiting {
+        let need = w.request.amounts();
+        if !total.covers(&need) {
+            out.wait.push((
+                w.id.clone(),
+                Reason::Never(TooLarge {
+                    asked: need,
+                    have: total,
+                }),
+            ));
+            continue;
+        }
+        if late(now, w) {
+            out.wait.push((w.id.clone(), Reason::TooLate));
+            continue;
+        }
+        match &mut reserved {
+            None => {
+                if let Err(short) = ledger.fits(&w.request) {
+                    let (at, then_free) = earliest(ledger.free(), &holders, &need);
+                    if at.is_some_and(|at| late(at, w)) {
+                        out.wait.push((w.id.clone(), Reason::TooLate));
+                        continue;
+                    }
+                    let leaves = then_free.minus(&need);
+                    reserved = Some((
+                        Reservation {
+                            id: w.id.clone(),
+                            at,
+                        },
+                        leaves,
+                    ));
+                    out.wait.push((w.id.clone(), Reason::Short(short)));
+                    continue;
+                }
+            }
+            Some((res, leaves)) => {
+                if let Err(short) = ledger.fits(&w.request) {
+                    out.wait.push((w.id.clone(), Reason::Short(short)));
+                    continue;
+                }
+                let ends_before =
+                    matches!((res.at, w.expected), (Some(at), Some(e)) if now + e <= at);
+                if !ends_before {
+                    if !leaves.covers(&need) {
+                        out.wait
+                            .push((w.id.clone(), Reason::Behind(res.id.clone())));
+                        continue;
+                    }
+                    *leaves = leaves.minus(&need);
+                }
+            }
+        }
+        match ledger.allocate(&w.request) {
+            Ok(grant) => {
+                holders.push((w.expected.map(|e| now + e), need));
+                out.start.push((w.id.clone(), grant));
+            }
+            // Checked by `fits` just above: cannot happen, but a wait is the safe answer.
+            Err(short) => out.wait.push((w.id.clone(), Reason::Short(short))),
+        }
+    }
+    out.reservation = reserved.map(|(r, _)| r);
+    out
+}
+
+/// When `need` is first free, releasing the holders of known end in the order they end
+/// (ties together), and what is free then; `None` and what is free now when only a
+/// holder of unknown end would make it fit.
+fn earliest(
+    free: Amounts,
+    holders: &[(Option<Mono>, Amounts)],
+    need: &Amounts,
+) -> (Option<Mono>, Amounts) {
+    let mut known: Vec<(Mono, Amounts)> =
+        holders.iter().filter_map(|&(e, a)| Some((e?, a))).collect();
+    known.sort_by_key(|&(e, _)| e);
+    let mut then = free;
+    for (i, &(at, held)) in known.iter().enumerate() {
+        then = then.plus(&held);
+        let tie = known.get(i + 1).is_some_and(|&(next, _)| next == at);
+        if !tie && then.covers(need) {
+            return (Some(at), then);
+        }
+    }
+    (None, free)
+}
+
+#[cfg(test)]
+mod tests;
