@@ -7,6 +7,7 @@
 //! fits.
 
 pub mod amount;
+pub mod bind;
 pub mod cpuset;
 pub mod inventory;
 pub mod ledger;
@@ -14,6 +15,7 @@ pub mod os;
 pub mod pack;
 
 pub use amount::{fmt_mem, Amounts, Kind};
+pub use bind::{environment, GpuNumbering};
 pub use cpuset::{CpuListError, CpuSet};
 pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, Place, Topology};
 pub use ledger::{validate, Grant, Ledger, Request, Shortage, TooLarge};

@@ -159,6 +159,12 @@ pub struct Inventory {
     pub gpus: Vec<String>,
     /// Where they came from.
     pub gpu_source: GpuSource,
+    /// The same GPUs as a process bansuri starts addresses them in its own
+    /// `CUDA_VISIBLE_DEVICES`: when the IDs came from `SLURM_JOB_GPUS` (the node's
+    /// numbers) and bansuri's `CUDA_VISIBLE_DEVICES` lists as many, its entry at the
+    /// same position (Slurm numbers that list inside the job's device cgroup, from 0,
+    /// when it confines devices); else the IDs themselves.
+    pub gpu_visible: Vec<String>,
     /// Memory, bytes.
     pub mem: u64,
     /// Where that came from.
@@ -311,6 +317,18 @@ impl Inventory {
             }
         };
 
+        let gpu_visible = match (gpu_source, var("CUDA_VISIBLE_DEVICES")) {
+            (GpuSource::Var("SLURM_JOB_GPUS"), Some(cvd)) => {
+                let listed: Vec<String> = cvd.split(',').map(|s| s.trim().to_owned()).collect();
+                if listed.len() == gpus.len() && listed.iter().all(|s| !s.is_empty()) {
+                    listed
+                } else {
+                    gpus.clone()
+                }
+            }
+            _ => gpus.clone(),
+        };
+
         let mb = |name: &'static str, v: String| {
             v.trim()
                 .parse::<u64>()
@@ -346,9 +364,19 @@ impl Inventory {
             cpu_source,
             gpus,
             gpu_source,
+            gpu_visible,
             mem,
             mem_source,
         })
+    }
+
+    /// How a process bansuri starts addresses GPU `id` (see `gpu_visible`); `id`
+    /// itself for a GPU this inventory does not have.
+    pub fn visible_gpu<'a>(&'a self, id: &'a str) -> &'a str {
+        match self.gpus.iter().position(|g| g == id) {
+            Some(i) => &self.gpu_visible[i],
+            None => id,
+        }
     }
 
     /// How much there is of each resource.
@@ -554,7 +582,21 @@ mod tests {
                 .contains(", 2 GPUs (4,5 from SLURM_JOB_GPUS), "),
             "{i}"
         );
+        assert_eq!(
+            i.gpu_visible,
+            ["0", "1"],
+            "Slurm's numbering inside the job"
+        );
+        assert_eq!((i.visible_gpu("5"), i.visible_gpu("9")), ("1", "9"));
+        let mut other = all.to_vec();
+        other[2] = ("CUDA_VISIBLE_DEVICES", "0");
+        assert_eq!(
+            inv(&inputs(&other, "0-3")).gpu_visible,
+            ["4", "5"],
+            "lists of different lengths"
+        );
         let i = inv(&inputs(&all[1..], "0-3"));
+        assert_eq!(i.gpu_visible, i.gpus);
         assert_eq!(
             i.gpus,
             ["0", "1"],
@@ -648,6 +690,11 @@ mod tests {
         assert_eq!(
             inv(&i).to_string(),
             "8 CPUs (0-7, from the job's CPU set), 4 GPUs (0,1,2,3 from resources.gpus), 16 GiB (resources.mem)"
+        );
+        assert_eq!(
+            inv(&i).gpu_visible,
+            ["0", "1", "2", "3"],
+            "declared IDs are used as they are"
         );
         i.declared.as_mut().unwrap().cpus = Some(DeclaredCpus::List(set("2-5")));
         assert_eq!(inv(&i).cpus, set("2-5"));
