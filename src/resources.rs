@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod os;
 pub mod pack;
+pub mod timeleft;
 
 pub use amount::{fmt_mem, Amounts, Kind};
 pub use bind::{environment, GpuNumbering};
@@ -21,3 +22,4 @@ pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, P
 pub use ledger::{validate, Grant, Ledger, Request, Shortage, TooLarge};
 pub use os::{apply_affinity, read_inputs, ReadError};
 pub use pack::{step, Decision, Reason, Reservation, Running, Waiting};
+pub use timeleft::{ends_by, expected, latest_end, p95, History, KEPT_RUNS};

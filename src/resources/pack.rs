@@ -44,6 +44,7 @@ use crate::clock::Mono;
 
 use super::amount::Amounts;
 use super::ledger::{Grant, Ledger, Request, Shortage, TooLarge};
+use super::timeleft::ends_by;
 
 /// A run waiting to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,7 @@ pub struct Decision<Id> {
 
 /// One step of the scheduler (see the module doc): takes the grants of the runs it
 /// starts from `ledger`. `end` is the latest time a run may end (the job's end minus
-/// the stop grace), `None` without a time limit.
+/// the stop grace: `timeleft::latest_end`), `None` without a time limit.
 pub fn step<Id: Clone>(
     ledger: &mut Ledger,
     waiting: &[Waiting<Id>],
@@ -137,7 +138,7 @@ pub fn step<Id: Clone>(
         reservation: None,
     };
     let late = |at: Mono, w: &Waiting<Id>| match (w.expected, end) {
-        (Some(e), Some(end)) => at + e > end,
+        (Some(e), Some(end)) => !ends_by(at, e, end),
         _ => false,
     };
 
