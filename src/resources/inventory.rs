@@ -5,9 +5,11 @@
 //! The rules, in the order they apply:
 //!
 //! * SLURM figures (`SLURM_CPUS_ON_NODE`, `SLURM_JOB_GPUS`, `SLURM_MEM_PER_*`) count only
-//!   inside a SLURM job, by the one rule of [`crate::host::JobEnv::from_vars`] (a
-//!   non-blank `SLURM_JOB_ID`): a stale variable in a login shell does not shrink the
-//!   machine. Blank variables count as unset; a malformed one is an error that names it.
+//!   inside a SLURM job, by the rule of `host::JobEnv::from_vars` (a non-blank
+//!   `SLURM_JOB_ID` or `SLURM_JOBID`; restated here so that this module imports no
+//!   module that reads the environment, and a test holds the two to the same answers): a
+//!   stale variable in a login shell does not shrink the machine. Blank variables count
+//!   as unset; a malformed one is an error that names it.
 //! * **CPUs**: the job's CPU set (bansuri's affinity, which Slurm's task/affinity or
 //!   cgroup plugins restrict to the allocation), capped by `SLURM_CPUS_ON_NODE` only when
 //!   that is smaller, keeping the lowest-numbered CPUs. Why the minimum: without CPU
@@ -31,8 +33,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-
-use crate::host::JobEnv;
 
 use super::amount::{fmt_mem, Amounts, Kind};
 use super::cpuset::CpuSet;
@@ -243,14 +243,14 @@ impl Inventory {
     /// The inventory these facts give (the rules are in the module doc).
     pub fn from_inputs(inputs: &Inputs) -> Result<Inventory, InventoryError> {
         let var = |k: &str| inputs.env.get(k).filter(|v| !v.trim().is_empty()).cloned();
-        let job = JobEnv::from_vars(var);
-        let slurm = |k: &'static str| if job.is_some() { var(k) } else { None };
+        let in_job = in_job(&inputs.env);
+        let slurm = |k: &'static str| if in_job { var(k) } else { None };
         let declared = inputs.declared.clone().unwrap_or_default();
         if inputs.affinity.is_empty() {
             return Err(InventoryError::NoCpus);
         }
 
-        let cpus_on_node = match job.as_ref().and_then(|j| j.cpus_on_node.clone()) {
+        let cpus_on_node = match slurm("SLURM_CPUS_ON_NODE") {
             Some(v) => Some(positive(&v).ok_or(InventoryError::BadVariable {
                 name: "SLURM_CPUS_ON_NODE",
                 value: v,
@@ -387,6 +387,14 @@ impl Inventory {
             mem: self.mem,
         }
     }
+}
+
+/// Whether these variables are a SLURM job's: `SLURM_JOB_ID`, or its older spelling
+/// `SLURM_JOBID`, set and not blank (`host::JobEnv::from_vars`'s rule).
+pub fn in_job(env: &BTreeMap<String, String>) -> bool {
+    ["SLURM_JOB_ID", "SLURM_JOBID"]
+        .iter()
+        .any(|k| env.get(*k).is_some_and(|v| !v.trim().is_empty()))
 }
 
 fn positive(v: &str) -> Option<u32> {
@@ -534,6 +542,30 @@ mod tests {
             "0-7",
         ));
         assert_eq!(blank.cpus.len(), 8);
+    }
+
+    /// The job rule is host's, case by case.
+    #[test]
+    fn in_job_agrees_with_host() {
+        let cases: [&[(&str, &str)]; 6] = [
+            &[],
+            &[("SLURM_JOB_ID", "7")],
+            &[("SLURM_JOBID", "7")],
+            &[("SLURM_JOB_ID", " ")],
+            &[("SLURM_JOB_ID", ""), ("SLURM_JOBID", "8")],
+            &[("SLURM_JOB_NAME", "x")],
+        ];
+        for env in cases {
+            let map: BTreeMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let host = crate::host::JobEnv::from_vars(|k| map.get(k).cloned()).is_some();
+            assert_eq!(in_job(&map), host, "{env:?}");
+        }
+        assert!(in_job(
+            &[("SLURM_JOBID".to_string(), "7".to_string())].into()
+        ));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::inventory::{Inputs, Place, Topology};
 pub enum ReadError {
     /// `sched_getaffinity` failed.
     Affinity(nix::Error),
+    /// `sysinfo` failed.
+    Memory(nix::Error),
     /// A sysfs CPU list that is not one.
     CpuList {
         /// The file.
@@ -31,6 +33,7 @@ impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadError::Affinity(e) => write!(f, "reading bansuri's CPU affinity: {e}"),
+            ReadError::Memory(e) => write!(f, "reading the machine's memory (sysinfo): {e}"),
             ReadError::CpuList { file, err } => write!(f, "reading {file}: {err}"),
         }
     }
@@ -43,7 +46,8 @@ const NODE_DIR: &str = "/sys/devices/system/node";
 
 /// The node's facts, read now (once per process, by the caller): bansuri's environment
 /// (variables that are not UTF-8 are left out: none of those read is), its CPU affinity,
-/// `MemTotal` (through `sample`, which owns /proc), each CPU's socket and NUMA node from
+/// the machine's memory (`sysinfo(2)`'s total RAM: /proc/meminfo's `MemTotal`, without
+/// reading /proc, which is the `sample` module's), each CPU's socket and NUMA node from
 /// sysfs. A machine without NUMA directories has every CPU on node 0; a CPU without a
 /// `physical_package_id` is on socket 0. `declared` is left empty for the caller.
 pub fn read_inputs() -> Result<Inputs, ReadError> {
@@ -83,7 +87,9 @@ pub fn read_inputs() -> Result<Inputs, ReadError> {
     Ok(Inputs {
         env,
         affinity,
-        mem_total: crate::sample::node().mem_total,
+        mem_total: nix::sys::sysinfo::sysinfo()
+            .map_err(ReadError::Memory)?
+            .ram_total(),
         topology,
         declared: None,
     })
@@ -143,6 +149,12 @@ mod tests {
         let status = fs::read_to_string("/proc/self/status").unwrap();
         assert_eq!(i.affinity, allowed_list(&status));
         assert!(i.mem_total > 0, "MemTotal read as 0");
+        let meminfo = fs::read_to_string("/proc/meminfo").unwrap();
+        assert_eq!(
+            i.mem_total,
+            crate::sample::parse_meminfo(&meminfo).0,
+            "MemTotal"
+        );
         assert_eq!(i.topology.0.keys().copied().collect::<Vec<_>>(), expected);
         for c in i.affinity.iter() {
             let file = Path::new(CPU_DIR).join(format!("cpu{c}/topology/physical_package_id"));
