@@ -109,15 +109,28 @@ pub fn current_affinity() -> nix::Result<CpuSet> {
     ))
 }
 
-/// Binds the calling process (all its threads to come) to `cpus`. Made for a child
-/// between fork and exec (`pre_exec`): it allocates nothing and makes one system call.
-/// An empty set, or CPUs of which none is allowed, is `EINVAL`.
-pub fn apply_affinity(cpus: &CpuSet) -> nix::Result<()> {
+/// The kernel's form of `cpus`, built before fork so that the child only makes the
+/// system call ([`apply_mask`]; spawn's vfork path wants nothing else in the child). A
+/// CPU beyond the kernel's set size (1024) is `EINVAL`.
+pub fn affinity_mask(cpus: &CpuSet) -> nix::Result<nix::sched::CpuSet> {
     let mut set = nix::sched::CpuSet::new();
     for c in cpus.iter() {
         set.set(c as usize)?;
     }
-    sched_setaffinity(Pid::from_raw(0), &set)
+    Ok(set)
+}
+
+/// Binds the calling process (all its threads to come) to `mask`: one system call,
+/// nothing allocated, safe between fork (or vfork) and exec. A mask of which no CPU is
+/// allowed is `EINVAL`.
+pub fn apply_mask(mask: &nix::sched::CpuSet) -> nix::Result<()> {
+    sched_setaffinity(Pid::from_raw(0), mask)
+}
+
+/// Binds the calling process to `cpus` ([`affinity_mask`] then [`apply_mask`]); made
+/// for a child between fork and exec (`pre_exec`): it allocates nothing.
+pub fn apply_affinity(cpus: &CpuSet) -> nix::Result<()> {
+    apply_mask(&affinity_mask(cpus)?)
 }
 
 #[cfg(test)]
@@ -207,5 +220,8 @@ mod tests {
             apply_affinity(&CpuSet::from_cpus([70_000])),
             Err(nix::Error::EINVAL)
         );
+        let mask = affinity_mask(&CpuSet::parse("1,3-4").unwrap()).unwrap();
+        let bits: Vec<usize> = (0..8).filter(|&c| mask.is_set(c).unwrap()).collect();
+        assert_eq!(bits, [1, 3, 4]);
     }
 }
