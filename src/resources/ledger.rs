@@ -38,6 +38,17 @@ impl Default for Request {
 }
 
 impl Request {
+    /// A task's `mem` as the config writes it (`"4G"`, `"512MB"`, a number of bytes: the
+    /// sizes of `text::parse_size`), more than zero.
+    pub fn parse_mem(s: &str) -> Result<u64, String> {
+        match crate::text::parse_size(s)? {
+            0 => Err(format!(
+                "`{s}` is no memory: a request asks for more than 0 bytes"
+            )),
+            n => Ok(n),
+        }
+    }
+
     /// The amounts it takes from the ledger (no `mem` takes no memory).
     pub fn amounts(&self) -> Amounts {
         Amounts {
@@ -64,6 +75,27 @@ pub struct Grant {
     pub gpus: Vec<String>,
     /// Its memory, when it asked for some.
     pub mem: Option<u64>,
+}
+
+/// The binding as `status` shows it: `CPUs 4-5, GPUs 2,3, 4 GiB` (no GPU or memory part
+/// when none was granted, `no CPU` for a grant of none).
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cpus.len() {
+            0 => f.write_str("no CPU")?,
+            1 => write!(f, "CPU {}", self.cpus)?,
+            _ => write!(f, "CPUs {}", self.cpus)?,
+        }
+        match self.gpus.len() {
+            0 => {}
+            1 => write!(f, ", GPU {}", self.gpus[0])?,
+            _ => write!(f, ", GPUs {}", self.gpus.join(","))?,
+        }
+        if let Some(m) = self.mem {
+            write!(f, ", {}", fmt_mem(m))?;
+        }
+        Ok(())
+    }
 }
 
 impl Grant {
@@ -210,6 +242,21 @@ impl Ledger {
         self.total().minus(&self.free())
     }
 
+    /// In use against the total, for `status` and the dashboard: `CPUs 6/8 in use,
+    /// GPUs 1/4, memory 3 GiB/16 GiB`.
+    pub fn usage(&self) -> String {
+        let (used, total) = (self.in_use(), self.total());
+        format!(
+            "CPUs {}/{} in use, GPUs {}/{}, memory {}/{}",
+            used.cpus,
+            total.cpus,
+            used.gpus,
+            total.gpus,
+            fmt_mem(used.mem),
+            fmt_mem(total.mem)
+        )
+    }
+
     /// The free CPUs.
     pub fn free_cpus(&self) -> &CpuSet {
         &self.free_cpus
@@ -343,6 +390,41 @@ mod tests {
 
     fn req(cpus: u32, gpus: u32, mem: Option<u64>) -> Request {
         Request { cpus, gpus, mem }
+    }
+
+    #[test]
+    fn mem_is_a_size() {
+        assert_eq!(Request::parse_mem("4G"), Ok(4 * GIB));
+        assert_eq!(Request::parse_mem("512MB"), Ok(512 << 20));
+        assert_eq!(Request::parse_mem("1048576"), Ok(1 << 20));
+        assert!(Request::parse_mem("4 parsecs")
+            .unwrap_err()
+            .contains("is not a size"));
+        assert_eq!(
+            Request::parse_mem("0G").unwrap_err(),
+            "`0G` is no memory: a request asks for more than 0 bytes"
+        );
+    }
+
+    #[test]
+    fn grants_and_usage_in_words() {
+        let mut l = Ledger::new(&inventory(
+            "0-7",
+            |_| Place::default(),
+            &["0", "1", "2", "3"],
+        ));
+        assert_eq!(l.usage(), "CPUs 0/8 in use, GPUs 0/4, memory 0 B/16 GiB");
+        let a = l.allocate(&req(2, 2, Some(4 * GIB))).unwrap();
+        let b = l.allocate(&req(1, 1, None)).unwrap();
+        assert_eq!(a.to_string(), "CPUs 0-1, GPUs 0,1, 4 GiB");
+        assert_eq!(b.to_string(), "CPU 2, GPU 2");
+        assert_eq!(l.usage(), "CPUs 3/8 in use, GPUs 3/4, memory 4 GiB/16 GiB");
+        let none = Grant {
+            cpus: CpuSet::new(),
+            gpus: vec![],
+            mem: None,
+        };
+        assert_eq!(none.to_string(), "no CPU");
     }
 
     #[test]
