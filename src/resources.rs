@@ -36,7 +36,8 @@
 //! [`History`] the caller holds, read /proc (the `sample` module's), or know tasks,
 //! runs, config fields or the core's states: the caller names runs with its own ids and
 //! turns errors into config errors or log lines. It imports only the leaves `clock` and
-//! `text`, so that the core may import it (its `os` file makes system calls through nix, no module of ours).
+//! `text`, so that the core may import it (its `os` file makes its system calls through
+//! nix, not through a module of ours).
 
 pub mod amount;
 pub mod bind;

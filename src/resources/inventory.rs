@@ -261,8 +261,14 @@ impl Inventory {
         let set = &inputs.affinity;
         let (cpus, cpu_source) = match declared.cpus {
             Some(DeclaredCpus::List(list)) => {
+                if list.is_empty() {
+                    return Err(InventoryError::DeclaredCount {
+                        asked: 0,
+                        job: set.clone(),
+                    });
+                }
                 let outside = list.difference(set);
-                if !outside.is_empty() || list.is_empty() {
+                if !outside.is_empty() {
                     return Err(InventoryError::DeclaredOutside {
                         outside,
                         job: set.clone(),
@@ -743,6 +749,11 @@ mod tests {
         assert_eq!(
             Inventory::from_inputs(&i).unwrap_err().to_string(),
             "resources.cpus names CPUs 8-9, outside the job's CPU set 0-7 (no run can be bound to them)"
+        );
+        i.declared.as_mut().unwrap().cpus = Some(DeclaredCpus::List(CpuSet::new()));
+        assert_eq!(
+            Inventory::from_inputs(&i).unwrap_err().to_string(),
+            "resources.cpus asks for 0 CPUs, the job's CPU set 0-7 has 8"
         );
         i.declared.as_mut().unwrap().cpus = Some(DeclaredCpus::Count(9));
         assert_eq!(
