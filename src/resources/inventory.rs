@@ -456,6 +456,7 @@ impl fmt::Display for Inventory {
             GpuSource::None => {}
             GpuSource::Var(v) if self.gpus.is_empty() => write!(f, " ({v}=NoDevFiles)")?,
             GpuSource::Var(v) => write!(f, " ({ids} from {v})")?,
+            GpuSource::Declared if self.gpus.is_empty() => f.write_str(" (resources.gpus)")?,
             GpuSource::Declared => write!(f, " ({ids} from resources.gpus)")?,
         }
         write!(f, ", {} ", fmt_mem(self.mem))?;
@@ -761,6 +762,12 @@ mod tests {
             "resources.cpus asks for 9 CPUs, the job's CPU set 0-7 has 8"
         );
         i.declared.as_mut().unwrap().cpus = None;
+        i.declared.as_mut().unwrap().gpus = Some(vec![]);
+        assert!(
+            inv(&i).to_string().contains(", 0 GPUs (resources.gpus), "),
+            "{}",
+            inv(&i)
+        );
         i.declared.as_mut().unwrap().gpus = Some(vec!["a".into(), "".into()]);
         assert_eq!(
             Inventory::from_inputs(&i).unwrap_err().to_string(),
