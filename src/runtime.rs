@@ -32,7 +32,10 @@ mod observe;
 mod serve;
 mod settle;
 mod state_writer;
+mod token;
 mod web;
+
+use token::Token;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -67,12 +70,6 @@ pub const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per pipe per wake-up before the loop serves other fds (fairness).
 const READS_PER_WAKE: usize = 16;
-const SIGNAL_TOKEN: u64 = u64::MAX;
-/// The eventfd of worker threads (in-process tasks, registered notifiers).
-/// (Below the control server's listener tokens, u64::MAX - 1 and - 2.)
-const WORKER_TOKEN: u64 = u64::MAX - 3;
-/// The alarm's timerfd (the next deadline). (u64::MAX - 4 is the request inbox.)
-const ALARM_TOKEN: u64 = u64::MAX - 5;
 /// How often process groups that outlived their main process are checked for emptiness.
 /// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
 /// triggers a check; this poll covers members whose parent is still alive.
@@ -384,14 +381,14 @@ impl Runtime {
         epoll
             .add(
                 sigfd.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
             )
             .map_err(err("cannot watch the signalfd"))?;
         let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
         epoll
             .add(
                 alarm.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, ALARM_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
             )
             .map_err(err("cannot watch the timerfd"))?;
         if let Err(e) = spawn::become_subreaper() {
@@ -554,24 +551,22 @@ impl Runtime {
                 Err(e) => return Err(RuntimeError(format!("epoll_wait failed: {e}"))),
             };
             for ev in events.iter().take(n) {
-                let token = ev.data();
-                if token == ALARM_TOKEN {
+                let code = match Token::from_u64(ev.data()) {
                     // Nothing to do but consume it: the deadlines are checked below.
-                    self.alarm.fired();
-                } else if token == SIGNAL_TOKEN {
-                    if let Some(code) = self.on_signals() {
-                        return Ok(self.finish(code));
+                    Token::Alarm => {
+                        self.alarm.fired();
+                        None
                     }
-                } else if token == WORKER_TOKEN {
-                    if let Some(code) = self.on_workers() {
-                        return Ok(self.finish(code));
+                    Token::Signal => self.on_signals(),
+                    Token::Worker => self.on_workers(),
+                    Token::Pipe(slot) => {
+                        self.on_pipe(slot, false);
+                        None
                     }
-                } else if token >= serve::CONN_BASE {
-                    if let Some(code) = self.serve_event(token, ev.events()) {
-                        return Ok(self.finish(code));
-                    }
-                } else {
-                    self.on_pipe(token as usize, false);
+                    token => self.serve_event(token, ev.events()),
+                };
+                if let Some(code) = code {
+                    return Ok(self.finish(code));
                 }
             }
             if let Some(code) = self.check_clock() {
@@ -735,7 +730,7 @@ impl Runtime {
             self.pipes.push(None);
             self.pipes.len() - 1
         });
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, slot as u64);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Pipe(slot).to_u64());
         if let Err(e) = self.epoll.add(fd.as_fd(), ev) {
             self.free_slots.push(slot);
             return Err(io::Error::from(e));

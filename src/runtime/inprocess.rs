@@ -21,7 +21,7 @@ use chrono::Utc;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::{Runtime, RuntimeError, WORKER_TOKEN};
+use super::{Runtime, RuntimeError, Token};
 use crate::api::{line_writer, Registry, RunContext, StopFlag, Task, TaskInfo};
 use crate::core::{Action, Input, RunId};
 use crate::level::Level;
@@ -74,7 +74,7 @@ impl Workers {
         epoll
             .add(
                 self.efd.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, WORKER_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Worker.to_u64()),
             )
             .map_err(|e| RuntimeError(format!("cannot watch the eventfd: {e}")))
     }

@@ -27,7 +27,7 @@ use nix::sys::epoll::{EpollEvent, EpollTimeout};
 use nix::sys::signal::Signal;
 
 use super::inprocess::{panic_text, Done};
-use super::{Runtime, SIGNAL_TOKEN, WORKER_TOKEN};
+use super::{Runtime, Token};
 use crate::api::Registry;
 use crate::clock::Mono;
 use crate::core::RunId;
@@ -643,8 +643,8 @@ impl Runtime {
             };
             let mut cut = false;
             for ev in events.iter().take(n) {
-                match ev.data() {
-                    SIGNAL_TOKEN => {
+                match Token::from_u64(ev.data()) {
+                    Token::Signal => {
                         let mut child = false;
                         while let Ok(Some(info)) = self.sigfd.read_signal() {
                             match Signal::try_from(info.ssi_signo as i32) {
@@ -657,10 +657,11 @@ impl Runtime {
                             let _ = self.reap_all();
                         }
                     }
-                    WORKER_TOKEN => {
+                    Token::Worker => {
                         let _ = self.on_workers();
                     }
-                    token => self.on_pipe(token as usize, false),
+                    Token::Pipe(slot) => self.on_pipe(slot, false),
+                    _ => {}
                 }
             }
             if cut {

@@ -68,7 +68,7 @@ pub(super) struct Observer {
     pub(super) web: Option<super::web::Web>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
     /// Listeners out of the epoll set after a failed accept (out of fds): token, back at.
-    pub(super) accept_paused: Vec<(u64, Mono)>,
+    pub(super) accept_paused: Vec<(super::Token, Mono)>,
     /// A failed accept was logged; not again until one succeeds.
     pub(super) accept_warned: bool,
     /// Slot of the connection added last.
