@@ -22,6 +22,7 @@
 //! worker threads that report through an eventfd in the same epoll set.
 
 mod alarm;
+mod cadence;
 mod escape;
 mod executor;
 mod inprocess;
@@ -281,14 +282,8 @@ struct ConfigWatch {
     /// Log settings in effect, to see whether a reload changes them.
     log_file: Option<String>,
     log_rotation: (u64, u32),
-    check_interval: Duration,
-    next_check: Mono,
-    /// A changed file waiting for its writer to be done ([`settle`]): look again then.
-    settling: Option<Mono>,
-    /// The change waiting was asked for by SIGHUP or `reload`: apply it even if the
-    /// content equals the config in effect (environment-files may have changed).
-    forced: bool,
-    settle: settle::Settle,
+    /// When to look at the file, and what a look means ([`settle`]).
+    clock: settle::Watch,
     /// The file on disk is not in effect: why, since when, and which content was reported.
     invalid: Option<Invalid>,
 }
@@ -438,16 +433,16 @@ impl Runtime {
                 applied_at: Utc::now(),
                 log_file: spec.globals.log_file.clone(),
                 log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
-                check_interval: spec.globals.check_interval,
-                next_check: Mono::ZERO + spec.globals.check_interval,
-                settling: None,
-                forced: false,
-                settle: settle::Settle::new(
-                    spec.globals.config_settle,
-                    std::fs::metadata(&spec.source).ok().map(|m| {
-                        use std::os::unix::fs::MetadataExt;
-                        (m.dev(), m.ino())
-                    }),
+                clock: settle::Watch::new(
+                    spec.globals.check_interval,
+                    Mono::ZERO,
+                    settle::Settle::new(
+                        spec.globals.config_settle,
+                        std::fs::metadata(&spec.source).ok().map(|m| {
+                            use std::os::unix::fs::MetadataExt;
+                            (m.dev(), m.ino())
+                        }),
+                    ),
                 ),
                 invalid: None,
             },
@@ -885,7 +880,7 @@ impl Runtime {
         if !self.watch.enabled {
             return None;
         }
-        Some(self.watch.settling.unwrap_or(self.watch.next_check))
+        Some(self.watch.clock.deadline())
     }
 
     /// Look at the config file: at each check_interval, when a change waiting to settle
@@ -894,50 +889,43 @@ impl Runtime {
     /// done (replaced by a rename, or not modified for `config_settle`).
     fn check_config(&mut self, forced: bool) -> Option<i32> {
         let now = self.now();
-        let forced = forced || self.watch.forced;
-        self.watch.next_check = now.mono + self.watch.check_interval;
-        let (bytes, look) = match read_config(&self.watch.path) {
-            Ok(read) => read,
-            Err(e) => {
-                self.watch.settling = None;
-                self.watch.forced = false;
-                self.watch.settle.reset();
+        let read = read_config(&self.watch.path);
+        let seen = match &read {
+            Ok((bytes, look)) => settle::Seen::Read {
+                look: look.clone(),
+                same: *bytes == self.watch.applied,
+            },
+            Err(_) => settle::Seen::Unreadable,
+        };
+        let wall_ns = i128::from(now.wall.timestamp_nanos_opt().unwrap_or(i64::MAX));
+        match (
+            self.watch.clock.looked(now.mono, wall_ns, forced, seen),
+            read,
+        ) {
+            (settle::Step::Unreadable, Err(e)) => {
                 let reason = format!("cannot read it: {e}");
                 self.config_invalid(None, reason, &[]);
-                return None;
-            }
-        };
-        if bytes == self.watch.applied && !forced {
-            self.watch.settling = None;
-            self.watch.settle.unchanged(&look);
-            // One line per check, at DEBUG only: a running bansuri re-reads its config
-            // every check_interval, and -v shows that it does.
-            let msg = format!(
-                "Config file re-read: unchanged (next check in {})",
-                crate::text::fmt_dur(self.watch.check_interval)
-            );
-            self.master(Level::Debug, &msg);
-            if self.watch.invalid.take().is_some() {
-                self.master(
-                    Level::Info,
-                    "The config file on disk is the config in effect again",
-                );
-                self.obs.mark_dirty();
-            }
-            return None;
-        }
-        let wall_ns = i128::from(now.wall.timestamp_nanos_opt().unwrap_or(i64::MAX));
-        match self.watch.settle.changed(look, now.mono, wall_ns) {
-            settle::Verdict::WaitUntil(at) => {
-                self.watch.settling = Some(at);
-                self.watch.forced = forced;
                 None
             }
-            settle::Verdict::Apply => {
-                self.watch.settling = None;
-                self.watch.forced = false;
-                self.apply_config(bytes)
+            (settle::Step::Unchanged, _) => {
+                // One line per check, at DEBUG only: a running bansuri re-reads its config
+                // every check_interval, and -v shows that it does.
+                let msg = format!(
+                    "Config file re-read: unchanged (next check in {})",
+                    crate::text::fmt_dur(self.watch.clock.check_interval())
+                );
+                self.master(Level::Debug, &msg);
+                if self.watch.invalid.take().is_some() {
+                    self.master(
+                        Level::Info,
+                        "The config file on disk is the config in effect again",
+                    );
+                    self.obs.mark_dirty();
+                }
+                None
             }
+            (settle::Step::Apply, Ok((bytes, _))) => self.apply_config(bytes),
+            _ => None,
         }
     }
 
@@ -999,16 +987,15 @@ impl Runtime {
 
     /// Global settings that the runtime holds (the core takes its own from the spec).
     fn apply_globals(&mut self, g: &Globals) {
-        if g.check_interval != self.watch.check_interval {
+        let now = self.now().mono;
+        if self.watch.clock.set_check_interval(g.check_interval, now) {
             let msg = format!(
                 "check_interval is now {}",
                 crate::text::fmt_dur(g.check_interval)
             );
             self.master(Level::Info, &msg);
-            self.watch.check_interval = g.check_interval;
-            self.watch.next_check = self.now().mono + g.check_interval;
         }
-        self.watch.settle.settle = g.config_settle;
+        self.watch.clock.set_settle(g.config_settle);
         self.log.set_format(g.log_format);
         self.notifying.set_globals(g);
         let rotation = (g.log_max_bytes, g.log_backups);

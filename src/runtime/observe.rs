@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::cadence::{InboxPoll, SampleSchedule, StateCadence};
 use super::{Runtime, RuntimeError};
 use crate::clock::{Mono, Now};
 use crate::control::state::{
@@ -36,16 +37,14 @@ pub(super) struct Observer {
     resume: bool,
     /// Start time (ticks since boot) of each run's process.
     run_starts: HashMap<RunId, u64>,
-    /// Something changed since the last write.
-    dirty: bool,
-    last_write: Option<Mono>,
+    /// When the state file is written.
+    cadence: StateCadence,
     write_failing: bool,
     /// Writes the state file off the loop (`None`: the loop writes it itself).
     writer: Option<super::state_writer::StateWriter>,
     // ----- sampling
     sampler: Sampler,
-    sample_interval: Duration,
-    next_sample: Option<Mono>,
+    samples: SampleSchedule,
     /// Last sample per process group.
     groups: HashMap<u32, GroupSample>,
     /// When the last sample was taken.
@@ -73,10 +72,9 @@ pub(super) struct Observer {
     pub(super) accept_warned: bool,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
-    pub(super) next_inbox: Option<Mono>,
-    /// How often the inbox is read: every [`crate::control::INBOX_POLL`], or rarely when
-    /// inotify watches it (`inbox_watch`).
-    pub(super) inbox_poll: Duration,
+    /// When the inbox is read without an event: every second, or rarely when inotify
+    /// watches it (`inbox_watch`).
+    pub(super) inbox: InboxPoll,
     /// inotify on the inbox (local file systems only).
     pub(super) inbox_watch: Option<std::os::fd::OwnedFd>,
     /// Replies of the core to the control input being handled.
@@ -153,13 +151,11 @@ impl Observer {
             mode,
             resume,
             run_starts: HashMap::new(),
-            dirty: true,
-            last_write: None,
+            cadence: StateCadence::default(),
             write_failing: false,
             writer: None,
             sampler: Sampler::new(),
-            sample_interval: spec.globals.sample_interval,
-            next_sample: None,
+            samples: SampleSchedule::new(spec.globals.sample_interval),
             groups: HashMap::new(),
             sampled_at: None,
             peaks: HashMap::new(),
@@ -173,8 +169,7 @@ impl Observer {
             accept_paused: Vec::new(),
             accept_warned: false,
             last_conn: None,
-            next_inbox: None,
-            inbox_poll: crate::control::INBOX_POLL,
+            inbox: InboxPoll::default(),
             inbox_watch: None,
             replies: Vec::new(),
             capture: None,
@@ -185,7 +180,7 @@ impl Observer {
     }
 
     pub(super) fn mark_dirty(&mut self) {
-        self.dirty = true;
+        self.cadence.mark_dirty();
     }
 
     /// A run is over.
@@ -261,9 +256,8 @@ impl Runtime {
         if self.obs.resume {
             self.resume_from(prev.as_ref());
         }
-        if !self.obs.sample_interval.is_zero() {
-            self.obs.next_sample = Some(self.now().mono);
-        }
+        let now = self.now().mono;
+        self.obs.samples.start(now);
         self.serve_start();
     }
 
@@ -342,16 +336,11 @@ impl Runtime {
         let mut best: Option<Mono> = None;
         let mut consider = |t: Mono| best = Some(best.map_or(t, |b: Mono| b.min(t)));
         if self.obs.usable {
-            let last = self.obs.last_write;
-            // The heartbeat runs also when no process does: a `status` on another node
-            // tells a live bansuri from one killed without a last write by its age.
-            if self.obs.dirty {
-                consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
-            } else {
-                consider(last.map_or(now, |l| l + state::HEARTBEAT));
+            if let Some(w) = self.obs.cadence.deadline(now) {
+                consider(w);
             }
         }
-        if let Some(s) = self.obs.next_sample {
+        if let Some(s) = self.obs.samples.deadline() {
             consider(s);
         }
         if let Some(s) = self.escape_deadline() {
@@ -372,9 +361,8 @@ impl Runtime {
         }
         let now = self.now();
         self.follow_globals(now);
-        if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
+        if self.obs.samples.due(now.mono) {
             self.sample(now);
-            self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
         }
         if self.escape_deadline().is_some_and(|s| s <= now.mono) {
             self.escape_due(now.mono);
@@ -382,12 +370,7 @@ impl Runtime {
         if !self.obs.usable {
             return None;
         }
-        let due = match self.obs.last_write {
-            None => true,
-            Some(l) if self.obs.dirty => now.mono >= l + state::MIN_WRITE_INTERVAL,
-            Some(l) => now.mono >= l + state::HEARTBEAT,
-        };
-        if due {
+        if self.obs.cadence.due(now.mono) {
             self.write_state(now, None);
         }
         None
@@ -398,16 +381,14 @@ impl Runtime {
     fn follow_globals(&mut self, now: Now) {
         let g = self.core.globals();
         let (interval, dir, dash) = (g.sample_interval, g.state_dir.clone(), g.dashboard);
-        if interval != self.obs.sample_interval {
-            self.obs.sample_interval = interval;
-            self.obs.next_sample = (!interval.is_zero()).then_some(now.mono);
+        if self.obs.samples.set_interval(interval, now.mono) {
             let msg = if interval.is_zero() {
                 "sample_interval is now 0: resource sampling is off".to_owned()
             } else {
                 format!("sample_interval is now {}", crate::text::fmt_dur(interval))
             };
             self.master(Level::Info, &msg);
-            self.obs.dirty = true;
+            self.obs.mark_dirty();
         }
         let wanted = (dir, dash);
         if self.obs.restart_only.as_ref() != Some(&wanted) {
@@ -459,8 +440,8 @@ impl Runtime {
         }
         // Frequent samples ride on the heartbeat (a write of the whole document per
         // sample would cost more than the sample); rare ones are shown at once.
-        if self.obs.sample_interval >= state::HEARTBEAT {
-            self.obs.dirty = true;
+        if self.obs.samples.shown_at_once() {
+            self.obs.mark_dirty();
         }
     }
 
@@ -587,7 +568,7 @@ impl Runtime {
             config: ConfigInfo {
                 path: absolute(&w.path),
                 loaded_at: w.applied_at,
-                on_disk_differs: w.invalid.is_some() || w.settling.is_some(),
+                on_disk_differs: w.invalid.is_some() || w.clock.settling(),
                 invalid: w.invalid.as_ref().map(|i| InvalidInfo {
                     reason: i.reason.clone(),
                     since: i.since,
@@ -603,9 +584,9 @@ impl Runtime {
                 dashboard: self.obs.dashboard_url.clone(),
             },
             settings: SettingsInfo {
-                check_interval: w.check_interval.as_secs_f64(),
+                check_interval: w.clock.check_interval().as_secs_f64(),
                 watchdog_timeout: g.watchdog_timeout.as_secs_f64(),
-                sample_interval: self.obs.sample_interval.as_secs_f64(),
+                sample_interval: self.obs.samples.interval().as_secs_f64(),
                 max_parallel: g.max_parallel,
                 mode: if self.obs.mode.once {
                     "once"
@@ -631,8 +612,7 @@ impl Runtime {
         }
         self.learn_starts();
         let doc = std::sync::Arc::new(self.state_doc(now, exit_code));
-        self.obs.dirty = false;
-        self.obs.last_write = Some(now.mono);
+        self.obs.cadence.written(now.mono, exit_code.is_some());
         // A large state is serialized off the loop; a small one costs microseconds, and
         // bansuri stays one thread.
         if self.obs.writer.is_none()

@@ -15,10 +15,6 @@ use crate::control::{Cmd, Request, Response, REQUEST_MAX_AGE};
 use crate::core::Input;
 use crate::level::Level;
 
-/// How often the inbox is read anyway when inotify watches it (a missed event, the
-/// directory replaced).
-const INBOX_SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// File systems where inotify sees every change (the kernel makes them all). On network
 /// and cluster file systems (NFS, Lustre, GPFS, BeeGFS, CephFS, SMB, FUSE) a request file
 /// written on a login node raises no event here, so the inbox is polled every second.
@@ -100,11 +96,9 @@ impl Runtime {
             );
             self.master(Level::Error, &msg);
         }
-        let inbox = match self.watch_inbox() {
-            Ok(()) => {
-                self.obs.inbox_poll = INBOX_SAFETY_POLL;
-                "watched with inotify"
-            }
+        let watched = self.watch_inbox();
+        let inbox = match watched {
+            Ok(()) => "watched with inotify",
             Err(why) => why,
         };
         let path = self.obs.paths.socket.clone();
@@ -136,7 +130,8 @@ impl Runtime {
                 self.master(Level::Warning, &msg);
             }
         }
-        self.obs.next_inbox = Some(self.now().mono + self.obs.inbox_poll);
+        let now = self.now().mono;
+        self.obs.inbox.start(now, watched.is_ok());
         if let Some(addr) = self.core.globals().dashboard {
             self.dashboard_start(addr);
         }
@@ -227,7 +222,7 @@ impl Runtime {
         conns
             .chain(paused)
             .chain(web)
-            .chain(self.obs.next_inbox)
+            .chain(self.obs.inbox.deadline())
             .min()
     }
 
@@ -340,13 +335,12 @@ impl Runtime {
         if self.obs.accept_paused.iter().any(|(_, at)| *at <= now) {
             self.resume_accept(now);
         }
-        if self.obs.next_inbox.is_some_and(|t| t <= now) {
-            self.obs.next_inbox = Some(now + self.obs.inbox_poll);
+        if self.obs.inbox.due(now) {
             if let Some(code) = self.poll_inbox() {
                 return Some(code);
             }
         }
-        if !self.obs.reload_waiters.is_empty() && self.watch.settling.is_none() {
+        if !self.obs.reload_waiters.is_empty() && !self.watch.clock.settling() {
             self.answer_reload();
         }
         None
