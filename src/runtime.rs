@@ -23,7 +23,9 @@
 
 mod alarm;
 mod cadence;
+mod deadlines;
 mod escape;
+mod event_loop;
 mod executor;
 mod inprocess;
 mod notifying;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -267,6 +269,8 @@ pub struct Runtime {
     slurm_state: slurm::State,
     /// The progress line of batch runs.
     progress: progress::ProgressLine,
+    /// Running, or waiting for notifiers at exit.
+    phase: event_loop::Phase,
 }
 
 /// Where the config file stands against the config in effect.
@@ -286,6 +290,27 @@ struct ConfigWatch {
     clock: settle::Watch,
     /// The file on disk is not in effect: why, since when, and which content was reported.
     invalid: Option<Invalid>,
+}
+
+impl ConfigWatch {
+    fn new(spec: &Spec, opts: &RunOptions) -> ConfigWatch {
+        let id = std::fs::metadata(&spec.source).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        let settle = settle::Settle::new(spec.globals.config_settle, id);
+        ConfigWatch {
+            enabled: !opts.mode.once,
+            applied: std::fs::read(&spec.source).unwrap_or_default(),
+            path: spec.source.clone(),
+            overrides: opts.overrides.clone(),
+            applied_at: Utc::now(),
+            log_file: spec.globals.log_file.clone(),
+            log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
+            clock: settle::Watch::new(spec.globals.check_interval, Mono::ZERO, settle),
+            invalid: None,
+        }
+    }
 }
 
 struct Invalid {
@@ -323,17 +348,55 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
-/// How long `epoll_wait` may sleep: not at all when a deadline is due, else until an event
-/// or the alarm (armed for the deadline) wakes it.
-fn epoll_timeout(deadline: Option<Mono>, now: Mono) -> EpollTimeout {
-    match deadline {
-        Some(d) if d <= now => EpollTimeout::ZERO,
-        _ => EpollTimeout::NONE,
-    }
-}
-
 fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
     move |e| RuntimeError(format!("{what}: {e}"))
+}
+
+/// Block the signals bansuri reads from a signalfd, and put that signalfd and the alarm's
+/// timerfd into a new epoll set.
+fn watch_signals_and_alarm() -> Result<(Epoll, SignalFd, alarm::Alarm), RuntimeError> {
+    // Signals are read from a signalfd, so they must be blocked for the whole process
+    // (done before any thread exists; children get an empty mask in spawn).
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    // An ignored signal is discarded, not queued, so the signalfd would never see it:
+    // undo what `nohup` or `cmd &` may have set (SIGINT, SIGQUIT, SIGHUP ignored).
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        // SAFETY: restoring the default disposition; no handler is installed.
+        unsafe {
+            let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
+        }
+    }
+    mask.thread_block().map_err(err("cannot block signals"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(err("cannot create a signalfd"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
+    epoll
+        .add(
+            sigfd.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
+        )
+        .map_err(err("cannot watch the signalfd"))?;
+    let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
+    epoll
+        .add(
+            alarm.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
+        )
+        .map_err(err("cannot watch the timerfd"))?;
+    Ok((epoll, sigfd, alarm))
 }
 
 impl Runtime {
@@ -344,48 +407,7 @@ impl Runtime {
         guardian: Guardian,
         registry: Registry,
     ) -> Result<Runtime, RuntimeError> {
-        // Signals are read from a signalfd, so they must be blocked for the whole process
-        // (done before any thread exists; children get an empty mask in spawn).
-        let mut mask = SigSet::empty();
-        for s in [
-            Signal::SIGCHLD,
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-        ] {
-            mask.add(s);
-        }
-        // An ignored signal is discarded, not queued, so the signalfd would never see it:
-        // undo what `nohup` or `cmd &` may have set (SIGINT, SIGQUIT, SIGHUP ignored).
-        for s in [
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-            Signal::SIGCHLD,
-        ] {
-            // SAFETY: restoring the default disposition; no handler is installed.
-            unsafe {
-                let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
-            }
-        }
-        mask.thread_block().map_err(err("cannot block signals"))?;
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(err("cannot create a signalfd"))?;
-        let epoll =
-            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
-        epoll
-            .add(
-                sigfd.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
-            )
-            .map_err(err("cannot watch the signalfd"))?;
-        let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
-        epoll
-            .add(
-                alarm.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
-            )
-            .map_err(err("cannot watch the timerfd"))?;
+        let (epoll, sigfd, alarm) = watch_signals_and_alarm()?;
         if let Err(e) = spawn::become_subreaper() {
             crate::console::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
@@ -425,27 +447,7 @@ impl Runtime {
             escapees: escape::Escapees::default(),
             guarded_notifiers: Vec::new(),
             clock_offset: 0,
-            watch: ConfigWatch {
-                enabled: !opts.mode.once,
-                applied: std::fs::read(&spec.source).unwrap_or_default(),
-                path: spec.source.clone(),
-                overrides: opts.overrides.clone(),
-                applied_at: Utc::now(),
-                log_file: spec.globals.log_file.clone(),
-                log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
-                clock: settle::Watch::new(
-                    spec.globals.check_interval,
-                    Mono::ZERO,
-                    settle::Settle::new(
-                        spec.globals.config_settle,
-                        std::fs::metadata(&spec.source).ok().map(|m| {
-                            use std::os::unix::fs::MetadataExt;
-                            (m.dev(), m.ino())
-                        }),
-                    ),
-                ),
-                invalid: None,
-            },
+            watch: ConfigWatch::new(&spec, &opts),
             notifying: notifying::Notifying::new(registry.clone(), &spec.globals, config_dir),
             extensions: registry.extensions(),
             inproc: inprocess::InProcess::new(registry),
@@ -453,6 +455,7 @@ impl Runtime {
             slurm: session,
             slurm_state: slurm::State::default(),
             progress,
+            phase: event_loop::Phase::Running,
         };
         rt.header(&spec);
         rt.observe_start(prev);
@@ -495,117 +498,6 @@ impl Runtime {
         }
     }
 
-    fn run(&mut self) -> Result<i32, RuntimeError> {
-        let now = self.now();
-        let actions = self.core.handle(Input::Start, now);
-        if let Some(code) = self.apply(actions) {
-            return Ok(self.finish(code));
-        }
-        let stop_before_end = self.core.globals().stop_before_end;
-        if let Some(code) = self.plan_shutdown(stop_before_end) {
-            return Ok(self.finish(code));
-        }
-        let mut events = vec![EpollEvent::empty(); 256];
-        loop {
-            self.notifying.sweep();
-            let now = self.now();
-            let mut deadline = self.core.next_deadline();
-            if let Some(n) = self.notifying.deadline() {
-                deadline = Some(deadline.map_or(n, |d| d.min(n)));
-            }
-            if let Some(w) = self.watch_deadline() {
-                deadline = Some(deadline.map_or(w, |d| d.min(w)));
-            }
-            if let Some(w) = self.slurm_state.refresh_at {
-                deadline = Some(deadline.map_or(w, |d| d.min(w)));
-            }
-            if !self.draining.is_empty() {
-                let poll = now.mono + DRAIN_POLL;
-                deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
-            }
-            if let Some(o) = self.observe_deadline(now.mono) {
-                deadline = Some(deadline.map_or(o, |d| d.min(o)));
-            }
-            let mut timeout = epoll_timeout(deadline, now.mono);
-            if timeout != EpollTimeout::ZERO {
-                self.flush_log();
-                // Going idle: the moment to show progress (after the log lines).
-                if let Some(p) = self.show_progress(now.mono) {
-                    deadline = Some(deadline.map_or(p, |d| d.min(p)));
-                    timeout = epoll_timeout(deadline, now.mono);
-                }
-            }
-            if timeout == EpollTimeout::NONE {
-                self.alarm
-                    .set(deadline)
-                    .map_err(err("cannot arm the timerfd"))?;
-            }
-            let n = match self.epoll.wait(&mut events, timeout) {
-                Ok(n) => n,
-                Err(nix::Error::EINTR) => 0,
-                Err(e) => return Err(RuntimeError(format!("epoll_wait failed: {e}"))),
-            };
-            for ev in events.iter().take(n) {
-                let code = match Token::from_u64(ev.data()) {
-                    // Nothing to do but consume it: the deadlines are checked below.
-                    Token::Alarm => {
-                        self.alarm.fired();
-                        None
-                    }
-                    Token::Signal => self.on_signals(),
-                    Token::Worker => self.on_workers(),
-                    Token::Pipe(slot) => {
-                        self.on_pipe(slot, false);
-                        None
-                    }
-                    token => self.serve_event(token, ev.events()),
-                };
-                if let Some(code) = code {
-                    return Ok(self.finish(code));
-                }
-            }
-            if let Some(code) = self.check_clock() {
-                return Ok(self.finish(code));
-            }
-            if !self.draining.is_empty() {
-                if let Some(code) = self.check_draining() {
-                    return Ok(self.finish(code));
-                }
-            }
-            if self
-                .notifying
-                .deadline()
-                .is_some_and(|n| n <= self.now().mono)
-            {
-                self.check_notifiers();
-            }
-            if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
-                if let Some(code) = self.check_config(false) {
-                    return Ok(self.finish(code));
-                }
-            }
-            if self
-                .slurm_state
-                .refresh_at
-                .is_some_and(|w| w <= self.now().mono)
-            {
-                if let Some(code) = self.refresh_end_time() {
-                    return Ok(self.finish(code));
-                }
-            }
-            let now = self.now();
-            if self.core.next_deadline().is_some_and(|d| d <= now.mono) {
-                let actions = self.core.handle(Input::Tick, now);
-                if let Some(code) = self.apply(actions) {
-                    return Ok(self.finish(code));
-                }
-            }
-            if let Some(code) = self.observe_due() {
-                return Ok(self.finish(code));
-            }
-        }
-    }
-
     /// Have the guardian watch the `notify_command` groups that run, and forget the ones
     /// that are over (a notifier hanging when bansuri is killed is ended like a task's
     /// group).
@@ -622,27 +514,6 @@ impl Runtime {
             }
         }
         self.guarded_notifiers = now;
-    }
-
-    /// Drain what is left, flush, and hand back the exit code.
-    fn finish(&mut self, code: i32) -> i32 {
-        // The live line disappears; the final table (already logged) takes its place.
-        self.progress.hide();
-        // Escaped processes that ignored SIGTERM at shutdown go now.
-        self.kill_escapees();
-        self.wait_notifiers();
-        let slots: Vec<usize> = (0..self.pipes.len())
-            .filter(|&i| self.pipes[i].is_some())
-            .collect();
-        for slot in slots {
-            self.on_pipe(slot, true);
-            // Whatever still holds the pipe open (a process that escaped its group) no
-            // longer matters: flush the partial line and let go.
-            self.close_pipe(slot);
-        }
-        self.observe_finish(code);
-        self.flush_log();
-        code
     }
 
     /// Draw the progress line (or write a plain progress line); returns when to call
@@ -808,57 +679,6 @@ impl Runtime {
             info.pipes.retain(|s| *s != slot);
         }
         self.free_slots.push(slot);
-    }
-
-    fn on_signals(&mut self) -> Option<i32> {
-        let arrival = self.now();
-        let mut child_exited = false;
-        let mut stop: Vec<&'static str> = Vec::new();
-        let mut hup = false;
-        loop {
-            match self.sigfd.read_signal() {
-                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGCHLD) => child_exited = true,
-                    Ok(Signal::SIGTERM) => stop.push("SIGTERM"),
-                    Ok(Signal::SIGINT) => stop.push("SIGINT"),
-                    Ok(Signal::SIGHUP) => hup = true,
-                    _ => {}
-                },
-                Ok(None) => break,
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => break,
-            }
-        }
-        if child_exited {
-            if let Some(code) = self.reap_all() {
-                return Some(code);
-            }
-        }
-        if hup {
-            if self.watch.enabled {
-                self.master(Level::Info, "SIGHUP received: re-reading the config file");
-                if let Some(code) = self.check_config(true) {
-                    return Some(code);
-                }
-            } else {
-                self.master(Level::Info, "SIGHUP received: ignored with --once");
-            }
-            if let Some(code) = self.hup_end_time() {
-                return Some(code);
-            }
-        }
-        for signal in stop {
-            // Escaped processes whose run is over: stop them with the rest (those of a
-            // run get its stop signal).
-            self.stop_loose_escapees();
-            for input in self.stop_inputs(signal, arrival) {
-                let actions = self.core.handle(input, self.now());
-                if let Some(code) = self.apply(actions) {
-                    return Some(code);
-                }
-            }
-        }
-        None
     }
 
     /// Tell the core when the wall clock has jumped by more than a second relative to the
@@ -1135,6 +955,9 @@ impl Runtime {
 
     /// End the runs whose process groups have emptied.
     fn check_draining(&mut self) -> Option<i32> {
+        if self.draining.is_empty() {
+            return None;
+        }
         for (run, status) in self.srun_drain_overdue() {
             let actions = self
                 .core

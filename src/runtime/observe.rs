@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::cadence::{InboxPoll, SampleSchedule, StateCadence};
+use super::deadlines::{Deadlines, Source};
 use super::{Runtime, RuntimeError};
 use crate::clock::{Mono, Now};
 use crate::control::state::{
@@ -331,25 +332,14 @@ impl Runtime {
         self.master(Level::Info, &msg);
     }
 
-    /// When the observer needs the loop next.
-    pub(super) fn observe_deadline(&self, now: Mono) -> Option<Mono> {
-        let mut best: Option<Mono> = None;
-        let mut consider = |t: Mono| best = Some(best.map_or(t, |b: Mono| b.min(t)));
-        if self.obs.usable {
-            if let Some(w) = self.obs.cadence.deadline(now) {
-                consider(w);
-            }
-        }
-        if let Some(s) = self.obs.samples.deadline() {
-            consider(s);
-        }
-        if let Some(s) = self.escape_deadline() {
-            consider(s);
-        }
-        if let Some(s) = self.serve_deadline() {
-            consider(s);
-        }
-        best
+    /// When the observer needs the loop next: the state file, the sampler, escaped
+    /// processes, the control endpoints.
+    pub(super) fn observe_deadlines(&self, now: Mono, d: &mut Deadlines) {
+        let write = self.obs.cadence.deadline(now).filter(|_| self.obs.usable);
+        d.set(Source::StateFile, write);
+        d.set(Source::Sample, self.obs.samples.deadline());
+        d.set(Source::Escape, self.escape_deadline());
+        d.set(Source::Serve, self.serve_deadline());
     }
 
     /// Do what is due: requests, sample, write the state file. The exit code when a
@@ -459,6 +449,88 @@ impl Runtime {
             .chain(escaped)
     }
 
+    /// One task's entry in the state document.
+    fn task_entry(&self, st: crate::core::TaskStatus) -> TaskEntry {
+        let sampled: Vec<&GroupSample> = self.task_groups(&st).collect();
+        let escaped = self.escaped_entries(&st.name);
+        let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
+            (None, None, Duration::ZERO)
+        } else {
+            (
+                Some(sampled.iter().map(|g| g.cpu_percent).sum::<f64>()),
+                Some(sampled.iter().map(|g| g.rss).sum::<u64>()),
+                sampled.iter().map(|g| g.cpu_time).sum::<Duration>(),
+            )
+        };
+        let processes: Vec<ProcessEntry> = st
+            .processes
+            .iter()
+            .map(|p| ProcessEntry {
+                pid: p.pid,
+                pgid: p.pid,
+                pid_start: self.obs.run_starts.get(&p.run).copied(),
+                attempt: p.attempt,
+                started_at: p.started_at,
+                stopping: p.stopping,
+            })
+            .collect();
+        let first = processes.first();
+        let stats = &st.stats;
+        TaskEntry {
+            pid: first.map(|p| p.pid),
+            pgid: first.map(|p| p.pgid),
+            pid_start: first.and_then(|p| p.pid_start),
+            attempt: first.map(|p| p.attempt),
+            started_at: first.and_then(|p| p.started_at),
+            starts: stats.runs,
+            runs: stats.runs,
+            failures: stats.failures,
+            restarts: stats.restarts,
+            last_result: stats.last_outcome.map(|o| {
+                match o {
+                    Outcome::Success => "success",
+                    Outcome::Failed => "failed",
+                    Outcome::Timeout => "timeout",
+                    Outcome::Stopped => "stopped",
+                    Outcome::Fatal => "fatal",
+                    Outcome::Skipped => "skipped",
+                }
+                .to_owned()
+            }),
+            last_exit: stats.last_end.as_ref().map(|e| LastExit {
+                code: match e {
+                    ProcessEnd::Exited(c) => Some(*c),
+                    _ => None,
+                },
+                signal: match e {
+                    ProcessEnd::Signaled(s) => Some(crate::text::signal_name(*s)),
+                    _ => None,
+                },
+                text: short_end(e),
+            }),
+            ended_at: stats.last_end_at,
+            next_run_at: st.next_run,
+            retry_at: st.retry_at,
+            cpu_percent,
+            rss,
+            sampled_at: self.obs.sampled_at.filter(|_| !sampled.is_empty()),
+            peak_rss: stats
+                .peak_rss
+                .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
+            cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
+            processes,
+            escaped,
+            name: st.name,
+            description: st.description,
+            schedule: st.schedule,
+            one_shot: st.one_shot,
+            enabled: st.enabled,
+            state: st.state.name().to_owned(),
+            reason: st.reason,
+            settings_hash: st.settings_hash,
+        }
+    }
+
     /// Build the state document as of `now`.
     pub(super) fn state_doc(&self, now: Now, exit_code: Option<i32>) -> StateDoc {
         let g = self.core.globals();
@@ -466,86 +538,7 @@ impl Runtime {
             .core
             .status(now)
             .into_iter()
-            .map(|st| {
-                let sampled: Vec<&GroupSample> = self.task_groups(&st).collect();
-                let escaped = self.escaped_entries(&st.name);
-                let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
-                    (None, None, Duration::ZERO)
-                } else {
-                    (
-                        Some(sampled.iter().map(|g| g.cpu_percent).sum::<f64>()),
-                        Some(sampled.iter().map(|g| g.rss).sum::<u64>()),
-                        sampled.iter().map(|g| g.cpu_time).sum::<Duration>(),
-                    )
-                };
-                let processes: Vec<ProcessEntry> = st
-                    .processes
-                    .iter()
-                    .map(|p| ProcessEntry {
-                        pid: p.pid,
-                        pgid: p.pid,
-                        pid_start: self.obs.run_starts.get(&p.run).copied(),
-                        attempt: p.attempt,
-                        started_at: p.started_at,
-                        stopping: p.stopping,
-                    })
-                    .collect();
-                let first = processes.first();
-                let stats = &st.stats;
-                TaskEntry {
-                    pid: first.map(|p| p.pid),
-                    pgid: first.map(|p| p.pgid),
-                    pid_start: first.and_then(|p| p.pid_start),
-                    attempt: first.map(|p| p.attempt),
-                    started_at: first.and_then(|p| p.started_at),
-                    starts: stats.runs,
-                    runs: stats.runs,
-                    failures: stats.failures,
-                    restarts: stats.restarts,
-                    last_result: stats.last_outcome.map(|o| {
-                        match o {
-                            Outcome::Success => "success",
-                            Outcome::Failed => "failed",
-                            Outcome::Timeout => "timeout",
-                            Outcome::Stopped => "stopped",
-                            Outcome::Fatal => "fatal",
-                            Outcome::Skipped => "skipped",
-                        }
-                        .to_owned()
-                    }),
-                    last_exit: stats.last_end.as_ref().map(|e| LastExit {
-                        code: match e {
-                            ProcessEnd::Exited(c) => Some(*c),
-                            _ => None,
-                        },
-                        signal: match e {
-                            ProcessEnd::Signaled(s) => Some(crate::text::signal_name(*s)),
-                            _ => None,
-                        },
-                        text: short_end(e),
-                    }),
-                    ended_at: stats.last_end_at,
-                    next_run_at: st.next_run,
-                    retry_at: st.retry_at,
-                    cpu_percent,
-                    rss,
-                    sampled_at: self.obs.sampled_at.filter(|_| !sampled.is_empty()),
-                    peak_rss: stats
-                        .peak_rss
-                        .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
-                    cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
-                    processes,
-                    escaped,
-                    name: st.name,
-                    description: st.description,
-                    schedule: st.schedule,
-                    one_shot: st.one_shot,
-                    enabled: st.enabled,
-                    state: st.state.name().to_owned(),
-                    reason: st.reason,
-                    settings_hash: st.settings_hash,
-                }
-            })
+            .map(|st| self.task_entry(st))
             .collect();
         let w = &self.watch;
         StateDoc {

@@ -767,6 +767,24 @@ impl Runtime {
         }
     }
 
+    /// bansuri is exiting and only waits for its notifiers: the control endpoints leave
+    /// the epoll set (nothing is served any more; left in, a client waiting on a
+    /// level-triggered fd would wake the loop at once, over and over).
+    pub(super) fn serve_pause(&mut self) {
+        if let Some(l) = &self.obs.listener {
+            let _ = self.epoll.delete(l.as_fd());
+        }
+        if let Some(fd) = &self.obs.inbox_watch {
+            let _ = self.epoll.delete(fd.as_fd());
+        }
+        if let Some(w) = &self.obs.web {
+            let _ = self.epoll.delete(w.want.as_fd());
+        }
+        for s in self.obs.conns.iter().flatten() {
+            let _ = self.epoll.delete(s.conn.stream.fd());
+        }
+    }
+
     /// bansuri is exiting: answer whoever still waits, remove the socket file.
     pub(super) fn serve_finish(&mut self) {
         for w in std::mem::take(&mut self.obs.reload_waiters) {
