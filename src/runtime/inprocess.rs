@@ -27,7 +27,8 @@ use crate::core::{Action, Input, RunId};
 use crate::level::Level;
 use crate::model::ExitStatus;
 use crate::output::Stream;
-use crate::spec::{OnFail, OutputTarget, StderrTarget, TaskSpec};
+use crate::spawn::{Sink, StderrSink as Stderr, ThreadPlan};
+use crate::spec::{OnFail, TaskSpec};
 
 /// Exit code recorded for an in-process task that panicked (Rust's own for a panic).
 pub const PANIC_CODE: i32 = 101;
@@ -140,6 +141,14 @@ impl InProcess {
     }
 }
 
+/// A non-blocking pipe for one stream of an in-process run: the loop's end, the thread's.
+fn output_pipe() -> Result<(std::os::fd::OwnedFd, File), String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot create an output pipe: {e}"))?;
+    crate::spawn::set_nonblocking(&r).map_err(|e| format!("cannot set up an output pipe: {e}"))?;
+    Ok((r, File::from(w)))
+}
+
 /// Where one stream of an in-process run goes.
 fn open_target(path: &std::path::Path, what: &str) -> Result<File, String> {
     crate::rotate::open_append(path)
@@ -174,52 +183,58 @@ impl Runtime {
         }
     }
 
+    /// The output of an in-process run: a writer per stream, and the pipe slots the loop
+    /// reads (the job log's streams).
+    fn thread_stdio(
+        &mut self,
+        run: RunId,
+        plan: &ThreadPlan,
+        name: &Arc<str>,
+    ) -> Result<(File, File, Vec<usize>), String> {
+        let mut readers = Vec::new();
+        let mut open = |sink: &Sink, stream: Stream, what: &str| match sink {
+            Sink::JobLog => {
+                let (r, w) = output_pipe()?;
+                readers.push((r, stream));
+                Ok(w)
+            }
+            Sink::File(p) | Sink::Rotated(p) => open_target(p, what),
+        };
+        let stdout = open(&plan.stdout, Stream::Stdout, "stdout")?;
+        let stderr = match &plan.stderr {
+            Stderr::Combined => stdout
+                .try_clone()
+                .map_err(|e| format!("cannot duplicate the output: {e}"))?,
+            Stderr::Own(sink) => open(sink, Stream::Stderr, "stderr")?,
+        };
+        let mut pipes = Vec::new();
+        for (r, stream) in readers {
+            match self.add_pipe(r, run, Arc::clone(name), stream, None) {
+                Ok(slot) => pipes.push(slot),
+                Err(e) => {
+                    self.close_pipes(pipes);
+                    return Err(format!("cannot watch the output: {e}"));
+                }
+            }
+        }
+        Ok((stdout, stderr, pipes))
+    }
+
+    fn close_pipes(&mut self, pipes: Vec<usize>) {
+        for slot in pipes {
+            self.close_pipe(slot);
+        }
+    }
+
     fn start_thread(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Result<(), String> {
         let kind = task.command.display();
         let factory = self.inproc.registry.task(&kind).cloned().ok_or_else(|| {
             format!("no in-process task named `{kind}` is registered in this program")
         })?;
         self.notifying.track_output(run, task);
+        let plan = ThreadPlan::new(task);
         let name: Arc<str> = Arc::from(task.name.as_str());
-        let mut pipes = Vec::new();
-        let pipe = || -> Result<(std::os::fd::OwnedFd, File), String> {
-            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create an output pipe: {e}"))?;
-            crate::spawn::set_nonblocking(&r)
-                .map_err(|e| format!("cannot set up an output pipe: {e}"))?;
-            Ok((r, File::from(w)))
-        };
-        let mut readers = Vec::new();
-        let stdout = match &task.stdout {
-            OutputTarget::JobLog => {
-                let (r, w) = pipe()?;
-                readers.push((r, Stream::Stdout));
-                w
-            }
-            OutputTarget::File(p) => open_target(p, "stdout")?,
-        };
-        let stderr = match &task.stderr {
-            StderrTarget::Combined => stdout
-                .try_clone()
-                .map_err(|e| format!("cannot duplicate the output: {e}"))?,
-            StderrTarget::JobLog => {
-                let (r, w) = pipe()?;
-                readers.push((r, Stream::Stderr));
-                w
-            }
-            StderrTarget::File(p) => open_target(p, "stderr")?,
-        };
-        for (r, stream) in readers {
-            match self.add_pipe(r, run, Arc::clone(&name), stream, None) {
-                Ok(slot) => pipes.push(slot),
-                Err(e) => {
-                    for slot in pipes {
-                        self.close_pipe(slot);
-                    }
-                    return Err(format!("cannot watch the output: {e}"));
-                }
-            }
-        }
+        let (stdout, stderr, pipes) = self.thread_stdio(run, &plan, &name)?;
         let info = TaskInfo {
             name: task.name.clone(),
             kind: kind.clone(),
@@ -230,16 +245,14 @@ impl Runtime {
             } else {
                 1
             },
-            working_directory: task.working_directory.clone(),
-            env: task.env.clone(),
+            working_directory: plan.cwd,
+            env: plan.env,
             timeout: task.timeout,
         };
         let instance: Arc<dyn Task> = match catch_unwind(AssertUnwindSafe(|| factory(&info))) {
             Ok(t) => Arc::from(t),
             Err(p) => {
-                for slot in pipes {
-                    self.close_pipe(slot);
-                }
+                self.close_pipes(pipes);
                 return Err(format!(
                     "the factory of `{kind}` panicked: {}",
                     panic_text(p)
@@ -269,9 +282,7 @@ impl Runtime {
                 report(Done::Task { run, end });
             });
         if let Err(e) = spawned {
-            for slot in pipes {
-                self.close_pipe(slot);
-            }
+            self.close_pipes(pipes);
             return Err(format!("cannot start a thread: {e}"));
         }
         self.inproc.runs.insert(
