@@ -129,6 +129,9 @@ pub(super) struct Notifying {
     tails: HashMap<RunId, RunTails>,
     /// Runs that ended: their tails are dropped once the actions of that end are done.
     ended: Vec<RunId>,
+    /// Groups of notifiers killed at their timeout, until their last member is reaped:
+    /// a member still dying after its leader was reaped is no task's escaped process.
+    killed: Vec<u32>,
 }
 
 impl Notifying {
@@ -144,6 +147,7 @@ impl Notifying {
             next_id: NOTIFIER_IDS,
             tails: HashMap::new(),
             ended: Vec::new(),
+            killed: Vec::new(),
         }
     }
 
@@ -210,15 +214,18 @@ impl Notifying {
         for run in self.ended.drain(..) {
             self.tails.remove(&run);
         }
+        self.killed.retain(|g| spawn::group_alive(*g));
     }
 
     /// When the loop must wake for a notifier's timeout.
     /// Is `pgid` the process group of a `notify_command` still tracked (running, or its
     /// leftovers until the deadline)? Its processes are no task's escapees.
     pub(super) fn is_notifier_group(&self, pgid: u32) -> bool {
-        self.running
-            .values()
-            .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
+        self.killed.contains(&pgid)
+            || self
+                .running
+                .values()
+                .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
     }
 
     /// The process groups of the `notify_command`s still tracked (the guardian ends them
@@ -608,6 +615,7 @@ impl Runtime {
                     *killed = true;
                     let pid = *pid;
                     let _ = spawn::signal_group(pid, libc::SIGKILL);
+                    self.notifying.killed.push(pid);
                     let msg = format!(
                         "Notifier failed ({}): {what} timed out after {timeout}: SIGKILL to its process group (pid {pid})",
                         event.word()
@@ -623,6 +631,7 @@ impl Runtime {
                     self.notifying.running.remove(&id);
                     if spawn::group_alive(pid) {
                         let _ = spawn::signal_group(pid, libc::SIGKILL);
+                        self.notifying.killed.push(pid);
                         let msg = format!(
                             "Notifier left processes in its group (pid {pid}): SIGKILL after {timeout}"
                         );
