@@ -24,6 +24,7 @@
 mod alarm;
 mod cadence;
 mod deadlines;
+mod error;
 mod escape;
 mod event_loop;
 mod executor;
@@ -38,6 +39,7 @@ mod state_writer;
 mod token;
 mod web;
 
+pub use error::RuntimeError;
 use token::Token;
 
 use std::collections::HashMap;
@@ -153,18 +155,6 @@ fn read_config(path: &std::path::Path) -> io::Result<(Vec<u8>, settle::Look)> {
     Ok((bytes, look))
 }
 
-/// Errors that stop bansuri before or while running (exit code 1).
-#[derive(Debug)]
-pub struct RuntimeError(pub String);
-
-impl std::fmt::Display for RuntimeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RuntimeError {}
-
 /// Expand `{job_id}` in a log file path: the job's id, or `local` outside SLURM (the rule
 /// is [`crate::host`]'s).
 pub fn expand_log_path(raw: &str) -> PathBuf {
@@ -177,9 +167,8 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
         Some(raw) => {
             let path = expand_log_path(raw);
             let g = &spec.globals;
-            let f = RotatingFile::open(&path, g.log_max_bytes, g.log_backups).map_err(|e| {
-                RuntimeError(format!("cannot open log file {}: {e}", path.display()))
-            })?;
+            let f = RotatingFile::open(&path, g.log_max_bytes, g.log_backups)
+                .map_err(|source| RuntimeError::JobLog { path, source })?;
             Ok(Box::new(f))
         }
         None => {
@@ -188,7 +177,7 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
             let fd = io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
-                .map_err(|e| RuntimeError(format!("cannot use stdout as the job log: {e}")))?;
+                .map_err(RuntimeError::Stdout)?;
             Ok(Box::new(File::from(fd)))
         }
     }
@@ -328,8 +317,7 @@ pub fn run(spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
 /// [`run`] with the in-process tasks and notifiers of `registry` (library API).
 pub fn run_with(mut spec: Spec, opts: RunOptions, registry: Registry) -> Result<i32, RuntimeError> {
     // First, while bansuri has one thread: the guardian that cleans up if bansuri is killed.
-    let guardian = Guardian::start()
-        .map_err(|e| RuntimeError(format!("cannot start the guardian process: {e}")))?;
+    let guardian = Guardian::start().map_err(RuntimeError::Guardian)?;
     opts.overrides.apply(&mut spec.globals);
     let out = open_job_log(&spec)?;
     let mut rt = Runtime::new(spec, opts, out, guardian, registry)?;
@@ -348,9 +336,7 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
-fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
-    move |e| RuntimeError(format!("{what}: {e}"))
-}
+use RuntimeError as E;
 
 /// Block the signals bansuri reads from a signalfd, and put that signalfd and the alarm's
 /// timerfd into a new epoll set.
@@ -379,23 +365,25 @@ fn watch_signals_and_alarm() -> Result<(Epoll, SignalFd, alarm::Alarm), RuntimeE
             let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
         }
     }
-    mask.thread_block().map_err(err("cannot block signals"))?;
+    mask.thread_block()
+        .map_err(E::sys("cannot block signals"))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(err("cannot create a signalfd"))?;
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
+        .map_err(E::sys("cannot create a signalfd"))?;
+    let epoll =
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(E::sys("cannot create epoll"))?;
     epoll
         .add(
             sigfd.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
         )
-        .map_err(err("cannot watch the signalfd"))?;
-    let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
+        .map_err(E::sys("cannot watch the signalfd"))?;
+    let alarm = alarm::Alarm::new().map_err(E::sys("cannot create a timerfd"))?;
     epoll
         .add(
             alarm.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
         )
-        .map_err(err("cannot watch the timerfd"))?;
+        .map_err(E::sys("cannot watch the timerfd"))?;
     Ok((epoll, sigfd, alarm))
 }
 

@@ -12,7 +12,7 @@ use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
 
 use super::deadlines::{Deadlines, Source};
-use super::{err, Runtime, RuntimeError, Token, DRAIN_POLL};
+use super::{Runtime, RuntimeError, Token, DRAIN_POLL};
 use crate::clock::Mono;
 use crate::core::Input;
 use crate::level::Level;
@@ -107,12 +107,15 @@ impl Runtime {
         if timeout == EpollTimeout::NONE {
             self.alarm
                 .set(deadlines.earliest())
-                .map_err(err("cannot arm the timerfd"))?;
+                .map_err(RuntimeError::sys("cannot arm the timerfd"))?;
         }
         match self.epoll.wait(events, timeout) {
             Ok(n) => Ok(n),
             Err(nix::Error::EINTR) => Ok(0),
-            Err(e) => Err(RuntimeError(format!("epoll_wait failed: {e}"))),
+            Err(source) => Err(RuntimeError::Sys {
+                what: "epoll_wait failed",
+                source,
+            }),
         }
     }
 

@@ -184,8 +184,9 @@ impl Runtime {
     fn start_process(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Vec<Action> {
         match self.spawn_tracked(run, task, attempt) {
             Ok(child) => self.process_started(run, task, child),
-            Err(reason) => {
+            Err(e) => {
                 self.notifying.forget_after(run);
+                let reason = e.to_string();
                 self.core
                     .handle(Input::SpawnFailed { run, reason }, self.now())
             }

@@ -21,6 +21,7 @@ use chrono::Utc;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use super::error::{NotifierFailure, StartError};
 use super::{Runtime, RuntimeError, Token};
 use crate::api::{line_writer, Registry, RunContext, StopFlag, Task, TaskInfo};
 use crate::core::{Action, Input, RunId};
@@ -38,7 +39,10 @@ pub(super) enum Done {
     /// An in-process run is over.
     Task { run: RunId, end: TaskEnd },
     /// A registered notifier returned.
-    Notifier { id: u64, result: Result<(), String> },
+    Notifier {
+        id: u64,
+        result: Result<(), NotifierFailure>,
+    },
 }
 
 /// How an in-process attempt ended.
@@ -61,7 +65,7 @@ pub(super) struct Workers {
 impl Workers {
     pub(super) fn new() -> Result<Workers, RuntimeError> {
         let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(|e| RuntimeError(format!("cannot create an eventfd: {e}")))?;
+            .map_err(RuntimeError::sys("cannot create an eventfd"))?;
         let (tx, rx) = channel();
         Ok(Workers {
             tx,
@@ -77,7 +81,7 @@ impl Workers {
                 self.efd.as_fd(),
                 EpollEvent::new(EpollFlags::EPOLLIN, Token::Worker.to_u64()),
             )
-            .map_err(|e| RuntimeError(format!("cannot watch the eventfd: {e}")))
+            .map_err(RuntimeError::sys("cannot watch the eventfd"))
     }
 
     /// A handle for a worker thread: send, then wake the loop.
@@ -142,17 +146,19 @@ impl InProcess {
 }
 
 /// A non-blocking pipe for one stream of an in-process run: the loop's end, the thread's.
-fn output_pipe() -> Result<(std::os::fd::OwnedFd, File), String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("cannot create an output pipe: {e}"))?;
-    crate::spawn::set_nonblocking(&r).map_err(|e| format!("cannot set up an output pipe: {e}"))?;
+fn output_pipe() -> Result<(std::os::fd::OwnedFd, File), StartError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(StartError::Pipe)?;
+    crate::spawn::set_nonblocking(&r).map_err(StartError::PipeSetup)?;
     Ok((r, File::from(w)))
 }
 
 /// Where one stream of an in-process run goes.
-fn open_target(path: &std::path::Path, what: &str) -> Result<File, String> {
-    crate::rotate::open_append(path)
-        .map_err(|e| format!("cannot open {what} file {}: {e}", path.display()))
+fn open_target(path: &std::path::Path, stream: &'static str) -> Result<File, StartError> {
+    crate::rotate::open_append(path).map_err(|source| StartError::OpenOutput {
+        stream,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Runtime {
@@ -172,11 +178,13 @@ impl Runtime {
         attempt: u32,
     ) -> Vec<Action> {
         let started = crate::spawn::prepare(&task, &chrono::Local::now())
+            .map_err(StartError::Prepare)
             .and_then(|task| self.start_thread(run, &task, attempt));
         match started {
             Ok(()) => self.core.handle(Input::Spawned { run, pid: 0 }, self.now()),
-            Err(reason) => {
+            Err(e) => {
                 self.notifying.forget_after(run);
+                let reason = e.to_string();
                 self.core
                     .handle(Input::SpawnFailed { run, reason }, self.now())
             }
@@ -190,9 +198,9 @@ impl Runtime {
         run: RunId,
         plan: &ThreadPlan,
         name: &Arc<str>,
-    ) -> Result<(File, File, Vec<usize>), String> {
+    ) -> Result<(File, File, Vec<usize>), StartError> {
         let mut readers = Vec::new();
-        let mut open = |sink: &Sink, stream: Stream, what: &str| match sink {
+        let mut open = |sink: &Sink, stream: Stream, what: &'static str| match sink {
             Sink::JobLog => {
                 let (r, w) = output_pipe()?;
                 readers.push((r, stream));
@@ -202,9 +210,7 @@ impl Runtime {
         };
         let stdout = open(&plan.stdout, Stream::Stdout, "stdout")?;
         let stderr = match &plan.stderr {
-            Stderr::Combined => stdout
-                .try_clone()
-                .map_err(|e| format!("cannot duplicate the output: {e}"))?,
+            Stderr::Combined => stdout.try_clone().map_err(StartError::Duplicate)?,
             Stderr::Own(sink) => open(sink, Stream::Stderr, "stderr")?,
         };
         let mut pipes = Vec::new();
@@ -213,7 +219,7 @@ impl Runtime {
                 Ok(slot) => pipes.push(slot),
                 Err(e) => {
                     self.close_pipes(pipes);
-                    return Err(format!("cannot watch the output: {e}"));
+                    return Err(StartError::Watch(e));
                 }
             }
         }
@@ -226,11 +232,19 @@ impl Runtime {
         }
     }
 
-    fn start_thread(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Result<(), String> {
+    fn start_thread(
+        &mut self,
+        run: RunId,
+        task: &TaskSpec,
+        attempt: u32,
+    ) -> Result<(), StartError> {
         let kind = task.command.display();
-        let factory = self.inproc.registry.task(&kind).cloned().ok_or_else(|| {
-            format!("no in-process task named `{kind}` is registered in this program")
-        })?;
+        let factory = self
+            .inproc
+            .registry
+            .task(&kind)
+            .cloned()
+            .ok_or_else(|| StartError::NotRegistered(kind.clone()))?;
         self.notifying.track_output(run, task);
         let plan = ThreadPlan::new(task);
         let name: Arc<str> = Arc::from(task.name.as_str());
@@ -253,10 +267,10 @@ impl Runtime {
             Ok(t) => Arc::from(t),
             Err(p) => {
                 self.close_pipes(pipes);
-                return Err(format!(
-                    "the factory of `{kind}` panicked: {}",
-                    panic_text(p)
-                ));
+                return Err(StartError::FactoryPanicked {
+                    kind,
+                    panic: panic_text(p),
+                });
             }
         };
         let stop = Arc::new(StopFlag::default());
@@ -283,7 +297,7 @@ impl Runtime {
             });
         if let Err(e) = spawned {
             self.close_pipes(pipes);
-            return Err(format!("cannot start a thread: {e}"));
+            return Err(StartError::Thread(e));
         }
         self.inproc.runs.insert(
             run,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::epoll::EpollEvent;
 
+use super::error::{NotifierFailure, StartError};
 use super::event_loop::Phase;
 use super::inprocess::{panic_text, Done};
 use super::Runtime;
@@ -400,8 +401,8 @@ impl Runtime {
                 }));
                 let result = match result {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(p) => Err(format!("it panicked: {}", panic_text(p))),
+                    Ok(Err(e)) => Err(NotifierFailure::Returned(e.to_string())),
+                    Err(p) => Err(NotifierFailure::Panicked(panic_text(p))),
                 };
                 report(Done::Notifier { id, result });
             });
@@ -470,8 +471,8 @@ impl Runtime {
         run: RunId,
         task: &TaskSpec,
         attempt: u32,
-    ) -> Result<spawn::Child, String> {
-        let task = spawn::prepare(task, &chrono::Local::now())?;
+    ) -> Result<spawn::Child, StartError> {
+        let task = spawn::prepare(task, &chrono::Local::now()).map_err(StartError::Prepare)?;
         self.notifying.track_output(run, &task);
         // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
         self.spawn(&task, attempt)
@@ -554,7 +555,7 @@ impl Runtime {
     }
 
     /// A registered notifier's thread returned.
-    pub(super) fn notifier_returned(&mut self, id: u64, result: Result<(), String>) {
+    pub(super) fn notifier_returned(&mut self, id: u64, result: Result<(), NotifierFailure>) {
         let Some(r) = self.notifying.running.remove(&id) else {
             return; // timed out and abandoned earlier
         };

@@ -102,7 +102,7 @@ impl Observer {
             dirs.push(crate::config::legacy_state_dir(&spec.source));
         }
         if let Some(why) = dirs.iter().find_map(|d| state::untrusted_dir(d)) {
-            return Err(RuntimeError(format!("refusing to start: {why}")));
+            return Err(RuntimeError::UntrustedStateDir(why));
         }
         let legacy = crate::control::legacy_dir(&spec.source, &dir);
         let prev_path = legacy
@@ -125,11 +125,10 @@ impl Observer {
                 && p.bansuri.pid != pid
                 && matches!(status::liveness(p), status::Liveness::Running)
             {
-                return Err(RuntimeError(format!(
-                    "another bansuri (pid {}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
-                    p.bansuri.pid,
-                    prev_path.parent().unwrap_or(&dir).display()
-                )));
+                return Err(RuntimeError::StateDirInUse {
+                    pid: p.bansuri.pid,
+                    dir: prev_path.parent().unwrap_or(&dir).to_path_buf(),
+                });
             }
         }
         let usable = create_private_dir(&paths.dir).is_ok();
@@ -621,10 +620,7 @@ impl Runtime {
                     w.finish();
                 }
                 let json = doc.to_json_compact();
-                Some(
-                    state::write_atomic(&self.obs.paths.state, json.as_bytes())
-                        .map_err(|e| e.to_string()),
-                )
+                Some(state::write_atomic(&self.obs.paths.state, json.as_bytes()))
             }
         };
         // The dashboard's next snapshot, already built.
