@@ -16,8 +16,11 @@
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 //!
-//! Submodules: `executor` picks the backend of each run (a process, an srun client, an
-//! in-process task) and dispatches starts and signals to it; `notifying` runs notifiers
+//! Submodules: `event_loop` is the loop's turn and its phases (running; draining, while
+//! notifiers are waited for at exit), `deadlines` collects every source's next deadline,
+//! `token` names the epoll data, `cadence` and `settle` are the sans-IO timing machines,
+//! `error` the error types; `executor` is the `Executor` trait whose backends (a process,
+//! an srun client, an in-process task) start and signal runs; `notifying` runs notifiers
 //! beside the tasks and keeps the output tails that notices quote; `inprocess` runs the in-process tasks of the library API on
 //! worker threads that report through an eventfd in the same epoll set.
 
