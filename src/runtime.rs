@@ -339,8 +339,6 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
-use RuntimeError as E;
-
 /// Block the signals bansuri reads from a signalfd, and put that signalfd and the alarm's
 /// timerfd into a new epoll set.
 fn watch_signals_and_alarm() -> Result<(Epoll, SignalFd, alarm::Alarm), RuntimeError> {
@@ -369,24 +367,24 @@ fn watch_signals_and_alarm() -> Result<(Epoll, SignalFd, alarm::Alarm), RuntimeE
         }
     }
     mask.thread_block()
-        .map_err(E::sys("cannot block signals"))?;
+        .map_err(RuntimeError::sys("cannot block signals"))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(E::sys("cannot create a signalfd"))?;
-    let epoll =
-        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(E::sys("cannot create epoll"))?;
+        .map_err(RuntimeError::sys("cannot create a signalfd"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(RuntimeError::sys("cannot create epoll"))?;
     epoll
         .add(
             sigfd.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
         )
-        .map_err(E::sys("cannot watch the signalfd"))?;
-    let alarm = alarm::Alarm::new().map_err(E::sys("cannot create a timerfd"))?;
+        .map_err(RuntimeError::sys("cannot watch the signalfd"))?;
+    let alarm = alarm::Alarm::new().map_err(RuntimeError::sys("cannot create a timerfd"))?;
     epoll
         .add(
             alarm.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
         )
-        .map_err(E::sys("cannot watch the timerfd"))?;
+        .map_err(RuntimeError::sys("cannot watch the timerfd"))?;
     Ok((epoll, sigfd, alarm))
 }
 
