@@ -788,10 +788,8 @@ impl Runtime {
                 }
             }
         }
-        if let Some(code) = self.apply(actions) {
-            return Some(code);
-        }
-        self.plan_shutdown(stop_before_end)
+        self.apply(actions)
+            .or_else(|| self.plan_shutdown(stop_before_end))
     }
 
     /// Global settings that the runtime holds (the core takes its own from the spec).
@@ -947,13 +945,17 @@ impl Runtime {
         if self.draining.is_empty() {
             return None;
         }
-        for (run, status) in self.srun_drain_overdue() {
-            let actions = self
-                .core
-                .handle(Input::LeaderExited { run, status }, self.now());
-            if let Some(code) = self.apply(actions) {
-                return Some(code);
-            }
+        let overdue = self
+            .srun_drain_overdue()
+            .into_iter()
+            .find_map(|(run, status)| {
+                let actions = self
+                    .core
+                    .handle(Input::LeaderExited { run, status }, self.now());
+                self.apply(actions)
+            });
+        if overdue.is_some() {
+            return overdue;
         }
         let candidates: Vec<RunId> = self
             .draining
@@ -965,14 +967,10 @@ impl Runtime {
             .into_iter()
             .filter(|run| !self.escapees_alive(*run))
             .collect();
-        for run in empty {
-            if let Some(reaped) = self.draining.remove(&run) {
-                if let Some(code) = self.run_over(run, reaped) {
-                    return Some(code);
-                }
-            }
-        }
-        None
+        empty.into_iter().find_map(|run| {
+            let reaped = self.draining.remove(&run)?;
+            self.run_over(run, reaped)
+        })
     }
 
     /// A run's main process is reaped and its group is empty: drain its pipes (so its
