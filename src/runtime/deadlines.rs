@@ -32,16 +32,19 @@ pub(super) enum Source {
     Sample,
     /// Escaped processes to look at again.
     Escape,
-    /// Control connections' timeouts, paused listeners, the inbox poll, the dashboard's
-    /// snapshot.
+    /// Control connections' timeouts, paused listeners.
     Serve,
+    /// The request inbox's poll.
+    Inbox,
+    /// The dashboard's next snapshot.
+    Dashboard,
     /// The progress line's next redraw.
     Progress,
 }
 
 impl Source {
     /// Every source, in serving order.
-    pub(super) const ALL: [Source; 10] = [
+    pub(super) const ALL: [Source; 12] = [
         Source::Drain,
         Source::Notifiers,
         Source::Config,
@@ -51,6 +54,8 @@ impl Source {
         Source::Sample,
         Source::Escape,
         Source::Serve,
+        Source::Inbox,
+        Source::Dashboard,
         Source::Progress,
     ];
 
@@ -105,6 +110,15 @@ mod tests {
 
     fn ms(n: u64) -> Mono {
         Mono::ZERO + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn every_source_is_listed_once_in_declaration_order() {
+        for (i, s) in Source::ALL.into_iter().enumerate() {
+            assert_eq!(s.index(), i, "{s:?} is out of place in Source::ALL");
+        }
+        // The last variant's slot exists: a source left out of ALL would be past the end.
+        assert_eq!(Source::Progress.index(), Source::ALL.len() - 1);
     }
 
     #[test]

@@ -172,6 +172,8 @@ impl Runtime {
             | Source::Sample
             | Source::Escape
             | Source::Serve
+            | Source::Inbox
+            | Source::Dashboard
             | Source::Progress => None,
         }
     }

@@ -332,13 +332,15 @@ impl Runtime {
     }
 
     /// When the observer needs the loop next: the state file, the sampler, escaped
-    /// processes, the control endpoints.
+    /// processes, the control connections, the inbox poll, the dashboard's snapshot.
     pub(super) fn observe_deadlines(&self, now: Mono, d: &mut Deadlines) {
         let write = self.obs.cadence.deadline(now).filter(|_| self.obs.usable);
         d.set(Source::StateFile, write);
         d.set(Source::Sample, self.obs.samples.deadline());
         d.set(Source::Escape, self.escape_deadline());
         d.set(Source::Serve, self.serve_deadline());
+        d.set(Source::Inbox, self.obs.inbox.deadline());
+        d.set(Source::Dashboard, self.dashboard_deadline());
     }
 
     /// Do what is due: requests, sample, write the state file. The exit code when a

@@ -214,16 +214,16 @@ impl Runtime {
         }
     }
 
-    /// Earliest connection deadline, paused listener, dashboard snapshot and inbox poll.
+    /// Earliest connection deadline or paused listener's return.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
         let conns = self.obs.conns.iter().flatten().map(|s| s.deadline);
         let paused = self.obs.accept_paused.iter().map(|(_, at)| *at);
-        let web = self.obs.web.as_ref().and_then(|w| w.pending);
-        conns
-            .chain(paused)
-            .chain(web)
-            .chain(self.obs.inbox.deadline())
-            .min()
+        conns.chain(paused).min()
+    }
+
+    /// When the dashboard's thread is due a new snapshot.
+    pub(super) fn dashboard_deadline(&self) -> Option<Mono> {
+        self.obs.web.as_ref().and_then(|w| w.pending)
     }
 
     /// Take listener `token` out of the epoll set for [`ACCEPT_BACKOFF`] after accept
