@@ -16,13 +16,20 @@
 //!
 //! Must not: decide anything about tasks (that is the core's job), or block on a child.
 //!
-//! Submodules: `executor` picks the backend of each run (a process, an srun client, an
-//! in-process task) and dispatches starts and signals to it; `notifying` runs notifiers
+//! Submodules: `event_loop` is the loop's turn and its phases (running; draining, while
+//! notifiers are waited for at exit), `deadlines` collects every source's next deadline,
+//! `token` names the epoll data, `cadence` and `settle` are the sans-IO timing machines,
+//! `error` the error types; `executor` is the `Executor` trait whose backends (a process,
+//! an srun client, an in-process task) start and signal runs; `notifying` runs notifiers
 //! beside the tasks and keeps the output tails that notices quote; `inprocess` runs the in-process tasks of the library API on
 //! worker threads that report through an eventfd in the same epoll set.
 
 mod alarm;
+mod cadence;
+mod deadlines;
+mod error;
 mod escape;
+mod event_loop;
 mod executor;
 mod inprocess;
 mod notifying;
@@ -32,7 +39,11 @@ mod observe;
 mod serve;
 mod settle;
 mod state_writer;
+mod token;
 mod web;
+
+pub use error::RuntimeError;
+use token::Token;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -43,7 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -67,12 +78,6 @@ pub const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per pipe per wake-up before the loop serves other fds (fairness).
 const READS_PER_WAKE: usize = 16;
-const SIGNAL_TOKEN: u64 = u64::MAX;
-/// The eventfd of worker threads (in-process tasks, registered notifiers).
-/// (Below the control server's listener tokens, u64::MAX - 1 and - 2.)
-const WORKER_TOKEN: u64 = u64::MAX - 3;
-/// The alarm's timerfd (the next deadline). (u64::MAX - 4 is the request inbox.)
-const ALARM_TOKEN: u64 = u64::MAX - 5;
 /// How often process groups that outlived their main process are checked for emptiness.
 /// Their members' deaths mostly arrive as SIGCHLD (bansuri is their subreaper), which also
 /// triggers a check; this poll covers members whose parent is still alive.
@@ -153,18 +158,6 @@ fn read_config(path: &std::path::Path) -> io::Result<(Vec<u8>, settle::Look)> {
     Ok((bytes, look))
 }
 
-/// Errors that stop bansuri before or while running (exit code 1).
-#[derive(Debug)]
-pub struct RuntimeError(pub String);
-
-impl std::fmt::Display for RuntimeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RuntimeError {}
-
 /// Expand `{job_id}` in a log file path: the job's id, or `local` outside SLURM (the rule
 /// is [`crate::host`]'s).
 pub fn expand_log_path(raw: &str) -> PathBuf {
@@ -177,9 +170,8 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
         Some(raw) => {
             let path = expand_log_path(raw);
             let g = &spec.globals;
-            let f = RotatingFile::open(&path, g.log_max_bytes, g.log_backups).map_err(|e| {
-                RuntimeError(format!("cannot open log file {}: {e}", path.display()))
-            })?;
+            let f = RotatingFile::open(&path, g.log_max_bytes, g.log_backups)
+                .map_err(|source| RuntimeError::JobLog { path, source })?;
             Ok(Box::new(f))
         }
         None => {
@@ -188,7 +180,7 @@ pub fn open_job_log(spec: &Spec) -> Result<Box<dyn Write + Send>, RuntimeError> 
             let fd = io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
-                .map_err(|e| RuntimeError(format!("cannot use stdout as the job log: {e}")))?;
+                .map_err(RuntimeError::Stdout)?;
             Ok(Box::new(File::from(fd)))
         }
     }
@@ -269,6 +261,8 @@ pub struct Runtime {
     slurm_state: slurm::State,
     /// The progress line of batch runs.
     progress: progress::ProgressLine,
+    /// Running, or waiting for notifiers at exit.
+    phase: event_loop::Phase,
 }
 
 /// Where the config file stands against the config in effect.
@@ -284,16 +278,31 @@ struct ConfigWatch {
     /// Log settings in effect, to see whether a reload changes them.
     log_file: Option<String>,
     log_rotation: (u64, u32),
-    check_interval: Duration,
-    next_check: Mono,
-    /// A changed file waiting for its writer to be done ([`settle`]): look again then.
-    settling: Option<Mono>,
-    /// The change waiting was asked for by SIGHUP or `reload`: apply it even if the
-    /// content equals the config in effect (environment-files may have changed).
-    forced: bool,
-    settle: settle::Settle,
+    /// When to look at the file, and what a look means ([`settle`]).
+    clock: settle::Watch,
     /// The file on disk is not in effect: why, since when, and which content was reported.
     invalid: Option<Invalid>,
+}
+
+impl ConfigWatch {
+    fn new(spec: &Spec, opts: &RunOptions) -> ConfigWatch {
+        let id = std::fs::metadata(&spec.source).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        let settle = settle::Settle::new(spec.globals.config_settle, id);
+        ConfigWatch {
+            enabled: !opts.mode.once,
+            applied: std::fs::read(&spec.source).unwrap_or_default(),
+            path: spec.source.clone(),
+            overrides: opts.overrides.clone(),
+            applied_at: Utc::now(),
+            log_file: spec.globals.log_file.clone(),
+            log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
+            clock: settle::Watch::new(spec.globals.check_interval, Mono::ZERO, settle),
+            invalid: None,
+        }
+    }
 }
 
 struct Invalid {
@@ -311,8 +320,7 @@ pub fn run(spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
 /// [`run`] with the in-process tasks and notifiers of `registry` (library API).
 pub fn run_with(mut spec: Spec, opts: RunOptions, registry: Registry) -> Result<i32, RuntimeError> {
     // First, while bansuri has one thread: the guardian that cleans up if bansuri is killed.
-    let guardian = Guardian::start()
-        .map_err(|e| RuntimeError(format!("cannot start the guardian process: {e}")))?;
+    let guardian = Guardian::start().map_err(RuntimeError::Guardian)?;
     opts.overrides.apply(&mut spec.globals);
     let out = open_job_log(&spec)?;
     let mut rt = Runtime::new(spec, opts, out, guardian, registry)?;
@@ -331,17 +339,53 @@ fn write_rotating(file: &mut RotatingFile, data: &[u8]) -> io::Result<()> {
     }
 }
 
-/// How long `epoll_wait` may sleep: not at all when a deadline is due, else until an event
-/// or the alarm (armed for the deadline) wakes it.
-fn epoll_timeout(deadline: Option<Mono>, now: Mono) -> EpollTimeout {
-    match deadline {
-        Some(d) if d <= now => EpollTimeout::ZERO,
-        _ => EpollTimeout::NONE,
+/// Block the signals bansuri reads from a signalfd, and put that signalfd and the alarm's
+/// timerfd into a new epoll set.
+fn watch_signals_and_alarm() -> Result<(Epoll, SignalFd, alarm::Alarm), RuntimeError> {
+    // Signals are read from a signalfd, so they must be blocked for the whole process
+    // (done before any thread exists; children get an empty mask in spawn).
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
     }
-}
-
-fn err(what: &str) -> impl Fn(nix::Error) -> RuntimeError + '_ {
-    move |e| RuntimeError(format!("{what}: {e}"))
+    // An ignored signal is discarded, not queued, so the signalfd would never see it:
+    // undo what `nohup` or `cmd &` may have set (SIGINT, SIGQUIT, SIGHUP ignored).
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        // SAFETY: restoring the default disposition; no handler is installed.
+        unsafe {
+            let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
+        }
+    }
+    mask.thread_block()
+        .map_err(RuntimeError::sys("cannot block signals"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(RuntimeError::sys("cannot create a signalfd"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(RuntimeError::sys("cannot create epoll"))?;
+    epoll
+        .add(
+            sigfd.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
+        )
+        .map_err(RuntimeError::sys("cannot watch the signalfd"))?;
+    let alarm = alarm::Alarm::new().map_err(RuntimeError::sys("cannot create a timerfd"))?;
+    epoll
+        .add(
+            alarm.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Alarm.to_u64()),
+        )
+        .map_err(RuntimeError::sys("cannot watch the timerfd"))?;
+    Ok((epoll, sigfd, alarm))
 }
 
 impl Runtime {
@@ -352,48 +396,7 @@ impl Runtime {
         guardian: Guardian,
         registry: Registry,
     ) -> Result<Runtime, RuntimeError> {
-        // Signals are read from a signalfd, so they must be blocked for the whole process
-        // (done before any thread exists; children get an empty mask in spawn).
-        let mut mask = SigSet::empty();
-        for s in [
-            Signal::SIGCHLD,
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-        ] {
-            mask.add(s);
-        }
-        // An ignored signal is discarded, not queued, so the signalfd would never see it:
-        // undo what `nohup` or `cmd &` may have set (SIGINT, SIGQUIT, SIGHUP ignored).
-        for s in [
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-            Signal::SIGCHLD,
-        ] {
-            // SAFETY: restoring the default disposition; no handler is installed.
-            unsafe {
-                let _ = nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl);
-            }
-        }
-        mask.thread_block().map_err(err("cannot block signals"))?;
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(err("cannot create a signalfd"))?;
-        let epoll =
-            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err("cannot create epoll"))?;
-        epoll
-            .add(
-                sigfd.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
-            )
-            .map_err(err("cannot watch the signalfd"))?;
-        let alarm = alarm::Alarm::new().map_err(err("cannot create a timerfd"))?;
-        epoll
-            .add(
-                alarm.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, ALARM_TOKEN),
-            )
-            .map_err(err("cannot watch the timerfd"))?;
+        let (epoll, sigfd, alarm) = watch_signals_and_alarm()?;
         if let Err(e) = spawn::become_subreaper() {
             crate::console::errln!("bansuri: warning: cannot become a subreaper ({e}); orphans of tasks are reaped by init");
         }
@@ -433,27 +436,7 @@ impl Runtime {
             escapees: escape::Escapees::default(),
             guarded_notifiers: Vec::new(),
             clock_offset: 0,
-            watch: ConfigWatch {
-                enabled: !opts.mode.once,
-                applied: std::fs::read(&spec.source).unwrap_or_default(),
-                path: spec.source.clone(),
-                overrides: opts.overrides.clone(),
-                applied_at: Utc::now(),
-                log_file: spec.globals.log_file.clone(),
-                log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
-                check_interval: spec.globals.check_interval,
-                next_check: Mono::ZERO + spec.globals.check_interval,
-                settling: None,
-                forced: false,
-                settle: settle::Settle::new(
-                    spec.globals.config_settle,
-                    std::fs::metadata(&spec.source).ok().map(|m| {
-                        use std::os::unix::fs::MetadataExt;
-                        (m.dev(), m.ino())
-                    }),
-                ),
-                invalid: None,
-            },
+            watch: ConfigWatch::new(&spec, &opts),
             notifying: notifying::Notifying::new(registry.clone(), &spec.globals, config_dir),
             extensions: registry.extensions(),
             inproc: inprocess::InProcess::new(registry),
@@ -461,6 +444,7 @@ impl Runtime {
             slurm: session,
             slurm_state: slurm::State::default(),
             progress,
+            phase: event_loop::Phase::Running,
         };
         rt.header(&spec);
         rt.observe_start(prev);
@@ -503,119 +487,6 @@ impl Runtime {
         }
     }
 
-    fn run(&mut self) -> Result<i32, RuntimeError> {
-        let now = self.now();
-        let actions = self.core.handle(Input::Start, now);
-        if let Some(code) = self.apply(actions) {
-            return Ok(self.finish(code));
-        }
-        let stop_before_end = self.core.globals().stop_before_end;
-        if let Some(code) = self.plan_shutdown(stop_before_end) {
-            return Ok(self.finish(code));
-        }
-        let mut events = vec![EpollEvent::empty(); 256];
-        loop {
-            self.notifying.sweep();
-            let now = self.now();
-            let mut deadline = self.core.next_deadline();
-            if let Some(n) = self.notifying.deadline() {
-                deadline = Some(deadline.map_or(n, |d| d.min(n)));
-            }
-            if let Some(w) = self.watch_deadline() {
-                deadline = Some(deadline.map_or(w, |d| d.min(w)));
-            }
-            if let Some(w) = self.slurm_state.refresh_at {
-                deadline = Some(deadline.map_or(w, |d| d.min(w)));
-            }
-            if !self.draining.is_empty() {
-                let poll = now.mono + DRAIN_POLL;
-                deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
-            }
-            if let Some(o) = self.observe_deadline(now.mono) {
-                deadline = Some(deadline.map_or(o, |d| d.min(o)));
-            }
-            let mut timeout = epoll_timeout(deadline, now.mono);
-            if timeout != EpollTimeout::ZERO {
-                self.flush_log();
-                // Going idle: the moment to show progress (after the log lines).
-                if let Some(p) = self.show_progress(now.mono) {
-                    deadline = Some(deadline.map_or(p, |d| d.min(p)));
-                    timeout = epoll_timeout(deadline, now.mono);
-                }
-            }
-            if timeout == EpollTimeout::NONE {
-                self.alarm
-                    .set(deadline)
-                    .map_err(err("cannot arm the timerfd"))?;
-            }
-            let n = match self.epoll.wait(&mut events, timeout) {
-                Ok(n) => n,
-                Err(nix::Error::EINTR) => 0,
-                Err(e) => return Err(RuntimeError(format!("epoll_wait failed: {e}"))),
-            };
-            for ev in events.iter().take(n) {
-                let token = ev.data();
-                if token == ALARM_TOKEN {
-                    // Nothing to do but consume it: the deadlines are checked below.
-                    self.alarm.fired();
-                } else if token == SIGNAL_TOKEN {
-                    if let Some(code) = self.on_signals() {
-                        return Ok(self.finish(code));
-                    }
-                } else if token == WORKER_TOKEN {
-                    if let Some(code) = self.on_workers() {
-                        return Ok(self.finish(code));
-                    }
-                } else if token >= serve::CONN_BASE {
-                    if let Some(code) = self.serve_event(token, ev.events()) {
-                        return Ok(self.finish(code));
-                    }
-                } else {
-                    self.on_pipe(token as usize, false);
-                }
-            }
-            if let Some(code) = self.check_clock() {
-                return Ok(self.finish(code));
-            }
-            if !self.draining.is_empty() {
-                if let Some(code) = self.check_draining() {
-                    return Ok(self.finish(code));
-                }
-            }
-            if self
-                .notifying
-                .deadline()
-                .is_some_and(|n| n <= self.now().mono)
-            {
-                self.check_notifiers();
-            }
-            if self.watch_deadline().is_some_and(|w| w <= self.now().mono) {
-                if let Some(code) = self.check_config(false) {
-                    return Ok(self.finish(code));
-                }
-            }
-            if self
-                .slurm_state
-                .refresh_at
-                .is_some_and(|w| w <= self.now().mono)
-            {
-                if let Some(code) = self.refresh_end_time() {
-                    return Ok(self.finish(code));
-                }
-            }
-            let now = self.now();
-            if self.core.next_deadline().is_some_and(|d| d <= now.mono) {
-                let actions = self.core.handle(Input::Tick, now);
-                if let Some(code) = self.apply(actions) {
-                    return Ok(self.finish(code));
-                }
-            }
-            if let Some(code) = self.observe_due() {
-                return Ok(self.finish(code));
-            }
-        }
-    }
-
     /// Have the guardian watch the `notify_command` groups that run, and forget the ones
     /// that are over (a notifier hanging when bansuri is killed is ended like a task's
     /// group).
@@ -632,27 +503,6 @@ impl Runtime {
             }
         }
         self.guarded_notifiers = now;
-    }
-
-    /// Drain what is left, flush, and hand back the exit code.
-    fn finish(&mut self, code: i32) -> i32 {
-        // The live line disappears; the final table (already logged) takes its place.
-        self.progress.hide();
-        // Escaped processes that ignored SIGTERM at shutdown go now.
-        self.kill_escapees();
-        self.wait_notifiers();
-        let slots: Vec<usize> = (0..self.pipes.len())
-            .filter(|&i| self.pipes[i].is_some())
-            .collect();
-        for slot in slots {
-            self.on_pipe(slot, true);
-            // Whatever still holds the pipe open (a process that escaped its group) no
-            // longer matters: flush the partial line and let go.
-            self.close_pipe(slot);
-        }
-        self.observe_finish(code);
-        self.flush_log();
-        code
     }
 
     /// Draw the progress line (or write a plain progress line); returns when to call
@@ -735,7 +585,7 @@ impl Runtime {
             self.pipes.push(None);
             self.pipes.len() - 1
         });
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, slot as u64);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Pipe(slot).to_u64());
         if let Err(e) = self.epoll.add(fd.as_fd(), ev) {
             self.free_slots.push(slot);
             return Err(io::Error::from(e));
@@ -820,57 +670,6 @@ impl Runtime {
         self.free_slots.push(slot);
     }
 
-    fn on_signals(&mut self) -> Option<i32> {
-        let arrival = self.now();
-        let mut child_exited = false;
-        let mut stop: Vec<&'static str> = Vec::new();
-        let mut hup = false;
-        loop {
-            match self.sigfd.read_signal() {
-                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGCHLD) => child_exited = true,
-                    Ok(Signal::SIGTERM) => stop.push("SIGTERM"),
-                    Ok(Signal::SIGINT) => stop.push("SIGINT"),
-                    Ok(Signal::SIGHUP) => hup = true,
-                    _ => {}
-                },
-                Ok(None) => break,
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => break,
-            }
-        }
-        if child_exited {
-            if let Some(code) = self.reap_all() {
-                return Some(code);
-            }
-        }
-        if hup {
-            if self.watch.enabled {
-                self.master(Level::Info, "SIGHUP received: re-reading the config file");
-                if let Some(code) = self.check_config(true) {
-                    return Some(code);
-                }
-            } else {
-                self.master(Level::Info, "SIGHUP received: ignored with --once");
-            }
-            if let Some(code) = self.hup_end_time() {
-                return Some(code);
-            }
-        }
-        for signal in stop {
-            // Escaped processes whose run is over: stop them with the rest (those of a
-            // run get its stop signal).
-            self.stop_loose_escapees();
-            for input in self.stop_inputs(signal, arrival) {
-                let actions = self.core.handle(input, self.now());
-                if let Some(code) = self.apply(actions) {
-                    return Some(code);
-                }
-            }
-        }
-        None
-    }
-
     /// Tell the core when the wall clock has jumped by more than a second relative to the
     /// monotonic clock (settimeofday, an NTP step, a resumed VM).
     fn check_clock(&mut self) -> Option<i32> {
@@ -890,7 +689,7 @@ impl Runtime {
         if !self.watch.enabled {
             return None;
         }
-        Some(self.watch.settling.unwrap_or(self.watch.next_check))
+        Some(self.watch.clock.deadline())
     }
 
     /// Look at the config file: at each check_interval, when a change waiting to settle
@@ -899,50 +698,43 @@ impl Runtime {
     /// done (replaced by a rename, or not modified for `config_settle`).
     fn check_config(&mut self, forced: bool) -> Option<i32> {
         let now = self.now();
-        let forced = forced || self.watch.forced;
-        self.watch.next_check = now.mono + self.watch.check_interval;
-        let (bytes, look) = match read_config(&self.watch.path) {
-            Ok(read) => read,
-            Err(e) => {
-                self.watch.settling = None;
-                self.watch.forced = false;
-                self.watch.settle.reset();
+        let read = read_config(&self.watch.path);
+        let seen = match &read {
+            Ok((bytes, look)) => settle::Seen::Read {
+                look: look.clone(),
+                same: *bytes == self.watch.applied,
+            },
+            Err(_) => settle::Seen::Unreadable,
+        };
+        let wall_ns = i128::from(now.wall.timestamp_nanos_opt().unwrap_or(i64::MAX));
+        match (
+            self.watch.clock.looked(now.mono, wall_ns, forced, seen),
+            read,
+        ) {
+            (settle::Step::Unreadable, Err(e)) => {
                 let reason = format!("cannot read it: {e}");
                 self.config_invalid(None, reason, &[]);
-                return None;
-            }
-        };
-        if bytes == self.watch.applied && !forced {
-            self.watch.settling = None;
-            self.watch.settle.unchanged(&look);
-            // One line per check, at DEBUG only: a running bansuri re-reads its config
-            // every check_interval, and -v shows that it does.
-            let msg = format!(
-                "Config file re-read: unchanged (next check in {})",
-                crate::text::fmt_dur(self.watch.check_interval)
-            );
-            self.master(Level::Debug, &msg);
-            if self.watch.invalid.take().is_some() {
-                self.master(
-                    Level::Info,
-                    "The config file on disk is the config in effect again",
-                );
-                self.obs.mark_dirty();
-            }
-            return None;
-        }
-        let wall_ns = i128::from(now.wall.timestamp_nanos_opt().unwrap_or(i64::MAX));
-        match self.watch.settle.changed(look, now.mono, wall_ns) {
-            settle::Verdict::WaitUntil(at) => {
-                self.watch.settling = Some(at);
-                self.watch.forced = forced;
                 None
             }
-            settle::Verdict::Apply => {
-                self.watch.settling = None;
-                self.watch.forced = false;
-                self.apply_config(bytes)
+            (settle::Step::Unchanged, _) => {
+                // One line per check, at DEBUG only: a running bansuri re-reads its config
+                // every check_interval, and -v shows that it does.
+                let msg = format!(
+                    "Config file re-read: unchanged (next check in {})",
+                    crate::text::fmt_dur(self.watch.clock.check_interval())
+                );
+                self.master(Level::Debug, &msg);
+                if self.watch.invalid.take().is_some() {
+                    self.master(
+                        Level::Info,
+                        "The config file on disk is the config in effect again",
+                    );
+                    self.obs.mark_dirty();
+                }
+                None
             }
+            (settle::Step::Apply, Ok((bytes, _))) => self.apply_config(bytes),
+            _ => None,
         }
     }
 
@@ -996,24 +788,21 @@ impl Runtime {
                 }
             }
         }
-        if let Some(code) = self.apply(actions) {
-            return Some(code);
-        }
-        self.plan_shutdown(stop_before_end)
+        self.apply(actions)
+            .or_else(|| self.plan_shutdown(stop_before_end))
     }
 
     /// Global settings that the runtime holds (the core takes its own from the spec).
     fn apply_globals(&mut self, g: &Globals) {
-        if g.check_interval != self.watch.check_interval {
+        let now = self.now().mono;
+        if self.watch.clock.set_check_interval(g.check_interval, now) {
             let msg = format!(
                 "check_interval is now {}",
                 crate::text::fmt_dur(g.check_interval)
             );
             self.master(Level::Info, &msg);
-            self.watch.check_interval = g.check_interval;
-            self.watch.next_check = self.now().mono + g.check_interval;
         }
-        self.watch.settle.settle = g.config_settle;
+        self.watch.clock.set_settle(g.config_settle);
         self.log.set_format(g.log_format);
         self.notifying.set_globals(g);
         let rotation = (g.log_max_bytes, g.log_backups);
@@ -1153,13 +942,20 @@ impl Runtime {
 
     /// End the runs whose process groups have emptied.
     fn check_draining(&mut self) -> Option<i32> {
-        for (run, status) in self.srun_drain_overdue() {
-            let actions = self
-                .core
-                .handle(Input::LeaderExited { run, status }, self.now());
-            if let Some(code) = self.apply(actions) {
-                return Some(code);
-            }
+        if self.draining.is_empty() {
+            return None;
+        }
+        let overdue = self
+            .srun_drain_overdue()
+            .into_iter()
+            .find_map(|(run, status)| {
+                let actions = self
+                    .core
+                    .handle(Input::LeaderExited { run, status }, self.now());
+                self.apply(actions)
+            });
+        if overdue.is_some() {
+            return overdue;
         }
         let candidates: Vec<RunId> = self
             .draining
@@ -1171,14 +967,10 @@ impl Runtime {
             .into_iter()
             .filter(|run| !self.escapees_alive(*run))
             .collect();
-        for run in empty {
-            if let Some(reaped) = self.draining.remove(&run) {
-                if let Some(code) = self.run_over(run, reaped) {
-                    return Some(code);
-                }
-            }
-        }
-        None
+        empty.into_iter().find_map(|run| {
+            let reaped = self.draining.remove(&run)?;
+            self.run_over(run, reaped)
+        })
     }
 
     /// A run's main process is reaped and its group is empty: drain its pipes (so its

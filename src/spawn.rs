@@ -22,7 +22,7 @@ use crate::model::{ExitStatus, Usage};
 mod fast;
 mod plan;
 use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
-pub use plan::{Identity, LaunchPlan, Launcher, Own, Sink};
+pub use plan::{Identity, LaunchPlan, Launcher, Own, Sink, Stderr as StderrSink, ThreadPlan};
 
 /// A started process and the read ends of its output pipes.
 #[derive(Debug)]

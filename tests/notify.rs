@@ -785,3 +785,52 @@ This is an automated message from Bansuri Orchestrator.
         "{log}"
     );
 }
+
+/// CPU time (user + system, in clock ticks) that process `pid` has used; it is still
+/// readable while the process is a zombie that this test has not reaped.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and
+    // 13th of them.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+}
+
+#[test]
+fn the_wait_for_a_hanging_notifier_at_exit_ends_at_its_timeout_and_sleeps_meanwhile() {
+    let sb = Sandbox::new();
+    let _guard = KillListed(vec![sb.file("npids")]);
+    // The inbox is polled every second: the alarm is armed for a poll that falls due
+    // while bansuri waits for the notifier at exit. The wait must sleep through it (a
+    // second loop that never consumed the alarm woke at once, over and over, until the
+    // notifier's timeout).
+    let cfg = r#"{"notify_command": "echo $$ >> npids; sleep 300", "notify_timeout": "6s",
+        "scripts": [{"name": "a", "command": "exit 1", "notify": "mail"}]}"#;
+    let mut b = sb.start_with_env(cfg, &["--once"], &[("BANSURI_INBOX_POLL_ONLY", "1")]);
+    let pid = b.pid();
+    b.wait_log("the wait for the notifier", T, |l| {
+        l.contains("Waiting for 1 notifier to finish")
+    });
+    let before = cpu_ticks(pid);
+    let log = b.wait_log("the notifier's timeout", T, |l| {
+        l.contains("notify_command timed out after 6s")
+    });
+    let after = cpu_ticks(pid);
+    let (st, _) = b
+        .wait(T)
+        .expect("bansuri exits after the notifier's timeout");
+    assert_eq!(st.code(), Some(3), "a failed; log:\n{log}");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    assert!(
+        (after - before) * 4 < hz * 2,
+        "bansuri used {} ticks of CPU ({hz}/s) in the 6 s it waited for its notifier: it spun",
+        after - before
+    );
+    let notifier = times_in(&sb.read("npids"))[0] as i32;
+    assert!(!alive(notifier), "the notifier outlived bansuri");
+}

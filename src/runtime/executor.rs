@@ -20,9 +20,10 @@ use crate::rotate::RotatingFile;
 use crate::spawn;
 use crate::spec::TaskSpec;
 
-/// What runs a task's attempts.
+/// What kind of backend an executor is (for the tests).
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Executor {
+pub(super) enum Kind {
     /// A process of its own (fork/exec or the fast clone path).
     Process,
     /// An srun client running the command as a job step; stop signals go to the step.
@@ -31,16 +32,132 @@ pub(super) enum Executor {
     InProcess,
 }
 
-impl Executor {
-    /// The executor of `task`'s attempts.
-    pub(super) fn for_task(task: &TaskSpec) -> Executor {
-        if task.no_interface {
-            Executor::InProcess
-        } else if task.srun.is_some() {
-            Executor::Srun
-        } else {
-            Executor::Process
+/// A backend that runs attempts. The loop knows only this trait: [`Runtime::start_run`]
+/// and [`Runtime::signal_run`] dispatch to the first of [`EXECUTORS`] that runs the task
+/// (or holds the run). A new backend (remote nodes) is a new impl and a line in
+/// [`EXECUTORS`]; the loop is not touched.
+///
+/// The backends keep their runs in the runtime (the pipes and process table are shared
+/// with notifiers and the reaper), so they are stateless and take the runtime as context.
+pub(super) trait Executor: Sync {
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn kind(&self) -> Kind;
+    /// Does this backend run `task`'s attempts?
+    fn runs(&self, task: &TaskSpec) -> bool;
+    /// Is `run` one of this backend's runs, still going?
+    fn holds(&self, rt: &Runtime, run: RunId) -> bool;
+    /// Start attempt `attempt` of `task` as `run`; the core's follow-up.
+    fn start(&self, rt: &mut Runtime, run: RunId, task: Arc<TaskSpec>, attempt: u32)
+        -> Vec<Action>;
+    /// Send `signal` to `run`; the core's follow-up.
+    fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action>;
+}
+
+/// Every backend, the most specific first: a task's executor is the first that runs it.
+pub(super) static EXECUTORS: [&dyn Executor; 3] =
+    [&InProcessExecutor, &SrunExecutor, &ProcessExecutor];
+
+/// The executor of `task`'s attempts.
+pub(super) fn for_task(task: &TaskSpec) -> &'static dyn Executor {
+    EXECUTORS
+        .iter()
+        .copied()
+        .find(|e| e.runs(task))
+        .unwrap_or(&ProcessExecutor)
+}
+
+/// A process of its own.
+struct ProcessExecutor;
+
+impl Executor for ProcessExecutor {
+    fn kind(&self) -> Kind {
+        Kind::Process
+    }
+    fn runs(&self, _task: &TaskSpec) -> bool {
+        true
+    }
+    fn holds(&self, rt: &Runtime, run: RunId) -> bool {
+        rt.runs.get(&run).is_some_and(|i| !i.srun)
+    }
+    fn start(
+        &self,
+        rt: &mut Runtime,
+        run: RunId,
+        task: Arc<TaskSpec>,
+        attempt: u32,
+    ) -> Vec<Action> {
+        rt.start_process(run, &task, attempt)
+    }
+    fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
+        let Some(pid) = rt.runs.get(&run).map(|i| i.pid) else {
+            return Vec::new();
+        };
+        if let Err(e) = spawn::signal_group(pid, signal) {
+            let msg = format!("cannot signal process group {pid}: {e}");
+            rt.master(Level::Error, &msg);
         }
+        rt.signal_escapees(run, signal);
+        Vec::new()
+    }
+}
+
+/// An srun client: a process whose stop signals go to its job step (runtime/slurm.rs).
+struct SrunExecutor;
+
+impl Executor for SrunExecutor {
+    fn kind(&self) -> Kind {
+        Kind::Srun
+    }
+    fn runs(&self, task: &TaskSpec) -> bool {
+        task.srun.is_some()
+    }
+    fn holds(&self, rt: &Runtime, run: RunId) -> bool {
+        rt.runs.get(&run).is_some_and(|i| i.srun)
+    }
+    fn start(
+        &self,
+        rt: &mut Runtime,
+        run: RunId,
+        task: Arc<TaskSpec>,
+        attempt: u32,
+    ) -> Vec<Action> {
+        // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
+        rt.start_process(run, &task, attempt)
+    }
+    fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
+        let Some((pid, task)) = rt.runs.get(&run).map(|i| (i.pid, Arc::clone(&i.task))) else {
+            return Vec::new();
+        };
+        rt.signal_srun(pid, &task, signal);
+        rt.signal_escapees(run, signal);
+        Vec::new()
+    }
+}
+
+/// A registered task on a worker thread (runtime/inprocess.rs).
+struct InProcessExecutor;
+
+impl Executor for InProcessExecutor {
+    fn kind(&self) -> Kind {
+        Kind::InProcess
+    }
+    fn runs(&self, task: &TaskSpec) -> bool {
+        task.no_interface
+    }
+    fn holds(&self, rt: &Runtime, run: RunId) -> bool {
+        rt.inproc.has(run)
+    }
+    fn start(
+        &self,
+        rt: &mut Runtime,
+        run: RunId,
+        task: Arc<TaskSpec>,
+        attempt: u32,
+    ) -> Vec<Action> {
+        rt.spawn_inprocess(run, task, attempt)
+    }
+    fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
+        rt.signal_inprocess(run, signal)
     }
 }
 
@@ -52,52 +169,28 @@ impl Runtime {
         task: Arc<TaskSpec>,
         attempt: u32,
     ) -> Vec<Action> {
-        match Executor::for_task(&task) {
-            Executor::InProcess => self.spawn_inprocess(run, task, attempt),
-            // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
-            Executor::Process | Executor::Srun => match self.spawn_tracked(run, &task, attempt) {
-                Ok(child) => self.process_started(run, &task, child),
-                Err(reason) => {
-                    self.notifying.forget_after(run);
-                    self.core
-                        .handle(Input::SpawnFailed { run, reason }, self.now())
-                }
-            },
-        }
+        for_task(&task).start(self, run, task, attempt)
     }
 
-    /// The executor of a run still going; `None` when it is over.
-    fn executor_of(&self, run: RunId) -> Option<Executor> {
-        if self.inproc.has(run) {
-            return Some(Executor::InProcess);
-        }
-        let info = self.runs.get(&run)?;
-        Some(if info.srun {
-            Executor::Srun
-        } else {
-            Executor::Process
-        })
-    }
-
-    /// Send `signal` to run `run` the way its executor takes it.
+    /// Send `signal` to run `run` the way its executor takes it (nothing when it is over).
     pub(super) fn signal_run(&mut self, run: RunId, signal: i32) -> Vec<Action> {
-        let executor = match self.executor_of(run) {
-            None => return Vec::new(),
-            Some(Executor::InProcess) => return self.signal_inprocess(run, signal),
-            Some(executor) => executor,
-        };
-        let Some(info) = self.runs.get(&run) else {
-            return Vec::new();
-        };
-        let (pid, task) = (info.pid, Arc::clone(&info.task));
-        if executor == Executor::Srun {
-            self.signal_srun(pid, &task, signal);
-        } else if let Err(e) = spawn::signal_group(pid, signal) {
-            let msg = format!("cannot signal process group {pid}: {e}");
-            self.master(Level::Error, &msg);
+        match EXECUTORS.iter().find(|e| e.holds(self, run)) {
+            Some(e) => e.signal(self, run, signal),
+            None => Vec::new(),
         }
-        self.signal_escapees(run, signal);
-        Vec::new()
+    }
+
+    /// Start a process (plain or srun client) for `run`.
+    fn start_process(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Vec<Action> {
+        match self.spawn_tracked(run, task, attempt) {
+            Ok(child) => self.process_started(run, task, child),
+            Err(e) => {
+                self.notifying.forget_after(run);
+                let reason = e.to_string();
+                self.core
+                    .handle(Input::SpawnFailed { run, reason }, self.now())
+            }
+        }
     }
 
     /// A process started for run `run`: watch its output, remember it, tell the core.
@@ -178,20 +271,20 @@ mod tests {
 
     #[test]
     fn each_kind_of_task_has_its_executor() {
-        let of = |json| Executor::for_task(&task(json));
-        assert_eq!(of(r#"{"name": "a", "command": "true"}"#), Executor::Process);
+        let of = |json| for_task(&task(json)).kind();
+        assert_eq!(of(r#"{"name": "a", "command": "true"}"#), Kind::Process);
         assert_eq!(
             of(r#"{"name": "a", "command": ["true"], "srun": true}"#),
-            Executor::Srun
+            Kind::Srun
         );
         // A registered name runs in bansuri; a Python class is a process.
         assert_eq!(
             of(r#"{"name": "a", "no-interface": true, "command": "Echo"}"#),
-            Executor::InProcess
+            Kind::InProcess
         );
         assert_eq!(
             of(r#"{"name": "a", "no-interface": true, "command": "pkg.mod:Job"}"#),
-            Executor::Process
+            Kind::Process
         );
     }
 }

@@ -21,13 +21,15 @@ use chrono::Utc;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::{Runtime, RuntimeError, WORKER_TOKEN};
+use super::error::{NotifierFailure, StartError};
+use super::{Runtime, RuntimeError, Token};
 use crate::api::{line_writer, Registry, RunContext, StopFlag, Task, TaskInfo};
 use crate::core::{Action, Input, RunId};
 use crate::level::Level;
 use crate::model::ExitStatus;
 use crate::output::Stream;
-use crate::spec::{OnFail, OutputTarget, StderrTarget, TaskSpec};
+use crate::spawn::{Sink, StderrSink as Stderr, ThreadPlan};
+use crate::spec::{OnFail, TaskSpec};
 
 /// Exit code recorded for an in-process task that panicked (Rust's own for a panic).
 pub const PANIC_CODE: i32 = 101;
@@ -37,7 +39,10 @@ pub(super) enum Done {
     /// An in-process run is over.
     Task { run: RunId, end: TaskEnd },
     /// A registered notifier returned.
-    Notifier { id: u64, result: Result<(), String> },
+    Notifier {
+        id: u64,
+        result: Result<(), NotifierFailure>,
+    },
 }
 
 /// How an in-process attempt ended.
@@ -60,7 +65,7 @@ pub(super) struct Workers {
 impl Workers {
     pub(super) fn new() -> Result<Workers, RuntimeError> {
         let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(|e| RuntimeError(format!("cannot create an eventfd: {e}")))?;
+            .map_err(RuntimeError::sys("cannot create an eventfd"))?;
         let (tx, rx) = channel();
         Ok(Workers {
             tx,
@@ -74,9 +79,9 @@ impl Workers {
         epoll
             .add(
                 self.efd.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, WORKER_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Worker.to_u64()),
             )
-            .map_err(|e| RuntimeError(format!("cannot watch the eventfd: {e}")))
+            .map_err(RuntimeError::sys("cannot watch the eventfd"))
     }
 
     /// A handle for a worker thread: send, then wake the loop.
@@ -140,10 +145,20 @@ impl InProcess {
     }
 }
 
+/// A non-blocking pipe for one stream of an in-process run: the loop's end, the thread's.
+fn output_pipe() -> Result<(std::os::fd::OwnedFd, File), StartError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(StartError::Pipe)?;
+    crate::spawn::set_nonblocking(&r).map_err(StartError::PipeSetup)?;
+    Ok((r, File::from(w)))
+}
+
 /// Where one stream of an in-process run goes.
-fn open_target(path: &std::path::Path, what: &str) -> Result<File, String> {
-    crate::rotate::open_append(path)
-        .map_err(|e| format!("cannot open {what} file {}: {e}", path.display()))
+fn open_target(path: &std::path::Path, stream: &'static str) -> Result<File, StartError> {
+    crate::rotate::open_append(path).map_err(|source| StartError::OpenOutput {
+        stream,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Runtime {
@@ -163,63 +178,77 @@ impl Runtime {
         attempt: u32,
     ) -> Vec<Action> {
         let started = crate::spawn::prepare(&task, &chrono::Local::now())
+            .map_err(StartError::Prepare)
             .and_then(|task| self.start_thread(run, &task, attempt));
         match started {
             Ok(()) => self.core.handle(Input::Spawned { run, pid: 0 }, self.now()),
-            Err(reason) => {
+            Err(e) => {
                 self.notifying.forget_after(run);
+                let reason = e.to_string();
                 self.core
                     .handle(Input::SpawnFailed { run, reason }, self.now())
             }
         }
     }
 
-    fn start_thread(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Result<(), String> {
-        let kind = task.command.display();
-        let factory = self.inproc.registry.task(&kind).cloned().ok_or_else(|| {
-            format!("no in-process task named `{kind}` is registered in this program")
-        })?;
-        self.notifying.track_output(run, task);
-        let name: Arc<str> = Arc::from(task.name.as_str());
-        let mut pipes = Vec::new();
-        let pipe = || -> Result<(std::os::fd::OwnedFd, File), String> {
-            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create an output pipe: {e}"))?;
-            crate::spawn::set_nonblocking(&r)
-                .map_err(|e| format!("cannot set up an output pipe: {e}"))?;
-            Ok((r, File::from(w)))
-        };
+    /// The output of an in-process run: a writer per stream, and the pipe slots the loop
+    /// reads (the job log's streams).
+    fn thread_stdio(
+        &mut self,
+        run: RunId,
+        plan: &ThreadPlan,
+        name: &Arc<str>,
+    ) -> Result<(File, File, Vec<usize>), StartError> {
         let mut readers = Vec::new();
-        let stdout = match &task.stdout {
-            OutputTarget::JobLog => {
-                let (r, w) = pipe()?;
-                readers.push((r, Stream::Stdout));
-                w
+        let mut open = |sink: &Sink, stream: Stream, what: &'static str| match sink {
+            Sink::JobLog => {
+                let (r, w) = output_pipe()?;
+                readers.push((r, stream));
+                Ok(w)
             }
-            OutputTarget::File(p) => open_target(p, "stdout")?,
+            Sink::File(p) | Sink::Rotated(p) => open_target(p, what),
         };
-        let stderr = match &task.stderr {
-            StderrTarget::Combined => stdout
-                .try_clone()
-                .map_err(|e| format!("cannot duplicate the output: {e}"))?,
-            StderrTarget::JobLog => {
-                let (r, w) = pipe()?;
-                readers.push((r, Stream::Stderr));
-                w
-            }
-            StderrTarget::File(p) => open_target(p, "stderr")?,
+        let stdout = open(&plan.stdout, Stream::Stdout, "stdout")?;
+        let stderr = match &plan.stderr {
+            Stderr::Combined => stdout.try_clone().map_err(StartError::Duplicate)?,
+            Stderr::Own(sink) => open(sink, Stream::Stderr, "stderr")?,
         };
+        let mut pipes = Vec::new();
         for (r, stream) in readers {
-            match self.add_pipe(r, run, Arc::clone(&name), stream, None) {
+            match self.add_pipe(r, run, Arc::clone(name), stream, None) {
                 Ok(slot) => pipes.push(slot),
                 Err(e) => {
-                    for slot in pipes {
-                        self.close_pipe(slot);
-                    }
-                    return Err(format!("cannot watch the output: {e}"));
+                    self.close_pipes(pipes);
+                    return Err(StartError::Watch(e));
                 }
             }
         }
+        Ok((stdout, stderr, pipes))
+    }
+
+    fn close_pipes(&mut self, pipes: Vec<usize>) {
+        for slot in pipes {
+            self.close_pipe(slot);
+        }
+    }
+
+    fn start_thread(
+        &mut self,
+        run: RunId,
+        task: &TaskSpec,
+        attempt: u32,
+    ) -> Result<(), StartError> {
+        let kind = task.command.display();
+        let factory = self
+            .inproc
+            .registry
+            .task(&kind)
+            .cloned()
+            .ok_or_else(|| StartError::NotRegistered(kind.clone()))?;
+        self.notifying.track_output(run, task);
+        let plan = ThreadPlan::new(task);
+        let name: Arc<str> = Arc::from(task.name.as_str());
+        let (stdout, stderr, pipes) = self.thread_stdio(run, &plan, &name)?;
         let info = TaskInfo {
             name: task.name.clone(),
             kind: kind.clone(),
@@ -230,20 +259,18 @@ impl Runtime {
             } else {
                 1
             },
-            working_directory: task.working_directory.clone(),
-            env: task.env.clone(),
+            working_directory: plan.cwd,
+            env: plan.env,
             timeout: task.timeout,
         };
         let instance: Arc<dyn Task> = match catch_unwind(AssertUnwindSafe(|| factory(&info))) {
             Ok(t) => Arc::from(t),
             Err(p) => {
-                for slot in pipes {
-                    self.close_pipe(slot);
-                }
-                return Err(format!(
-                    "the factory of `{kind}` panicked: {}",
-                    panic_text(p)
-                ));
+                self.close_pipes(pipes);
+                return Err(StartError::FactoryPanicked {
+                    kind,
+                    panic: panic_text(p),
+                });
             }
         };
         let stop = Arc::new(StopFlag::default());
@@ -269,10 +296,8 @@ impl Runtime {
                 report(Done::Task { run, end });
             });
         if let Err(e) = spawned {
-            for slot in pipes {
-                self.close_pipe(slot);
-            }
-            return Err(format!("cannot start a thread: {e}"));
+            self.close_pipes(pipes);
+            return Err(StartError::Thread(e));
         }
         self.inproc.runs.insert(
             run,

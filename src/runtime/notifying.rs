@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use nix::sys::epoll::{EpollEvent, EpollTimeout};
-use nix::sys::signal::Signal;
+use nix::sys::epoll::EpollEvent;
 
+use super::error::{NotifierFailure, StartError};
+use super::event_loop::Phase;
 use super::inprocess::{panic_text, Done};
-use super::{Runtime, SIGNAL_TOKEN, WORKER_TOKEN};
+use super::Runtime;
 use crate::api::Registry;
 use crate::clock::Mono;
 use crate::core::RunId;
@@ -129,6 +130,9 @@ pub(super) struct Notifying {
     tails: HashMap<RunId, RunTails>,
     /// Runs that ended: their tails are dropped once the actions of that end are done.
     ended: Vec<RunId>,
+    /// Groups of notifiers killed at their timeout, until their last member is reaped:
+    /// a member still dying after its leader was reaped is no task's escaped process.
+    killed: Vec<u32>,
 }
 
 impl Notifying {
@@ -144,6 +148,7 @@ impl Notifying {
             next_id: NOTIFIER_IDS,
             tails: HashMap::new(),
             ended: Vec::new(),
+            killed: Vec::new(),
         }
     }
 
@@ -210,15 +215,18 @@ impl Notifying {
         for run in self.ended.drain(..) {
             self.tails.remove(&run);
         }
+        self.killed.retain(|g| spawn::group_alive(*g));
     }
 
     /// When the loop must wake for a notifier's timeout.
     /// Is `pgid` the process group of a `notify_command` still tracked (running, or its
     /// leftovers until the deadline)? Its processes are no task's escapees.
     pub(super) fn is_notifier_group(&self, pgid: u32) -> bool {
-        self.running
-            .values()
-            .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
+        self.killed.contains(&pgid)
+            || self
+                .running
+                .values()
+                .any(|r| matches!(r.how, How::Command { pid, .. } if pid == pgid))
     }
 
     /// The process groups of the `notify_command`s still tracked (the guardian ends them
@@ -247,6 +255,38 @@ impl Notifying {
             .min()
     }
 
+    /// The notice of `event` for `run` of `task`, with the run's output tails.
+    fn notice(
+        &self,
+        run: RunId,
+        task: &TaskSpec,
+        event: NotifyEvent,
+        end: ProcessEnd,
+        (attempt, attempts): (u32, u32),
+        at: DateTime<Utc>,
+    ) -> Notice {
+        let (stdout, stderr, kind) = match self.tails.get(&run) {
+            Some(t) => (t.stdout.text(), t.stderr.text(), t.kind),
+            None => (String::new(), String::new(), StderrKind::Separate),
+        };
+        Notice {
+            event,
+            task: task.name.clone(),
+            command: task.command.display(),
+            working_directory: task.working_directory.clone(),
+            description: task.description.clone(),
+            end,
+            attempt,
+            attempts,
+            time: at,
+            host: self.host.clone(),
+            job_id: self.job_id.clone(),
+            stdout,
+            stderr,
+            stderr_kind: kind,
+        }
+    }
+
     fn active(&self) -> usize {
         self.running.values().filter(|r| r.active()).count()
     }
@@ -265,28 +305,11 @@ impl Runtime {
         attempts: u32,
         at: DateTime<Utc>,
     ) {
+        let notice = self
+            .notifying
+            .notice(run, task, event, end, (attempt, attempts), at);
         let n = &self.notifying;
         let (timeout, id, dir) = (n.timeout, n.next_id, n.dir.clone());
-        let (stdout, stderr, kind) = match n.tails.get(&run) {
-            Some(t) => (t.stdout.text(), t.stderr.text(), t.kind),
-            None => (String::new(), String::new(), StderrKind::Separate),
-        };
-        let notice = Notice {
-            event,
-            task: task.name.clone(),
-            command: task.command.display(),
-            working_directory: task.working_directory.clone(),
-            description: task.description.clone(),
-            end,
-            attempt,
-            attempts,
-            time: at,
-            host: n.host.clone(),
-            job_id: n.job_id.clone(),
-            stdout,
-            stderr,
-            stderr_kind: kind,
-        };
         let name = task.name.as_str();
         let command = n.command.clone();
         let registered = match &task.notify {
@@ -339,33 +362,9 @@ impl Runtime {
                     self.task_line(name, Level::Warning, &msg);
                     return;
                 };
-                let report = self.workers.reporter();
-                let started = std::thread::Builder::new()
-                    .name(format!("notifier {which}"))
-                    .spawn(move || {
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            notifier.notify(&notice)
-                        }));
-                        let result = match result {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(p) => Err(format!("it panicked: {}", panic_text(p))),
-                        };
-                        report(Done::Notifier { id, result });
-                    });
-                if let Err(e) = started {
-                    let msg = format!("Notifier failed: cannot start a thread: {e}");
-                    self.task_line(name, Level::Warning, &msg);
-                    return;
-                }
-                let msg = format!(
-                    "Notifying ({}): notifier `{which}` started (timeout {})",
-                    event.word(),
-                    fmt_dur(timeout)
-                );
-                self.task_line(name, Level::Info, &msg);
-                How::Thread {
-                    name: which.clone(),
+                match self.start_registered(notifier, notice, id, name, event, which) {
+                    Some(how) => how,
+                    None => return,
                 }
             }
         };
@@ -381,6 +380,46 @@ impl Runtime {
                 how,
             },
         );
+    }
+
+    /// Start a registered notifier on a worker thread; `None` (logged) when it cannot.
+    fn start_registered(
+        &mut self,
+        notifier: Arc<dyn notify::Notifier>,
+        notice: Notice,
+        id: u64,
+        name: &str,
+        event: NotifyEvent,
+        which: &str,
+    ) -> Option<How> {
+        let report = self.workers.reporter();
+        let started = std::thread::Builder::new()
+            .name(format!("notifier {which}"))
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    notifier.notify(&notice)
+                }));
+                let result = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(NotifierFailure::Returned(e.to_string())),
+                    Err(p) => Err(NotifierFailure::Panicked(panic_text(p))),
+                };
+                report(Done::Notifier { id, result });
+            });
+        if let Err(e) = started {
+            let msg = format!("Notifier failed: cannot start a thread: {e}");
+            self.task_line(name, Level::Warning, &msg);
+            return None;
+        }
+        let msg = format!(
+            "Notifying ({}): notifier `{which}` started (timeout {})",
+            event.word(),
+            fmt_dur(self.notifying.timeout)
+        );
+        self.task_line(name, Level::Info, &msg);
+        Some(How::Thread {
+            name: which.to_owned(),
+        })
     }
 
     /// A notifier process just started (or not): watch its output pipe, log its start,
@@ -432,8 +471,8 @@ impl Runtime {
         run: RunId,
         task: &TaskSpec,
         attempt: u32,
-    ) -> Result<spawn::Child, String> {
-        let task = spawn::prepare(task, &chrono::Local::now())?;
+    ) -> Result<spawn::Child, StartError> {
+        let task = spawn::prepare(task, &chrono::Local::now()).map_err(StartError::Prepare)?;
         self.notifying.track_output(run, &task);
         // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
         self.spawn(&task, attempt)
@@ -516,7 +555,7 @@ impl Runtime {
     }
 
     /// A registered notifier's thread returned.
-    pub(super) fn notifier_returned(&mut self, id: u64, result: Result<(), String>) {
+    pub(super) fn notifier_returned(&mut self, id: u64, result: Result<(), NotifierFailure>) {
         let Some(r) = self.notifying.running.remove(&id) else {
             return; // timed out and abandoned earlier
         };
@@ -577,6 +616,7 @@ impl Runtime {
                     *killed = true;
                     let pid = *pid;
                     let _ = spawn::signal_group(pid, libc::SIGKILL);
+                    self.notifying.killed.push(pid);
                     let msg = format!(
                         "Notifier failed ({}): {what} timed out after {timeout}: SIGKILL to its process group (pid {pid})",
                         event.word()
@@ -592,6 +632,7 @@ impl Runtime {
                     self.notifying.running.remove(&id);
                     if spawn::group_alive(pid) {
                         let _ = spawn::signal_group(pid, libc::SIGKILL);
+                        self.notifying.killed.push(pid);
                         let msg = format!(
                             "Notifier left processes in its group (pid {pid}): SIGKILL after {timeout}"
                         );
@@ -622,52 +663,19 @@ impl Runtime {
             );
             self.master(Level::Info, &msg);
         }
+        // The main loop's draining phase: signals, child exits, pipes and worker reports
+        // are served, and the alarm wakes it for the notifiers' timeouts.
+        self.serve_pause();
+        self.phase = Phase::Draining { cut: false };
         let mut events = vec![EpollEvent::empty(); 64];
         while self.notifying.active() > 0 {
-            let now = self.now().mono;
-            let timeout = match self.notifying.deadline() {
-                Some(d) if d <= now => EpollTimeout::ZERO,
-                Some(d) => {
-                    let ms = d.since(now).as_micros().div_ceil(1000);
-                    EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                        .unwrap_or(EpollTimeout::NONE)
-                }
-                // Only killed notifiers left: their SIGCHLD comes at once.
-                None => EpollTimeout::from(100u16),
-            };
-            self.flush_log();
-            let n = match self.epoll.wait(&mut events, timeout) {
-                Ok(n) => n,
-                Err(nix::Error::EINTR) => 0,
-                Err(_) => break,
-            };
-            let mut cut = false;
-            for ev in events.iter().take(n) {
-                match ev.data() {
-                    SIGNAL_TOKEN => {
-                        let mut child = false;
-                        while let Ok(Some(info)) = self.sigfd.read_signal() {
-                            match Signal::try_from(info.ssi_signo as i32) {
-                                Ok(Signal::SIGCHLD) => child = true,
-                                Ok(Signal::SIGTERM | Signal::SIGINT) => cut = true,
-                                _ => {}
-                            }
-                        }
-                        if child {
-                            let _ = self.reap_all();
-                        }
-                    }
-                    WORKER_TOKEN => {
-                        let _ = self.on_workers();
-                    }
-                    token => self.on_pipe(token as usize, false),
-                }
+            if self.turn(&mut events).is_err() {
+                break;
             }
-            if cut {
+            if self.phase == (Phase::Draining { cut: true }) {
                 self.master(Level::Warning, "Stopped waiting for notifiers");
                 break;
             }
-            self.check_notifiers();
         }
         // Whatever is left (killed at the cut, leftovers of finished ones) dies now.
         let left: Vec<(u64, u32)> = self

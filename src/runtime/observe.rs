@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::cadence::{InboxPoll, SampleSchedule, StateCadence};
+use super::deadlines::{Deadlines, Source};
 use super::{Runtime, RuntimeError};
 use crate::clock::{Mono, Now};
 use crate::control::state::{
@@ -36,16 +38,14 @@ pub(super) struct Observer {
     resume: bool,
     /// Start time (ticks since boot) of each run's process.
     run_starts: HashMap<RunId, u64>,
-    /// Something changed since the last write.
-    dirty: bool,
-    last_write: Option<Mono>,
+    /// When the state file is written.
+    cadence: StateCadence,
     write_failing: bool,
     /// Writes the state file off the loop (`None`: the loop writes it itself).
     writer: Option<super::state_writer::StateWriter>,
     // ----- sampling
     sampler: Sampler,
-    sample_interval: Duration,
-    next_sample: Option<Mono>,
+    samples: SampleSchedule,
     /// Last sample per process group.
     groups: HashMap<u32, GroupSample>,
     /// When the last sample was taken.
@@ -68,15 +68,14 @@ pub(super) struct Observer {
     pub(super) web: Option<super::web::Web>,
     pub(super) conns: Vec<Option<super::serve::Slot>>,
     /// Listeners out of the epoll set after a failed accept (out of fds): token, back at.
-    pub(super) accept_paused: Vec<(u64, Mono)>,
+    pub(super) accept_paused: Vec<(super::Token, Mono)>,
     /// A failed accept was logged; not again until one succeeds.
     pub(super) accept_warned: bool,
     /// Slot of the connection added last.
     pub(super) last_conn: Option<usize>,
-    pub(super) next_inbox: Option<Mono>,
-    /// How often the inbox is read: every [`crate::control::INBOX_POLL`], or rarely when
-    /// inotify watches it (`inbox_watch`).
-    pub(super) inbox_poll: Duration,
+    /// When the inbox is read without an event: every second, or rarely when inotify
+    /// watches it (`inbox_watch`).
+    pub(super) inbox: InboxPoll,
     /// inotify on the inbox (local file systems only).
     pub(super) inbox_watch: Option<std::os::fd::OwnedFd>,
     /// Replies of the core to the control input being handled.
@@ -103,7 +102,7 @@ impl Observer {
             dirs.push(crate::config::legacy_state_dir(&spec.source));
         }
         if let Some(why) = dirs.iter().find_map(|d| state::untrusted_dir(d)) {
-            return Err(RuntimeError(format!("refusing to start: {why}")));
+            return Err(RuntimeError::UntrustedStateDir(why));
         }
         let legacy = crate::control::legacy_dir(&spec.source, &dir);
         let prev_path = legacy
@@ -126,11 +125,10 @@ impl Observer {
                 && p.bansuri.pid != pid
                 && matches!(status::liveness(p), status::Liveness::Running)
             {
-                return Err(RuntimeError(format!(
-                    "another bansuri (pid {}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
-                    p.bansuri.pid,
-                    prev_path.parent().unwrap_or(&dir).display()
-                )));
+                return Err(RuntimeError::StateDirInUse {
+                    pid: p.bansuri.pid,
+                    dir: prev_path.parent().unwrap_or(&dir).to_path_buf(),
+                });
             }
         }
         let usable = create_private_dir(&paths.dir).is_ok();
@@ -153,13 +151,11 @@ impl Observer {
             mode,
             resume,
             run_starts: HashMap::new(),
-            dirty: true,
-            last_write: None,
+            cadence: StateCadence::default(),
             write_failing: false,
             writer: None,
             sampler: Sampler::new(),
-            sample_interval: spec.globals.sample_interval,
-            next_sample: None,
+            samples: SampleSchedule::new(spec.globals.sample_interval),
             groups: HashMap::new(),
             sampled_at: None,
             peaks: HashMap::new(),
@@ -173,8 +169,7 @@ impl Observer {
             accept_paused: Vec::new(),
             accept_warned: false,
             last_conn: None,
-            next_inbox: None,
-            inbox_poll: crate::control::INBOX_POLL,
+            inbox: InboxPoll::default(),
             inbox_watch: None,
             replies: Vec::new(),
             capture: None,
@@ -185,7 +180,7 @@ impl Observer {
     }
 
     pub(super) fn mark_dirty(&mut self) {
-        self.dirty = true;
+        self.cadence.mark_dirty();
     }
 
     /// A run is over.
@@ -261,9 +256,8 @@ impl Runtime {
         if self.obs.resume {
             self.resume_from(prev.as_ref());
         }
-        if !self.obs.sample_interval.is_zero() {
-            self.obs.next_sample = Some(self.now().mono);
-        }
+        let now = self.now().mono;
+        self.obs.samples.start(now);
         self.serve_start();
     }
 
@@ -337,30 +331,16 @@ impl Runtime {
         self.master(Level::Info, &msg);
     }
 
-    /// When the observer needs the loop next.
-    pub(super) fn observe_deadline(&self, now: Mono) -> Option<Mono> {
-        let mut best: Option<Mono> = None;
-        let mut consider = |t: Mono| best = Some(best.map_or(t, |b: Mono| b.min(t)));
-        if self.obs.usable {
-            let last = self.obs.last_write;
-            // The heartbeat runs also when no process does: a `status` on another node
-            // tells a live bansuri from one killed without a last write by its age.
-            if self.obs.dirty {
-                consider(last.map_or(now, |l| l + state::MIN_WRITE_INTERVAL));
-            } else {
-                consider(last.map_or(now, |l| l + state::HEARTBEAT));
-            }
-        }
-        if let Some(s) = self.obs.next_sample {
-            consider(s);
-        }
-        if let Some(s) = self.escape_deadline() {
-            consider(s);
-        }
-        if let Some(s) = self.serve_deadline() {
-            consider(s);
-        }
-        best
+    /// When the observer needs the loop next: the state file, the sampler, escaped
+    /// processes, the control connections, the inbox poll, the dashboard's snapshot.
+    pub(super) fn observe_deadlines(&self, now: Mono, d: &mut Deadlines) {
+        let write = self.obs.cadence.deadline(now).filter(|_| self.obs.usable);
+        d.set(Source::StateFile, write);
+        d.set(Source::Sample, self.obs.samples.deadline());
+        d.set(Source::Escape, self.escape_deadline());
+        d.set(Source::Serve, self.serve_deadline());
+        d.set(Source::Inbox, self.obs.inbox.deadline());
+        d.set(Source::Dashboard, self.dashboard_deadline());
     }
 
     /// Do what is due: requests, sample, write the state file. The exit code when a
@@ -372,9 +352,8 @@ impl Runtime {
         }
         let now = self.now();
         self.follow_globals(now);
-        if self.obs.next_sample.is_some_and(|s| s <= now.mono) {
+        if self.obs.samples.due(now.mono) {
             self.sample(now);
-            self.obs.next_sample = Some(now.mono + self.obs.sample_interval);
         }
         if self.escape_deadline().is_some_and(|s| s <= now.mono) {
             self.escape_due(now.mono);
@@ -382,12 +361,7 @@ impl Runtime {
         if !self.obs.usable {
             return None;
         }
-        let due = match self.obs.last_write {
-            None => true,
-            Some(l) if self.obs.dirty => now.mono >= l + state::MIN_WRITE_INTERVAL,
-            Some(l) => now.mono >= l + state::HEARTBEAT,
-        };
-        if due {
+        if self.obs.cadence.due(now.mono) {
             self.write_state(now, None);
         }
         None
@@ -398,16 +372,14 @@ impl Runtime {
     fn follow_globals(&mut self, now: Now) {
         let g = self.core.globals();
         let (interval, dir, dash) = (g.sample_interval, g.state_dir.clone(), g.dashboard);
-        if interval != self.obs.sample_interval {
-            self.obs.sample_interval = interval;
-            self.obs.next_sample = (!interval.is_zero()).then_some(now.mono);
+        if self.obs.samples.set_interval(interval, now.mono) {
             let msg = if interval.is_zero() {
                 "sample_interval is now 0: resource sampling is off".to_owned()
             } else {
                 format!("sample_interval is now {}", crate::text::fmt_dur(interval))
             };
             self.master(Level::Info, &msg);
-            self.obs.dirty = true;
+            self.obs.mark_dirty();
         }
         let wanted = (dir, dash);
         if self.obs.restart_only.as_ref() != Some(&wanted) {
@@ -459,8 +431,8 @@ impl Runtime {
         }
         // Frequent samples ride on the heartbeat (a write of the whole document per
         // sample would cost more than the sample); rare ones are shown at once.
-        if self.obs.sample_interval >= state::HEARTBEAT {
-            self.obs.dirty = true;
+        if self.obs.samples.shown_at_once() {
+            self.obs.mark_dirty();
         }
     }
 
@@ -478,6 +450,88 @@ impl Runtime {
             .chain(escaped)
     }
 
+    /// One task's entry in the state document.
+    fn task_entry(&self, st: crate::core::TaskStatus) -> TaskEntry {
+        let sampled: Vec<&GroupSample> = self.task_groups(&st).collect();
+        let escaped = self.escaped_entries(&st.name);
+        let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
+            (None, None, Duration::ZERO)
+        } else {
+            (
+                Some(sampled.iter().map(|g| g.cpu_percent).sum::<f64>()),
+                Some(sampled.iter().map(|g| g.rss).sum::<u64>()),
+                sampled.iter().map(|g| g.cpu_time).sum::<Duration>(),
+            )
+        };
+        let processes: Vec<ProcessEntry> = st
+            .processes
+            .iter()
+            .map(|p| ProcessEntry {
+                pid: p.pid,
+                pgid: p.pid,
+                pid_start: self.obs.run_starts.get(&p.run).copied(),
+                attempt: p.attempt,
+                started_at: p.started_at,
+                stopping: p.stopping,
+            })
+            .collect();
+        let first = processes.first();
+        let stats = &st.stats;
+        TaskEntry {
+            pid: first.map(|p| p.pid),
+            pgid: first.map(|p| p.pgid),
+            pid_start: first.and_then(|p| p.pid_start),
+            attempt: first.map(|p| p.attempt),
+            started_at: first.and_then(|p| p.started_at),
+            starts: stats.runs,
+            runs: stats.runs,
+            failures: stats.failures,
+            restarts: stats.restarts,
+            last_result: stats.last_outcome.map(|o| {
+                match o {
+                    Outcome::Success => "success",
+                    Outcome::Failed => "failed",
+                    Outcome::Timeout => "timeout",
+                    Outcome::Stopped => "stopped",
+                    Outcome::Fatal => "fatal",
+                    Outcome::Skipped => "skipped",
+                }
+                .to_owned()
+            }),
+            last_exit: stats.last_end.as_ref().map(|e| LastExit {
+                code: match e {
+                    ProcessEnd::Exited(c) => Some(*c),
+                    _ => None,
+                },
+                signal: match e {
+                    ProcessEnd::Signaled(s) => Some(crate::text::signal_name(*s)),
+                    _ => None,
+                },
+                text: short_end(e),
+            }),
+            ended_at: stats.last_end_at,
+            next_run_at: st.next_run,
+            retry_at: st.retry_at,
+            cpu_percent,
+            rss,
+            sampled_at: self.obs.sampled_at.filter(|_| !sampled.is_empty()),
+            peak_rss: stats
+                .peak_rss
+                .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
+            cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
+            processes,
+            escaped,
+            name: st.name,
+            description: st.description,
+            schedule: st.schedule,
+            one_shot: st.one_shot,
+            enabled: st.enabled,
+            state: st.state.name().to_owned(),
+            reason: st.reason,
+            settings_hash: st.settings_hash,
+        }
+    }
+
     /// Build the state document as of `now`.
     pub(super) fn state_doc(&self, now: Now, exit_code: Option<i32>) -> StateDoc {
         let g = self.core.globals();
@@ -485,86 +539,7 @@ impl Runtime {
             .core
             .status(now)
             .into_iter()
-            .map(|st| {
-                let sampled: Vec<&GroupSample> = self.task_groups(&st).collect();
-                let escaped = self.escaped_entries(&st.name);
-                let (cpu_percent, rss, live_cpu) = if sampled.is_empty() {
-                    (None, None, Duration::ZERO)
-                } else {
-                    (
-                        Some(sampled.iter().map(|g| g.cpu_percent).sum::<f64>()),
-                        Some(sampled.iter().map(|g| g.rss).sum::<u64>()),
-                        sampled.iter().map(|g| g.cpu_time).sum::<Duration>(),
-                    )
-                };
-                let processes: Vec<ProcessEntry> = st
-                    .processes
-                    .iter()
-                    .map(|p| ProcessEntry {
-                        pid: p.pid,
-                        pgid: p.pid,
-                        pid_start: self.obs.run_starts.get(&p.run).copied(),
-                        attempt: p.attempt,
-                        started_at: p.started_at,
-                        stopping: p.stopping,
-                    })
-                    .collect();
-                let first = processes.first();
-                let stats = &st.stats;
-                TaskEntry {
-                    pid: first.map(|p| p.pid),
-                    pgid: first.map(|p| p.pgid),
-                    pid_start: first.and_then(|p| p.pid_start),
-                    attempt: first.map(|p| p.attempt),
-                    started_at: first.and_then(|p| p.started_at),
-                    starts: stats.runs,
-                    runs: stats.runs,
-                    failures: stats.failures,
-                    restarts: stats.restarts,
-                    last_result: stats.last_outcome.map(|o| {
-                        match o {
-                            Outcome::Success => "success",
-                            Outcome::Failed => "failed",
-                            Outcome::Timeout => "timeout",
-                            Outcome::Stopped => "stopped",
-                            Outcome::Fatal => "fatal",
-                            Outcome::Skipped => "skipped",
-                        }
-                        .to_owned()
-                    }),
-                    last_exit: stats.last_end.as_ref().map(|e| LastExit {
-                        code: match e {
-                            ProcessEnd::Exited(c) => Some(*c),
-                            _ => None,
-                        },
-                        signal: match e {
-                            ProcessEnd::Signaled(s) => Some(crate::text::signal_name(*s)),
-                            _ => None,
-                        },
-                        text: short_end(e),
-                    }),
-                    ended_at: stats.last_end_at,
-                    next_run_at: st.next_run,
-                    retry_at: st.retry_at,
-                    cpu_percent,
-                    rss,
-                    sampled_at: self.obs.sampled_at.filter(|_| !sampled.is_empty()),
-                    peak_rss: stats
-                        .peak_rss
-                        .max(self.obs.peaks.get(&st.name).copied().unwrap_or(0)),
-                    cpu_time: (stats.cpu_time + live_cpu).as_secs_f64(),
-                    processes,
-                    escaped,
-                    name: st.name,
-                    description: st.description,
-                    schedule: st.schedule,
-                    one_shot: st.one_shot,
-                    enabled: st.enabled,
-                    state: st.state.name().to_owned(),
-                    reason: st.reason,
-                    settings_hash: st.settings_hash,
-                }
-            })
+            .map(|st| self.task_entry(st))
             .collect();
         let w = &self.watch;
         StateDoc {
@@ -587,7 +562,7 @@ impl Runtime {
             config: ConfigInfo {
                 path: absolute(&w.path),
                 loaded_at: w.applied_at,
-                on_disk_differs: w.invalid.is_some() || w.settling.is_some(),
+                on_disk_differs: w.invalid.is_some() || w.clock.settling(),
                 invalid: w.invalid.as_ref().map(|i| InvalidInfo {
                     reason: i.reason.clone(),
                     since: i.since,
@@ -603,9 +578,9 @@ impl Runtime {
                 dashboard: self.obs.dashboard_url.clone(),
             },
             settings: SettingsInfo {
-                check_interval: w.check_interval.as_secs_f64(),
+                check_interval: w.clock.check_interval().as_secs_f64(),
                 watchdog_timeout: g.watchdog_timeout.as_secs_f64(),
-                sample_interval: self.obs.sample_interval.as_secs_f64(),
+                sample_interval: self.obs.samples.interval().as_secs_f64(),
                 max_parallel: g.max_parallel,
                 mode: if self.obs.mode.once {
                     "once"
@@ -631,8 +606,7 @@ impl Runtime {
         }
         self.learn_starts();
         let doc = std::sync::Arc::new(self.state_doc(now, exit_code));
-        self.obs.dirty = false;
-        self.obs.last_write = Some(now.mono);
+        self.obs.cadence.written(now.mono, exit_code.is_some());
         // A large state is serialized off the loop; a small one costs microseconds, and
         // bansuri stays one thread.
         if self.obs.writer.is_none()
@@ -648,10 +622,7 @@ impl Runtime {
                     w.finish();
                 }
                 let json = doc.to_json_compact();
-                Some(
-                    state::write_atomic(&self.obs.paths.state, json.as_bytes())
-                        .map_err(|e| e.to_string()),
-                )
+                Some(state::write_atomic(&self.obs.paths.state, json.as_bytes()))
             }
         };
         // The dashboard's next snapshot, already built.

@@ -71,6 +71,47 @@ impl Target {
     }
 }
 
+/// The live line's redraw limit, sans IO: at most one redraw per [`REDRAW_EVERY`], and one
+/// at least every [`TICK_EVERY`] while shown (the elapsed time moves).
+#[derive(Debug, Default)]
+pub(super) struct Pace {
+    last_draw: Option<Mono>,
+}
+
+/// What the live line does at a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Redraw {
+    /// Too soon after the last redraw: not even counted; call again at this time.
+    Later(Mono),
+    /// Count, and redraw if [`Pace::wants`] says so.
+    Count,
+}
+
+impl Pace {
+    /// May the line be redrawn at `now`?
+    pub(super) fn check(&self, now: Mono) -> Redraw {
+        match self.last_draw {
+            Some(t) if now.since(t) < REDRAW_EVERY => Redraw::Later(t + REDRAW_EVERY),
+            _ => Redraw::Count,
+        }
+    }
+
+    /// Redraw now? When the line is hidden, its counts changed, or a tick is due.
+    pub(super) fn wants(&self, now: Mono, hidden: bool, changed: bool) -> bool {
+        hidden || changed || self.last_draw.map_or(true, |t| now.since(t) >= TICK_EVERY)
+    }
+
+    /// The line was drawn at `now`.
+    pub(super) fn drawn(&mut self, now: Mono) {
+        self.last_draw = Some(now);
+    }
+
+    /// When the next tick is due (`None`: never drawn).
+    pub(super) fn next_tick(&self) -> Option<Mono> {
+        self.last_draw.map(|t| t + TICK_EVERY)
+    }
+}
+
 /// The job log's writer when the live line shares stdout with it: clears the line before
 /// the first byte of log output.
 struct Clearing {
@@ -97,7 +138,7 @@ pub(super) struct ProgressLine {
     /// The line is on the screen.
     shown: Arc<AtomicBool>,
     start: Mono,
-    last_draw: Option<Mono>,
+    pace: Pace,
     drawn: Option<Progress>,
     /// The last plain line's counts and time.
     plain: Option<(Mono, usize)>,
@@ -119,7 +160,7 @@ impl ProgressLine {
             target,
             shown: Arc::new(AtomicBool::new(false)),
             start,
-            last_draw: None,
+            pace: Pace::default(),
             drawn: None,
             plain: None,
             checked: None,
@@ -163,19 +204,15 @@ impl ProgressLine {
                 (self.plain_line(count(), now), None)
             }
             Target::Stdout | Target::Stderr => {
-                if let Some(t) = self.last_draw {
-                    if now.since(t) < REDRAW_EVERY {
-                        return (None, Some(t + REDRAW_EVERY));
-                    }
+                if let Redraw::Later(at) = self.pace.check(now) {
+                    return (None, Some(at));
                 }
                 let p = count();
                 let hidden = !self.shown.load(Ordering::Relaxed);
-                let changed = self.drawn != Some(p);
-                let tick = self.last_draw.map_or(true, |t| now.since(t) >= TICK_EVERY);
-                if hidden || changed || tick {
+                if self.pace.wants(now, hidden, self.drawn != Some(p)) {
                     self.draw(p, now);
                 }
-                (None, self.last_draw.map(|t| t + TICK_EVERY))
+                (None, self.pace.next_tick())
             }
         }
     }
@@ -209,7 +246,7 @@ impl ProgressLine {
         buf.extend_from_slice(line.as_bytes());
         self.on_fd(|fd| write_fd(fd, &buf));
         self.shown.store(true, Ordering::Relaxed);
-        self.last_draw = Some(now);
+        self.pace.drawn(now);
         self.drawn = Some(p);
     }
 
@@ -378,7 +415,7 @@ mod tests {
         // Drawing writes to fd 2; fine in a test.
         let t0 = Mono::ZERO + Duration::from_millis(10);
         assert_eq!(l.update(t0, || p(3, 0, 1, 0)).1, Some(t0 + TICK_EVERY));
-        assert_eq!(l.last_draw, Some(t0));
+        assert_eq!(l.pace.last_draw, Some(t0));
         // 50 ms later: not even counted; called again at the 100 ms limit.
         let t1 = t0 + Duration::from_millis(50);
         assert_eq!(
@@ -387,21 +424,39 @@ mod tests {
         );
         let t2 = t0 + REDRAW_EVERY;
         l.update(t2, || p(3, 1, 1, 0));
-        assert_eq!(l.last_draw, Some(t2), "a change is drawn");
+        assert_eq!(l.pace.last_draw, Some(t2), "a change is drawn");
         assert_eq!(l.drawn, Some(p(3, 1, 1, 0)));
         // Nothing changed: no draw until a second after the last one (the elapsed time).
         let t3 = t2 + Duration::from_millis(500);
         assert_eq!(l.update(t3, || p(3, 1, 1, 0)).1, Some(t2 + TICK_EVERY));
-        assert_eq!(l.last_draw, Some(t2));
+        assert_eq!(l.pace.last_draw, Some(t2));
         l.update(t2 + TICK_EVERY, || p(3, 1, 1, 0));
-        assert_eq!(l.last_draw, Some(t2 + TICK_EVERY));
+        assert_eq!(l.pace.last_draw, Some(t2 + TICK_EVERY));
         // Hidden (log output cleared it): redrawn at the next call.
         l.hide();
         assert!(!l.shown.load(Ordering::Relaxed));
         let t4 = t2 + TICK_EVERY + REDRAW_EVERY;
         l.update(t4, || p(3, 1, 1, 0));
-        assert_eq!(l.last_draw, Some(t4));
+        assert_eq!(l.pace.last_draw, Some(t4));
         assert!(l.shown.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn the_pace_limits_redraws_to_10_a_second_and_ticks_every_second() {
+        let mut pace = Pace::default();
+        let t0 = Mono::ZERO + Duration::from_millis(10);
+        assert_eq!(pace.check(t0), Redraw::Count, "never drawn");
+        assert!(pace.wants(t0, false, false), "the first draw is a tick");
+        assert_eq!(pace.next_tick(), None);
+        pace.drawn(t0);
+        assert_eq!(pace.next_tick(), Some(t0 + TICK_EVERY));
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(pace.check(ms(99)), Redraw::Later(ms(100)));
+        assert_eq!(pace.check(ms(100)), Redraw::Count);
+        assert!(!pace.wants(ms(500), false, false), "nothing to show");
+        assert!(pace.wants(ms(500), true, false), "hidden");
+        assert!(pace.wants(ms(500), false, true), "changed");
+        assert!(pace.wants(ms(1_000), false, false), "the tick");
     }
 
     #[test]

@@ -8,24 +8,12 @@ use std::time::Duration;
 use chrono::Utc;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
-use super::Runtime;
+use super::{Runtime, Token};
 use crate::clock::Mono;
 use crate::control::server::{self, Conn, ReadState, Stream};
 use crate::control::{Cmd, Request, Response, REQUEST_MAX_AGE};
 use crate::core::Input;
 use crate::level::Level;
-
-/// epoll token of the control socket's listener.
-pub(super) const LISTENER_TOKEN: u64 = u64::MAX - 1;
-/// epoll token of the dashboard thread's request for a snapshot.
-pub(super) const HTTP_TOKEN: u64 = u64::MAX - 2;
-/// epoll tokens from here up (below the listeners') are connections: token - base = slot.
-pub(super) const CONN_BASE: u64 = 1 << 62;
-/// epoll token of the inotify watch on the request inbox.
-pub(super) const INBOX_TOKEN: u64 = u64::MAX - 4;
-/// How often the inbox is read anyway when inotify watches it (a missed event, the
-/// directory replaced).
-const INBOX_SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// File systems where inotify sees every change (the kernel makes them all). On network
 /// and cluster file systems (NFS, Lustre, GPFS, BeeGFS, CephFS, SMB, FUSE) a request file
@@ -108,17 +96,15 @@ impl Runtime {
             );
             self.master(Level::Error, &msg);
         }
-        let inbox = match self.watch_inbox() {
-            Ok(()) => {
-                self.obs.inbox_poll = INBOX_SAFETY_POLL;
-                "watched with inotify"
-            }
+        let watched = self.watch_inbox();
+        let inbox = match watched {
+            Ok(()) => "watched with inotify",
             Err(why) => why,
         };
         let path = self.obs.paths.socket.clone();
         match server::bind_socket(&path) {
             Ok(l) => {
-                let ev = EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN);
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Listener.to_u64());
                 match self.epoll.add(l.as_fd(), ev) {
                     Ok(()) => {
                         self.obs.listener = Some(l);
@@ -144,7 +130,8 @@ impl Runtime {
                 self.master(Level::Warning, &msg);
             }
         }
-        self.obs.next_inbox = Some(self.now().mono + self.obs.inbox_poll);
+        let now = self.now().mono;
+        self.obs.inbox.start(now, watched.is_ok());
         if let Some(addr) = self.core.globals().dashboard {
             self.dashboard_start(addr);
         }
@@ -172,7 +159,7 @@ impl Runtime {
             return Err(POLLED);
         }
         let fd = std::os::fd::OwnedFd::from(watch);
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, INBOX_TOKEN);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Inbox.to_u64());
         if self.epoll.add(fd.as_fd(), ev).is_err() {
             return Err(POLLED);
         }
@@ -195,7 +182,7 @@ impl Runtime {
                 return;
             }
         };
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, HTTP_TOKEN);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Http.to_u64());
         if let Err(e) = self.epoll.add(web.want.as_fd(), ev) {
             let msg = format!("cannot watch the dashboard's thread: {e}");
             self.master(Level::Error, &msg);
@@ -227,28 +214,28 @@ impl Runtime {
         }
     }
 
-    /// Earliest connection deadline, paused listener, dashboard snapshot and inbox poll.
+    /// Earliest connection deadline or paused listener's return.
     pub(super) fn serve_deadline(&self) -> Option<Mono> {
         let conns = self.obs.conns.iter().flatten().map(|s| s.deadline);
         let paused = self.obs.accept_paused.iter().map(|(_, at)| *at);
-        let web = self.obs.web.as_ref().and_then(|w| w.pending);
-        conns
-            .chain(paused)
-            .chain(web)
-            .chain(self.obs.next_inbox)
-            .min()
+        conns.chain(paused).min()
+    }
+
+    /// When the dashboard's thread is due a new snapshot.
+    pub(super) fn dashboard_deadline(&self) -> Option<Mono> {
+        self.obs.web.as_ref().and_then(|w| w.pending)
     }
 
     /// Take listener `token` out of the epoll set for [`ACCEPT_BACKOFF`] after accept
     /// failed with `e`; say so once until an accept works again.
-    fn pause_accept(&mut self, token: u64, e: &std::io::Error) {
+    fn pause_accept(&mut self, token: Token, e: &std::io::Error) {
         if let Some(fd) = self.listener_fd(token) {
             let _ = self.epoll.delete(fd);
         }
         let back = self.now().mono + ACCEPT_BACKOFF;
         self.obs.accept_paused.push((token, back));
         if !std::mem::replace(&mut self.obs.accept_warned, true) {
-            let what = if token == LISTENER_TOKEN {
+            let what = if token == Token::Listener {
                 "control"
             } else {
                 "dashboard"
@@ -269,9 +256,9 @@ impl Runtime {
 
     /// The fd of listener `token`, if it listens (the control socket: the dashboard's
     /// listener is its own thread's, which backs off by itself).
-    fn listener_fd(&self, token: u64) -> Option<std::os::fd::BorrowedFd<'_>> {
+    fn listener_fd(&self, token: Token) -> Option<std::os::fd::BorrowedFd<'_>> {
         match token {
-            LISTENER_TOKEN => self.obs.listener.as_ref().map(|l| l.as_fd()),
+            Token::Listener => self.obs.listener.as_ref().map(|l| l.as_fd()),
             _ => None,
         }
     }
@@ -288,7 +275,7 @@ impl Runtime {
             };
             if self
                 .epoll
-                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token.to_u64()))
                 .is_ok()
             {
                 self.accept_control();
@@ -297,20 +284,20 @@ impl Runtime {
     }
 
     /// A listener or connection is ready.
-    pub(super) fn serve_event(&mut self, token: u64, events: EpollFlags) -> Option<i32> {
+    pub(super) fn serve_event(&mut self, token: Token, events: EpollFlags) -> Option<i32> {
         match token {
-            LISTENER_TOKEN => {
+            Token::Listener => {
                 self.accept_control();
                 None
             }
-            HTTP_TOKEN => {
+            Token::Http => {
                 let now = self.now().mono;
                 if self.obs.web.as_mut().is_some_and(|w| w.asked(now)) {
                     self.dashboard_publish();
                 }
                 None
             }
-            INBOX_TOKEN => {
+            Token::Inbox => {
                 // Drain the inotify events; what matters is that the inbox changed.
                 if let Some(fd) = &self.obs.inbox_watch {
                     let mut buf = [0u8; 4096];
@@ -318,7 +305,8 @@ impl Runtime {
                 }
                 self.poll_inbox()
             }
-            t => self.on_conn((t - CONN_BASE) as usize, events),
+            Token::Conn(slot) => self.on_conn(slot, events),
+            Token::Signal | Token::Worker | Token::Alarm | Token::Pipe(_) => None,
         }
     }
 
@@ -347,13 +335,12 @@ impl Runtime {
         if self.obs.accept_paused.iter().any(|(_, at)| *at <= now) {
             self.resume_accept(now);
         }
-        if self.obs.next_inbox.is_some_and(|t| t <= now) {
-            self.obs.next_inbox = Some(now + self.obs.inbox_poll);
+        if self.obs.inbox.due(now) {
             if let Some(code) = self.poll_inbox() {
                 return Some(code);
             }
         }
-        if !self.obs.reload_waiters.is_empty() && self.watch.settling.is_none() {
+        if !self.obs.reload_waiters.is_empty() && !self.watch.clock.settling() {
             self.answer_reload();
         }
         None
@@ -368,7 +355,7 @@ impl Runtime {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if retry_accept(&e) => continue,
-                Err(e) => return self.pause_accept(LISTENER_TOKEN, &e),
+                Err(e) => return self.pause_accept(Token::Listener, &e),
             };
             self.obs.accept_warned = false;
             match server::peer_cred(stream.as_fd()) {
@@ -416,7 +403,7 @@ impl Runtime {
                 self.obs.conns.len() - 1
             }
         };
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + slot as u64);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, Token::Conn(slot).to_u64());
         if self.epoll.add(stream.fd(), ev).is_err() {
             return;
         }
@@ -446,7 +433,7 @@ impl Runtime {
         s.conn.answered = true;
         match s.conn.write_some() {
             Ok(false) => {
-                let ev = EpollEvent::new(EpollFlags::EPOLLOUT, CONN_BASE + slot as u64);
+                let ev = EpollEvent::new(EpollFlags::EPOLLOUT, Token::Conn(slot).to_u64());
                 let mut ev = ev;
                 if self.epoll.modify(s.conn.stream.fd(), &mut ev).is_err() {
                     self.close_conn(slot);
@@ -777,6 +764,24 @@ impl Runtime {
                     let _ = server::answer_file(&self.obs.paths, &id, &r);
                 }
             }
+        }
+    }
+
+    /// bansuri is exiting and only waits for its notifiers: the control endpoints leave
+    /// the epoll set (nothing is served any more; left in, a client waiting on a
+    /// level-triggered fd would wake the loop at once, over and over).
+    pub(super) fn serve_pause(&mut self) {
+        if let Some(l) = &self.obs.listener {
+            let _ = self.epoll.delete(l.as_fd());
+        }
+        if let Some(fd) = &self.obs.inbox_watch {
+            let _ = self.epoll.delete(fd.as_fd());
+        }
+        if let Some(w) = &self.obs.web {
+            let _ = self.epoll.delete(w.want.as_fd());
+        }
+        for s in self.obs.conns.iter().flatten() {
+            let _ = self.epoll.delete(s.conn.stream.fd());
         }
     }
 

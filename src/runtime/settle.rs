@@ -8,6 +8,11 @@
 //! modified for `config_settle`: its mtime and ctime are that old, or what is seen of it
 //! (size, times, content hash) has stayed the same that long.
 //!
+//! [`Watch`] is the config watch's clock around that rule: a look every `check_interval`,
+//! a look again when a change waiting to settle is due, at once on SIGHUP or `reload`
+//! (forced: applied even when the content equals the config in effect, and still forced
+//! when it has to settle first).
+//!
 //! Pure: the runtime passes what it saw and the time; tests step a fake clock.
 
 use std::time::Duration;
@@ -118,6 +123,117 @@ impl Settle {
         let by_age = now + (self.settle - age);
         let by_steady = since + self.settle;
         Verdict::WaitUntil(by_age.min(by_steady))
+    }
+}
+
+/// What a look at the config file found, against the config in effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// It could not be read.
+    Unreadable,
+    /// Read: this look, and whether its content is the config in effect's.
+    Read { look: Look, same: bool },
+}
+
+/// What the runtime does after a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Report the file as unreadable (the config in effect stays).
+    Unreadable,
+    /// Nothing: the file holds the config in effect.
+    Unchanged,
+    /// A change waits for its writer; the next look is planned.
+    Waiting,
+    /// Parse and apply the file now.
+    Apply,
+}
+
+/// When the config file is looked at, and what a look means.
+#[derive(Debug)]
+pub(super) struct Watch {
+    check_interval: Duration,
+    next_check: Mono,
+    /// A changed file waiting for its writer to be done: look again then.
+    settling: Option<Mono>,
+    /// The change waiting was asked for by SIGHUP or `reload`: apply it even if the
+    /// content equals the config in effect (environment-files may have changed).
+    forced: bool,
+    settle: Settle,
+}
+
+impl Watch {
+    /// Looks every `check_interval` from `now`; `settle` as for [`Settle::new`].
+    pub fn new(check_interval: Duration, now: Mono, settle: Settle) -> Watch {
+        Watch {
+            check_interval,
+            next_check: now + check_interval,
+            settling: None,
+            forced: false,
+            settle,
+        }
+    }
+
+    /// When the next look is due.
+    pub fn deadline(&self) -> Mono {
+        self.settling.unwrap_or(self.next_check)
+    }
+
+    /// A change is waiting for its writer.
+    pub fn settling(&self) -> bool {
+        self.settling.is_some()
+    }
+
+    pub fn check_interval(&self) -> Duration {
+        self.check_interval
+    }
+
+    /// A reload set `check_interval`: true when it changed (the next look is planned from
+    /// `now`).
+    pub fn set_check_interval(&mut self, d: Duration, now: Mono) -> bool {
+        if d == self.check_interval {
+            return false;
+        }
+        self.check_interval = d;
+        self.next_check = now + d;
+        true
+    }
+
+    /// A reload set `config_settle`.
+    pub fn set_settle(&mut self, d: Duration) {
+        self.settle.settle = d;
+    }
+
+    /// The file was looked at `now` (`forced`: SIGHUP or `reload` asked for this look);
+    /// `wall_ns` is the wall clock, ns since the epoch.
+    pub fn looked(&mut self, now: Mono, wall_ns: i128, forced: bool, seen: Seen) -> Step {
+        let forced = forced || self.forced;
+        self.next_check = now + self.check_interval;
+        let look = match seen {
+            Seen::Unreadable => {
+                self.settling = None;
+                self.forced = false;
+                self.settle.reset();
+                return Step::Unreadable;
+            }
+            Seen::Read { look, same: true } if !forced => {
+                self.settling = None;
+                self.settle.unchanged(&look);
+                return Step::Unchanged;
+            }
+            Seen::Read { look, .. } => look,
+        };
+        match self.settle.changed(look, now, wall_ns) {
+            Verdict::WaitUntil(at) => {
+                self.settling = Some(at);
+                self.forced = forced;
+                Step::Waiting
+            }
+            Verdict::Apply => {
+                self.settling = None;
+                self.forced = false;
+                Step::Apply
+            }
+        }
     }
 }
 
@@ -238,5 +354,94 @@ mod tests {
         ));
         s.unchanged(&l);
         assert!(s.pending.is_none());
+    }
+
+    fn watch() -> Watch {
+        Watch::new(Duration::from_secs(30), ms(0), settle())
+    }
+
+    fn read(look: Look, same: bool) -> Seen {
+        Seen::Read { look, same }
+    }
+
+    #[test]
+    fn the_watch_looks_every_check_interval_and_follows_a_change_until_it_settles() {
+        let mut w = watch();
+        assert_eq!(w.deadline(), ms(30_000));
+        let same = look(5, 0, 1);
+        assert_eq!(
+            w.looked(ms(30_000), wall(30_000), false, read(same.clone(), true)),
+            Step::Unchanged
+        );
+        assert_eq!(
+            w.deadline(),
+            ms(60_000),
+            "the next look, check_interval later"
+        );
+        // Written in place just now: looked at again when it may have settled, before
+        // the next check.
+        let fresh = look(5, 1000 * 1000 + 59_900, 2);
+        assert_eq!(
+            w.looked(ms(60_000), wall(60_000), false, read(fresh.clone(), false)),
+            Step::Waiting
+        );
+        assert!(w.settling());
+        assert_eq!(w.deadline(), ms(60_900));
+        assert_eq!(
+            w.looked(ms(60_900), wall(60_900), false, read(fresh, false)),
+            Step::Apply
+        );
+        assert!(!w.settling());
+        assert_eq!(w.deadline(), ms(90_900));
+        // Unreadable: reported, nothing waits.
+        assert_eq!(
+            w.looked(ms(90_900), wall(90_900), false, Seen::Unreadable),
+            Step::Unreadable
+        );
+        assert_eq!(w.deadline(), ms(120_900));
+    }
+
+    #[test]
+    fn a_forced_look_applies_the_same_content_and_stays_forced_while_it_settles() {
+        let mut w = watch();
+        let old = look(5, 0, 1);
+        assert_eq!(
+            w.looked(ms(10), wall(10), true, read(old, true)),
+            Step::Apply,
+            "SIGHUP re-applies an old file with the same content"
+        );
+        // SIGHUP while the file is being written: it waits, and the look that finds it
+        // settled applies it even though nobody forces that look.
+        let fresh = look(5, 1000 * 1000 + 100, 2);
+        assert_eq!(
+            w.looked(ms(150), wall(150), true, read(fresh.clone(), true)),
+            Step::Waiting
+        );
+        assert_eq!(
+            w.looked(ms(1_100), wall(1_100), false, read(fresh.clone(), true)),
+            Step::Apply
+        );
+        // Applied: the next unforced look of the same content is unchanged.
+        assert_eq!(
+            w.looked(ms(2_000), wall(2_000), false, read(fresh, true)),
+            Step::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_new_check_interval_plans_the_next_look_from_now() {
+        let mut w = watch();
+        assert!(!w.set_check_interval(Duration::from_secs(30), ms(5_000)));
+        assert_eq!(w.deadline(), ms(30_000));
+        assert!(w.set_check_interval(Duration::from_secs(2), ms(5_000)));
+        assert_eq!(w.deadline(), ms(7_000));
+        assert_eq!(w.check_interval(), Duration::from_secs(2));
+        w.set_settle(Duration::ZERO);
+        let fresh = look(5, 1000 * 1000 + 5_000, 2);
+        assert_eq!(
+            w.looked(ms(7_000), wall(7_000), false, read(fresh, false)),
+            Step::Apply,
+            "config_settle 0 applies at once"
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::error::StartError;
 use super::*;
 use crate::slurm::{self as s, END_TIME_REFRESH};
 use crate::spec::TaskSpec;
@@ -227,11 +228,11 @@ impl Runtime {
     }
 
     /// Start a task's process; an srun task outside SLURM fails to start, saying why.
-    pub(super) fn spawn(&self, task: &TaskSpec, attempt: u32) -> Result<spawn::Child, String> {
+    pub(super) fn spawn(&self, task: &TaskSpec, attempt: u32) -> Result<spawn::Child, StartError> {
         if task.srun.is_some() && self.slurm.is_none() {
-            return Err(s::SRUN_OUTSIDE_SLURM.to_owned());
+            return Err(StartError::SrunOutsideSlurm);
         }
-        spawn::spawn(task, attempt)
+        spawn::spawn(task, attempt).map_err(StartError::Spawn)
     }
 
     /// Signal an srun task. srun turns a SIGTERM it receives into a SIGKILL of its step,

@@ -29,7 +29,7 @@ struct Slot {
     /// The newest document not yet taken by the thread.
     next: Option<Arc<StateDoc>>,
     /// Outcomes of writes not yet told to the loop (the last one wins).
-    outcome: Option<Result<(), String>>,
+    outcome: Option<std::io::Result<()>>,
     /// The loop is done: the thread ends once `next` is empty.
     quit: bool,
 }
@@ -60,7 +60,7 @@ impl StateWriter {
 
     /// Hands `doc` over to be written; returns the outcome of the last write finished
     /// since the previous hand-over, if any.
-    pub(super) fn submit(&self, doc: Arc<StateDoc>) -> Option<Result<(), String>> {
+    pub(super) fn submit(&self, doc: Arc<StateDoc>) -> Option<std::io::Result<()>> {
         let (lock, cv) = &*self.shared;
         let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
         slot.next = Some(doc);
@@ -106,8 +106,7 @@ fn run(shared: &Shared, path: &std::path::Path) {
                 slot = cv.wait(slot).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let written =
-            state::write_atomic(path, doc.to_json_compact().as_bytes()).map_err(|e| e.to_string());
+        let written = state::write_atomic(path, doc.to_json_compact().as_bytes());
         drop(doc);
         let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
         slot.outcome = Some(written);

@@ -122,6 +122,45 @@ impl LaunchPlan {
     }
 }
 
+/// One start of an in-process task (library API): what of a [`LaunchPlan`] applies to a
+/// thread of bansuri. There is no program, launcher or identity; the environment is the
+/// task's own variables (`env` over `environment-file`), handed to it in its `TaskInfo`
+/// instead of a process environment (bansuri's own variables and `BANSURI_TASK` are
+/// not among them); its output goes to the same sinks as a process's, except that a
+/// file is appended to as is (the thread writes it: `log-max-bytes` does not rotate it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// The working directory (the thread's current directory stays bansuri's: the task
+    /// joins paths with it).
+    pub cwd: PathBuf,
+    /// The task's variables.
+    pub env: BTreeMap<String, String>,
+    /// Where stdout goes (never [`Sink::Rotated`]).
+    pub stdout: Sink,
+    /// Where stderr goes (never [`Sink::Rotated`]).
+    pub stderr: Stderr,
+}
+
+impl ThreadPlan {
+    /// The plan of a start of `task`, as `spawn::prepare` left it.
+    pub fn new(task: &TaskSpec) -> ThreadPlan {
+        let unrotated = |s: Sink| match s {
+            Sink::Rotated(p) => Sink::File(p),
+            s => s,
+        };
+        let (stdout, stderr) = stdio(task);
+        ThreadPlan {
+            cwd: task.working_directory.clone(),
+            env: task.env.clone(),
+            stdout: unrotated(stdout),
+            stderr: match stderr {
+                Stderr::Own(s) => Stderr::Own(unrotated(s)),
+                Stderr::Combined => Stderr::Combined,
+            },
+        }
+    }
+}
+
 /// The program and its arguments.
 fn command(task: &TaskSpec, own: &Own) -> (OsString, Vec<OsString>) {
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();

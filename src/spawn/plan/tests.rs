@@ -233,3 +233,78 @@ fn a_user_is_switched_to_by_fork_with_its_own_home() {
     assert_eq!(var(&p, "LOGNAME"), Some("alice"));
     assert_eq!(var(&p, "HOME"), Some("/home/alice"));
 }
+
+/// A task of the library API named `Echo` (registered), from its JSON object.
+fn registered(json: &str) -> TaskSpec {
+    let text = format!("{{\"scripts\": [{json}]}}");
+    let ext = crate::config::Extensions {
+        tasks: ["Echo".to_owned()].into(),
+        ..Default::default()
+    };
+    match crate::config::parse_str_with(&text, Path::new("/tmp/c.json"), Format::Json, &ext) {
+        Ok(spec) => spec.tasks.into_iter().next().unwrap(),
+        Err(e) => panic!("config did not load:\n{e}"),
+    }
+}
+
+#[test]
+fn a_thread_gets_the_directory_the_variables_and_the_sinks_of_a_process() {
+    let t = registered(
+        r#"{"name": "e", "no-interface": true, "command": "Echo",
+            "working_directory": "/srv", "env": {"A": "1", "B": "two"},
+            "stdout": "/tmp/e.out"}"#,
+    );
+    let p = ThreadPlan::new(&t);
+    let process = LaunchPlan::new(&t, 3, &Own::default());
+    assert_eq!(p.cwd, PathBuf::from("/srv"));
+    assert_eq!(
+        p.cwd, process.cwd,
+        "the same directory as a process would get"
+    );
+    assert_eq!(
+        p.env.iter().collect::<Vec<_>>(),
+        [
+            (&"A".to_owned(), &"1".to_owned()),
+            (&"B".to_owned(), &"two".to_owned())
+        ],
+        "the task's own variables, none of bansuri's"
+    );
+    for (k, v) in &p.env {
+        assert_eq!(var(&process, k), Some(v.as_str()), "a process gets {k} too");
+    }
+    assert_eq!(p.stdout, Sink::File(PathBuf::from("/tmp/e.out")));
+    assert_eq!(p.stdout, process.stdout);
+    assert_eq!(
+        p.stderr,
+        Stderr::Combined,
+        "stderr goes with stdout by default"
+    );
+    let logged =
+        registered(r#"{"name": "e", "no-interface": true, "command": "Echo", "stderr": "log"}"#);
+    assert_eq!(ThreadPlan::new(&logged).stderr, Stderr::Own(Sink::JobLog));
+}
+
+#[test]
+fn a_thread_appends_to_a_file_that_a_process_would_rotate() {
+    let t = registered(
+        r#"{"name": "e", "no-interface": true, "command": "Echo",
+            "stdout": "/tmp/e.out", "stderr": "/tmp/e.err", "log-max-bytes": "1MB"}"#,
+    );
+    let process = LaunchPlan::new(&t, 1, &Own::default());
+    assert_eq!(process.stdout, Sink::Rotated(PathBuf::from("/tmp/e.out")));
+    let p = ThreadPlan::new(&t);
+    assert_eq!(p.stdout, Sink::File(PathBuf::from("/tmp/e.out")));
+    assert_eq!(
+        p.stderr,
+        Stderr::Own(Sink::File(PathBuf::from("/tmp/e.err")))
+    );
+    let same = registered(
+        r#"{"name": "e", "no-interface": true, "command": "Echo",
+            "stdout": "/tmp/e.out", "stderr": "/tmp/e.out"}"#,
+    );
+    assert_eq!(
+        ThreadPlan::new(&same).stderr,
+        Stderr::Combined,
+        "one file: combined"
+    );
+}
