@@ -34,6 +34,7 @@
 //! and [`notify`], and `cargo run --example custom_task` / `--example custom_notifier`.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod clock;
