@@ -239,3 +239,110 @@ fn the_cluster_has_three_distinct_nodes() {
     addrs.dedup();
     assert_eq!(addrs.len(), 3, "each node has its own address: {text}");
 }
+
+/// The transport of issue 18: one step runs `bansuri agent` on every node; frames go in
+/// through srun's standard input (broadcast to every agent, each picks its own by node
+/// name) and come back through its labelled standard output. Closing stdin ends the step.
+#[test]
+fn one_step_of_agents_runs_attempts_on_every_node_over_srun_stdio() {
+    use bansuri::agent::protocol::{decode, encode, split_label, FromAgent, ToAgent};
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let Some(conf) = gate() else { return };
+    let mut step = Command::new("srun")
+        .env("SLURM_CONF", &conf)
+        .args(["-N3", "--ntasks-per-node=1", "--label", "--time=2"])
+        .arg(job_binary())
+        .arg("agent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run srun");
+    // Reaped whatever happens: closing stdin ends the agents, a kill ends srun.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            drop(self.0.stdin.take());
+            if wait_for(Instant::now() + Duration::from_secs(20), || {
+                self.0.try_wait().ok().flatten()
+            })
+            .is_none()
+            {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let stdout = step.stdout.take().unwrap();
+    let mut step = Reap(step);
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let (rank, rest) = split_label(&line).expect("srun --label prefixes every line");
+            let frame: FromAgent = decode(rest).expect("a frame");
+            if tx.send((rank, frame)).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("a frame within a minute")
+    };
+    let mut nodes: Vec<String> = (0..3)
+        .map(|_| match next() {
+            (_, FromAgent::Ready { node, .. }) => node,
+            f => panic!("expected ready, got {f:?}"),
+        })
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, NODES);
+    let stdin = step.0.stdin.as_mut().unwrap();
+    for (i, n) in NODES.iter().enumerate() {
+        let start = ToAgent::Start {
+            to: (*n).to_owned(),
+            run: i as u64,
+            task: "where".into(),
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo ran on $(hostname)".into(),
+            ],
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: "/tmp".into(),
+            cpus: None,
+            umask: None,
+            nice: None,
+        };
+        stdin.write_all(encode(&start).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut ran = std::collections::BTreeMap::new();
+    let mut exited = 0;
+    while exited < 3 {
+        match next().1 {
+            f @ FromAgent::Output { run, .. } => {
+                let text = String::from_utf8(f.output_bytes().unwrap()).unwrap();
+                ran.insert(run, text);
+            }
+            FromAgent::Exited { code, .. } => {
+                assert_eq!(code, Some(0));
+                exited += 1;
+            }
+            FromAgent::Started { .. } => {}
+            f => panic!("unexpected {f:?}"),
+        }
+    }
+    let want: std::collections::BTreeMap<u64, String> = NODES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as u64, format!("ran on {n}")))
+        .collect();
+    assert_eq!(ran, want, "each run on the node it was sent to");
+    drop(step.0.stdin.take());
+    let status = wait_for(Instant::now() + Duration::from_secs(30), || {
+        step.0.try_wait().ok().flatten()
+    })
+    .expect("closing stdin ends the agents and the step");
+    assert!(status.success(), "{status}");
+}

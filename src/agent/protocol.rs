@@ -121,7 +121,21 @@ pub enum FromAgent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         b: Option<String>,
     },
-    /// The attempt's process ended (its group reaped).
+    /// The attempt's main process ended while other processes of its group live on: the
+    /// run is not over (the leader stops the leftovers, as for a local run).
+    LeaderExited {
+        /// The attempt.
+        run: u64,
+        /// Exit code, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// Signal number, when a signal killed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+    },
+    /// The attempt is over: its main process was reaped and its process group is empty.
+    /// CPU time and peak RSS are those of the main process and of the group's members
+    /// the agent reaped.
     Exited {
         /// The attempt.
         run: u64,
