@@ -36,6 +36,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod array;
 pub mod cli;
 pub mod clock;
 pub mod config;
