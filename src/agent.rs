@@ -8,5 +8,6 @@
 //! Owns: the protocol between leader and agents. Must not: decide where runs go (the
 //! leader's scheduler does).
 
+pub mod fleet;
 pub mod node;
 pub mod protocol;
