@@ -207,6 +207,14 @@ cmd_up() {
     [[ $CPUS =~ ^[1-9][0-9]*$ ]] || fail "BANSURI_MN_CPUS must be a positive number, not '$CPUS'"
     [[ $KILL_WAIT =~ ^[0-9]+$ ]] || fail "BANSURI_MN_KILL_WAIT must be whole seconds, not '$KILL_WAIT'"
     bash "$HERE/local-cluster.sh" prepare
+    if ! command -v ip >/dev/null || ! command -v nsenter >/dev/null; then
+        log "installing iproute2 and util-linux from Debian"
+        DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=300 install --no-install-recommends \
+            iproute2 util-linux </dev/null >/dev/null 2>&1 \
+            || { apt-get -q update </dev/null >/dev/null 2>&1 || true
+                DEBIAN_FRONTEND=noninteractive apt-get -y -q install --no-install-recommends iproute2 util-linux </dev/null >/dev/null; } \
+            || fail "cannot install iproute2 (ip) and util-linux (nsenter)"
+    fi
     write_conf
     net_up
     if [ "$CONF_CHANGED" = 1 ]; then
