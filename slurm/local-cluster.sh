@@ -7,6 +7,8 @@
 #                                       to be idle, run a tiny smoke job
 #   bash slurm/local-cluster.sh down    cancel every job (bounded wait), stop the daemons by pid
 #   bash slurm/local-cluster.sh status  daemons, node and queue; exit 1 if a daemon is down
+#   bash slurm/local-cluster.sh prepare install the packages and start munged only (used by
+#                                       slurm/multinode-cluster.sh, which shares munge)
 #
 # It is Debian's slurm-wlm 22.05 and munge, one node (this host's short name, addressed as
 # 127.0.0.1), one partition `debug`. There is no systemd here (PID 1 is not an init that
@@ -461,10 +463,11 @@ take_lock() {
 [[ $UP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || fail "SLURM_LOCAL_UP_TIMEOUT must be whole seconds, not '$UP_TIMEOUT'"
 case ${1:-} in
     up) take_lock && cmd_up ;;
+    prepare) take_lock && install -d -m 0755 "$RUN" "$LOGS" && install_packages && start_munge ;;
     down) take_lock && cmd_down ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 up|down|status" >&2
+        echo "usage: $0 up|down|status|prepare" >&2
         exit 2
         ;;
 esac

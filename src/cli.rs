@@ -74,6 +74,10 @@ enum Command {
     /// process group, exit as it did (started by bansuri, not by users).
     #[command(hide = true)]
     StepExec(StepExecArgs),
+    /// On another node of a multi-node job: run the attempts the leader sends over
+    /// stdin, answer on stdout (started by bansuri through one srun step, not by users).
+    #[command(hide = true)]
+    Agent(AgentArgs),
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions(extra::CompletionsArgs),
     /// Print the man page (roff), or write every page into a directory.
@@ -92,6 +96,14 @@ struct StepExecArgs {
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// The node's name in the leader's frames (default: SLURMD_NODENAME, else the host
+    /// name).
+    #[arg(long)]
+    node: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +221,7 @@ where
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
         Some(Command::StepExec(a)) => crate::slurm::step_exec::run(&a.command),
+        Some(Command::Agent(a)) => crate::agent::node::run(a.node),
         Some(Command::Run(args)) => run(args, registry),
         Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
         Some(Command::Stop(a)) if a.tasks.is_empty() => {

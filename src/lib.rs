@@ -34,7 +34,9 @@
 //! and [`notify`], and `cargo run --example custom_task` / `--example custom_notifier`.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod api;
+pub mod array;
 pub mod cli;
 pub mod clock;
 pub mod config;

