@@ -33,6 +33,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::protocol::{self, FromAgent, Stream, ToAgent};
 use crate::model::{ExitStatus, Usage};
 use crate::output::LineSplitter;
+use crate::resources::{self, CpuSet};
 use crate::spawn;
 
 /// Longest line of task output sent as one frame; longer ones are split (as in the job log).
@@ -461,7 +462,7 @@ fn launch(how: &Launch) -> Result<(u32, Vec<Pipe>), String> {
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             nix::unistd::setsid()?;
             if let Some(set) = &cpus {
-                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)?;
+                resources::apply_mask(set)?;
             }
             if let Some(m) = umask {
                 libc::umask(m as libc::mode_t);
@@ -495,43 +496,17 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
-/// A Linux cpu list (`0-3,8`) as an affinity mask.
+/// A Linux cpu list (`0-3,8`) as an affinity mask, built before the fork.
 fn cpu_set(list: &str) -> Result<nix::sched::CpuSet, String> {
-    let mut set = nix::sched::CpuSet::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let bad = || format!("bad CPU list `{list}` (at `{part}`)");
-        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        for c in a..=b {
-            set.set(c).map_err(|_| bad())?;
-        }
-    }
-    Ok(set)
+    let cpus = CpuSet::parse(list).map_err(|e| format!("bad CPU list `{list}`: {e}"))?;
+    resources::affinity_mask(&cpus).map_err(|e| format!("cannot bind to CPUs {list}: {e}"))
 }
 
 /// The CPUs this process may run on, as a Linux cpu list.
 fn own_cpus() -> String {
-    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
-        return String::new();
-    };
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
-        .filter(|&c| set.is_set(c).unwrap_or(false))
-        .collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        out.push(if i == j {
-            cpus[i].to_string()
-        } else {
-            format!("{}-{}", cpus[i], cpus[j])
-        });
-        i = j + 1;
-    }
-    out.join(",")
+    resources::os::current_affinity()
+        .map(|c| c.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
