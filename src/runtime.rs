@@ -688,12 +688,13 @@ impl Runtime {
         let mut stack: Vec<Action> = actions.into_iter().rev().collect();
         while let Some(action) = stack.pop() {
             let follow = match action {
-                Action::Log { task, level, msg } => {
-                    self.log.event(Utc::now(), task.as_deref(), level, &msg);
-                    if task.is_none() {
-                        if let Some(c) = &mut self.obs.capture {
-                            c.push(msg);
-                        }
+                Action::Event(event) => {
+                    let line = event.to_string();
+                    self.log
+                        .event(Utc::now(), event.task(), event.level(), &line);
+                    if let (Some(c), crate::core::Event::Master(m)) = (&mut self.obs.capture, event)
+                    {
+                        c.push(m);
                     }
                     continue;
                 }
@@ -713,8 +714,8 @@ impl Runtime {
                 }
                 Action::Signal { run, signal } => self.signal_run(run, signal),
                 Action::Spawn { run, task, attempt } => self.start_run(run, task, attempt),
-                Action::Reply { ok, msg } => {
-                    self.obs.replies.push((ok, msg));
+                Action::Reply(reply) => {
+                    self.obs.replies.push((reply.ok(), reply.to_string()));
                     continue;
                 }
             };
@@ -823,14 +824,13 @@ impl Runtime {
     fn on_signals(&mut self) -> Option<i32> {
         let arrival = self.now();
         let mut child_exited = false;
-        let mut stop: Vec<&'static str> = Vec::new();
+        let mut stop: Vec<Signal> = Vec::new();
         let mut hup = false;
         loop {
             match self.sigfd.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => child_exited = true,
-                    Ok(Signal::SIGTERM) => stop.push("SIGTERM"),
-                    Ok(Signal::SIGINT) => stop.push("SIGINT"),
+                    Ok(s @ (Signal::SIGTERM | Signal::SIGINT)) => stop.push(s),
                     Ok(Signal::SIGHUP) => hup = true,
                     _ => {}
                 },

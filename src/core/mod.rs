@@ -16,20 +16,23 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Mono, Now};
-use crate::level::Level;
-use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
+use crate::model::{ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
 use crate::schedule::{self, Schedule};
 use crate::spec::{
     Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
-use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 
+mod control;
+mod deadline;
+pub mod event;
 mod notify;
 mod program;
 mod progress;
-use program::{attempt_text, FailedStart};
-mod control;
-mod deadline;
+pub use event::{
+    Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
+    Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
+};
+use program::FailedStart;
 pub use progress::Progress;
 #[cfg(test)]
 mod tests;
@@ -105,10 +108,11 @@ pub enum Input {
         /// The task's name.
         task: String,
     },
-    /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
+    /// SIGTERM or SIGINT reached bansuri, or a `shutdown` request. A second one forces
+    /// SIGKILL.
     Shutdown {
-        /// The signal's name, for the log ("SIGTERM").
-        signal: &'static str,
+        /// What asked for it.
+        cause: ShutdownCause,
     },
     /// Every process must have been SIGKILLed by `at` (Slurm will SIGKILL the whole job
     /// soon after): each stop grace that would end later is shortened to end then. Only
@@ -184,15 +188,8 @@ pub enum Action {
         /// Raw signal number.
         signal: i32,
     },
-    /// Write a lifecycle line to the job log.
-    Log {
-        /// Task name, or `None` for bansuri itself (`[MASTER]`).
-        task: Option<String>,
-        /// Severity.
-        level: Level,
-        /// The line.
-        msg: String,
-    },
+    /// A lifecycle event, for the job log (`crate::words` has its line).
+    Event(Event),
     /// Tell the task's notifier how a run ended (`notify`, `notify-on`). The runtime
     /// builds the notice (adding the tail of the attempt's output) and runs the notifier
     /// beside the tasks: nothing waits for it.
@@ -213,12 +210,7 @@ pub enum Action {
         at: DateTime<Utc>,
     },
     /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
-    Reply {
-        /// The command was carried out (or had nothing to do).
-        ok: bool,
-        /// What happened, in words for the user.
-        msg: String,
-    },
+    Reply(Reply),
     /// Everything is over: flush and exit with this code.
     Exit {
         /// Process exit code (0 ok, 3 a task failed finally).
@@ -364,7 +356,7 @@ struct Task {
     /// A run is due but waits for its dependencies.
     dep_wait: bool,
     /// Why the task is FATAL or SKIPPED, for status and the log.
-    reason: Option<String>,
+    reason: Option<Reason>,
     /// Its last finished run failed finally: the next success is a recovery.
     failing: bool,
     /// Started by a control command: `autostart: false` no longer holds it back.
@@ -494,7 +486,7 @@ pub struct TaskView {
     /// Counters.
     pub stats: TaskStats,
     /// Why it is FATAL or SKIPPED (`None` in any other state).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 /// The supervisor state machine.
@@ -572,7 +564,7 @@ impl Core {
             }
             Input::LeaderExited { run, status } => self.leader_exited(run, status, now),
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
-            Input::Shutdown { signal } => self.shutdown(signal, now),
+            Input::Shutdown { cause } => self.shutdown(cause, now),
             Input::Reload { spec } => self.reload(&spec, now),
             Input::ClockChanged => self.clock_changed(now),
             Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
@@ -681,16 +673,15 @@ impl Core {
 
     // ----- logging helpers -------------------------------------------------------------
 
-    fn log(&mut self, task: Option<&str>, level: Level, msg: String) {
-        self.out.push(Action::Log {
-            task: task.map(str::to_owned),
-            level,
-            msg,
-        });
+    /// Tell what happened to task `i`.
+    fn event(&mut self, i: usize, what: TaskEvent) {
+        let task = self.tasks[i].spec.name.clone();
+        self.out.push(Action::Event(Event::Task { task, what }));
     }
 
-    fn master(&mut self, level: Level, msg: String) {
-        self.log(None, level, msg);
+    /// Tell what happened to bansuri as a whole.
+    fn master(&mut self, e: MasterEvent) {
+        self.out.push(Action::Event(Event::Master(e)));
     }
 
     // ----- start-up and schedules ------------------------------------------------------
@@ -701,17 +692,10 @@ impl Core {
         }
         self.started = true;
         let n = self.tasks.len();
-        let limit = match self.globals.max_parallel {
-            Some(p) => format!("at most {p} at once"),
-            None => "no limit on parallel runs".to_owned(),
-        };
-        self.master(
-            Level::Info,
-            format!(
-                "{n} task{} configured; {limit}",
-                if n == 1 { "" } else { "s" }
-            ),
-        );
+        self.master(MasterEvent::Configured {
+            tasks: n,
+            max_parallel: self.globals.max_parallel,
+        });
         for i in 0..n {
             self.schedule_task(i, now, None);
         }
@@ -721,7 +705,6 @@ impl Core {
     /// that already ran is rescheduled (reload), a timer keeps its rhythm from its last
     /// start instead of firing at once, and a one-shot that ran does not run again.
     fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
-        let name = self.tasks[i].spec.name.clone();
         if self.tasks[i].held {
             // Stopped by a `stop` command: nothing runs it (reload, new settings) until
             // a `start`.
@@ -730,11 +713,7 @@ impl Core {
         }
         if !self.tasks[i].spec.enabled {
             self.tasks[i].sched = Sched::Off;
-            self.log(
-                Some(&name),
-                Level::Info,
-                "Disabled (enabled: false): not started".into(),
-            );
+            self.event(i, TaskEvent::Disabled);
             return;
         }
         if !self.tasks[i].spec.autostart
@@ -743,11 +722,7 @@ impl Core {
             && !self.mode.once
         {
             self.tasks[i].sched = Sched::Off;
-            self.log(
-                Some(&name),
-                Level::Info,
-                format!("autostart: false: not started (start it with `bansuri start {name}`)"),
-            );
+            self.event(i, TaskEvent::AutostartOff);
             return;
         }
         let schedule = if self.mode.once {
@@ -755,21 +730,16 @@ impl Core {
         } else {
             self.tasks[i].spec.schedule.clone()
         };
-        let words = schedule::describe(&schedule);
         match schedule {
             Schedule::Once => {
                 let resumed = std::mem::take(&mut self.tasks[i].resumed);
                 if resumed {
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        "Succeeded before with the same settings: not run again (--resume)".into(),
-                    );
+                    self.event(i, TaskEvent::Resumed);
                 }
                 self.tasks[i].sched = Sched::Once {
                     fired: last_start.is_some() || resumed,
                 };
-                self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
+                self.event(i, TaskEvent::OnceScheduled);
             }
             Schedule::Timer(period) => {
                 let next = match last_start {
@@ -781,18 +751,16 @@ impl Core {
                     period,
                     next,
                 };
-                let when = if next == now.mono {
-                    String::new()
-                } else {
-                    format!("; next run {}", fmt_wall(now.wall_at(next)))
-                };
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    format!("Timer configured: {words}{when}"),
+                let next = (next != now.mono).then(|| now.wall_at(next));
+                self.event(
+                    i,
+                    TaskEvent::TimerSet {
+                        schedule: Schedule::Timer(period),
+                        next,
+                    },
                 );
                 if self.mode.exit_when_done {
-                    self.exit_when_done_warning(&name);
+                    self.event(i, TaskEvent::PeriodicNeverDone);
                 }
             }
             Schedule::Cron(cron) => {
@@ -802,28 +770,18 @@ impl Core {
                     next_wall,
                     next_mono,
                 };
-                let when = match next_wall {
-                    Some(w) => format!("next run {}", fmt_wall(w)),
-                    None => "it never matches: no run will start".to_owned(),
-                };
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    format!("Cron configured: {words}; {when}"),
+                self.event(
+                    i,
+                    TaskEvent::CronSet {
+                        schedule: Schedule::Cron(cron),
+                        next: next_wall,
+                    },
                 );
                 if self.mode.exit_when_done {
-                    self.exit_when_done_warning(&name);
+                    self.event(i, TaskEvent::PeriodicNeverDone);
                 }
             }
         }
-    }
-
-    fn exit_when_done_warning(&mut self, name: &str) {
-        self.log(
-            Some(name),
-            Level::Warning,
-            "periodic task: with --exit-when-done bansuri runs until stopped, because this task can always run again".into(),
-        );
     }
 
     /// Everything that is due at `now`, then dispatch and the done check.
@@ -884,6 +842,13 @@ impl Core {
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
         let inproc = task.spec.no_interface;
+        let how = |pid: u32| {
+            if inproc {
+                StopHow::InProcess
+            } else {
+                StopHow::Group { signal: stop, pid }
+            }
+        };
         let mut lines = Vec::new();
         for run in &mut task.runs {
             match &mut run.phase {
@@ -892,19 +857,10 @@ impl Core {
                     started,
                     timeout_at: Some(t),
                 } if now.mono >= *t => {
-                    lines.push(if inproc {
-                        format!(
-                            "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
-                            fmt_dur(limit),
-                            fmt_dur(grace)
-                        )
-                    } else {
-                        format!(
-                            "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
-                            fmt_dur(limit),
-                            stop.name(),
-                            fmt_dur(grace)
-                        )
+                    lines.push(TaskEvent::TimedOut {
+                        limit,
+                        grace,
+                        how: how(*pid),
                     });
                     run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
                     self.out.push(Action::Signal {
@@ -922,18 +878,9 @@ impl Core {
                     *killed = true;
                     // The grace this run was given, which a KillWait bound may
                     // have shortened after the stop signal went.
-                    let grace = kill_at.since(*signalled);
-                    lines.push(if inproc {
-                        format!(
-                            "Still running {} after the stop request: abandoning its thread",
-                            fmt_dur(grace)
-                        )
-                    } else {
-                        format!(
-                            "Still running at the end of its stop grace ({}) after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                            fmt_dur(grace),
-                            stop.name()
-                        )
+                    lines.push(TaskEvent::GraceOver {
+                        grace: kill_at.since(*signalled),
+                        how: how(*pid),
                     });
                     self.out.push(Action::Signal {
                         run: run.id,
@@ -943,11 +890,8 @@ impl Core {
                 _ => {}
             }
         }
-        if !lines.is_empty() {
-            let name = self.tasks[i].spec.name.clone();
-            for line in lines {
-                self.log(Some(&name), Level::Warning, line);
-            }
+        for line in lines {
+            self.event(i, line);
         }
     }
 
@@ -1007,32 +951,18 @@ impl Core {
             // overlap rule applies (nothing is running), and none may bypass the wait.
             return;
         }
-        let name = self.tasks[i].spec.name.clone();
         match self.tasks[i].spec.overlap {
-            Overlap::Skip => self.log(
-                Some(&name),
-                Level::Info,
-                "Scheduled run skipped: the previous run is still going (overlap: skip)".into(),
-            ),
+            Overlap::Skip => self.event(i, TaskEvent::OverlapSkipped),
             Overlap::Queue => {
                 if !self.tasks[i].queued {
                     self.tasks[i].queued = true;
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        "Scheduled run queued until the previous run ends (overlap: queue)".into(),
-                    );
+                    self.event(i, TaskEvent::OverlapQueued);
                 }
             }
             Overlap::Replace => {
                 self.tasks[i].queued = true;
                 self.tasks[i].retry = None;
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    "Scheduled run replaces the previous run, which is being stopped (overlap: replace)"
-                        .into(),
-                );
+                self.event(i, TaskEvent::OverlapReplaced);
                 self.stop_runs(i, StopReason::Replaced, now);
                 // A run that never got a process can be replaced at once.
                 if self.tasks[i].runs.is_empty() && self.tasks[i].queued {
@@ -1106,11 +1036,13 @@ impl Core {
         };
         let timeout = self.tasks[i].spec.timeout;
         let times = self.tasks[i].spec.times;
-        let cmd = self.tasks[i].spec.command.display();
-        let what = match self.tasks[i].spec.command {
-            crate::spec::CommandSpec::Shell(_) => "Executing shell command",
-            crate::spec::CommandSpec::Python(_) => "Running Python task",
-            crate::spec::CommandSpec::Argv(_) => "Executing",
+        let command = self.tasks[i].spec.command.display();
+        let launch = match self.tasks[i].spec.command {
+            // In-process (library API): a thread of bansuri, no pid of its own.
+            _ if self.tasks[i].spec.no_interface => Launch::InProcess,
+            crate::spec::CommandSpec::Shell(_) => Launch::Shell,
+            crate::spec::CommandSpec::Python(_) => Launch::Python,
+            crate::spec::CommandSpec::Argv(_) => Launch::Argv,
         };
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Running {
@@ -1121,25 +1053,16 @@ impl Core {
         run.started_wall = Some(now.wall);
         let attempt = run.attempt;
         self.tasks[i].last_start = Some(now.mono);
-        let name = self.tasks[i].spec.name.clone();
-        let tries = if times > 1 {
-            format!(", {}", attempt_text(attempt, times))
-        } else {
-            String::new()
-        };
-        let line = if self.tasks[i].spec.no_interface {
-            // In-process (library API): a thread of bansuri, no pid of its own.
-            let tries = tries.trim_start_matches(", ");
-            let tries = if tries.is_empty() {
-                String::new()
-            } else {
-                format!(" ({tries})")
-            };
-            format!("Running in-process task `{cmd}`{tries}")
-        } else {
-            format!("{what}: {cmd} (pid {pid}{tries})")
-        };
-        self.log(Some(&name), Level::Info, line);
+        self.event(
+            i,
+            TaskEvent::Started {
+                command,
+                launch,
+                pid,
+                attempt,
+                times,
+            },
+        );
         if let Some(s) = self.shutdown {
             // Started while the stop was being decided: stop it like the others.
             self.stop_runs(i, StopReason::Shutdown, now);
@@ -1184,19 +1107,14 @@ impl Core {
             run: id,
             signal: stop.number(),
         });
-        let how = match status {
-            ExitStatus::Code(c) => format!("with code {c}"),
-            ExitStatus::Signal(s) => format!("killed by {} ({})", signal_name(s), shell_code(s)),
-        };
-        let name = self.tasks[i].spec.name.clone();
-        self.log(
-            Some(&name),
-            Level::Warning,
-            format!(
-                "Main process (pid {pid}) exited {how} but left processes in its group: SIG{} to the group, SIGKILL in {}",
-                stop.name(),
-                fmt_dur(grace)
-            ),
+        self.event(
+            i,
+            TaskEvent::LeaderExited {
+                pid,
+                status,
+                signal: stop,
+                grace,
+            },
         );
     }
 
@@ -1271,15 +1189,19 @@ impl Core {
         }
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
-        let name = spec.name.as_str();
         let success = end.is_success(&spec.success_codes);
         self.tasks[i].stats.last_end = Some(end.clone());
         self.record_usage(i, usage, now);
-
-        let detail = run_detail(uptime, usage);
-        let (level, mut line) = describe_end(&end, success, &spec);
-        line.push_str(&detail);
-        self.log(Some(name), level, line);
+        self.event(
+            i,
+            TaskEvent::Ended {
+                end: end.clone(),
+                success,
+                success_codes: spec.success_codes.clone(),
+                uptime,
+                usage,
+            },
+        );
 
         if let ProcessEnd::Stopped(reason) = end {
             self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
@@ -1368,26 +1290,18 @@ impl Core {
                 attempt: run.attempt + 1,
             });
             let why = match start {
-                FailedStart::Retry(n) if !by_policy => format!(
-                    "failed start within starttime {}; retry {n} of startretries {}",
-                    fmt_dur(spec.start_time),
-                    spec.start_retries
-                ),
-                _ => format!(
-                    "{}, {}",
-                    attempt_text(run.attempt + 1, spec.times),
-                    if spec.restart_on_success {
-                        "autorestart"
-                    } else {
-                        "on-fail: restart"
-                    }
-                ),
+                FailedStart::Retry(n) if !by_policy => RetryWhy::FailedStart {
+                    n,
+                    start_time: spec.start_time,
+                    start_retries: spec.start_retries,
+                },
+                _ => RetryWhy::Policy {
+                    attempt: run.attempt + 1,
+                    times: spec.times,
+                    autorestart: spec.restart_on_success,
+                },
             };
-            self.log(
-                Some(name),
-                Level::Info,
-                format!("Restarting in {} ({why})", fmt_dur(delay)),
-            );
+            self.event(i, TaskEvent::Retrying { delay, why });
             self.notify_attempt(i, id, run.attempt, &end, now);
             return;
         }
@@ -1396,13 +1310,11 @@ impl Core {
         // The backoff belongs to one run: the next scheduled run starts from restart-delay.
         task.consecutive_failures = 0;
         if spec.on_fail == OnFail::Restart && spec.times > 1 && spec.times != UNLIMITED_ATTEMPTS {
-            self.log(
-                Some(name),
-                Level::Error,
-                format!(
-                    "Failed after {} attempts; giving up on this run",
-                    run.attempt
-                ),
+            self.event(
+                i,
+                TaskEvent::GaveUp {
+                    attempts: run.attempt,
+                },
             );
         }
         self.notify_end(i, id, run.attempt, &end, false, now);
@@ -1424,7 +1336,6 @@ impl Core {
     fn stop_runs(&mut self, i: usize, reason: StopReason, now: Now) {
         let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
-        let name = self.tasks[i].spec.name.clone();
         let inproc = self.tasks[i].spec.no_interface;
         let mut dropped = Vec::new();
         let mut lines = Vec::new();
@@ -1437,19 +1348,12 @@ impl Core {
                         run: run.id,
                         signal: stop.number(),
                     });
-                    let why = reason.words();
-                    lines.push(if inproc {
-                        format!(
-                            "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
-                            fmt_dur(grace)
-                        )
+                    let how = if inproc {
+                        StopHow::InProcess
                     } else {
-                        format!(
-                            "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
-                            stop.name(),
-                            fmt_dur(grace)
-                        )
-                    });
+                        StopHow::Group { signal: stop, pid }
+                    };
+                    lines.push(TaskEvent::Stopping { reason, grace, how });
                 }
                 Phase::Stopping {
                     ref mut kill_at, ..
@@ -1461,7 +1365,7 @@ impl Core {
             }
         }
         for line in lines {
-            self.log(Some(&name), Level::Info, line);
+            self.event(i, line);
         }
         for id in dropped {
             self.slot_queue.retain(|q| *q != id);
@@ -1479,13 +1383,7 @@ impl Core {
                 *next_mono = Some(mono_for(now, *nw));
             }
         }
-        self.master(
-            Level::Warning,
-            format!(
-                "The wall clock changed (now {}): cron schedules re-aimed",
-                fmt_wall(now.wall)
-            ),
-        );
+        self.master(MasterEvent::ClockChanged { wall: now.wall });
     }
 
     // ----- reload ----------------------------------------------------------------------
@@ -1552,16 +1450,11 @@ impl Core {
                 c => c,
             };
             if let Some(was) = was {
-                let runs_on = matches!(change, Change::Description | Change::Schedule);
-                let msg = format!(
-                    "Takes over from `{was}` (numprocs changed): {}",
-                    if runs_on {
-                        "same process, same counters"
-                    } else {
-                        "same counters"
-                    }
-                );
-                self.log(Some(&new.name), Level::Info, msg);
+                let same_process = matches!(change, Change::Description | Change::Schedule);
+                self.out.push(Action::Event(Event::Task {
+                    task: new.name.clone(),
+                    what: TaskEvent::TakesOver { was, same_process },
+                }));
             }
             let step = match change {
                 Change::None => {
@@ -1648,31 +1541,13 @@ impl Core {
             }
         }
 
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", v.join(", "))
-            }
-        };
-        let mut msg = format!(
-            "Config reloaded: {} added{}, {} removed{}, {} changed{}",
-            added.len(),
-            list(&added),
-            removed.len(),
-            list(&removed),
-            changed.len(),
-            list(&changed),
-        );
-        if !rescheduled.is_empty() {
-            msg.push_str(&format!(
-                ", {} rescheduled{}",
-                rescheduled.len(),
-                list(&rescheduled)
-            ));
-        }
-        msg.push_str(&format!(", {kept} kept"));
-        self.master(Level::Info, msg);
+        self.master(MasterEvent::Reloaded(ReloadSummary {
+            added,
+            removed,
+            changed,
+            rescheduled,
+            kept,
+        }));
     }
 
     /// Stop task `i` for good (until a reload says otherwise): no schedule, no retry, no
@@ -1697,16 +1572,13 @@ impl Core {
 
     // ----- shutdown and done -----------------------------------------------------------
 
-    fn shutdown(&mut self, signal: &'static str, now: Now) {
+    fn shutdown(&mut self, cause: ShutdownCause, now: Now) {
         if let Some(s) = &mut self.shutdown {
             if s.forced {
                 return;
             }
             s.forced = true;
-            self.master(
-                Level::Warning,
-                format!("Received {signal} again: killing every remaining process group now"),
-            );
+            self.master(MasterEvent::ForcedKill { cause });
             let mut kills = Vec::new();
             for task in &mut self.tasks {
                 for run in &mut task.runs {
@@ -1726,17 +1598,13 @@ impl Core {
             }
             return;
         }
-        let hint = if self.kill_by.is_none() {
-            format!("; send {signal} again to kill at once")
-        } else {
-            String::new()
-        };
-        self.begin_shutdown(format!("Received {signal}"), &hint, now);
+        self.begin_shutdown(cause, now);
     }
 
-    /// Stop every task now (stop signal to every run, SIGKILL after its grace); `cause`
-    /// starts the log line.
-    fn begin_shutdown(&mut self, cause: String, hint: &str, now: Now) {
+    /// Stop every task now (stop signal to every run, SIGKILL after its grace).
+    fn begin_shutdown(&mut self, cause: ShutdownCause, now: Now) {
+        // The same signal or request again kills at once, unless Slurm's KillWait decides.
+        let hint = self.kill_by.is_none() && !matches!(cause, ShutdownCause::Planned(_));
         self.shutdown = Some(ShutdownState { forced: false });
         self.planned = None;
         let running: usize = self
@@ -1750,21 +1618,17 @@ impl Core {
             })
             .sum();
         let grace = self.globals.watchdog_timeout;
-        let after = match self.kill_by {
-            Some(k) if now.mono + grace > k => format!(
-                "{}, sooner than the watchdog's {} (see above)",
-                fmt_dur(k.since(now.mono)),
-                fmt_dur(grace)
-            ),
-            _ => fmt_dur(grace),
+        let sooner = match self.kill_by {
+            Some(k) if now.mono + grace > k => Some(k.since(now.mono)),
+            _ => None,
         };
-        self.master(
-            Level::Info,
-            format!(
-                "{cause}: shutdown of {running} running process{} (stop signal now, SIGKILL after {after}{hint})",
-                if running == 1 { "" } else { "es" },
-            ),
-        );
+        self.master(MasterEvent::ShutdownBegun {
+            cause,
+            running,
+            grace,
+            sooner,
+            hint,
+        });
         for i in 0..self.tasks.len() {
             let task = &mut self.tasks[i];
             task.sched = Sched::Off;
@@ -1800,14 +1664,11 @@ impl Core {
             0
         };
         self.summary();
-        let why = if self.shutdown.is_some() {
-            "Shutdown complete".to_owned()
-        } else if failed > 0 {
-            format!("All tasks done; {failed} failed")
-        } else {
-            "All tasks done; all succeeded".to_owned()
-        };
-        self.master(Level::Info, format!("{why}: exiting with code {code}"));
+        self.master(MasterEvent::Done {
+            shutdown: self.shutdown.is_some(),
+            failed,
+            code,
+        });
         self.exited = true;
         self.out.push(Action::Exit { code });
     }
@@ -1817,31 +1678,18 @@ impl Core {
     fn summary(&mut self) {
         let views = self.views();
         let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
-        self.master(
-            Level::Info,
-            format!(
-                "{:<width$}  {:<10}  {:>5}  {:>8}  {:>9}  {:>9}  LAST",
-                "TASK", "STATE", "RUNS", "FAILURES", "CPU TIME", "PEAK RSS"
-            ),
-        );
+        self.master(MasterEvent::SummaryHeader { width });
         for v in views {
-            let last = v.stats.last_end.as_ref().map_or("-".to_owned(), short_end);
-            let cpu = format!("{:.2}s", v.stats.cpu_time.as_secs_f64());
-            let rss = if v.stats.peak_rss == 0 {
-                "-".to_owned()
-            } else {
-                fmt_bytes(v.stats.peak_rss)
-            };
-            self.master(
-                Level::Info,
-                format!(
-                    "{:<width$}  {:<10}  {:>5}  {:>8}  {cpu:>9}  {rss:>9}  {last}",
-                    v.name,
-                    v.state.name(),
-                    v.stats.runs,
-                    v.stats.failures
-                ),
-            );
+            self.master(MasterEvent::SummaryRow(SummaryRow {
+                width,
+                name: v.name,
+                state: v.state,
+                runs: v.stats.runs,
+                failures: v.stats.failures,
+                cpu: v.stats.cpu_time,
+                peak_rss: v.stats.peak_rss,
+                last: v.stats.last_end,
+            }));
         }
     }
 }
@@ -1960,88 +1808,5 @@ fn mono_for(now: Now, w: DateTime<Utc>) -> Mono {
     match (w - now.wall).to_std() {
         Ok(d) => now.mono + d,
         Err(_) => now.mono,
-    }
-}
-
-fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
-    let mut parts = Vec::new();
-    if let Some(u) = uptime {
-        parts.push(format!("ran {}", fmt_dur(u)));
-    }
-    if let Some(u) = usage {
-        parts.push(format!("cpu {:.2}s", u.cpu.as_secs_f64()));
-        parts.push(format!("max RSS {}", fmt_bytes(u.max_rss)));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
-    }
-}
-
-fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, String) {
-    match end {
-        ProcessEnd::Exited(c) if success => (Level::Info, format!("Process finished with code {c}")),
-        ProcessEnd::Exited(126) => (
-            Level::Warning,
-            "Process finished with code 126: the command was found but could not be executed (check its permissions and its #! line)".to_owned(),
-        ),
-        ProcessEnd::Exited(127) => (
-            Level::Warning,
-            "Process finished with code 127: command not found (check the command's spelling, its path and PATH)".to_owned(),
-        ),
-        ProcessEnd::Exited(c) => (
-            Level::Warning,
-            format!(
-                "Process finished with code {c} (failure: success-codes are {:?})",
-                spec.success_codes
-            ),
-        ),
-        ProcessEnd::Signaled(s) if success => (
-            Level::Info,
-            format!(
-                "Process killed by {} ({}): a success code",
-                signal_name(*s),
-                shell_code(*s)
-            ),
-        ),
-        ProcessEnd::Signaled(s) => (
-            Level::Warning,
-            format!(
-                "Process killed by {} ({})",
-                signal_name(*s),
-                shell_code(*s)
-            ),
-        ),
-        ProcessEnd::TimedOut(t) => (
-            Level::Warning,
-            format!("Process stopped: timed out after {}", fmt_dur(*t)),
-        ),
-        ProcessEnd::Stopped(StopReason::Timeout) => {
-            (Level::Warning, "Process stopped (timeout)".to_owned())
-        }
-        ProcessEnd::Stopped(reason) => (Level::Info, format!("Process stopped ({})", reason.words())),
-        ProcessEnd::SpawnFailed(reason) => {
-            (Level::Error, format!("Failed to start: {reason}"))
-        }
-    }
-}
-
-/// Compact form of a process end for tables: `exit 0`, `SIGKILL (137)`, `timeout 30s`.
-pub fn short_end(end: &ProcessEnd) -> String {
-    match end {
-        ProcessEnd::Exited(c) => format!("exit {c}"),
-        ProcessEnd::Signaled(s) => format!("{} ({})", signal_name(*s), shell_code(*s)),
-        ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
-        ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
-        ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Replaced) => "stopped (replaced)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Leftovers) => "stopped (leftovers)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Removed) => "stopped (removed)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Changed) => "stopped (changed)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Command) => "stopped (stop command)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
-        ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }
