@@ -1171,7 +1171,8 @@ impl Core {
         self.process_ended(id, started, end, usage, now);
     }
 
-    /// A run's process is over (or never started): record, retry, queue, done.
+    /// A run's process is over (or never started): decide what its end means, record it
+    /// (once, in [`Core::count_end`]), then retry, queue, start over or finish.
     fn process_ended(
         &mut self,
         id: RunId,
@@ -1202,123 +1203,170 @@ impl Core {
                 usage,
             },
         );
-
-        if let ProcessEnd::Stopped(reason) = end {
-            self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
-            if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
-                if let Some(spec) = self.tasks[i].pending.take() {
-                    // The old runs of a changed task are gone: start over with the new settings.
-                    self.tasks[i].spec = spec;
-                    self.schedule_task(i, now, None);
-                    return;
+        let ended = self.verdict(i, run.attempt, &end, success, uptime);
+        self.count_end(i, &ended, &end, uptime);
+        match ended.verdict {
+            Verdict::Stopped(reason) => {
+                if !self.take_pending(i, now)
+                    && reason == StopReason::Replaced
+                    && self.tasks[i].queued
+                    && self.shutdown.is_none()
+                    && self.tasks[i].runs.is_empty()
+                {
+                    self.tasks[i].queued = false;
+                    self.new_run(i, 1, now);
                 }
             }
-            if reason == StopReason::Replaced
-                && self.tasks[i].queued
-                && self.shutdown.is_none()
-                && self.tasks[i].runs.is_empty()
-            {
-                self.tasks[i].queued = false;
-                self.new_run(i, 1, now);
-            }
-            return;
-        }
-
-        if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
-            if let Some(spec) = self.tasks[i].pending.take() {
+            Verdict::Superseded => {
                 // A reload changed the task while this run was ending on its own terms (a
                 // timeout's stop was already under way): the end is counted, and the task
                 // starts over with the new settings; no retry of the old ones.
-                let task = &mut self.tasks[i];
-                task.stats.last_outcome = Some(if success {
-                    Outcome::Success
-                } else {
-                    Outcome::of_failure(&end)
-                });
-                if !success {
-                    task.stats.failures += 1;
-                }
-                task.consecutive_failures = 0;
-                task.failed_starts = 0;
-                task.spec = spec;
-                self.schedule_task(i, now, None);
-                return;
+                self.take_pending(i, now);
             }
-        }
-        let start = self.failed_start(i, uptime, success, &end, now);
-        if !success || start != FailedStart::No {
-            // A failed attempt; a service's exit before `starttime` too, even with a
-            // success code (it is a failed start, and counts towards FATAL).
-            self.tasks[i].stats.failures += 1;
-        }
-        if start == FailedStart::Fatal {
             // FATAL: the task's final failure.
-            self.notify_end(i, id, run.attempt, &end, false, now);
-            return;
-        }
-        if success {
-            let task = &mut self.tasks[i];
-            task.consecutive_failures = 0;
-            task.stats.last_outcome = Some(Outcome::Success);
-            self.notify_end(i, id, run.attempt, &end, true, now);
-            if spec.restart_on_success && self.shutdown.is_none() {
-                self.restart_service(i, now);
-                return;
+            Verdict::Fatal => self.notify_end(i, id, run.attempt, &end, false, now),
+            Verdict::Success => {
+                self.notify_end(i, id, run.attempt, &end, true, now);
+                if spec.restart_on_success && self.shutdown.is_none() {
+                    self.restart_service(i, now);
+                } else {
+                    self.after_run(i, now);
+                }
             }
-            self.after_run(i, now);
-            return;
+            Verdict::Retry(why) => {
+                let task = &mut self.tasks[i];
+                let delay = backoff(
+                    spec.restart_delay,
+                    spec.max_restart_delay,
+                    task.consecutive_failures,
+                );
+                task.retry = Some(Retry {
+                    at: now.mono + delay,
+                    attempt: run.attempt + 1,
+                });
+                self.event(i, TaskEvent::Retrying { delay, why });
+                self.notify_attempt(i, id, run.attempt, &end, now);
+            }
+            Verdict::Failed => {
+                if spec.on_fail == OnFail::Restart
+                    && spec.times > 1
+                    && spec.times != UNLIMITED_ATTEMPTS
+                {
+                    self.event(
+                        i,
+                        TaskEvent::GaveUp {
+                            attempts: run.attempt,
+                        },
+                    );
+                }
+                self.notify_end(i, id, run.attempt, &end, false, now);
+                self.after_run(i, now);
+            }
         }
+    }
 
-        // A failed attempt.
-        let task = &mut self.tasks[i];
-        if uptime.is_some_and(|u| u >= BACKOFF_RESET_AFTER) {
-            task.consecutive_failures = 0;
+    /// What the end of attempt `attempt` of task `i` leads to. Deciding a failed start
+    /// ([`Core::failed_start`]) may make the task FATAL.
+    fn verdict(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        end: &ProcessEnd,
+        success: bool,
+        uptime: Option<Duration>,
+    ) -> Ended {
+        if let ProcessEnd::Stopped(reason) = end {
+            return Ended {
+                verdict: Verdict::Stopped(*reason),
+                failure: false,
+            };
         }
-        task.consecutive_failures = task.consecutive_failures.saturating_add(1);
-        let by_policy = spec.on_fail == OnFail::Restart && run.attempt < spec.times;
-        let retry = (by_policy || matches!(start, FailedStart::Retry(_)))
+        let task = &self.tasks[i];
+        if task.runs.is_empty() && self.shutdown.is_none() && task.pending.is_some() {
+            return Ended {
+                verdict: Verdict::Superseded,
+                failure: !success,
+            };
+        }
+        let start = self.failed_start(i, uptime, success, end);
+        // A failed attempt; a service's exit before `starttime` too, even with a success
+        // code (it is a failed start, and counts towards FATAL).
+        let failure = !success || start != FailedStart::No;
+        let spec = &self.tasks[i].spec;
+        let by_policy = spec.on_fail == OnFail::Restart && attempt < spec.times;
+        let verdict = if start == FailedStart::Fatal {
+            Verdict::Fatal
+        } else if success {
+            Verdict::Success
+        } else if (by_policy || matches!(start, FailedStart::Retry(_)))
             && self.shutdown.is_none()
-            && !task.queued_replace();
-        if retry {
-            let delay = backoff(
-                spec.restart_delay,
-                spec.max_restart_delay,
-                task.consecutive_failures,
-            );
-            task.retry = Some(Retry {
-                at: now.mono + delay,
-                attempt: run.attempt + 1,
-            });
-            let why = match start {
+            && !self.tasks[i].queued_replace()
+        {
+            Verdict::Retry(match start {
                 FailedStart::Retry(n) if !by_policy => RetryWhy::FailedStart {
                     n,
                     start_time: spec.start_time,
                     start_retries: spec.start_retries,
                 },
                 _ => RetryWhy::Policy {
-                    attempt: run.attempt + 1,
+                    attempt: attempt + 1,
                     times: spec.times,
                     autorestart: spec.restart_on_success,
                 },
-            };
-            self.event(i, TaskEvent::Retrying { delay, why });
-            self.notify_attempt(i, id, run.attempt, &end, now);
-            return;
+            })
+        } else {
+            Verdict::Failed
+        };
+        Ended { verdict, failure }
+    }
+
+    /// The one place where an attempt's end is counted: failures, the last outcome, the
+    /// failures in a row that the backoff grows with.
+    fn count_end(&mut self, i: usize, ended: &Ended, end: &ProcessEnd, uptime: Option<Duration>) {
+        let task = &mut self.tasks[i];
+        if ended.failure {
+            task.stats.failures += 1;
         }
-        let outcome = Outcome::of_failure(&end);
-        task.stats.last_outcome = Some(outcome);
-        // The backoff belongs to one run: the next scheduled run starts from restart-delay.
-        task.consecutive_failures = 0;
-        if spec.on_fail == OnFail::Restart && spec.times > 1 && spec.times != UNLIMITED_ATTEMPTS {
-            self.event(
-                i,
-                TaskEvent::GaveUp {
-                    attempts: run.attempt,
-                },
-            );
+        let success = !ended.failure || matches!(ended.verdict, Verdict::Success);
+        task.stats.last_outcome = match ended.verdict {
+            Verdict::Stopped(_) => Some(Outcome::Stopped),
+            Verdict::Superseded if success => Some(Outcome::Success),
+            Verdict::Superseded | Verdict::Failed => Some(Outcome::of_failure(end)),
+            Verdict::Fatal => Some(Outcome::Fatal),
+            Verdict::Success => Some(Outcome::Success),
+            // Told when the run is over, after its last attempt.
+            Verdict::Retry(_) => task.stats.last_outcome,
+        };
+        match ended.verdict {
+            Verdict::Stopped(_) | Verdict::Fatal => {}
+            Verdict::Retry(_) => {
+                if uptime.is_some_and(|u| u >= BACKOFF_RESET_AFTER) {
+                    task.consecutive_failures = 0;
+                }
+                task.consecutive_failures = task.consecutive_failures.saturating_add(1);
+            }
+            // The backoff belongs to one run: the next scheduled run starts from
+            // restart-delay.
+            Verdict::Success | Verdict::Failed => task.consecutive_failures = 0,
+            Verdict::Superseded => {
+                task.consecutive_failures = 0;
+                task.failed_starts = 0;
+            }
         }
-        self.notify_end(i, id, run.attempt, &end, false, now);
-        self.after_run(i, now);
+    }
+
+    /// New settings waiting for the runs of task `i` to end: once none is left (and no
+    /// shutdown is under way), switch to them and schedule the task afresh.
+    fn take_pending(&mut self, i: usize, now: Now) -> bool {
+        if !self.tasks[i].runs.is_empty() || self.shutdown.is_some() {
+            return false;
+        }
+        let Some(spec) = self.tasks[i].pending.take() else {
+            return false;
+        };
+        self.tasks[i].spec = spec;
+        self.schedule_task(i, now, None);
+        true
     }
 
     /// After a run has finished (success or final failure): queued runs, one-shot end.
@@ -1702,6 +1750,32 @@ fn identity(t: &TaskSpec) -> String {
     } else {
         format!("name:{}", t.name)
     }
+}
+
+/// What the end of an attempt leads to (see [`Core::verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Stopped by bansuri: neither a success nor a failure.
+    Stopped(StopReason),
+    /// The task's settings changed while it ended on its own: counted, then the task
+    /// starts over with the new ones.
+    Superseded,
+    /// Failed to start too often: FATAL.
+    Fatal,
+    /// Succeeded (a service is started again).
+    Success,
+    /// Failed; retried after the backoff.
+    Retry(RetryWhy),
+    /// Failed finally.
+    Failed,
+}
+
+/// A [`Verdict`], and whether the attempt counts as a failure (a failed start with a
+/// success code does).
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    verdict: Verdict,
+    failure: bool,
 }
 
 /// How a task's settings differ between two configs.

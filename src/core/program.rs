@@ -139,7 +139,6 @@ impl Core {
         uptime: Option<Duration>,
         success: bool,
         end: &ProcessEnd,
-        now: Now,
     ) -> FailedStart {
         let spec = Arc::clone(&self.tasks[i].spec);
         if spec.start_time.is_zero() {
@@ -159,7 +158,6 @@ impl Core {
         task.retry = None;
         task.queued = false;
         task.sched = Sched::Off;
-        task.stats.last_outcome = Some(Outcome::Fatal);
         let why = FatalWhy {
             failed_starts: task.failed_starts,
             start_time: spec.start_time,
@@ -168,7 +166,6 @@ impl Core {
         };
         task.reason = Some(Reason::Fatal(why.clone()));
         self.event(i, TaskEvent::Fatal(why));
-        let _ = now;
         FailedStart::Fatal
     }
 
