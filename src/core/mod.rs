@@ -28,6 +28,7 @@ pub mod event;
 mod notify;
 mod program;
 mod progress;
+mod reload;
 pub use event::{
     Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
     Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
@@ -1434,170 +1435,6 @@ impl Core {
         self.master(MasterEvent::ClockChanged { wall: now.wall });
     }
 
-    // ----- reload ----------------------------------------------------------------------
-
-    /// Converge to `spec`: start added tasks, stop removed ones, restart changed ones, and
-    /// leave the others alone (same processes, same counters, same schedule).
-    fn reload(&mut self, spec: &Spec, now: Now) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let mut old: Vec<Task> = std::mem::take(&mut self.tasks);
-        let mut tasks = Vec::with_capacity(spec.tasks.len());
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        let mut rescheduled = Vec::new();
-        let mut kept = 0usize;
-        // What happens to each new entry, applied once `self.tasks` holds them all.
-        enum Then {
-            Schedule(Option<Mono>),
-            Stop(StopReason),
-            Nothing,
-        }
-        let mut then = Vec::with_capacity(spec.tasks.len());
-        for new in &spec.tasks {
-            let key = identity(new);
-            let pos = old
-                .iter()
-                .position(|t| !t.removed && identity(&t.spec) == key);
-            // `numprocs` added (`w` -> `w:0..`) or dropped (`w:0..` -> `w`): instance 0 and
-            // the plain task are one task under two names, so its process runs on.
-            let takeover = pos.is_none().then(|| {
-                old.iter()
-                    .position(|t| !t.removed && takes_over(&t.spec, new))
-            });
-            let Some(pos) = pos.or(takeover.flatten()) else {
-                added.push(new.name.clone());
-                let mut task = Task::new(Arc::new(new.clone()));
-                // Removed, then added back before its old run has stopped: the new one
-                // waits for that run to end, as a changed task does (never two at once).
-                let gone = old
-                    .iter()
-                    .position(|t| t.removed && !t.runs.is_empty() && identity(&t.spec) == key);
-                if let Some(gone) = gone {
-                    let gone = old.remove(gone);
-                    task.pending = Some(std::mem::replace(&mut task.spec, gone.spec));
-                    task.runs = gone.runs;
-                    then.push(Then::Nothing);
-                } else {
-                    then.push(Then::Schedule(None));
-                }
-                tasks.push(task);
-                continue;
-            };
-            let mut task = old.remove(pos);
-            let mut before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
-            let new = Arc::new(new.clone());
-            let was = (before.name != new.name).then(|| before.name.clone());
-            if was.is_some() {
-                before = Arc::new(under_name_of(&before, &new));
-            }
-            let change = match compare(&before, &new) {
-                // Only the name changed: the settings must still take it.
-                Change::None if was.is_some() => Change::Description,
-                c => c,
-            };
-            if let Some(was) = was {
-                let same_process = matches!(change, Change::Description | Change::Schedule);
-                self.out.push(Action::Event(Event::Task {
-                    task: new.name.clone(),
-                    what: TaskEvent::TakesOver { was, same_process },
-                }));
-            }
-            let step = match change {
-                Change::None => {
-                    kept += 1;
-                    Then::Nothing
-                }
-                Change::Description => {
-                    kept += 1;
-                    if task.pending.is_some() {
-                        task.pending = Some(new);
-                    } else {
-                        task.spec = new;
-                    }
-                    Then::Nothing
-                }
-                Change::Schedule => {
-                    rescheduled.push(new.name.clone());
-                    if task.pending.is_some() {
-                        task.pending = Some(new);
-                        Then::Nothing
-                    } else {
-                        task.spec = new;
-                        Then::Schedule(task.last_start)
-                    }
-                }
-                Change::Enabled(false) => {
-                    changed.push(new.name.clone());
-                    task.spec = new;
-                    task.pending = None;
-                    Then::Stop(StopReason::Disabled)
-                }
-                Change::Enabled(true) => {
-                    // Switched back on: it starts again as if just added (a monitor that
-                    // was disabled must come back), once the runs the disabling stopped
-                    // have ended (started now, its first run would be skipped as an
-                    // overlap, and a one-shot would never run again).
-                    changed.push(new.name.clone());
-                    if task.runs.is_empty() {
-                        task.pending = None;
-                        task.spec = new;
-                        Then::Schedule(None)
-                    } else {
-                        task.pending = Some(new);
-                        Then::Nothing
-                    }
-                }
-                Change::Restart => {
-                    changed.push(new.name.clone());
-                    if task.busy() || task.pending.is_some() {
-                        task.pending = Some(new);
-                        Then::Stop(StopReason::Changed)
-                    } else {
-                        task.spec = new;
-                        Then::Schedule(None)
-                    }
-                }
-            };
-            tasks.push(task);
-            then.push(step);
-        }
-        // What is left of the old tasks was removed from the file.
-        let mut removed = Vec::new();
-        for mut task in old {
-            if !task.removed {
-                removed.push(task.spec.name.clone());
-                task.removed = true;
-                task.pending = None;
-            }
-            tasks.push(task);
-        }
-        self.tasks = tasks;
-        self.globals = spec.globals.clone();
-
-        for (i, step) in then.into_iter().enumerate() {
-            match step {
-                Then::Nothing => {}
-                Then::Schedule(last) => self.schedule_task(i, now, last),
-                Then::Stop(reason) => self.halt(i, reason, now),
-            }
-        }
-        for i in 0..self.tasks.len() {
-            if self.tasks[i].removed && self.tasks[i].sched != Sched::Off {
-                self.halt(i, StopReason::Removed, now);
-            }
-        }
-
-        self.master(MasterEvent::Reloaded(ReloadSummary {
-            added,
-            removed,
-            changed,
-            rescheduled,
-            kept,
-        }));
-    }
-
     /// Stop task `i` for good (until a reload says otherwise): no schedule, no retry, no
     /// queued run; its runs get the stop signal.
     fn halt(&mut self, i: usize, reason: StopReason, now: Now) {
@@ -1742,16 +1579,6 @@ impl Core {
     }
 }
 
-/// What identifies a task across reloads: its name, or for a plain-string (shorthand)
-/// entry its command string.
-fn identity(t: &TaskSpec) -> String {
-    if t.shorthand {
-        format!("command:{}", t.command.display())
-    } else {
-        format!("name:{}", t.name)
-    }
-}
-
 /// What the end of an attempt leads to (see [`Core::verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -1776,81 +1603,6 @@ enum Verdict {
 struct Ended {
     verdict: Verdict,
     failure: bool,
-}
-
-/// How a task's settings differ between two configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    /// Identical.
-    None,
-    /// Only the description (or `notify`, `notify-on`): nothing to do but remember it.
-    Description,
-    /// Only when it runs (timer, schedule-cron, timezone, overlap): reschedule, keep a
-    /// running run.
-    Schedule,
-    /// Only `enabled` flipped (to the given value).
-    Enabled(bool),
-    /// Anything else: stop the running run gracefully, start over with the new settings.
-    Restart,
-}
-
-/// Is `old` the same task as `new` under the other name that `numprocs` gives it: the
-/// plain task `w` and its instance `w:0`, either way?
-fn takes_over(old: &TaskSpec, new: &TaskSpec) -> bool {
-    if old.shorthand || new.shorthand || old.program != new.program {
-        return false;
-    }
-    matches!(
-        (old.instance, new.instance),
-        (None, Some(0)) | (Some(0), None)
-    )
-}
-
-/// `old`'s settings with `new`'s name, program, instance number and `BANSURI_INSTANCE`:
-/// what is left to compare when a task is renamed by a change of `numprocs`.
-fn under_name_of(old: &TaskSpec, new: &TaskSpec) -> TaskSpec {
-    let mut t = old.clone();
-    t.name.clone_from(&new.name);
-    t.program.clone_from(&new.program);
-    t.instance = new.instance;
-    match new.env.get("BANSURI_INSTANCE") {
-        Some(v) => {
-            t.env.insert("BANSURI_INSTANCE".into(), v.clone());
-        }
-        None => {
-            t.env.remove("BANSURI_INSTANCE");
-        }
-    }
-    t
-}
-
-fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
-    if old == new {
-        return Change::None;
-    }
-    // The same task with everything but `field` taken from `new`.
-    let mut probe = old.clone();
-    probe.description.clone_from(&new.description);
-    // Who is notified changes nothing running either.
-    probe.notify.clone_from(&new.notify);
-    probe.notify_on = new.notify_on;
-    if probe == *new {
-        return Change::Description;
-    }
-    probe.schedule = new.schedule.clone();
-    probe.overlap = new.overlap;
-    if probe == *new {
-        return Change::Schedule;
-    }
-    let mut probe = old.clone();
-    probe.description.clone_from(&new.description);
-    probe.notify.clone_from(&new.notify);
-    probe.notify_on = new.notify_on;
-    probe.enabled = new.enabled;
-    if probe == *new {
-        return Change::Enabled(new.enabled);
-    }
-    Change::Restart
 }
 
 fn stopping(
