@@ -125,7 +125,7 @@ impl Core {
                     stats: v.stats,
                     reason: v.reason,
                     next_run,
-                    retry_at: t.retry.map(|r| now.wall_at(r.at)),
+                    retry_at: t.retry().map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),
                 }
             })
@@ -220,7 +220,9 @@ impl Core {
         let Some(i) = self.runnable_target(name, Command::Start) else {
             return;
         };
-        self.tasks[i].held = false;
+        if self.tasks[i].held() {
+            self.tasks[i].life = Lifecycle::Idle;
+        }
         let task = &self.tasks[i];
         if !task.runs.is_empty() {
             let task_name = name.to_owned();
@@ -229,7 +231,7 @@ impl Core {
                 .iter()
                 .all(|r| matches!(r.phase, Phase::Stopping { .. }))
             {
-                self.tasks[i].restart_after_stop = true;
+                self.tasks[i].life = Lifecycle::RestartAfterStop;
                 Reply::BeingStopped { task: task_name }
             } else if let Some(pid) = task.runs.iter().find_map(|r| match r.phase {
                 Phase::Running { pid, .. } => Some(pid),
@@ -287,7 +289,7 @@ impl Core {
     fn run_now(&mut self, i: usize, now: Now) -> Reply {
         self.tasks[i].commanded = true;
         let task = self.tasks[i].spec.name.clone();
-        if let Some(r) = &mut self.tasks[i].retry {
+        if let Lifecycle::Retrying(r) = &mut self.tasks[i].life {
             r.at = now.mono;
             return Reply::RetryNow {
                 task,
@@ -328,24 +330,22 @@ impl Core {
             .iter()
             .filter(|r| !matches!(r.phase, Phase::Waiting))
             .count();
-        if task.held && live == 0 {
+        if task.held() && live == 0 {
             self.reply(Reply::AlreadyStopped {
                 task: name.to_owned(),
             });
             return;
         }
-        task.held = true;
-        task.restart_after_stop = false;
+        // Held: no retry, no restart after the stop, no run waiting for its dependencies
+        // (it would start when they are met).
+        task.life = Lifecycle::Held;
         // New settings waiting for the old runs to end are taken now: nothing else may
         // start the task when they end.
         if let Some(spec) = task.pending.take() {
             task.spec = spec;
         }
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        // A run waiting for its dependencies would start when they are met.
-        task.dep_wait = false;
         let grace = task.stop_grace(&self.globals);
         let signal = task.spec.stop_signal;
         self.stop_runs(i, StopReason::Command, now);
@@ -367,7 +367,9 @@ impl Core {
             return;
         };
         let task = &mut self.tasks[i];
-        task.held = false;
+        if task.held() {
+            task.life = Lifecycle::Idle;
+        }
         let live = task.runs.iter().any(|r| !matches!(r.phase, Phase::Waiting));
         if !live {
             self.event(i, TaskEvent::RestartIdle);
@@ -379,9 +381,9 @@ impl Core {
             task.spec = spec;
         }
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        task.restart_after_stop = true;
+        // Instead of a retry: it starts again once its runs have ended.
+        task.life = Lifecycle::RestartAfterStop;
         let grace = task.stop_grace(&self.globals);
         let signal = task.spec.stop_signal;
         self.stop_runs(i, StopReason::Restart, now);
@@ -399,9 +401,9 @@ impl Core {
         }
         for i in 0..self.tasks.len() {
             let t = &self.tasks[i];
-            if t.restart_after_stop && t.runs.is_empty() && !t.removed {
-                self.tasks[i].restart_after_stop = false;
-                if self.tasks[i].held || !self.tasks[i].spec.enabled {
+            if t.life == Lifecycle::RestartAfterStop && t.runs.is_empty() && !t.removed {
+                self.tasks[i].life = Lifecycle::Idle;
+                if !self.tasks[i].spec.enabled {
                     continue;
                 }
                 self.event(i, TaskEvent::StartingAgain);

@@ -335,12 +335,37 @@ pub struct TaskStats {
     pub last_end_at: Option<DateTime<Utc>>,
 }
 
+/// Where a task stands between its runs, beside its schedule ([`Sched`]) and the phases of
+/// its runs ([`Phase`]): what starts it next or what holds it. One at a time: a held task
+/// has no retry, a FATAL one waits for no dependency.
+#[derive(Debug, Clone, PartialEq)]
+enum Lifecycle {
+    /// Free: its schedule starts it.
+    Idle,
+    /// A due run waits for its dependencies (WAITING).
+    WaitingForDeps,
+    /// A failed attempt is retried at `at` (RESTARTING).
+    Retrying(Retry),
+    /// Stopped by a `stop` command: no schedule, retry or reload starts it until a
+    /// `start` (STOPPED).
+    Held,
+    /// A `restart` command (or a `start` while stopping): it starts again once the runs
+    /// being stopped have ended.
+    RestartAfterStop,
+    /// Failed to start too often: not started again until a reload changes it or a
+    /// `start` (FATAL).
+    Fatal(FatalWhy),
+    /// A run was not started: a dependency cannot be met (SKIPPED for a one-shot).
+    Skipped(DepFailure),
+}
+
 #[derive(Debug)]
 struct Task {
     spec: Arc<TaskSpec>,
     sched: Sched,
     runs: Vec<Run>,
-    retry: Option<Retry>,
+    /// Where it stands between runs: what starts it next, or what holds it.
+    life: Lifecycle,
     /// One more run is wanted once the current one ends (overlap queue/replace).
     queued: bool,
     /// Failures in a row (for the backoff); reset by success or a long-lived process.
@@ -354,19 +379,10 @@ struct Task {
     removed: bool,
     /// Processes in a row that ended before `starttime` (FATAL after `startretries` retries).
     failed_starts: u32,
-    /// A run is due but waits for its dependencies.
-    dep_wait: bool,
-    /// Why the task is FATAL or SKIPPED, for status and the log.
-    reason: Option<Reason>,
     /// Its last finished run failed finally: the next success is a recovery.
     failing: bool,
     /// Started by a control command: `autostart: false` no longer holds it back.
     commanded: bool,
-    /// Stopped by a `stop` command: not started again (schedule, retry, reload) until a
-    /// `start`.
-    held: bool,
-    /// A `restart` command is waiting for the runs being stopped to end.
-    restart_after_stop: bool,
     /// `--resume`: it succeeded with the same settings before; its first scheduling
     /// does not run it.
     resumed: bool,
@@ -381,7 +397,7 @@ impl Task {
             spec,
             sched: Sched::Off,
             runs: Vec::new(),
-            retry: None,
+            life: Lifecycle::Idle,
             queued: false,
             consecutive_failures: 0,
             stats: TaskStats::default(),
@@ -389,12 +405,8 @@ impl Task {
             pending: None,
             removed: false,
             failed_starts: 0,
-            dep_wait: false,
-            reason: None,
             failing: false,
             commanded: false,
-            held: false,
-            restart_after_stop: false,
             resumed: false,
             hash_memo: std::cell::RefCell::new(None),
         }
@@ -414,7 +426,57 @@ impl Task {
     }
 
     fn busy(&self) -> bool {
-        !self.runs.is_empty() || self.retry.is_some() || self.dep_wait
+        !self.runs.is_empty() || self.busy_between_runs()
+    }
+
+    /// Its retry, when a failed attempt is to be retried.
+    fn retry(&self) -> Option<Retry> {
+        match self.life {
+            Lifecycle::Retrying(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Held by a `stop` command.
+    fn held(&self) -> bool {
+        self.life == Lifecycle::Held
+    }
+
+    /// A due run waits for its dependencies.
+    fn dep_wait(&self) -> bool {
+        self.life == Lifecycle::WaitingForDeps
+    }
+
+    /// Drop a pending retry or a run waiting for its dependencies (the task is stopped,
+    /// replaced, shut down).
+    fn drop_next_run(&mut self) {
+        if self.busy_between_runs() {
+            self.life = Lifecycle::Idle;
+        }
+    }
+
+    /// Drop a pending retry (replaced, shut down).
+    fn drop_retry(&mut self) {
+        if self.retry().is_some() {
+            self.life = Lifecycle::Idle;
+        }
+    }
+
+    /// A retry or a run waiting for its dependencies is pending.
+    fn busy_between_runs(&self) -> bool {
+        matches!(
+            self.life,
+            Lifecycle::Retrying(_) | Lifecycle::WaitingForDeps
+        )
+    }
+
+    /// Why it is FATAL or SKIPPED, while it is.
+    fn reason(&self) -> Option<Reason> {
+        match &self.life {
+            Lifecycle::Fatal(why) => Some(Reason::Fatal(why.clone())),
+            Lifecycle::Skipped(why) => Some(Reason::Skipped(why.clone())),
+            _ => None,
+        }
     }
 
     /// Nothing running, nothing pending, nothing scheduled.
@@ -433,25 +495,18 @@ impl Task {
                 Phase::Stopping { .. } => TaskState::Stopping,
             };
         }
-        if self.retry.is_some() {
-            return TaskState::Restarting;
-        }
-        if self.held {
-            return TaskState::Stopped;
-        }
-        if !self.spec.enabled {
-            return TaskState::Stopped;
-        }
-        if self.dep_wait {
-            return TaskState::Waiting;
-        }
-        match self.stats.last_outcome {
-            Some(Outcome::Fatal) => return TaskState::Fatal,
-            Some(Outcome::Skipped) if matches!(self.sched, Sched::Once { .. } | Sched::Off) => {
+        match self.life {
+            Lifecycle::Retrying(_) => return TaskState::Restarting,
+            Lifecycle::Held => return TaskState::Stopped,
+            _ if !self.spec.enabled => return TaskState::Stopped,
+            Lifecycle::WaitingForDeps => return TaskState::Waiting,
+            Lifecycle::Fatal(_) => return TaskState::Fatal,
+            Lifecycle::Skipped(_) if matches!(self.sched, Sched::Once { .. } | Sched::Off) => {
                 return TaskState::Skipped
             }
             _ => {}
         }
+        // Free: its schedule and its last run say.
         match (&self.sched, self.stats.last_outcome) {
             (Sched::Once { fired: false }, _) => TaskState::Pending,
             (Sched::Timer { .. } | Sched::Cron { .. }, _) => TaskState::Scheduled,
@@ -606,7 +661,7 @@ impl Core {
                 } => consider(m),
                 _ => {}
             }
-            if let Some(r) = task.retry {
+            if let Some(r) = task.retry() {
                 consider(r.at);
             }
             for run in &task.runs {
@@ -650,10 +705,9 @@ impl Core {
                     _ => None,
                 }),
                 stats: t.stats.clone(),
-                reason: t.reason.clone().filter(|_| {
-                    // Set when it went FATAL or SKIPPED; stale once it runs again.
-                    matches!(t.state(), TaskState::Fatal | TaskState::Skipped)
-                }),
+                reason: t
+                    .reason()
+                    .filter(|_| matches!(t.state(), TaskState::Fatal | TaskState::Skipped)),
             })
             .collect()
     }
@@ -706,7 +760,7 @@ impl Core {
     /// that already ran is rescheduled (reload), a timer keeps its rhythm from its last
     /// start instead of firing at once, and a one-shot that ran does not run again.
     fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
-        if self.tasks[i].held {
+        if self.tasks[i].held() {
             // Stopped by a `stop` command: nothing runs it (reload, new settings) until
             // a `start`.
             self.tasks[i].sched = Sched::Off;
@@ -806,7 +860,7 @@ impl Core {
         // wait for a slot): skip them cheaply. Mirrors the conditions below: a schedule
         // that is due, a retry, a process running or being stopped.
         let t = &self.tasks[i];
-        if t.retry.is_none()
+        if t.retry().is_none()
             && !t.sched.due_at(now)
             && !t
                 .runs
@@ -820,9 +874,9 @@ impl Core {
         }
 
         // Retry backoff.
-        if let Some(r) = self.tasks[i].retry {
+        if let Some(r) = self.tasks[i].retry() {
             if now.mono >= r.at {
-                self.tasks[i].retry = None;
+                self.tasks[i].life = Lifecycle::Idle;
                 self.new_run(i, r.attempt, now);
             }
         }
@@ -947,7 +1001,7 @@ impl Core {
             return;
         }
         let t = &self.tasks[i];
-        if t.runs.is_empty() && t.retry.is_none() {
+        if t.runs.is_empty() && t.retry().is_none() {
             // Only a run waiting for its dependencies: that is the run due now. No
             // overlap rule applies (nothing is running), and none may bypass the wait.
             return;
@@ -962,7 +1016,7 @@ impl Core {
             }
             Overlap::Replace => {
                 self.tasks[i].queued = true;
-                self.tasks[i].retry = None;
+                self.tasks[i].drop_retry();
                 self.event(i, TaskEvent::OverlapReplaced);
                 self.stop_runs(i, StopReason::Replaced, now);
                 // A run that never got a process can be replaced at once.
@@ -978,6 +1032,13 @@ impl Core {
     // ----- runs ------------------------------------------------------------------------
 
     fn new_run(&mut self, i: usize, attempt: u32, _now: Now) {
+        // It runs again: no longer FATAL or SKIPPED.
+        if matches!(
+            self.tasks[i].life,
+            Lifecycle::Fatal(_) | Lifecycle::Skipped(_)
+        ) {
+            self.tasks[i].life = Lifecycle::Idle;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.tasks[i].runs.push(Run {
@@ -1079,7 +1140,7 @@ impl Core {
                     }
                 }
             }
-        } else if self.tasks[i].held {
+        } else if self.tasks[i].held() {
             // A `stop` command came before this run had a pid.
             self.stop_runs(i, StopReason::Command, now);
         } else if self.tasks[i].queued_replace() {
@@ -1228,7 +1289,7 @@ impl Core {
             Verdict::Fatal => self.notify_end(i, id, run.attempt, &end, false, now),
             Verdict::Success => {
                 self.notify_end(i, id, run.attempt, &end, true, now);
-                if spec.restart_on_success && self.shutdown.is_none() {
+                if spec.restart_on_success && self.shutdown.is_none() && !self.tasks[i].held() {
                     self.restart_service(i, now);
                 } else {
                     self.after_run(i, now);
@@ -1241,7 +1302,7 @@ impl Core {
                     spec.max_restart_delay,
                     task.consecutive_failures,
                 );
-                task.retry = Some(Retry {
+                task.life = Lifecycle::Retrying(Retry {
                     at: now.mono + delay,
                     attempt: run.attempt + 1,
                 });
@@ -1302,6 +1363,9 @@ impl Core {
         } else if (by_policy || matches!(start, FailedStart::Retry(_)))
             && self.shutdown.is_none()
             && !self.tasks[i].queued_replace()
+            // Stopped by a `stop` command: nothing starts it again, a retry neither (a run
+            // that was already timing out when the command came ends as a failure).
+            && !self.tasks[i].held()
         {
             Verdict::Retry(match start {
                 FailedStart::Retry(n) if !by_policy => RetryWhy::FailedStart {
@@ -1329,6 +1393,12 @@ impl Core {
             task.stats.failures += 1;
         }
         let success = !ended.failure || matches!(ended.verdict, Verdict::Success);
+        if !matches!(ended.verdict, Verdict::Retry(_) | Verdict::Fatal)
+            && matches!(task.life, Lifecycle::Fatal(_) | Lifecycle::Skipped(_))
+        {
+            // A run that was going when it went FATAL or SKIPPED: its end is the news now.
+            task.life = Lifecycle::Idle;
+        }
         task.stats.last_outcome = match ended.verdict {
             Verdict::Stopped(_) => Some(Outcome::Stopped),
             Verdict::Superseded if success => Some(Outcome::Success),
@@ -1440,11 +1510,10 @@ impl Core {
     fn halt(&mut self, i: usize, reason: StopReason, now: Now) {
         let task = &mut self.tasks[i];
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        // Nor a run waiting for its dependencies (a disabled task must not start when
-        // they are met; a changed one waits again under its new settings).
-        task.dep_wait = false;
+        // No retry, nor a run waiting for its dependencies (a disabled task must not
+        // start when they are met; a changed one waits again under its new settings).
+        task.drop_next_run();
         self.stop_runs(i, reason, now);
         // A changed task with nothing left to stop switches to its new settings at once.
         if self.tasks[i].runs.is_empty() {
@@ -1517,7 +1586,7 @@ impl Core {
         for i in 0..self.tasks.len() {
             let task = &mut self.tasks[i];
             task.sched = Sched::Off;
-            task.retry = None;
+            task.drop_retry();
             task.queued = false;
             self.stop_runs(i, StopReason::Shutdown, now);
         }

@@ -32,21 +32,22 @@ impl Core {
     pub(super) fn start_when_ready(&mut self, i: usize, now: Now) {
         match self.deps(i) {
             Deps::Ready => {
-                self.tasks[i].dep_wait = false;
+                if self.tasks[i].dep_wait() {
+                    self.tasks[i].life = Lifecycle::Idle;
+                }
                 self.new_run(i, 1, now);
             }
             Deps::Waiting(why) => {
-                if !self.tasks[i].dep_wait {
-                    self.tasks[i].dep_wait = true;
+                if !self.tasks[i].dep_wait() {
+                    self.tasks[i].life = Lifecycle::WaitingForDeps;
                     self.event(i, TaskEvent::Waiting(why));
                 }
             }
             Deps::Failed(why) => {
                 let task = &mut self.tasks[i];
-                task.dep_wait = false;
                 // Nothing was started: no run, no failure (the state says SKIPPED).
                 task.stats.last_outcome = Some(Outcome::Skipped);
-                task.reason = Some(Reason::Skipped(why.clone()));
+                task.life = Lifecycle::Skipped(why.clone());
                 self.event(i, TaskEvent::Skipped(why));
             }
         }
@@ -61,7 +62,7 @@ impl Core {
         loop {
             let mut changed = false;
             for i in 0..self.tasks.len() {
-                if self.tasks[i].dep_wait && !matches!(self.deps(i), Deps::Waiting(_)) {
+                if self.tasks[i].dep_wait() && !matches!(self.deps(i), Deps::Waiting(_)) {
                     self.start_when_ready(i, now);
                     changed = true;
                 }
@@ -114,7 +115,7 @@ impl Core {
                     });
                 }
                 match d.stats.last_outcome {
-                    Some(Outcome::Success) if d.retry.is_none() => {}
+                    Some(Outcome::Success) if d.retry().is_none() => {}
                     Some(o) if o.is_failure() && !d.busy() => {
                         return Deps::Failed(DepFailure::Failed {
                             dep: name.clone(),
@@ -155,7 +156,6 @@ impl Core {
         if task.failed_starts <= spec.start_retries || self.shutdown.is_some() {
             return FailedStart::Retry(task.failed_starts);
         }
-        task.retry = None;
         task.queued = false;
         task.sched = Sched::Off;
         let why = FatalWhy {
@@ -164,7 +164,10 @@ impl Core {
             start_retries: spec.start_retries,
             last: end.clone(),
         };
-        task.reason = Some(Reason::Fatal(why.clone()));
+        // No retry; a task held by `stop` stays held (STOPPED).
+        if !task.held() {
+            task.life = Lifecycle::Fatal(why.clone());
+        }
         self.event(i, TaskEvent::Fatal(why));
         FailedStart::Fatal
     }
@@ -172,7 +175,7 @@ impl Core {
     /// A service exited successfully: start it again after `restart-delay`.
     pub(super) fn restart_service(&mut self, i: usize, now: Now) {
         let delay = self.tasks[i].spec.restart_delay;
-        self.tasks[i].retry = Some(Retry {
+        self.tasks[i].life = Lifecycle::Retrying(Retry {
             at: now.mono + delay,
             attempt: 1,
         });

@@ -2536,3 +2536,92 @@ fn a_wall_clock_jump_forward_fires_a_missed_cron_match_once_at_once() {
         .iter()
         .any(|(_, e)| matches!(e, MasterEvent::ClockChanged { .. })));
 }
+
+/// A task's displayed state follows from its runs, its lifecycle and (when free) its
+/// schedule and last outcome.
+#[test]
+fn task_state_derives_from_the_lifecycle() {
+    // (`Lifecycle` in this file is a test scenario's.)
+    use super::Lifecycle as Life;
+    let fatal = FatalWhy {
+        failed_starts: 2,
+        start_time: secs(1),
+        start_retries: 1,
+        last: ProcessEnd::Exited(1),
+    };
+    let skipped = DepFailure::Disabled("d".into());
+    let retry = Retry {
+        at: Mono(secs(5)),
+        attempt: 2,
+    };
+    let once_done = Sched::Once { fired: true };
+    let timer = Sched::Timer {
+        anchor: Mono::ZERO,
+        period: secs(10),
+        next: Mono(secs(10)),
+    };
+    let cases = [
+        (
+            Life::Idle,
+            Sched::Once { fired: false },
+            None,
+            TaskState::Pending,
+        ),
+        (Life::Idle, timer.clone(), None, TaskState::Scheduled),
+        (
+            Life::Idle,
+            once_done.clone(),
+            Some(Outcome::Success),
+            TaskState::Success,
+        ),
+        (
+            Life::Idle,
+            once_done.clone(),
+            Some(Outcome::Failed),
+            TaskState::Failed,
+        ),
+        (Life::Idle, Sched::Off, None, TaskState::Stopped),
+        (
+            Life::WaitingForDeps,
+            once_done.clone(),
+            None,
+            TaskState::Waiting,
+        ),
+        (
+            Life::Retrying(retry),
+            once_done.clone(),
+            None,
+            TaskState::Restarting,
+        ),
+        (Life::Held, timer.clone(), None, TaskState::Stopped),
+        (Life::RestartAfterStop, Sched::Off, None, TaskState::Stopped),
+        (
+            Life::Fatal(fatal),
+            Sched::Off,
+            Some(Outcome::Fatal),
+            TaskState::Fatal,
+        ),
+        (
+            Life::Skipped(skipped.clone()),
+            once_done,
+            Some(Outcome::Skipped),
+            TaskState::Skipped,
+        ),
+        // A periodic task skipped once is still SCHEDULED: the next tick tries again.
+        (
+            Life::Skipped(skipped),
+            timer,
+            Some(Outcome::Skipped),
+            TaskState::Scheduled,
+        ),
+    ];
+    for (life, sched, outcome, want) in cases {
+        let mut t = Task::new(Arc::new(task("t")));
+        t.life = life.clone();
+        t.sched = sched;
+        t.stats.last_outcome = outcome;
+        assert_eq!(t.state(), want, "{life:?}");
+        let has_reason = matches!(life, Life::Fatal(_) | Life::Skipped(_));
+        assert_eq!(t.reason().is_some(), has_reason, "{life:?}");
+    }
+}

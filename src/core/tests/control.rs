@@ -508,3 +508,25 @@ fn shutdown_summary_has_cpu_time_and_peak_rss() {
         [row("a", ms(2500), 200 << 20, 0), row("b", ms(0), 0, 1)]
     );
 }
+
+/// `stop` holds a task: a retry does not start it either, even for a run that was already
+/// timing out when the command came (it ends as a failure, and that is final).
+#[test]
+fn a_run_timing_out_when_stop_comes_is_not_retried() {
+    let t = TaskSpec {
+        timeout: Some(secs(5)),
+        restart_delay: secs(1),
+        ..retrying(svc("t"), 3)
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script("t", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(secs(6));
+    assert_eq!(h.state("t"), TaskState::Stopping, "timed out at 5 s");
+    assert!(h.stop_task("t").ok());
+    h.step(secs(60));
+    assert_eq!(h.spawn_times("t"), [secs(0)], "{}", h.job_log());
+    assert_eq!(h.state("t"), TaskState::Stopped);
+    assert_eq!(h.stats("t").last_end, Some(ProcessEnd::TimedOut(secs(5))));
+    assert!(h.status_of("t").retry_at.is_none());
+}
