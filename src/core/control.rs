@@ -155,7 +155,7 @@ impl Core {
     pub fn task_names(&self) -> Vec<String> {
         self.tasks
             .iter()
-            .filter(|t| !t.removed)
+            .filter(|t| !t.removed())
             .map(|t| t.spec.name.clone())
             .collect()
     }
@@ -166,7 +166,7 @@ impl Core {
         let program = |n: &str| {
             self.tasks
                 .iter()
-                .any(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == n)
+                .any(|t| !t.removed() && t.spec.instance.is_some() && t.spec.program == n)
         };
         for n in names {
             if !known.contains(n) && !program(n) {
@@ -179,7 +179,7 @@ impl Core {
     fn find_task(&self, name: &str) -> Option<usize> {
         self.tasks
             .iter()
-            .position(|t| !t.removed && t.spec.name == name)
+            .position(|t| !t.removed() && t.spec.name == name)
     }
 
     fn reply(&mut self, reply: Reply) {
@@ -260,7 +260,7 @@ impl Core {
         } else {
             self.tasks
                 .iter()
-                .filter(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == name)
+                .filter(|t| !t.removed() && t.spec.instance.is_some() && t.spec.program == name)
                 .map(|t| t.spec.name.clone())
                 .collect()
         };
@@ -341,7 +341,7 @@ impl Core {
         task.life = Lifecycle::Held;
         // New settings waiting for the old runs to end are taken now: nothing else may
         // start the task when they end.
-        if let Some(spec) = task.pending.take() {
+        if let Some(spec) = task.take_pending() {
             task.spec = spec;
         }
         task.sched = Sched::Off;
@@ -377,7 +377,7 @@ impl Core {
             self.reply(reply);
             return;
         }
-        if let Some(spec) = task.pending.take() {
+        if let Some(spec) = task.take_pending() {
             task.spec = spec;
         }
         task.sched = Sched::Off;
@@ -401,7 +401,7 @@ impl Core {
         }
         for i in 0..self.tasks.len() {
             let t = &self.tasks[i];
-            if t.life == Lifecycle::RestartAfterStop && t.runs.is_empty() && !t.removed {
+            if t.life == Lifecycle::RestartAfterStop && t.runs.is_empty() && !t.removed() {
                 self.tasks[i].life = Lifecycle::Idle;
                 if !self.tasks[i].spec.enabled {
                     continue;

@@ -359,6 +359,18 @@ enum Lifecycle {
     Skipped(DepFailure),
 }
 
+/// A task's place in the config in effect.
+#[derive(Debug, Clone, PartialEq)]
+enum InConfig {
+    /// In it, as `spec` says.
+    Current,
+    /// Changed by a reload: these settings are taken once its runs being stopped have
+    /// ended.
+    Changing(Arc<TaskSpec>),
+    /// Gone from it: forgotten once its runs have ended.
+    Removed,
+}
+
 #[derive(Debug)]
 struct Task {
     spec: Arc<TaskSpec>,
@@ -373,10 +385,8 @@ struct Task {
     stats: TaskStats,
     /// When its last process started (a rescheduled timer keeps its rhythm from it).
     last_start: Option<Mono>,
-    /// Settings to switch to once the runs being stopped for a reload have ended.
-    pending: Option<Arc<TaskSpec>>,
-    /// Gone from the config: forgotten once its runs have ended.
-    removed: bool,
+    /// Its place in the config in effect: current, changing, removed.
+    config: InConfig,
     /// Processes in a row that ended before `starttime` (FATAL after `startretries` retries).
     failed_starts: u32,
     /// Its last finished run failed finally: the next success is a recovery.
@@ -402,8 +412,7 @@ impl Task {
             consecutive_failures: 0,
             stats: TaskStats::default(),
             last_start: None,
-            pending: None,
-            removed: false,
+            config: InConfig::Current,
             failed_starts: 0,
             failing: false,
             commanded: false,
@@ -427,6 +436,30 @@ impl Task {
 
     fn busy(&self) -> bool {
         !self.runs.is_empty() || self.busy_between_runs()
+    }
+
+    /// Gone from the config: forgotten once its runs have ended.
+    fn removed(&self) -> bool {
+        self.config == InConfig::Removed
+    }
+
+    /// Settings to switch to once the runs being stopped for a reload have ended.
+    fn pending(&self) -> Option<&Arc<TaskSpec>> {
+        match &self.config {
+            InConfig::Changing(spec) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// The pending settings, now taken (the task is current again).
+    fn take_pending(&mut self) -> Option<Arc<TaskSpec>> {
+        match std::mem::replace(&mut self.config, InConfig::Current) {
+            InConfig::Changing(spec) => Some(spec),
+            other => {
+                self.config = other;
+                None
+            }
+        }
     }
 
     /// Its retry, when a failed attempt is to be retried.
@@ -717,7 +750,7 @@ impl Core {
     pub fn run_tasks(&self) -> impl Iterator<Item = (RunId, &str)> {
         self.tasks
             .iter()
-            .filter(|t| !t.removed)
+            .filter(|t| !t.removed())
             .flat_map(|t| t.runs.iter().map(move |r| (r.id, t.spec.name.as_str())))
     }
 
@@ -850,7 +883,7 @@ impl Core {
             self.tick_task(i, now);
         }
         self.recheck_dependencies(now);
-        self.tasks.retain(|t| !(t.removed && t.runs.is_empty()));
+        self.tasks.retain(|t| !(t.removed() && t.runs.is_empty()));
         self.dispatch(now);
         self.check_done();
     }
@@ -1344,7 +1377,7 @@ impl Core {
             };
         }
         let task = &self.tasks[i];
-        if task.runs.is_empty() && self.shutdown.is_none() && task.pending.is_some() {
+        if task.runs.is_empty() && self.shutdown.is_none() && task.pending().is_some() {
             return Ended {
                 verdict: Verdict::Superseded,
                 failure: !success,
@@ -1432,7 +1465,7 @@ impl Core {
         if !self.tasks[i].runs.is_empty() || self.shutdown.is_some() {
             return false;
         }
-        let Some(spec) = self.tasks[i].pending.take() else {
+        let Some(spec) = self.tasks[i].take_pending() else {
             return false;
         };
         self.tasks[i].spec = spec;
@@ -1517,7 +1550,7 @@ impl Core {
         self.stop_runs(i, reason, now);
         // A changed task with nothing left to stop switches to its new settings at once.
         if self.tasks[i].runs.is_empty() {
-            if let Some(spec) = self.tasks[i].pending.take() {
+            if let Some(spec) = self.tasks[i].take_pending() {
                 self.tasks[i].spec = spec;
                 self.schedule_task(i, now, None);
             }

@@ -82,7 +82,7 @@ impl Core {
             let matched: Vec<&Task> = self
                 .tasks
                 .iter()
-                .filter(|t| !t.removed && (t.spec.name == *dep || t.spec.program == *dep))
+                .filter(|t| !t.removed() && (t.spec.name == *dep || t.spec.program == *dep))
                 .collect();
             if matched.is_empty() {
                 return Deps::Failed(DepFailure::NotInConfig(dep.clone()));

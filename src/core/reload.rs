@@ -54,7 +54,7 @@ impl Core {
             }
         }
         for i in 0..self.tasks.len() {
-            if self.tasks[i].removed && self.tasks[i].sched != Sched::Off {
+            if self.tasks[i].removed() && self.tasks[i].sched != Sched::Off {
                 self.halt(i, StopReason::Removed, now);
             }
         }
@@ -68,7 +68,7 @@ impl Core {
         new: &TaskSpec,
         summary: &mut ReloadSummary,
     ) -> (Task, Then) {
-        let mut before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
+        let mut before = Arc::clone(task.pending().unwrap_or(&task.spec));
         let new = Arc::new(new.clone());
         let was = (before.name != new.name).then(|| before.name.clone());
         if was.is_some() {
@@ -103,10 +103,10 @@ impl Core {
 fn find_old(old: &[Task], new: &TaskSpec) -> Option<usize> {
     let key = identity(new);
     old.iter()
-        .position(|t| !t.removed && identity(&t.spec) == key)
+        .position(|t| !t.removed() && identity(&t.spec) == key)
         .or_else(|| {
             old.iter()
-                .position(|t| !t.removed && takes_over(&t.spec, new))
+                .position(|t| !t.removed() && takes_over(&t.spec, new))
         })
 }
 
@@ -117,12 +117,12 @@ fn added(old: &mut Vec<Task>, new: &TaskSpec) -> (Task, Then) {
     let mut task = Task::new(Arc::new(new.clone()));
     let gone = old
         .iter()
-        .position(|t| t.removed && !t.runs.is_empty() && identity(&t.spec) == key);
+        .position(|t| t.removed() && !t.runs.is_empty() && identity(&t.spec) == key);
     let Some(gone) = gone else {
         return (task, Then::Schedule(None));
     };
     let gone = old.remove(gone);
-    task.pending = Some(std::mem::replace(&mut task.spec, gone.spec));
+    task.config = InConfig::Changing(std::mem::replace(&mut task.spec, gone.spec));
     task.runs = gone.runs;
     (task, Then::Nothing)
 }
@@ -132,10 +132,9 @@ fn added(old: &mut Vec<Task>, new: &TaskSpec) -> (Task, Then) {
 fn mark_removed(old: Vec<Task>, tasks: &mut Vec<Task>) -> Vec<String> {
     let mut removed = Vec::new();
     for mut task in old {
-        if !task.removed {
+        if !task.removed() {
             removed.push(task.spec.name.clone());
-            task.removed = true;
-            task.pending = None;
+            task.config = InConfig::Removed;
         }
         tasks.push(task);
     }
@@ -148,16 +147,16 @@ fn converge(task: &mut Task, change: Change, new: Arc<TaskSpec>) -> Then {
     match change {
         Change::None => Then::Nothing,
         Change::Description => {
-            if task.pending.is_some() {
-                task.pending = Some(new);
+            if task.pending().is_some() {
+                task.config = InConfig::Changing(new);
             } else {
                 task.spec = new;
             }
             Then::Nothing
         }
         Change::Schedule => {
-            if task.pending.is_some() {
-                task.pending = Some(new);
+            if task.pending().is_some() {
+                task.config = InConfig::Changing(new);
                 Then::Nothing
             } else {
                 task.spec = new;
@@ -166,7 +165,7 @@ fn converge(task: &mut Task, change: Change, new: Arc<TaskSpec>) -> Then {
         }
         Change::Enabled(false) => {
             task.spec = new;
-            task.pending = None;
+            task.config = InConfig::Current;
             Then::Stop(StopReason::Disabled)
         }
         Change::Enabled(true) => {
@@ -175,17 +174,17 @@ fn converge(task: &mut Task, change: Change, new: Arc<TaskSpec>) -> Then {
             // (started now, its first run would be skipped as an overlap, and a one-shot
             // would never run again).
             if task.runs.is_empty() {
-                task.pending = None;
+                task.config = InConfig::Current;
                 task.spec = new;
                 Then::Schedule(None)
             } else {
-                task.pending = Some(new);
+                task.config = InConfig::Changing(new);
                 Then::Nothing
             }
         }
         Change::Restart => {
-            if task.busy() || task.pending.is_some() {
-                task.pending = Some(new);
+            if task.busy() || task.pending().is_some() {
+                task.config = InConfig::Changing(new);
                 Then::Stop(StopReason::Changed)
             } else {
                 task.spec = new;
