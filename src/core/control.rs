@@ -95,16 +95,16 @@ impl Core {
                     .runs
                     .iter()
                     .filter_map(|r| match r.phase {
-                        Phase::Running { pid, started, .. } => Some((r, pid, started, false)),
-                        Phase::Stopping { pid, started, .. } => Some((r, pid, started, true)),
+                        Phase::Running { proc, .. } => Some((r, proc, false)),
+                        Phase::Stopping { proc, .. } => Some((r, proc, true)),
                         _ => None,
                     })
-                    .map(|(r, pid, started, stopping)| ProcessView {
+                    .map(|(r, proc, stopping)| ProcessView {
                         run: r.id,
-                        pid,
+                        pid: proc.pid,
                         attempt: r.attempt,
-                        started_at: r.started_wall,
-                        uptime: now.mono.since(started),
+                        started_at: Some(proc.wall),
+                        uptime: now.mono.since(proc.started),
                         stopping,
                     })
                     .collect();
@@ -234,7 +234,7 @@ impl Core {
                 self.tasks[i].life = Lifecycle::RestartAfterStop;
                 Reply::BeingStopped { task: task_name }
             } else if let Some(pid) = task.runs.iter().find_map(|r| match r.phase {
-                Phase::Running { pid, .. } => Some(pid),
+                Phase::Running { proc, .. } => Some(proc.pid),
                 _ => None,
             }) {
                 Reply::AlreadyRunning {

@@ -272,20 +272,31 @@ enum Phase {
     Starting,
     /// Process running.
     Running {
-        pid: u32,
-        started: Mono,
+        proc: Proc,
         timeout_at: Option<Mono>,
     },
     /// Stop signal sent.
     Stopping {
-        pid: u32,
-        started: Mono,
+        proc: Proc,
         reason: StopReason,
         /// When the stop signal went (the grace is `kill_at - signalled`).
         signalled: Mono,
         kill_at: Mono,
         killed: bool,
+        /// How the main process ended, when its group outlived it.
+        leader_exit: Option<ExitStatus>,
     },
+}
+
+/// The process of an attempt, from the moment it has a pid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proc {
+    pid: u32,
+    started: Mono,
+    /// Wall time it started (status).
+    wall: DateTime<Utc>,
+    /// Has stayed up `starttime` (counts as started).
+    up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -293,12 +304,16 @@ struct Run {
     id: RunId,
     attempt: u32,
     phase: Phase,
-    /// How the main process ended, when its group outlived it.
-    leader_exit: Option<ExitStatus>,
-    /// Has stayed up `starttime` (counts as started).
-    up: bool,
-    /// Wall time the process started (for the log).
-    started_wall: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    /// Its process has stayed up `starttime` (a service counts as started).
+    fn up(&self) -> bool {
+        match self.phase {
+            Phase::Running { proc, .. } | Phase::Stopping { proc, .. } => proc.up,
+            Phase::Waiting | Phase::Starting => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -698,7 +713,14 @@ impl Core {
                 consider(r.at);
             }
             for run in &task.runs {
-                if let (Phase::Running { started, .. }, false) = (&run.phase, run.up) {
+                if let Phase::Running {
+                    proc:
+                        Proc {
+                            started, up: false, ..
+                        },
+                    ..
+                } = &run.phase
+                {
                     // A process counts as started (for dependents, and against FATAL) once
                     // it has stayed up `starttime`.
                     consider(*started + task.spec.start_time);
@@ -734,7 +756,7 @@ impl Core {
                     TaskState::Pending
                 },
                 pid: t.runs.iter().find_map(|r| match r.phase {
-                    Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
+                    Phase::Running { proc, .. } | Phase::Stopping { proc, .. } => Some(proc.pid),
                     _ => None,
                 }),
                 stats: t.stats.clone(),
@@ -917,9 +939,9 @@ impl Core {
         // Processes that have now stayed up `starttime` count as started.
         let start_time = self.tasks[i].spec.start_time;
         for run in &mut self.tasks[i].runs {
-            if let Phase::Running { started, .. } = run.phase {
-                if !run.up && now.mono >= started + start_time {
-                    run.up = true;
+            if let Phase::Running { proc, .. } = &mut run.phase {
+                if !proc.up && now.mono >= proc.started + start_time {
+                    proc.up = true;
                 }
             }
         }
@@ -941,23 +963,23 @@ impl Core {
         for run in &mut task.runs {
             match &mut run.phase {
                 Phase::Running {
-                    pid,
-                    started,
+                    proc,
                     timeout_at: Some(t),
                 } if now.mono >= *t => {
+                    let proc = *proc;
                     lines.push(TaskEvent::TimedOut {
                         limit,
                         grace,
-                        how: how(*pid),
+                        how: how(proc.pid),
                     });
-                    run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
+                    run.phase = stopping(proc, StopReason::Timeout, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: stop.number(),
                     });
                 }
                 Phase::Stopping {
-                    pid,
+                    proc: Proc { pid, .. },
                     signalled,
                     kill_at,
                     killed,
@@ -1078,9 +1100,6 @@ impl Core {
             id,
             attempt,
             phase: Phase::Waiting,
-            leader_exit: None,
-            up: false,
-            started_wall: None,
         });
         self.slot_queue.push_back(id);
     }
@@ -1141,11 +1160,14 @@ impl Core {
         };
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Running {
-            pid,
-            started: now.mono,
+            proc: Proc {
+                pid,
+                started: now.mono,
+                wall: now.wall,
+                up: false,
+            },
             timeout_at: timeout.map(|t| now.mono + t),
         };
-        run.started_wall = Some(now.wall);
         let attempt = run.attempt;
         self.tasks[i].last_start = Some(now.mono);
         self.event(
@@ -1193,11 +1215,19 @@ impl Core {
         let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let run = &mut self.tasks[i].runs[r];
-        run.leader_exit = Some(status);
-        let Phase::Running { pid, started, .. } = run.phase else {
-            return;
+        let proc = match &mut run.phase {
+            Phase::Running { proc, .. } => *proc,
+            Phase::Stopping { leader_exit, .. } => {
+                *leader_exit = Some(status);
+                return;
+            }
+            Phase::Waiting | Phase::Starting => return,
         };
-        run.phase = stopping(pid, started, StopReason::Leftovers, stop, now, grace);
+        let pid = proc.pid;
+        run.phase = stopping(proc, StopReason::Leftovers, stop, now, grace);
+        if let Phase::Stopping { leader_exit, .. } = &mut run.phase {
+            *leader_exit = Some(status);
+        }
         self.out.push(Action::Signal {
             run: id,
             signal: stop.number(),
@@ -1219,11 +1249,17 @@ impl Core {
         };
         let run = &self.tasks[i].runs[r];
         // When the group outlived the main process, the run's result is the main process's.
-        let status = run.leader_exit.unwrap_or(status);
+        let status = match run.phase {
+            Phase::Stopping {
+                leader_exit: Some(s),
+                ..
+            } => s,
+            _ => status,
+        };
         let (started, end) = match (&run.phase, status) {
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Timeout,
                     ..
                 },
@@ -1234,7 +1270,7 @@ impl Core {
             ),
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Leftovers,
                     ..
                 },
@@ -1242,7 +1278,7 @@ impl Core {
             ) => (Some(*started), ProcessEnd::Exited(c)),
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Leftovers,
                     ..
                 },
@@ -1250,16 +1286,26 @@ impl Core {
             ) => (Some(*started), ProcessEnd::Signaled(sig)),
             (
                 Phase::Stopping {
-                    started, reason, ..
+                    proc: Proc { started, .. },
+                    reason,
+                    ..
                 },
                 _,
             ) => (Some(*started), ProcessEnd::Stopped(*reason)),
-            (Phase::Running { started, .. }, ExitStatus::Code(c)) => {
-                (Some(*started), ProcessEnd::Exited(c))
-            }
-            (Phase::Running { started, .. }, ExitStatus::Signal(s)) => {
-                (Some(*started), ProcessEnd::Signaled(s))
-            }
+            (
+                Phase::Running {
+                    proc: Proc { started, .. },
+                    ..
+                },
+                ExitStatus::Code(c),
+            ) => (Some(*started), ProcessEnd::Exited(c)),
+            (
+                Phase::Running {
+                    proc: Proc { started, .. },
+                    ..
+                },
+                ExitStatus::Signal(s),
+            ) => (Some(*started), ProcessEnd::Signaled(s)),
             (_, ExitStatus::Code(c)) => (None, ProcessEnd::Exited(c)),
             (_, ExitStatus::Signal(s)) => (None, ProcessEnd::Signaled(s)),
         };
@@ -1494,8 +1540,9 @@ impl Core {
         for run in &mut self.tasks[i].runs {
             match run.phase {
                 Phase::Waiting => dropped.push(run.id),
-                Phase::Running { pid, started, .. } => {
-                    run.phase = stopping(pid, started, reason, stop, now, grace);
+                Phase::Running { proc, .. } => {
+                    let pid = proc.pid;
+                    run.phase = stopping(proc, reason, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: stop.number(),
@@ -1707,18 +1754,11 @@ struct Ended {
     failure: bool,
 }
 
-fn stopping(
-    pid: u32,
-    started: Mono,
-    reason: StopReason,
-    stop: StopSignal,
-    now: Now,
-    grace: Duration,
-) -> Phase {
+fn stopping(proc: Proc, reason: StopReason, stop: StopSignal, now: Now, grace: Duration) -> Phase {
     Phase::Stopping {
-        pid,
-        started,
+        proc,
         reason,
+        leader_exit: None,
         signalled: now.mono,
         kill_at: now.mono + grace,
         killed: stop == StopSignal::Kill,

@@ -100,7 +100,7 @@ impl Core {
                     _ => {}
                 }
                 if d.spec.restart_on_success {
-                    if d.runs.iter().any(|r| r.up) {
+                    if d.runs.iter().any(Run::up) {
                         continue;
                     }
                     if d.stats.last_outcome.is_some_and(Outcome::is_failure) && !d.busy() {
