@@ -10,11 +10,12 @@ use crate::core::{
     Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
     Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
 };
-use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason};
+use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason, Usage};
 use crate::schedule::{self, Schedule};
-use crate::spec::UNLIMITED_ATTEMPTS;
+use crate::spec::{StopSignal, UNLIMITED_ATTEMPTS};
 use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 use std::fmt::{self, Display, Formatter};
+use std::time::Duration;
 
 impl Display for Event {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -59,106 +60,32 @@ fn task_line(f: &mut Formatter<'_>, name: &str, what: &TaskEvent) -> fmt::Result
             }
         }
         PeriodicNeverDone => f.write_str("periodic task: with --exit-when-done bansuri runs until stopped, because this task can always run again"),
-        TimedOut { limit, grace, how } => match how {
-            StopHow::InProcess => write!(
-                f,
-                "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
-                fmt_dur(*limit),
-                fmt_dur(*grace)
-            ),
-            StopHow::Group { signal, pid } => write!(
-                f,
-                "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
-                fmt_dur(*limit),
-                signal.name(),
-                fmt_dur(*grace)
-            ),
-        },
-        GraceOver { grace, how } => match how {
-            StopHow::InProcess => write!(
-                f,
-                "Still running {} after the stop request: abandoning its thread",
-                fmt_dur(*grace)
-            ),
-            StopHow::Group { signal, pid } => write!(
-                f,
-                "Still running at the end of its stop grace ({}) after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                fmt_dur(*grace),
-                signal.name()
-            ),
-        },
+        TimedOut { limit, grace, how } => timed_out(f, *limit, *grace, *how),
+        GraceOver { grace, how } => grace_over(f, *grace, *how),
         OverlapSkipped => f.write_str("Scheduled run skipped: the previous run is still going (overlap: skip)"),
         OverlapQueued => f.write_str("Scheduled run queued until the previous run ends (overlap: queue)"),
         OverlapReplaced => f.write_str("Scheduled run replaces the previous run, which is being stopped (overlap: replace)"),
         Started { command, launch, pid, attempt, times } => {
             started_line(f, command, *launch, *pid, *attempt, *times)
         }
-        LeaderExited { pid, status, signal, grace } => {
-            let how = match status {
-                ExitStatus::Code(c) => format!("with code {c}"),
-                ExitStatus::Signal(s) => {
-                    format!("killed by {} ({})", signal_name(*s), shell_code(*s))
-                }
-            };
-            write!(
-                f,
-                "Main process (pid {pid}) exited {how} but left processes in its group: SIG{} to the group, SIGKILL in {}",
-                signal.name(),
-                fmt_dur(*grace)
-            )
-        }
-        Ended { end, success, success_codes, uptime, usage } => {
-            end_line(f, end, *success, success_codes)?;
-            let mut parts = Vec::new();
-            if let Some(u) = uptime {
-                parts.push(format!("ran {}", fmt_dur(*u)));
-            }
-            if let Some(u) = usage {
-                parts.push(format!("cpu {:.2}s", u.cpu.as_secs_f64()));
-                parts.push(format!("max RSS {}", fmt_bytes(u.max_rss)));
-            }
-            if parts.is_empty() {
-                Ok(())
-            } else {
-                write!(f, " ({})", parts.join(", "))
-            }
-        }
-        Retrying { delay, why } => {
-            write!(f, "Restarting in {} (", fmt_dur(*delay))?;
-            match why {
-                RetryWhy::FailedStart { n, start_time, start_retries } => write!(
-                    f,
-                    "failed start within starttime {}; retry {n} of startretries {start_retries}",
-                    fmt_dur(*start_time)
-                )?,
-                RetryWhy::Policy { attempt, times, autorestart } => write!(
-                    f,
-                    "{}, {}",
-                    attempt_text(*attempt, *times),
-                    if *autorestart { "autorestart" } else { "on-fail: restart" }
-                )?,
-            }
-            f.write_str(")")
-        }
+        LeaderExited {
+            pid,
+            status,
+            signal,
+            grace,
+        } => leader_exited(f, *pid, *status, *signal, *grace),
+        Ended {
+            end,
+            success,
+            success_codes,
+            uptime,
+            usage,
+        } => ended_line(f, end, *success, success_codes, *uptime, *usage),
+        Retrying { delay, why } => write!(f, "Restarting in {} ({why})", fmt_dur(*delay)),
         GaveUp { attempts } => {
             write!(f, "Failed after {attempts} attempts; giving up on this run")
         }
-        Stopping { reason, grace, how } => {
-            let why = reason.words();
-            match how {
-                StopHow::InProcess => write!(
-                    f,
-                    "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
-                    fmt_dur(*grace)
-                ),
-                StopHow::Group { signal, pid } => write!(
-                    f,
-                    "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
-                    signal.name(),
-                    fmt_dur(*grace)
-                ),
-            }
-        }
+        Stopping { reason, grace, how } => stopping_line(f, *reason, *grace, *how),
         TakesOver { was, same_process } => write!(
             f,
             "Takes over from `{was}` (numprocs changed): {}",
@@ -181,6 +108,135 @@ fn task_line(f: &mut Formatter<'_>, name: &str, what: &TaskEvent) -> fmt::Result
         ),
         RestartIdle => f.write_str("Restart command: nothing running, starting it now"),
         StartingAgain => f.write_str("Starting it again"),
+    }
+}
+
+fn timed_out(f: &mut Formatter<'_>, limit: Duration, grace: Duration, how: StopHow) -> fmt::Result {
+    match how {
+        StopHow::InProcess => write!(
+            f,
+            "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
+            fmt_dur(limit),
+            fmt_dur(grace)
+        ),
+        StopHow::Group { signal, pid } => write!(
+            f,
+            "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
+            fmt_dur(limit),
+            signal.name(),
+            fmt_dur(grace)
+        ),
+    }
+}
+
+fn grace_over(f: &mut Formatter<'_>, grace: Duration, how: StopHow) -> fmt::Result {
+    match how {
+        StopHow::InProcess => write!(
+            f,
+            "Still running {} after the stop request: abandoning its thread",
+            fmt_dur(grace)
+        ),
+        StopHow::Group { signal, pid } => write!(
+            f,
+            "Still running at the end of its stop grace ({}) after SIG{}: sending SIGKILL to its process group (pid {pid})",
+            fmt_dur(grace),
+            signal.name()
+        ),
+    }
+}
+
+fn stopping_line(
+    f: &mut Formatter<'_>,
+    reason: StopReason,
+    grace: Duration,
+    how: StopHow,
+) -> fmt::Result {
+    let why = reason.words();
+    match how {
+        StopHow::InProcess => write!(
+            f,
+            "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
+            fmt_dur(grace)
+        ),
+        StopHow::Group { signal, pid } => write!(
+            f,
+            "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
+            signal.name(),
+            fmt_dur(grace)
+        ),
+    }
+}
+
+fn leader_exited(
+    f: &mut Formatter<'_>,
+    pid: u32,
+    status: ExitStatus,
+    signal: StopSignal,
+    grace: Duration,
+) -> fmt::Result {
+    let how = match status {
+        ExitStatus::Code(c) => format!("with code {c}"),
+        ExitStatus::Signal(s) => format!("killed by {} ({})", signal_name(s), shell_code(s)),
+    };
+    write!(
+        f,
+        "Main process (pid {pid}) exited {how} but left processes in its group: SIG{} to the group, SIGKILL in {}",
+        signal.name(),
+        fmt_dur(grace)
+    )
+}
+
+fn ended_line(
+    f: &mut Formatter<'_>,
+    end: &ProcessEnd,
+    success: bool,
+    success_codes: &[i32],
+    uptime: Option<Duration>,
+    usage: Option<Usage>,
+) -> fmt::Result {
+    end_line(f, end, success, success_codes)?;
+    let mut parts = Vec::new();
+    if let Some(u) = uptime {
+        parts.push(format!("ran {}", fmt_dur(u)));
+    }
+    if let Some(u) = usage {
+        parts.push(format!("cpu {:.2}s", u.cpu.as_secs_f64()));
+        parts.push(format!("max RSS {}", fmt_bytes(u.max_rss)));
+    }
+    if parts.is_empty() {
+        Ok(())
+    } else {
+        write!(f, " ({})", parts.join(", "))
+    }
+}
+
+impl Display for RetryWhy {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryWhy::FailedStart {
+                n,
+                start_time,
+                start_retries,
+            } => write!(
+                f,
+                "failed start within starttime {}; retry {n} of startretries {start_retries}",
+                fmt_dur(*start_time)
+            ),
+            RetryWhy::Policy {
+                attempt,
+                times,
+                autorestart,
+            } => write!(
+                f,
+                "{}, {}",
+                attempt_text(*attempt, *times),
+                if *autorestart {
+                    "autorestart"
+                } else {
+                    "on-fail: restart"
+                }
+            ),
+        }
     }
 }
 
