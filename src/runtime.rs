@@ -715,7 +715,7 @@ impl Runtime {
                 Action::Signal { run, signal } => self.signal_run(run, signal),
                 Action::Spawn { run, task, attempt } => self.start_run(run, task, attempt),
                 Action::Reply(reply) => {
-                    self.obs.replies.push((reply.ok(), reply.to_string()));
+                    self.obs.replies.push(reply);
                     continue;
                 }
             };

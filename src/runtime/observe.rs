@@ -81,7 +81,7 @@ pub(super) struct Observer {
     /// inotify on the inbox (local file systems only).
     pub(super) inbox_watch: Option<std::os::fd::OwnedFd>,
     /// Replies of the core to the control input being handled.
-    pub(super) replies: Vec<(bool, String)>,
+    pub(super) replies: Vec<crate::core::Reply>,
     /// `[MASTER]` events told while a request is handled (reload, shutdown summaries).
     pub(super) capture: Option<Vec<crate::core::MasterEvent>>,
     pub(super) reload_waiters: Vec<super::serve::Waiter>,

@@ -677,9 +677,9 @@ impl Runtime {
             };
             let actions = self.core.handle(input, self.now());
             exit = self.apply(actions);
-            for (o, m) in std::mem::take(&mut self.obs.replies) {
-                ok &= o;
-                lines.push(m);
+            for reply in std::mem::take(&mut self.obs.replies) {
+                ok &= reply.ok();
+                lines.push(reply.to_string());
             }
             if exit.is_some() {
                 break;
