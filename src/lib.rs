@@ -62,6 +62,7 @@ pub mod slurm;
 pub mod spawn;
 pub mod spec;
 pub mod text;
+pub mod words;
 
 pub use embed::{Builder, Registry, RunContext, Task, TaskInfo};
 

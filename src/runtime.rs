@@ -538,12 +538,13 @@ impl Runtime {
         let mut stack: Vec<Action> = actions.into_iter().rev().collect();
         while let Some(action) = stack.pop() {
             let follow = match action {
-                Action::Log { task, level, msg } => {
-                    self.log.event(Utc::now(), task.as_deref(), level, &msg);
-                    if task.is_none() {
-                        if let Some(c) = &mut self.obs.capture {
-                            c.push(msg);
-                        }
+                Action::Event(event) => {
+                    let line = event.to_string();
+                    self.log
+                        .event(Utc::now(), event.task(), event.level(), &line);
+                    if let (Some(c), crate::core::Event::Master(m)) = (&mut self.obs.capture, event)
+                    {
+                        c.push(m);
                     }
                     continue;
                 }
@@ -563,8 +564,8 @@ impl Runtime {
                 }
                 Action::Signal { run, signal } => self.signal_run(run, signal),
                 Action::Spawn { run, task, attempt } => self.start_run(run, task, attempt),
-                Action::Reply { ok, msg } => {
-                    self.obs.replies.push((ok, msg));
+                Action::Reply(reply) => {
+                    self.obs.replies.push(reply);
                     continue;
                 }
             };

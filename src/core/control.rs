@@ -58,7 +58,7 @@ pub struct TaskStatus {
     /// Counters and last result.
     pub stats: TaskStats,
     /// Why it is FATAL or SKIPPED.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// When the next scheduled run is due.
     pub next_run: Option<DateTime<Utc>>,
     /// When the next retry starts (RESTARTING).
@@ -95,16 +95,16 @@ impl Core {
                     .runs
                     .iter()
                     .filter_map(|r| match r.phase {
-                        Phase::Running { pid, started, .. } => Some((r, pid, started, false)),
-                        Phase::Stopping { pid, started, .. } => Some((r, pid, started, true)),
+                        Phase::Running { proc, .. } => Some((r, proc, false)),
+                        Phase::Stopping { proc, .. } => Some((r, proc, true)),
                         _ => None,
                     })
-                    .map(|(r, pid, started, stopping)| ProcessView {
+                    .map(|(r, proc, stopping)| ProcessView {
                         run: r.id,
-                        pid,
+                        pid: proc.pid,
                         attempt: r.attempt,
-                        started_at: r.started_wall,
-                        uptime: now.mono.since(started),
+                        started_at: Some(proc.wall),
+                        uptime: now.mono.since(proc.started),
                         stopping,
                     })
                     .collect();
@@ -125,7 +125,7 @@ impl Core {
                     stats: v.stats,
                     reason: v.reason,
                     next_run,
-                    retry_at: t.retry.map(|r| now.wall_at(r.at)),
+                    retry_at: t.retry().map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),
                 }
             })
@@ -155,18 +155,18 @@ impl Core {
     pub fn task_names(&self) -> Vec<String> {
         self.tasks
             .iter()
-            .filter(|t| !t.removed)
+            .filter(|t| !t.removed())
             .map(|t| t.spec.name.clone())
             .collect()
     }
 
     /// `Err` naming the first unknown task (with the nearest known name, if any).
-    pub fn check_tasks(&self, names: &[String]) -> Result<(), String> {
+    pub fn check_tasks(&self, names: &[String]) -> Result<(), UnknownTask> {
         let known = self.task_names();
         let program = |n: &str| {
             self.tasks
                 .iter()
-                .any(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == n)
+                .any(|t| !t.removed() && t.spec.instance.is_some() && t.spec.program == n)
         };
         for n in names {
             if !known.contains(n) && !program(n) {
@@ -179,25 +179,25 @@ impl Core {
     fn find_task(&self, name: &str) -> Option<usize> {
         self.tasks
             .iter()
-            .position(|t| !t.removed && t.spec.name == name)
+            .position(|t| !t.removed() && t.spec.name == name)
     }
 
-    fn reply(&mut self, ok: bool, msg: String) {
-        self.out.push(Action::Reply { ok, msg });
+    fn reply(&mut self, reply: Reply) {
+        self.out.push(Action::Reply(reply));
     }
 
     /// The task to act on, or an error reply (unknown task, shutting down).
-    fn control_target(&mut self, name: &str, verb: &str) -> Option<usize> {
+    fn control_target(&mut self, name: &str, command: Command) -> Option<usize> {
         let Some(i) = self.find_task(name) else {
-            let msg = unknown_task(name, &self.task_names());
-            self.reply(false, msg);
+            let unknown = unknown_task(name, &self.task_names());
+            self.reply(Reply::NoSuchTask(unknown));
             return None;
         };
         if self.shutdown.is_some() {
-            self.reply(
-                false,
-                format!("cannot {verb} `{name}`: bansuri is shutting down"),
-            );
+            self.reply(Reply::ShuttingDown {
+                command,
+                task: name.to_owned(),
+            });
             return None;
         }
         Some(i)
@@ -205,50 +205,51 @@ impl Core {
 
     /// [`Core::control_target`] for a command that runs the task: a disabled task is
     /// refused, saying how to enable it.
-    fn runnable_target(&mut self, name: &str, verb: &str) -> Option<usize> {
-        let i = self.control_target(name, verb)?;
+    fn runnable_target(&mut self, name: &str, command: Command) -> Option<usize> {
+        let i = self.control_target(name, command)?;
         if !self.tasks[i].spec.enabled {
-            self.reply(
-                false,
-                format!("`{name}` is disabled in the config (enabled: false): set it to true there to run it"),
-            );
+            self.reply(Reply::Disabled {
+                task: name.to_owned(),
+            });
             return None;
         }
         Some(i)
     }
 
     pub(super) fn control_start(&mut self, name: &str, now: Now) {
-        let Some(i) = self.runnable_target(name, "start") else {
+        let Some(i) = self.runnable_target(name, Command::Start) else {
             return;
         };
-        self.tasks[i].held = false;
+        if self.tasks[i].held() {
+            self.tasks[i].life = Lifecycle::Idle;
+        }
         let task = &self.tasks[i];
         if !task.runs.is_empty() {
-            let msg = if task
+            let task_name = name.to_owned();
+            let reply = if task
                 .runs
                 .iter()
                 .all(|r| matches!(r.phase, Phase::Stopping { .. }))
             {
-                self.tasks[i].restart_after_stop = true;
-                format!("`{name}` is being stopped; it starts again once its processes have ended")
+                self.tasks[i].life = Lifecycle::RestartAfterStop;
+                Reply::BeingStopped { task: task_name }
             } else if let Some(pid) = task.runs.iter().find_map(|r| match r.phase {
-                Phase::Running { pid, .. } => Some(pid),
+                Phase::Running { proc, .. } => Some(proc.pid),
                 _ => None,
             }) {
-                format!("`{name}` is already running (pid {pid})")
+                Reply::AlreadyRunning {
+                    task: task_name,
+                    pid,
+                }
             } else {
-                format!("`{name}` is already starting (waiting for a free slot)")
+                Reply::AlreadyStarting { task: task_name }
             };
-            self.reply(true, msg);
+            self.reply(reply);
             return;
         }
-        self.log(
-            Some(name),
-            Level::Info,
-            "Start command: running it now".into(),
-        );
-        let msg = self.run_now(i, now);
-        self.reply(true, msg);
+        self.event(i, TaskEvent::StartCommand);
+        let reply = self.run_now(i, now);
+        self.reply(reply);
     }
 
     /// A control command for `name`: a task, or a `numprocs` program (then every instance,
@@ -259,7 +260,7 @@ impl Core {
         } else {
             self.tasks
                 .iter()
-                .filter(|t| !t.removed && t.spec.instance.is_some() && t.spec.program == name)
+                .filter(|t| !t.removed() && t.spec.instance.is_some() && t.spec.program == name)
                 .map(|t| t.spec.name.clone())
                 .collect()
         };
@@ -271,30 +272,29 @@ impl Core {
         for inst in &instances {
             f(self, inst, now);
         }
-        let mut ok = true;
-        let mut msgs = Vec::new();
+        let mut replies = Vec::new();
         let mut kept = Vec::new();
         for a in self.out.drain(before..) {
             match a {
-                Action::Reply { ok: o, msg } => {
-                    ok &= o;
-                    msgs.push(msg);
-                }
+                Action::Reply(r) => replies.push(r),
                 other => kept.push(other),
             }
         }
         self.out.extend(kept);
-        self.reply(ok, msgs.join("\n"));
+        self.reply(Reply::Each(replies));
     }
 
     /// Start task `i` now (it has no process): the retry that is waiting, or a new run,
     /// with its schedule set up again if it had none.
-    fn run_now(&mut self, i: usize, now: Now) -> String {
+    fn run_now(&mut self, i: usize, now: Now) -> Reply {
         self.tasks[i].commanded = true;
-        let name = self.tasks[i].spec.name.clone();
-        if let Some(r) = &mut self.tasks[i].retry {
+        let task = self.tasks[i].spec.name.clone();
+        if let Lifecycle::Retrying(r) = &mut self.tasks[i].life {
             r.at = now.mono;
-            return format!("`{name}`: its retry (attempt {}) starts now", r.attempt);
+            return Reply::RetryNow {
+                task,
+                attempt: r.attempt,
+            };
         }
         match self.tasks[i].sched {
             Sched::Once { fired: false } => {}
@@ -308,14 +308,20 @@ impl Core {
             }
             Sched::Timer { .. } | Sched::Cron { .. } => {
                 self.new_run(i, 1, now);
-                return format!("started `{name}` (its schedule goes on)");
+                return Reply::Started {
+                    task,
+                    schedule_goes_on: true,
+                };
             }
         }
-        format!("started `{name}`")
+        Reply::Started {
+            task,
+            schedule_goes_on: false,
+        }
     }
 
     pub(super) fn control_stop(&mut self, name: &str, now: Now) {
-        let Some(i) = self.control_target(name, "stop") else {
+        let Some(i) = self.control_target(name, Command::Stop) else {
             return;
         };
         let task = &mut self.tasks[i];
@@ -324,75 +330,68 @@ impl Core {
             .iter()
             .filter(|r| !matches!(r.phase, Phase::Waiting))
             .count();
-        if task.held && live == 0 {
-            self.reply(true, format!("`{name}` is already stopped"));
+        if task.held() && live == 0 {
+            self.reply(Reply::AlreadyStopped {
+                task: name.to_owned(),
+            });
             return;
         }
-        task.held = true;
-        task.restart_after_stop = false;
+        // Held: no retry, no restart after the stop, no run waiting for its dependencies
+        // (it would start when they are met).
+        task.life = Lifecycle::Held;
         // New settings waiting for the old runs to end are taken now: nothing else may
         // start the task when they end.
-        if let Some(spec) = task.pending.take() {
+        if let Some(spec) = task.take_pending() {
             task.spec = spec;
         }
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        // A run waiting for its dependencies would start when they are met.
-        task.dep_wait = false;
         let grace = task.stop_grace(&self.globals);
-        let sig = task.spec.stop_signal.name();
+        let signal = task.spec.stop_signal;
         self.stop_runs(i, StopReason::Command, now);
-        self.log(
-            Some(name),
-            Level::Info,
-            format!("Stop command: not started again until `bansuri start {name}`"),
-        );
-        let msg = if live > 0 {
-            format!(
-                "stopping `{name}`: SIG{sig} to its process group, SIGKILL after {}; it stays stopped until `bansuri start {name}`",
-                fmt_dur(grace)
-            )
+        self.event(i, TaskEvent::StopCommand);
+        let task = name.to_owned();
+        self.reply(if live > 0 {
+            Reply::Stopping {
+                task,
+                signal,
+                grace,
+            }
         } else {
-            format!("stopped `{name}`; it stays stopped until `bansuri start {name}`")
-        };
-        self.reply(true, msg);
+            Reply::Stopped { task }
+        });
     }
 
     pub(super) fn control_restart(&mut self, name: &str, now: Now) {
-        let Some(i) = self.runnable_target(name, "restart") else {
+        let Some(i) = self.runnable_target(name, Command::Restart) else {
             return;
         };
         let task = &mut self.tasks[i];
-        task.held = false;
+        if task.held() {
+            task.life = Lifecycle::Idle;
+        }
         let live = task.runs.iter().any(|r| !matches!(r.phase, Phase::Waiting));
         if !live {
-            self.log(
-                Some(name),
-                Level::Info,
-                "Restart command: nothing running, starting it now".into(),
-            );
-            let msg = self.run_now(i, now);
-            self.reply(true, msg);
+            self.event(i, TaskEvent::RestartIdle);
+            let reply = self.run_now(i, now);
+            self.reply(reply);
             return;
         }
-        if let Some(spec) = task.pending.take() {
+        if let Some(spec) = task.take_pending() {
             task.spec = spec;
         }
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        task.restart_after_stop = true;
+        // Instead of a retry: it starts again once its runs have ended.
+        task.life = Lifecycle::RestartAfterStop;
         let grace = task.stop_grace(&self.globals);
-        let sig = task.spec.stop_signal.name();
+        let signal = task.spec.stop_signal;
         self.stop_runs(i, StopReason::Restart, now);
-        self.reply(
-            true,
-            format!(
-                "restarting `{name}`: SIG{sig} to its process group (SIGKILL after {}), then it starts again",
-                fmt_dur(grace)
-            ),
-        );
+        self.reply(Reply::Restarting {
+            task: name.to_owned(),
+            signal,
+            grace,
+        });
     }
 
     /// Tasks whose `restart` (or `start` during a stop) waited for their processes to end.
@@ -402,13 +401,12 @@ impl Core {
         }
         for i in 0..self.tasks.len() {
             let t = &self.tasks[i];
-            if t.restart_after_stop && t.runs.is_empty() && !t.removed {
-                self.tasks[i].restart_after_stop = false;
-                if self.tasks[i].held || !self.tasks[i].spec.enabled {
+            if t.life == Lifecycle::RestartAfterStop && t.runs.is_empty() && !t.removed() {
+                self.tasks[i].life = Lifecycle::Idle;
+                if !self.tasks[i].spec.enabled {
                     continue;
                 }
-                let name = self.tasks[i].spec.name.clone();
-                self.log(Some(&name), Level::Info, "Starting it again".into());
+                self.event(i, TaskEvent::StartingAgain);
                 self.run_now(i, now);
             }
         }
@@ -435,8 +433,8 @@ pub fn names_task(asked: &str, name: &str) -> bool {
 }
 
 /// The tasks of `known` (in its order) that `asked` names ([`names_task`]); `Err` with
-/// [`unknown_task`]'s message for the first name that names none.
-pub fn select_tasks(asked: &[String], known: &[String]) -> Result<Vec<String>, String> {
+/// [`unknown_task`] for the first name that names none.
+pub fn select_tasks(asked: &[String], known: &[String]) -> Result<Vec<String>, UnknownTask> {
     if let Some(bad) = asked
         .iter()
         .find(|a| !known.iter().any(|k| names_task(a, k)))
@@ -450,8 +448,9 @@ pub fn select_tasks(asked: &[String], known: &[String]) -> Result<Vec<String>, S
         .collect())
 }
 
-/// "no task named `x`" with the nearest known name.
-pub fn unknown_task(name: &str, known: &[String]) -> String {
+/// An unknown task name with the nearest known name, or the list of known ones
+/// (`crate::words` says "no task named `x`; did you mean `y`?").
+pub fn unknown_task(name: &str, known: &[String]) -> UnknownTask {
     let best = known
         .iter()
         .map(|k| {
@@ -461,15 +460,16 @@ pub fn unknown_task(name: &str, known: &[String]) -> String {
             )
         })
         .min();
-    match best {
+    let suggestion = match best {
         Some((d, k)) if d <= (name.len().max(k.len()) / 3).max(1) => {
-            format!("no task named `{name}`; did you mean `{k}`?")
+            Suggestion::DidYouMean(k.clone())
         }
-        _ if known.is_empty() => format!("no task named `{name}` (the config has no tasks)"),
-        _ => format!(
-            "no task named `{name}`; the tasks are: {}",
-            known.join(", ")
-        ),
+        _ if known.is_empty() => Suggestion::NoTasks,
+        _ => Suggestion::Known(known.to_vec()),
+    };
+    UnknownTask {
+        name: name.to_owned(),
+        suggestion,
     }
 }
 
@@ -494,7 +494,10 @@ mod name_tests {
         );
         assert_eq!(
             select_tasks(&names(&["sv"]), &known).unwrap_err(),
-            "no task named `sv`; did you mean `svc`?"
+            UnknownTask {
+                name: "sv".into(),
+                suggestion: Suggestion::DidYouMean("svc".into())
+            }
         );
         assert!(!names_task("w", "w:"));
         assert!(!names_task("w:", "w:0"));

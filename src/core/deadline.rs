@@ -54,19 +54,8 @@ impl Core {
                 }
             }
         }
-        let when = if at <= now.mono {
-            "now".to_owned()
-        } else {
-            format!(
-                "by {} (in {})",
-                fmt_wall(now.wall_at(at)),
-                fmt_dur(at.since(now.mono))
-            )
-        };
-        self.master(
-            Level::Info,
-            format!("{why}: bansuri sends SIGKILL to whatever is still running {when}"),
-        );
+        let when = (at > now.mono).then(|| (now.wall_at(at), at.since(now.mono)));
+        self.master(MasterEvent::KillBy { why, when });
     }
 
     pub(super) fn shutdown_at_input(&mut self, at: Option<DateTime<Utc>>, why: String, now: Now) {
@@ -75,24 +64,18 @@ impl Core {
         }
         let Some(wall) = at else {
             if self.planned.take().is_some() {
-                self.master(Level::Info, format!("Planned shutdown cancelled: {why}"));
+                self.master(MasterEvent::PlannedCancelled { why });
             }
             return;
         };
         if self.planned.as_ref().is_some_and(|p| p.wall == wall) {
             return;
         }
-        let in_words = match (wall - now.wall).to_std() {
-            Ok(d) => format!("in {}", fmt_dur(d)),
-            Err(_) => "now".to_owned(),
-        };
-        self.master(
-            Level::Info,
-            format!(
-                "Graceful shutdown planned at {} ({in_words}): {why}",
-                fmt_wall(wall)
-            ),
-        );
+        self.master(MasterEvent::ShutdownPlanned {
+            at: wall,
+            within: (wall - now.wall).to_std().ok(),
+            why: why.clone(),
+        });
         self.planned = Some(Planned {
             wall,
             mono: mono_for(now, wall),
@@ -125,6 +108,6 @@ impl Core {
             return;
         }
         let why = p.why.clone();
-        self.begin_shutdown(format!("Planned shutdown ({why})"), "", now);
+        self.begin_shutdown(ShutdownCause::Planned(why), now);
     }
 }

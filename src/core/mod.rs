@@ -16,20 +16,24 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Mono, Now};
-use crate::level::Level;
-use crate::model::{shell_code, ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
+use crate::model::{ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
 use crate::schedule::{self, Schedule};
 use crate::spec::{
     Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
-use crate::text::{fmt_bytes, fmt_dur, fmt_wall, signal_name};
 
+mod control;
+mod deadline;
+pub mod event;
 mod notify;
 mod program;
 mod progress;
-use program::{attempt_text, FailedStart};
-mod control;
-mod deadline;
+mod reload;
+pub use event::{
+    Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
+    Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
+};
+use program::FailedStart;
 pub use progress::Progress;
 #[cfg(test)]
 mod tests;
@@ -105,10 +109,11 @@ pub enum Input {
         /// The task's name.
         task: String,
     },
-    /// SIGTERM or SIGINT reached bansuri. A second one forces SIGKILL.
+    /// SIGTERM or SIGINT reached bansuri, or a `shutdown` request. A second one forces
+    /// SIGKILL.
     Shutdown {
-        /// The signal's name, for the log ("SIGTERM").
-        signal: &'static str,
+        /// What asked for it.
+        cause: ShutdownCause,
     },
     /// Every process must have been SIGKILLed by `at` (Slurm will SIGKILL the whole job
     /// soon after): each stop grace that would end later is shortened to end then. Only
@@ -184,15 +189,8 @@ pub enum Action {
         /// Raw signal number.
         signal: i32,
     },
-    /// Write a lifecycle line to the job log.
-    Log {
-        /// Task name, or `None` for bansuri itself (`[MASTER]`).
-        task: Option<String>,
-        /// Severity.
-        level: Level,
-        /// The line.
-        msg: String,
-    },
+    /// A lifecycle event, for the job log (`crate::words` has its line).
+    Event(Event),
     /// Tell the task's notifier how a run ended (`notify`, `notify-on`). The runtime
     /// builds the notice (adding the tail of the attempt's output) and runs the notifier
     /// beside the tasks: nothing waits for it.
@@ -213,12 +211,7 @@ pub enum Action {
         at: DateTime<Utc>,
     },
     /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
-    Reply {
-        /// The command was carried out (or had nothing to do).
-        ok: bool,
-        /// What happened, in words for the user.
-        msg: String,
-    },
+    Reply(Reply),
     /// Everything is over: flush and exit with this code.
     Exit {
         /// Process exit code (0 ok, 3 a task failed finally).
@@ -279,20 +272,31 @@ enum Phase {
     Starting,
     /// Process running.
     Running {
-        pid: u32,
-        started: Mono,
+        proc: Proc,
         timeout_at: Option<Mono>,
     },
     /// Stop signal sent.
     Stopping {
-        pid: u32,
-        started: Mono,
+        proc: Proc,
         reason: StopReason,
         /// When the stop signal went (the grace is `kill_at - signalled`).
         signalled: Mono,
         kill_at: Mono,
         killed: bool,
+        /// How the main process ended, when its group outlived it.
+        leader_exit: Option<ExitStatus>,
     },
+}
+
+/// The process of an attempt, from the moment it has a pid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proc {
+    pid: u32,
+    started: Mono,
+    /// Wall time it started (status).
+    wall: DateTime<Utc>,
+    /// Has stayed up `starttime` (counts as started).
+    up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -300,12 +304,16 @@ struct Run {
     id: RunId,
     attempt: u32,
     phase: Phase,
-    /// How the main process ended, when its group outlived it.
-    leader_exit: Option<ExitStatus>,
-    /// Has stayed up `starttime` (counts as started).
-    up: bool,
-    /// Wall time the process started (for the log).
-    started_wall: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    /// Its process has stayed up `starttime` (a service counts as started).
+    fn up(&self) -> bool {
+        match self.phase {
+            Phase::Running { proc, .. } | Phase::Stopping { proc, .. } => proc.up,
+            Phase::Waiting | Phase::Starting => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -342,12 +350,49 @@ pub struct TaskStats {
     pub last_end_at: Option<DateTime<Utc>>,
 }
 
+/// Where a task stands between its runs, beside its schedule ([`Sched`]) and the phases of
+/// its runs ([`Phase`]): what starts it next or what holds it. One at a time: a held task
+/// has no retry, a FATAL one waits for no dependency.
+#[derive(Debug, Clone, PartialEq)]
+enum Lifecycle {
+    /// Free: its schedule starts it.
+    Idle,
+    /// A due run waits for its dependencies (WAITING).
+    WaitingForDeps,
+    /// A failed attempt is retried at `at` (RESTARTING).
+    Retrying(Retry),
+    /// Stopped by a `stop` command: no schedule, retry or reload starts it until a
+    /// `start` (STOPPED).
+    Held,
+    /// A `restart` command (or a `start` while stopping): it starts again once the runs
+    /// being stopped have ended.
+    RestartAfterStop,
+    /// Failed to start too often: not started again until a reload changes it or a
+    /// `start` (FATAL).
+    Fatal(FatalWhy),
+    /// A run was not started: a dependency cannot be met (SKIPPED for a one-shot).
+    Skipped(DepFailure),
+}
+
+/// A task's place in the config in effect.
+#[derive(Debug, Clone, PartialEq)]
+enum InConfig {
+    /// In it, as `spec` says.
+    Current,
+    /// Changed by a reload: these settings are taken once its runs being stopped have
+    /// ended.
+    Changing(Arc<TaskSpec>),
+    /// Gone from it: forgotten once its runs have ended.
+    Removed,
+}
+
 #[derive(Debug)]
 struct Task {
     spec: Arc<TaskSpec>,
     sched: Sched,
     runs: Vec<Run>,
-    retry: Option<Retry>,
+    /// Where it stands between runs: what starts it next, or what holds it.
+    life: Lifecycle,
     /// One more run is wanted once the current one ends (overlap queue/replace).
     queued: bool,
     /// Failures in a row (for the backoff); reset by success or a long-lived process.
@@ -355,25 +400,14 @@ struct Task {
     stats: TaskStats,
     /// When its last process started (a rescheduled timer keeps its rhythm from it).
     last_start: Option<Mono>,
-    /// Settings to switch to once the runs being stopped for a reload have ended.
-    pending: Option<Arc<TaskSpec>>,
-    /// Gone from the config: forgotten once its runs have ended.
-    removed: bool,
+    /// Its place in the config in effect: current, changing, removed.
+    config: InConfig,
     /// Processes in a row that ended before `starttime` (FATAL after `startretries` retries).
     failed_starts: u32,
-    /// A run is due but waits for its dependencies.
-    dep_wait: bool,
-    /// Why the task is FATAL or SKIPPED, for status and the log.
-    reason: Option<String>,
     /// Its last finished run failed finally: the next success is a recovery.
     failing: bool,
     /// Started by a control command: `autostart: false` no longer holds it back.
     commanded: bool,
-    /// Stopped by a `stop` command: not started again (schedule, retry, reload) until a
-    /// `start`.
-    held: bool,
-    /// A `restart` command is waiting for the runs being stopped to end.
-    restart_after_stop: bool,
     /// `--resume`: it succeeded with the same settings before; its first scheduling
     /// does not run it.
     resumed: bool,
@@ -388,20 +422,15 @@ impl Task {
             spec,
             sched: Sched::Off,
             runs: Vec::new(),
-            retry: None,
+            life: Lifecycle::Idle,
             queued: false,
             consecutive_failures: 0,
             stats: TaskStats::default(),
             last_start: None,
-            pending: None,
-            removed: false,
+            config: InConfig::Current,
             failed_starts: 0,
-            dep_wait: false,
-            reason: None,
             failing: false,
             commanded: false,
-            held: false,
-            restart_after_stop: false,
             resumed: false,
             hash_memo: std::cell::RefCell::new(None),
         }
@@ -421,7 +450,81 @@ impl Task {
     }
 
     fn busy(&self) -> bool {
-        !self.runs.is_empty() || self.retry.is_some() || self.dep_wait
+        !self.runs.is_empty() || self.busy_between_runs()
+    }
+
+    /// Gone from the config: forgotten once its runs have ended.
+    fn removed(&self) -> bool {
+        self.config == InConfig::Removed
+    }
+
+    /// Settings to switch to once the runs being stopped for a reload have ended.
+    fn pending(&self) -> Option<&Arc<TaskSpec>> {
+        match &self.config {
+            InConfig::Changing(spec) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// The pending settings, now taken (the task is current again).
+    fn take_pending(&mut self) -> Option<Arc<TaskSpec>> {
+        match std::mem::replace(&mut self.config, InConfig::Current) {
+            InConfig::Changing(spec) => Some(spec),
+            other => {
+                self.config = other;
+                None
+            }
+        }
+    }
+
+    /// Its retry, when a failed attempt is to be retried.
+    fn retry(&self) -> Option<Retry> {
+        match self.life {
+            Lifecycle::Retrying(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Held by a `stop` command.
+    fn held(&self) -> bool {
+        self.life == Lifecycle::Held
+    }
+
+    /// A due run waits for its dependencies.
+    fn dep_wait(&self) -> bool {
+        self.life == Lifecycle::WaitingForDeps
+    }
+
+    /// Drop a pending retry or a run waiting for its dependencies (the task is stopped,
+    /// replaced, shut down).
+    fn drop_next_run(&mut self) {
+        if self.busy_between_runs() {
+            self.life = Lifecycle::Idle;
+        }
+    }
+
+    /// Drop a pending retry (replaced, shut down).
+    fn drop_retry(&mut self) {
+        if self.retry().is_some() {
+            self.life = Lifecycle::Idle;
+        }
+    }
+
+    /// A retry or a run waiting for its dependencies is pending.
+    fn busy_between_runs(&self) -> bool {
+        matches!(
+            self.life,
+            Lifecycle::Retrying(_) | Lifecycle::WaitingForDeps
+        )
+    }
+
+    /// Why it is FATAL or SKIPPED, while it is.
+    fn reason(&self) -> Option<Reason> {
+        match &self.life {
+            Lifecycle::Fatal(why) => Some(Reason::Fatal(why.clone())),
+            Lifecycle::Skipped(why) => Some(Reason::Skipped(why.clone())),
+            _ => None,
+        }
     }
 
     /// Nothing running, nothing pending, nothing scheduled.
@@ -440,25 +543,18 @@ impl Task {
                 Phase::Stopping { .. } => TaskState::Stopping,
             };
         }
-        if self.retry.is_some() {
-            return TaskState::Restarting;
-        }
-        if self.held {
-            return TaskState::Stopped;
-        }
-        if !self.spec.enabled {
-            return TaskState::Stopped;
-        }
-        if self.dep_wait {
-            return TaskState::Waiting;
-        }
-        match self.stats.last_outcome {
-            Some(Outcome::Fatal) => return TaskState::Fatal,
-            Some(Outcome::Skipped) if matches!(self.sched, Sched::Once { .. } | Sched::Off) => {
+        match self.life {
+            Lifecycle::Retrying(_) => return TaskState::Restarting,
+            Lifecycle::Held => return TaskState::Stopped,
+            _ if !self.spec.enabled => return TaskState::Stopped,
+            Lifecycle::WaitingForDeps => return TaskState::Waiting,
+            Lifecycle::Fatal(_) => return TaskState::Fatal,
+            Lifecycle::Skipped(_) if matches!(self.sched, Sched::Once { .. } | Sched::Off) => {
                 return TaskState::Skipped
             }
             _ => {}
         }
+        // Free: its schedule and its last run say.
         match (&self.sched, self.stats.last_outcome) {
             (Sched::Once { fired: false }, _) => TaskState::Pending,
             (Sched::Timer { .. } | Sched::Cron { .. }, _) => TaskState::Scheduled,
@@ -494,7 +590,7 @@ pub struct TaskView {
     /// Counters.
     pub stats: TaskStats,
     /// Why it is FATAL or SKIPPED (`None` in any other state).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 /// The supervisor state machine.
@@ -572,7 +668,7 @@ impl Core {
             }
             Input::LeaderExited { run, status } => self.leader_exited(run, status, now),
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
-            Input::Shutdown { signal } => self.shutdown(signal, now),
+            Input::Shutdown { cause } => self.shutdown(cause, now),
             Input::Reload { spec } => self.reload(&spec, now),
             Input::ClockChanged => self.clock_changed(now),
             Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
@@ -613,11 +709,18 @@ impl Core {
                 } => consider(m),
                 _ => {}
             }
-            if let Some(r) = task.retry {
+            if let Some(r) = task.retry() {
                 consider(r.at);
             }
             for run in &task.runs {
-                if let (Phase::Running { started, .. }, false) = (&run.phase, run.up) {
+                if let Phase::Running {
+                    proc:
+                        Proc {
+                            started, up: false, ..
+                        },
+                    ..
+                } = &run.phase
+                {
                     // A process counts as started (for dependents, and against FATAL) once
                     // it has stayed up `starttime`.
                     consider(*started + task.spec.start_time);
@@ -653,14 +756,13 @@ impl Core {
                     TaskState::Pending
                 },
                 pid: t.runs.iter().find_map(|r| match r.phase {
-                    Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
+                    Phase::Running { proc, .. } | Phase::Stopping { proc, .. } => Some(proc.pid),
                     _ => None,
                 }),
                 stats: t.stats.clone(),
-                reason: t.reason.clone().filter(|_| {
-                    // Set when it went FATAL or SKIPPED; stale once it runs again.
-                    matches!(t.state(), TaskState::Fatal | TaskState::Skipped)
-                }),
+                reason: t
+                    .reason()
+                    .filter(|_| matches!(t.state(), TaskState::Fatal | TaskState::Skipped)),
             })
             .collect()
     }
@@ -670,7 +772,7 @@ impl Core {
     pub fn run_tasks(&self) -> impl Iterator<Item = (RunId, &str)> {
         self.tasks
             .iter()
-            .filter(|t| !t.removed)
+            .filter(|t| !t.removed())
             .flat_map(|t| t.runs.iter().map(move |r| (r.id, t.spec.name.as_str())))
     }
 
@@ -681,16 +783,15 @@ impl Core {
 
     // ----- logging helpers -------------------------------------------------------------
 
-    fn log(&mut self, task: Option<&str>, level: Level, msg: String) {
-        self.out.push(Action::Log {
-            task: task.map(str::to_owned),
-            level,
-            msg,
-        });
+    /// Tell what happened to task `i`.
+    fn event(&mut self, i: usize, what: TaskEvent) {
+        let task = self.tasks[i].spec.name.clone();
+        self.out.push(Action::Event(Event::Task { task, what }));
     }
 
-    fn master(&mut self, level: Level, msg: String) {
-        self.log(None, level, msg);
+    /// Tell what happened to bansuri as a whole.
+    fn master(&mut self, e: MasterEvent) {
+        self.out.push(Action::Event(Event::Master(e)));
     }
 
     // ----- start-up and schedules ------------------------------------------------------
@@ -701,17 +802,10 @@ impl Core {
         }
         self.started = true;
         let n = self.tasks.len();
-        let limit = match self.globals.max_parallel {
-            Some(p) => format!("at most {p} at once"),
-            None => "no limit on parallel runs".to_owned(),
-        };
-        self.master(
-            Level::Info,
-            format!(
-                "{n} task{} configured; {limit}",
-                if n == 1 { "" } else { "s" }
-            ),
-        );
+        self.master(MasterEvent::Configured {
+            tasks: n,
+            max_parallel: self.globals.max_parallel,
+        });
         for i in 0..n {
             self.schedule_task(i, now, None);
         }
@@ -721,8 +815,7 @@ impl Core {
     /// that already ran is rescheduled (reload), a timer keeps its rhythm from its last
     /// start instead of firing at once, and a one-shot that ran does not run again.
     fn schedule_task(&mut self, i: usize, now: Now, last_start: Option<Mono>) {
-        let name = self.tasks[i].spec.name.clone();
-        if self.tasks[i].held {
+        if self.tasks[i].held() {
             // Stopped by a `stop` command: nothing runs it (reload, new settings) until
             // a `start`.
             self.tasks[i].sched = Sched::Off;
@@ -730,11 +823,7 @@ impl Core {
         }
         if !self.tasks[i].spec.enabled {
             self.tasks[i].sched = Sched::Off;
-            self.log(
-                Some(&name),
-                Level::Info,
-                "Disabled (enabled: false): not started".into(),
-            );
+            self.event(i, TaskEvent::Disabled);
             return;
         }
         if !self.tasks[i].spec.autostart
@@ -743,11 +832,7 @@ impl Core {
             && !self.mode.once
         {
             self.tasks[i].sched = Sched::Off;
-            self.log(
-                Some(&name),
-                Level::Info,
-                format!("autostart: false: not started (start it with `bansuri start {name}`)"),
-            );
+            self.event(i, TaskEvent::AutostartOff);
             return;
         }
         let schedule = if self.mode.once {
@@ -755,21 +840,16 @@ impl Core {
         } else {
             self.tasks[i].spec.schedule.clone()
         };
-        let words = schedule::describe(&schedule);
         match schedule {
             Schedule::Once => {
                 let resumed = std::mem::take(&mut self.tasks[i].resumed);
                 if resumed {
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        "Succeeded before with the same settings: not run again (--resume)".into(),
-                    );
+                    self.event(i, TaskEvent::Resumed);
                 }
                 self.tasks[i].sched = Sched::Once {
                     fired: last_start.is_some() || resumed,
                 };
-                self.log(Some(&name), Level::Debug, format!("Schedule: {words}"));
+                self.event(i, TaskEvent::OnceScheduled);
             }
             Schedule::Timer(period) => {
                 let next = match last_start {
@@ -781,18 +861,16 @@ impl Core {
                     period,
                     next,
                 };
-                let when = if next == now.mono {
-                    String::new()
-                } else {
-                    format!("; next run {}", fmt_wall(now.wall_at(next)))
-                };
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    format!("Timer configured: {words}{when}"),
+                let next = (next != now.mono).then(|| now.wall_at(next));
+                self.event(
+                    i,
+                    TaskEvent::TimerSet {
+                        schedule: Schedule::Timer(period),
+                        next,
+                    },
                 );
                 if self.mode.exit_when_done {
-                    self.exit_when_done_warning(&name);
+                    self.event(i, TaskEvent::PeriodicNeverDone);
                 }
             }
             Schedule::Cron(cron) => {
@@ -802,28 +880,18 @@ impl Core {
                     next_wall,
                     next_mono,
                 };
-                let when = match next_wall {
-                    Some(w) => format!("next run {}", fmt_wall(w)),
-                    None => "it never matches: no run will start".to_owned(),
-                };
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    format!("Cron configured: {words}; {when}"),
+                self.event(
+                    i,
+                    TaskEvent::CronSet {
+                        schedule: Schedule::Cron(cron),
+                        next: next_wall,
+                    },
                 );
                 if self.mode.exit_when_done {
-                    self.exit_when_done_warning(&name);
+                    self.event(i, TaskEvent::PeriodicNeverDone);
                 }
             }
         }
-    }
-
-    fn exit_when_done_warning(&mut self, name: &str) {
-        self.log(
-            Some(name),
-            Level::Warning,
-            "periodic task: with --exit-when-done bansuri runs until stopped, because this task can always run again".into(),
-        );
     }
 
     /// Everything that is due at `now`, then dispatch and the done check.
@@ -837,7 +905,7 @@ impl Core {
             self.tick_task(i, now);
         }
         self.recheck_dependencies(now);
-        self.tasks.retain(|t| !(t.removed && t.runs.is_empty()));
+        self.tasks.retain(|t| !(t.removed() && t.runs.is_empty()));
         self.dispatch(now);
         self.check_done();
     }
@@ -847,7 +915,7 @@ impl Core {
         // wait for a slot): skip them cheaply. Mirrors the conditions below: a schedule
         // that is due, a retry, a process running or being stopped.
         let t = &self.tasks[i];
-        if t.retry.is_none()
+        if t.retry().is_none()
             && !t.sched.due_at(now)
             && !t
                 .runs
@@ -861,9 +929,9 @@ impl Core {
         }
 
         // Retry backoff.
-        if let Some(r) = self.tasks[i].retry {
+        if let Some(r) = self.tasks[i].retry() {
             if now.mono >= r.at {
-                self.tasks[i].retry = None;
+                self.tasks[i].life = Lifecycle::Idle;
                 self.new_run(i, r.attempt, now);
             }
         }
@@ -871,9 +939,9 @@ impl Core {
         // Processes that have now stayed up `starttime` count as started.
         let start_time = self.tasks[i].spec.start_time;
         for run in &mut self.tasks[i].runs {
-            if let Phase::Running { started, .. } = run.phase {
-                if !run.up && now.mono >= started + start_time {
-                    run.up = true;
+            if let Phase::Running { proc, .. } = &mut run.phase {
+                if !proc.up && now.mono >= proc.started + start_time {
+                    proc.up = true;
                 }
             }
         }
@@ -884,36 +952,34 @@ impl Core {
         let stop = task.spec.stop_signal;
         let limit = task.spec.timeout.unwrap_or_default();
         let inproc = task.spec.no_interface;
+        let how = |pid: u32| {
+            if inproc {
+                StopHow::InProcess
+            } else {
+                StopHow::Group { signal: stop, pid }
+            }
+        };
         let mut lines = Vec::new();
         for run in &mut task.runs {
             match &mut run.phase {
                 Phase::Running {
-                    pid,
-                    started,
+                    proc,
                     timeout_at: Some(t),
                 } if now.mono >= *t => {
-                    lines.push(if inproc {
-                        format!(
-                            "Timed out after {}: asking the in-process task to stop, abandoning it in {}",
-                            fmt_dur(limit),
-                            fmt_dur(grace)
-                        )
-                    } else {
-                        format!(
-                            "Timed out after {}: sending SIG{} to its process group (pid {pid}), SIGKILL in {}",
-                            fmt_dur(limit),
-                            stop.name(),
-                            fmt_dur(grace)
-                        )
+                    let proc = *proc;
+                    lines.push(TaskEvent::TimedOut {
+                        limit,
+                        grace,
+                        how: how(proc.pid),
                     });
-                    run.phase = stopping(*pid, *started, StopReason::Timeout, stop, now, grace);
+                    run.phase = stopping(proc, StopReason::Timeout, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: stop.number(),
                     });
                 }
                 Phase::Stopping {
-                    pid,
+                    proc: Proc { pid, .. },
                     signalled,
                     kill_at,
                     killed,
@@ -922,18 +988,9 @@ impl Core {
                     *killed = true;
                     // The grace this run was given, which a KillWait bound may
                     // have shortened after the stop signal went.
-                    let grace = kill_at.since(*signalled);
-                    lines.push(if inproc {
-                        format!(
-                            "Still running {} after the stop request: abandoning its thread",
-                            fmt_dur(grace)
-                        )
-                    } else {
-                        format!(
-                            "Still running at the end of its stop grace ({}) after SIG{}: sending SIGKILL to its process group (pid {pid})",
-                            fmt_dur(grace),
-                            stop.name()
-                        )
+                    lines.push(TaskEvent::GraceOver {
+                        grace: kill_at.since(*signalled),
+                        how: how(*pid),
                     });
                     self.out.push(Action::Signal {
                         run: run.id,
@@ -943,11 +1000,8 @@ impl Core {
                 _ => {}
             }
         }
-        if !lines.is_empty() {
-            let name = self.tasks[i].spec.name.clone();
-            for line in lines {
-                self.log(Some(&name), Level::Warning, line);
-            }
+        for line in lines {
+            self.event(i, line);
         }
     }
 
@@ -1002,37 +1056,23 @@ impl Core {
             return;
         }
         let t = &self.tasks[i];
-        if t.runs.is_empty() && t.retry.is_none() {
+        if t.runs.is_empty() && t.retry().is_none() {
             // Only a run waiting for its dependencies: that is the run due now. No
             // overlap rule applies (nothing is running), and none may bypass the wait.
             return;
         }
-        let name = self.tasks[i].spec.name.clone();
         match self.tasks[i].spec.overlap {
-            Overlap::Skip => self.log(
-                Some(&name),
-                Level::Info,
-                "Scheduled run skipped: the previous run is still going (overlap: skip)".into(),
-            ),
+            Overlap::Skip => self.event(i, TaskEvent::OverlapSkipped),
             Overlap::Queue => {
                 if !self.tasks[i].queued {
                     self.tasks[i].queued = true;
-                    self.log(
-                        Some(&name),
-                        Level::Info,
-                        "Scheduled run queued until the previous run ends (overlap: queue)".into(),
-                    );
+                    self.event(i, TaskEvent::OverlapQueued);
                 }
             }
             Overlap::Replace => {
                 self.tasks[i].queued = true;
-                self.tasks[i].retry = None;
-                self.log(
-                    Some(&name),
-                    Level::Info,
-                    "Scheduled run replaces the previous run, which is being stopped (overlap: replace)"
-                        .into(),
-                );
+                self.tasks[i].drop_retry();
+                self.event(i, TaskEvent::OverlapReplaced);
                 self.stop_runs(i, StopReason::Replaced, now);
                 // A run that never got a process can be replaced at once.
                 if self.tasks[i].runs.is_empty() && self.tasks[i].queued {
@@ -1047,15 +1087,19 @@ impl Core {
     // ----- runs ------------------------------------------------------------------------
 
     fn new_run(&mut self, i: usize, attempt: u32, _now: Now) {
+        // It runs again: no longer FATAL or SKIPPED.
+        if matches!(
+            self.tasks[i].life,
+            Lifecycle::Fatal(_) | Lifecycle::Skipped(_)
+        ) {
+            self.tasks[i].life = Lifecycle::Idle;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.tasks[i].runs.push(Run {
             id,
             attempt,
             phase: Phase::Waiting,
-            leader_exit: None,
-            up: false,
-            started_wall: None,
         });
         self.slot_queue.push_back(id);
     }
@@ -1106,40 +1150,36 @@ impl Core {
         };
         let timeout = self.tasks[i].spec.timeout;
         let times = self.tasks[i].spec.times;
-        let cmd = self.tasks[i].spec.command.display();
-        let what = match self.tasks[i].spec.command {
-            crate::spec::CommandSpec::Shell(_) => "Executing shell command",
-            crate::spec::CommandSpec::Python(_) => "Running Python task",
-            crate::spec::CommandSpec::Argv(_) => "Executing",
+        let command = self.tasks[i].spec.command.display();
+        let launch = match self.tasks[i].spec.command {
+            // In-process (library API): a thread of bansuri, no pid of its own.
+            _ if self.tasks[i].spec.no_interface => Launch::InProcess,
+            crate::spec::CommandSpec::Shell(_) => Launch::Shell,
+            crate::spec::CommandSpec::Python(_) => Launch::Python,
+            crate::spec::CommandSpec::Argv(_) => Launch::Argv,
         };
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Running {
-            pid,
-            started: now.mono,
+            proc: Proc {
+                pid,
+                started: now.mono,
+                wall: now.wall,
+                up: false,
+            },
             timeout_at: timeout.map(|t| now.mono + t),
         };
-        run.started_wall = Some(now.wall);
         let attempt = run.attempt;
         self.tasks[i].last_start = Some(now.mono);
-        let name = self.tasks[i].spec.name.clone();
-        let tries = if times > 1 {
-            format!(", {}", attempt_text(attempt, times))
-        } else {
-            String::new()
-        };
-        let line = if self.tasks[i].spec.no_interface {
-            // In-process (library API): a thread of bansuri, no pid of its own.
-            let tries = tries.trim_start_matches(", ");
-            let tries = if tries.is_empty() {
-                String::new()
-            } else {
-                format!(" ({tries})")
-            };
-            format!("Running in-process task `{cmd}`{tries}")
-        } else {
-            format!("{what}: {cmd} (pid {pid}{tries})")
-        };
-        self.log(Some(&name), Level::Info, line);
+        self.event(
+            i,
+            TaskEvent::Started {
+                command,
+                launch,
+                pid,
+                attempt,
+                times,
+            },
+        );
         if let Some(s) = self.shutdown {
             // Started while the stop was being decided: stop it like the others.
             self.stop_runs(i, StopReason::Shutdown, now);
@@ -1155,7 +1195,7 @@ impl Core {
                     }
                 }
             }
-        } else if self.tasks[i].held {
+        } else if self.tasks[i].held() {
             // A `stop` command came before this run had a pid.
             self.stop_runs(i, StopReason::Command, now);
         } else if self.tasks[i].queued_replace() {
@@ -1175,28 +1215,31 @@ impl Core {
         let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
         let run = &mut self.tasks[i].runs[r];
-        run.leader_exit = Some(status);
-        let Phase::Running { pid, started, .. } = run.phase else {
-            return;
+        let proc = match &mut run.phase {
+            Phase::Running { proc, .. } => *proc,
+            Phase::Stopping { leader_exit, .. } => {
+                *leader_exit = Some(status);
+                return;
+            }
+            Phase::Waiting | Phase::Starting => return,
         };
-        run.phase = stopping(pid, started, StopReason::Leftovers, stop, now, grace);
+        let pid = proc.pid;
+        run.phase = stopping(proc, StopReason::Leftovers, stop, now, grace);
+        if let Phase::Stopping { leader_exit, .. } = &mut run.phase {
+            *leader_exit = Some(status);
+        }
         self.out.push(Action::Signal {
             run: id,
             signal: stop.number(),
         });
-        let how = match status {
-            ExitStatus::Code(c) => format!("with code {c}"),
-            ExitStatus::Signal(s) => format!("killed by {} ({})", signal_name(s), shell_code(s)),
-        };
-        let name = self.tasks[i].spec.name.clone();
-        self.log(
-            Some(&name),
-            Level::Warning,
-            format!(
-                "Main process (pid {pid}) exited {how} but left processes in its group: SIG{} to the group, SIGKILL in {}",
-                stop.name(),
-                fmt_dur(grace)
-            ),
+        self.event(
+            i,
+            TaskEvent::LeaderExited {
+                pid,
+                status,
+                signal: stop,
+                grace,
+            },
         );
     }
 
@@ -1206,11 +1249,17 @@ impl Core {
         };
         let run = &self.tasks[i].runs[r];
         // When the group outlived the main process, the run's result is the main process's.
-        let status = run.leader_exit.unwrap_or(status);
+        let status = match run.phase {
+            Phase::Stopping {
+                leader_exit: Some(s),
+                ..
+            } => s,
+            _ => status,
+        };
         let (started, end) = match (&run.phase, status) {
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Timeout,
                     ..
                 },
@@ -1221,7 +1270,7 @@ impl Core {
             ),
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Leftovers,
                     ..
                 },
@@ -1229,7 +1278,7 @@ impl Core {
             ) => (Some(*started), ProcessEnd::Exited(c)),
             (
                 Phase::Stopping {
-                    started,
+                    proc: Proc { started, .. },
                     reason: StopReason::Leftovers,
                     ..
                 },
@@ -1237,23 +1286,34 @@ impl Core {
             ) => (Some(*started), ProcessEnd::Signaled(sig)),
             (
                 Phase::Stopping {
-                    started, reason, ..
+                    proc: Proc { started, .. },
+                    reason,
+                    ..
                 },
                 _,
             ) => (Some(*started), ProcessEnd::Stopped(*reason)),
-            (Phase::Running { started, .. }, ExitStatus::Code(c)) => {
-                (Some(*started), ProcessEnd::Exited(c))
-            }
-            (Phase::Running { started, .. }, ExitStatus::Signal(s)) => {
-                (Some(*started), ProcessEnd::Signaled(s))
-            }
+            (
+                Phase::Running {
+                    proc: Proc { started, .. },
+                    ..
+                },
+                ExitStatus::Code(c),
+            ) => (Some(*started), ProcessEnd::Exited(c)),
+            (
+                Phase::Running {
+                    proc: Proc { started, .. },
+                    ..
+                },
+                ExitStatus::Signal(s),
+            ) => (Some(*started), ProcessEnd::Signaled(s)),
             (_, ExitStatus::Code(c)) => (None, ProcessEnd::Exited(c)),
             (_, ExitStatus::Signal(s)) => (None, ProcessEnd::Signaled(s)),
         };
         self.process_ended(id, started, end, usage, now);
     }
 
-    /// A run's process is over (or never started): record, retry, queue, done.
+    /// A run's process is over (or never started): decide what its end means, record it
+    /// (once, in [`Core::count_end`]), then retry, queue, start over or finish.
     fn process_ended(
         &mut self,
         id: RunId,
@@ -1271,142 +1331,192 @@ impl Core {
         }
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
-        let name = spec.name.as_str();
         let success = end.is_success(&spec.success_codes);
         self.tasks[i].stats.last_end = Some(end.clone());
         self.record_usage(i, usage, now);
-
-        let detail = run_detail(uptime, usage);
-        let (level, mut line) = describe_end(&end, success, &spec);
-        line.push_str(&detail);
-        self.log(Some(name), level, line);
-
-        if let ProcessEnd::Stopped(reason) = end {
-            self.tasks[i].stats.last_outcome = Some(Outcome::Stopped);
-            if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
-                if let Some(spec) = self.tasks[i].pending.take() {
-                    // The old runs of a changed task are gone: start over with the new settings.
-                    self.tasks[i].spec = spec;
-                    self.schedule_task(i, now, None);
-                    return;
+        self.event(
+            i,
+            TaskEvent::Ended {
+                end: end.clone(),
+                success,
+                success_codes: spec.success_codes.clone(),
+                uptime,
+                usage,
+            },
+        );
+        let ended = self.verdict(i, run.attempt, &end, success, uptime);
+        self.count_end(i, &ended, &end, uptime);
+        match ended.verdict {
+            Verdict::Stopped(reason) => {
+                if !self.take_pending(i, now)
+                    && reason == StopReason::Replaced
+                    && self.tasks[i].queued
+                    && self.shutdown.is_none()
+                    && self.tasks[i].runs.is_empty()
+                {
+                    self.tasks[i].queued = false;
+                    self.new_run(i, 1, now);
                 }
             }
-            if reason == StopReason::Replaced
-                && self.tasks[i].queued
-                && self.shutdown.is_none()
-                && self.tasks[i].runs.is_empty()
-            {
-                self.tasks[i].queued = false;
-                self.new_run(i, 1, now);
-            }
-            return;
-        }
-
-        if self.tasks[i].runs.is_empty() && self.shutdown.is_none() {
-            if let Some(spec) = self.tasks[i].pending.take() {
+            Verdict::Superseded => {
                 // A reload changed the task while this run was ending on its own terms (a
                 // timeout's stop was already under way): the end is counted, and the task
                 // starts over with the new settings; no retry of the old ones.
-                let task = &mut self.tasks[i];
-                task.stats.last_outcome = Some(if success {
-                    Outcome::Success
+                self.take_pending(i, now);
+            }
+            // FATAL: the task's final failure.
+            Verdict::Fatal => self.notify_end(i, id, run.attempt, &end, false, now),
+            Verdict::Success => {
+                self.notify_end(i, id, run.attempt, &end, true, now);
+                if spec.restart_on_success && self.shutdown.is_none() && !self.tasks[i].held() {
+                    self.restart_service(i, now);
                 } else {
-                    Outcome::of_failure(&end)
-                });
-                if !success {
-                    task.stats.failures += 1;
+                    self.after_run(i, now);
                 }
+            }
+            Verdict::Retry(why) => {
+                let task = &mut self.tasks[i];
+                let delay = backoff(
+                    spec.restart_delay,
+                    spec.max_restart_delay,
+                    task.consecutive_failures,
+                );
+                task.life = Lifecycle::Retrying(Retry {
+                    at: now.mono + delay,
+                    attempt: run.attempt + 1,
+                });
+                self.event(i, TaskEvent::Retrying { delay, why });
+                self.notify_attempt(i, id, run.attempt, &end, now);
+            }
+            Verdict::Failed => {
+                if spec.on_fail == OnFail::Restart
+                    && spec.times > 1
+                    && spec.times != UNLIMITED_ATTEMPTS
+                {
+                    self.event(
+                        i,
+                        TaskEvent::GaveUp {
+                            attempts: run.attempt,
+                        },
+                    );
+                }
+                self.notify_end(i, id, run.attempt, &end, false, now);
+                self.after_run(i, now);
+            }
+        }
+    }
+
+    /// What the end of attempt `attempt` of task `i` leads to. Deciding a failed start
+    /// ([`Core::failed_start`]) may make the task FATAL.
+    fn verdict(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        end: &ProcessEnd,
+        success: bool,
+        uptime: Option<Duration>,
+    ) -> Ended {
+        if let ProcessEnd::Stopped(reason) = end {
+            return Ended {
+                verdict: Verdict::Stopped(*reason),
+                failure: false,
+            };
+        }
+        let task = &self.tasks[i];
+        if task.runs.is_empty() && self.shutdown.is_none() && task.pending().is_some() {
+            return Ended {
+                verdict: Verdict::Superseded,
+                failure: !success,
+            };
+        }
+        let start = self.failed_start(i, uptime, success, end);
+        // A failed attempt; a service's exit before `starttime` too, even with a success
+        // code (it is a failed start, and counts towards FATAL).
+        let failure = !success || start != FailedStart::No;
+        let spec = &self.tasks[i].spec;
+        let by_policy = spec.on_fail == OnFail::Restart && attempt < spec.times;
+        let verdict = if start == FailedStart::Fatal {
+            Verdict::Fatal
+        } else if success {
+            Verdict::Success
+        } else if (by_policy || matches!(start, FailedStart::Retry(_)))
+            && self.shutdown.is_none()
+            && !self.tasks[i].queued_replace()
+            // Stopped by a `stop` command: nothing starts it again, a retry neither (a run
+            // that was already timing out when the command came ends as a failure).
+            && !self.tasks[i].held()
+        {
+            Verdict::Retry(match start {
+                FailedStart::Retry(n) if !by_policy => RetryWhy::FailedStart {
+                    n,
+                    start_time: spec.start_time,
+                    start_retries: spec.start_retries,
+                },
+                _ => RetryWhy::Policy {
+                    attempt: attempt + 1,
+                    times: spec.times,
+                    autorestart: spec.restart_on_success,
+                },
+            })
+        } else {
+            Verdict::Failed
+        };
+        Ended { verdict, failure }
+    }
+
+    /// The one place where an attempt's end is counted: failures, the last outcome, the
+    /// failures in a row that the backoff grows with.
+    fn count_end(&mut self, i: usize, ended: &Ended, end: &ProcessEnd, uptime: Option<Duration>) {
+        let task = &mut self.tasks[i];
+        if ended.failure {
+            task.stats.failures += 1;
+        }
+        let success = !ended.failure || matches!(ended.verdict, Verdict::Success);
+        if !matches!(ended.verdict, Verdict::Retry(_) | Verdict::Fatal)
+            && matches!(task.life, Lifecycle::Fatal(_) | Lifecycle::Skipped(_))
+        {
+            // A run that was going when it went FATAL or SKIPPED: its end is the news now.
+            task.life = Lifecycle::Idle;
+        }
+        task.stats.last_outcome = match ended.verdict {
+            Verdict::Stopped(_) => Some(Outcome::Stopped),
+            Verdict::Superseded if success => Some(Outcome::Success),
+            Verdict::Superseded | Verdict::Failed => Some(Outcome::of_failure(end)),
+            Verdict::Fatal => Some(Outcome::Fatal),
+            Verdict::Success => Some(Outcome::Success),
+            // Told when the run is over, after its last attempt.
+            Verdict::Retry(_) => task.stats.last_outcome,
+        };
+        match ended.verdict {
+            Verdict::Stopped(_) | Verdict::Fatal => {}
+            Verdict::Retry(_) => {
+                if uptime.is_some_and(|u| u >= BACKOFF_RESET_AFTER) {
+                    task.consecutive_failures = 0;
+                }
+                task.consecutive_failures = task.consecutive_failures.saturating_add(1);
+            }
+            // The backoff belongs to one run: the next scheduled run starts from
+            // restart-delay.
+            Verdict::Success | Verdict::Failed => task.consecutive_failures = 0,
+            Verdict::Superseded => {
                 task.consecutive_failures = 0;
                 task.failed_starts = 0;
-                task.spec = spec;
-                self.schedule_task(i, now, None);
-                return;
             }
         }
-        let start = self.failed_start(i, uptime, success, &end, now);
-        if !success || start != FailedStart::No {
-            // A failed attempt; a service's exit before `starttime` too, even with a
-            // success code (it is a failed start, and counts towards FATAL).
-            self.tasks[i].stats.failures += 1;
-        }
-        if start == FailedStart::Fatal {
-            // FATAL: the task's final failure.
-            self.notify_end(i, id, run.attempt, &end, false, now);
-            return;
-        }
-        if success {
-            let task = &mut self.tasks[i];
-            task.consecutive_failures = 0;
-            task.stats.last_outcome = Some(Outcome::Success);
-            self.notify_end(i, id, run.attempt, &end, true, now);
-            if spec.restart_on_success && self.shutdown.is_none() {
-                self.restart_service(i, now);
-                return;
-            }
-            self.after_run(i, now);
-            return;
-        }
+    }
 
-        // A failed attempt.
-        let task = &mut self.tasks[i];
-        if uptime.is_some_and(|u| u >= BACKOFF_RESET_AFTER) {
-            task.consecutive_failures = 0;
+    /// New settings waiting for the runs of task `i` to end: once none is left (and no
+    /// shutdown is under way), switch to them and schedule the task afresh.
+    fn take_pending(&mut self, i: usize, now: Now) -> bool {
+        if !self.tasks[i].runs.is_empty() || self.shutdown.is_some() {
+            return false;
         }
-        task.consecutive_failures = task.consecutive_failures.saturating_add(1);
-        let by_policy = spec.on_fail == OnFail::Restart && run.attempt < spec.times;
-        let retry = (by_policy || matches!(start, FailedStart::Retry(_)))
-            && self.shutdown.is_none()
-            && !task.queued_replace();
-        if retry {
-            let delay = backoff(
-                spec.restart_delay,
-                spec.max_restart_delay,
-                task.consecutive_failures,
-            );
-            task.retry = Some(Retry {
-                at: now.mono + delay,
-                attempt: run.attempt + 1,
-            });
-            let why = match start {
-                FailedStart::Retry(n) if !by_policy => format!(
-                    "failed start within starttime {}; retry {n} of startretries {}",
-                    fmt_dur(spec.start_time),
-                    spec.start_retries
-                ),
-                _ => format!(
-                    "{}, {}",
-                    attempt_text(run.attempt + 1, spec.times),
-                    if spec.restart_on_success {
-                        "autorestart"
-                    } else {
-                        "on-fail: restart"
-                    }
-                ),
-            };
-            self.log(
-                Some(name),
-                Level::Info,
-                format!("Restarting in {} ({why})", fmt_dur(delay)),
-            );
-            self.notify_attempt(i, id, run.attempt, &end, now);
-            return;
-        }
-        let outcome = Outcome::of_failure(&end);
-        task.stats.last_outcome = Some(outcome);
-        // The backoff belongs to one run: the next scheduled run starts from restart-delay.
-        task.consecutive_failures = 0;
-        if spec.on_fail == OnFail::Restart && spec.times > 1 && spec.times != UNLIMITED_ATTEMPTS {
-            self.log(
-                Some(name),
-                Level::Error,
-                format!(
-                    "Failed after {} attempts; giving up on this run",
-                    run.attempt
-                ),
-            );
-        }
-        self.notify_end(i, id, run.attempt, &end, false, now);
-        self.after_run(i, now);
+        let Some(spec) = self.tasks[i].take_pending() else {
+            return false;
+        };
+        self.tasks[i].spec = spec;
+        self.schedule_task(i, now, None);
+        true
     }
 
     /// After a run has finished (success or final failure): queued runs, one-shot end.
@@ -1424,32 +1534,25 @@ impl Core {
     fn stop_runs(&mut self, i: usize, reason: StopReason, now: Now) {
         let grace = self.grace_for(i, now);
         let stop = self.tasks[i].spec.stop_signal;
-        let name = self.tasks[i].spec.name.clone();
         let inproc = self.tasks[i].spec.no_interface;
         let mut dropped = Vec::new();
         let mut lines = Vec::new();
         for run in &mut self.tasks[i].runs {
             match run.phase {
                 Phase::Waiting => dropped.push(run.id),
-                Phase::Running { pid, started, .. } => {
-                    run.phase = stopping(pid, started, reason, stop, now, grace);
+                Phase::Running { proc, .. } => {
+                    let pid = proc.pid;
+                    run.phase = stopping(proc, reason, stop, now, grace);
                     self.out.push(Action::Signal {
                         run: run.id,
                         signal: stop.number(),
                     });
-                    let why = reason.words();
-                    lines.push(if inproc {
-                        format!(
-                            "Stopping ({why}): asking the in-process task to stop, abandoning it in {}",
-                            fmt_dur(grace)
-                        )
+                    let how = if inproc {
+                        StopHow::InProcess
                     } else {
-                        format!(
-                            "Stopping ({why}): SIG{} to process group {pid}, SIGKILL in {}",
-                            stop.name(),
-                            fmt_dur(grace)
-                        )
-                    });
+                        StopHow::Group { signal: stop, pid }
+                    };
+                    lines.push(TaskEvent::Stopping { reason, grace, how });
                 }
                 Phase::Stopping {
                     ref mut kill_at, ..
@@ -1461,7 +1564,7 @@ impl Core {
             }
         }
         for line in lines {
-            self.log(Some(&name), Level::Info, line);
+            self.event(i, line);
         }
         for id in dropped {
             self.slot_queue.retain(|q| *q != id);
@@ -1479,200 +1582,7 @@ impl Core {
                 *next_mono = Some(mono_for(now, *nw));
             }
         }
-        self.master(
-            Level::Warning,
-            format!(
-                "The wall clock changed (now {}): cron schedules re-aimed",
-                fmt_wall(now.wall)
-            ),
-        );
-    }
-
-    // ----- reload ----------------------------------------------------------------------
-
-    /// Converge to `spec`: start added tasks, stop removed ones, restart changed ones, and
-    /// leave the others alone (same processes, same counters, same schedule).
-    fn reload(&mut self, spec: &Spec, now: Now) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let mut old: Vec<Task> = std::mem::take(&mut self.tasks);
-        let mut tasks = Vec::with_capacity(spec.tasks.len());
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        let mut rescheduled = Vec::new();
-        let mut kept = 0usize;
-        // What happens to each new entry, applied once `self.tasks` holds them all.
-        enum Then {
-            Schedule(Option<Mono>),
-            Stop(StopReason),
-            Nothing,
-        }
-        let mut then = Vec::with_capacity(spec.tasks.len());
-        for new in &spec.tasks {
-            let key = identity(new);
-            let pos = old
-                .iter()
-                .position(|t| !t.removed && identity(&t.spec) == key);
-            // `numprocs` added (`w` -> `w:0..`) or dropped (`w:0..` -> `w`): instance 0 and
-            // the plain task are one task under two names, so its process runs on.
-            let takeover = pos.is_none().then(|| {
-                old.iter()
-                    .position(|t| !t.removed && takes_over(&t.spec, new))
-            });
-            let Some(pos) = pos.or(takeover.flatten()) else {
-                added.push(new.name.clone());
-                let mut task = Task::new(Arc::new(new.clone()));
-                // Removed, then added back before its old run has stopped: the new one
-                // waits for that run to end, as a changed task does (never two at once).
-                let gone = old
-                    .iter()
-                    .position(|t| t.removed && !t.runs.is_empty() && identity(&t.spec) == key);
-                if let Some(gone) = gone {
-                    let gone = old.remove(gone);
-                    task.pending = Some(std::mem::replace(&mut task.spec, gone.spec));
-                    task.runs = gone.runs;
-                    then.push(Then::Nothing);
-                } else {
-                    then.push(Then::Schedule(None));
-                }
-                tasks.push(task);
-                continue;
-            };
-            let mut task = old.remove(pos);
-            let mut before = Arc::clone(task.pending.as_ref().unwrap_or(&task.spec));
-            let new = Arc::new(new.clone());
-            let was = (before.name != new.name).then(|| before.name.clone());
-            if was.is_some() {
-                before = Arc::new(under_name_of(&before, &new));
-            }
-            let change = match compare(&before, &new) {
-                // Only the name changed: the settings must still take it.
-                Change::None if was.is_some() => Change::Description,
-                c => c,
-            };
-            if let Some(was) = was {
-                let runs_on = matches!(change, Change::Description | Change::Schedule);
-                let msg = format!(
-                    "Takes over from `{was}` (numprocs changed): {}",
-                    if runs_on {
-                        "same process, same counters"
-                    } else {
-                        "same counters"
-                    }
-                );
-                self.log(Some(&new.name), Level::Info, msg);
-            }
-            let step = match change {
-                Change::None => {
-                    kept += 1;
-                    Then::Nothing
-                }
-                Change::Description => {
-                    kept += 1;
-                    if task.pending.is_some() {
-                        task.pending = Some(new);
-                    } else {
-                        task.spec = new;
-                    }
-                    Then::Nothing
-                }
-                Change::Schedule => {
-                    rescheduled.push(new.name.clone());
-                    if task.pending.is_some() {
-                        task.pending = Some(new);
-                        Then::Nothing
-                    } else {
-                        task.spec = new;
-                        Then::Schedule(task.last_start)
-                    }
-                }
-                Change::Enabled(false) => {
-                    changed.push(new.name.clone());
-                    task.spec = new;
-                    task.pending = None;
-                    Then::Stop(StopReason::Disabled)
-                }
-                Change::Enabled(true) => {
-                    // Switched back on: it starts again as if just added (a monitor that
-                    // was disabled must come back), once the runs the disabling stopped
-                    // have ended (started now, its first run would be skipped as an
-                    // overlap, and a one-shot would never run again).
-                    changed.push(new.name.clone());
-                    if task.runs.is_empty() {
-                        task.pending = None;
-                        task.spec = new;
-                        Then::Schedule(None)
-                    } else {
-                        task.pending = Some(new);
-                        Then::Nothing
-                    }
-                }
-                Change::Restart => {
-                    changed.push(new.name.clone());
-                    if task.busy() || task.pending.is_some() {
-                        task.pending = Some(new);
-                        Then::Stop(StopReason::Changed)
-                    } else {
-                        task.spec = new;
-                        Then::Schedule(None)
-                    }
-                }
-            };
-            tasks.push(task);
-            then.push(step);
-        }
-        // What is left of the old tasks was removed from the file.
-        let mut removed = Vec::new();
-        for mut task in old {
-            if !task.removed {
-                removed.push(task.spec.name.clone());
-                task.removed = true;
-                task.pending = None;
-            }
-            tasks.push(task);
-        }
-        self.tasks = tasks;
-        self.globals = spec.globals.clone();
-
-        for (i, step) in then.into_iter().enumerate() {
-            match step {
-                Then::Nothing => {}
-                Then::Schedule(last) => self.schedule_task(i, now, last),
-                Then::Stop(reason) => self.halt(i, reason, now),
-            }
-        }
-        for i in 0..self.tasks.len() {
-            if self.tasks[i].removed && self.tasks[i].sched != Sched::Off {
-                self.halt(i, StopReason::Removed, now);
-            }
-        }
-
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", v.join(", "))
-            }
-        };
-        let mut msg = format!(
-            "Config reloaded: {} added{}, {} removed{}, {} changed{}",
-            added.len(),
-            list(&added),
-            removed.len(),
-            list(&removed),
-            changed.len(),
-            list(&changed),
-        );
-        if !rescheduled.is_empty() {
-            msg.push_str(&format!(
-                ", {} rescheduled{}",
-                rescheduled.len(),
-                list(&rescheduled)
-            ));
-        }
-        msg.push_str(&format!(", {kept} kept"));
-        self.master(Level::Info, msg);
+        self.master(MasterEvent::ClockChanged { wall: now.wall });
     }
 
     /// Stop task `i` for good (until a reload says otherwise): no schedule, no retry, no
@@ -1680,15 +1590,14 @@ impl Core {
     fn halt(&mut self, i: usize, reason: StopReason, now: Now) {
         let task = &mut self.tasks[i];
         task.sched = Sched::Off;
-        task.retry = None;
         task.queued = false;
-        // Nor a run waiting for its dependencies (a disabled task must not start when
-        // they are met; a changed one waits again under its new settings).
-        task.dep_wait = false;
+        // No retry, nor a run waiting for its dependencies (a disabled task must not
+        // start when they are met; a changed one waits again under its new settings).
+        task.drop_next_run();
         self.stop_runs(i, reason, now);
         // A changed task with nothing left to stop switches to its new settings at once.
         if self.tasks[i].runs.is_empty() {
-            if let Some(spec) = self.tasks[i].pending.take() {
+            if let Some(spec) = self.tasks[i].take_pending() {
                 self.tasks[i].spec = spec;
                 self.schedule_task(i, now, None);
             }
@@ -1697,16 +1606,13 @@ impl Core {
 
     // ----- shutdown and done -----------------------------------------------------------
 
-    fn shutdown(&mut self, signal: &'static str, now: Now) {
+    fn shutdown(&mut self, cause: ShutdownCause, now: Now) {
         if let Some(s) = &mut self.shutdown {
             if s.forced {
                 return;
             }
             s.forced = true;
-            self.master(
-                Level::Warning,
-                format!("Received {signal} again: killing every remaining process group now"),
-            );
+            self.master(MasterEvent::ForcedKill { cause });
             let mut kills = Vec::new();
             for task in &mut self.tasks {
                 for run in &mut task.runs {
@@ -1726,17 +1632,13 @@ impl Core {
             }
             return;
         }
-        let hint = if self.kill_by.is_none() {
-            format!("; send {signal} again to kill at once")
-        } else {
-            String::new()
-        };
-        self.begin_shutdown(format!("Received {signal}"), &hint, now);
+        self.begin_shutdown(cause, now);
     }
 
-    /// Stop every task now (stop signal to every run, SIGKILL after its grace); `cause`
-    /// starts the log line.
-    fn begin_shutdown(&mut self, cause: String, hint: &str, now: Now) {
+    /// Stop every task now (stop signal to every run, SIGKILL after its grace).
+    fn begin_shutdown(&mut self, cause: ShutdownCause, now: Now) {
+        // The same signal or request again kills at once, unless Slurm's KillWait decides.
+        let hint = self.kill_by.is_none() && !matches!(cause, ShutdownCause::Planned(_));
         self.shutdown = Some(ShutdownState { forced: false });
         self.planned = None;
         let running: usize = self
@@ -1750,25 +1652,21 @@ impl Core {
             })
             .sum();
         let grace = self.globals.watchdog_timeout;
-        let after = match self.kill_by {
-            Some(k) if now.mono + grace > k => format!(
-                "{}, sooner than the watchdog's {} (see above)",
-                fmt_dur(k.since(now.mono)),
-                fmt_dur(grace)
-            ),
-            _ => fmt_dur(grace),
+        let sooner = match self.kill_by {
+            Some(k) if now.mono + grace > k => Some(k.since(now.mono)),
+            _ => None,
         };
-        self.master(
-            Level::Info,
-            format!(
-                "{cause}: shutdown of {running} running process{} (stop signal now, SIGKILL after {after}{hint})",
-                if running == 1 { "" } else { "es" },
-            ),
-        );
+        self.master(MasterEvent::ShutdownBegun {
+            cause,
+            running,
+            grace,
+            sooner,
+            hint,
+        });
         for i in 0..self.tasks.len() {
             let task = &mut self.tasks[i];
             task.sched = Sched::Off;
-            task.retry = None;
+            task.drop_retry();
             task.queued = false;
             self.stop_runs(i, StopReason::Shutdown, now);
         }
@@ -1800,14 +1698,11 @@ impl Core {
             0
         };
         self.summary();
-        let why = if self.shutdown.is_some() {
-            "Shutdown complete".to_owned()
-        } else if failed > 0 {
-            format!("All tasks done; {failed} failed")
-        } else {
-            "All tasks done; all succeeded".to_owned()
-        };
-        self.master(Level::Info, format!("{why}: exiting with code {code}"));
+        self.master(MasterEvent::Done {
+            shutdown: self.shutdown.is_some(),
+            failed,
+            code,
+        });
         self.exited = true;
         self.out.push(Action::Exit { code });
     }
@@ -1817,132 +1712,53 @@ impl Core {
     fn summary(&mut self) {
         let views = self.views();
         let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
-        self.master(
-            Level::Info,
-            format!(
-                "{:<width$}  {:<10}  {:>5}  {:>8}  {:>9}  {:>9}  LAST",
-                "TASK", "STATE", "RUNS", "FAILURES", "CPU TIME", "PEAK RSS"
-            ),
-        );
+        self.master(MasterEvent::SummaryHeader { width });
         for v in views {
-            let last = v.stats.last_end.as_ref().map_or("-".to_owned(), short_end);
-            let cpu = format!("{:.2}s", v.stats.cpu_time.as_secs_f64());
-            let rss = if v.stats.peak_rss == 0 {
-                "-".to_owned()
-            } else {
-                fmt_bytes(v.stats.peak_rss)
-            };
-            self.master(
-                Level::Info,
-                format!(
-                    "{:<width$}  {:<10}  {:>5}  {:>8}  {cpu:>9}  {rss:>9}  {last}",
-                    v.name,
-                    v.state.name(),
-                    v.stats.runs,
-                    v.stats.failures
-                ),
-            );
+            self.master(MasterEvent::SummaryRow(SummaryRow {
+                width,
+                name: v.name,
+                state: v.state,
+                runs: v.stats.runs,
+                failures: v.stats.failures,
+                cpu: v.stats.cpu_time,
+                peak_rss: v.stats.peak_rss,
+                last: v.stats.last_end,
+            }));
         }
     }
 }
 
-/// What identifies a task across reloads: its name, or for a plain-string (shorthand)
-/// entry its command string.
-fn identity(t: &TaskSpec) -> String {
-    if t.shorthand {
-        format!("command:{}", t.command.display())
-    } else {
-        format!("name:{}", t.name)
-    }
-}
-
-/// How a task's settings differ between two configs.
+/// What the end of an attempt leads to (see [`Core::verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    /// Identical.
-    None,
-    /// Only the description (or `notify`, `notify-on`): nothing to do but remember it.
-    Description,
-    /// Only when it runs (timer, schedule-cron, timezone, overlap): reschedule, keep a
-    /// running run.
-    Schedule,
-    /// Only `enabled` flipped (to the given value).
-    Enabled(bool),
-    /// Anything else: stop the running run gracefully, start over with the new settings.
-    Restart,
+enum Verdict {
+    /// Stopped by bansuri: neither a success nor a failure.
+    Stopped(StopReason),
+    /// The task's settings changed while it ended on its own: counted, then the task
+    /// starts over with the new ones.
+    Superseded,
+    /// Failed to start too often: FATAL.
+    Fatal,
+    /// Succeeded (a service is started again).
+    Success,
+    /// Failed; retried after the backoff.
+    Retry(RetryWhy),
+    /// Failed finally.
+    Failed,
 }
 
-/// Is `old` the same task as `new` under the other name that `numprocs` gives it: the
-/// plain task `w` and its instance `w:0`, either way?
-fn takes_over(old: &TaskSpec, new: &TaskSpec) -> bool {
-    if old.shorthand || new.shorthand || old.program != new.program {
-        return false;
-    }
-    matches!(
-        (old.instance, new.instance),
-        (None, Some(0)) | (Some(0), None)
-    )
+/// A [`Verdict`], and whether the attempt counts as a failure (a failed start with a
+/// success code does).
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    verdict: Verdict,
+    failure: bool,
 }
 
-/// `old`'s settings with `new`'s name, program, instance number and `BANSURI_INSTANCE`:
-/// what is left to compare when a task is renamed by a change of `numprocs`.
-fn under_name_of(old: &TaskSpec, new: &TaskSpec) -> TaskSpec {
-    let mut t = old.clone();
-    t.name.clone_from(&new.name);
-    t.program.clone_from(&new.program);
-    t.instance = new.instance;
-    match new.env.get("BANSURI_INSTANCE") {
-        Some(v) => {
-            t.env.insert("BANSURI_INSTANCE".into(), v.clone());
-        }
-        None => {
-            t.env.remove("BANSURI_INSTANCE");
-        }
-    }
-    t
-}
-
-fn compare(old: &TaskSpec, new: &TaskSpec) -> Change {
-    if old == new {
-        return Change::None;
-    }
-    // The same task with everything but `field` taken from `new`.
-    let mut probe = old.clone();
-    probe.description.clone_from(&new.description);
-    // Who is notified changes nothing running either.
-    probe.notify.clone_from(&new.notify);
-    probe.notify_on = new.notify_on;
-    if probe == *new {
-        return Change::Description;
-    }
-    probe.schedule = new.schedule.clone();
-    probe.overlap = new.overlap;
-    if probe == *new {
-        return Change::Schedule;
-    }
-    let mut probe = old.clone();
-    probe.description.clone_from(&new.description);
-    probe.notify.clone_from(&new.notify);
-    probe.notify_on = new.notify_on;
-    probe.enabled = new.enabled;
-    if probe == *new {
-        return Change::Enabled(new.enabled);
-    }
-    Change::Restart
-}
-
-fn stopping(
-    pid: u32,
-    started: Mono,
-    reason: StopReason,
-    stop: StopSignal,
-    now: Now,
-    grace: Duration,
-) -> Phase {
+fn stopping(proc: Proc, reason: StopReason, stop: StopSignal, now: Now, grace: Duration) -> Phase {
     Phase::Stopping {
-        pid,
-        started,
+        proc,
         reason,
+        leader_exit: None,
         signalled: now.mono,
         kill_at: now.mono + grace,
         killed: stop == StopSignal::Kill,
@@ -1960,88 +1776,5 @@ fn mono_for(now: Now, w: DateTime<Utc>) -> Mono {
     match (w - now.wall).to_std() {
         Ok(d) => now.mono + d,
         Err(_) => now.mono,
-    }
-}
-
-fn run_detail(uptime: Option<Duration>, usage: Option<Usage>) -> String {
-    let mut parts = Vec::new();
-    if let Some(u) = uptime {
-        parts.push(format!("ran {}", fmt_dur(u)));
-    }
-    if let Some(u) = usage {
-        parts.push(format!("cpu {:.2}s", u.cpu.as_secs_f64()));
-        parts.push(format!("max RSS {}", fmt_bytes(u.max_rss)));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
-    }
-}
-
-fn describe_end(end: &ProcessEnd, success: bool, spec: &TaskSpec) -> (Level, String) {
-    match end {
-        ProcessEnd::Exited(c) if success => (Level::Info, format!("Process finished with code {c}")),
-        ProcessEnd::Exited(126) => (
-            Level::Warning,
-            "Process finished with code 126: the command was found but could not be executed (check its permissions and its #! line)".to_owned(),
-        ),
-        ProcessEnd::Exited(127) => (
-            Level::Warning,
-            "Process finished with code 127: command not found (check the command's spelling, its path and PATH)".to_owned(),
-        ),
-        ProcessEnd::Exited(c) => (
-            Level::Warning,
-            format!(
-                "Process finished with code {c} (failure: success-codes are {:?})",
-                spec.success_codes
-            ),
-        ),
-        ProcessEnd::Signaled(s) if success => (
-            Level::Info,
-            format!(
-                "Process killed by {} ({}): a success code",
-                signal_name(*s),
-                shell_code(*s)
-            ),
-        ),
-        ProcessEnd::Signaled(s) => (
-            Level::Warning,
-            format!(
-                "Process killed by {} ({})",
-                signal_name(*s),
-                shell_code(*s)
-            ),
-        ),
-        ProcessEnd::TimedOut(t) => (
-            Level::Warning,
-            format!("Process stopped: timed out after {}", fmt_dur(*t)),
-        ),
-        ProcessEnd::Stopped(StopReason::Timeout) => {
-            (Level::Warning, "Process stopped (timeout)".to_owned())
-        }
-        ProcessEnd::Stopped(reason) => (Level::Info, format!("Process stopped ({})", reason.words())),
-        ProcessEnd::SpawnFailed(reason) => {
-            (Level::Error, format!("Failed to start: {reason}"))
-        }
-    }
-}
-
-/// Compact form of a process end for tables: `exit 0`, `SIGKILL (137)`, `timeout 30s`.
-pub fn short_end(end: &ProcessEnd) -> String {
-    match end {
-        ProcessEnd::Exited(c) => format!("exit {c}"),
-        ProcessEnd::Signaled(s) => format!("{} ({})", signal_name(*s), shell_code(*s)),
-        ProcessEnd::TimedOut(t) => format!("timeout {}", fmt_dur(*t)),
-        ProcessEnd::Stopped(StopReason::Timeout) => "timeout".to_owned(),
-        ProcessEnd::Stopped(StopReason::Shutdown) => "stopped (shutdown)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Replaced) => "stopped (replaced)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Leftovers) => "stopped (leftovers)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Removed) => "stopped (removed)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Changed) => "stopped (changed)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Command) => "stopped (stop command)".to_owned(),
-        ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
-        ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

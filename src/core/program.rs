@@ -11,18 +11,9 @@ pub(super) enum Deps {
     /// All satisfied.
     Ready,
     /// Not yet: why.
-    Waiting(String),
+    Waiting(DepWait),
     /// One failed: why. The run is skipped.
-    Failed(String),
-}
-
-/// `attempt 2/3`, or `attempt 2` when the attempts are unlimited.
-pub(super) fn attempt_text(attempt: u32, times: u32) -> String {
-    if times == UNLIMITED_ATTEMPTS {
-        format!("attempt {attempt}")
-    } else {
-        format!("attempt {attempt}/{times}")
-    }
+    Failed(DepFailure),
 }
 
 /// What a process's end means for the start-up count (`starttime`, `startretries`).
@@ -41,24 +32,23 @@ impl Core {
     pub(super) fn start_when_ready(&mut self, i: usize, now: Now) {
         match self.deps(i) {
             Deps::Ready => {
-                self.tasks[i].dep_wait = false;
+                if self.tasks[i].dep_wait() {
+                    self.tasks[i].life = Lifecycle::Idle;
+                }
                 self.new_run(i, 1, now);
             }
             Deps::Waiting(why) => {
-                if !self.tasks[i].dep_wait {
-                    self.tasks[i].dep_wait = true;
-                    let name = self.tasks[i].spec.name.clone();
-                    self.log(Some(&name), Level::Info, format!("Waiting: {why}"));
+                if !self.tasks[i].dep_wait() {
+                    self.tasks[i].life = Lifecycle::WaitingForDeps;
+                    self.event(i, TaskEvent::Waiting(why));
                 }
             }
             Deps::Failed(why) => {
                 let task = &mut self.tasks[i];
-                task.dep_wait = false;
                 // Nothing was started: no run, no failure (the state says SKIPPED).
                 task.stats.last_outcome = Some(Outcome::Skipped);
-                task.reason = Some(why.clone());
-                let name = task.spec.name.clone();
-                self.log(Some(&name), Level::Warning, format!("SKIPPED: {why}"));
+                task.life = Lifecycle::Skipped(why.clone());
+                self.event(i, TaskEvent::Skipped(why));
             }
         }
     }
@@ -72,7 +62,7 @@ impl Core {
         loop {
             let mut changed = false;
             for i in 0..self.tasks.len() {
-                if self.tasks[i].dep_wait && !matches!(self.deps(i), Deps::Waiting(_)) {
+                if self.tasks[i].dep_wait() && !matches!(self.deps(i), Deps::Waiting(_)) {
                     self.start_when_ready(i, now);
                     changed = true;
                 }
@@ -92,50 +82,47 @@ impl Core {
             let matched: Vec<&Task> = self
                 .tasks
                 .iter()
-                .filter(|t| !t.removed && (t.spec.name == *dep || t.spec.program == *dep))
+                .filter(|t| !t.removed() && (t.spec.name == *dep || t.spec.program == *dep))
                 .collect();
             if matched.is_empty() {
-                return Deps::Failed(format!("dependency `{dep}` is not in the config"));
+                return Deps::Failed(DepFailure::NotInConfig(dep.clone()));
             }
             for d in matched {
                 let name = &d.spec.name;
                 if !d.spec.enabled {
-                    return Deps::Failed(format!("dependency `{name}` is disabled"));
+                    return Deps::Failed(DepFailure::Disabled(name.clone()));
                 }
                 match d.stats.last_outcome {
-                    Some(Outcome::Fatal) => {
-                        return Deps::Failed(format!("dependency `{name}` is FATAL"))
-                    }
+                    Some(Outcome::Fatal) => return Deps::Failed(DepFailure::Fatal(name.clone())),
                     Some(Outcome::Skipped) if !d.busy() => {
-                        return Deps::Failed(format!("dependency `{name}` was skipped"))
+                        return Deps::Failed(DepFailure::Skipped(name.clone()))
                     }
                     _ => {}
                 }
                 if d.spec.restart_on_success {
-                    if d.runs.iter().any(|r| r.up) {
+                    if d.runs.iter().any(Run::up) {
                         continue;
                     }
                     if d.stats.last_outcome.is_some_and(Outcome::is_failure) && !d.busy() {
-                        return Deps::Failed(format!("dependency `{name}` failed"));
+                        return Deps::Failed(DepFailure::Failed {
+                            dep: name.clone(),
+                            last: None,
+                        });
                     }
-                    return Deps::Waiting(format!(
-                        "dependency `{name}` is not started yet (up {})",
-                        fmt_dur(d.spec.start_time)
-                    ));
+                    return Deps::Waiting(DepWait::NotUp {
+                        dep: name.clone(),
+                        start_time: d.spec.start_time,
+                    });
                 }
                 match d.stats.last_outcome {
-                    Some(Outcome::Success) if d.retry.is_none() => {}
+                    Some(Outcome::Success) if d.retry().is_none() => {}
                     Some(o) if o.is_failure() && !d.busy() => {
-                        let how = d
-                            .stats
-                            .last_end
-                            .as_ref()
-                            .map_or_else(String::new, |e| format!(" ({})", short_end(e)));
-                        return Deps::Failed(format!("dependency `{name}` failed{how}"));
+                        return Deps::Failed(DepFailure::Failed {
+                            dep: name.clone(),
+                            last: d.stats.last_end.clone(),
+                        });
                     }
-                    _ => {
-                        return Deps::Waiting(format!("dependency `{name}` has not succeeded yet"))
-                    }
+                    _ => return Deps::Waiting(DepWait::NotSucceeded { dep: name.clone() }),
                 }
             }
         }
@@ -153,7 +140,6 @@ impl Core {
         uptime: Option<Duration>,
         success: bool,
         end: &ProcessEnd,
-        now: Now,
     ) -> FailedStart {
         let spec = Arc::clone(&self.tasks[i].spec);
         if spec.start_time.is_zero() {
@@ -170,39 +156,29 @@ impl Core {
         if task.failed_starts <= spec.start_retries || self.shutdown.is_some() {
             return FailedStart::Retry(task.failed_starts);
         }
-        task.retry = None;
         task.queued = false;
         task.sched = Sched::Off;
-        task.stats.last_outcome = Some(Outcome::Fatal);
-        let why = format!(
-            "exited {} times in a row before staying up {} (starttime; startretries: {}; last: {})",
-            task.failed_starts,
-            fmt_dur(spec.start_time),
-            spec.start_retries,
-            short_end(end)
-        );
-        task.reason = Some(why.clone());
-        self.log(
-            Some(&spec.name),
-            Level::Error,
-            format!("FATAL: {why}; not started again until a reload changes it"),
-        );
-        let _ = now;
+        let why = FatalWhy {
+            failed_starts: task.failed_starts,
+            start_time: spec.start_time,
+            start_retries: spec.start_retries,
+            last: end.clone(),
+        };
+        // No retry; a task held by `stop` stays held (STOPPED).
+        if !task.held() {
+            task.life = Lifecycle::Fatal(why.clone());
+        }
+        self.event(i, TaskEvent::Fatal(why));
         FailedStart::Fatal
     }
 
     /// A service exited successfully: start it again after `restart-delay`.
     pub(super) fn restart_service(&mut self, i: usize, now: Now) {
         let delay = self.tasks[i].spec.restart_delay;
-        self.tasks[i].retry = Some(Retry {
+        self.tasks[i].life = Lifecycle::Retrying(Retry {
             at: now.mono + delay,
             attempt: 1,
         });
-        let name = self.tasks[i].spec.name.clone();
-        self.log(
-            Some(&name),
-            Level::Info,
-            format!("Restarting in {} (autorestart: always)", fmt_dur(delay)),
-        );
+        self.event(i, TaskEvent::ServiceRestart { delay });
     }
 }

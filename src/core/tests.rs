@@ -318,7 +318,9 @@ impl Harness {
     }
 
     fn shutdown(&mut self) -> Vec<Action> {
-        self.pump(Some(Input::Shutdown { signal: "SIGTERM" }))
+        self.pump(Some(Input::Shutdown {
+            cause: ShutdownCause::Signal(TERM),
+        }))
     }
 
     /// The single live process of `task`.
@@ -460,7 +462,7 @@ impl Harness {
                     self.starting
                 );
             }
-            Action::Log { .. } | Action::Notify { .. } | Action::Reply { .. } => {}
+            Action::Event(_) | Action::Notify { .. } | Action::Reply(_) => {}
         }
     }
 
@@ -563,23 +565,44 @@ impl Harness {
             .collect()
     }
 
-    /// (time, message) of every log line of `task` (`None`: `[MASTER]`).
-    fn lines(&self, task: Option<&str>) -> Vec<(Duration, String)> {
+    /// (time, event) of every event about `task`.
+    fn events(&self, task: &str) -> Vec<(Duration, TaskEvent)> {
         self.outs()
             .filter_map(|(r, a)| match a {
-                Action::Log { task: t, msg, .. } if t.as_deref() == task => {
-                    Some((r.t(), msg.clone()))
+                Action::Event(Event::Task { task: t, what }) if t == task => {
+                    Some((r.t(), what.clone()))
                 }
                 _ => None,
             })
             .collect()
     }
 
-    /// Times of the log lines of `task` that contain `needle`.
-    fn line_times(&self, task: &str, needle: &str) -> Vec<Duration> {
-        self.lines(Some(task))
+    /// (time, event) of every event about bansuri itself (`[MASTER]`).
+    fn master_events(&self) -> Vec<(Duration, MasterEvent)> {
+        self.outs()
+            .filter_map(|(r, a)| match a {
+                Action::Event(Event::Master(m)) => Some((r.t(), m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What every reload so far changed.
+    fn reloads(&self) -> Vec<ReloadSummary> {
+        self.master_events()
             .into_iter()
-            .filter(|(_, m)| m.contains(needle))
+            .filter_map(|(_, e)| match e {
+                MasterEvent::Reloaded(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Times of the events about `task` that `pick` picks.
+    fn event_times(&self, task: &str, pick: impl Fn(&TaskEvent) -> bool) -> Vec<Duration> {
+        self.events(task)
+            .into_iter()
+            .filter(|(_, e)| pick(e))
             .map(|(t, _)| t)
             .collect()
     }
@@ -634,10 +657,10 @@ impl Harness {
     fn job_log(&self) -> String {
         self.outs()
             .filter_map(|(r, a)| match a {
-                Action::Log { task, msg, .. } => Some(format!(
-                    "{:>10.3?} [{}] {msg}",
+                Action::Event(e) => Some(format!(
+                    "{:>10.3?} [{}] {e}",
                     r.t(),
-                    task.as_deref().unwrap_or("MASTER")
+                    e.task().unwrap_or("MASTER")
                 )),
                 _ => None,
             })
@@ -752,7 +775,7 @@ fn disabled_task_never_spawns() {
     assert!(h.spawn_times("o").is_empty());
     assert_eq!(h.state("d"), TaskState::Stopped);
     assert_eq!(h.state("o"), TaskState::Stopped);
-    assert_eq!(h.line_times("d", "Disabled"), [secs(0)]);
+    assert_eq!(h.event_times("d", |e| *e == TaskEvent::Disabled), [secs(0)]);
     assert_eq!(
         h.exit_at(),
         Some((secs(3), 0)),
@@ -822,7 +845,7 @@ fn timer_long_run_skips_each_due_tick_once_and_no_burst_follows() {
     h.step(secs(39));
     // One skip line per tick that came due while the 35 s run was going: 10, 20, 30.
     assert_eq!(
-        h.line_times("t", "skipped"),
+        h.event_times("t", |e| *e == TaskEvent::OverlapSkipped),
         [10, 20, 30].map(secs),
         "{}",
         h.job_log()
@@ -835,7 +858,11 @@ fn timer_long_run_skips_each_due_tick_once_and_no_burst_follows() {
     assert_eq!(h.deadline(), Some(secs(40)));
     h.step(secs(30));
     assert_eq!(h.spawn_times("t"), [0, 40, 50, 60].map(secs));
-    assert_eq!(h.line_times("t", "skipped").len(), 3);
+    assert_eq!(
+        h.event_times("t", |e| *e == TaskEvent::OverlapSkipped)
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -846,7 +873,10 @@ fn timer_ticks_missed_during_a_stall_coalesce_into_one() {
     h.script("t", Script::exits(secs(1), 0));
     h.start();
     h.suspend(secs(35));
-    assert_eq!(h.line_times("t", "skipped"), [secs(35)]);
+    assert_eq!(
+        h.event_times("t", |e| *e == TaskEvent::OverlapSkipped),
+        [secs(35)]
+    );
     assert_eq!(h.deadline(), Some(secs(40)), "still on the anchor's grid");
     h.step(secs(25)); // to 60; the long run ends at 52
     assert_eq!(h.spawn_times("t"), [0, 60].map(secs), "{}", h.job_log());
@@ -1009,7 +1039,10 @@ fn overlap_skip_logs_and_keeps_the_one_run() {
     h.start();
     h.step(secs(24));
     assert_eq!(h.max_live, 1);
-    assert_eq!(h.line_times("t", "overlap: skip"), [10, 20].map(secs));
+    assert_eq!(
+        h.event_times("t", |e| *e == TaskEvent::OverlapSkipped),
+        [10, 20].map(secs)
+    );
     h.step(secs(15)); // the long run ended at 25; the next tick is 30
     assert_eq!(h.spawn_times("t"), [0, 30].map(secs));
 }
@@ -1032,7 +1065,10 @@ fn overlap_queue_keeps_at_most_one_and_runs_it_right_after() {
         "{}",
         h.job_log()
     );
-    assert_eq!(h.line_times("t", "queued"), [secs(10)]);
+    assert_eq!(
+        h.event_times("t", |e| *e == TaskEvent::OverlapQueued),
+        [secs(10)]
+    );
     assert_eq!(h.max_live, 1);
     assert_eq!(h.stats("t").runs, 4);
 }
@@ -1069,7 +1105,8 @@ fn overlap_replace_stops_the_old_run_then_starts_the_new_one() {
         (2, 0, Some(Outcome::Success))
     );
     assert!(
-        h.line_times("t", "Restarting").is_empty(),
+        h.event_times("t", |e| matches!(e, TaskEvent::Retrying { .. }))
+            .is_empty(),
         "a replaced run is not retried"
     );
     assert_eq!(h.max_live, 1);
@@ -1155,7 +1192,10 @@ fn overlap_allow_runs_concurrently() {
     assert_eq!(h.spawn_times("t"), [0, 10, 20].map(secs));
     assert_eq!(h.live_runs("t").len(), 3);
     assert_eq!(h.max_live, 3);
-    assert!(h.lines(Some("t")).iter().all(|(_, m)| !m.contains("skip")));
+    assert!(h
+        .events("t")
+        .iter()
+        .all(|(_, e)| *e != TaskEvent::OverlapSkipped));
     h.step(secs(100));
     // Every start is a run, the three still running included.
     assert_eq!(h.spawn_times("t").len(), 13);
@@ -1191,7 +1231,13 @@ fn timeout_sends_stop_at_exactly_timeout_then_sigkill_after_stoptime() {
     assert_eq!(st.last_outcome, Some(Outcome::Timeout));
     assert_eq!((st.runs, st.failures), (1, 1));
     assert_eq!(h.exit_at(), Some((secs(35), 3)));
-    assert_eq!(h.line_times("a", "Timed out after 30s"), [secs(30)]);
+    assert_eq!(
+        h.event_times(
+            "a",
+            |e| matches!(e, TaskEvent::TimedOut { limit, .. } if *limit == secs(30))
+        ),
+        [secs(30)]
+    );
 }
 
 #[test]
@@ -1330,9 +1376,13 @@ fn retry_times_3_means_exactly_3_spawns_with_doubling_delays() {
         (3, 3),
         "every attempt is a run and a failure"
     );
-    assert_eq!(h.line_times("a", "Restarting in 1s"), [ms(500)]);
-    assert_eq!(h.line_times("a", "Restarting in 2s"), [secs(2)]);
-    assert_eq!(h.line_times("a", "Failed after 3 attempts"), [ms(4500)]);
+    let retry_in = |d: Duration| move |e: &TaskEvent| matches!(e, TaskEvent::Retrying { delay, .. } if *delay == d);
+    assert_eq!(h.event_times("a", retry_in(secs(1))), [ms(500)]);
+    assert_eq!(h.event_times("a", retry_in(secs(2))), [secs(2)]);
+    assert_eq!(
+        h.event_times("a", |e| *e == TaskEvent::GaveUp { attempts: 3 }),
+        [ms(4500)]
+    );
     assert_eq!(h.deadline(), None);
 }
 
@@ -1445,7 +1495,14 @@ fn success_codes_decide_success() {
     assert_eq!(h.state("two"), TaskState::Success);
     assert_eq!(h.stats("two").failures, 0);
     assert_eq!(
-        h.line_times("two", "Process finished with code 2"),
+        h.event_times("two", |e| matches!(
+            e,
+            TaskEvent::Ended {
+                end: ProcessEnd::Exited(2),
+                success: true,
+                ..
+            }
+        )),
         [secs(1)]
     );
     assert_eq!(h.spawn_times("one").len(), 3);
@@ -1468,21 +1525,36 @@ fn death_by_signal_matches_the_success_code_a_shell_reports() {
     assert_eq!(h.state("ok"), TaskState::Success);
     assert_eq!(h.stats("ok").failures, 0);
     assert_eq!(
-        h.line_times("ok", "Process killed by SIGKILL (137): a success code"),
+        h.event_times("ok", |e| matches!(
+            e,
+            TaskEvent::Ended {
+                end: ProcessEnd::Signaled(KILL),
+                success: true,
+                ..
+            }
+        )),
         [secs(1)]
     );
     // 143 is SIGTERM's code: SIGKILL is a failure, retried.
     assert_eq!(h.spawn_times("bad").len(), 3, "{}", h.job_log());
     assert_eq!(h.state("bad"), TaskState::Failed);
     assert_eq!(
-        h.line_times("bad", "Process killed by SIGKILL (137) (ran"),
+        h.event_times("bad", |e| matches!(
+            e,
+            TaskEvent::Ended {
+                end: ProcessEnd::Signaled(KILL),
+                success: false,
+                uptime: Some(_),
+                ..
+            }
+        )),
         [secs(1), secs(3), secs(6)],
         "{}",
         h.job_log()
     );
-    // Tables (summary, status) give both as well.
+    // Tables (summary, status) give both as well (their words: `crate::words` tests).
     let last = h.stats("bad").last_end.expect("ended");
-    assert_eq!(short_end(&last), "SIGKILL (137)");
+    assert_eq!(last, ProcessEnd::Signaled(KILL));
 }
 
 #[test]
@@ -1513,7 +1585,17 @@ fn spawn_failure_counts_as_a_failed_attempt_and_frees_its_slot() {
         h.stats("x").last_end,
         Some(ProcessEnd::SpawnFailed(ref r)) if r.contains("No such file")
     ));
-    assert_eq!(h.line_times("x", "Failed to start").len(), 2);
+    assert_eq!(
+        h.event_times("x", |e| matches!(
+            e,
+            TaskEvent::Ended {
+                end: ProcessEnd::SpawnFailed(_),
+                ..
+            }
+        ))
+        .len(),
+        2
+    );
     assert_eq!(h.exit_at(), Some((secs(5), 3)));
 }
 
@@ -1656,7 +1738,10 @@ fn nothing_new_spawns_after_shutdown() {
     h.step(secs(12));
     // r: fails at 1, retried at 6, fails at 7, retry due at 17; q has a queued run.
     assert_eq!(h.spawn_times("r"), [0, 6].map(secs));
-    assert_eq!(h.line_times("q", "queued"), [secs(10)]);
+    assert_eq!(
+        h.event_times("q", |e| *e == TaskEvent::OverlapQueued),
+        [secs(10)]
+    );
     assert_eq!(h.deadline(), Some(secs(17)));
     let before = h.spawn_order().len();
     h.shutdown();
@@ -1765,7 +1850,11 @@ fn exit_when_done_never_exits_with_a_periodic_task_and_says_so() {
     let mut h = Harness::build(Globals::default(), batch(), vec![timer("t", secs(10))]);
     h.script("t", Script::exits(secs(1), 0));
     h.start();
-    assert_eq!(h.line_times("t", "--exit-when-done").len(), 1);
+    assert_eq!(
+        h.event_times("t", |e| *e == TaskEvent::PeriodicNeverDone)
+            .len(),
+        1
+    );
     h.step(secs(1000));
     assert_eq!(h.exit_at(), None);
     assert_eq!(h.spawn_times("t").len(), 101);
@@ -2055,9 +2144,13 @@ fn reload_keeps_unchanged_tasks_untouched() {
     assert_eq!(h.spawn_times("t"), [0, 10, 20].map(secs));
     assert_eq!(h.spawn_times("a"), [secs(0)]);
     assert!(h.signals("a").is_empty());
-    assert!(h
-        .job_log()
-        .contains("0 added, 0 removed, 0 changed, 2 kept"));
+    assert_eq!(
+        h.reloads(),
+        [ReloadSummary {
+            kept: 2,
+            ..ReloadSummary::default()
+        }]
+    );
 }
 
 #[test]
@@ -2213,7 +2306,8 @@ fn reload_reenabled_while_still_stopping_starts_after_the_stop() {
     assert_eq!(h.signals("a"), [(secs(1), TERM)]);
     assert_eq!(h.state("a"), TaskState::Running);
     assert!(
-        !h.job_log().contains("Scheduled run skipped"),
+        h.event_times("a", |e| *e == TaskEvent::OverlapSkipped)
+            .is_empty(),
         "{}",
         h.job_log()
     );
@@ -2241,8 +2335,10 @@ fn reload_removed_then_added_back_while_stopping_starts_after_the_stop() {
     assert_eq!(h.max_live, 1);
     assert_eq!(h.state("a"), TaskState::Running);
     assert!(
-        h.job_log()
-            .contains("1 added (a), 0 removed, 0 changed, 0 kept"),
+        h.reloads().contains(&ReloadSummary {
+            added: vec!["a".into()],
+            ..ReloadSummary::default()
+        }),
         "{}",
         h.job_log()
     );
@@ -2281,12 +2377,23 @@ fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
     assert_eq!((w0.state, w0.pid), (TaskState::Running, Some(pid)));
     assert_eq!(w0.stats.runs, 1, "its counters are kept");
     let log = h.job_log();
-    assert!(
-        log.contains("2 added (w:1, w:2), 0 removed, 0 changed, 1 kept"),
+    assert_eq!(
+        h.reloads(),
+        [ReloadSummary {
+            added: vec!["w:1".into(), "w:2".into()],
+            kept: 1,
+            ..ReloadSummary::default()
+        }],
         "{log}"
     );
-    assert!(
-        log.contains("[w:0] Takes over from `w` (numprocs changed): same process"),
+    assert_eq!(
+        h.event_times("w:0", |e| *e
+            == TaskEvent::TakesOver {
+                was: "w".into(),
+                same_process: true
+            })
+        .len(),
+        1,
         "{log}"
     );
 
@@ -2300,8 +2407,11 @@ fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
     assert_eq!(h.signals("w:2"), [(secs(2), TERM)]);
     assert_eq!(h.spawn_times("w"), [secs(0)]);
     assert!(
-        h.job_log()
-            .contains("0 added, 2 removed (w:1, w:2), 0 changed, 1 kept"),
+        h.reloads().contains(&ReloadSummary {
+            removed: vec!["w:1".into(), "w:2".into()],
+            kept: 1,
+            ..ReloadSummary::default()
+        }),
         "{}",
         h.job_log()
     );
@@ -2317,8 +2427,11 @@ fn reload_adding_numprocs_keeps_the_running_task_as_instance_0() {
     assert_eq!(h.signals("w"), [(secs(3), TERM)]);
     assert_eq!(h.spawn_times("w:0"), [ms(3100)]);
     assert!(
-        h.job_log()
-            .contains("1 added (w:1), 0 removed, 1 changed (w:0), 0 kept"),
+        h.reloads().contains(&ReloadSummary {
+            added: vec!["w:1".into()],
+            changed: vec!["w:0".into()],
+            ..ReloadSummary::default()
+        }),
         "{}",
         h.job_log()
     );
@@ -2393,8 +2506,11 @@ fn shorthand_identity_is_its_command() {
     h.reload(Globals::default(), vec![short("python a.py --fast", "a")]);
     h.step(secs(1));
     assert!(
-        h.job_log()
-            .contains("1 added (a), 1 removed (a), 0 changed"),
+        h.reloads().contains(&ReloadSummary {
+            added: vec!["a".into()],
+            removed: vec!["a".into()],
+            ..ReloadSummary::default()
+        }),
         "{}",
         h.job_log()
     );
@@ -2415,5 +2531,97 @@ fn a_wall_clock_jump_forward_fires_a_missed_cron_match_once_at_once() {
     h.pump(Some(Input::ClockChanged));
     h.step(secs(5));
     assert_eq!(h.spawn_times("daily"), [secs(10)], "fired at once, once");
-    assert!(h.job_log().contains("The wall clock changed"));
+    assert!(h
+        .master_events()
+        .iter()
+        .any(|(_, e)| matches!(e, MasterEvent::ClockChanged { .. })));
+}
+
+/// A task's displayed state follows from its runs, its lifecycle and (when free) its
+/// schedule and last outcome.
+#[test]
+fn task_state_derives_from_the_lifecycle() {
+    // (`Lifecycle` in this file is a test scenario's.)
+    use super::Lifecycle as Life;
+    let fatal = FatalWhy {
+        failed_starts: 2,
+        start_time: secs(1),
+        start_retries: 1,
+        last: ProcessEnd::Exited(1),
+    };
+    let skipped = DepFailure::Disabled("d".into());
+    let retry = Retry {
+        at: Mono(secs(5)),
+        attempt: 2,
+    };
+    let once_done = Sched::Once { fired: true };
+    let timer = Sched::Timer {
+        anchor: Mono::ZERO,
+        period: secs(10),
+        next: Mono(secs(10)),
+    };
+    let cases = [
+        (
+            Life::Idle,
+            Sched::Once { fired: false },
+            None,
+            TaskState::Pending,
+        ),
+        (Life::Idle, timer.clone(), None, TaskState::Scheduled),
+        (
+            Life::Idle,
+            once_done.clone(),
+            Some(Outcome::Success),
+            TaskState::Success,
+        ),
+        (
+            Life::Idle,
+            once_done.clone(),
+            Some(Outcome::Failed),
+            TaskState::Failed,
+        ),
+        (Life::Idle, Sched::Off, None, TaskState::Stopped),
+        (
+            Life::WaitingForDeps,
+            once_done.clone(),
+            None,
+            TaskState::Waiting,
+        ),
+        (
+            Life::Retrying(retry),
+            once_done.clone(),
+            None,
+            TaskState::Restarting,
+        ),
+        (Life::Held, timer.clone(), None, TaskState::Stopped),
+        (Life::RestartAfterStop, Sched::Off, None, TaskState::Stopped),
+        (
+            Life::Fatal(fatal),
+            Sched::Off,
+            Some(Outcome::Fatal),
+            TaskState::Fatal,
+        ),
+        (
+            Life::Skipped(skipped.clone()),
+            once_done,
+            Some(Outcome::Skipped),
+            TaskState::Skipped,
+        ),
+        // A periodic task skipped once is still SCHEDULED: the next tick tries again.
+        (
+            Life::Skipped(skipped),
+            timer,
+            Some(Outcome::Skipped),
+            TaskState::Scheduled,
+        ),
+    ];
+    for (life, sched, outcome, want) in cases {
+        let mut t = Task::new(Arc::new(task("t")));
+        t.life = life.clone();
+        t.sched = sched;
+        t.stats.last_outcome = outcome;
+        assert_eq!(t.state(), want, "{life:?}");
+        let has_reason = matches!(life, Life::Fatal(_) | Life::Skipped(_));
+        assert_eq!(t.reason().is_some(), has_reason, "{life:?}");
+    }
 }

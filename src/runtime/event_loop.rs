@@ -31,7 +31,7 @@ pub(super) enum Phase {
 #[derive(Debug, Default)]
 struct Signals {
     child_exited: bool,
-    stop: Vec<&'static str>,
+    stop: Vec<Signal>,
     hup: bool,
 }
 
@@ -184,8 +184,7 @@ impl Runtime {
             match self.sigfd.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => got.child_exited = true,
-                    Ok(Signal::SIGTERM) => got.stop.push("SIGTERM"),
-                    Ok(Signal::SIGINT) => got.stop.push("SIGINT"),
+                    Ok(s @ (Signal::SIGTERM | Signal::SIGINT)) => got.stop.push(s),
                     Ok(Signal::SIGHUP) => got.hup = true,
                     _ => {}
                 },
@@ -217,7 +216,7 @@ impl Runtime {
                 // Escaped processes whose run is over: stop them with the rest (those of
                 // a run get its stop signal).
                 self.stop_loose_escapees();
-                self.stop_inputs(signal, arrival)
+                self.stop_inputs(*signal, arrival)
                     .into_iter()
                     .find_map(|input| {
                         let actions = self.core.handle(input, self.now());

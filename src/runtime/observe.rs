@@ -19,11 +19,12 @@ use crate::control::state::{
     ProcessEntry, SettingsInfo, StateDoc, TaskEntry,
 };
 use crate::control::{stale, status, Paths};
-use crate::core::{short_end, Mode, Outcome, RunId};
+use crate::core::{Mode, Outcome, RunId};
 use crate::level::Level;
 use crate::model::ProcessEnd;
 use crate::sample::{self, GroupSample, MemWatch, Sampler};
 use crate::spec::Spec;
+use crate::words::short_end;
 
 /// What the loop keeps for the state file, sampling and control.
 pub(super) struct Observer {
@@ -79,9 +80,9 @@ pub(super) struct Observer {
     /// inotify on the inbox (local file systems only).
     pub(super) inbox_watch: Option<std::os::fd::OwnedFd>,
     /// Replies of the core to the control input being handled.
-    pub(super) replies: Vec<(bool, String)>,
-    /// `[MASTER]` lines logged while a request is handled (reload, shutdown summaries).
-    pub(super) capture: Option<Vec<String>>,
+    pub(super) replies: Vec<crate::core::Reply>,
+    /// `[MASTER]` events told while a request is handled (reload, shutdown summaries).
+    pub(super) capture: Option<Vec<crate::core::MasterEvent>>,
     pub(super) reload_waiters: Vec<super::serve::Waiter>,
 }
 
@@ -527,7 +528,7 @@ impl Runtime {
             one_shot: st.one_shot,
             enabled: st.enabled,
             state: st.state.name().to_owned(),
-            reason: st.reason,
+            reason: st.reason.map(|r| r.to_string()),
             settings_hash: st.settings_hash,
         }
     }

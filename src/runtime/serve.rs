@@ -12,8 +12,9 @@ use super::{Runtime, Token};
 use crate::clock::Mono;
 use crate::control::server::{self, Conn, ReadState, Stream};
 use crate::control::{Cmd, Request, Response, REQUEST_MAX_AGE};
-use crate::core::Input;
+use crate::core::{Input, MasterEvent, ShutdownCause};
 use crate::level::Level;
+use crate::words;
 
 /// File systems where inotify sees every change (the kernel makes them all). On network
 /// and cluster file systems (NFS, Lustre, GPFS, BeeGFS, CephFS, SMB, FUSE) a request file
@@ -614,16 +615,10 @@ impl Runtime {
     /// Carry out a request. `None` for the response: answered later (reload). The exit
     /// code when the request ended bansuri (a shutdown with nothing left to stop).
     fn control_request(&mut self, req: &Request, from: &str) -> (Option<Response>, Option<i32>) {
-        let reply = |ok: bool, message: String| Response {
-            id: req.id.clone(),
-            ok,
-            message,
-            state: None,
-        };
         if req.cmd == Cmd::Status {
             self.learn_starts();
             let doc = self.state_doc(self.now(), None);
-            let mut r = reply(true, String::new());
+            let mut r = response(req, true, String::new());
             r.state = Some(Box::new(doc));
             return (Some(r), None);
         }
@@ -634,80 +629,11 @@ impl Runtime {
         };
         let msg = format!("Control request from {from}: {what}");
         self.master(Level::Info, &msg);
-        let mut exit = None;
-        let resp = match req.cmd {
+        let (resp, exit) = match req.cmd {
             Cmd::Status => unreachable!("answered above"),
-            Cmd::Start | Cmd::Stop | Cmd::Restart => {
-                if req.tasks.is_empty() {
-                    return (
-                        Some(reply(
-                            false,
-                            format!("{}: name at least one task", req.cmd.word()),
-                        )),
-                        None,
-                    );
-                }
-                if let Err(e) = self.core.check_tasks(&req.tasks) {
-                    return (Some(reply(false, e)), None);
-                }
-                let mut lines = Vec::new();
-                let mut ok = true;
-                for t in &req.tasks {
-                    let input = match req.cmd {
-                        Cmd::Start => Input::StartTask { task: t.clone() },
-                        Cmd::Stop => Input::StopTask { task: t.clone() },
-                        _ => Input::RestartTask { task: t.clone() },
-                    };
-                    let actions = self.core.handle(input, self.now());
-                    if let Some(code) = self.apply(actions) {
-                        exit = Some(code);
-                    }
-                    for (o, m) in std::mem::take(&mut self.obs.replies) {
-                        ok &= o;
-                        lines.push(m);
-                    }
-                    if exit.is_some() {
-                        break;
-                    }
-                }
-                reply(ok, lines.join("\n"))
-            }
-            Cmd::Reload => {
-                if !self.watch.enabled {
-                    return (
-                        Some(reply(
-                            false,
-                            "reload: the config file is not watched with --once".into(),
-                        )),
-                        None,
-                    );
-                }
-                self.obs.capture = Some(Vec::new());
-                let code = self.check_config(true);
-                return (None, code);
-            }
-            Cmd::Shutdown => {
-                self.obs.capture = Some(Vec::new());
-                let actions = self.core.handle(
-                    Input::Shutdown {
-                        signal: "a shutdown request",
-                    },
-                    self.now(),
-                );
-                exit = self.apply(actions);
-                let lines = self.obs.capture.take().unwrap_or_default();
-                let msg = lines
-                    .into_iter()
-                    .find(|l| l.starts_with("Received a shutdown request"))
-                    .map(|l| {
-                        l.replace(
-                            "Received a shutdown request: shutdown of",
-                            "Shutdown started:",
-                        )
-                    })
-                    .unwrap_or_else(|| "Shutting down".to_owned());
-                reply(true, msg)
-            }
+            Cmd::Start | Cmd::Stop | Cmd::Restart => self.task_request(req),
+            Cmd::Reload => return self.reload_request(req),
+            Cmd::Shutdown => self.shutdown_request(req),
         };
         // What the command changed shows in `status` at once.
         if exit.is_none() {
@@ -717,12 +643,82 @@ impl Runtime {
         (Some(resp), exit)
     }
 
+    /// `start`, `stop`, `restart`: one core input per task named, answered by the core's
+    /// typed replies.
+    fn task_request(&mut self, req: &Request) -> (Response, Option<i32>) {
+        if req.tasks.is_empty() {
+            let msg = format!("{}: name at least one task", req.cmd.word());
+            return (response(req, false, msg), None);
+        }
+        if let Err(e) = self.core.check_tasks(&req.tasks) {
+            return (response(req, false, e.to_string()), None);
+        }
+        let mut lines = Vec::new();
+        let mut ok = true;
+        let mut exit = None;
+        for t in &req.tasks {
+            let input = match req.cmd {
+                Cmd::Start => Input::StartTask { task: t.clone() },
+                Cmd::Stop => Input::StopTask { task: t.clone() },
+                _ => Input::RestartTask { task: t.clone() },
+            };
+            let actions = self.core.handle(input, self.now());
+            exit = self.apply(actions);
+            for reply in std::mem::take(&mut self.obs.replies) {
+                ok &= reply.ok();
+                lines.push(reply.to_string());
+            }
+            if exit.is_some() {
+                break;
+            }
+        }
+        (response(req, ok, lines.join("\n")), exit)
+    }
+
+    /// `reload`: re-read the config now; answered by [`Runtime::answer_reload`] once it has
+    /// settled (the core's [`MasterEvent::Reloaded`] is caught meanwhile).
+    fn reload_request(&mut self, req: &Request) -> (Option<Response>, Option<i32>) {
+        if !self.watch.enabled {
+            let msg = "reload: the config file is not watched with --once".to_owned();
+            return (Some(response(req, false, msg)), None);
+        }
+        self.obs.capture = Some(Vec::new());
+        let code = self.check_config(true);
+        (None, code)
+    }
+
+    /// `shutdown`: the core's shutdown, answered from the event it begins with.
+    fn shutdown_request(&mut self, req: &Request) -> (Response, Option<i32>) {
+        self.obs.capture = Some(Vec::new());
+        let input = Input::Shutdown {
+            cause: ShutdownCause::Request,
+        };
+        let actions = self.core.handle(input, self.now());
+        let exit = self.apply(actions);
+        let events = self.obs.capture.take().unwrap_or_default();
+        let told = events.iter().find(|e| {
+            matches!(
+                e,
+                MasterEvent::ShutdownBegun {
+                    cause: ShutdownCause::Request,
+                    ..
+                } | MasterEvent::ForcedKill {
+                    cause: ShutdownCause::Request
+                }
+            )
+        });
+        (response(req, true, words::shutdown_reply(told)), exit)
+    }
+
     /// The reload asked for has settled: tell everyone who asked.
     fn answer_reload(&mut self) {
-        let lines = self.obs.capture.take().unwrap_or_default();
-        let applied = lines.into_iter().find(|l| l.starts_with("Config reloaded"));
+        let events = self.obs.capture.take().unwrap_or_default();
+        let applied = events.into_iter().find_map(|e| match e {
+            MasterEvent::Reloaded(summary) => Some(summary),
+            _ => None,
+        });
         let (ok, message) = match (applied, &self.watch.invalid) {
-            (Some(m), _) => (true, m),
+            (Some(summary), _) => (true, summary.to_string()),
             (None, Some(inv)) => {
                 let mut m = format!(
                     "the config file {} was not loaded: {}; still running the config loaded at {}",
@@ -804,6 +800,16 @@ impl Runtime {
         if self.obs.listener.take().is_some() {
             let _ = std::fs::remove_file(&self.obs.paths.socket);
         }
+    }
+}
+
+/// The answer to `req`.
+fn response(req: &Request, ok: bool, message: String) -> Response {
+    Response {
+        id: req.id.clone(),
+        ok,
+        message,
+        state: None,
     }
 }
 

@@ -168,9 +168,9 @@ impl Runtime {
     /// core by when Slurm's SIGKILL forces bansuri's own ([`Input::KillBy`]); a SIGTERM
     /// during the shutdown is Slurm's too (the time limit after a `--signal` warning), so
     /// it does no more than that, instead of killing everything at once.
-    pub(super) fn stop_inputs(&mut self, signal: &'static str, arrival: Now) -> Vec<Input> {
+    pub(super) fn stop_inputs(&mut self, signal: Signal, arrival: Now) -> Vec<Input> {
         let mut inputs = Vec::new();
-        if signal == "SIGTERM" {
+        if signal == Signal::SIGTERM {
             if let Some(session) = &mut self.slurm {
                 if let Some(d) = session.on_sigterm(arrival.wall) {
                     inputs.push(Input::KillBy {
@@ -187,7 +187,9 @@ impl Runtime {
                 }
             }
         }
-        inputs.push(Input::Shutdown { signal });
+        inputs.push(Input::Shutdown {
+            cause: crate::core::ShutdownCause::Signal(signal as i32),
+        });
         inputs
     }
 

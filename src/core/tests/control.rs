@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use super::*;
 
 impl Harness {
-    fn control(&mut self, input: Input) -> (bool, String) {
+    fn control(&mut self, input: Input) -> Reply {
         let acts = self.pump(Some(input));
-        let replies: Vec<(bool, String)> = acts
+        let replies: Vec<Reply> = acts
             .iter()
             .filter_map(|a| match a {
-                Action::Reply { ok, msg } => Some((*ok, msg.clone())),
+                Action::Reply(r) => Some(r.clone()),
                 _ => None,
             })
             .collect();
@@ -19,15 +19,15 @@ impl Harness {
         replies[0].clone()
     }
 
-    fn start_task(&mut self, t: &str) -> (bool, String) {
+    fn start_task(&mut self, t: &str) -> Reply {
         self.control(Input::StartTask { task: t.into() })
     }
 
-    fn stop_task(&mut self, t: &str) -> (bool, String) {
+    fn stop_task(&mut self, t: &str) -> Reply {
         self.control(Input::StopTask { task: t.into() })
     }
 
-    fn restart_task(&mut self, t: &str) -> (bool, String) {
+    fn restart_task(&mut self, t: &str) -> Reply {
         self.control(Input::RestartTask { task: t.into() })
     }
 
@@ -53,9 +53,14 @@ fn stop_holds_a_timer_task_until_start_which_runs_it_now() {
     h.script("t", Script::forever().obeys_stop_after(secs(1)));
     h.start();
     h.step(secs(5));
-    let (ok, msg) = h.stop_task("t");
-    assert!(ok, "{msg}");
-    assert!(msg.contains("stopping `t`: SIGTERM"), "{msg}");
+    assert_eq!(
+        h.stop_task("t"),
+        Reply::Stopping {
+            task: "t".into(),
+            signal: StopSignal::Term,
+            grace: Globals::default().watchdog_timeout,
+        }
+    );
     assert_eq!(h.signals("t"), [(secs(5), TERM)]);
     assert_eq!(h.state("t"), TaskState::Stopping);
     h.step(secs(1));
@@ -68,15 +73,15 @@ fn stop_holds_a_timer_task_until_start_which_runs_it_now() {
     h.step(secs(100));
     assert_eq!(h.spawn_times("t"), [secs(0)], "{}", h.job_log());
     assert_eq!(h.deadline(), None, "a stopped task needs no wake-up");
-    assert_eq!(h.stop_task("t"), (true, "`t` is already stopped".into()));
+    assert_eq!(h.stop_task("t"), Reply::AlreadyStopped { task: "t".into() });
 
-    let (ok, msg) = h.start_task("t");
-    assert!(ok, "{msg}");
+    let reply = h.start_task("t");
+    assert!(reply.ok(), "{reply:?}");
     assert_eq!(h.spawn_times("t"), [secs(0), secs(106)], "runs at once");
     assert_eq!(h.state("t"), TaskState::Running);
     h.step(secs(10));
     assert!(h
-        .line_times("t", "Scheduled run skipped")
+        .event_times("t", |e| *e == TaskEvent::OverlapSkipped)
         .contains(&secs(116)));
 }
 
@@ -98,12 +103,22 @@ fn start_runs_a_finished_one_shot_again_and_leaves_a_running_one_alone() {
     h.start();
     h.step(secs(10));
     assert_eq!(h.state("a"), TaskState::Success);
-    let (ok, msg) = h.start_task("a");
-    assert!(ok && msg == "started `a`", "{msg}");
+    assert_eq!(
+        h.start_task("a"),
+        Reply::Started {
+            task: "a".into(),
+            schedule_goes_on: false
+        }
+    );
     assert_eq!(h.spawn_times("a"), [secs(0), secs(10)]);
-    let (ok, msg) = h.start_task("a");
-    assert!(ok, "{msg}");
-    assert!(msg.contains("already running (pid"), "{msg}");
+    let pid = h.view("a").pid.expect("a runs");
+    assert_eq!(
+        h.start_task("a"),
+        Reply::AlreadyRunning {
+            task: "a".into(),
+            pid
+        }
+    );
     assert_eq!(h.spawn_times("a").len(), 2, "no second process");
     h.step(secs(10));
     assert_eq!(h.stats("a").runs, 2);
@@ -116,8 +131,13 @@ fn start_of_a_scheduled_task_adds_a_run_and_keeps_its_schedule() {
     h.script("t", Script::exits(secs(1), 0));
     h.start();
     h.step(secs(20));
-    let (ok, msg) = h.start_task("t");
-    assert!(ok && msg.contains("its schedule goes on"), "{msg}");
+    assert_eq!(
+        h.start_task("t"),
+        Reply::Started {
+            task: "t".into(),
+            schedule_goes_on: true
+        }
+    );
     h.step(secs(100));
     assert_eq!(h.spawn_times("t"), [secs(0), secs(20), secs(60), secs(120)]);
 }
@@ -148,8 +168,13 @@ fn start_during_backoff_retries_now() {
     h.step(secs(5));
     assert_eq!(h.state("r"), TaskState::Restarting);
     assert!(h.status_of("r").retry_at.is_some());
-    let (ok, msg) = h.start_task("r");
-    assert!(ok && msg.contains("retry (attempt 2) starts now"), "{msg}");
+    assert_eq!(
+        h.start_task("r"),
+        Reply::RetryNow {
+            task: "r".into(),
+            attempt: 2
+        }
+    );
     assert_eq!(h.spawns("r"), [(secs(0), 1), (secs(5), 2)]);
     assert_eq!(h.stats("r").restarts, 1);
 }
@@ -160,8 +185,14 @@ fn restart_stops_then_starts_once_the_group_is_gone() {
     h.script("s", Script::forever().obeys_stop_after(secs(2)));
     h.start();
     h.step(secs(5));
-    let (ok, msg) = h.restart_task("s");
-    assert!(ok && msg.starts_with("restarting `s`: SIGTERM"), "{msg}");
+    assert_eq!(
+        h.restart_task("s"),
+        Reply::Restarting {
+            task: "s".into(),
+            signal: StopSignal::Term,
+            grace: secs(10),
+        }
+    );
     h.step(secs(1));
     assert_eq!(
         h.spawn_times("s"),
@@ -181,8 +212,8 @@ fn restart_stops_then_starts_once_the_group_is_gone() {
     h.script("o", Script::exits(secs(1), 0));
     h.start();
     h.step(secs(3));
-    let (ok, msg) = h.restart_task("o");
-    assert!(ok, "{msg}");
+    let reply = h.restart_task("o");
+    assert!(reply.ok(), "{reply:?}");
     assert_eq!(h.spawn_times("o"), [secs(0), secs(3)]);
 }
 
@@ -208,22 +239,40 @@ fn unknown_task_disabled_task_and_shutdown_are_refused_with_reasons() {
         },
     ]);
     h.start();
-    let (ok, msg) = h.start_task("moniter");
-    assert!(!ok);
-    assert_eq!(msg, "no task named `moniter`; did you mean `monitor`?");
-    let (ok, msg) = h.stop_task("zzzzzz");
-    assert!(!ok);
-    assert_eq!(msg, "no task named `zzzzzz`; the tasks are: monitor, off");
+    let moniter = UnknownTask {
+        name: "moniter".into(),
+        suggestion: Suggestion::DidYouMean("monitor".into()),
+    };
+    let reply = h.start_task("moniter");
+    assert!(!reply.ok());
+    assert_eq!(reply, Reply::NoSuchTask(moniter.clone()));
+    let reply = h.stop_task("zzzzzz");
+    assert!(!reply.ok());
+    assert_eq!(
+        reply,
+        Reply::NoSuchTask(UnknownTask {
+            name: "zzzzzz".into(),
+            suggestion: Suggestion::Known(vec!["monitor".into(), "off".into()]),
+        })
+    );
     assert_eq!(
         h.core.check_tasks(&["monitor".into(), "moniter".into()]),
-        Err("no task named `moniter`; did you mean `monitor`?".into())
+        Err(moniter)
     );
-    let (ok, msg) = h.start_task("off");
-    assert!(!ok && msg.contains("disabled in the config"), "{msg}");
+    let reply = h.start_task("off");
+    assert!(!reply.ok());
+    assert_eq!(reply, Reply::Disabled { task: "off".into() });
     assert!(h.spawn_times("off").is_empty());
     h.shutdown();
-    let (ok, msg) = h.restart_task("monitor");
-    assert!(!ok && msg.contains("shutting down"), "{msg}");
+    let reply = h.restart_task("monitor");
+    assert!(!reply.ok());
+    assert_eq!(
+        reply,
+        Reply::ShuttingDown {
+            command: Command::Restart,
+            task: "monitor".into()
+        }
+    );
 }
 
 #[test]
@@ -276,8 +325,14 @@ fn stop_before_the_pid_is_known_stops_the_process_when_it_comes() {
     let mut h = Harness::new(vec![svc("s")]);
     h.auto_spawn = false;
     h.start();
-    let (ok, _) = h.stop_task("s");
-    assert!(ok);
+    assert_eq!(
+        h.stop_task("s"),
+        Reply::Stopping {
+            task: "s".into(),
+            signal: StopSignal::Term,
+            grace: secs(10)
+        }
+    );
     h.answer("s");
     assert_eq!(h.signals("s"), [(secs(0), TERM)]);
 }
@@ -324,7 +379,7 @@ fn resume_skips_succeeded_one_shots_with_the_same_settings_only() {
     assert_eq!(h.spawn_times("t"), [secs(0)], "periodic: not resumed");
     assert_eq!(h.state("a"), TaskState::Success);
     assert_eq!(
-        h.line_times("a", "not run again (--resume)"),
+        h.event_times("a", |e| *e == TaskEvent::Resumed),
         [secs(0)],
         "{}",
         h.job_log()
@@ -427,23 +482,51 @@ fn shutdown_summary_has_cpu_time_and_peak_rss() {
         status: ExitStatus::Code(1),
         usage: None,
     }));
-    let lines: Vec<String> = h.lines(None).into_iter().map(|(_, m)| m).collect();
-    let header = lines
+    let rows: Vec<MasterEvent> = h.master_events().into_iter().map(|(_, m)| m).collect();
+    let header = rows
         .iter()
-        .find(|l| l.starts_with("TASK"))
-        .unwrap_or_else(|| panic!("no summary: {lines:?}"));
-    assert!(
-        header.contains("CPU TIME") && header.contains("PEAK RSS"),
-        "{header}"
+        .position(|m| *m == MasterEvent::SummaryHeader { width: 4 })
+        .unwrap_or_else(|| panic!("no summary: {rows:?}"));
+    let row = |name: &str, cpu, peak_rss, code| {
+        MasterEvent::SummaryRow(SummaryRow {
+            width: 4,
+            name: name.into(),
+            state: if code == 0 {
+                TaskState::Success
+            } else {
+                TaskState::Failed
+            },
+            runs: 1,
+            failures: u64::from(code != 0),
+            cpu,
+            peak_rss,
+            last: Some(ProcessEnd::Exited(code)),
+        })
+    };
+    assert_eq!(
+        rows[header + 1..header + 3],
+        [row("a", ms(2500), 200 << 20, 0), row("b", ms(0), 0, 1)]
     );
-    let a = lines.iter().find(|l| l.starts_with("a ")).expect("row a");
-    assert!(
-        a.contains("2.50s") && a.contains("200.0 MB") && a.contains("exit 0"),
-        "{a}"
-    );
-    let b = lines.iter().find(|l| l.starts_with("b ")).expect("row b");
-    assert!(
-        b.contains("0.00s") && b.contains(" - ") && b.contains("exit 1"),
-        "{b}"
-    );
+}
+
+/// `stop` holds a task: a retry does not start it either, even for a run that was already
+/// timing out when the command came (it ends as a failure, and that is final).
+#[test]
+fn a_run_timing_out_when_stop_comes_is_not_retried() {
+    let t = TaskSpec {
+        timeout: Some(secs(5)),
+        restart_delay: secs(1),
+        ..retrying(svc("t"), 3)
+    };
+    let mut h = Harness::new(vec![t]);
+    h.script("t", Script::forever().obeys_stop_after(secs(2)));
+    h.start();
+    h.step(secs(6));
+    assert_eq!(h.state("t"), TaskState::Stopping, "timed out at 5 s");
+    assert!(h.stop_task("t").ok());
+    h.step(secs(60));
+    assert_eq!(h.spawn_times("t"), [secs(0)], "{}", h.job_log());
+    assert_eq!(h.state("t"), TaskState::Stopped);
+    assert_eq!(h.stats("t").last_end, Some(ProcessEnd::TimedOut(secs(5))));
+    assert!(h.status_of("t").retry_at.is_none());
 }

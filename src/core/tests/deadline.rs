@@ -21,11 +21,28 @@ impl Harness {
         }))
     }
 
-    fn master_lines(&self, needle: &str) -> Vec<(Duration, String)> {
-        self.lines(None)
+    /// (time, event) of the `[MASTER]` events that `pick` picks.
+    fn master_picked(&self, pick: impl Fn(&MasterEvent) -> bool) -> Vec<(Duration, MasterEvent)> {
+        self.master_events()
             .into_iter()
-            .filter(|(_, m)| m.contains(needle))
+            .filter(|(_, m)| pick(m))
             .collect()
+    }
+
+    fn kill_by_events(&self) -> Vec<(Duration, MasterEvent)> {
+        self.master_picked(|m| matches!(m, MasterEvent::KillBy { .. }))
+    }
+
+    fn planned_begun(&self) -> Vec<(Duration, MasterEvent)> {
+        self.master_picked(|m| {
+            matches!(
+                m,
+                MasterEvent::ShutdownBegun {
+                    cause: ShutdownCause::Planned(_),
+                    ..
+                }
+            )
+        })
     }
 }
 
@@ -49,35 +66,53 @@ fn kill_by_shortens_the_watchdog_of_a_shutdown() {
     assert_eq!(h.signals("stubborn"), [(secs(10), TERM), (secs(18), KILL)]);
     assert_eq!(h.signals("polite"), [(secs(10), TERM)]);
     assert_eq!(h.exit_at(), Some((secs(18), 0)));
-    let said = h.master_lines("shutdown of 2 running processes");
-    assert_eq!(said.len(), 1, "{}", h.job_log());
-    assert!(
-        said[0]
-            .1
-            .contains("SIGKILL after 8s, sooner than the watchdog's 2m"),
+    let said = h.master_picked(|m| matches!(m, MasterEvent::ShutdownBegun { .. }));
+    assert_eq!(
+        said,
+        [(
+            secs(10),
+            MasterEvent::ShutdownBegun {
+                cause: ShutdownCause::Signal(TERM),
+                running: 2,
+                grace: secs(120),
+                sooner: Some(secs(8)),
+                // KillWait decides: no "again to kill at once".
+                hint: false,
+            }
+        )],
         "{}",
-        said[0].1
+        h.job_log()
     );
-    assert!(
-        !said[0].1.contains("again to kill at once"),
-        "{}",
-        said[0].1
-    );
-    let why = h.master_lines("KillWait (10s)");
+    let why = h.kill_by_events();
     assert_eq!(why.len(), 1, "{}", h.job_log());
     assert!(
-        why[0].1.contains("SIGKILL to whatever is still running by"),
-        "{}",
-        why[0].1
+        matches!(
+            &why[0].1,
+            MasterEvent::KillBy { why, when: Some((_, within)) }
+                if why.contains("KillWait (10s)") && *within == secs(8)
+        ),
+        "{:?}",
+        why[0]
     );
-    assert!(why[0].1.contains("(in 8s)"), "{}", why[0].1);
-    assert_eq!(h.line_times("stubborn", "SIGKILL in 8s"), [secs(10)]);
+    assert_eq!(
+        h.event_times("stubborn", |e| matches!(
+            e,
+            TaskEvent::Stopping { grace, .. } if *grace == secs(8)
+        )),
+        [secs(10)]
+    );
     // The SIGKILL line names the grace the run was given, not what is left of it.
     assert_eq!(
-        h.line_times(
-            "stubborn",
-            "Still running at the end of its stop grace (8s) after SIGTERM"
-        ),
+        h.event_times("stubborn", |e| matches!(
+            e,
+            TaskEvent::GraceOver {
+                grace,
+                how: StopHow::Group {
+                    signal: StopSignal::Term,
+                    ..
+                }
+            } if *grace == secs(8)
+        )),
         [secs(18)],
         "{}",
         h.job_log()
@@ -122,7 +157,7 @@ fn kill_by_tightens_runs_already_stopping_and_never_loosens() {
         Some(secs(20)),
         "a later KillBy does not loosen"
     );
-    assert_eq!(h.master_lines("KillWait").len(), 1, "{}", h.job_log());
+    assert_eq!(h.kill_by_events().len(), 1, "{}", h.job_log());
     h.step(secs(30));
     assert_eq!(h.signals("t"), [(secs(5), TERM), (secs(20), KILL)]);
     assert!(h.signals("m").is_empty(), "m is not being stopped");
@@ -143,7 +178,8 @@ fn kill_by_already_past_kills_what_is_stopping_at_once() {
     assert_eq!(h.signals("a"), [(secs(10), TERM), (secs(15), KILL)]);
     assert_eq!(h.exit_at(), Some((secs(15), 0)));
     assert_eq!(
-        h.master_lines("still running now").len(),
+        h.master_picked(|m| matches!(m, MasterEvent::KillBy { when: None, .. }))
+            .len(),
         1,
         "{}",
         h.job_log()
@@ -162,22 +198,43 @@ fn planned_shutdown_begins_at_its_time() {
     h.start();
     h.shutdown_at(Some(secs(60)));
     assert_eq!(h.deadline(), Some(secs(7)), "the timer first");
-    let planned = h.master_lines("Graceful shutdown planned at");
-    assert_eq!(planned.len(), 1, "{}", h.job_log());
-    assert!(
-        planned[0].1.contains("(in 1m): stop_before_end is 1m"),
+    let planned = h.master_picked(|m| matches!(m, MasterEvent::ShutdownPlanned { .. }));
+    assert_eq!(
+        planned,
+        [(
+            secs(0),
+            MasterEvent::ShutdownPlanned {
+                at: wall(T0) + chrono::Duration::seconds(60),
+                within: Some(secs(60)),
+                why: "stop_before_end is 1m and the job ends at ...".into(),
+            }
+        )],
         "{}",
-        planned[0].1
+        h.job_log()
     );
     h.step(secs(60) - ms(1));
     assert!(h.signals("a").is_empty());
     assert_eq!(h.deadline(), Some(secs(60)));
     h.step(ms(1));
     assert_eq!(h.signals("a"), [(secs(60), TERM)]);
-    let begun = h.master_lines("Planned shutdown (stop_before_end is 1m");
-    assert_eq!(begun.len(), 1, "{}", h.job_log());
-    assert_eq!(begun[0].0, secs(60));
-    assert!(begun[0].1.contains("SIGKILL after 2m)"), "{}", begun[0].1);
+    let begun = h.planned_begun();
+    assert_eq!(
+        begun,
+        [(
+            secs(60),
+            MasterEvent::ShutdownBegun {
+                cause: ShutdownCause::Planned(
+                    "stop_before_end is 1m and the job ends at ...".into()
+                ),
+                running: 1,
+                grace: secs(120),
+                sooner: None,
+                hint: false,
+            }
+        )],
+        "{}",
+        h.job_log()
+    );
     h.step(secs(10));
     assert_eq!(h.exit_at(), Some((secs(62), 0)));
     assert_eq!(
@@ -195,7 +252,13 @@ fn planned_shutdown_begins_at_its_time() {
         ],
         "nothing new after the shutdown began"
     );
-    assert!(h.job_log().contains("Shutdown complete"), "{}", h.job_log());
+    assert!(
+        h.master_events()
+            .iter()
+            .any(|(_, m)| matches!(m, MasterEvent::Done { shutdown: true, .. })),
+        "{}",
+        h.job_log()
+    );
 }
 
 #[test]
@@ -205,7 +268,8 @@ fn planned_shutdown_can_move_or_be_cancelled() {
     h.shutdown_at(Some(secs(60)));
     h.shutdown_at(Some(secs(60)));
     assert_eq!(
-        h.master_lines("planned at").len(),
+        h.master_picked(|m| matches!(m, MasterEvent::ShutdownPlanned { .. }))
+            .len(),
         1,
         "the same plan is not logged twice"
     );
@@ -222,7 +286,11 @@ fn planned_shutdown_can_move_or_be_cancelled() {
     h.shutdown_at(Some(secs(60)));
     h.shutdown_at(None);
     assert_eq!(h.deadline(), None);
-    assert_eq!(h.master_lines("Planned shutdown cancelled").len(), 1);
+    assert_eq!(
+        h.master_picked(|m| matches!(m, MasterEvent::PlannedCancelled { .. }))
+            .len(),
+        1
+    );
     h.step(secs(300));
     assert!(h.signals("a").is_empty());
     assert_eq!(h.exit_at(), None);
@@ -280,5 +348,5 @@ fn a_shutdown_by_signal_cancels_the_plan() {
     h.shutdown();
     h.step(secs(70));
     assert_eq!(h.signals("a"), [(secs(10), TERM)], "no second stop at 60 s");
-    assert_eq!(h.master_lines("Planned shutdown (").len(), 0);
+    assert_eq!(h.planned_begun().len(), 0);
 }

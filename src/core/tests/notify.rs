@@ -90,8 +90,8 @@ fn final_failure_is_told_once_after_the_last_attempt() {
         h.job_log()
     );
     // The notice follows the lines that say what happened.
-    let after = h.lines(Some("a")).last().cloned().unwrap();
-    assert!(after.1.contains("Failed after 3 attempts"), "{after:?}");
+    let after = h.events("a").last().cloned().unwrap();
+    assert_eq!(after.1, TaskEvent::GaveUp { attempts: 3 }, "{after:?}");
 }
 
 #[test]

@@ -37,9 +37,10 @@ fn autorestart_always_restarts_after_a_clean_exit() {
     h.step(ms(4500));
     // Up 2 s, 1 s restart-delay, again and again; never a growing backoff after success.
     assert_eq!(h.spawn_times("s"), [0, 3, 6].map(secs));
-    assert!(h
-        .job_log()
-        .contains("Restarting in 1s (autorestart: always)"));
+    assert_eq!(
+        h.event_times("s", |e| *e == TaskEvent::ServiceRestart { delay: secs(1) }),
+        [2, 5].map(secs)
+    );
 }
 
 #[test]
@@ -58,7 +59,17 @@ fn autorestart_unexpected_restarts_only_outside_exitcodes() {
     // 1 is unexpected: restarted with the doubling backoff, without a limit.
     assert_eq!(h.spawn_times("bad"), [0, 2, 5, 10, 19].map(secs));
     assert!(
-        h.job_log().contains("(attempt 3, on-fail: restart)"),
+        h.events("bad").iter().any(|(_, e)| matches!(
+            e,
+            TaskEvent::Retrying {
+                why: RetryWhy::Policy {
+                    attempt: 3,
+                    times: UNLIMITED_ATTEMPTS,
+                    autorestart: false
+                },
+                ..
+            }
+        )),
         "{}",
         h.job_log()
     );
@@ -366,12 +377,23 @@ fn fatal_and_skipped_tasks_say_why_in_their_view() {
     assert_eq!(h.view("a").reason, None, "FAILED has no reason line");
     let c = h.view("c");
     assert_eq!(c.state, TaskState::Skipped);
-    assert_eq!(c.reason.as_deref(), Some("dependency `a` failed (exit 1)"));
+    assert_eq!(
+        c.reason,
+        Some(Reason::Skipped(DepFailure::Failed {
+            dep: "a".into(),
+            last: Some(ProcessEnd::Exited(1))
+        }))
+    );
     let f = h.view("crashy");
     assert_eq!(f.state, TaskState::Fatal);
     assert_eq!(
-        f.reason.as_deref(),
-        Some("exited 3 times in a row before staying up 2s (starttime; startretries: 2; last: exit 1)")
+        f.reason,
+        Some(Reason::Fatal(FatalWhy {
+            failed_starts: 3,
+            start_time: secs(2),
+            start_retries: 2,
+            last: ProcessEnd::Exited(1)
+        }))
     );
 }
 
@@ -414,7 +436,18 @@ fn every_start_is_a_run_and_every_failed_exit_a_failure() {
     h.script("bad", Script::exits(secs(1), 1));
     h.start();
     h.step(secs(30) + ms(50));
-    let ends = |name: &str| h.line_times(name, "Process finished").len() as u64;
+    let ends = |name: &str| {
+        h.event_times(name, |e| {
+            matches!(
+                e,
+                TaskEvent::Ended {
+                    end: ProcessEnd::Exited(_),
+                    ..
+                }
+            )
+        })
+        .len() as u64
+    };
     let u = h.stats("u");
     // Up 1 s, 100 ms delay: starts at 0, 1.1, 2.2, ... 29.7; 27 exits by 30.05 s.
     assert_eq!(u.runs, h.spawn_times("u").len() as u64);
@@ -437,17 +470,19 @@ fn every_start_is_a_run_and_every_failed_exit_a_failure() {
     assert_eq!((dep.runs, dep.failures), (0, 0));
     assert_eq!(h.state("dep"), TaskState::Skipped);
     // An attempt stopped by bansuri is no failure.
-    h.pump(Some(Input::Shutdown { signal: "SIGTERM" }));
+    h.pump(Some(Input::Shutdown {
+        cause: ShutdownCause::Signal(TERM),
+    }));
     h.step(secs(5));
     assert_eq!(h.stats("u").failures, 27, "{}", h.job_log());
     let log = h.job_log();
-    let row = log
-        .lines()
-        .find(|l| l.contains("[MASTER] u "))
+    let row = h
+        .master_events()
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            MasterEvent::SummaryRow(r) if r.name == "u" => Some(r),
+            _ => None,
+        })
         .unwrap_or_else(|| panic!("a summary row for u:\n{log}"));
-    let cols: Vec<&str> = row.split_whitespace().collect();
-    assert!(
-        cols.windows(2).any(|w| w == ["28", "27"]),
-        "summary: RUNS 28 FAILURES 27: {row}"
-    );
+    assert_eq!((row.runs, row.failures), (28, 27), "summary: {row:?}");
 }
