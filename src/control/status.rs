@@ -476,7 +476,7 @@ mod tests {
         );
         let e = crate::control::client::preflight(&d, crate::control::Cmd::Stop, &[])
             .expect_err("refused");
-        assert_eq!(e.code, 1);
+        assert_eq!(e.kind, crate::model::ErrorKind::Runtime);
         assert!(
             e.msg.starts_with(
                 "no bansuri is running for this config, most likely: its state was last written "

@@ -297,7 +297,11 @@ impl Runtime {
     }
 
     /// A listener or connection is ready.
-    pub(super) fn serve_event(&mut self, token: u64, events: EpollFlags) -> Option<i32> {
+    pub(super) fn serve_event(
+        &mut self,
+        token: u64,
+        events: EpollFlags,
+    ) -> Option<crate::model::Ending> {
         match token {
             LISTENER_TOKEN => {
                 self.accept_control();
@@ -323,7 +327,7 @@ impl Runtime {
     }
 
     /// Time-outs of connections, the inbox, reloads that have settled.
-    pub(super) fn serve_due(&mut self) -> Option<i32> {
+    pub(super) fn serve_due(&mut self) -> Option<crate::model::Ending> {
         let now = self.now().mono;
         let late: Vec<usize> = self
             .obs
@@ -456,7 +460,7 @@ impl Runtime {
         }
     }
 
-    fn on_conn(&mut self, slot: usize, events: EpollFlags) -> Option<i32> {
+    fn on_conn(&mut self, slot: usize, events: EpollFlags) -> Option<crate::model::Ending> {
         let s = self.obs.conns.get_mut(slot).and_then(Option::as_mut)?;
         if s.conn.answered {
             if events.contains(EpollFlags::EPOLLOUT) {
@@ -538,7 +542,7 @@ impl Runtime {
     }
 
     /// Read the request files in the inbox and answer each.
-    fn poll_inbox(&mut self) -> Option<i32> {
+    fn poll_inbox(&mut self) -> Option<crate::model::Ending> {
         let inbox = server::take_requests(&self.obs.paths);
         for skip in &inbox.skipped {
             let msg = format!(
@@ -626,7 +630,11 @@ impl Runtime {
 
     /// Carry out a request. `None` for the response: answered later (reload). The exit
     /// code when the request ended bansuri (a shutdown with nothing left to stop).
-    fn control_request(&mut self, req: &Request, from: &str) -> (Option<Response>, Option<i32>) {
+    fn control_request(
+        &mut self,
+        req: &Request,
+        from: &str,
+    ) -> (Option<Response>, Option<crate::model::Ending>) {
         let reply = |ok: bool, message: String| Response {
             id: req.id.clone(),
             ok,
