@@ -269,7 +269,7 @@ fn duration(node: &Node) -> Result<Duration, Problem> {
         Value::String(s) => duration::parse(s),
         _ => return Err(expected("a duration", node).help(DURATION_HELP)),
     };
-    parsed.map_err(|e| Problem::new(e).help(DURATION_HELP))
+    parsed.map_err(|e| Problem::new(e.to_string()).help(DURATION_HELP))
 }
 
 /// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
@@ -1330,7 +1330,7 @@ impl<'a> Validator<'a> {
         let cron = self.take(t, cron_got, |n| {
             let expr =
                 non_empty_str(n).map_err(|p| p.help("e.g. \"*/5 * * * *\" or \"@daily\""))?;
-            CronSchedule::parse(expr.trim(), tz).map_err(Problem::new)
+            CronSchedule::parse(expr.trim(), tz).map_err(|e| Problem::new(e.to_string()))
         });
         if let (Some(timer), Some(cron)) = (timer_got, cron_got) {
             let timer_line = self.line(&timer.key.span);

@@ -375,7 +375,7 @@ fn control_timeout(v: Option<std::ffi::OsString>) -> Result<Duration, ClientErro
     let v = v
         .into_string()
         .map_err(|_| bad("not valid UTF-8".to_owned()))?;
-    crate::text::parse_duration(&v).map_err(bad)
+    crate::text::parse_duration(&v).map_err(|e| bad(e.to_string()))
 }
 
 /// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.

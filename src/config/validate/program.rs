@@ -530,7 +530,9 @@ pub(super) fn byte_size(node: &Node) -> Result<u64, Problem> {
             Some(v) if v >= 0 => Ok(v as u64),
             _ => Err(Problem::new(format!("`{}` is not a size in bytes", n.raw)).help(help)),
         },
-        Value::String(s) => crate::text::parse_size(s).map_err(|e| Problem::new(e).help(help)),
+        Value::String(s) => {
+            crate::text::parse_size(s).map_err(|e| Problem::new(e.to_string()).help(help))
+        }
         _ => Err(Problem::new(format!("expected a size, found {}", super::found(node))).help(help)),
     }
 }
