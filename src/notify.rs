@@ -17,7 +17,7 @@
 //! quotes, `${V}` inside double quotes, `'"${V}"'` inside single quotes. The command text
 //! run is a function of the template alone ([`expand_command`]), whatever the task says.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
@@ -521,10 +521,60 @@ pub struct CommandChild {
     pub output: OwnedFd,
 }
 
+/// Why a notifier process could not be started. `Display` follows "Notifier failed: ".
+#[derive(Debug)]
+pub enum NotifierStartError {
+    /// The message could not be put in a file for its stdin.
+    Message(io::Error),
+    /// The output pipe could not be created.
+    Pipe(nix::Error),
+    /// The output pipe could not be made non-blocking.
+    PipeSetup(io::Error),
+    /// The output pipe could not be duplicated (for stderr).
+    PipeDup(io::Error),
+    /// The program could not be started: which (`/bin/sh`, `python3`), and why.
+    Start {
+        /// The program, as named in the message.
+        program: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for NotifierStartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifierStartError::Message(e) => write!(f, "cannot prepare the message: {e}"),
+            NotifierStartError::Pipe(e) => write!(f, "cannot create a pipe: {e}"),
+            NotifierStartError::PipeSetup(e) => write!(f, "cannot set up a pipe: {e}"),
+            NotifierStartError::PipeDup(e) => write!(f, "cannot duplicate a pipe: {e}"),
+            NotifierStartError::Start { program, source } => {
+                write!(f, "cannot start {program}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotifierStartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifierStartError::Message(e)
+            | NotifierStartError::PipeSetup(e)
+            | NotifierStartError::PipeDup(e)
+            | NotifierStartError::Start { source: e, .. } => Some(e),
+            NotifierStartError::Pipe(e) => Some(e),
+        }
+    }
+}
+
 /// Start `notify_command` for `notice`: `/bin/sh -c` on the expanded template, in `dir`,
 /// in a session of its own (PDEATHSIG, empty signal mask, as tasks), the message on stdin
 /// (an in-memory file, so writing it never blocks), stdout and stderr into one pipe.
-pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<CommandChild, String> {
+pub fn spawn_command(
+    template: &str,
+    notice: &Notice,
+    dir: &Path,
+) -> Result<CommandChild, NotifierStartError> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(expand_command(template));
     spawn_notifier(cmd, notice, dir, "/bin/sh")
@@ -537,24 +587,22 @@ pub fn spawn_notifier(
     notice: &Notice,
     dir: &Path,
     what: &str,
-) -> Result<CommandChild, String> {
-    let stdin =
-        message_file(&notice.message()).map_err(|e| format!("cannot prepare the message: {e}"))?;
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("cannot create a pipe: {e}"))?;
-    crate::spawn::set_nonblocking(&r).map_err(|e| format!("cannot set up a pipe: {e}"))?;
-    let w2 = w
-        .try_clone()
-        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
+) -> Result<CommandChild, NotifierStartError> {
+    let stdin = message_file(&notice.message()).map_err(NotifierStartError::Message)?;
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(NotifierStartError::Pipe)?;
+    crate::spawn::set_nonblocking(&r).map_err(NotifierStartError::PipeSetup)?;
+    let w2 = w.try_clone().map_err(NotifierStartError::PipeDup)?;
     cmd.current_dir(dir)
         .envs(notice.vars())
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2));
     crate::spawn::detach(&mut cmd);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let child = cmd.spawn().map_err(|source| NotifierStartError::Start {
+        program: what.to_owned(),
+        source,
+    })?;
     let pid = child.id();
     // Reaped by the runtime (by pid), like tasks.
     drop(child);
@@ -594,6 +642,18 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::time::Duration;
+
+    #[test]
+    fn a_notifier_that_cannot_start_says_which_program_and_why() {
+        let cmd = Command::new("/nonexistent/bansuri-notifier");
+        let e = spawn_notifier(cmd, &notice(), Path::new("/"), "python3").unwrap_err();
+        assert!(
+            matches!(&e, NotifierStartError::Start { program, source }
+                if program == "python3" && source.kind() == io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("cannot start python3: "), "{e}");
+    }
 
     fn notice() -> Notice {
         Notice {
