@@ -274,17 +274,13 @@ fn duration(node: &Node) -> Result<Duration, Problem> {
 
 /// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
 /// Port 0 picks a free port (the address in use is in the state file).
-pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, (String, &'static str)> {
+pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, super::DashboardAddrError> {
     let t = s.trim();
     if let Ok(port) = t.trim_start_matches(':').parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    t.parse::<std::net::SocketAddr>().map_err(|_| {
-        (
-            format!("`{t}` is not an address and port"),
-            "write \"127.0.0.1:8080\" (loopback only), \"8080\" (the same), or \"0.0.0.0:8080\" (every interface)",
-        )
-    })
+    t.parse::<std::net::SocketAddr>()
+        .map_err(|_| super::DashboardAddrError(t.to_owned()))
 }
 
 fn positive_duration(node: &Node) -> Result<Duration, Problem> {
@@ -335,7 +331,7 @@ fn dashboard(n: &Node) -> Result<Option<std::net::SocketAddr>, Problem> {
     }
     dashboard_addr(non_empty_str(n)?)
         .map(Some)
-        .map_err(|(msg, help)| Problem::new(msg).help(help))
+        .map_err(|e| Problem::new(e.detail()).help(super::DashboardAddrError::HELP))
 }
 
 /// `config_settle`: a duration up to [`MAX_CONFIG_SETTLE`].

@@ -163,6 +163,7 @@ impl Runtime {
         attempt: u32,
     ) -> Vec<Action> {
         let started = crate::spawn::prepare(&task, &chrono::Local::now())
+            .map_err(|e| e.to_string())
             .and_then(|task| self.start_thread(run, &task, attempt));
         match started {
             Ok(()) => self.core.handle(Input::Spawned { run, pid: 0 }, self.now()),

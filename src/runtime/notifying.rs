@@ -433,7 +433,7 @@ impl Runtime {
         task: &TaskSpec,
         attempt: u32,
     ) -> Result<spawn::Child, String> {
-        let task = spawn::prepare(task, &chrono::Local::now())?;
+        let task = spawn::prepare(task, &chrono::Local::now()).map_err(|e| e.to_string())?;
         self.notifying.track_output(run, &task);
         // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
         self.spawn(&task, attempt)

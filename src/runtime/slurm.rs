@@ -234,7 +234,7 @@ impl Runtime {
         if task.srun.is_some() && self.slurm.is_none() {
             return Err(s::SRUN_OUTSIDE_SLURM.to_owned());
         }
-        spawn::spawn(task, attempt)
+        spawn::spawn(task, attempt).map_err(|e| e.to_string())
     }
 
     /// Signal an srun task. srun turns a SIGTERM it receives into a SIGKILL of its step,
