@@ -317,7 +317,13 @@ pub fn parse_str_with(
     format: Format,
     ext: &Extensions,
 ) -> Result<Spec, ConfigErrors> {
-    let root = match format {
+    let root = parse_tree(text, path, format)?;
+    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+}
+
+/// `text` (the content of `path`) as a spanned tree, or its syntax error as a diagnostic.
+fn parse_tree(text: &str, path: &Path, format: Format) -> Result<tree::Node, ConfigErrors> {
+    match format {
         Format::Json => json::parse(text),
         Format::Toml => toml::parse(text),
         Format::Yaml => yaml::parse(text),
@@ -332,8 +338,7 @@ pub fn parse_str_with(
             err.note = Some(format!("{note} (line {line}, column {col})"));
         }
         ConfigErrors(vec![err])
-    })?;
-    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+    })
 }
 
 /// Why a task's `user`, looked up at its start, cannot be run as. `Display` is worded for

@@ -578,7 +578,7 @@ impl Runtime {
                 Err(e) => {
                     let msg = format!("Refused the request file {}.req: {e}", inc.id);
                     self.master(Level::Warning, &msg);
-                    Some(refuse(e.clone()))
+                    Some(refuse(e.to_string()))
                 }
                 Ok(req) if exit.is_some() => Some(refuse(format!(
                     "not carried out: bansuri is exiting ({})",
