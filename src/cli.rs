@@ -510,4 +510,35 @@ mod tests {
             assert_eq!(Exit::Failed(e.kind()).code(), code, "{e}");
         }
     }
+
+    #[test]
+    fn execute_returns_the_typed_outcome_of_the_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, r#"{"scripts": [{"name": "a", "command": "true"}]}"#).expect("write");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"scripts": [{"name": "a"}]}"#).expect("write");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let mut argv: Vec<&std::ffi::OsStr> = vec!["bansuri".as_ref()];
+            argv.extend_from_slice(args);
+            execute(argv, Registry::default())
+        };
+        assert_eq!(
+            run(&["validate".as_ref(), "-c".as_ref(), good.as_os_str()]),
+            Exit::Done
+        );
+        assert_eq!(
+            run(&["validate".as_ref(), "-c".as_ref(), bad.as_os_str()]),
+            Exit::Failed(ErrorKind::Usage)
+        );
+        let missing = dir.path().join("missing.json");
+        assert_eq!(
+            run(&[
+                "--validate-config".as_ref(),
+                "-c".as_ref(),
+                missing.as_os_str()
+            ]),
+            Exit::Failed(ErrorKind::Usage)
+        );
+    }
 }
