@@ -1,8 +1,13 @@
 //! The command line (clap): `bansuri [run]`, `bansuri validate`, and what each does.
 //!
-//! Owns argument parsing, the `validate` report and turning errors into exit codes
-//! (0 ok, 1 runtime failure, 2 usage or config error, 3 a task failed finally).
+//! Owns argument parsing, the `validate` report, and the typed outcome of a command: an
+//! [`Exit`] (how `run` ended, a command done) or a [`CliError`] (printed on stderr once,
+//! by [`execute`]). The binary's `main` turns the `Exit` into the process exit code with
+//! [`Exit::code`], the one table of codes (0 ok, 1 runtime failure, 2 usage or config
+//! error, 3 a task failed finally).
 
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,22 +16,102 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::api::Registry;
 use crate::clock::{Mono, Now};
-use crate::config::{self, Extensions};
+use crate::config::{self, ConfigErrors, Extensions};
 use crate::console::{errln, outln};
+use crate::control::client::ClientError;
 use crate::control::{self, Cmd};
 use crate::core::Mode;
 use crate::level::Level;
-use crate::runtime::{self, Overrides, RunOptions};
+pub use crate::model::{Ending, ErrorKind, Exit};
+use crate::runtime::{self, Overrides, RunOptions, RuntimeError};
 use crate::schedule::{self, Schedule};
 use crate::spec::{LogFormat, Spec};
 use crate::text::fmt_wall;
 
 mod extra;
 
-/// Exit code: a usage or config error.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: a runtime failure.
-pub const EXIT_RUNTIME: i32 = 1;
+/// Why a command failed. `Display` is what stderr shows (the whole message, `error:`
+/// included); [`CliError::kind`] is what the exit code says of it ([`Exit::code`]).
+#[derive(Debug)]
+pub enum CliError {
+    /// The config cannot be found or is invalid: every error, rendered.
+    Config(ConfigErrors),
+    /// `--check-interval` is shorter than `min`.
+    CheckIntervalTooShort {
+        /// The shortest allowed.
+        min: Duration,
+    },
+    /// `BANSURI_LOG_LEVEL` names no level.
+    LogLevel(crate::level::UnknownLevel),
+    /// The runtime could not start, or stopped on an error.
+    Runtime(RuntimeError),
+    /// A control command, `status` or `shell` failed.
+    Client(ClientError),
+    /// `man` could not render its page.
+    RenderManPage(io::Error),
+    /// `man --out-dir DIR` could not write the pages.
+    WriteManPages {
+        /// The directory given.
+        dir: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// stdout cannot be written (`completions`, `man`, `schema`; a closed pipe is fine).
+    Stdout(io::Error),
+}
+
+impl CliError {
+    /// A usage or config error (nothing ran), or a runtime failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CliError::Config(_)
+            | CliError::CheckIntervalTooShort { .. }
+            | CliError::LogLevel(_) => ErrorKind::Usage,
+            CliError::Client(e) => e.kind,
+            CliError::Runtime(_)
+            | CliError::RenderManPage(_)
+            | CliError::WriteManPages { .. }
+            | CliError::Stdout(_) => ErrorKind::Runtime,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Config(e) => write!(f, "{e}"),
+            CliError::CheckIntervalTooShort { min } => write!(
+                f,
+                "error: --check-interval must be at least {}",
+                crate::text::fmt_dur_exact(*min)
+            ),
+            CliError::LogLevel(e) => write!(f, "error: BANSURI_LOG_LEVEL: {e}"),
+            CliError::Runtime(e) => write!(f, "error: {e}"),
+            CliError::Client(e) => write!(f, "error: {e}"),
+            CliError::RenderManPage(e) => write!(f, "error: cannot render the man page: {e}"),
+            CliError::WriteManPages { dir, source } => write!(
+                f,
+                "error: cannot write man pages into {}: {source}",
+                dir.display()
+            ),
+            CliError::Stdout(e) => write!(f, "error: cannot write to stdout: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CliError::Config(e) => Some(e),
+            CliError::CheckIntervalTooShort { .. } => None,
+            CliError::LogLevel(e) => Some(e),
+            CliError::Runtime(e) => Some(e),
+            CliError::Client(e) => Some(e),
+            CliError::RenderManPage(e) | CliError::Stdout(e) => Some(e),
+            CliError::WriteManPages { source, .. } => Some(source),
+        }
+    }
+}
 
 /// Keep many scripts running inside one SLURM job (or anywhere): one-shot jobs, periodic
 /// jobs (interval or cron) and long-running monitors, from one config file.
@@ -201,82 +286,84 @@ enum FormatArg {
 /// kept here for programs that parse a duration as bansuri's command line does.
 pub use crate::text::parse_duration;
 
-/// Parse the command line and do it; returns the process exit code.
+/// Parse the command line and do it; returns the process exit code (`Exit::code`).
 pub fn main() -> i32 {
     main_with(std::env::args_os(), Registry::default())
 }
 
 /// [`main`] for a program that embeds bansuri: `args` (the first is the program name)
-/// with the tasks and notifiers of `registry` (see [`crate::Builder`]).
+/// with the tasks and notifiers of `registry` (see [`crate::Builder`]); returns the
+/// process exit code (`Exit::code`).
 pub fn main_with<I, A>(args: I, registry: Registry) -> i32
 where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    execute(args, registry).code()
+}
+
+/// Parse `args` and do the command; an error is printed on stderr here, once, and
+/// becomes `Exit::Failed` of its kind.
+pub fn execute<I, A>(args: I, registry: Registry) -> Exit
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    match dispatch(Cli::parse_from(args), registry) {
+        Ok(exit) => exit,
+        Err(e) => {
+            errln!("{e}");
+            Exit::Failed(e.kind())
+        }
+    }
+}
+
+fn dispatch(cli: Cli, registry: Registry) -> Result<Exit, CliError> {
     let ext = registry.extensions();
     if cli.validate_config {
         return validate(cli.run.config.config.as_deref(), &ext);
     }
+    let done = |r: Result<(), ClientError>| r.map(|()| Exit::Done).map_err(CliError::Client);
     match cli.command {
         Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
-        Some(Command::StepExec(a)) => crate::slurm::step_exec::run(&a.command),
-        Some(Command::Agent(a)) => crate::agent::node::run(a.node),
+        Some(Command::StepExec(a)) => Ok(Exit::StepExec(crate::slurm::step_exec::run(&a.command))),
+        Some(Command::Agent(a)) => Ok(Exit::StepExec(crate::agent::node::run(a.node))),
         Some(Command::Run(args)) => run(args, registry),
-        Some(Command::Start(a)) => control_cmd(a.config, Cmd::Start, &a.tasks),
+        Some(Command::Start(a)) => done(control_cmd(a.config, Cmd::Start, &a.tasks)),
         Some(Command::Stop(a)) if a.tasks.is_empty() => {
             // The Bansuri manual's `bansuri stop` (12.3.3): bansuri itself stops, gracefully.
             outln!("No task named: stopping bansuri (as `bansuri shutdown`)");
-            control_cmd(a.config, Cmd::Shutdown, &[])
+            done(control_cmd(a.config, Cmd::Shutdown, &[]))
         }
-        Some(Command::Stop(a)) => control_cmd(a.config, Cmd::Stop, &a.tasks),
-        Some(Command::Restart(a)) => control_cmd(a.config, Cmd::Restart, &a.tasks),
-        Some(Command::Reload(c)) => control_cmd(c, Cmd::Reload, &[]),
-        Some(Command::Shutdown(c)) => control_cmd(c, Cmd::Shutdown, &[]),
-        Some(Command::Shell(c)) => client_result(control::shell::run(c.config.as_deref())),
-        Some(Command::Status(a)) => client_result(control::client::status(
+        Some(Command::Stop(a)) => done(control_cmd(a.config, Cmd::Stop, &a.tasks)),
+        Some(Command::Restart(a)) => done(control_cmd(a.config, Cmd::Restart, &a.tasks)),
+        Some(Command::Reload(c)) => done(control_cmd(c, Cmd::Reload, &[])),
+        Some(Command::Shutdown(c)) => done(control_cmd(c, Cmd::Shutdown, &[])),
+        Some(Command::Shell(c)) => done(control::shell::run(c.config.as_deref())),
+        Some(Command::Status(a)) => done(control::client::status(
             a.config.config.as_deref(),
             &a.tasks,
             a.json,
             a.watch,
         )),
-        Some(Command::Completions(a)) => extra::completions(&a),
-        Some(Command::Man(a)) => extra::man(&a),
-        Some(Command::Schema) => extra::schema(),
+        Some(Command::Completions(a)) => extra::completions(&a).map(|()| Exit::Done),
+        Some(Command::Man(a)) => extra::man(&a).map(|()| Exit::Done),
+        Some(Command::Schema) => extra::schema().map(|()| Exit::Done),
         None => run(cli.run, registry),
     }
 }
 
-fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> i32 {
-    client_result(control::client::command(c.config.as_deref(), cmd, tasks))
+fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> Result<(), ClientError> {
+    control::client::command(c.config.as_deref(), cmd, tasks)
 }
 
-fn client_result(r: Result<(), control::client::ClientError>) -> i32 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            errln!("error: {}", e.msg);
-            e.code
-        }
-    }
+fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
+    let path = config::locate(cli).map_err(CliError::Config)?;
+    config::load_with(&path, ext).map_err(CliError::Config)
 }
 
-fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, i32> {
-    let path = config::locate(cli).map_err(|e| {
-        errln!("{e}");
-        EXIT_USAGE
-    })?;
-    config::load_with(&path, ext).map_err(|e| {
-        errln!("{e}");
-        EXIT_USAGE
-    })
-}
-
-fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
-    let spec = match load(cli, ext) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
+    let spec = load(cli, ext)?;
     let now = Now {
         mono: Mono::ZERO,
         wall: Utc::now(),
@@ -343,21 +430,14 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> i32 {
     {
         outln!("warning: {warning}");
     }
-    0
+    Ok(Exit::Done)
 }
 
-fn run(args: RunArgs, registry: Registry) -> i32 {
-    let spec = match load(args.config.config.as_deref(), &registry.extensions()) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
+    let spec = load(args.config.config.as_deref(), &registry.extensions())?;
     let shortest = crate::text::duration::MIN_CHECK_INTERVAL;
     if args.check_interval.is_some_and(|d| d < shortest) {
-        errln!(
-            "error: --check-interval must be at least {}",
-            crate::text::fmt_dur_exact(shortest)
-        );
-        return EXIT_USAGE;
+        return Err(CliError::CheckIntervalTooShort { min: shortest });
     }
     let overrides = Overrides {
         check_interval: args.check_interval,
@@ -372,13 +452,7 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         dashboard: args.dashboard,
     };
     let mut level = match std::env::var("BANSURI_LOG_LEVEL") {
-        Ok(v) => match v.parse::<Level>() {
-            Ok(l) => l,
-            Err(e) => {
-                errln!("error: BANSURI_LOG_LEVEL: {e}");
-                return EXIT_USAGE;
-            }
-        },
+        Ok(v) => v.parse::<Level>().map_err(CliError::LogLevel)?,
         Err(_) => Level::Info,
     };
     if args.verbose {
@@ -396,11 +470,88 @@ fn run(args: RunArgs, registry: Registry) -> i32 {
         overrides,
         resume: args.resume,
     };
-    match runtime::run_with(spec, opts, registry) {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("error: {e}");
-            EXIT_RUNTIME
+    runtime::run_with(spec, opts, registry)
+        .map(Exit::Run)
+        .map_err(CliError::Runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_says_what_it_said_before_and_has_the_kind_of_its_exit_code() {
+        let cases: Vec<(CliError, &str, i32)> = vec![
+            (
+                CliError::CheckIntervalTooShort {
+                    min: Duration::from_secs(1),
+                },
+                "error: --check-interval must be at least 1s",
+                2,
+            ),
+            (
+                CliError::LogLevel("loud".parse::<Level>().unwrap_err()),
+                "error: BANSURI_LOG_LEVEL: unknown log level `LOUD` (expected DEBUG, INFO, WARNING or ERROR)",
+                2,
+            ),
+            (
+                CliError::Client(ClientError::usage("unknown task `x`")),
+                "error: unknown task `x`",
+                2,
+            ),
+            (
+                CliError::Client(ClientError::runtime("no bansuri is running")),
+                "error: no bansuri is running",
+                1,
+            ),
+            (
+                CliError::Stdout(io::Error::other("disk full")),
+                "error: cannot write to stdout: disk full",
+                1,
+            ),
+            (
+                CliError::WriteManPages {
+                    dir: PathBuf::from("/ro/man"),
+                    source: io::Error::other("read-only"),
+                },
+                "error: cannot write man pages into /ro/man: read-only",
+                1,
+            ),
+        ];
+        for (e, text, code) in cases {
+            assert_eq!(e.to_string(), text);
+            assert_eq!(Exit::Failed(e.kind()).code(), code, "{e}");
         }
+    }
+
+    #[test]
+    fn execute_returns_the_typed_outcome_of_the_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, r#"{"scripts": [{"name": "a", "command": "true"}]}"#).expect("write");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"scripts": [{"name": "a"}]}"#).expect("write");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let mut argv: Vec<&std::ffi::OsStr> = vec!["bansuri".as_ref()];
+            argv.extend_from_slice(args);
+            execute(argv, Registry::default())
+        };
+        assert_eq!(
+            run(&["validate".as_ref(), "-c".as_ref(), good.as_os_str()]),
+            Exit::Done
+        );
+        assert_eq!(
+            run(&["validate".as_ref(), "-c".as_ref(), bad.as_os_str()]),
+            Exit::Failed(ErrorKind::Usage)
+        );
+        let missing = dir.path().join("missing.json");
+        assert_eq!(
+            run(&[
+                "--validate-config".as_ref(),
+                "-c".as_ref(),
+                missing.as_os_str()
+            ]),
+            Exit::Failed(ErrorKind::Usage)
+        );
     }
 }

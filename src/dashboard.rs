@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use crate::control::state::StateDoc;
+use crate::control::state::{NodeInfo, StateDoc, TaskEntry};
 use crate::model::TaskState;
 
 /// Every state a task can be in, for the one-hot `bansuri_task_state` metric: the names of
@@ -262,20 +262,15 @@ fn label(v: &str) -> String {
 /// The metrics, in Prometheus text format.
 pub fn metrics(doc: &StateDoc) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
     family(
+        &mut out,
         "bansuri_up",
         "gauge",
         "1 while bansuri runs (the state document says so).",
         vec![(String::new(), f64::from(u8::from(doc.bansuri.running)))],
     );
     family(
+        &mut out,
         "bansuri_config_invalid",
         "gauge",
         "1 when the config file on disk cannot be used and an older config is in effect.",
@@ -284,12 +279,86 @@ pub fn metrics(doc: &StateDoc) -> String {
             f64::from(u8::from(doc.config.invalid.is_some())),
         )],
     );
-    let per_task = |f: &dyn Fn(&crate::control::state::TaskEntry) -> Option<f64>| {
-        doc.tasks
-            .iter()
-            .filter_map(|t| f(t).map(|v| (format!("{{task=\"{}\"}}", label(&t.name)), v)))
-            .collect::<Vec<_>>()
-    };
+    task_metrics(&mut out, doc);
+    if let Some(n) = &doc.node {
+        node_metrics(&mut out, n);
+    }
+    out
+}
+
+/// One metric family: its HELP and TYPE lines, then one line per (labels, value).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+/// A task's figure read from its state entry (none: the task has no sample line).
+type TaskFigure = fn(&TaskEntry) -> Option<f64>;
+
+/// The per-task families with one sample per task labelled `task`: name, type, help,
+/// the figure.
+const TASK_FIGURES: &[(&str, &str, &str, TaskFigure)] = &[
+    (
+        "bansuri_task_starts_total",
+        "counter",
+        "Processes started for the task (the same as bansuri_task_runs_total).",
+        |t| Some(t.starts as f64),
+    ),
+    (
+        "bansuri_task_runs_total",
+        "counter",
+        "Attempts of the task started: every process start, retries and restarts included.",
+        |t| Some(t.runs as f64),
+    ),
+    (
+        "bansuri_task_failures_total",
+        "counter",
+        "Attempts of the task that ended in failure (exit code, signal, timeout, failed start).",
+        |t| Some(t.failures as f64),
+    ),
+    (
+        "bansuri_task_restarts_total",
+        "counter",
+        "Retries started for the task (attempts after the first of a run).",
+        |t| Some(t.restarts as f64),
+    ),
+    (
+        "bansuri_task_cpu_seconds_total",
+        "counter",
+        "CPU time used by the task's processes.",
+        |t| Some(t.cpu_time),
+    ),
+    (
+        "bansuri_task_cpu_percent",
+        "gauge",
+        "CPU use of the task's process groups at the last sample, in percent of one core.",
+        |t| t.cpu_percent,
+    ),
+    (
+        "bansuri_task_rss_bytes",
+        "gauge",
+        "Resident memory of the task's process groups at the last sample.",
+        |t| t.rss.map(|r| r as f64),
+    ),
+    (
+        "bansuri_task_peak_rss_bytes",
+        "gauge",
+        "Largest resident memory seen for the task.",
+        |t| Some(t.peak_rss as f64),
+    ),
+    (
+        "bansuri_task_last_exit_code",
+        "gauge",
+        "Exit code of the task's last process (absent when it was killed by a signal).",
+        |t| t.last_exit.as_ref().and_then(|e| e.code).map(f64::from),
+    ),
+];
+
+/// The task families: the state (one sample per state), the figures, the last signal.
+fn task_metrics(out: &mut String, doc: &StateDoc) {
     let mut states = Vec::new();
     for t in &doc.tasks {
         for s in STATES {
@@ -300,66 +369,22 @@ pub fn metrics(doc: &StateDoc) -> String {
         }
     }
     family(
+        out,
         "bansuri_task_state",
         "gauge",
         "1 for the state the task is in, 0 for the others.",
         states,
     );
+    for (name, kind, help, figure) in TASK_FIGURES {
+        let samples = doc
+            .tasks
+            .iter()
+            .filter_map(|t| figure(t).map(|v| (format!("{{task=\"{}\"}}", label(&t.name)), v)))
+            .collect();
+        family(out, name, kind, help, samples);
+    }
     family(
-        "bansuri_task_starts_total",
-        "counter",
-        "Processes started for the task (the same as bansuri_task_runs_total).",
-        per_task(&|t| Some(t.starts as f64)),
-    );
-    family(
-        "bansuri_task_runs_total",
-        "counter",
-        "Attempts of the task started: every process start, retries and restarts included.",
-        per_task(&|t| Some(t.runs as f64)),
-    );
-    family(
-        "bansuri_task_failures_total",
-        "counter",
-        "Attempts of the task that ended in failure (exit code, signal, timeout, failed start).",
-        per_task(&|t| Some(t.failures as f64)),
-    );
-    family(
-        "bansuri_task_restarts_total",
-        "counter",
-        "Retries started for the task (attempts after the first of a run).",
-        per_task(&|t| Some(t.restarts as f64)),
-    );
-    family(
-        "bansuri_task_cpu_seconds_total",
-        "counter",
-        "CPU time used by the task's processes.",
-        per_task(&|t| Some(t.cpu_time)),
-    );
-    family(
-        "bansuri_task_cpu_percent",
-        "gauge",
-        "CPU use of the task's process groups at the last sample, in percent of one core.",
-        per_task(&|t| t.cpu_percent),
-    );
-    family(
-        "bansuri_task_rss_bytes",
-        "gauge",
-        "Resident memory of the task's process groups at the last sample.",
-        per_task(&|t| t.rss.map(|r| r as f64)),
-    );
-    family(
-        "bansuri_task_peak_rss_bytes",
-        "gauge",
-        "Largest resident memory seen for the task.",
-        per_task(&|t| Some(t.peak_rss as f64)),
-    );
-    family(
-        "bansuri_task_last_exit_code",
-        "gauge",
-        "Exit code of the task's last process (absent when it was killed by a signal).",
-        per_task(&|t| t.last_exit.as_ref().and_then(|e| e.code).map(f64::from)),
-    );
-    family(
+        out,
         "bansuri_task_last_exit_signal",
         "gauge",
         "1 when the task's last process was killed by the signal in the label.",
@@ -374,31 +399,35 @@ pub fn metrics(doc: &StateDoc) -> String {
             })
             .collect(),
     );
-    if let Some(n) = &doc.node {
-        family(
-            "bansuri_node_load",
-            "gauge",
-            "Load average of the node.",
-            vec![
-                ("{period=\"1m\"}".into(), n.load[0]),
-                ("{period=\"5m\"}".into(), n.load[1]),
-                ("{period=\"15m\"}".into(), n.load[2]),
-            ],
-        );
-        family(
-            "bansuri_node_memory_total_bytes",
-            "gauge",
-            "Memory of the node.",
-            vec![(String::new(), n.mem_total as f64)],
-        );
-        family(
-            "bansuri_node_memory_available_bytes",
-            "gauge",
-            "Memory available on the node (MemAvailable).",
-            vec![(String::new(), n.mem_available as f64)],
-        );
-    }
-    out
+}
+
+/// The node's load and memory.
+fn node_metrics(out: &mut String, n: &NodeInfo) {
+    family(
+        out,
+        "bansuri_node_load",
+        "gauge",
+        "Load average of the node.",
+        vec![
+            ("{period=\"1m\"}".into(), n.load[0]),
+            ("{period=\"5m\"}".into(), n.load[1]),
+            ("{period=\"15m\"}".into(), n.load[2]),
+        ],
+    );
+    family(
+        out,
+        "bansuri_node_memory_total_bytes",
+        "gauge",
+        "Memory of the node.",
+        vec![(String::new(), n.mem_total as f64)],
+    );
+    family(
+        out,
+        "bansuri_node_memory_available_bytes",
+        "gauge",
+        "Memory available on the node (MemAvailable).",
+        vec![(String::new(), n.mem_available as f64)],
+    );
 }
 
 /// The page: a table that refreshes itself from `/api/status`.

@@ -166,18 +166,12 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let end = end.min(line_end);
-    // The line piece by piece: plain text as displayed, each secret as `***`; the
-    // underline's columns are counted in what is shown.
-    let mut shown = String::new();
-    let mut cols = 0;
-    let (mut col_start, mut col_end) = (0, 0);
     // The secrets on this line, in order, walked with the line (one pass, however many).
     let mut on_line: Vec<&Range<usize>> = secrets
         .iter()
         .filter(|s| s.start < line_end && s.end > line_start && s.start < s.end)
         .collect();
     on_line.sort_by_key(|s| s.start);
-    let mut next_secret = on_line.into_iter().peekable();
     // Only the bytes near the span are walked: a 1 MB one-line config with many errors
     // must not cost a walk of the whole line per error.
     let (line_start, clipped_left) = if start - line_start > WALK {
@@ -190,6 +184,59 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
     } else {
         (line_end, false)
     };
+    let ShownLine {
+        text: mut shown,
+        col_start,
+        col_end,
+    } = show_line(text, line_start..line_end, start..end, on_line);
+    if shown.ends_with('\r') {
+        shown.pop();
+    }
+    let trimmed = shown.trim_end();
+    // Trailing blanks of the span are not underlined.
+    let blanks = display(&text[start..end.max(start)])
+        .chars()
+        .rev()
+        .take_while(|c| c.is_whitespace())
+        .count();
+    let width = col_end
+        .saturating_sub(blanks)
+        .min(trimmed.chars().count())
+        .saturating_sub(col_start);
+    let (text, start, width) = window(trimmed, col_start, width, clipped_left, clipped_right);
+    SpanLocation {
+        line,
+        column,
+        snippet: Snippet {
+            line,
+            text,
+            start,
+            width: width.max(1),
+        },
+    }
+}
+
+/// A piece of a config line as displayed, and the columns of a span in it.
+struct ShownLine {
+    text: String,
+    col_start: usize,
+    col_end: usize,
+}
+
+/// The bytes `walk` of `text` piece by piece: plain text as displayed, each secret (of
+/// `on_line`, sorted) as `***`; the columns of `span` are counted in what is shown.
+fn show_line(
+    text: &str,
+    walk: Range<usize>,
+    span: Range<usize>,
+    on_line: Vec<&Range<usize>>,
+) -> ShownLine {
+    let (line_start, line_end) = (walk.start, walk.end);
+    let (start, end) = (span.start, span.end);
+    let mut next_secret = on_line.into_iter().peekable();
+    let mut shown = String::new();
+    let mut cols = 0;
+    let (mut col_start, mut col_end) = (0, 0);
     let mut i = line_start;
     while i < line_end {
         while next_secret.peek().is_some_and(|s| s.end <= i) {
@@ -235,23 +282,25 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
     if end >= i {
         col_end = cols;
     }
-    if shown.ends_with('\r') {
-        shown.pop();
+    ShownLine {
+        text: shown,
+        col_start,
+        col_end,
     }
-    let trimmed = shown.trim_end();
-    // Trailing blanks of the span are not underlined.
-    let blanks = display(&text[start..end.max(start)])
-        .chars()
-        .rev()
-        .take_while(|c| c.is_whitespace())
-        .count();
-    let width = col_end
-        .saturating_sub(blanks)
-        .min(trimmed.chars().count())
-        .saturating_sub(col_start);
-    // A very long line (a one-line config, a 64 KiB value) is shown around the span.
+}
+
+/// A very long line (a one-line config, a 64 KiB value) is shown around the span: the
+/// text shown, the span's column and width in it (`...` marks what is cut, also where
+/// the walk was clipped).
+fn window(
+    trimmed: &str,
+    col_start: usize,
+    width: usize,
+    clipped_left: bool,
+    clipped_right: bool,
+) -> (String, usize, usize) {
     let chars: Vec<char> = trimmed.chars().collect();
-    let (text, start, width) = if chars.len() > SHOWN_MAX || clipped_left || clipped_right {
+    if chars.len() > SHOWN_MAX || clipped_left || clipped_right {
         let from = col_start.saturating_sub(SHOWN_BEFORE).min(chars.len());
         let to = (from + SHOWN_MAX).min(chars.len());
         let mut t = String::new();
@@ -268,16 +317,6 @@ fn locate_span(text: &str, span: Range<usize>, secrets: &[Range<usize>]) -> Span
         (t, start, width.min(to.saturating_sub(col_start)))
     } else {
         (trimmed.to_string(), col_start, width)
-    };
-    SpanLocation {
-        line,
-        column,
-        snippet: Snippet {
-            line,
-            text,
-            start,
-            width: width.max(1),
-        },
     }
 }
 

@@ -35,16 +35,35 @@ impl fmt::Display for Level {
 }
 
 impl FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Level, String> {
+    type Err = UnknownLevel;
+    fn from_str(s: &str) -> Result<Level, UnknownLevel> {
         match s.trim().to_ascii_uppercase().as_str() {
             "DEBUG" => Ok(Level::Debug),
             "INFO" => Ok(Level::Info),
             "WARNING" | "WARN" => Ok(Level::Warning),
             "ERROR" => Ok(Level::Error),
-            other => Err(format!(
-                "unknown log level `{other}` (expected DEBUG, INFO, WARNING or ERROR)"
-            )),
+            other => Err(UnknownLevel {
+                given: other.to_owned(),
+            }),
         }
     }
 }
+
+/// A level name that is none of DEBUG, INFO, WARNING (WARN), ERROR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownLevel {
+    /// The name given, trimmed and in upper case.
+    pub given: String,
+}
+
+impl fmt::Display for UnknownLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown log level `{}` (expected DEBUG, INFO, WARNING or ERROR)",
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for UnknownLevel {}

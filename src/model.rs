@@ -1,6 +1,8 @@
 //! The shared vocabulary of runs: how a process ended ([`ExitStatus`] as the kernel says,
 //! [`ProcessEnd`] in the core's terms, [`StopReason`]), what it used ([`Usage`]), and the
-//! state of a task as users see it ([`TaskState`]).
+//! state of a task as users see it ([`TaskState`]); how bansuri itself ends ([`Exit`]:
+//! how a run ended, [`Ending`], or the kind of error that stopped a command,
+//! [`ErrorKind`]), with the one table of process exit codes, [`Exit::code`].
 //!
 //! Plain data read by the core, the runtime, spawn, the notices, the status table and the
 //! dashboard alike, so none of them imports another for a type. Must not: decide anything
@@ -207,3 +209,85 @@ const _: () = {
         i += 1;
     }
 };
+
+/// How a `bansuri run` ended, as the core decides it ([`crate::core::Action::Exit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A shutdown (SIGTERM/SIGINT, a control request, `stop_before_end`) is complete.
+    ShutDown,
+    /// Batch mode (`--exit-when-done`, `--once`): no task can run again, and every one that
+    /// ran succeeded.
+    AllSucceeded,
+    /// Batch mode: no task can run again, and `failed` tasks failed finally.
+    TasksFailed {
+        /// How many (at least one).
+        failed: usize,
+    },
+}
+
+/// The kind of error that stopped a command: the exit code tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command line or the config is wrong (or names an unknown task): nothing ran.
+    Usage,
+    /// bansuri could not do its work: the job log cannot be opened, the event loop
+    /// failed, no bansuri answers, stdout is closed...
+    Runtime,
+}
+
+/// How the bansuri process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// A command (`validate`, `status`, `start`, `completions`, ...) did what it was asked.
+    Done,
+    /// `bansuri run` ended.
+    Run(Ending),
+    /// A command failed.
+    Failed(ErrorKind),
+    /// `step-exec` (inside an srun step): the exit code of the command it ran, passed on
+    /// as it is (128 + N for a signal, 126/127 when it could not be run).
+    StepExec(i32),
+}
+
+impl Exit {
+    /// The process exit code: the one table (README, "Exit codes"; the job log's
+    /// "exiting with code N" and the state file's `exit_code` are read from here too).
+    ///
+    /// | code | meaning |
+    /// | --- | --- |
+    /// | 0 | ok: a command did its work, a shutdown completed, or (batch) all tasks succeeded |
+    /// | 1 | runtime failure (the job log cannot be opened, no bansuri answers, ...) |
+    /// | 2 | usage or config error |
+    /// | 3 | a task failed finally (`--exit-when-done`, `--once`) |
+    /// | any | `step-exec`: its command's own code |
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Done | Exit::Run(Ending::ShutDown | Ending::AllSucceeded) => 0,
+            Exit::Failed(ErrorKind::Runtime) => 1,
+            Exit::Failed(ErrorKind::Usage) => 2,
+            Exit::Run(Ending::TasksFailed { .. }) => 3,
+            Exit::StepExec(code) => code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_codes_are_the_documented_ones() {
+        let table = [
+            (Exit::Done, 0),
+            (Exit::Run(Ending::ShutDown), 0),
+            (Exit::Run(Ending::AllSucceeded), 0),
+            (Exit::Failed(ErrorKind::Runtime), 1),
+            (Exit::Failed(ErrorKind::Usage), 2),
+            (Exit::Run(Ending::TasksFailed { failed: 2 }), 3),
+            (Exit::StepExec(143), 143),
+        ];
+        for (exit, code) in table {
+            assert_eq!(exit.code(), code, "{exit:?}");
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! quotes, `${V}` inside double quotes, `'"${V}"'` inside single quotes. The command text
 //! run is a function of the template alone ([`expand_command`]), whatever the task says.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
@@ -357,53 +357,78 @@ fn section(text: &str) -> String {
 /// (`$(...)`, backquotes) starts a new unquoted context even inside double quotes, so
 /// `"$(printf %s {task})"` gets `"${BANSURI_TASK}"` inside the `$(...)`, one word there too.
 pub fn expand_command(template: &str) -> String {
-    /// A quoting context of the shell; the innermost is the last on the stack.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Q {
-        /// Unquoted: the top level, or inside `$(...)` (`depth`: open `(` inside it).
-        Plain {
-            sub: bool,
-            depth: u32,
-        },
-        /// Inside backquotes (a command substitution).
-        Backtick,
-        /// Inside `$((...))`: expanded as in double quotes, where quotes are not allowed.
-        Arith {
-            depth: u32,
-        },
-        Single,
-        Double,
-    }
     let mut out = String::with_capacity(template.len() + 32);
-    let mut stack = vec![Q::Plain {
-        sub: false,
-        depth: 0,
-    }];
+    let mut quoting = Quoting {
+        stack: vec![Quote::Plain {
+            sub: false,
+            depth: 0,
+        }],
+    };
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
-        let q = *stack.last().expect("the top level is never popped");
         if c == '{' {
             let hit = PLACEHOLDERS.iter().find(|(name, _)| {
                 rest[1..].starts_with(name) && rest[1 + name.len()..].starts_with('}')
             });
             if let Some((name, var)) = hit {
-                match q {
-                    Q::Plain { .. } | Q::Backtick => write!(out, "\"${{{var}}}\""),
-                    Q::Double | Q::Arith { .. } => write!(out, "${{{var}}}"),
-                    Q::Single => write!(out, "'\"${{{var}}}\"'"),
-                }
-                .expect("writing to a String");
+                quoting.reference(var, &mut out);
                 rest = &rest[name.len() + 2..];
                 continue;
             }
         }
         out.push(c);
-        rest = &rest[c.len_utf8()..];
-        if q == Q::Single {
+        rest = quoting.after(c, &rest[c.len_utf8()..], &mut out);
+    }
+    out
+}
+
+/// A quoting context of the shell.
+#[derive(Clone, Copy, PartialEq)]
+enum Quote {
+    /// Unquoted: the top level, or inside `$(...)` (`depth`: open `(` inside it).
+    Plain {
+        sub: bool,
+        depth: u32,
+    },
+    /// Inside backquotes (a command substitution).
+    Backtick,
+    /// Inside `$((...))`: expanded as in double quotes, where quotes are not allowed.
+    Arith {
+        depth: u32,
+    },
+    Single,
+    Double,
+}
+
+/// The quoting contexts open at a point of a command; the innermost is the last.
+struct Quoting {
+    stack: Vec<Quote>,
+}
+
+impl Quoting {
+    fn current(&self) -> Quote {
+        *self.stack.last().expect("the top level is never popped")
+    }
+
+    /// Write a reference to `var` that is one word in the current context.
+    fn reference(&self, var: &str, out: &mut String) {
+        match self.current() {
+            Quote::Plain { .. } | Quote::Backtick => write!(out, "\"${{{var}}}\""),
+            Quote::Double | Quote::Arith { .. } => write!(out, "${{{var}}}"),
+            Quote::Single => write!(out, "'\"${{{var}}}\"'"),
+        }
+        .expect("writing to a String");
+    }
+
+    /// After `c` (already written to `out`): open or close contexts, copy what `c` takes
+    /// with it (an escaped character, the rest of `$((`), and return what is left.
+    fn after<'t>(&mut self, c: char, mut rest: &'t str, out: &mut String) -> &'t str {
+        let q = self.current();
+        if q == Quote::Single {
             if c == '\'' {
-                stack.pop();
+                self.stack.pop();
             }
-            continue;
+            return rest;
         }
         match c {
             // A backslash outside single quotes takes the next character literally.
@@ -416,27 +441,27 @@ pub fn expand_command(template: &str) -> String {
             '$' if rest.starts_with("((") => {
                 out.push_str("((");
                 rest = &rest[2..];
-                stack.push(Q::Arith { depth: 0 });
+                self.stack.push(Quote::Arith { depth: 0 });
             }
             '$' if rest.starts_with('(') => {
                 out.push('(');
                 rest = &rest[1..];
-                stack.push(Q::Plain {
+                self.stack.push(Quote::Plain {
                     sub: true,
                     depth: 0,
                 });
             }
-            '`' if q == Q::Backtick => {
-                stack.pop();
+            '`' if q == Quote::Backtick => {
+                self.stack.pop();
             }
-            '`' => stack.push(Q::Backtick),
-            '"' if q == Q::Double => {
-                stack.pop();
+            '`' => self.stack.push(Quote::Backtick),
+            '"' if q == Quote::Double => {
+                self.stack.pop();
             }
-            '"' => stack.push(Q::Double),
-            '\'' if q != Q::Double => stack.push(Q::Single),
-            '(' | ')' if matches!(q, Q::Arith { .. }) => {
-                if let Some(Q::Arith { depth }) = stack.last_mut() {
+            '"' => self.stack.push(Quote::Double),
+            '\'' if q != Quote::Double => self.stack.push(Quote::Single),
+            '(' | ')' if matches!(q, Quote::Arith { .. }) => {
+                if let Some(Quote::Arith { depth }) = self.stack.last_mut() {
                     if c == '(' {
                         *depth += 1;
                     } else if *depth > 0 {
@@ -444,25 +469,25 @@ pub fn expand_command(template: &str) -> String {
                     } else if rest.starts_with(')') {
                         out.push(')');
                         rest = &rest[1..];
-                        stack.pop();
+                        self.stack.pop();
                     }
                 }
             }
             '(' | ')' => {
-                if let Some(Q::Plain { sub: true, depth }) = stack.last_mut() {
+                if let Some(Quote::Plain { sub: true, depth }) = self.stack.last_mut() {
                     if c == '(' {
                         *depth += 1;
                     } else if *depth > 0 {
                         *depth -= 1;
                     } else {
-                        stack.pop();
+                        self.stack.pop();
                     }
                 }
             }
             _ => {}
         }
+        rest
     }
-    out
 }
 
 /// A notifier of the library API: told about the end of a run when a task's `notify`
@@ -496,10 +521,60 @@ pub struct CommandChild {
     pub output: OwnedFd,
 }
 
+/// Why a notifier process could not be started. `Display` follows "Notifier failed: ".
+#[derive(Debug)]
+pub enum NotifierStartError {
+    /// The message could not be put in a file for its stdin.
+    Message(io::Error),
+    /// The output pipe could not be created.
+    Pipe(nix::Error),
+    /// The output pipe could not be made non-blocking.
+    PipeSetup(io::Error),
+    /// The output pipe could not be duplicated (for stderr).
+    PipeDup(io::Error),
+    /// The program could not be started: which (`/bin/sh`, `python3`), and why.
+    Start {
+        /// The program, as named in the message.
+        program: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for NotifierStartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifierStartError::Message(e) => write!(f, "cannot prepare the message: {e}"),
+            NotifierStartError::Pipe(e) => write!(f, "cannot create a pipe: {e}"),
+            NotifierStartError::PipeSetup(e) => write!(f, "cannot set up a pipe: {e}"),
+            NotifierStartError::PipeDup(e) => write!(f, "cannot duplicate a pipe: {e}"),
+            NotifierStartError::Start { program, source } => {
+                write!(f, "cannot start {program}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotifierStartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifierStartError::Message(e)
+            | NotifierStartError::PipeSetup(e)
+            | NotifierStartError::PipeDup(e)
+            | NotifierStartError::Start { source: e, .. } => Some(e),
+            NotifierStartError::Pipe(e) => Some(e),
+        }
+    }
+}
+
 /// Start `notify_command` for `notice`: `/bin/sh -c` on the expanded template, in `dir`,
 /// in a session of its own (PDEATHSIG, empty signal mask, as tasks), the message on stdin
 /// (an in-memory file, so writing it never blocks), stdout and stderr into one pipe.
-pub fn spawn_command(template: &str, notice: &Notice, dir: &Path) -> Result<CommandChild, String> {
+pub fn spawn_command(
+    template: &str,
+    notice: &Notice,
+    dir: &Path,
+) -> Result<CommandChild, NotifierStartError> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(expand_command(template));
     spawn_notifier(cmd, notice, dir, "/bin/sh")
@@ -512,24 +587,22 @@ pub fn spawn_notifier(
     notice: &Notice,
     dir: &Path,
     what: &str,
-) -> Result<CommandChild, String> {
-    let stdin =
-        message_file(&notice.message()).map_err(|e| format!("cannot prepare the message: {e}"))?;
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("cannot create a pipe: {e}"))?;
-    crate::spawn::set_nonblocking(&r).map_err(|e| format!("cannot set up a pipe: {e}"))?;
-    let w2 = w
-        .try_clone()
-        .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
+) -> Result<CommandChild, NotifierStartError> {
+    let stdin = message_file(&notice.message()).map_err(NotifierStartError::Message)?;
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(NotifierStartError::Pipe)?;
+    crate::spawn::set_nonblocking(&r).map_err(NotifierStartError::PipeSetup)?;
+    let w2 = w.try_clone().map_err(NotifierStartError::PipeDup)?;
     cmd.current_dir(dir)
         .envs(notice.vars())
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2));
     crate::spawn::detach(&mut cmd);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let child = cmd.spawn().map_err(|source| NotifierStartError::Start {
+        program: what.to_owned(),
+        source,
+    })?;
     let pid = child.id();
     // Reaped by the runtime (by pid), like tasks.
     drop(child);
@@ -569,6 +642,18 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::time::Duration;
+
+    #[test]
+    fn a_notifier_that_cannot_start_says_which_program_and_why() {
+        let cmd = Command::new("/nonexistent/bansuri-notifier");
+        let e = spawn_notifier(cmd, &notice(), Path::new("/"), "python3").unwrap_err();
+        assert!(
+            matches!(&e, NotifierStartError::Start { program, source }
+                if program == "python3" && source.kind() == io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("cannot start python3: "), "{e}");
+    }
 
     fn notice() -> Notice {
         Notice {

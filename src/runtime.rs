@@ -312,13 +312,17 @@ struct Invalid {
     reminded: Mono,
 }
 
-/// Run `spec` until shutdown or (in batch modes) until done; returns the exit code.
-pub fn run(spec: Spec, opts: RunOptions) -> Result<i32, RuntimeError> {
+/// Run `spec` until shutdown or (in batch modes) until done; returns how it ended.
+pub fn run(spec: Spec, opts: RunOptions) -> Result<crate::model::Ending, RuntimeError> {
     run_with(spec, opts, Registry::default())
 }
 
 /// [`run`] with the in-process tasks and notifiers of `registry` (library API).
-pub fn run_with(mut spec: Spec, opts: RunOptions, registry: Registry) -> Result<i32, RuntimeError> {
+pub fn run_with(
+    mut spec: Spec,
+    opts: RunOptions,
+    registry: Registry,
+) -> Result<crate::model::Ending, RuntimeError> {
     // First, while bansuri has one thread: the guardian that cleans up if bansuri is killed.
     let guardian = Guardian::start().map_err(RuntimeError::Guardian)?;
     opts.overrides.apply(&mut spec.globals);
@@ -530,8 +534,8 @@ impl Runtime {
     }
 
     /// Execute actions depth-first (the actions an input produces run before the rest).
-    /// Returns the exit code when the core is done.
-    fn apply(&mut self, actions: Vec<Action>) -> Option<i32> {
+    /// Returns how the run ended when the core is done.
+    fn apply(&mut self, actions: Vec<Action>) -> Option<crate::model::Ending> {
         if !actions.is_empty() {
             self.obs.mark_dirty();
         }
@@ -548,7 +552,7 @@ impl Runtime {
                     }
                     continue;
                 }
-                Action::Exit { code } => return Some(code),
+                Action::Exit { ending } => return Some(ending),
                 Action::Notify {
                     run,
                     task,
@@ -673,7 +677,7 @@ impl Runtime {
 
     /// Tell the core when the wall clock has jumped by more than a second relative to the
     /// monotonic clock (settimeofday, an NTP step, a resumed VM).
-    fn check_clock(&mut self) -> Option<i32> {
+    fn check_clock(&mut self) -> Option<crate::model::Ending> {
         let now = self.now();
         let offset = now.wall.timestamp_millis() - now.mono.0.as_millis() as i64;
         let jumped = self.clock_offset != 0 && (offset - self.clock_offset).abs() > 1000;
@@ -697,7 +701,7 @@ impl Runtime {
     /// is due, or at once (`forced`: SIGHUP, `reload`). Changes are detected by content,
     /// never by mtime alone; a changed file is applied when [`settle`] says its writer is
     /// done (replaced by a rename, or not modified for `config_settle`).
-    fn check_config(&mut self, forced: bool) -> Option<i32> {
+    fn check_config(&mut self, forced: bool) -> Option<crate::model::Ending> {
         let now = self.now();
         let read = read_config(&self.watch.path);
         let seen = match &read {
@@ -739,7 +743,7 @@ impl Runtime {
         }
     }
 
-    fn apply_config(&mut self, bytes: Vec<u8>) -> Option<i32> {
+    fn apply_config(&mut self, bytes: Vec<u8>) -> Option<crate::model::Ending> {
         let path = self.watch.path.clone();
         // Who may change the file is checked before its content (as root: another user
         // must not be able to hand bansuri a config), and named as the reason.
@@ -889,7 +893,7 @@ impl Runtime {
     /// of its group live on, the run is not over: the core hears `LeaderExited` (and stops
     /// the leftovers), and `Exited` once the group is empty. The group id cannot be reused
     /// while any member lives, so signalling it meanwhile is safe.
-    fn reap_all(&mut self) -> Option<i32> {
+    fn reap_all(&mut self) -> Option<crate::model::Ending> {
         while let Some(pid) = spawn::exited_child() {
             // Not a main process: note its group while it can still be read (a zombie keeps
             // its /proc/PID/stat), so that what it used counts for its run.
@@ -942,7 +946,7 @@ impl Runtime {
     }
 
     /// End the runs whose process groups have emptied.
-    fn check_draining(&mut self) -> Option<i32> {
+    fn check_draining(&mut self) -> Option<crate::model::Ending> {
         if self.draining.is_empty() {
             return None;
         }
@@ -976,7 +980,7 @@ impl Runtime {
 
     /// A run's main process is reaped and its group is empty: drain its pipes (so its
     /// last output precedes the "finished" line) and tell the core.
-    fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<i32> {
+    fn run_over(&mut self, run: RunId, reaped: Reaped) -> Option<crate::model::Ending> {
         self.guardian.forget(reaped.pid);
         self.release_escapees(run);
         self.obs.forget_run(run);

@@ -114,7 +114,7 @@ const SEARCH_YEARS: i32 = 401;
 impl CronSchedule {
     /// Parses a cron expression. Errors are meant for users: they say which field is wrong
     /// and why.
-    pub fn parse(expr: &str, tz: CronTz) -> Result<CronSchedule, String> {
+    pub fn parse(expr: &str, tz: CronTz) -> Result<CronSchedule, CronError> {
         let text = expr.trim();
         let fields = compile(text)?;
         Ok(CronSchedule {
@@ -377,34 +377,197 @@ fn meant_for_zero_printed_as_at(text: &str) -> Option<String> {
         .then(|| format!("0 {}", fields.join(" ")))
 }
 
+/// Why a cron expression was refused: the field (by name), what was written, and why.
+/// `Display` is the message users see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronError {
+    /// Nothing written.
+    Empty,
+    /// `@reboot`: a task with no schedule already runs once at start-up.
+    Reboot,
+    /// `@ 2 * * *`: a `0` printed as `@` (the manual's typo); the expression meant.
+    AtForZero {
+        /// As written.
+        text: String,
+        /// The expression meant.
+        meant: String,
+    },
+    /// `@something` that is no macro.
+    UnknownMacro(String),
+    /// Not 5 or 6 fields: how many.
+    FieldCount(usize),
+    /// `1,,2`: the field, its text.
+    EmptyItem {
+        /// The field's name (`minute`, `day-of-week`, ...).
+        field: &'static str,
+        /// The field as written.
+        text: String,
+    },
+    /// `*/x`: the field, the item, the step, and `r/n` when `*/*n` meant it.
+    StepNotNumber {
+        /// The field's name.
+        field: &'static str,
+        /// The list item.
+        item: String,
+        /// The step as written.
+        step: String,
+        /// The item meant (`*/5` for `*/*5`).
+        meant: Option<String>,
+    },
+    /// `*/0`.
+    ZeroStep {
+        /// The field's name.
+        field: &'static str,
+        /// The list item.
+        item: String,
+    },
+    /// `5-2`.
+    Backwards {
+        /// The field's name.
+        field: &'static str,
+        /// The list item.
+        item: String,
+        /// The range.
+        range: String,
+        /// Its ends.
+        lo: u32,
+        /// Its ends.
+        hi: u32,
+    },
+    /// `-5`, `1-`.
+    MissingNumber {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A number outside the field's range.
+    OutOfRange {
+        /// The field's name.
+        field: &'static str,
+        /// As written.
+        text: String,
+        /// The range.
+        lo: u32,
+        /// The range.
+        hi: u32,
+    },
+    /// Neither a number nor (for months and weekdays) a name.
+    NotANumber {
+        /// The field's name.
+        field: &'static str,
+        /// As written.
+        text: String,
+        /// The first and last names of the field, when it has names.
+        names: Option<(&'static str, &'static str)>,
+    },
+    /// `0 0 30 2 *`: no day matches, ever.
+    NeverMatches(String),
+}
+
+impl fmt::Display for CronError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CronError::Empty => f.write_str("empty cron expression"),
+            CronError::Reboot => f.write_str(
+                "`@reboot` is not supported: a task with no schedule already \
+                 runs once at start-up",
+            ),
+            CronError::AtForZero { text, meant } => write!(
+                f,
+                "`{text}` is not a cron expression: `@` is not a minute; \
+                 did you mean `{meant}`?"
+            ),
+            CronError::UnknownMacro(text) => write!(
+                f,
+                "unknown cron macro `{text}` (expected @hourly, @daily, @midnight, \
+                 @weekly, @monthly, @yearly or @annually)"
+            ),
+            CronError::FieldCount(n) => write!(
+                f,
+                "expected 5 or 6 fields, found {n} (minute hour day-of-month month \
+                 day-of-week, optionally preceded by seconds)"
+            ),
+            CronError::EmptyItem { field, text } => {
+                write!(f, "{field} field `{text}` has an empty list item")
+            }
+            CronError::StepNotNumber {
+                field,
+                item,
+                step,
+                meant,
+            } => {
+                write!(f, "{field} field `{item}`: step `{step}` is not a number")?;
+                match meant {
+                    Some(m) => write!(f, "; did you mean `{m}`?"),
+                    None => Ok(()),
+                }
+            }
+            CronError::ZeroStep { field, item } => {
+                write!(f, "{field} field `{item}`: step must be at least 1")
+            }
+            CronError::Backwards {
+                field,
+                item,
+                range,
+                lo,
+                hi,
+            } => write!(
+                f,
+                "{field} field `{item}`: range `{range}` goes backwards ({lo} > {hi})"
+            ),
+            CronError::MissingNumber { field } => {
+                write!(f, "{field} field: missing number in a range")
+            }
+            CronError::OutOfRange {
+                field,
+                text,
+                lo,
+                hi,
+            } => {
+                write!(f, "{field} field `{text}` out of range {lo}-{hi}")
+            }
+            CronError::NotANumber {
+                field,
+                text,
+                names: None,
+            } => write!(f, "{field} field: `{text}` is not a number"),
+            CronError::NotANumber {
+                field,
+                text,
+                names: Some((first, last)),
+            } => write!(
+                f,
+                "{field} field: `{text}` is not a number or a name ({first}-{last})"
+            ),
+            CronError::NeverMatches(text) => write!(
+                f,
+                "`{text}` never matches: no month in the month field has the day given in \
+                 the day-of-month field"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CronError {}
+
 /// Text to bit sets, with user-facing errors.
-fn compile(text: &str) -> Result<Fields, String> {
+fn compile(text: &str) -> Result<Fields, CronError> {
     if text.is_empty() {
-        return Err("empty cron expression".to_string());
+        return Err(CronError::Empty);
     }
     let body = if text.starts_with('@') {
         let lower = text.to_ascii_lowercase();
         match MACROS.iter().find(|(name, _)| *name == lower) {
             Some((_, body)) => *body,
-            None if lower == "@reboot" => {
-                return Err(
-                    "`@reboot` is not supported: a task with no schedule already \
-                            runs once at start-up"
-                        .to_string(),
-                )
-            }
+            None if lower == "@reboot" => return Err(CronError::Reboot),
             // The Bansuri manual prints `@ 2 * * *` where `0 2 * * *` is meant (a `0`
             // turned into `@`): say so rather than only listing the macros.
             None => {
                 return Err(match meant_for_zero_printed_as_at(text) {
-                    Some(fixed) => format!(
-                        "`{text}` is not a cron expression: `@` is not a minute; \
-                         did you mean `{fixed}`?"
-                    ),
-                    None => format!(
-                        "unknown cron macro `{text}` (expected @hourly, @daily, @midnight, \
-                         @weekly, @monthly, @yearly or @annually)"
-                    ),
+                    Some(meant) => CronError::AtForZero {
+                        text: text.to_owned(),
+                        meant,
+                    },
+                    None => CronError::UnknownMacro(text.to_owned()),
                 })
             }
         }
@@ -415,12 +578,7 @@ fn compile(text: &str) -> Result<Fields, String> {
     let (sec, rest) = match parts.len() {
         5 => ("0", &parts[..]),
         6 => (parts[0], &parts[1..]),
-        n => {
-            return Err(format!(
-                "expected 5 or 6 fields, found {n} (minute hour day-of-month month \
-                 day-of-week, optionally preceded by seconds)"
-            ))
-        }
+        n => return Err(CronError::FieldCount(n)),
     };
     let dow7 = field(rest[4], &DOW)?;
     let fields = Fields {
@@ -438,25 +596,22 @@ fn compile(text: &str) -> Result<Fields, String> {
     // fires. 400 years cover every calendar combination.
     let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .ok_or("internal error: bad epoch")?;
+        .expect("2000-01-01 00:00:00 is a date");
     if fields.next_naive(epoch, 2000 + SEARCH_YEARS).is_none() {
-        return Err(format!(
-            "`{text}` never matches: no month in the month field has the day given in \
-             the day-of-month field"
-        ));
+        return Err(CronError::NeverMatches(text.to_owned()));
     }
     Ok(fields)
 }
 
 /// One field's comma list to a bit set.
-fn field(text: &str, def: &FieldDef) -> Result<u64, String> {
+fn field(text: &str, def: &FieldDef) -> Result<u64, CronError> {
     let mut bits = 0u64;
     for item in text.split(',') {
         if item.is_empty() {
-            return Err(format!(
-                "{} field `{text}` has an empty list item",
-                def.name
-            ));
+            return Err(CronError::EmptyItem {
+                field: def.name,
+                text: text.to_owned(),
+            });
         }
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
@@ -465,18 +620,19 @@ fn field(text: &str, def: &FieldDef) -> Result<u64, String> {
                     let meant = s
                         .strip_prefix('*')
                         .filter(|n| n.parse::<u32>().is_ok())
-                        .map(|n| format!("; did you mean `{r}/{n}`?"))
-                        .unwrap_or_default();
-                    format!(
-                        "{} field `{item}`: step `{s}` is not a number{meant}",
-                        def.name
-                    )
+                        .map(|n| format!("{r}/{n}"));
+                    CronError::StepNotNumber {
+                        field: def.name,
+                        item: item.to_owned(),
+                        step: s.to_owned(),
+                        meant,
+                    }
                 })?;
                 if step == 0 {
-                    return Err(format!(
-                        "{} field `{item}`: step must be at least 1",
-                        def.name
-                    ));
+                    return Err(CronError::ZeroStep {
+                        field: def.name,
+                        item: item.to_owned(),
+                    });
                 }
                 (r, Some(step))
             }
@@ -487,10 +643,13 @@ fn field(text: &str, def: &FieldDef) -> Result<u64, String> {
         } else if let Some((a, b)) = range.split_once('-') {
             let (lo, hi) = (value(a, def)?, value(b, def)?);
             if lo > hi {
-                return Err(format!(
-                    "{} field `{item}`: range `{range}` goes backwards ({lo} > {hi})",
-                    def.name
-                ));
+                return Err(CronError::Backwards {
+                    field: def.name,
+                    item: item.to_owned(),
+                    range: range.to_owned(),
+                    lo,
+                    hi,
+                });
             }
             (lo, hi)
         } else {
@@ -512,17 +671,19 @@ fn field(text: &str, def: &FieldDef) -> Result<u64, String> {
 }
 
 /// One number or name, range-checked.
-fn value(text: &str, def: &FieldDef) -> Result<u32, String> {
+fn value(text: &str, def: &FieldDef) -> Result<u32, CronError> {
     if text.is_empty() {
-        return Err(format!("{} field: missing number in a range", def.name));
+        return Err(CronError::MissingNumber { field: def.name });
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return match text.parse::<u32>() {
             Ok(v) if (def.lo..=def.hi).contains(&v) => Ok(v),
-            _ => Err(format!(
-                "{} field `{text}` out of range {}-{}",
-                def.name, def.lo, def.hi
-            )),
+            _ => Err(CronError::OutOfRange {
+                field: def.name,
+                text: text.to_owned(),
+                lo: def.lo,
+                hi: def.hi,
+            }),
         };
     }
     let upper = text.to_ascii_uppercase();
@@ -530,16 +691,15 @@ fn value(text: &str, def: &FieldDef) -> Result<u32, String> {
         // Month names start at 1, weekday names at 0 (Sunday).
         return Ok(i as u32 + if def.lo == 1 { 1 } else { 0 });
     }
-    if def.names.is_empty() {
-        Err(format!("{} field: `{text}` is not a number", def.name))
-    } else {
-        Err(format!(
-            "{} field: `{text}` is not a number or a name ({}-{})",
-            def.name,
-            def.names[0],
-            def.names[def.names.len() - 1]
-        ))
-    }
+    Err(CronError::NotANumber {
+        field: def.name,
+        text: text.to_owned(),
+        names: def
+            .names
+            .first()
+            .zip(def.names.last())
+            .map(|(a, b)| (*a, *b)),
+    })
 }
 
 /// The smallest `anchor + k * period` strictly after `now`, with `k >= 1`.
@@ -717,8 +877,44 @@ mod tests {
     fn err(expr: &str) -> String {
         match CronSchedule::parse(expr, CronTz::Utc) {
             Ok(_) => panic!("`{expr}` parsed but should not"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn cron_errors_carry_the_field_and_what_was_written() {
+        let parse = |e: &str| CronSchedule::parse(e, CronTz::Utc).map(|_| ());
+        assert_eq!(
+            parse("*/*5 * * * *"),
+            Err(CronError::StepNotNumber {
+                field: "minute",
+                item: "*/*5".into(),
+                step: "*5".into(),
+                meant: Some("*/5".into()),
+            })
+        );
+        assert_eq!(
+            parse("0 0 * * 8"),
+            Err(CronError::OutOfRange {
+                field: "day-of-week",
+                text: "8".into(),
+                lo: 0,
+                hi: 7,
+            })
+        );
+        assert_eq!(
+            parse("0 0 * FOO *"),
+            Err(CronError::NotANumber {
+                field: "month",
+                text: "FOO".into(),
+                names: Some(("JAN", "DEC")),
+            })
+        );
+        assert_eq!(parse("@reboot"), Err(CronError::Reboot));
+        assert_eq!(
+            parse("0 0 30 2 *"),
+            Err(CronError::NeverMatches("0 0 30 2 *".into()))
+        );
     }
 
     /// The next `n` runs after `from` (UTC evaluation), as RFC 3339 strings.

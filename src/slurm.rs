@@ -49,26 +49,132 @@ pub const END_TIME_REFRESH: Duration = Duration::from_secs(300);
 pub use crate::host::JobEnv;
 
 // ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Why Slurm's answer could not be had or read. `Display` is the message the job log shows.
+#[derive(Debug)]
+pub enum SlurmError {
+    /// The program is not in PATH.
+    NotFound {
+        /// `scontrol`, `squeue`, `scancel`.
+        program: String,
+    },
+    /// The command could not be started.
+    Start {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command did not finish within its time (it was killed).
+    TimedOut {
+        /// The command line.
+        command: String,
+        /// The time it had.
+        timeout: Duration,
+    },
+    /// Waiting for the command failed.
+    Wait {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command exited with a failure: its status and stderr.
+    Failed {
+        /// The command line.
+        command: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it wrote on stderr, trimmed.
+        stderr: String,
+    },
+    /// `scontrol show config` has no `KillWait` line.
+    NoKillWait,
+    /// A `KillWait` line without `=`.
+    KillWaitLine(String),
+    /// A `KillWait` value that is not a number (of seconds).
+    KillWaitValue(String),
+    /// A `KillWait` value in a unit other than seconds.
+    KillWaitUnit {
+        /// The unit.
+        unit: String,
+        /// The whole value.
+        value: String,
+    },
+    /// An end time that is neither a time stamp nor a "no time" word.
+    EndTime(String),
+    /// squeue printed nothing: the job is not (or no longer) listed.
+    NotListed,
+    /// A line of squeue without the `|` bansuri asked for.
+    QueueLine(String),
+    /// Not asked yet (the state before the first answer).
+    NotReadYet,
+}
+
+impl std::fmt::Display for SlurmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlurmError::NotFound { program } => write!(f, "`{program}` not found in PATH"),
+            SlurmError::Start { command, source } => {
+                write!(f, "`{command}` could not start: {source}")
+            }
+            SlurmError::TimedOut { command, timeout } => {
+                write!(f, "`{command}` did not answer within {}", fmt_dur(*timeout))
+            }
+            SlurmError::Wait { command, source } => write!(f, "`{command}`: {source}"),
+            SlurmError::Failed {
+                command,
+                status,
+                stderr,
+            } => write!(f, "`{command}` failed ({status}): {stderr}"),
+            SlurmError::NoKillWait => f.write_str("no KillWait line in `scontrol show config`"),
+            SlurmError::KillWaitLine(line) => write!(f, "cannot read `{line}`"),
+            SlurmError::KillWaitValue(value) => write!(f, "cannot read KillWait `{value}`"),
+            SlurmError::KillWaitUnit { unit, value } => {
+                write!(f, "unknown unit `{unit}` in KillWait `{value}`")
+            }
+            SlurmError::EndTime(s) => write!(f, "cannot read the end time `{s}`"),
+            SlurmError::NotListed => f.write_str("squeue does not list the job"),
+            SlurmError::QueueLine(line) => write!(f, "cannot read squeue's `{line}`"),
+            SlurmError::NotReadYet => f.write_str("not read yet"),
+        }
+    }
+}
+
+impl std::error::Error for SlurmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SlurmError::Start { source, .. } | SlurmError::Wait { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parsing what Slurm prints
 
 /// `KillWait` from the output of `scontrol show config` (`KillWait = 30 sec`).
-pub fn parse_kill_wait(config: &str) -> Result<Duration, String> {
+pub fn parse_kill_wait(config: &str) -> Result<Duration, SlurmError> {
     let line = config
         .lines()
         .find(|l| l.split_whitespace().next() == Some("KillWait"))
-        .ok_or("no KillWait line in `scontrol show config`")?;
+        .ok_or(SlurmError::NoKillWait)?;
     let value = line
         .split_once('=')
         .map(|(_, v)| v.trim())
-        .ok_or_else(|| format!("cannot read `{}`", line.trim()))?;
+        .ok_or_else(|| SlurmError::KillWaitLine(line.trim().to_owned()))?;
     let mut words = value.split_whitespace();
     let number = words.next().unwrap_or_default();
     let secs: u64 = number
         .parse()
-        .map_err(|_| format!("cannot read KillWait `{value}`"))?;
+        .map_err(|_| SlurmError::KillWaitValue(value.to_owned()))?;
     match words.next() {
         None | Some("sec") | Some("secs") | Some("s") => Ok(Duration::from_secs(secs)),
-        Some(unit) => Err(format!("unknown unit `{unit}` in KillWait `{value}`")),
+        Some(unit) => Err(SlurmError::KillWaitUnit {
+            unit: unit.to_owned(),
+            value: value.to_owned(),
+        }),
     }
 }
 
@@ -95,14 +201,14 @@ impl EndTime {
 }
 
 /// Parse a Slurm time stamp (`2026-11-22T05:00:48`) or one of its "no time" words.
-pub fn parse_end_time(s: &str) -> Result<EndTime, String> {
+pub fn parse_end_time(s: &str) -> Result<EndTime, SlurmError> {
     let s = s.trim();
     if ["NONE", "Unknown", "N/A", "UNLIMITED", "INFINITE"].contains(&s) {
         return Ok(EndTime::Unlimited);
     }
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
         .map(EndTime::At)
-        .map_err(|_| format!("cannot read the end time `{s}`"))
+        .map_err(|_| SlurmError::EndTime(s.to_owned()))
 }
 
 /// The squeue format bansuri asks for: state and end time.
@@ -131,15 +237,15 @@ impl QueueInfo {
 }
 
 /// Parse the output of `squeue -h -j ID -o '%T|%e'`.
-pub fn parse_queue(out: &str) -> Result<QueueInfo, String> {
+pub fn parse_queue(out: &str) -> Result<QueueInfo, SlurmError> {
     let line = out
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .ok_or("squeue does not list the job")?;
+        .ok_or(SlurmError::NotListed)?;
     let (state, end) = line
         .split_once('|')
-        .ok_or_else(|| format!("cannot read squeue's `{line}`"))?;
+        .ok_or_else(|| SlurmError::QueueLine(line.to_owned()))?;
     Ok(QueueInfo {
         state: state.trim().to_owned(),
         end: parse_end_time(end)?,
@@ -224,7 +330,7 @@ pub struct KillDeadline {
 /// runs on and has no time limit).
 pub fn kill_deadline(
     signal_at: DateTime<Utc>,
-    queue: Result<&QueueInfo, &str>,
+    queue: Result<&QueueInfo, &SlurmError>,
     kill_wait: Duration,
 ) -> Option<KillDeadline> {
     let margin = kill_margin(kill_wait);
@@ -393,7 +499,7 @@ pub const SRUN_OUTSIDE_SLURM: &str = "srun task: bansuri is not running inside a
 
 /// Run `program args` to completion within `timeout`; its stdout, or an error naming the
 /// command. A command still running at the deadline is killed.
-pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<String, String> {
+pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<String, SlurmError> {
     let shown = format!("{program} {}", args.join(" "));
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -413,9 +519,14 @@ pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<Strin
     }
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("`{program}` not found in PATH")
+            SlurmError::NotFound {
+                program: program.to_owned(),
+            }
         } else {
-            format!("`{shown}` could not start: {e}")
+            SlurmError::Start {
+                command: shown.clone(),
+                source: e,
+            }
         }
     })?;
     let deadline = Instant::now() + timeout;
@@ -437,17 +548,26 @@ pub fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<Strin
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err(format!(
-                    "`{shown}` did not answer within {}",
-                    fmt_dur(timeout)
-                ));
+                break Err(SlurmError::TimedOut {
+                    command: shown.clone(),
+                    timeout,
+                });
             }
-            Err(e) => break Err(format!("`{shown}`: {e}")),
+            Err(e) => {
+                break Err(SlurmError::Wait {
+                    command: shown.clone(),
+                    source: e,
+                })
+            }
         }
     }?;
     if !status.success() {
         let text = String::from_utf8_lossy(&err);
-        return Err(format!("`{shown}` failed ({status}): {}", text.trim()));
+        return Err(SlurmError::Failed {
+            command: shown,
+            status,
+            stderr: text.trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
@@ -537,9 +657,9 @@ pub struct Session {
     /// This host's name, to find the steps whose srun runs here.
     host: String,
     /// KillWait, or why it could not be read (then [`DEFAULT_KILL_WAIT`] is assumed).
-    kill_wait: Result<Duration, String>,
+    kill_wait: Result<Duration, SlurmError>,
     /// The job's end time, or why it could not be read.
-    pub end: Result<EndTime, String>,
+    pub end: Result<EndTime, SlurmError>,
     /// Step ids found so far, by srun pid.
     steps: HashMap<u32, String>,
 }
@@ -554,7 +674,7 @@ impl Session {
             job,
             host,
             kill_wait,
-            end: Err("not read yet".into()),
+            end: Err(SlurmError::NotReadYet),
             steps: HashMap::new(),
         };
         s.end = s.queue().map(|q| q.end);
@@ -567,8 +687,8 @@ impl Session {
     }
 
     /// Why KillWait could not be read, if so.
-    pub fn kill_wait_error(&self) -> Option<&str> {
-        self.kill_wait.as_ref().err().map(String::as_str)
+    pub fn kill_wait_error(&self) -> Option<&SlurmError> {
+        self.kill_wait.as_ref().err()
     }
 
     /// The end time on the wall clock, when known and limited.
@@ -577,7 +697,7 @@ impl Session {
     }
 
     /// Ask squeue for the job's state and end time.
-    pub fn queue(&self) -> Result<QueueInfo, String> {
+    pub fn queue(&self) -> Result<QueueInfo, SlurmError> {
         let out = run_tool(
             "squeue",
             &["-h", "-j", &self.job.id, "-o", QUEUE_FORMAT],
@@ -593,7 +713,12 @@ impl Session {
             // A failed read keeps the end time known so far.
             return false;
         }
-        let changed = end != self.end;
+        // An error counts as a change when its message does (as the job log shows it).
+        let changed = match (&end, &self.end) {
+            (Ok(new), Ok(old)) => new != old,
+            (Err(new), Err(old)) => new.to_string() != old.to_string(),
+            _ => true,
+        };
         self.end = end;
         changed
     }
@@ -604,7 +729,7 @@ impl Session {
         if let Ok(q) = &queue {
             self.end = Ok(q.end);
         }
-        kill_deadline(at, queue.as_ref().map_err(String::as_str), self.kill_wait())
+        kill_deadline(at, queue.as_ref(), self.kill_wait())
     }
 
     /// The log header line naming the job.
@@ -643,7 +768,7 @@ impl Session {
     /// The step id of the srun client `pid`, looking the job's steps up when it is not
     /// known yet. `None` while the step does not exist (srun still waiting for resources)
     /// or no longer does.
-    pub fn step_of(&mut self, pid: u32) -> Result<Option<String>, String> {
+    pub fn step_of(&mut self, pid: u32) -> Result<Option<String>, SlurmError> {
         if let Some(id) = self.steps.get(&pid) {
             return Ok(Some(id.clone()));
         }
@@ -665,7 +790,7 @@ impl Session {
     }
 
     /// Send `signal` to the tasks of step `step` (`scancel --signal`), nothing else.
-    pub fn signal_step(&self, step: &str, signal: i32) -> Result<(), String> {
+    pub fn signal_step(&self, step: &str, signal: i32) -> Result<(), SlurmError> {
         let name = crate::text::signal_name(signal);
         let name = name.strip_prefix("SIG").unwrap_or(&name);
         run_tool(

@@ -47,7 +47,7 @@ pub struct Child {
 pub fn prepare<'t>(
     task: &'t TaskSpec,
     at: &chrono::DateTime<chrono::Local>,
-) -> Result<Cow<'t, TaskSpec>, String> {
+) -> Result<Cow<'t, TaskSpec>, SpawnError> {
     let dated = |p: &PathBuf| p.to_str().is_some_and(|s| s.contains('%'));
     let has_dates = matches!(&task.stdout, OutputTarget::File(p) if dated(p))
         || matches!(&task.stderr, StderrTarget::File(p) if dated(p));
@@ -56,21 +56,21 @@ pub fn prepare<'t>(
     }
     let mut t = task.clone();
     if let Some(name) = &task.pending.user {
-        t.user = Some(crate::config::start_user(name)?);
+        t.user = Some(crate::config::start_user(name).map_err(SpawnError::User)?);
         t.pending.user = None;
     }
     if let (true, Some(path)) = (task.pending.environment_file, &task.environment_file) {
         // The file's variables first, `env` (all that `t.env` holds so far) over them.
-        let mut env: std::collections::BTreeMap<_, _> =
-            crate::config::start_environment_file(path)?
-                .into_iter()
-                .collect();
+        let mut env: std::collections::BTreeMap<_, _> = crate::config::start_environment_file(path)
+            .map_err(SpawnError::EnvironmentFile)?
+            .into_iter()
+            .collect();
         env.append(&mut t.env);
         t.env = env;
         t.pending.environment_file = false;
     }
-    let date = |p: &PathBuf, field: &str| {
-        crate::spec::dated_path(p, at).map_err(|e| format!("`{field}`: {e}"))
+    let date = |p: &PathBuf, field: &'static str| {
+        crate::spec::dated_path(p, at).map_err(|error| SpawnError::OutputPath { field, error })
     };
     if let OutputTarget::File(p) = &task.stdout {
         t.stdout = OutputTarget::File(date(p, "stdout")?);
@@ -81,14 +81,157 @@ pub fn prepare<'t>(
     Ok(Cow::Owned(t))
 }
 
-/// Start one process for `task` (as [`prepare`] left it). Errors are worded for the job
-/// log.
-pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, String> {
+/// Start one process for `task` (as [`prepare`] left it).
+pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, SpawnError> {
     let plan = LaunchPlan::new(task, attempt, &own(task));
     launch(&plan).map_err(|e| match e {
-        Failed::Set(reason) => reason,
-        Failed::Start(e) => start_error(task, &plan, &e),
+        Failed::Set(e) => e,
+        Failed::Start(e) => start_error(task, &plan, e),
     })
+}
+
+/// Why a start failed. `Display` is worded for the job log (the reason of a failed start).
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The task's `user`, looked up now, cannot be run as.
+    User(crate::config::StartUserError),
+    /// The task's environment-file, read now, cannot be used.
+    EnvironmentFile(crate::config::EnvFileStartError),
+    /// An output path's strftime patterns: the field (`stdout`, `stderr`), and why.
+    OutputPath {
+        /// `stdout` or `stderr`.
+        field: &'static str,
+        /// Why.
+        error: crate::spec::DatedPathError,
+    },
+    /// The working directory: which, and what is wrong with it.
+    WorkingDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: DirProblem,
+    },
+    /// An output file cannot be opened: for what (`stdout`, `stderr`), which, why.
+    OpenOutput {
+        /// `stdout` or `stderr`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file descriptor could not be duplicated (stderr combined with stdout).
+    DupFd(io::Error),
+    /// An output pipe could not be created.
+    Pipe(io::Error),
+    /// An srun task, and `srun` is not in PATH.
+    SrunNotFound,
+    /// The program (argv's first word) is not found.
+    CommandNotFound(String),
+    /// A Python task, and its interpreter is not found.
+    PythonNotFound(String),
+    /// The program (argv's first word) is not executable.
+    NotExecutable(String),
+    /// Permission denied to a task that sets a negative priority or a user.
+    NeedsRoot {
+        /// The launcher's error.
+        source: io::Error,
+        /// The task's priority.
+        priority: i32,
+        /// The task's user, if any.
+        user: Option<String>,
+    },
+    /// Any other failure of the launcher.
+    Start(io::Error),
+}
+
+/// What is wrong with a working directory.
+#[derive(Debug)]
+pub enum DirProblem {
+    /// It exists and is no directory.
+    NotADirectory,
+    /// It does not exist.
+    Missing,
+    /// Anything else (permission denied, say).
+    Unusable(io::Error),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::User(e) => write!(f, "{e}"),
+            SpawnError::EnvironmentFile(e) => write!(f, "{e}"),
+            SpawnError::OutputPath { field, error } => write!(f, "`{field}`: {error}"),
+            SpawnError::WorkingDirectory { dir, problem } => {
+                let dir = dir.display();
+                match problem {
+                    DirProblem::NotADirectory => {
+                        write!(f, "working directory {dir} is not a directory")
+                    }
+                    DirProblem::Missing => write!(f, "working directory {dir} does not exist"),
+                    DirProblem::Unusable(e) => write!(
+                        f,
+                        "working directory {dir} is not usable: {}",
+                        io_reason(e)
+                    ),
+                }
+            }
+            SpawnError::OpenOutput { what, path, source } => write!(
+                f,
+                "cannot open {what} file {}: {}",
+                path.display(),
+                io_reason(source)
+            ),
+            SpawnError::DupFd(e) => write!(f, "cannot duplicate a file descriptor: {e}"),
+            SpawnError::Pipe(e) => write!(f, "cannot create an output pipe: {e}"),
+            SpawnError::SrunNotFound => f.write_str(
+                "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)",
+            ),
+            SpawnError::CommandNotFound(program) => write!(
+                f,
+                "command not found: `{program}` (check its spelling, its path and PATH)"
+            ),
+            SpawnError::PythonNotFound(interpreter) => write!(
+                f,
+                "Python interpreter not found: `{interpreter}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
+                crate::python::INTERPRETER_VAR
+            ),
+            SpawnError::NotExecutable(program) => {
+                write!(f, "`{program}` is not executable (check its permissions)")
+            }
+            SpawnError::NeedsRoot {
+                source,
+                priority,
+                user,
+            } => write!(
+                f,
+                "cannot start the process: {} (setting priority {priority} or user {} needs root)",
+                io_reason(source),
+                user.as_deref().unwrap_or("-")
+            ),
+            SpawnError::Start(e) => write!(f, "cannot start the process: {}", io_reason(e)),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::User(e) => Some(e),
+            SpawnError::EnvironmentFile(e) => Some(e),
+            SpawnError::OutputPath { error, .. } => Some(error),
+            SpawnError::WorkingDirectory {
+                problem: DirProblem::Unusable(e),
+                ..
+            } => Some(e),
+            SpawnError::OpenOutput { source: e, .. }
+            | SpawnError::DupFd(e)
+            | SpawnError::Pipe(e)
+            | SpawnError::NeedsRoot { source: e, .. }
+            | SpawnError::Start(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What `task`'s plan needs to know of bansuri's own process.
@@ -108,8 +251,8 @@ fn own(task: &TaskSpec) -> Own {
 
 /// Why a plan was not carried out.
 enum Failed {
-    /// Setting up failed (working directory, output files, pipes): the reason, worded.
-    Set(String),
+    /// Setting up failed (working directory, output files, pipes).
+    Set(SpawnError),
     /// The launcher failed (the program not found, not executable, a denied step).
     Start(io::Error),
 }
@@ -145,28 +288,22 @@ fn launch(plan: &LaunchPlan) -> Result<Child, Failed> {
 }
 
 /// A working directory that is not one fails the start, saying why.
-fn check_dir(dir: &Path) -> Result<(), String> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!(
-            "working directory {} is not a directory",
-            dir.display()
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
-            "working directory {} does not exist",
-            dir.display()
-        )),
-        Err(e) => Err(format!(
-            "working directory {} is not usable: {}",
-            dir.display(),
-            io_reason(&e)
-        )),
-    }
+fn check_dir(dir: &Path) -> Result<(), SpawnError> {
+    let problem = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => DirProblem::NotADirectory,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DirProblem::Missing,
+        Err(e) => DirProblem::Unusable(e),
+    };
+    Err(SpawnError::WorkingDirectory {
+        dir: dir.to_path_buf(),
+        problem,
+    })
 }
 
 /// The child's stdout and stderr (the same file description when combined), and the
 /// [`Child`] (pid still 0) with the read ends bansuri keeps.
-fn open_stdio(plan: &LaunchPlan) -> Result<(OwnedFd, OwnedFd, Child), String> {
+fn open_stdio(plan: &LaunchPlan) -> Result<(OwnedFd, OwnedFd, Child), SpawnError> {
     let mut child = Child {
         pid: 0,
         stdout: None,
@@ -177,9 +314,7 @@ fn open_stdio(plan: &LaunchPlan) -> Result<(OwnedFd, OwnedFd, Child), String> {
     let (out, read, file) = open_sink(&plan.stdout, "stdout")?;
     (child.stdout, child.stdout_file) = (read, file);
     let err = match &plan.stderr {
-        plan::Stderr::Combined => out
-            .try_clone()
-            .map_err(|e| format!("cannot duplicate a file descriptor: {e}"))?,
+        plan::Stderr::Combined => out.try_clone().map_err(SpawnError::DupFd)?,
         plan::Stderr::Own(sink) => {
             let (err, read, file) = open_sink(sink, "stderr")?;
             (child.stderr, child.stderr_file) = (read, file);
@@ -193,9 +328,9 @@ fn open_stdio(plan: &LaunchPlan) -> Result<(OwnedFd, OwnedFd, Child), String> {
 #[allow(clippy::type_complexity)]
 fn open_sink(
     sink: &Sink,
-    what: &str,
-) -> Result<(OwnedFd, Option<OwnedFd>, Option<PathBuf>), String> {
-    let pipe = || pipe().map_err(|e| format!("cannot create an output pipe: {e}"));
+    what: &'static str,
+) -> Result<(OwnedFd, Option<OwnedFd>, Option<PathBuf>), SpawnError> {
+    let pipe = || pipe().map_err(SpawnError::Pipe);
     match sink {
         Sink::File(p) => Ok((open_append(p, what)?.into(), None, None)),
         Sink::JobLog => {
@@ -211,36 +346,27 @@ fn open_sink(
     }
 }
 
-/// A failed launch of `plan` (for `task`), worded for the job log.
-fn start_error(task: &TaskSpec, plan: &LaunchPlan, e: &io::Error) -> String {
+/// A failed launch of `plan` (for `task`): what it means for this kind of task.
+fn start_error(task: &TaskSpec, plan: &LaunchPlan, e: io::Error) -> SpawnError {
     match (&task.command, e.kind()) {
-        _ if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => {
-            "srun task: `srun` not found in PATH (is this a SLURM node? load Slurm's module first)"
-                .to_owned()
-        }
+        _ if task.srun.is_some() && e.kind() == io::ErrorKind::NotFound => SpawnError::SrunNotFound,
         (CommandSpec::Argv(argv), io::ErrorKind::NotFound) => {
-            format!(
-                "command not found: `{}` (check its spelling, its path and PATH)",
-                argv[0]
-            )
+            SpawnError::CommandNotFound(argv[0].clone())
         }
-        (CommandSpec::Python(_), io::ErrorKind::NotFound) => format!(
-            "Python interpreter not found: `{}` (Python tasks need python3 on PATH, or {} set to an interpreter)",
-            plan.program.to_string_lossy(),
-            crate::python::INTERPRETER_VAR
-        ),
+        (CommandSpec::Python(_), io::ErrorKind::NotFound) => {
+            SpawnError::PythonNotFound(plan.program.to_string_lossy().into_owned())
+        }
         (CommandSpec::Argv(argv), io::ErrorKind::PermissionDenied) => {
-            format!("`{}` is not executable (check its permissions)", argv[0])
+            SpawnError::NotExecutable(argv[0].clone())
         }
         (_, io::ErrorKind::PermissionDenied) if task.priority < 0 || task.user.is_some() => {
-            format!(
-                "cannot start the process: {} (setting priority {} or user {} needs root)",
-                io_reason(e),
-                task.priority,
-                task.user.as_ref().map_or("-", |u| u.name.as_str())
-            )
+            SpawnError::NeedsRoot {
+                source: e,
+                priority: task.priority,
+                user: task.user.as_ref().map(|u| u.name.clone()),
+            }
         }
-        _ => format!("cannot start the process: {}", io_reason(e)),
+        _ => SpawnError::Start(e),
     }
 }
 
@@ -252,13 +378,11 @@ fn io_reason(e: &io::Error) -> String {
     }
 }
 
-fn open_append(path: &Path, what: &str) -> Result<File, String> {
-    crate::rotate::open_append(path).map_err(|e| {
-        format!(
-            "cannot open {what} file {}: {}",
-            path.display(),
-            io_reason(&e)
-        )
+fn open_append(path: &Path, what: &'static str) -> Result<File, SpawnError> {
+    crate::rotate::open_append(path).map_err(|source| SpawnError::OpenOutput {
+        what,
+        path: path.to_path_buf(),
+        source,
     })
 }
 

@@ -451,7 +451,7 @@ pub fn strftime_problem(pattern: &str) -> Option<String> {
 pub fn dated_path<Tz: chrono::TimeZone>(
     path: &std::path::Path,
     at: &chrono::DateTime<Tz>,
-) -> Result<PathBuf, String>
+) -> Result<PathBuf, DatedPathError>
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -460,13 +460,35 @@ where
         return Ok(path.to_path_buf());
     };
     if let Some(p) = strftime_problem(pattern) {
-        return Err(p);
+        return Err(DatedPathError::Invalid(p));
     }
     let mut out = String::new();
     write!(out, "{}", at.format(pattern))
-        .map_err(|_| format!("cannot expand the strftime pattern `{pattern}`"))?;
+        .map_err(|_| DatedPathError::Unexpandable(pattern.to_owned()))?;
     Ok(PathBuf::from(out))
 }
+
+/// Why an output path's strftime patterns could not be filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatedPathError {
+    /// The pattern is invalid: what [`strftime_problem`] says.
+    Invalid(String),
+    /// chrono could not expand the pattern (given) for the time.
+    Unexpandable(String),
+}
+
+impl std::fmt::Display for DatedPathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatedPathError::Invalid(problem) => f.write_str(problem),
+            DatedPathError::Unexpandable(pattern) => {
+                write!(f, "cannot expand the strftime pattern `{pattern}`")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DatedPathError {}
 
 impl TaskSpec {
     /// A task with every optional field at its documented default (for code and tests

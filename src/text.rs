@@ -21,15 +21,15 @@ pub mod duration;
 /// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
 /// at most 100 years. The message says how to write one (for the command line and the
 /// environment; the config names the field and gives the help apart).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, duration::HelpedError> {
     duration::parse_with_help(s)
 }
 
 /// A size in bytes: `1048576`, `"500KB"`, `"50MB"`, `"1GB"` (KB/MB/GB count 1024s, as
 /// supervisord does; `KiB` etc. are accepted too).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
-    let bad = || format!("`{s}` is not a size (e.g. 1048576, 500KB, 50MB, 1GB)");
+    let bad = || SizeError(s.to_owned());
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
@@ -44,6 +44,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(bad)
 }
+
+/// A size that is not one, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeError(pub String);
+
+impl std::fmt::Display for SizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a size (e.g. 1048576, 500KB, 50MB, 1GB)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SizeError {}
 
 /// `2026-01-19 10:00:00` in local time (job log lines, notices, the status table).
 pub fn fmt_wall(w: DateTime<Utc>) -> String {
@@ -183,7 +199,8 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         for bad in ["", "MB", "1.5MB", "-1", "1TB", "99999999999999999999GB"] {
             let e = parse_size(bad).unwrap_err();
-            assert!(e.contains("is not a size"), "{bad:?}: {e}");
+            assert_eq!(e, SizeError(bad.to_owned()));
+            assert!(e.to_string().contains("is not a size"), "{bad:?}: {e}");
         }
         assert_eq!(fmt_bytes(512), "512 B");
         assert_eq!(fmt_bytes(1536), "1.5 KB");
@@ -210,7 +227,7 @@ mod tests {
     #[test]
     fn command_line_durations_carry_the_help() {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        let e = parse_duration("1e30").unwrap_err();
+        let e = parse_duration("1e30").unwrap_err().to_string();
         assert!(
             e.contains("maximum is 100 years") && e.contains("write seconds"),
             "{e}"

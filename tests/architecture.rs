@@ -338,3 +338,312 @@ fn the_cycle_finder_names_every_module_of_a_cycle() {
         "no cycle once the back edges are cut"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// No function over 100 lines (issue 16): long functions hide their steps; a data table is
+// the one exception (a list of fields reads best as one list).
+
+/// The longest function allowed, in lines from its `fn` line to its closing brace.
+const MAX_FN_LINES: usize = 100;
+
+/// Functions allowed to be longer, as (file under src/, function name), each with why.
+const LONG_FN_ALLOWED: &[(&str, &str)] = &[
+    // Data tables: the schema's field lists, one entry per config field (checked against
+    // the validator's field tables by config::schema's tests).
+    ("config/schema.rs", "task_entries"),
+    ("config/schema.rs", "global_entries"),
+];
+
+/// `text` with comments, string literals and char literals turned into spaces (newlines
+/// kept, so line numbers hold): braces and the word `fn` inside them count for nothing.
+fn code_only(text: &str) -> Vec<char> {
+    let s: Vec<char> = text.chars().collect();
+    let mut out = s.clone();
+    let blank = |out: &mut Vec<char>, from: usize, to: usize| {
+        for c in &mut out[from..to.min(s.len())] {
+            if *c != '\n' {
+                *c = ' ';
+            }
+        }
+    };
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let at = |i: usize| s.get(i).copied().unwrap_or('\0');
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        let end = if c == '/' && at(i + 1) == '/' {
+            (i..s.len()).find(|&j| s[j] == '\n').unwrap_or(s.len())
+        } else if c == '/' && at(i + 1) == '*' {
+            // Block comments nest in Rust.
+            let (mut j, mut depth) = (i, 0);
+            while j < s.len() {
+                if at(j) == '/' && at(j + 1) == '*' {
+                    depth += 1;
+                    j += 2;
+                } else if at(j) == '*' && at(j + 1) == '/' {
+                    depth -= 1;
+                    j += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    j += 1;
+                }
+            }
+            j
+        } else if c == 'r'
+            && (i == 0 || !ident(s[i - 1]) || (s[i - 1] == 'b' && (i < 2 || !ident(s[i - 2]))))
+            && matches!(at(i + 1), '"' | '#')
+        {
+            // A raw string: r"..", r#".."#, br"..".
+            let hashes = (i + 1..s.len()).take_while(|&j| s[j] == '#').count();
+            if at(i + 1 + hashes) != '"' {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 2 + hashes;
+            while j < s.len() && !(s[j] == '"' && (1..=hashes).all(|k| at(j + k) == '#')) {
+                j += 1;
+            }
+            j + 1 + hashes
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < s.len() && s[j] != '"' {
+                j += if s[j] == '\\' { 2 } else { 1 };
+            }
+            j + 1
+        } else if c == '\'' && at(i + 1) == '\\' {
+            // An escaped char literal: '\n', '\'', '\u{7f}'.
+            (i + 3..s.len())
+                .find(|&j| s[j] == '\'')
+                .map_or(s.len(), |j| j + 1)
+        } else if c == '\'' && at(i + 2) == '\'' {
+            i + 3
+        } else {
+            // Code, or a lifetime ('a).
+            i += 1;
+            continue;
+        };
+        blank(&mut out, i, end);
+        i = end;
+    }
+    out
+}
+
+/// The index of the brace closing the one opened at `open` (or the end).
+fn closing_brace(code: &[char], open: usize) -> usize {
+    let mut depth = 0;
+    for (j, &c) in code.iter().enumerate().skip(open) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return j;
+                }
+            }
+            _ => {}
+        }
+    }
+    code.len()
+}
+
+fn word_at(code: &[char], i: usize, word: &str) -> bool {
+    let ident = |c: &char| c.is_alphanumeric() || *c == '_';
+    word.chars()
+        .enumerate()
+        .all(|(k, w)| code.get(i + k) == Some(&w))
+        && (i == 0 || !ident(&code[i - 1]))
+        && !code.get(i + word.len()).is_some_and(ident)
+}
+
+fn skip_space(code: &[char], mut i: usize) -> usize {
+    while code.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+fn ident_from(code: &[char], i: usize) -> String {
+    code[i.min(code.len())..]
+        .iter()
+        .take_while(|c| c.is_alphanumeric() || **c == '_')
+        .collect()
+}
+
+/// Blank every inline `#[cfg(test)] mod NAME { .. }` block of `code`.
+fn drop_test_modules(code: &mut [char]) {
+    let marker: Vec<char> = "#[cfg(test)]".chars().collect();
+    let mut i = 0;
+    while i + marker.len() <= code.len() {
+        if code[i..i + marker.len()] != marker[..] {
+            i += 1;
+            continue;
+        }
+        let mut j = skip_space(code, i + marker.len());
+        if word_at(code, j, "pub") {
+            j = skip_space(code, j + 3);
+        }
+        if word_at(code, j, "mod") {
+            let name_at = skip_space(code, j + 3);
+            let after = skip_space(code, name_at + ident_from(code, name_at).len());
+            if code.get(after) == Some(&'{') {
+                let close = closing_brace(code, after).min(code.len() - 1);
+                for c in &mut code[i..=close] {
+                    if *c != '\n' {
+                        *c = ' ';
+                    }
+                }
+                i = close;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Every function with a body in `text`, nested ones included: (line of `fn`, name,
+/// lines from the `fn` line to the closing brace). Test modules are left out.
+fn functions(text: &str) -> Vec<(usize, String, usize)> {
+    let mut code = code_only(text);
+    drop_test_modules(&mut code);
+    let line_of = |i: usize| 1 + code[..i].iter().filter(|&&c| c == '\n').count();
+    let mut found = Vec::new();
+    for i in 0..code.len() {
+        if !word_at(&code, i, "fn") {
+            continue;
+        }
+        let name_at = skip_space(&code, i + 2);
+        let name = ident_from(&code, name_at);
+        if name.is_empty() {
+            continue; // a `fn(..)` pointer type
+        }
+        // The body opens at the first `{` outside parentheses and brackets; a `;` first
+        // means a declaration without a body.
+        let mut depth = 0i32;
+        let mut open = None;
+        for (j, &c) in code.iter().enumerate().skip(name_at) {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                '{' if depth == 0 => {
+                    open = Some(j);
+                    break;
+                }
+                ';' if depth == 0 => break,
+                _ => {}
+            }
+        }
+        if let Some(open) = open {
+            let close = closing_brace(&code, open);
+            let first = line_of(i);
+            found.push((first, name, line_of(close.min(code.len())) - first + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_over_100_lines_outside_tests_and_data_tables() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut long = Vec::new();
+    let mut allowed_seen = BTreeSet::new();
+    let mut counted = 0;
+    for file in files.iter().filter(|f| !is_test_file(&src, f)) {
+        let text =
+            fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy();
+        for (line, name, len) in functions(&text) {
+            counted += 1;
+            if len <= MAX_FN_LINES {
+                continue;
+            }
+            if LONG_FN_ALLOWED.contains(&(&*rel, name.as_str())) {
+                allowed_seen.insert((rel.to_string(), name));
+            } else {
+                long.push(format!("src/{rel}:{line}: fn {name} is {len} lines"));
+            }
+        }
+    }
+    assert!(
+        counted > 500,
+        "found only {counted} functions: is the scan broken?"
+    );
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines (split them into named steps):\n{}",
+        long.join("\n")
+    );
+    let stale: Vec<String> = LONG_FN_ALLOWED
+        .iter()
+        .filter(|(f, n)| !allowed_seen.contains(&(f.to_string(), n.to_string())))
+        .map(|(f, n)| format!("src/{f}: fn {n}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "allowed to be long but no longer over {MAX_FN_LINES} lines: remove from \
+         LONG_FN_ALLOWED:\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn the_function_scanner_measures_bodies_and_skips_tests_strings_and_comments() {
+    let long_body = "    let x = 1;\n".repeat(5);
+    let text = format!(
+        r##"
+/// fn in_doc() {{ }}
+pub(crate) fn outer(a: &str) -> Result<(), String> {{
+    let s = "}} fn in_string() {{";
+    let r = r#"}}"#;
+    let c = '}}';
+    let q = '\'';
+    let l: &'static str = "x";
+    // }} fn in_comment() {{
+    /* }} /* nested }} */ fn in_block() {{ */
+    let f = |x: u32| {{ x + 1 }};
+    fn inner() {{
+{long_body}    }}
+    Ok(())
+}}
+trait T {{
+    fn declared(&self) -> fn(u8) -> u8;
+}}
+fn short() {{}}
+#[cfg(test)]
+mod tests {{
+    fn in_test() {{
+{long_body}    }}
+}}
+fn after_tests<'a>(x: &'a [u8; 2]) where u8: Copy {{
+    x;
+}}
+"##
+    );
+    let found = functions(&text);
+    let got: Vec<(usize, &str, usize)> = found
+        .iter()
+        .map(|(line, name, len)| (*line, name.as_str(), *len))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, "outer", 18),
+            (12, "inner", 7),
+            (24, "short", 1),
+            (35, "after_tests", 3)
+        ],
+        "in:\n{text}"
+    );
+    // Just over the limit: found, and measured from the `fn` line to the closing brace.
+    let over = format!(
+        "fn over() {{\n{}}}\n",
+        "    step();\n".repeat(MAX_FN_LINES - 1)
+    );
+    assert_eq!(functions(&over), [(1, "over".to_owned(), MAX_FN_LINES + 1)]);
+}

@@ -307,7 +307,7 @@ fn config_files() -> Vec<PathBuf> {
 fn instance(path: &Path) -> Value {
     let text = fs::read_to_string(path).expect("read config");
     let format = bansuri::config::Format::from_path(path).expect("format");
-    bansuri::config::schema::instance(&text, format)
+    bansuri::config::schema::instance(&text, path, format)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -72,7 +72,7 @@ fn wait_status_tasks(sb: &Sandbox, names: &[&str]) {
         if code != 0 {
             return Err(format!("exit {code}: {err}"));
         }
-        let doc = StateDoc::parse(&json)?;
+        let doc = StateDoc::parse(&json).map_err(|e| e.to_string())?;
         let mut names: Vec<String> = doc.tasks.into_iter().map(|t| t.name).collect();
         names.sort();
         Ok(names)

@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 use clap_complete::Shell;
 use clap_mangen::roff::{roman, Roff};
 
+use super::CliError;
+
 /// `bansuri completions SHELL`.
 #[derive(Debug, Args)]
 pub(super) struct CompletionsArgs {
@@ -39,7 +41,7 @@ pub(super) struct ManArgs {
 }
 
 /// Prints the completion script for the shell on stdout.
-pub(super) fn completions(args: &CompletionsArgs) -> i32 {
+pub(super) fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
     let shell = match args.shell {
         ShellArg::Bash => Shell::Bash,
         ShellArg::Zsh => Shell::Zsh,
@@ -127,7 +129,7 @@ fn extra_sections(roff: &mut Roff) {
 }
 
 /// Prints bansuri.1, or writes every page into `--out-dir`.
-pub(super) fn man(args: &ManArgs) -> i32 {
+pub(super) fn man(args: &ManArgs) -> Result<(), CliError> {
     let cmd = super::command();
     let date = env!("BANSURI_COMMIT")
         .split_whitespace()
@@ -149,10 +151,7 @@ pub(super) fn man(args: &ManArgs) -> i32 {
     match &args.out_dir {
         None => {
             let mut out = Vec::new();
-            if let Err(e) = render_main(&mut out) {
-                crate::console::errln!("error: cannot render the man page: {e}");
-                return super::EXIT_RUNTIME;
-            }
+            render_main(&mut out).map_err(CliError::RenderManPage)?;
             print_bytes(&out)
         }
         Some(dir) => {
@@ -170,39 +169,29 @@ pub(super) fn man(args: &ManArgs) -> i32 {
                 }
                 Ok(written)
             };
-            match write_all() {
-                Ok(files) => {
-                    for f in files {
-                        crate::console::outln!("{}", f.display());
-                    }
-                    0
-                }
-                Err(e) => {
-                    crate::console::errln!(
-                        "error: cannot write man pages into {}: {e}",
-                        dir.display()
-                    );
-                    super::EXIT_RUNTIME
-                }
+            let files = write_all().map_err(|source| CliError::WriteManPages {
+                dir: dir.clone(),
+                source,
+            })?;
+            for f in files {
+                crate::console::outln!("{}", f.display());
             }
+            Ok(())
         }
     }
 }
 
 /// Prints the JSON Schema of the config file.
-pub(super) fn schema() -> i32 {
+pub(super) fn schema() -> Result<(), CliError> {
     print_bytes(crate::config::schema::text().as_bytes())
 }
 
 /// Writes to stdout; a closed pipe (`bansuri man | head`) is not an error worth a panic.
-fn print_bytes(b: &[u8]) -> i32 {
+fn print_bytes(b: &[u8]) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     match out.write_all(b).and_then(|()| out.flush()) {
-        Ok(()) => 0,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
-        Err(e) => {
-            crate::console::errln!("error: cannot write to stdout: {e}");
-            super::EXIT_RUNTIME
-        }
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Stdout(e)),
     }
 }

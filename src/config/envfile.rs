@@ -138,25 +138,95 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ReadError> {
     parse(&text).map_err(|errs| ReadError::Syntax(text, errs))
 }
 
-/// [`read`] with a one-line reason, for the job log when a task's start reads the file.
-pub(crate) fn read_for_start(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let shown = path.display();
-    read(path).map_err(|e| match e {
-        ReadError::Unsafe(u) => format!("{} ({})", u.why, u.help),
-        ReadError::Missing => format!("environment-file `{shown}` does not exist"),
-        ReadError::Io(e) => format!("cannot read environment-file `{shown}`: {e}"),
-        ReadError::NotUtf8(at) => {
-            format!("environment-file `{shown}` is not UTF-8 text (bad byte at offset {at})")
+/// Why an environment-file could not be read at a task's start. `Display` is the
+/// one-line reason for the job log.
+#[derive(Debug)]
+pub enum StartError {
+    /// A root bansuri must not trust it: who can change what, and the fix.
+    Untrusted {
+        /// Who can change what.
+        why: String,
+        /// The fix.
+        help: String,
+    },
+    /// It does not exist.
+    Missing(std::path::PathBuf),
+    /// It cannot be read.
+    Io(std::path::PathBuf, std::io::Error),
+    /// Not UTF-8: the offset of the first bad byte.
+    NotUtf8(std::path::PathBuf, usize),
+    /// A bad line: its number and what is wrong with it.
+    BadLine {
+        /// The file.
+        path: std::path::PathBuf,
+        /// 1-based.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Invalid, no line named.
+    Invalid(std::path::PathBuf),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Untrusted { why, help } => write!(f, "{why} ({help})"),
+            StartError::Missing(p) => {
+                write!(f, "environment-file `{}` does not exist", p.display())
+            }
+            StartError::Io(p, e) => {
+                write!(f, "cannot read environment-file `{}`: {e}", p.display())
+            }
+            StartError::NotUtf8(p, at) => write!(
+                f,
+                "environment-file `{}` is not UTF-8 text (bad byte at offset {at})",
+                p.display()
+            ),
+            StartError::BadLine {
+                path,
+                line,
+                message,
+            } => write!(
+                f,
+                "invalid line {line} in environment-file `{}`: {message}",
+                path.display()
+            ),
+            StartError::Invalid(p) => write!(f, "environment-file `{}` is invalid", p.display()),
         }
-        ReadError::Syntax(text, errs) => match errs.first() {
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// [`read`] for a task's start, the error as [`StartError`].
+pub(crate) fn read_for_start(path: &Path) -> Result<Vec<(String, String)>, StartError> {
+    let path_buf = || path.to_path_buf();
+    read(path).map_err(|e| match e {
+        ReadError::Unsafe(u) => StartError::Untrusted {
+            why: u.why,
+            help: u.help,
+        },
+        ReadError::Missing => StartError::Missing(path_buf()),
+        ReadError::Io(e) => StartError::Io(path_buf(), e),
+        ReadError::NotUtf8(at) => StartError::NotUtf8(path_buf(), at),
+        ReadError::Syntax(text, errs) => match errs.into_iter().next() {
             Some(first) => {
                 let (line, _) = crate::diagnostic::line_col(&text, first.span.start);
-                format!(
-                    "invalid line {line} in environment-file `{shown}`: {}",
-                    first.message
-                )
+                StartError::BadLine {
+                    path: path_buf(),
+                    line,
+                    message: first.message,
+                }
             }
-            None => format!("environment-file `{shown}` is invalid"),
+            None => StartError::Invalid(path_buf()),
         },
     })
 }

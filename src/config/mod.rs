@@ -105,6 +105,7 @@ mod tests_program;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::diagnostic::{ConfigError, ConfigErrors, ConfigWarning, Snippet};
@@ -316,7 +317,13 @@ pub fn parse_str_with(
     format: Format,
     ext: &Extensions,
 ) -> Result<Spec, ConfigErrors> {
-    let root = match format {
+    let root = parse_tree(text, path, format)?;
+    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+}
+
+/// `text` (the content of `path`) as a spanned tree, or its syntax error as a diagnostic.
+fn parse_tree(text: &str, path: &Path, format: Format) -> Result<tree::Node, ConfigErrors> {
+    match format {
         Format::Json => json::parse(text),
         Format::Toml => toml::parse(text),
         Format::Yaml => yaml::parse(text),
@@ -331,26 +338,60 @@ pub fn parse_str_with(
             err.note = Some(format!("{note} (line {line}, column {col})"));
         }
         ConfigErrors(vec![err])
-    })?;
-    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+    })
 }
 
+/// Why a task's `user`, looked up at its start, cannot be run as. `Display` is worded for
+/// the job log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartUserError {
+    /// Not in this machine's user database: what the lookup said.
+    Unknown(String),
+    /// The lookup failed (NSS down, say): what it said.
+    Lookup(String),
+    /// bansuri is not root and the user is someone else: what is wrong, how to fix it.
+    NeedsRoot {
+        /// What is wrong.
+        what: String,
+        /// How to fix it.
+        help: &'static str,
+    },
+}
+
+impl fmt::Display for StartUserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartUserError::Unknown(what) | StartUserError::Lookup(what) => {
+                write!(f, "{what} on this machine")
+            }
+            StartUserError::NeedsRoot { what, help } => write!(f, "{what} ({help})"),
+        }
+    }
+}
+
+impl std::error::Error for StartUserError {}
+
 /// The identity of user `name`, looked up at a task's start when the config named a user
-/// this machine did not know then (`crate::spec::Pending`). Errors are worded for the job
-/// log.
-pub(crate) fn start_user(name: &str) -> Result<crate::spec::UserSpec, String> {
+/// this machine did not know then (`crate::spec::Pending`).
+pub(crate) fn start_user(name: &str) -> Result<crate::spec::UserSpec, StartUserError> {
     validate::lookup_user(name).map_err(|e| {
         let (what, help) = e.words();
+        let what = what.to_owned();
         match e {
-            validate::UserError::NeedsRoot(_) => format!("{what} ({help})"),
-            _ => format!("{what} on this machine"),
+            validate::UserError::NeedsRoot(_) => StartUserError::NeedsRoot { what, help },
+            validate::UserError::Unknown(_) => StartUserError::Unknown(what),
+            validate::UserError::Lookup(_) => StartUserError::Lookup(what),
         }
     })
 }
 
+pub use envfile::StartError as EnvFileStartError;
+
 /// The variables of an environment-file, read at a task's start when the file did not
 /// exist at load time (`crate::spec::Pending`), with the checks of load time.
-pub(crate) fn start_environment_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn start_environment_file(
+    path: &Path,
+) -> Result<Vec<(String, String)>, EnvFileStartError> {
     envfile::read_for_start(path)
 }
 
@@ -445,6 +486,29 @@ pub fn state_dir(spec: &Spec) -> PathBuf {
 
 /// Parse a dashboard address as the config does: `HOST:PORT`, or a bare port meaning
 /// `127.0.0.1:PORT`.
-pub fn parse_dashboard(s: &str) -> Result<std::net::SocketAddr, String> {
-    validate::dashboard_addr(s).map_err(|(msg, help)| format!("{msg}; {help}"))
+pub fn parse_dashboard(s: &str) -> Result<std::net::SocketAddr, DashboardAddrError> {
+    validate::dashboard_addr(s)
 }
+
+/// A dashboard address that is neither `HOST:PORT` nor a port: as written (trimmed).
+/// `Display` is the detail and the help, for the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardAddrError(pub String);
+
+impl DashboardAddrError {
+    /// How to write one.
+    pub const HELP: &'static str = "write \"127.0.0.1:8080\" (loopback only), \"8080\" (the same), or \"0.0.0.0:8080\" (every interface)";
+
+    /// What is wrong, without the help (the config's message gives the help apart).
+    pub fn detail(&self) -> String {
+        format!("`{}` is not an address and port", self.0)
+    }
+}
+
+impl fmt::Display for DashboardAddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.detail(), Self::HELP)
+    }
+}
+
+impl std::error::Error for DashboardAddrError {}

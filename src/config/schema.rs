@@ -18,7 +18,8 @@ use serde_json::{json, Map, Value};
 
 use super::tree::{Node, Value as TreeValue};
 use super::validate::{Field, GLOBAL_FIELDS, TASK_FIELDS};
-use super::Format;
+use super::{ConfigErrors, Format};
+use std::path::Path;
 
 /// Where the committed copy lives (relative to the repository), for messages and tests.
 pub const COMMITTED_PATH: &str = "schema/bansuri.schema.json";
@@ -533,16 +534,11 @@ pub fn text() -> String {
     s
 }
 
-/// A config text as a plain JSON value, to check it against the schema: TOML and YAML
-/// become the JSON they stand for (a Taskmaster file keeps its `programs:` map).
-pub fn instance(text: &str, format: Format) -> Result<Value, String> {
-    let root = match format {
-        Format::Json => super::json::parse(text),
-        Format::Toml => super::toml::parse(text),
-        Format::Yaml => super::yaml::parse(text),
-    }
-    .map_err(|e| e.message)?;
-    Ok(to_json(&root))
+/// A config text (the content of `path`) as a plain JSON value, to check it against the
+/// schema: TOML and YAML become the JSON they stand for (a Taskmaster file keeps its
+/// `programs:` map). A syntax error is the config's diagnostic.
+pub fn instance(text: &str, path: &Path, format: Format) -> Result<Value, ConfigErrors> {
+    Ok(to_json(&super::parse_tree(text, path, format)?))
 }
 
 fn to_json(node: &Node) -> Value {
@@ -638,6 +634,7 @@ mod tests {
     fn instance_converts_toml_and_yaml() {
         let v = instance(
             "[[scripts]]\nname = \"a\"\ncommand = \"true\"\ntimer = 5\n",
+            Path::new("c.toml"),
             Format::Toml,
         )
         .expect("toml");
@@ -647,9 +644,15 @@ mod tests {
         );
         let v = instance(
             "programs:\n  w:\n    cmd: ./w\n    umask: 022\n",
+            Path::new("c.yaml"),
             Format::Yaml,
         )
         .expect("yaml");
         assert_eq!(v, json!({"programs": {"w": {"cmd": "./w", "umask": 22}}}));
+        // A syntax error is the config's diagnostic: the file, the line, the message.
+        let e =
+            instance("{\"scripts\": [}", Path::new("c.json"), Format::Json).expect_err("bad json");
+        assert_eq!(e.0[0].file, Path::new("c.json"));
+        assert!(e.to_string().contains("--> c.json:1:"), "{e}");
     }
 }

@@ -87,7 +87,18 @@ fn an_unknown_user_is_a_warning_looked_up_at_each_start() {
     // Its start fails, naming the user; the task itself is untouched.
     let at = chrono::Local::now();
     let e = crate::spawn::prepare(bad, &at).unwrap_err();
-    assert!(e.contains("unknown user `no-such-user-bansuri`"), "{e}");
+    assert!(
+        matches!(
+            &e,
+            crate::spawn::SpawnError::User(crate::config::StartUserError::Unknown(_))
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("unknown user `no-such-user-bansuri`"),
+        "{e}"
+    );
     // A user that exists at the start is used (this test's own user needs no root).
     let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .unwrap()
@@ -120,7 +131,15 @@ fn a_missing_environment_file_is_a_warning_and_is_read_by_the_start_that_finds_i
     assert!(bad.pending.environment_file);
     let at = chrono::Local::now();
     let e = crate::spawn::prepare(bad, &at).unwrap_err();
-    assert!(e.contains("vars.env` does not exist"), "{e}");
+    assert!(
+        matches!(
+            &e,
+            crate::spawn::SpawnError::EnvironmentFile(crate::config::EnvFileStartError::Missing(p))
+                if p.ends_with("vars.env")
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("vars.env` does not exist"), "{e}");
     // Written later: the next start reads it, `env` still wins.
     std::fs::write(dir.path().join("vars.env"), "A=file\nB=file\n").unwrap();
     let ready = crate::spawn::prepare(bad, &at).unwrap();
@@ -130,7 +149,20 @@ fn a_missing_environment_file_is_a_warning_and_is_read_by_the_start_that_finds_i
     // A bad line in it fails that start, naming the line.
     std::fs::write(dir.path().join("vars.env"), "A=1\noops\n").unwrap();
     let e = crate::spawn::prepare(bad, &at).unwrap_err();
-    assert!(e.contains("invalid line 2 in environment-file"), "{e}");
+    assert!(
+        matches!(
+            &e,
+            crate::spawn::SpawnError::EnvironmentFile(crate::config::EnvFileStartError::BadLine {
+                line: 2,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("invalid line 2 in environment-file"),
+        "{e}"
+    );
 }
 
 #[test]

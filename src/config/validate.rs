@@ -269,22 +269,18 @@ fn duration(node: &Node) -> Result<Duration, Problem> {
         Value::String(s) => duration::parse(s),
         _ => return Err(expected("a duration", node).help(DURATION_HELP)),
     };
-    parsed.map_err(|e| Problem::new(e).help(DURATION_HELP))
+    parsed.map_err(|e| Problem::new(e.to_string()).help(DURATION_HELP))
 }
 
 /// The dashboard's address: `HOST:PORT`, or a bare port (loopback, `127.0.0.1:PORT`).
 /// Port 0 picks a free port (the address in use is in the state file).
-pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, (String, &'static str)> {
+pub(crate) fn dashboard_addr(s: &str) -> Result<std::net::SocketAddr, super::DashboardAddrError> {
     let t = s.trim();
     if let Ok(port) = t.trim_start_matches(':').parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    t.parse::<std::net::SocketAddr>().map_err(|_| {
-        (
-            format!("`{t}` is not an address and port"),
-            "write \"127.0.0.1:8080\" (loopback only), \"8080\" (the same), or \"0.0.0.0:8080\" (every interface)",
-        )
-    })
+    t.parse::<std::net::SocketAddr>()
+        .map_err(|_| super::DashboardAddrError(t.to_owned()))
 }
 
 fn positive_duration(node: &Node) -> Result<Duration, Problem> {
@@ -297,6 +293,84 @@ fn positive_duration(node: &Node) -> Result<Duration, Problem> {
 
 /// A `timer` period: at least [`duration::MIN_TIMER`] (a shorter one cannot be kept by
 /// the scheduler and only produces skipped runs).
+/// `max_parallel`: a positive count, or null for no limit.
+fn max_parallel(n: &Node) -> Result<Option<usize>, Problem> {
+    if n.value == Value::Null {
+        return Ok(None);
+    }
+    let v = as_int(n).map_err(|p| p.help("use a positive integer, or null for no limit"))?;
+    if v < 1 {
+        return Err(Problem::new(format!("must be at least 1, found {v}"))
+            .help("omit it (or use null) for no limit"));
+    }
+    usize::try_from(v)
+        .map(Some)
+        .map_err(|_| Problem::new(format!("`{v}` is too large")))
+}
+
+/// A text that may be null (not set), but not empty.
+fn optional_text(n: &Node) -> Result<Option<String>, Problem> {
+    if n.value == Value::Null {
+        return Ok(None);
+    }
+    non_empty_str(n).map(|s| Some(s.to_string()))
+}
+
+/// `sample_interval`: 0 (off), or a period no shorter than the floor.
+fn sample_interval(n: &Node) -> Result<Duration, Problem> {
+    match duration(n)? {
+        Duration::ZERO => Ok(Duration::ZERO),
+        _ => period(n, duration::MIN_SAMPLE_INTERVAL, "sample_interval"),
+    }
+}
+
+/// `dashboard`: an address (or a port), null for none.
+fn dashboard(n: &Node) -> Result<Option<std::net::SocketAddr>, Problem> {
+    if n.value == Value::Null {
+        return Ok(None);
+    }
+    dashboard_addr(non_empty_str(n)?)
+        .map(Some)
+        .map_err(|e| Problem::new(e.detail()).help(super::DashboardAddrError::HELP))
+}
+
+/// `config_settle`: a duration up to [`MAX_CONFIG_SETTLE`].
+fn config_settle(n: &Node) -> Result<Duration, Problem> {
+    let v = duration(n)?;
+    if v > MAX_CONFIG_SETTLE {
+        return Err(Problem::new(format!(
+            "`{}` is longer than the {}s allowed",
+            crate::text::fmt_dur_exact(v),
+            MAX_CONFIG_SETTLE.as_secs()
+        ))
+        .help("a second or two is enough for any editor or copy"));
+    }
+    Ok(v)
+}
+
+/// `overlap`: what a due run does while the previous one still runs.
+fn overlap(n: &Node) -> Result<Overlap, Problem> {
+    choice(
+        n,
+        &[
+            ("skip", Overlap::Skip),
+            ("queue", Overlap::Queue),
+            ("replace", Overlap::Replace),
+            ("allow", Overlap::Allow),
+        ],
+    )
+}
+
+/// `times`: attempts per run, at least 1.
+fn times(n: &Node) -> Result<u32, Problem> {
+    let v = as_int(n)?;
+    if v < 1 {
+        return Err(Problem::new(format!("must be at least 1, found {v}"))
+            .help("`times` counts attempts: 1 means no retry"));
+    }
+    u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
+}
+
 fn timer_period(node: &Node) -> Result<Duration, Problem> {
     period(node, duration::MIN_TIMER, "timer period")
 }
@@ -906,28 +980,10 @@ impl<'a> Validator<'a> {
             .take(None, f.get("watchdog_timeout"), duration)
             .unwrap_or(d.watchdog_timeout);
         let max_parallel = self
-            .take(None, f.get("max_parallel"), |n| {
-                if n.value == Value::Null {
-                    return Ok(None);
-                }
-                let v = as_int(n)
-                    .map_err(|p| p.help("use a positive integer, or null for no limit"))?;
-                if v < 1 {
-                    return Err(Problem::new(format!("must be at least 1, found {v}"))
-                        .help("omit it (or use null) for no limit"));
-                }
-                usize::try_from(v)
-                    .map(Some)
-                    .map_err(|_| Problem::new(format!("`{v}` is too large")))
-            })
+            .take(None, f.get("max_parallel"), max_parallel)
             .unwrap_or(d.max_parallel);
         let log_file = self
-            .take(None, f.get("log_file"), |n| {
-                if n.value == Value::Null {
-                    return Ok(None);
-                }
-                non_empty_str(n).map(|s| Some(s.to_string()))
-            })
+            .take(None, f.get("log_file"), optional_text)
             .unwrap_or(d.log_file);
         let log_format = self
             .take(None, f.get("log_format"), |n| {
@@ -945,10 +1001,7 @@ impl<'a> Validator<'a> {
             .is_some_and(|g| g.node.value != Value::Null);
         let notify_command = self
             .take(None, f.get("notify_command"), |n| {
-                if n.value == Value::Null {
-                    return Ok(None);
-                }
-                non_empty_str(n).map(|s| Some(s.to_string())).map_err(|p| {
+                optional_text(n).map_err(|p| {
                     p.help("e.g. \"mail -s '[bansuri] {task} failed' me@example.org\"")
                 })
             })
@@ -967,20 +1020,10 @@ impl<'a> Validator<'a> {
             })
             .unwrap_or(d.state_dir);
         let sample_interval = self
-            .take(None, f.get("sample_interval"), |n| match duration(n)? {
-                Duration::ZERO => Ok(Duration::ZERO),
-                _ => period(n, duration::MIN_SAMPLE_INTERVAL, "sample_interval"),
-            })
+            .take(None, f.get("sample_interval"), sample_interval)
             .unwrap_or(d.sample_interval);
         let dashboard = self
-            .take(None, f.get("dashboard"), |n| {
-                if n.value == Value::Null {
-                    return Ok(None);
-                }
-                dashboard_addr(non_empty_str(n)?)
-                    .map(Some)
-                    .map_err(|(msg, help)| Problem::new(msg).help(help))
-            })
+            .take(None, f.get("dashboard"), dashboard)
             .unwrap_or(d.dashboard);
         let dashboard_hosts = self
             .take(None, f.get("dashboard_hosts"), dashboard_hosts)
@@ -989,18 +1032,7 @@ impl<'a> Validator<'a> {
             .take(None, f.get("stop_before_end"), duration)
             .unwrap_or(d.stop_before_end);
         let config_settle = self
-            .take(None, f.get("config_settle"), |n| {
-                let v = duration(n)?;
-                if v > MAX_CONFIG_SETTLE {
-                    return Err(Problem::new(format!(
-                        "`{}` is longer than the {}s allowed",
-                        crate::text::fmt_dur_exact(v),
-                        MAX_CONFIG_SETTLE.as_secs()
-                    ))
-                    .help("a second or two is enough for any editor or copy"));
-                }
-                Ok(v)
-            })
+            .take(None, f.get("config_settle"), config_settle)
             .unwrap_or(d.config_settle);
         Globals {
             check_interval,
@@ -1138,7 +1170,36 @@ impl<'a> Validator<'a> {
         let t = Some(label.as_str());
         let f = self.gather(members, TASK_FIELDS, t);
         let head = node.span.start..node.span.start + 1;
+        let (name, command) = self.name_and_command(t, &f, head);
+        let mut task = self.default_task(label.clone(), false, command);
+        if let Some(d) = self.take(t, f.get("description"), |n| as_str(n).map(String::from)) {
+            task.description = d;
+        }
+        if let Some(b) = self.take(t, f.get("enabled"), as_bool) {
+            task.enabled = b;
+        }
+        task.schedule = self.schedule(t, &f);
+        self.run_policy(t, &f, &mut task);
+        self.environment(t, &f, &mut task);
+        self.outputs(t, &f, &mut task);
+        self.notify_fields(t, &f, &mut task);
+        if let Some(g) = f.get("srun") {
+            task.srun = self.srun(t, g);
+        }
+        let extras = self.program(t, &f, &mut task);
+        self.python_module_trust(t, &f, &task);
+        (task, name, extras)
+    }
 
+    /// A task's `name` (with its span, when valid) and `command`, each missing one an
+    /// error; the command is empty after an error (the config does not load anyway).
+    fn name_and_command(
+        &mut self,
+        t: Option<&str>,
+        f: &Fields,
+        head: Range<usize>,
+    ) -> (Option<(String, Range<usize>)>, CommandSpec) {
+        let label = t.unwrap_or_default();
         let name = match f.get("name") {
             Some(g) => self
                 .take(t, Some(g), task_name)
@@ -1174,26 +1235,13 @@ impl<'a> Validator<'a> {
             }
         }
         .unwrap_or_else(|| CommandSpec::Shell(String::new()));
-        let mut task = self.default_task(label.clone(), false, command);
+        (name, command)
+    }
 
-        if let Some(d) = self.take(t, f.get("description"), |n| as_str(n).map(String::from)) {
-            task.description = d;
-        }
-        if let Some(b) = self.take(t, f.get("enabled"), as_bool) {
-            task.enabled = b;
-        }
-        task.schedule = self.schedule(t, &f);
-        if let Some(o) = self.take(t, f.get("overlap"), |n| {
-            choice(
-                n,
-                &[
-                    ("skip", Overlap::Skip),
-                    ("queue", Overlap::Queue),
-                    ("replace", Overlap::Replace),
-                    ("allow", Overlap::Allow),
-                ],
-            )
-        }) {
+    /// When a run counts as failed and what follows: overlap, timeout, retries, success
+    /// codes, restart delays, the stop signal and its grace.
+    fn run_policy(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
+        if let Some(o) = self.take(t, f.get("overlap"), overlap) {
             task.overlap = o;
         }
         task.timeout = self.take(t, f.get("timeout"), positive_duration);
@@ -1202,24 +1250,21 @@ impl<'a> Validator<'a> {
         }) {
             task.on_fail = o;
         }
-        if let Some(times) = self.take(t, f.get("times"), |n| {
-            let v = as_int(n)?;
-            if v < 1 {
-                return Err(Problem::new(format!("must be at least 1, found {v}"))
-                    .help("`times` counts attempts: 1 means no retry"));
-            }
-            u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
-        }) {
+        if let Some(times) = self.take(t, f.get("times"), times) {
             task.times = times;
         }
         if let Some(c) = self.take(t, f.get("success-codes"), success_codes) {
             task.success_codes = c;
         }
-        self.restart_delays(t, &f, &mut task);
+        self.restart_delays(t, f, task);
         if let Some(s) = self.take(t, f.get("stopsignal"), stop_signal) {
             task.stop_signal = s;
         }
         task.stop_time = self.take(t, f.get("stoptime"), duration);
+    }
+
+    /// Where a task runs and with what: working directory, environment file, `env`.
+    fn environment(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
         if let Some(wd) = f.get("working-directory") {
             if let Some(dir) = self.working_directory(t, wd) {
                 task.working_directory = dir;
@@ -1239,6 +1284,10 @@ impl<'a> Validator<'a> {
             env.extend(self.env(t, g));
         }
         task.env = env;
+    }
+
+    /// Where a task's stdout and stderr go.
+    fn outputs(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
         let wd = task.working_directory.clone();
         for name in ["stdout", "stderr"] {
             if let Some(g) = f.get(name) {
@@ -1266,13 +1315,6 @@ impl<'a> Validator<'a> {
         }) {
             task.stderr = err;
         }
-        self.notify_fields(t, &f, &mut task);
-        if let Some(g) = f.get("srun") {
-            task.srun = self.srun(t, g);
-        }
-        let extras = self.program(t, &f, &mut task);
-        self.python_module_trust(t, &f, &task);
-        (task, name, extras)
     }
 
     fn schedule(&mut self, t: Option<&str>, f: &Fields) -> Schedule {
@@ -1284,7 +1326,7 @@ impl<'a> Validator<'a> {
         let cron = self.take(t, cron_got, |n| {
             let expr =
                 non_empty_str(n).map_err(|p| p.help("e.g. \"*/5 * * * *\" or \"@daily\""))?;
-            CronSchedule::parse(expr.trim(), tz).map_err(Problem::new)
+            CronSchedule::parse(expr.trim(), tz).map_err(|e| Problem::new(e.to_string()))
         });
         if let (Some(timer), Some(cron)) = (timer_got, cron_got) {
             let timer_line = self.line(&timer.key.span);

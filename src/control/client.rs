@@ -18,33 +18,51 @@ use super::status::{keep_named, liveness, render, stale_why, Liveness};
 use super::{new_request_id, Cmd, Paths, Request, Response};
 use crate::config;
 use crate::core::select_tasks;
+use crate::model::ErrorKind;
 
 /// How long a client waits for an answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often `status --watch` refreshes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-/// A client error: the message, and the exit code.
+/// A client error: the message, and its kind (which decides the exit code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {
     /// What went wrong, for stderr.
     pub msg: String,
-    /// Exit code (1: no bansuri / no answer; 2: usage, such as an unknown task).
-    pub code: i32,
+    /// `Runtime`: no bansuri, no answer, a refusal; `Usage`: such as an unknown task.
+    pub kind: ErrorKind,
 }
 
 impl ClientError {
-    fn new(code: i32, msg: impl Into<String>) -> ClientError {
+    /// No bansuri, no answer, a refusal.
+    pub(crate) fn runtime(msg: impl Into<String>) -> ClientError {
         ClientError {
             msg: msg.into(),
-            code,
+            kind: ErrorKind::Runtime,
+        }
+    }
+
+    /// The command asks for something that cannot be (an unknown task, a bad setting).
+    pub(crate) fn usage(msg: impl Into<String>) -> ClientError {
+        ClientError {
+            msg: msg.into(),
+            kind: ErrorKind::Usage,
         }
     }
 }
 
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
 /// The state directory of the config `cli` (located as `bansuri run` would).
 pub fn paths_for(cli: Option<&Path>) -> Result<(PathBuf, Paths), ClientError> {
-    let path = config::locate(cli).map_err(|e| ClientError::new(2, e.to_string()))?;
+    let path = config::locate(cli).map_err(|e| ClientError::usage(e.to_string()))?;
     let dir = config::state_dir_of(&path);
     let dir = super::legacy_dir(&path, &dir).unwrap_or(dir);
     Ok((path, Paths::new(&dir)))
@@ -55,30 +73,27 @@ pub fn read_state(paths: &Paths, config: &Path) -> Result<StateDoc, ClientError>
     let text = match std::fs::read_to_string(&paths.state) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ClientError::new(
-                1,
-                format!(
-                    "no bansuri has run with {} yet: there is no state file {}",
-                    config.display(),
-                    paths.state.display()
-                ),
-            ))
+            return Err(ClientError::runtime(format!(
+                "no bansuri has run with {} yet: there is no state file {}",
+                config.display(),
+                paths.state.display()
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(ClientError::new(1, permission_denied(&paths.state)))
+            return Err(ClientError::runtime(permission_denied(&paths.state)))
         }
         Err(e) => {
-            return Err(ClientError::new(
-                1,
-                format!("cannot read the state file {}: {e}", paths.state.display()),
-            ))
+            return Err(ClientError::runtime(format!(
+                "cannot read the state file {}: {e}",
+                paths.state.display()
+            )))
         }
     };
     StateDoc::parse(&text).map_err(|e| {
-        ClientError::new(
-            1,
-            format!("cannot read the state file {}: {e}", paths.state.display()),
-        )
+        ClientError::runtime(format!(
+            "cannot read the state file {}: {e}",
+            paths.state.display()
+        ))
     })
 }
 
@@ -123,7 +138,7 @@ pub fn status(
         // The file is written at most every few seconds (its samples may be older still):
         // a bansuri running on this node answers with its figures of now.
         let mut doc = live(&paths, &doc).unwrap_or(doc);
-        keep_named(&mut doc, tasks).map_err(|e| ClientError::new(2, e))?;
+        keep_named(&mut doc, tasks).map_err(ClientError::usage)?;
         let text = if json {
             let mut t = doc.to_json();
             t.push('\n');
@@ -196,10 +211,9 @@ fn via() -> Result<Via, ClientError> {
         Err(_) | Ok("") | Ok("auto") => Ok(Via::Auto),
         Ok("socket") => Ok(Via::Socket),
         Ok("files") => Ok(Via::Files),
-        Ok(v) => Err(ClientError::new(
-            2,
-            format!("{VIA_ENV}={v}: use `socket`, `files` or `auto`"),
-        )),
+        Ok(v) => Err(ClientError::usage(format!(
+            "{VIA_ENV}={v}: use `socket`, `files` or `auto`"
+        ))),
     }
 }
 
@@ -218,21 +232,15 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
                 .exit_code
                 .map(|c| format!(" with code {c}"))
                 .unwrap_or_default();
-            return Err(ClientError::new(
-                1,
-                format!("no bansuri is running for this config: the last one exited{when}{code}"),
+            return Err(ClientError::runtime(format!("no bansuri is running for this config: the last one exited{when}{code}"),
             ));
         }
         Liveness::Gone(why) => {
-            return Err(ClientError::new(
-                1,
-                format!("no bansuri is running for this config: {why}"),
+            return Err(ClientError::runtime(format!("no bansuri is running for this config: {why}"),
             ))
         }
         Liveness::Stale => {
-            return Err(ClientError::new(
-                1,
-                format!(
+            return Err(ClientError::runtime(format!(
                     "no bansuri is running for this config, most likely: {}, and a running bansuri rewrites it every {}; the request was not sent",
                     stale_why(doc, Utc::now()),
                     crate::text::fmt_dur(HEARTBEAT)
@@ -242,14 +250,14 @@ pub fn preflight(doc: &StateDoc, cmd: Cmd, tasks: &[String]) -> Result<(), Clien
     }
     if cmd.takes_tasks() {
         if tasks.is_empty() {
-            return Err(ClientError::new(
-                2,
-                format!("{}: name at least one task", cmd.word()),
-            ));
+            return Err(ClientError::usage(format!(
+                "{}: name at least one task",
+                cmd.word()
+            )));
         }
         let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
         // `w` names every instance `w:0`, `w:1`... of a numprocs program.
-        select_tasks(tasks, &known).map_err(|e| ClientError::new(2, e))?;
+        select_tasks(tasks, &known).map_err(ClientError::usage)?;
     }
     Ok(())
 }
@@ -280,10 +288,10 @@ pub fn send(
         match over_socket(&socket, &req, timeout) {
             Ok(r) => return Ok(r),
             Err(e) if via == Via::Socket => {
-                return Err(ClientError::new(
-                    1,
-                    format!("cannot use the control socket {}: {e}", socket.display()),
-                ))
+                return Err(ClientError::runtime(format!(
+                    "cannot use the control socket {}: {e}",
+                    socket.display()
+                )))
             }
             // Not reachable from here (another node, or no socket): use the inbox.
             Err(_) => {}
@@ -325,20 +333,17 @@ fn over_files(
         .and_then(|()| std::fs::rename(&tmp, &file))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            ClientError::new(
-                1,
-                format!("cannot leave a request in {}: {e}", dir.display()),
-            )
+            ClientError::runtime(format!("cannot leave a request in {}: {e}", dir.display()))
         })?;
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(&resp) {
             let _ = std::fs::remove_file(&resp);
             return serde_json::from_str(&text).map_err(|e| {
-                ClientError::new(
-                    1,
-                    format!("the answer in {} is not valid: {e}", resp.display()),
-                )
+                ClientError::runtime(format!(
+                    "the answer in {} is not valid: {e}",
+                    resp.display()
+                ))
             });
         }
         if start.elapsed() >= timeout {
@@ -354,7 +359,7 @@ fn over_files(
             if !taken_back {
                 msg.push_str("; the request was picked up, so it may still be carried out");
             }
-            return Err(ClientError::new(1, msg));
+            return Err(ClientError::runtime(msg));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -366,11 +371,11 @@ fn control_timeout(v: Option<std::ffi::OsString>) -> Result<Duration, ClientErro
     let Some(v) = v else {
         return Ok(DEFAULT_TIMEOUT);
     };
-    let bad = |e: String| ClientError::new(2, format!("BANSURI_CONTROL_TIMEOUT: {e}"));
+    let bad = |e: String| ClientError::usage(format!("BANSURI_CONTROL_TIMEOUT: {e}"));
     let v = v
         .into_string()
         .map_err(|_| bad("not valid UTF-8".to_owned()))?;
-    crate::text::parse_duration(&v).map_err(bad)
+    crate::text::parse_duration(&v).map_err(|e| bad(e.to_string()))
 }
 
 /// `bansuri start|stop|restart TASK...`, `reload`, `shutdown`: send, wait, print.
@@ -386,6 +391,6 @@ pub fn command(cli: Option<&Path>, cmd: Cmd, tasks: &[String]) -> Result<(), Cli
         }
         Ok(())
     } else {
-        Err(ClientError::new(1, r.message))
+        Err(ClientError::runtime(r.message))
     }
 }

@@ -225,7 +225,7 @@ pub struct Incoming {
     /// Its id (file name without `.req`).
     pub id: String,
     /// The request, or why it cannot be read.
-    pub request: Result<Request, String>,
+    pub request: Result<Request, RequestFileError>,
     /// Owner of the file. A file of a uid that may not control us is not read at all.
     pub uid: u32,
 }
@@ -261,13 +261,56 @@ fn kind_of(mode: u32) -> &'static str {
     }
 }
 
+/// Why a request file is not carried out (answered with this reason).
+#[derive(Debug)]
+pub enum RequestFileError {
+    /// Its owner may not control this bansuri: not read at all (the runtime's answer
+    /// names both uids).
+    Foreign,
+    /// Over [`MAX_REQUEST`]: its size in bytes.
+    TooBig(u64),
+    /// It could not be read.
+    Read(std::io::Error),
+    /// Not a valid request.
+    Invalid(serde_json::Error),
+}
+
+impl std::fmt::Display for RequestFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestFileError::Foreign => {
+                f.write_str("the request file's owner may not control this bansuri")
+            }
+            RequestFileError::TooBig(n) => write!(
+                f,
+                "the request file is {n} bytes, more than the {} KiB a request may have: not read",
+                MAX_REQUEST / 1024
+            ),
+            RequestFileError::Read(e) => write!(f, "cannot read the request file: {e}"),
+            RequestFileError::Invalid(e) => {
+                write!(f, "the request file is not a valid request ({e})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestFileError::Read(e) => Some(e),
+            RequestFileError::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// What reading one request file gave.
 #[derive(Debug)]
 enum FileRead {
     /// Its text (the owner may control us).
     Text(String),
     /// Not carried out, for this reason (answered).
-    Refused(String),
+    Refused(RequestFileError),
     /// Removed unanswered, for this reason (a symlink, a FIFO, gone meanwhile).
     Skip(String),
 }
@@ -303,15 +346,10 @@ fn read_request_file(path: &Path) -> (u32, FileRead) {
     }
     if !allowed(uid) {
         // Not read: the refusal is decided by the owner alone.
-        return (uid, FileRead::Refused(String::new()));
+        return (uid, FileRead::Refused(RequestFileError::Foreign));
     }
     let limit = MAX_REQUEST as u64;
-    let too_big = |n: u64| {
-        FileRead::Refused(format!(
-            "the request file is {n} bytes, more than the {} KiB a request may have: not read",
-            MAX_REQUEST / 1024
-        ))
-    };
+    let too_big = |n: u64| FileRead::Refused(RequestFileError::TooBig(n));
     if meta.len() > limit {
         return (uid, too_big(meta.len()));
     }
@@ -323,7 +361,7 @@ fn read_request_file(path: &Path) -> (u32, FileRead) {
         match read {
             Ok(n) if n as u64 > limit => too_big(n as u64),
             Ok(_) => FileRead::Text(text),
-            Err(e) => FileRead::Refused(format!("cannot read the request file: {e}")),
+            Err(e) => FileRead::Refused(RequestFileError::Read(e)),
         },
     )
 }
@@ -354,8 +392,9 @@ pub fn take_requests(paths: &Paths) -> Inbox {
                 continue;
             }
             _ if !valid_request_id(&id) => continue,
-            FileRead::Text(t) => serde_json::from_str::<Request>(&t)
-                .map_err(|e| format!("the request file is not a valid request ({e})")),
+            FileRead::Text(t) => {
+                serde_json::from_str::<Request>(&t).map_err(RequestFileError::Invalid)
+            }
             FileRead::Refused(why) => Err(why),
         };
         out.requests.push(Incoming { id, request, uid });
@@ -411,6 +450,7 @@ mod tests {
             .request
             .as_ref()
             .unwrap_err()
+            .to_string()
             .contains("not a valid request"));
         assert!(
             take_requests(&paths).requests.is_empty(),
@@ -469,7 +509,12 @@ mod tests {
         assert_eq!(got.requests.len(), 1, "{got:?}");
         let e = got.requests[0].request.as_ref().expect_err("too big");
         assert!(
-            e.contains("1099511627776 bytes, more than the 64 KiB"),
+            matches!(e, RequestFileError::TooBig(1_099_511_627_776)),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("1099511627776 bytes, more than the 64 KiB"),
             "{e}"
         );
         assert_eq!(std::fs::read_dir(&paths.requests).expect("ls").count(), 0);

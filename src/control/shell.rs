@@ -131,10 +131,7 @@ pub fn run(cli: Option<&Path>) -> Result<(), ClientError> {
     let (config, paths) = paths_for(cli)?;
     let doc = read_state(&paths, &config)?;
     let mut ed: Editor<ShellHelper, rustyline::history::DefaultHistory> =
-        Editor::new().map_err(|e| ClientError {
-            msg: format!("cannot start the shell: {e}"),
-            code: 1,
-        })?;
+        Editor::new().map_err(|e| ClientError::runtime(format!("cannot start the shell: {e}")))?;
     ed.set_helper(Some(ShellHelper {
         tasks: doc.tasks.iter().map(|t| t.name.clone()).collect(),
     }));

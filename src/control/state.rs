@@ -334,24 +334,21 @@ impl StateDoc {
     }
 
     /// Parse a state file's text, checking schema and version.
-    pub fn parse(text: &str) -> Result<StateDoc, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("it is not JSON ({e})"))?;
+    pub fn parse(text: &str) -> Result<StateDoc, StateFileError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(StateFileError::NotJson)?;
         if v.get("schema").and_then(|s| s.as_str()) != Some(SCHEMA) {
-            return Err("it is not a bansuri state file (no \"schema\": \"bansuri-state\")".into());
+            return Err(StateFileError::NotState);
         }
         let version = v.get("version").and_then(|s| s.as_u64()).unwrap_or(0);
         if version > u64::from(VERSION) {
-            return Err(format!(
-                "it was written by a newer bansuri (schema version {version}; this one reads up to {VERSION})"
-            ));
+            return Err(StateFileError::Newer { version });
         }
-        serde_json::from_value(v).map_err(|e| format!("it does not follow the schema ({e})"))
+        serde_json::from_value(v).map_err(StateFileError::Schema)
     }
 
     /// Read and parse the state file at `path`.
-    pub fn read(path: &Path) -> Result<StateDoc, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    pub fn read(path: &Path) -> Result<StateDoc, StateFileError> {
+        let text = std::fs::read_to_string(path).map_err(StateFileError::Io)?;
         StateDoc::parse(&text)
     }
 
@@ -477,11 +474,82 @@ pub fn untrusted_dir(dir: &Path) -> Option<String> {
     None
 }
 
+/// Why a state file was not read, or not trusted. `Display` completes "the state file
+/// ... is not used: ".
+#[derive(Debug)]
+pub enum StateFileError {
+    /// The text is not JSON.
+    NotJson(serde_json::Error),
+    /// JSON without `"schema": "bansuri-state"`.
+    NotState,
+    /// Written by a newer bansuri: its schema version.
+    Newer {
+        /// The file's schema version (over [`VERSION`]).
+        version: u64,
+    },
+    /// JSON of the right schema name that does not follow the schema.
+    Schema(serde_json::Error),
+    /// The file cannot be opened or read.
+    Io(std::io::Error),
+    /// A symbolic link (not followed).
+    SymbolicLink,
+    /// Not a regular file.
+    NotRegular,
+    /// Owned by another user.
+    Owner {
+        /// The file's owner.
+        uid: u32,
+        /// bansuri's effective uid.
+        me: u32,
+    },
+    /// Writable by its group or others.
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+impl std::fmt::Display for StateFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateFileError::NotJson(e) => write!(f, "it is not JSON ({e})"),
+            StateFileError::NotState => write!(
+                f,
+                "it is not a bansuri state file (no \"schema\": \"{SCHEMA}\")"
+            ),
+            StateFileError::Newer { version } => write!(
+                f,
+                "it was written by a newer bansuri (schema version {version}; this one reads up to {VERSION})"
+            ),
+            StateFileError::Schema(e) => write!(f, "it does not follow the schema ({e})"),
+            StateFileError::Io(e) => write!(f, "{e}"),
+            StateFileError::SymbolicLink => f.write_str("it is a symbolic link"),
+            StateFileError::NotRegular => f.write_str("it is not a regular file"),
+            StateFileError::Owner { uid, me } => {
+                write!(f, "it belongs to uid {uid}, not to bansuri's uid {me}")
+            }
+            StateFileError::Writable { mode } => {
+                write!(f, "it is writable by others (mode {:03o})", mode & 0o777)
+            }
+        }
+    }
+}
+
+impl std::error::Error for StateFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateFileError::NotJson(e) | StateFileError::Schema(e) => Some(e),
+            StateFileError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The previous state file at `path`, for the clean-up of stale process groups and
 /// `--resume`: only when it is a regular file owned by bansuri's user and not writable by
 /// others (checked on the open file, opened without following a link); otherwise why not.
 /// `Ok(None)`: there is none.
-pub fn read_trusted(path: &Path) -> Result<Option<StateDoc>, String> {
+pub fn read_trusted(path: &Path) -> Result<Option<StateDoc>, StateFileError> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut f = match std::fs::OpenOptions::new()
@@ -492,29 +560,26 @@ pub fn read_trusted(path: &Path) -> Result<Option<StateDoc>, String> {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err("it is a symbolic link".to_owned())
+            return Err(StateFileError::SymbolicLink)
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(StateFileError::Io(e)),
     };
-    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(StateFileError::Io)?;
     let me = nix::unistd::geteuid().as_raw();
     if !meta.is_file() {
-        return Err("it is not a regular file".to_owned());
+        return Err(StateFileError::NotRegular);
     }
     if meta.uid() != me {
-        return Err(format!(
-            "it belongs to uid {}, not to bansuri's uid {me}",
-            meta.uid()
-        ));
+        return Err(StateFileError::Owner {
+            uid: meta.uid(),
+            me,
+        });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "it is writable by others (mode {:03o})",
-            meta.mode() & 0o777
-        ));
+        return Err(StateFileError::Writable { mode: meta.mode() });
     }
     let mut text = String::new();
-    f.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    f.read_to_string(&mut text).map_err(StateFileError::Io)?;
     StateDoc::parse(&text).map(Some)
 }
 
@@ -572,9 +637,17 @@ pub(crate) mod tests {
         assert_eq!(back, d);
         let newer = d.to_json().replace("\"version\": 1,", "\"version\": 2,");
         let e = StateDoc::parse(&newer).expect_err("newer");
-        assert!(e.contains("newer bansuri (schema version 2"), "{e}");
+        assert!(matches!(e, StateFileError::Newer { version: 2 }), "{e:?}");
+        assert!(
+            e.to_string().contains("newer bansuri (schema version 2"),
+            "{e}"
+        );
         let e = StateDoc::parse("{\"a\": 1}").expect_err("not ours");
-        assert!(e.contains("not a bansuri state file"), "{e}");
+        assert!(matches!(e, StateFileError::NotState), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "it is not a bansuri state file (no \"schema\": \"bansuri-state\")"
+        );
         // Unknown fields (a later minor addition) are ignored.
         let extra = d.to_json().replacen('{', "{\"future_field\": 1,", 1);
         assert_eq!(StateDoc::parse(&extra).expect("parses"), d);
@@ -639,13 +712,15 @@ pub(crate) mod tests {
         assert!(read_trusted(&state).expect("ours").is_some());
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).expect("chmod");
         let e = read_trusted(&state).expect_err("writable by others");
-        assert!(e.contains("writable by others (mode 666)"), "{e}");
+        assert!(
+            e.to_string().contains("writable by others (mode 666)"),
+            "{e}"
+        );
         let link = d.join("link.json");
         std::os::unix::fs::symlink(&state, &link).expect("symlink");
-        assert_eq!(
-            read_trusted(&link).expect_err("a link"),
-            "it is a symbolic link"
-        );
-        assert_eq!(read_trusted(&d.join("none")), Ok(None));
+        let e = read_trusted(&link).expect_err("a link");
+        assert!(matches!(e, StateFileError::SymbolicLink), "{e:?}");
+        assert_eq!(e.to_string(), "it is a symbolic link");
+        assert!(read_trusted(&d.join("none")).expect("none").is_none());
     }
 }

@@ -107,6 +107,34 @@ pub fn keep_named(doc: &mut StateDoc, asked: &[String]) -> Result<(), String> {
 
 /// The table, with a header saying whether bansuri runs and a footer with the node.
 pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
+    let mut out = header(doc, now, live);
+    out.push('\n');
+    out.push_str(&table(doc, now, live));
+    out.push('\n');
+    out.push_str(&reasons(doc));
+    out.push_str(&counts(doc));
+    if let Some(n) = &doc.node {
+        out.push_str(&format!(
+            "node: load {:.2} {:.2} {:.2}, memory available {} of {}\n",
+            n.load[0],
+            n.load[1],
+            n.load[2],
+            fmt_bytes(n.mem_available),
+            fmt_bytes(n.mem_total)
+        ));
+    }
+    if matches!(live, Liveness::Running | Liveness::Elsewhere) {
+        out.push_str(&format!(
+            "state written {} ago ({})\n",
+            span(doc.written_at, now),
+            fmt_wall(doc.written_at)
+        ));
+    }
+    out
+}
+
+/// Whether bansuri runs (or since when it does not), where, and the config in effect.
+fn header(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     let mut out = String::new();
     let b = &doc.bansuri;
     let job = match &doc.job {
@@ -171,8 +199,11 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     } else if doc.config.on_disk_differs {
         out.push_str("note: the config file on disk has changed and is being applied\n");
     }
-    out.push('\n');
+    out
+}
 
+/// One aligned line per task, under a header line.
+fn table(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     let headers = [
         "TASK",
         "STATE",
@@ -235,29 +266,9 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         s.push('\n');
         s
     };
-    out.push_str(&line(&headers.map(String::from)));
+    let mut out = line(&headers.map(String::from));
     for r in &rows {
         out.push_str(&line(r));
-    }
-    out.push('\n');
-    out.push_str(&reasons(doc));
-    out.push_str(&counts(doc));
-    if let Some(n) = &doc.node {
-        out.push_str(&format!(
-            "node: load {:.2} {:.2} {:.2}, memory available {} of {}\n",
-            n.load[0],
-            n.load[1],
-            n.load[2],
-            fmt_bytes(n.mem_available),
-            fmt_bytes(n.mem_total)
-        ));
-    }
-    if matches!(live, Liveness::Running | Liveness::Elsewhere) {
-        out.push_str(&format!(
-            "state written {} ago ({})\n",
-            span(doc.written_at, now),
-            fmt_wall(doc.written_at)
-        ));
     }
     out
 }
@@ -465,7 +476,7 @@ mod tests {
         );
         let e = crate::control::client::preflight(&d, crate::control::Cmd::Stop, &[])
             .expect_err("refused");
-        assert_eq!(e.code, 1);
+        assert_eq!(e.kind, crate::model::ErrorKind::Runtime);
         assert!(
             e.msg.starts_with(
                 "no bansuri is running for this config, most likely: its state was last written "

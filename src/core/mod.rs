@@ -212,10 +212,10 @@ pub enum Action {
     },
     /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
     Reply(Reply),
-    /// Everything is over: flush and exit with this code.
+    /// Everything is over: flush and exit (the code: `model::Exit::Run(ending).code()`).
     Exit {
-        /// Process exit code (0 ok, 3 a task failed finally).
-        code: i32,
+        /// How the run ended.
+        ending: crate::model::Ending,
     },
 }
 
@@ -1690,13 +1690,14 @@ impl Core {
             .iter()
             .filter(|t| t.stats.last_outcome.is_some_and(Outcome::is_failure))
             .count();
-        let code = if self.shutdown.is_some() {
-            0
+        let ending = if self.shutdown.is_some() {
+            crate::model::Ending::ShutDown
         } else if failed > 0 {
-            3
+            crate::model::Ending::TasksFailed { failed }
         } else {
-            0
+            crate::model::Ending::AllSucceeded
         };
+        let code = crate::model::Exit::Run(ending).code();
         self.summary();
         self.master(MasterEvent::Done {
             shutdown: self.shutdown.is_some(),
@@ -1704,7 +1705,7 @@ impl Core {
             code,
         });
         self.exited = true;
-        self.out.push(Action::Exit { code });
+        self.out.push(Action::Exit { ending });
     }
 
     /// One aligned line per task: state, runs, failures, CPU time and peak RSS of its

@@ -625,7 +625,7 @@ impl Harness {
         let exits: Vec<_> = self
             .outs()
             .filter_map(|(r, a)| match a {
-                Action::Exit { code } => Some((r.t(), *code)),
+                Action::Exit { ending } => Some((r.t(), crate::model::Exit::Run(*ending).code())),
                 _ => None,
             })
             .collect();
@@ -686,7 +686,7 @@ fn spawns_in(acts: &[Action]) -> usize {
 
 fn exit_in(acts: &[Action]) -> Option<i32> {
     acts.iter().find_map(|a| match a {
-        Action::Exit { code } => Some(*code),
+        Action::Exit { ending } => Some(crate::model::Exit::Run(*ending).code()),
         _ => None,
     })
 }
@@ -723,7 +723,12 @@ fn exit_when_done_exits_0_when_the_last_one_shot_succeeds() {
     h.step(secs(100));
     assert_eq!(h.exit_at(), Some((secs(8), 0)), "{}", h.job_log());
     let last = h.trace.last().expect("trace");
-    assert!(matches!(last.ev, Ev::Out(Action::Exit { code: 0 })));
+    assert!(matches!(
+        last.ev,
+        Ev::Out(Action::Exit {
+            ending: crate::model::Ending::AllSucceeded
+        })
+    ));
 }
 
 #[test]

@@ -239,18 +239,155 @@ impl std::error::Error for InventoryError {}
 
 const MB: u64 = 1 << 20;
 
+/// The environment as the inventory reads it: blank values are unset, SLURM's variables
+/// count only inside a job.
+struct Facts<'a> {
+    env: &'a BTreeMap<String, String>,
+    in_job: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn new(inputs: &'a Inputs) -> Facts<'a> {
+        Facts {
+            env: &inputs.env,
+            in_job: in_job(&inputs.env),
+        }
+    }
+
+    fn var(&self, k: &str) -> Option<String> {
+        self.env.get(k).filter(|v| !v.trim().is_empty()).cloned()
+    }
+
+    fn slurm(&self, k: &str) -> Option<String> {
+        if self.in_job {
+            self.var(k)
+        } else {
+            None
+        }
+    }
+}
+
+/// The CPUs: a declared list (inside the job's set) or count, else the job's set, cut to
+/// `SLURM_CPUS_ON_NODE` when that is smaller.
+fn choose_cpus(
+    set: &CpuSet,
+    declared: Option<DeclaredCpus>,
+    cpus_on_node: Option<u32>,
+) -> Result<(CpuSet, CpuSource), InventoryError> {
+    Ok(match declared {
+        Some(DeclaredCpus::List(list)) => {
+            if list.is_empty() {
+                return Err(InventoryError::DeclaredCount {
+                    asked: 0,
+                    job: set.clone(),
+                });
+            }
+            let outside = list.difference(set);
+            if !outside.is_empty() {
+                return Err(InventoryError::DeclaredOutside {
+                    outside,
+                    job: set.clone(),
+                });
+            }
+            (list, CpuSource::DeclaredList)
+        }
+        Some(DeclaredCpus::Count(n)) => {
+            if n == 0 || n as usize > set.len() {
+                return Err(InventoryError::DeclaredCount {
+                    asked: n,
+                    job: set.clone(),
+                });
+            }
+            (set.lowest(n as usize), CpuSource::DeclaredCount)
+        }
+        None => match cpus_on_node {
+            Some(n) if (n as usize) < set.len() => (
+                set.lowest(n as usize),
+                CpuSource::CappedBySlurm {
+                    set: set.clone(),
+                    cpus_on_node: n,
+                },
+            ),
+            _ => (set.clone(), CpuSource::JobSet),
+        },
+    })
+}
+
+/// The GPUs: declared, else the first of `SLURM_JOB_GPUS`, `CUDA_VISIBLE_DEVICES`,
+/// `GPU_DEVICE_ORDINAL` that is set (`NoDevFiles`: none).
+fn choose_gpus(
+    facts: &Facts,
+    declared: Option<Vec<String>>,
+) -> Result<(Vec<String>, GpuSource), InventoryError> {
+    if let Some(list) = declared {
+        return Ok((
+            gpu_list("resources.gpus", &list.join(","), &list)?,
+            GpuSource::Declared,
+        ));
+    }
+    let found = [
+        ("SLURM_JOB_GPUS", facts.slurm("SLURM_JOB_GPUS")),
+        ("CUDA_VISIBLE_DEVICES", facts.var("CUDA_VISIBLE_DEVICES")),
+        ("GPU_DEVICE_ORDINAL", facts.var("GPU_DEVICE_ORDINAL")),
+    ]
+    .into_iter()
+    .find_map(|(name, v)| v.map(|v| (name, v)));
+    Ok(match found {
+        None => (Vec::new(), GpuSource::None),
+        Some((name, v)) if v.trim() == "NoDevFiles" => (Vec::new(), GpuSource::Var(name)),
+        Some((name, v)) => {
+            let ids: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
+            (gpu_list(name, &v, &ids)?, GpuSource::Var(name))
+        }
+    })
+}
+
+/// The memory: declared, else `SLURM_MEM_PER_NODE` (0: the whole node), else
+/// `SLURM_MEM_PER_CPU` times the CPUs, else the machine's.
+fn choose_mem(
+    facts: &Facts,
+    declared: Option<u64>,
+    mem_total: u64,
+    cpus: u64,
+) -> Result<(u64, MemSource), InventoryError> {
+    let mb = |name: &'static str, v: String| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(MB))
+            .ok_or(InventoryError::BadVariable {
+                name,
+                value: v,
+                expected: "a number of megabytes",
+            })
+    };
+    Ok(if let Some(m) = declared {
+        (m, MemSource::Declared)
+    } else if let Some(v) = facts.slurm("SLURM_MEM_PER_NODE") {
+        match mb("SLURM_MEM_PER_NODE", v)? {
+            0 => (mem_total, MemSource::PerNodeWhole),
+            m => (m, MemSource::PerNode),
+        }
+    } else if let Some(v) = facts.slurm("SLURM_MEM_PER_CPU") {
+        let per_cpu = mb("SLURM_MEM_PER_CPU", v)?;
+        (
+            per_cpu.saturating_mul(cpus),
+            MemSource::PerCpu { per_cpu, cpus },
+        )
+    } else {
+        (mem_total, MemSource::Machine)
+    })
+}
+
 impl Inventory {
     /// The inventory these facts give (the rules are in the module doc).
     pub fn from_inputs(inputs: &Inputs) -> Result<Inventory, InventoryError> {
-        let var = |k: &str| inputs.env.get(k).filter(|v| !v.trim().is_empty()).cloned();
-        let in_job = in_job(&inputs.env);
-        let slurm = |k: &'static str| if in_job { var(k) } else { None };
+        let facts = Facts::new(inputs);
         let declared = inputs.declared.clone().unwrap_or_default();
         if inputs.affinity.is_empty() {
             return Err(InventoryError::NoCpus);
         }
-
-        let cpus_on_node = match slurm("SLURM_CPUS_ON_NODE") {
+        let cpus_on_node = match facts.slurm("SLURM_CPUS_ON_NODE") {
             Some(v) => Some(positive(&v).ok_or(InventoryError::BadVariable {
                 name: "SLURM_CPUS_ON_NODE",
                 value: v,
@@ -258,72 +395,9 @@ impl Inventory {
             })?),
             None => None,
         };
-        let set = &inputs.affinity;
-        let (cpus, cpu_source) = match declared.cpus {
-            Some(DeclaredCpus::List(list)) => {
-                if list.is_empty() {
-                    return Err(InventoryError::DeclaredCount {
-                        asked: 0,
-                        job: set.clone(),
-                    });
-                }
-                let outside = list.difference(set);
-                if !outside.is_empty() {
-                    return Err(InventoryError::DeclaredOutside {
-                        outside,
-                        job: set.clone(),
-                    });
-                }
-                (list, CpuSource::DeclaredList)
-            }
-            Some(DeclaredCpus::Count(n)) => {
-                if n == 0 || n as usize > set.len() {
-                    return Err(InventoryError::DeclaredCount {
-                        asked: n,
-                        job: set.clone(),
-                    });
-                }
-                (set.lowest(n as usize), CpuSource::DeclaredCount)
-            }
-            None => match cpus_on_node {
-                Some(n) if (n as usize) < set.len() => (
-                    set.lowest(n as usize),
-                    CpuSource::CappedBySlurm {
-                        set: set.clone(),
-                        cpus_on_node: n,
-                    },
-                ),
-                _ => (set.clone(), CpuSource::JobSet),
-            },
-        };
-
-        let (gpus, gpu_source) = match declared.gpus {
-            Some(list) => (
-                gpu_list("resources.gpus", &list.join(","), &list)?,
-                GpuSource::Declared,
-            ),
-            None => {
-                let found = [
-                    ("SLURM_JOB_GPUS", slurm("SLURM_JOB_GPUS")),
-                    ("CUDA_VISIBLE_DEVICES", var("CUDA_VISIBLE_DEVICES")),
-                    ("GPU_DEVICE_ORDINAL", var("GPU_DEVICE_ORDINAL")),
-                ]
-                .into_iter()
-                .find_map(|(name, v)| v.map(|v| (name, v)));
-                match found {
-                    None => (Vec::new(), GpuSource::None),
-                    Some((name, v)) if v.trim() == "NoDevFiles" => {
-                        (Vec::new(), GpuSource::Var(name))
-                    }
-                    Some((name, v)) => {
-                        let ids: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
-                        (gpu_list(name, &v, &ids)?, GpuSource::Var(name))
-                    }
-                }
-            }
-        };
-
-        let gpu_visible = match (gpu_source, var("CUDA_VISIBLE_DEVICES")) {
+        let (cpus, cpu_source) = choose_cpus(&inputs.affinity, declared.cpus, cpus_on_node)?;
+        let (gpus, gpu_source) = choose_gpus(&facts, declared.gpus)?;
+        let gpu_visible = match (gpu_source, facts.var("CUDA_VISIBLE_DEVICES")) {
             (GpuSource::Var("SLURM_JOB_GPUS"), Some(cvd)) => {
                 let listed: Vec<String> = cvd.split(',').map(|s| s.trim().to_owned()).collect();
                 if listed.len() == gpus.len() && listed.iter().all(|s| !s.is_empty()) {
@@ -334,36 +408,8 @@ impl Inventory {
             }
             _ => gpus.clone(),
         };
-
-        let mb = |name: &'static str, v: String| {
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| n.checked_mul(MB))
-                .ok_or(InventoryError::BadVariable {
-                    name,
-                    value: v,
-                    expected: "a number of megabytes",
-                })
-        };
-        let (mem, mem_source) = if let Some(m) = declared.mem {
-            (m, MemSource::Declared)
-        } else if let Some(v) = slurm("SLURM_MEM_PER_NODE") {
-            match mb("SLURM_MEM_PER_NODE", v)? {
-                0 => (inputs.mem_total, MemSource::PerNodeWhole),
-                m => (m, MemSource::PerNode),
-            }
-        } else if let Some(v) = slurm("SLURM_MEM_PER_CPU") {
-            let per_cpu = mb("SLURM_MEM_PER_CPU", v)?;
-            let n = u64::from(cpus_on_node.unwrap_or(cpus.len() as u32));
-            (
-                per_cpu.saturating_mul(n),
-                MemSource::PerCpu { per_cpu, cpus: n },
-            )
-        } else {
-            (inputs.mem_total, MemSource::Machine)
-        };
-
+        let cpu_count = u64::from(cpus_on_node.unwrap_or(cpus.len() as u32));
+        let (mem, mem_source) = choose_mem(&facts, declared.mem, inputs.mem_total, cpu_count)?;
         Ok(Inventory {
             topology: Topology(cpus.iter().map(|c| (c, inputs.topology.place(c))).collect()),
             cpus,

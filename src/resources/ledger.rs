@@ -41,7 +41,7 @@ impl Request {
     /// A task's `mem` as the config writes it (`"4G"`, `"512MB"`, a number of bytes: the
     /// sizes of `text::parse_size`), more than zero.
     pub fn parse_mem(s: &str) -> Result<u64, String> {
-        match crate::text::parse_size(s)? {
+        match crate::text::parse_size(s).map_err(|e| e.to_string())? {
             0 => Err(format!(
                 "`{s}` is no memory: a request asks for more than 0 bytes"
             )),

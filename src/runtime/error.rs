@@ -83,11 +83,11 @@ impl std::error::Error for RuntimeError {
 #[derive(Debug)]
 pub(super) enum StartError {
     /// Settling the task's pending settings failed (`spawn::prepare`'s words).
-    Prepare(String),
+    Prepare(crate::spawn::SpawnError),
     /// An `srun` task outside a SLURM job.
     SrunOutsideSlurm,
     /// The process could not be started (`spawn::spawn`'s words).
-    Spawn(String),
+    Spawn(crate::spawn::SpawnError),
     /// No task of this name is registered.
     NotRegistered(String),
     /// An output pipe could not be created.
@@ -113,7 +113,7 @@ pub(super) enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::Prepare(why) | StartError::Spawn(why) => f.write_str(why),
+            StartError::Prepare(why) | StartError::Spawn(why) => why.fmt(f),
             StartError::SrunOutsideSlurm => f.write_str(crate::slurm::SRUN_OUTSIDE_SLURM),
             StartError::NotRegistered(kind) => write!(
                 f,

@@ -5,7 +5,7 @@
 //! pipes and worker reports are still served, the alarm is armed for the notifiers'
 //! timeouts, and nothing else wakes the loop).
 //!
-//! Every step returns the exit code when the core is done (`Option<i32>`); a turn stops
+//! Every step returns how the run ended when the core is done (`Option<Ending>`); a turn stops
 //! at the first one, and [`Runtime::run`] finishes once, in one place.
 
 use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
@@ -37,7 +37,7 @@ struct Signals {
 
 impl Runtime {
     /// Run until the core is done; the exit code.
-    pub(super) fn run(&mut self) -> Result<i32, RuntimeError> {
+    pub(super) fn run(&mut self) -> Result<crate::model::Ending, RuntimeError> {
         let code = match self.start() {
             Some(code) => code,
             None => self.serve_until_exit()?,
@@ -45,7 +45,7 @@ impl Runtime {
         Ok(self.finish(code))
     }
 
-    fn start(&mut self) -> Option<i32> {
+    fn start(&mut self) -> Option<crate::model::Ending> {
         let actions = self.core.handle(Input::Start, self.now());
         self.apply(actions).or_else(|| {
             let stop_before_end = self.core.globals().stop_before_end;
@@ -53,7 +53,7 @@ impl Runtime {
         })
     }
 
-    fn serve_until_exit(&mut self) -> Result<i32, RuntimeError> {
+    fn serve_until_exit(&mut self) -> Result<crate::model::Ending, RuntimeError> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             if let Some(code) = self.turn(&mut events)? {
@@ -63,7 +63,10 @@ impl Runtime {
     }
 
     /// One turn of the loop: wait, serve the events, serve what is due.
-    pub(super) fn turn(&mut self, events: &mut [EpollEvent]) -> Result<Option<i32>, RuntimeError> {
+    pub(super) fn turn(
+        &mut self,
+        events: &mut [EpollEvent],
+    ) -> Result<Option<crate::model::Ending>, RuntimeError> {
         self.notifying.sweep();
         let n = self.wait(events)?;
         for ev in events.iter().take(n) {
@@ -119,7 +122,7 @@ impl Runtime {
         }
     }
 
-    fn on_event(&mut self, token: Token, flags: EpollFlags) -> Option<i32> {
+    fn on_event(&mut self, token: Token, flags: EpollFlags) -> Option<crate::model::Ending> {
         match token {
             // Nothing to do but consume it: the deadlines are checked after the events.
             Token::Alarm => {
@@ -138,7 +141,7 @@ impl Runtime {
 
     /// What is due after the events: the clock check, draining groups, then each due
     /// source in [`Source`] order, then the observer.
-    fn after_events(&mut self) -> Option<i32> {
+    fn after_events(&mut self) -> Option<crate::model::Ending> {
         if let Phase::Draining { cut } = self.phase {
             if !cut {
                 self.check_notifiers();
@@ -153,7 +156,7 @@ impl Runtime {
             .or_else(|| self.observe_due())
     }
 
-    fn on_due(&mut self, source: Source) -> Option<i32> {
+    fn on_due(&mut self, source: Source) -> Option<crate::model::Ending> {
         match source {
             Source::Notifiers => {
                 self.check_notifiers();
@@ -196,7 +199,7 @@ impl Runtime {
         got
     }
 
-    fn on_signals(&mut self) -> Option<i32> {
+    fn on_signals(&mut self) -> Option<crate::model::Ending> {
         let arrival = self.now();
         let got = self.read_signals();
         if let Phase::Draining { cut } = &mut self.phase {
@@ -226,7 +229,7 @@ impl Runtime {
         })
     }
 
-    fn on_hup(&mut self, hup: bool) -> Option<i32> {
+    fn on_hup(&mut self, hup: bool) -> Option<crate::model::Ending> {
         if !hup {
             return None;
         }
@@ -240,8 +243,8 @@ impl Runtime {
         reread.or_else(|| self.hup_end_time())
     }
 
-    /// Drain what is left, flush, and hand back the exit code.
-    fn finish(&mut self, code: i32) -> i32 {
+    /// Drain what is left, flush, and hand back how the run ended.
+    fn finish(&mut self, ending: crate::model::Ending) -> crate::model::Ending {
         // The live line disappears; the final table (already logged) takes its place.
         self.progress.hide();
         // Escaped processes that ignored SIGTERM at shutdown go now.
@@ -256,8 +259,8 @@ impl Runtime {
             // longer matters: flush the partial line and let go.
             self.close_pipe(slot);
         }
-        self.observe_finish(code);
+        self.observe_finish(crate::model::Exit::Run(ending).code());
         self.flush_log();
-        code
+        ending
     }
 }

@@ -345,7 +345,7 @@ impl Runtime {
     }
 
     /// The worker threads have news.
-    pub(super) fn on_workers(&mut self) -> Option<i32> {
+    pub(super) fn on_workers(&mut self) -> Option<crate::model::Ending> {
         for done in self.workers.take() {
             let follow = match done {
                 Done::Task { run, end } => {

@@ -426,7 +426,7 @@ impl Runtime {
     /// and say how it is tracked; `None` (logged) when it could not start.
     fn watch_notifier(
         &mut self,
-        child: Result<notify::CommandChild, String>,
+        child: Result<notify::CommandChild, notify::NotifierStartError>,
         id: u64,
         name: &str,
         event: NotifyEvent,

@@ -346,7 +346,7 @@ impl Runtime {
 
     /// Do what is due: requests, sample, write the state file. The exit code when a
     /// request ended bansuri.
-    pub(super) fn observe_due(&mut self) -> Option<i32> {
+    pub(super) fn observe_due(&mut self) -> Option<crate::model::Ending> {
         self.guard_notifiers();
         if let Some(code) = self.serve_due() {
             return Some(code);

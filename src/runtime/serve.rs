@@ -285,7 +285,11 @@ impl Runtime {
     }
 
     /// A listener or connection is ready.
-    pub(super) fn serve_event(&mut self, token: Token, events: EpollFlags) -> Option<i32> {
+    pub(super) fn serve_event(
+        &mut self,
+        token: Token,
+        events: EpollFlags,
+    ) -> Option<crate::model::Ending> {
         match token {
             Token::Listener => {
                 self.accept_control();
@@ -312,7 +316,7 @@ impl Runtime {
     }
 
     /// Time-outs of connections, the inbox, reloads that have settled.
-    pub(super) fn serve_due(&mut self) -> Option<i32> {
+    pub(super) fn serve_due(&mut self) -> Option<crate::model::Ending> {
         let now = self.now().mono;
         let late: Vec<usize> = self
             .obs
@@ -444,7 +448,7 @@ impl Runtime {
         }
     }
 
-    fn on_conn(&mut self, slot: usize, events: EpollFlags) -> Option<i32> {
+    fn on_conn(&mut self, slot: usize, events: EpollFlags) -> Option<crate::model::Ending> {
         let s = self.obs.conns.get_mut(slot).and_then(Option::as_mut)?;
         if s.conn.answered {
             if events.contains(EpollFlags::EPOLLOUT) {
@@ -526,7 +530,7 @@ impl Runtime {
     }
 
     /// Read the request files in the inbox and answer each.
-    fn poll_inbox(&mut self) -> Option<i32> {
+    fn poll_inbox(&mut self) -> Option<crate::model::Ending> {
         let inbox = server::take_requests(&self.obs.paths);
         for skip in &inbox.skipped {
             let msg = format!(
@@ -562,7 +566,7 @@ impl Runtime {
                 Err(e) => {
                     let msg = format!("Refused the request file {}.req: {e}", inc.id);
                     self.master(Level::Warning, &msg);
-                    Some(refuse(e.clone()))
+                    Some(refuse(e.to_string()))
                 }
                 Ok(req) if exit.is_some() => Some(refuse(format!(
                     "not carried out: bansuri is exiting ({})",
@@ -614,7 +618,11 @@ impl Runtime {
 
     /// Carry out a request. `None` for the response: answered later (reload). The exit
     /// code when the request ended bansuri (a shutdown with nothing left to stop).
-    fn control_request(&mut self, req: &Request, from: &str) -> (Option<Response>, Option<i32>) {
+    fn control_request(
+        &mut self,
+        req: &Request,
+        from: &str,
+    ) -> (Option<Response>, Option<crate::model::Ending>) {
         if req.cmd == Cmd::Status {
             self.learn_starts();
             let doc = self.state_doc(self.now(), None);
@@ -645,7 +653,7 @@ impl Runtime {
 
     /// `start`, `stop`, `restart`: one core input per task named, answered by the core's
     /// typed replies.
-    fn task_request(&mut self, req: &Request) -> (Response, Option<i32>) {
+    fn task_request(&mut self, req: &Request) -> (Response, Option<crate::model::Ending>) {
         if req.tasks.is_empty() {
             let msg = format!("{}: name at least one task", req.cmd.word());
             return (response(req, false, msg), None);
@@ -677,7 +685,10 @@ impl Runtime {
 
     /// `reload`: re-read the config now; answered by [`Runtime::answer_reload`] once it has
     /// settled (the core's [`MasterEvent::Reloaded`] is caught meanwhile).
-    fn reload_request(&mut self, req: &Request) -> (Option<Response>, Option<i32>) {
+    fn reload_request(
+        &mut self,
+        req: &Request,
+    ) -> (Option<Response>, Option<crate::model::Ending>) {
         if !self.watch.enabled {
             let msg = "reload: the config file is not watched with --once".to_owned();
             return (Some(response(req, false, msg)), None);
@@ -688,7 +699,7 @@ impl Runtime {
     }
 
     /// `shutdown`: the core's shutdown, answered from the event it begins with.
-    fn shutdown_request(&mut self, req: &Request) -> (Response, Option<i32>) {
+    fn shutdown_request(&mut self, req: &Request) -> (Response, Option<crate::model::Ending>) {
         self.obs.capture = Some(Vec::new());
         let input = Input::Shutdown {
             cause: ShutdownCause::Request,

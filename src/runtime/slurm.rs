@@ -76,7 +76,10 @@ impl Runtime {
 
     /// Plan (or cancel) the graceful shutdown `stop_before_end` before the job's end.
     /// Nothing happens when the value is the one already planned for.
-    pub(super) fn plan_shutdown(&mut self, stop_before_end: Duration) -> Option<i32> {
+    pub(super) fn plan_shutdown(
+        &mut self,
+        stop_before_end: Duration,
+    ) -> Option<crate::model::Ending> {
         if self.slurm_state.stop_before_end == Some(stop_before_end) {
             return None;
         }
@@ -105,7 +108,7 @@ impl Runtime {
         self.arm_planned_shutdown(stop_before_end)
     }
 
-    fn arm_planned_shutdown(&mut self, stop_before_end: Duration) -> Option<i32> {
+    fn arm_planned_shutdown(&mut self, stop_before_end: Duration) -> Option<crate::model::Ending> {
         let end = self.slurm.as_ref().and_then(|s| s.end_utc());
         let input = match end {
             Some(end) => Input::ShutdownAt {
@@ -132,7 +135,7 @@ impl Runtime {
 
     /// SIGHUP (`scancel --batch --signal=HUP JOB`): read the end time at once too, when
     /// `stop_before_end` is on.
-    pub(super) fn hup_end_time(&mut self) -> Option<i32> {
+    pub(super) fn hup_end_time(&mut self) -> Option<crate::model::Ending> {
         if self.slurm_state.refresh_at.is_some() {
             self.refresh_end_time()
         } else {
@@ -142,7 +145,7 @@ impl Runtime {
 
     /// Read the job's end time again (`scontrol update` can move it); plan again when it
     /// moved.
-    pub(super) fn refresh_end_time(&mut self) -> Option<i32> {
+    pub(super) fn refresh_end_time(&mut self) -> Option<crate::model::Ending> {
         self.slurm_state.refresh_at = None;
         if self.core.shutting_down() {
             return None;
@@ -193,7 +196,7 @@ impl Runtime {
         inputs
     }
 
-    fn feed(&mut self, input: Input) -> Option<i32> {
+    fn feed(&mut self, input: Input) -> Option<crate::model::Ending> {
         let actions = self.core.handle(input, self.now());
         self.apply(actions)
     }

@@ -81,19 +81,28 @@ fn no_job_outside_slurm() {
 
 #[test]
 fn kill_wait_from_scontrol_show_config() {
-    assert_eq!(parse_kill_wait(SHOW_CONFIG), Ok(secs(10)));
-    assert_eq!(parse_kill_wait("KillWait = 30 sec\n"), Ok(secs(30)));
+    assert_eq!(parse_kill_wait(SHOW_CONFIG).unwrap(), secs(10));
+    assert_eq!(parse_kill_wait("KillWait = 30 sec\n").unwrap(), secs(30));
     assert_eq!(
-        parse_kill_wait("KillWait                = 0 sec"),
-        Ok(secs(0))
+        parse_kill_wait("KillWait                = 0 sec").unwrap(),
+        secs(0)
     );
     // `KillOnBadExit` is not `KillWait`.
     let e = parse_kill_wait("KillOnBadExit           = 0\n").unwrap_err();
-    assert!(e.contains("no KillWait line"), "{e}");
+    assert!(matches!(e, SlurmError::NoKillWait), "{e:?}");
+    assert!(e.to_string().contains("no KillWait line"), "{e}");
     let e = parse_kill_wait("KillWait = soon\n").unwrap_err();
-    assert!(e.contains("cannot read KillWait `soon`"), "{e}");
+    assert!(
+        matches!(&e, SlurmError::KillWaitValue(v) if v == "soon"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("cannot read KillWait `soon`"), "{e}");
     let e = parse_kill_wait("KillWait = 3 min\n").unwrap_err();
-    assert!(e.contains("unknown unit `min`"), "{e}");
+    assert!(
+        matches!(&e, SlurmError::KillWaitUnit { unit, value } if unit == "min" && value == "3 min"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("unknown unit `min`"), "{e}");
 }
 
 #[test]
@@ -107,11 +116,11 @@ fn queue_state_and_end_time_from_squeue() {
         )
     };
     assert_eq!(
-        parse_queue("RUNNING|2026-11-22T05:00:48\n"),
-        Ok(QueueInfo {
+        parse_queue("RUNNING|2026-11-22T05:00:48\n").unwrap(),
+        QueueInfo {
             state: "RUNNING".into(),
             end: at(5, 0, 48)
-        })
+        }
     );
     // At the time limit: COMPLETING, and %e is the moment it was enforced.
     let q = parse_queue("COMPLETING|2026-11-22T05:01:01\n").unwrap();
@@ -122,16 +131,23 @@ fn queue_state_and_end_time_from_squeue() {
     assert!(q.running());
     assert_eq!(q.end, EndTime::Unlimited);
     assert_eq!(q.end.to_utc(), None);
-    assert_eq!(parse_end_time("Unknown"), Ok(EndTime::Unlimited));
+    assert_eq!(parse_end_time("Unknown").unwrap(), EndTime::Unlimited);
     // A job squeue no longer lists, and garbage.
     assert!(parse_queue("")
         .unwrap_err()
+        .to_string()
         .contains("does not list the job"));
     assert!(parse_queue("RUNNING 2026")
         .unwrap_err()
+        .to_string()
         .contains("cannot read"));
-    assert!(parse_queue("RUNNING|tomorrow")
-        .unwrap_err()
+    let e = parse_queue("RUNNING|tomorrow").unwrap_err();
+    assert!(
+        matches!(&e, SlurmError::EndTime(s) if s == "tomorrow"),
+        "{e:?}"
+    );
+    assert!(e
+        .to_string()
         .contains("cannot read the end time `tomorrow`"));
 }
 
@@ -232,7 +248,12 @@ fn kill_deadline_for_a_warning_signal_is_kill_wait_after_the_end_time() {
 #[test]
 fn kill_deadline_when_the_state_cannot_be_read_assumes_the_kill_is_coming() {
     let t = utc("2026-11-22T05:00:00Z");
-    let d = kill_deadline(t, Err("`squeue` did not answer within 5s"), secs(30)).unwrap();
+    let timed_out = SlurmError::TimedOut {
+        command: "squeue".into(),
+        timeout: secs(5),
+    };
+    assert_eq!(timed_out.to_string(), "`squeue` did not answer within 5s");
+    let d = kill_deadline(t, Err(&timed_out), secs(30)).unwrap();
     assert_eq!(d.at, utc("2026-11-22T05:00:28Z"));
     assert!(
         d.why.contains("could not be read (`squeue` did not answer"),
@@ -349,20 +370,27 @@ fn srun_command_lines() {
 #[test]
 fn run_tool_returns_stdout_or_says_what_failed() {
     assert_eq!(
-        run_tool("sh", &["-c", "echo out; echo err >&2"], secs(5)),
-        Ok("out\n".to_owned())
+        run_tool("sh", &["-c", "echo out; echo err >&2"], secs(5)).unwrap(),
+        "out\n"
     );
     let e = run_tool("sh", &["-c", "echo nope >&2; exit 3"], secs(5)).unwrap_err();
+    assert!(
+        matches!(&e, SlurmError::Failed { status, stderr, .. } if status.code() == Some(3) && stderr == "nope"),
+        "{e:?}"
+    );
+    let e = e.to_string();
     assert!(e.contains("`sh -c echo nope >&2; exit 3` failed"), "{e}");
     assert!(e.contains("nope"), "{e}");
     let e = run_tool("no-such-tool-bansuri", &[], secs(5)).unwrap_err();
-    assert_eq!(e, "`no-such-tool-bansuri` not found in PATH");
+    assert_eq!(e.to_string(), "`no-such-tool-bansuri` not found in PATH");
 }
 
 #[test]
 fn run_tool_gives_up_at_its_timeout() {
     let t0 = std::time::Instant::now();
-    let e = run_tool("sleep", &["10"], Duration::from_millis(300)).unwrap_err();
+    let e = run_tool("sleep", &["10"], Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("did not answer within 300ms"), "{e}");
     assert!(t0.elapsed() < secs(3), "took {:?}", t0.elapsed());
     // A command that closes its output but keeps running is cut off too.
@@ -372,7 +400,8 @@ fn run_tool_gives_up_at_its_timeout() {
         &["-c", "exec >/dev/null 2>&1; sleep 10"],
         Duration::from_millis(300),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("did not answer"), "{e}");
     assert!(t0.elapsed() < secs(3), "took {:?}", t0.elapsed());
 }

@@ -91,28 +91,11 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
         .transpose()
         .map_err(nul)?;
     let devnull = std::fs::File::open("/dev/null")?;
-    // The child dup2()s these onto 0, 1 and 2: none of them may already be one of 0-2
-    // (bansuri started with a closed stdio), or a dup2 would clobber the next one.
-    let low = |fd: RawFd| fd <= 2;
-    let mut keep: Vec<OwnedFd> = Vec::new();
-    let mut high = |fd: RawFd| -> io::Result<RawFd> {
-        if !low(fd) {
-            return Ok(fd);
-        }
-        // SAFETY: fcntl on a valid fd; the duplicate is owned by `keep`.
-        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        if d < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `d` is a new fd that nothing else owns.
-        keep.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) });
-        Ok(d)
-    };
-    let fds = [
-        high(devnull.as_raw_fd())?,
-        high(setup.stdout.as_raw_fd())?,
-        high(setup.stderr.as_raw_fd())?,
-    ];
+    let (fds, keep) = stdio_fds([
+        devnull.as_raw_fd(),
+        setup.stdout.as_raw_fd(),
+        setup.stderr.as_raw_fd(),
+    ])?;
 
     let mut argv: Vec<*const libc::c_char> = args_c.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -135,6 +118,38 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
         priority: setup.priority,
         err: AtomicI32::new(0),
     };
+    let pid = clone_child(&args)?;
+    drop(keep);
+    Ok(pid)
+}
+
+/// The fds the child dup2()s onto 0, 1 and 2: none of them may already be one of 0-2
+/// (bansuri started with a closed stdio), or a dup2 would clobber the next one; such an
+/// fd is duplicated above 2 (the duplicates, returned too, must live until the child has
+/// exec'd).
+fn stdio_fds(fds: [RawFd; 3]) -> io::Result<([RawFd; 3], Vec<OwnedFd>)> {
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let mut high = |fd: RawFd| -> io::Result<RawFd> {
+        if fd > 2 {
+            return Ok(fd);
+        }
+        // SAFETY: fcntl on a valid fd; the duplicate is owned by `keep`.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if d < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `d` is a new fd that nothing else owns.
+        keep.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) });
+        Ok(d)
+    };
+    let fds = [high(fds[0])?, high(fds[1])?, high(fds[2])?];
+    Ok((fds, keep))
+}
+
+/// Clone the child that runs `child(args)` with CLONE_VM|CLONE_VFORK (we wait until it
+/// has exec'd or failed) and return its pid, or the error of the step that failed in it
+/// (the child, which exited 127, reaped).
+fn clone_child(args: &Args) -> io::Result<u32> {
     let mut stack = vec![0u8; STACK];
 
     // SAFETY: all signals are blocked around the clone (restored after), so nothing runs
@@ -153,7 +168,7 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
             child,
             top.cast(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::addr_of!(args) as *mut libc::c_void,
+            std::ptr::from_ref(args) as *mut libc::c_void,
         );
         let clone_errno = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
@@ -171,7 +186,6 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         return Err(io::Error::from_raw_os_error(err));
     }
-    drop(keep);
     Ok(pid as u32)
 }
 

@@ -64,15 +64,24 @@ fn a_failed_start_says_why() {
         r#"{"name": "a", "command": ["no-such-program-of-bansuri"]}"#,
     );
     let e = spawn(&t, 1).unwrap_err();
+    assert!(
+        matches!(&e, SpawnError::CommandNotFound(p) if p == "no-such-program-of-bansuri"),
+        "{e:?}"
+    );
     assert_eq!(
-        e,
+        e.to_string(),
         "command not found: `no-such-program-of-bansuri` (check its spelling, its path and PATH)"
     );
     let mut t = task(dir.path(), r#"{"name": "a", "command": "true"}"#);
     t.working_directory = dir.path().join("gone");
     let e = spawn(&t, 1).unwrap_err();
+    assert!(
+        matches!(&e, SpawnError::WorkingDirectory { dir, problem: DirProblem::Missing }
+            if *dir == t.working_directory),
+        "{e:?}"
+    );
     assert_eq!(
-        e,
+        e.to_string(),
         format!(
             "working directory {} does not exist",
             t.working_directory.display()

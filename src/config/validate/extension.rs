@@ -20,34 +20,45 @@ fn registered(known: &std::collections::BTreeSet<String>, what: &str) -> String 
     }
 }
 
+/// One `notify` value: a word (`mail`, `on-fail`, `none`), a registered notifier or a
+/// Python notifier class.
+fn notifier(
+    n: &crate::config::tree::Node,
+    notifiers: &std::collections::BTreeSet<String>,
+) -> Result<Notify, Problem> {
+    let s = as_str(n)?;
+    let w = s.trim();
+    if w.eq_ignore_ascii_case("mail") || w.eq_ignore_ascii_case("on-fail") {
+        return Ok(Notify::Command);
+    }
+    if w.eq_ignore_ascii_case("none") {
+        return Ok(Notify::Off);
+    }
+    if notifiers.contains(w) {
+        return Ok(Notify::Registered(w.to_string()));
+    }
+    if crate::python::class_spec(w).is_some() {
+        return Ok(Notify::Python(w.to_string()));
+    }
+    Err(Problem::new(format!("unknown notifier \"{}\"", s.escape_debug())).help(format!(
+        "use \"mail\" (runs the global `notify_command`), \"none\", a Python notifier class (\"module.path:ClassName\"), or a registered notifier; {}",
+        registered(notifiers, "notifiers")
+    )))
+}
+
 impl Validator<'_> {
     /// `notify`, `notify-on` and `no-interface` of task `t`, checked against each other,
     /// against the global `notify_command` and against the registered names.
     pub(super) fn notify_fields(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
+        self.notify(t, f, task);
+        self.no_interface(t, f, task);
+    }
+
+    /// `notify` and `notify-on`, with the warnings for settings that send nothing.
+    fn notify(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
         let notifiers = &self.ext.notifiers;
         let notify_got = f.get("notify");
-        let notify = self.take(t, notify_got, |n| {
-            let s = as_str(n)?;
-            let w = s.trim();
-            if w.eq_ignore_ascii_case("mail") || w.eq_ignore_ascii_case("on-fail") {
-                return Ok(Notify::Command);
-            }
-            if w.eq_ignore_ascii_case("none") {
-                return Ok(Notify::Off);
-            }
-            if notifiers.contains(w) {
-                return Ok(Notify::Registered(w.to_string()));
-            }
-            if crate::python::class_spec(w).is_some() {
-                return Ok(Notify::Python(w.to_string()));
-            }
-            Err(Problem::new(format!("unknown notifier \"{}\"", s.escape_debug())).help(
-                format!(
-                    "use \"mail\" (runs the global `notify_command`), \"none\", a Python notifier class (\"module.path:ClassName\"), or a registered notifier; {}",
-                    registered(notifiers, "notifiers")
-                ),
-            ))
-        });
+        let notify = self.take(t, notify_got, |n| notifier(n, notifiers));
         let notify_valid = notify.is_some();
         if let Some(n) = notify {
             task.notify = n;
@@ -95,7 +106,11 @@ impl Validator<'_> {
                 self.warn(t, g, p);
             }
         }
+    }
 
+    /// `no-interface: true`: the command names a registered in-process task or a Python
+    /// class (then the task becomes a Python task, run as a process).
+    fn no_interface(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
         if let Some(true) = self.take(t, f.get("no-interface"), as_bool) {
             task.no_interface = true;
             let Some(cmd) = f.get("command") else {

@@ -34,6 +34,25 @@ pub(super) struct ProgramExtras {
 /// `startsecs` default.
 pub const DEFAULT_START_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// `autorestart`: a word, or (YAML, as supervisord) a boolean.
+fn auto_restart(n: &Node) -> Result<AutoRestart, Problem> {
+    if let Value::Bool(b) = n.value {
+        return Ok(if b {
+            AutoRestart::Unexpected
+        } else {
+            AutoRestart::Never
+        });
+    }
+    choice(
+        n,
+        &[
+            ("never", AutoRestart::Never),
+            ("unexpected", AutoRestart::Unexpected),
+            ("always", AutoRestart::Always),
+        ],
+    )
+}
+
 impl Validator<'_> {
     /// The program-model fields of one task object.
     pub(super) fn program(
@@ -108,24 +127,7 @@ impl Validator<'_> {
 
     /// One policy from `on-fail`/`times` (Bansuri) and `autorestart` (Taskmaster).
     fn restart_policy(&mut self, t: Option<&str>, f: &Fields, task: &mut TaskSpec) {
-        let auto = self.take(t, f.get("autorestart"), |n| {
-            // YAML writes `autorestart: true/false` too (supervisord).
-            if let Value::Bool(b) = n.value {
-                return Ok(if b {
-                    AutoRestart::Unexpected
-                } else {
-                    AutoRestart::Never
-                });
-            }
-            choice(
-                n,
-                &[
-                    ("never", AutoRestart::Never),
-                    ("unexpected", AutoRestart::Unexpected),
-                    ("always", AutoRestart::Always),
-                ],
-            )
-        });
+        let auto = self.take(t, f.get("autorestart"), auto_restart);
         let on_fail = f.get("on-fail").map(|_| task.on_fail);
         let times_given = f.get("times").is_some();
         let contradiction = |v: &mut Self, got: &str, why: String| {
@@ -528,7 +530,9 @@ pub(super) fn byte_size(node: &Node) -> Result<u64, Problem> {
             Some(v) if v >= 0 => Ok(v as u64),
             _ => Err(Problem::new(format!("`{}` is not a size in bytes", n.raw)).help(help)),
         },
-        Value::String(s) => crate::text::parse_size(s).map_err(|e| Problem::new(e).help(help)),
+        Value::String(s) => {
+            crate::text::parse_size(s).map_err(|e| Problem::new(e.to_string()).help(help))
+        }
         _ => Err(Problem::new(format!("expected a size, found {}", super::found(node))).help(help)),
     }
 }
