@@ -228,6 +228,42 @@ fn a_main_process_exiting_before_its_group_is_told_then_the_group_is_awaited() {
 }
 
 #[test]
+fn a_process_that_left_the_group_ends_with_its_run() {
+    let mut agent = Agent::start("t1");
+    ready(&agent);
+    // `setsid` in a background child: a new session, out of the attempt's group.
+    agent.start_run(4, "setsid sleep 60 & echo esc=$!; exit 0", None);
+    let frames = agent.until(|f| matches!(f, FromAgent::Exited { run: 4, .. }));
+    let esc: i32 = text_of(&frames, 4, Stream::Out)[0]
+        .strip_prefix("esc=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_for(LIMIT, || (!alive(esc)).then_some(())).is_some(),
+        "the escaped process {esc} outlived its run"
+    );
+    // Another run's escapee is not touched by this run's end.
+    agent.start_run(5, "setsid sleep 60 & echo esc=$!; sleep 60", None);
+    let frames = agent.until(|f| matches!(f, FromAgent::Output { run: 5, .. }));
+    let other: i32 = text_of(&frames, 5, Stream::Out)[0]
+        .strip_prefix("esc=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    agent.start_run(6, "exit 0", None);
+    agent.until(|f| matches!(f, FromAgent::Exited { run: 6, .. }));
+    assert!(alive(other), "run 5's escapee must live while run 5 does");
+    // The leader going away ends run 5 and its escapee too.
+    drop(agent.stdin.take());
+    wait_for(LIMIT, || agent.child.try_wait().ok().flatten()).expect("the agent exits");
+    assert!(
+        wait_for(LIMIT, || (!alive(other)).then_some(())).is_some(),
+        "run 5's escapee {other} outlived the agent"
+    );
+}
+
+#[test]
 fn cpus_are_bound_when_asked() {
     let mut agent = Agent::start("t1");
     let (_, cpus) = ready(&agent);

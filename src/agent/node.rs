@@ -40,6 +40,11 @@ use crate::spawn;
 const MAX_LINE: usize = 64 * 1024;
 /// Longest leader frame (a start carries the whole environment).
 const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Set in every attempt's environment to its run id: a process that left the attempt's
+/// process group (`setsid`, a double fork) still carries it, so it is found and ended with
+/// its run.
+pub const RUN_VAR: &str = "BANSURI_AGENT_RUN";
+
 /// How often a run whose main process has exited is checked for an empty group.
 const DRAIN_CHECK: Duration = Duration::from_millis(50);
 
@@ -281,6 +286,8 @@ impl Agent {
                 nice,
                 ..
             } => {
+                let mut env = env;
+                env.push((RUN_VAR.to_owned(), run.to_string()));
                 let how = Launch {
                     argv: &argv,
                     env: &env,
@@ -352,8 +359,10 @@ impl Agent {
                 }
                 continue;
             }
-            // The group is gone: what its pipes still hold is the last output (an escaped
-            // process holding a pipe open must not keep the run alive).
+            // The group is gone: processes that escaped it (reparented to the agent, its
+            // subreaper) end with the run. Then what its pipes still hold is the last output
+            // (an escaped process holding a pipe open must not keep the run alive).
+            end_escapees(run);
             let mut lines = Vec::new();
             for p in r.pipes.iter_mut().filter(|p| p.open) {
                 read_pipe(p, &mut lines);
@@ -383,8 +392,9 @@ impl Agent {
     }
 
     fn kill_all(&mut self) {
-        for (_, r) in self.runs.drain() {
+        for (run, r) in self.runs.drain() {
             let _ = spawn::signal_group(r.pid, libc::SIGKILL);
+            end_escapees(run);
         }
         self.by_pid.clear();
         self.reap();
@@ -394,6 +404,25 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+/// SIGKILL the process groups of the agent's children that carry `run`'s marker: they
+/// left the run's group and outlived it.
+fn end_escapees(run: u64) {
+    let me = std::process::id();
+    let want = run.to_string();
+    for pid in crate::sample::main_thread_children(me) {
+        if crate::sample::environ_var(pid, RUN_VAR).as_deref() == Some(want.as_str()) {
+            let group = crate::sample::proc_stat(pid).map_or(pid, |s| s.pgrp);
+            if group > 1 && group != me {
+                let _ = spawn::signal_group(group, libc::SIGKILL);
+            }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
