@@ -407,22 +407,26 @@ impl Drop for Agent {
     }
 }
 
-/// SIGKILL the process groups of the agent's children that carry `run`'s marker: they
-/// left the run's group and outlived it.
+/// SIGKILL the agent's descendants that carry `run`'s marker (and their process
+/// groups): they left the run's group and outlive it. The whole tree is walked, so an
+/// escapee whose parent still lives is found too.
 fn end_escapees(run: u64) {
     let me = std::process::id();
     let want = run.to_string();
-    for pid in crate::sample::main_thread_children(me) {
-        if crate::sample::environ_var(pid, RUN_VAR).as_deref() == Some(want.as_str()) {
-            let group = crate::sample::proc_stat(pid).map_or(pid, |s| s.pgrp);
-            if group > 1 && group != me {
-                let _ = spawn::signal_group(group, libc::SIGKILL);
-            }
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+    let mut queue = crate::sample::main_thread_children(me);
+    while let Some(pid) = queue.pop() {
+        queue.extend(crate::sample::main_thread_children(pid));
+        if crate::sample::environ_var(pid, RUN_VAR).as_deref() != Some(want.as_str()) {
+            continue;
         }
+        let group = crate::sample::proc_stat(pid).map_or(pid, |s| s.pgrp);
+        if group > 1 && group != me {
+            let _ = spawn::signal_group(group, libc::SIGKILL);
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
