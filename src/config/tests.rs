@@ -132,6 +132,7 @@ fn minimal_task_gets_every_default() {
         no_interface: false,
         srun: None,
         pending: crate::spec::Pending::default(),
+        needs: crate::spec::Needs::default(),
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);

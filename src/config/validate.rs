@@ -1050,6 +1050,9 @@ impl<'a> Validator<'a> {
             dashboard_hosts,
             stop_before_end,
             config_settle,
+            // Read from the config by the issue-17 fields (resources, requeue_on_end).
+            resources: d.resources,
+            requeue_on_end: d.requeue_on_end,
         }
     }
 
