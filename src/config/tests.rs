@@ -11,6 +11,7 @@ use crate::spec::{
     CommandSpec, LogFormat, OnFail, OutputTarget, Overlap, StderrTarget, StopSignal, TaskSpec,
 };
 
+mod needs;
 mod notify;
 
 /// A config path whose directory is not checked (the default working directory never is).

@@ -6,6 +6,9 @@
 //! nothing failed.
 
 mod extension;
+mod needs;
+#[cfg(test)]
+pub(crate) use needs::RESOURCES_FIELDS;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
@@ -57,6 +60,8 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("dashboard_hosts", &["dashboard-hosts"]),
     field("stop_before_end", &["stop-before-end"]),
     field("config_settle", &["config-settle"]),
+    field("resources", &[]),
+    field("requeue_on_end", &["requeue-on-end"]),
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -97,6 +102,14 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("notify-on", &["notify_on"]),
     field("no-interface", &["no_interface"]),
     field("srun", &[]),
+    field("cpus", &[]),
+    field("gpus", &[]),
+    field("mem", &[]),
+    field("bind", &[]),
+    field("mem-exceeded", &["mem_exceeded"]),
+    field("expected-runtime", &["expected_runtime"]),
+    field("checkpoint-signal", &["checkpoint_signal"]),
+    field("checkpoint-lead", &["checkpoint_lead"]),
 ];
 
 /// Keys of a task's `srun` object.
@@ -1034,6 +1047,10 @@ impl<'a> Validator<'a> {
         let config_settle = self
             .take(None, f.get("config_settle"), config_settle)
             .unwrap_or(d.config_settle);
+        let resources = self.resources(f.get("resources"));
+        let requeue_on_end = self
+            .take(None, f.get("requeue_on_end"), as_bool)
+            .unwrap_or(d.requeue_on_end);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -1050,9 +1067,8 @@ impl<'a> Validator<'a> {
             dashboard_hosts,
             stop_before_end,
             config_settle,
-            // Read from the config by the issue-17 fields (resources, requeue_on_end).
-            resources: d.resources,
-            requeue_on_end: d.requeue_on_end,
+            resources,
+            requeue_on_end,
         }
     }
 
@@ -1190,6 +1206,7 @@ impl<'a> Validator<'a> {
             task.srun = self.srun(t, g);
         }
         let extras = self.program(t, &f, &mut task);
+        self.needs(t, &f, &mut task);
         self.python_module_trust(t, &f, &task);
         (task, name, extras)
     }
