@@ -146,6 +146,7 @@ pub(crate) fn validate(
         warnings: Vec::new(),
         ext,
         notify_command_given: false,
+        stop_before_end: Duration::ZERO,
     };
     let spec = v.root(root);
     match spec {
@@ -696,6 +697,8 @@ struct Validator<'a> {
     ext: &'a Extensions,
     /// The top-level `notify_command` key is present (valid or not).
     notify_command_given: bool,
+    /// The global `stop_before_end` (read before the tasks), for `checkpoint-lead`.
+    stop_before_end: Duration,
 }
 
 impl<'a> Validator<'a> {
@@ -1044,6 +1047,7 @@ impl<'a> Validator<'a> {
         let stop_before_end = self
             .take(None, f.get("stop_before_end"), duration)
             .unwrap_or(d.stop_before_end);
+        self.stop_before_end = stop_before_end;
         let config_settle = self
             .take(None, f.get("config_settle"), config_settle)
             .unwrap_or(d.config_settle);

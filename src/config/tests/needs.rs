@@ -497,3 +497,100 @@ fn numprocs_instances_share_the_needs() {
         assert!(t.needs.checkpoint.is_some(), "{}", t.name);
     }
 }
+
+// ---------------------------------------------------------------- settings without effect
+
+#[test]
+fn bind_without_a_request_is_a_warning() {
+    for b in ["true", "false"] {
+        let w = warn1(&one_task(&format!(r#""bind": {b}"#)), "t", "bind");
+        assert_has(&w, "`bind` in task `t`: has no effect");
+        assert_has(&w, "asks for none of `cpus`, `gpus`, `mem`");
+    }
+    for fields in [r#""cpus": 1, "bind": false"#, r#""gpus": 0, "bind": true"#] {
+        assert!(ok(&one_task(fields)).warnings.is_empty(), "{fields}");
+    }
+}
+
+#[test]
+fn mem_exceeded_without_mem_is_a_warning() {
+    let w = warn1(&one_task(r#""mem-exceeded": "stop""#), "t", "mem-exceeded");
+    assert_has(&w, "the task gives no `mem`");
+    // A request without `mem` is no better.
+    let w = warn1(
+        &one_task(r#""cpus": 2, "mem_exceeded": "warn""#),
+        "t",
+        "mem-exceeded",
+    );
+    assert_has(&w, "`mem_exceeded` in task `t`: has no effect");
+    assert!(ok(&one_task(r#""mem": "1G", "mem-exceeded": "stop""#))
+        .warnings
+        .is_empty());
+    // An invalid `mem` is its own error, without a warning on top.
+    let e = task_err(r#""mem": "x", "mem-exceeded": "stop""#, "mem");
+    assert_has(&e, "`x` is not a size");
+}
+
+#[test]
+fn checkpoint_lead_without_signal_is_a_warning() {
+    let w = warn1(
+        &one_task(r#""checkpoint-lead": "5m""#),
+        "t",
+        "checkpoint-lead",
+    );
+    assert_has(&w, "has no effect without `checkpoint-signal`");
+    assert_eq!(task(r#""checkpoint-lead": "5m""#).needs.checkpoint, None);
+}
+
+#[test]
+fn checkpoint_lead_within_stop_before_end_is_a_warning() {
+    let cfg = |sbe: &str, fields: &str| {
+        format!(
+            r#"{{"stop_before_end": "{sbe}", "scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#
+        )
+    };
+    let w = warn1(
+        &cfg(
+            "10m",
+            r#""checkpoint-signal": "USR1", "checkpoint-lead": "5m""#,
+        ),
+        "t",
+        "checkpoint-lead",
+    );
+    assert_has(
+        &w,
+        "after the stop that `stop_before_end` begins 10m before it",
+    );
+    // The default lead (10m) against a 15 minute stop: named at the signal.
+    let w = warn1(
+        &cfg("15m", r#""checkpoint-signal": "USR1""#),
+        "t",
+        "checkpoint-signal",
+    );
+    assert_has(&w, "make `checkpoint-lead` longer than 15m");
+    assert!(ok(&cfg("5m", r#""checkpoint-signal": "USR1""#))
+        .warnings
+        .is_empty());
+    assert!(ok(&one_task(
+        r#""checkpoint-signal": "USR1", "checkpoint-lead": "1s""#
+    ))
+    .warnings
+    .is_empty());
+}
+
+#[test]
+fn expected_runtime_on_a_service_is_a_warning() {
+    let w = warn1(
+        &one_task(r#""autorestart": "always", "expected-runtime": "1h""#),
+        "t",
+        "expected-runtime",
+    );
+    assert_has(&w, "a service (`autorestart: always`)");
+    for fields in [
+        r#""autorestart": "unexpected", "expected-runtime": "1h""#,
+        r#""expected-runtime": "1h""#,
+        r#""timer": "1h", "expected-runtime": "10m""#,
+    ] {
+        assert!(ok(&one_task(fields)).warnings.is_empty(), "{fields}");
+    }
+}

@@ -294,5 +294,54 @@ impl Validator<'_> {
             lead: lead.unwrap_or(DEFAULT_CHECKPOINT_LEAD),
         });
         task.needs = needs;
+        self.needs_without_effect(t, f, task);
+    }
+
+    /// Warnings for the settings of `needs` that cannot take effect (the file loads).
+    fn needs_without_effect(&mut self, t: Option<&str>, f: &Fields, task: &TaskSpec) {
+        let needs = &task.needs;
+        let asks = "the task asks for none of `cpus`, `gpus`, `mem`, so its runs are neither packed nor bound";
+        if let (Some(g), None) = (f.get("bind"), &needs.request) {
+            let p = Problem::new(format!("has no effect: {asks}"))
+                .help("remove `bind`, or give the task a request such as \"cpus\": 1");
+            self.warn(t, g, p);
+        }
+        if let Some(g) = f.get("mem-exceeded") {
+            // An invalid `mem` is an error already: no warning on top of it.
+            if f.get("mem").is_none() {
+                let p = Problem::new(
+                    "has no effect: the task gives no `mem`, so no run can exceed it",
+                )
+                .help("add \"mem\": \"4G\" (the most a run should use), or remove `mem-exceeded`");
+                self.warn(t, g, p);
+            }
+        }
+        if let (Some(g), None) = (f.get("checkpoint-lead"), f.get("checkpoint-signal")) {
+            let p = Problem::new("has no effect without `checkpoint-signal`: no signal is sent")
+                .help("add \"checkpoint-signal\": \"USR1\" (the signal the task catches to save its work)");
+            self.warn(t, g, p);
+        }
+        if let Some(c) = needs.checkpoint {
+            if !self.stop_before_end.is_zero() && c.lead <= self.stop_before_end {
+                let lead = crate::text::fmt_dur_exact(c.lead);
+                let stop = crate::text::fmt_dur_exact(self.stop_before_end);
+                let p = Problem::new(format!(
+                    "has no effect: the checkpoint would be sent {lead} before the job's end, after the stop that `stop_before_end` begins {stop} before it"
+                ))
+                .help(format!("make `checkpoint-lead` longer than {stop}"));
+                let g = f
+                    .get("checkpoint-lead")
+                    .or(f.get("checkpoint-signal"))
+                    .expect("a checkpoint comes from checkpoint-signal");
+                self.warn(t, g, p);
+            }
+        }
+        if let (Some(g), true) = (f.get("expected-runtime"), task.restart_on_success) {
+            let p = Problem::new(
+                "a service (`autorestart: always`) runs until bansuri stops it and has no expected end; near the job's time limit its restarts would only be held back",
+            )
+            .help("remove `expected-runtime` (a service needs none), or use `autorestart: unexpected` for a task whose runs end");
+            self.warn(t, g, p);
+        }
     }
 }
