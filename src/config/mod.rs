@@ -86,6 +86,7 @@
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
 
+pub mod allocation;
 mod envfile;
 mod json;
 pub mod schema;
