@@ -594,3 +594,63 @@ fn expected_runtime_on_a_service_is_a_warning() {
         assert!(ok(&one_task(fields)).warnings.is_empty(), "{fields}");
     }
 }
+
+// ---------------------------------------------------------------- the README
+
+#[test]
+fn readme_resources_examples_load_and_every_field_has_a_row() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("\n## Resources\n")
+        .expect("a Resources section");
+    let section = &readme[start..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
+    let blocks: Vec<&str> = section
+        .split("```json\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").expect("closed block")])
+        .collect();
+    assert_eq!(blocks.len(), 2, "{section}");
+    for b in &blocks {
+        let s = ok(b);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+    let first = ok(blocks[0]);
+    assert_eq!(
+        first.tasks[0].needs.request,
+        Some(Request {
+            cpus: 8,
+            gpus: 1,
+            mem: Some(32 * GIB)
+        })
+    );
+    assert_eq!(first.tasks[2].needs.request, None, "watch asks for nothing");
+    let second = ok(blocks[1]);
+    assert!(second.globals.requeue_on_end);
+    let train: Vec<_> = second
+        .tasks
+        .iter()
+        .filter(|t| t.program == "train")
+        .collect();
+    assert_eq!(train.len(), 4);
+    // The recipe's arithmetic: 4 x 7 CPUs for train leaves 4 of --cpus-per-task=32.
+    assert_eq!(train[0].needs.request.unwrap().cpus * 4 + 4, 32);
+    assert!(section.contains("--cpus-per-task=32") && section.contains("--requeue"));
+    for f in [
+        "cpus",
+        "gpus",
+        "mem",
+        "bind",
+        "mem-exceeded",
+        "expected-runtime",
+        "checkpoint-signal",
+        "checkpoint-lead",
+        "resources",
+        "requeue_on_end",
+    ] {
+        assert!(
+            readme.contains(&format!("\n| `{f}` |")),
+            "no reference row for `{f}`"
+        );
+    }
+}
