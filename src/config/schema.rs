@@ -749,4 +749,56 @@ mod tests {
         assert_eq!(e.0[0].file, Path::new("c.json"));
         assert!(e.to_string().contains("--> c.json:1:"), "{e}");
     }
+
+    /// Issue 17's fields: the schema accepts what the validator accepts and refuses what
+    /// it refuses (the values that JSON Schema can tell apart).
+    #[test]
+    fn resource_fields_agree_with_the_validator() {
+        let v = jsonschema::draft7::new(&schema()).expect("compile schema");
+        let task =
+            |fields: &str| format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#);
+        let top = |fields: &str| format!(r#"{{{fields}, "scripts": ["x"]}}"#);
+        let loads = |text: &str| {
+            crate::config::parse_str(text, Path::new("/c/c.json"), Format::Json).is_ok()
+        };
+        let fits = |text: &str| {
+            let inst: Value = serde_json::from_str(text).expect("json");
+            v.is_valid(&inst)
+        };
+        for good in [
+            task(r#""cpus": 2, "gpus": 0, "mem": "4G", "bind": false, "mem-exceeded": "Stop""#),
+            task(r#""mem": 1048576, "mem_exceeded": "warn", "expected-runtime": "2h""#),
+            task(r#""checkpoint-signal": "SIGUSR1", "checkpoint-lead": "15m""#),
+            task(r#""checkpoint_signal": 10, "checkpoint_lead": 60, "expected_runtime": 30"#),
+            top(r#""resources": {"cpus": 4, "gpus": ["0", "1", 2], "mem": "64G"}"#),
+            top(r#""resources": {"cpus": "0-3,8"}, "requeue_on_end": true"#),
+            top(r#""resources": null, "requeue-on-end": false"#),
+            top(r#""resources": {"gpus": []}"#),
+        ] {
+            assert!(loads(&good), "bansuri refuses {good}");
+            assert!(fits(&good), "the schema refuses {good}");
+        }
+        for bad in [
+            task(r#""cpus": 0"#),
+            task(r#""cpus": 1.5"#),
+            task(r#""gpus": -1"#),
+            task(r#""mem": 0"#),
+            task(r#""mem": "4T""#),
+            task(r#""bind": "yes""#),
+            task(r#""mem": "1G", "mem-exceeded": "kill""#),
+            task(r#""expected-runtime": 0"#),
+            task(r#""checkpoint-signal": 0"#),
+            task(r#""checkpoint-signal": "USR1", "checkpoint-lead": "soon""#),
+            top(r#""resources": {"cpus": 0}"#),
+            top(r#""resources": {"cpus": "0-x"}"#),
+            top(r#""resources": {"gpus": "0,1"}"#),
+            top(r#""resources": {"mem": "0.5G"}"#),
+            top(r#""resources": {"disk": 1}"#),
+            top(r#""resources": 4"#),
+            top(r#""requeue_on_end": 1"#),
+        ] {
+            assert!(!loads(&bad), "bansuri accepts {bad}");
+            assert!(!fits(&bad), "the schema accepts {bad}");
+        }
+    }
 }
