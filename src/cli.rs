@@ -468,15 +468,13 @@ fn allocation(
         }
     };
     inputs.declared = spec.globals.resources.clone();
+    let in_job = crate::resources::inventory::in_job(&inputs.env);
     let (found, check) = match crate::resources::Inventory::from_inputs(&inputs) {
-        Ok(inventory) => {
-            let in_job = crate::resources::inventory::in_job(&inputs.env);
-            (
-                Some(inventory.to_string()),
-                check_requests(spec, &inventory, in_job),
-            )
-        }
-        Err(e) => (None, inventory_failed(spec, &e)),
+        Ok(inventory) => (
+            Some(inventory.to_string()),
+            check_requests(spec, &inventory, in_job),
+        ),
+        Err(e) => (None, inventory_failed(spec, &e, in_job)),
     };
     if !check.errors.is_empty() {
         return Err(CliError::Config(ConfigErrors(check.errors)));

@@ -616,6 +616,20 @@ fn validate_shows_requests_and_checks_them_against_the_resources() {
         "{err}"
     );
     assert!(!out.contains("valid"), "{out}");
+    // More CPUs declared than this machine has: outside a job, a warning (the job's
+    // node may have them).
+    sb.write(
+        "many.json",
+        r#"{"resources": {"cpus": 100000}, "scripts": [{"name": "t", "command": "true", "cpus": 2}]}"#,
+    );
+    let (code, out, err) = validate("many.json");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(
+            "warning: cannot tell what the allocation has: resources.cpus asks for 100000 CPUs"
+        ),
+        "{out}"
+    );
     // A config without requests reads nothing and says nothing of resources.
     sb.write("plain.json", r#"{"scripts": ["true"]}"#);
     let (code, out, _) = validate("plain.json");

@@ -108,9 +108,11 @@ pub fn requeue_outside_job(spec: &Spec, in_job: bool) -> Option<ConfigWarning> {
 }
 
 /// No inventory could be made: an error of the config when the `resources` block is at
-/// fault (it names CPUs outside the job's set, too many, or a bad GPU list), else a
-/// warning (an environment variable bansuri cannot read; the runtime meets it at start).
-pub fn inventory_failed(spec: &Spec, error: &InventoryError) -> AllocationCheck {
+/// fault (it names CPUs outside the job's set, too many, or a bad GPU list) and the CPU
+/// set is the job's (`in_job`); else a warning (outside a job the CPU set is this
+/// machine's, not the compute node's; or an environment variable bansuri cannot read,
+/// which the runtime meets at start).
+pub fn inventory_failed(spec: &Spec, error: &InventoryError, in_job: bool) -> AllocationCheck {
     let from_config = match error {
         InventoryError::DeclaredOutside { .. } | InventoryError::DeclaredCount { .. } => {
             Some("resources.cpus")
@@ -126,15 +128,23 @@ pub fn inventory_failed(spec: &Spec, error: &InventoryError) -> AllocationCheck 
     );
     e.field = from_config.map(str::to_owned);
     let mut out = AllocationCheck::default();
-    match from_config {
-        Some(_) => {
-            e.help = Some(
-                "declare only CPUs of the job's CPU set (see `taskset -cp $$` or SLURM_CPUS_ON_NODE)"
+    let cpus = matches!(from_config, Some("resources.cpus"));
+    if cpus {
+        e.help = Some(
+            "declare only CPUs of the job's CPU set (see `taskset -cp $$` or SLURM_CPUS_ON_NODE)"
+                .to_owned(),
+        );
+    }
+    if from_config.is_some() && (in_job || !cpus) {
+        out.errors.push(e);
+    } else {
+        if cpus {
+            e.note = Some(
+                "outside a SLURM job the CPU set is this machine's: inside the job it may hold them"
                     .to_owned(),
             );
-            out.errors.push(e);
         }
-        None => out.warnings.push(ConfigWarning(e)),
+        out.warnings.push(ConfigWarning(e));
     }
     out
 }
@@ -295,10 +305,21 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        let c = inventory_failed(&s, &e);
+        let c = inventory_failed(&s, &e, true);
         assert_eq!(c.errors.len(), 1);
+        assert!(c.warnings.is_empty());
         assert_eq!(c.errors[0].field.as_deref(), Some("resources.cpus"));
         assert!(c.errors[0].message.contains("outside the job's CPU set"));
+        // Outside a job the CPU set is the login node's: a warning.
+        let c = inventory_failed(&s, &e, false);
+        assert!(c.errors.is_empty());
+        assert_eq!(c.warnings[0].0.field.as_deref(), Some("resources.cpus"));
+        assert!(c.warnings[0]
+            .0
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("this machine's"));
         assert_eq!(
             s.globals.resources.clone().unwrap().cpus,
             Some(DeclaredCpus::List(CpuSet::parse("0-15").unwrap()))
@@ -309,7 +330,7 @@ mod tests {
             value: "x".into(),
             expected: "a number of CPUs",
         };
-        let c = inventory_failed(&s, &e);
+        let c = inventory_failed(&s, &e, true);
         assert!(c.errors.is_empty());
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].0.message.contains("SLURM_CPUS_ON_NODE"));
