@@ -364,6 +364,8 @@ fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
 
 fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
     let spec = load(cli, ext)?;
+    let in_job = crate::slurm::JobEnv::from_env().is_some();
+    let (found, allocation_warnings) = allocation(&spec, in_job)?;
     let now = Now {
         mono: Mono::ZERO,
         wall: Utc::now(),
@@ -420,17 +422,99 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
                 crate::slurm::srun_summary(srun)
             ));
         }
+        if let Some(needs) = needs_words(&t.needs) {
+            notes.push_str(&format!("; {needs}"));
+        }
         outln!("  {:<width$}  {when}; {next}{notes}", t.name);
     }
-    for warning in &spec.warnings {
+    if let Some(found) = found {
+        outln!("  resources: bansuri found {found}");
+    }
+    for warning in spec.warnings.iter().chain(&allocation_warnings) {
         outln!("{warning}");
     }
-    let in_job = crate::slurm::JobEnv::from_env().is_some();
     for warning in crate::slurm::validate_warnings(&spec, in_job, || crate::slurm::on_path("srun"))
     {
         outln!("warning: {warning}");
     }
     Ok(Exit::Done)
+}
+
+/// `validate`'s part of issue 17: what bansuri finds here (the inventory's words) and
+/// whether each request fits it, built as the runtime builds it. Nothing is read for a
+/// config that asks for no resources and declares none (its report stays as it was).
+/// Requests that can never fit a known allocation are the config's errors.
+fn allocation(
+    spec: &Spec,
+    in_job: bool,
+) -> Result<(Option<String>, Vec<config::ConfigWarning>), CliError> {
+    use config::allocation::{check_requests, inventory_failed, requeue_outside_job};
+    let mut warnings: Vec<config::ConfigWarning> =
+        requeue_outside_job(spec, in_job).into_iter().collect();
+    let asks = spec.tasks.iter().any(|t| t.needs.request.is_some());
+    if !asks && spec.globals.resources.is_none() {
+        return Ok((None, warnings));
+    }
+    let mut inputs = match crate::resources::read_inputs() {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            let mut w = config::ConfigError::plain(
+                &spec.source,
+                format!("cannot tell what this machine has, requests are not checked: {e}"),
+            );
+            w.field = Some("resources".to_owned());
+            warnings.push(config::ConfigWarning(w));
+            return Ok((None, warnings));
+        }
+    };
+    inputs.declared = spec.globals.resources.clone();
+    let in_job = crate::resources::inventory::in_job(&inputs.env);
+    let (found, check) = match crate::resources::Inventory::from_inputs(&inputs) {
+        Ok(inventory) => (
+            Some(inventory.to_string()),
+            check_requests(spec, &inventory, in_job),
+        ),
+        Err(e) => (None, inventory_failed(spec, &e, in_job)),
+    };
+    if !check.errors.is_empty() {
+        return Err(CliError::Config(ConfigErrors(check.errors)));
+    }
+    warnings.extend(check.warnings);
+    Ok((found, warnings))
+}
+
+/// A task's request and run settings for the `validate` report: `needs 2 CPUs, 1 GPU,
+/// 4 GiB, not bound (bind: false), expected 2h, SIGUSR1 10m before the job's end`.
+fn needs_words(needs: &crate::spec::Needs) -> Option<String> {
+    use crate::resources::Kind;
+    use crate::text::fmt_dur_exact;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(r) = &needs.request {
+        parts.push(format!("needs {}", Kind::Cpus.words(u64::from(r.cpus))));
+        if r.gpus > 0 {
+            parts.push(Kind::Gpus.words(u64::from(r.gpus)));
+        }
+        if let Some(mem) = r.mem {
+            parts.push(Kind::Mem.words(mem));
+        }
+        if !needs.bind {
+            parts.push("not bound (bind: false)".to_owned());
+        }
+        if needs.mem_exceeded == crate::spec::MemExceeded::Stop {
+            parts.push("stopped over its mem (mem-exceeded: stop)".to_owned());
+        }
+    }
+    if let Some(d) = needs.expected_runtime {
+        parts.push(format!("expected to run {}", fmt_dur_exact(d)));
+    }
+    if let Some(c) = needs.checkpoint {
+        parts.push(format!(
+            "{} {} before the job's end",
+            crate::text::signal_name(c.signal),
+            fmt_dur_exact(c.lead)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
@@ -552,6 +636,43 @@ mod tests {
                 missing.as_os_str()
             ]),
             Exit::Failed(ErrorKind::Usage)
+        );
+    }
+
+    #[test]
+    fn needs_words_show_the_request_and_run_settings() {
+        use crate::resources::Request;
+        use crate::spec::{Checkpoint, MemExceeded, Needs};
+        assert_eq!(needs_words(&Needs::default()), None);
+        let mut n = Needs {
+            request: Some(Request {
+                cpus: 2,
+                gpus: 1,
+                mem: Some(4 << 30),
+            }),
+            ..Needs::default()
+        };
+        assert_eq!(
+            needs_words(&n).as_deref(),
+            Some("needs 2 CPUs, 1 GPU, 4 GiB")
+        );
+        n.request = Some(Request::default());
+        assert_eq!(needs_words(&n).as_deref(), Some("needs 1 CPU"));
+        n.bind = false;
+        n.mem_exceeded = MemExceeded::Stop;
+        n.expected_runtime = Some(Duration::from_secs(7200));
+        n.checkpoint = Some(Checkpoint {
+            signal: libc::SIGUSR1,
+            lead: Duration::from_secs(600),
+        });
+        assert_eq!(
+            needs_words(&n).as_deref(),
+            Some("needs 1 CPU, not bound (bind: false), stopped over its mem (mem-exceeded: stop), expected to run 2h, SIGUSR1 10m before the job's end")
+        );
+        n.request = None;
+        assert_eq!(
+            needs_words(&n).as_deref(),
+            Some("expected to run 2h, SIGUSR1 10m before the job's end")
         );
     }
 }

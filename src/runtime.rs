@@ -567,7 +567,12 @@ impl Runtime {
                     continue;
                 }
                 Action::Signal { run, signal } => self.signal_run(run, signal),
-                Action::Spawn { run, task, attempt } => self.start_run(run, task, attempt),
+                // The grant (issue 17) is not applied yet.
+                Action::Spawn {
+                    run, task, attempt, ..
+                } => self.start_run(run, task, attempt),
+                // Issue 17: `scontrol requeue` is not built yet.
+                Action::Requeue => continue,
                 Action::Reply(reply) => {
                     self.obs.replies.push(reply);
                     continue;

@@ -61,6 +61,12 @@ pub struct Globals {
     pub stop_before_end: Duration,
     /// Hot reload: a file changed in place is used once unchanged this long. Default 1 s.
     pub config_settle: Duration,
+    /// The top-level `resources` block: what the allocation has, declared or overriding
+    /// what bansuri finds (issue 17). `None`: found from the job or the machine.
+    pub resources: Option<crate::resources::Declared>,
+    /// `requeue_on_end`: when the time limit ends the job with work left, bansuri requeues
+    /// its own job (`scontrol requeue`; the job needs `--requeue`).
+    pub requeue_on_end: bool,
 }
 
 impl Default for Globals {
@@ -81,6 +87,8 @@ impl Default for Globals {
             dashboard_hosts: Vec::new(),
             stop_before_end: Duration::ZERO,
             config_settle: Duration::from_secs(1),
+            resources: None,
+            requeue_on_end: false,
         }
     }
 }
@@ -176,6 +184,59 @@ pub struct TaskSpec {
     /// What the config names but the machine did not have when it was loaded: settled at
     /// each start instead (`crate::spawn::prepare`), which fails while it is still missing.
     pub pending: Pending,
+    /// What each run of the task needs (issue 17): its resource request, binding, memory
+    /// policy, expected runtime and checkpoint signal.
+    pub needs: Needs,
+}
+
+/// What a task's runs need from the allocation (issue 17). A task that asks for nothing
+/// (`request: None`, the default) is neither packed nor bound: it starts as it always did,
+/// under `max_parallel` alone, so configs without requests (500 monitors on a 2-CPU
+/// laptop) keep working. A task with `cpus`, `gpus` or `mem` is packed into what is free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    /// `cpus` / `gpus` / `mem`: `None` when the task gives none of them.
+    pub request: Option<crate::resources::Request>,
+    /// `bind` (default true): pin the run to its CPUs and set the GPU variables.
+    pub bind: bool,
+    /// `mem-exceeded`: what happens when a run's sampled RSS goes over its `mem`.
+    pub mem_exceeded: MemExceeded,
+    /// `expected-runtime`: how long a run takes (else learned from past runs).
+    pub expected_runtime: Option<Duration>,
+    /// `checkpoint-signal` and `checkpoint-lead`: a signal sent once, that long before the
+    /// job's end.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+impl Default for Needs {
+    fn default() -> Self {
+        Needs {
+            request: None,
+            bind: true,
+            mem_exceeded: MemExceeded::Warn,
+            expected_runtime: None,
+            checkpoint: None,
+        }
+    }
+}
+
+/// `mem-exceeded`: what a run over its `mem` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemExceeded {
+    /// A warning naming the task and its peak (default).
+    #[default]
+    Warn,
+    /// The run is stopped (stop signal, grace, SIGKILL).
+    Stop,
+}
+
+/// `checkpoint-signal` + `checkpoint-lead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The signal (a raw number).
+    pub signal: i32,
+    /// How long before the job's end it is sent.
+    pub lead: Duration,
 }
 
 /// Parts of a task's environment that did not exist when the config was loaded (a user
@@ -532,6 +593,7 @@ impl TaskSpec {
             no_interface: false,
             srun: None,
             pending: Pending::default(),
+            needs: Needs::default(),
         }
     }
 }

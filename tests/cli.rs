@@ -554,3 +554,85 @@ fn closed_stdout_and_stderr_end_quietly_with_the_usual_exit_code() {
     // `status --watch` (a state file exists after `--once`) redraws until nobody reads.
     assert_eq!(run(&["status", "--watch", "-c", "good.json"], true), 0);
 }
+
+/// Issue 17: `validate` shows each request and what bansuri found, and refuses a request
+/// larger than a declared `resources` block (outside a SLURM job, deterministically).
+#[test]
+fn validate_shows_requests_and_checks_them_against_the_resources() {
+    let sb = Sandbox::new();
+    let validate = |cfg: &str| {
+        let out = Command::new(BIN)
+            .args(["validate", "-c", cfg])
+            .current_dir(sb.path())
+            .env_remove("BANSURI_CONFIG")
+            .env_remove("SLURM_JOB_ID")
+            .env_remove("SLURM_JOBID")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bansuri");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let resources = r#""resources": {"cpus": 1, "gpus": ["0", "1"], "mem": "1G"}"#;
+    sb.write(
+        "good.json",
+        &format!(
+            r#"{{{resources}, "requeue_on_end": true, "scripts": [
+                {{"name": "train", "command": "true", "gpus": 2, "mem": "512M"}},
+                {{"name": "mon", "command": "true"}}
+            ]}}"#
+        ),
+    );
+    let (code, out, err) = validate("good.json");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("needs 1 CPU, 2 GPUs, 512 MiB"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("mon") && !l.contains("needs")),
+        "{out}"
+    );
+    assert!(
+        out.contains("resources: bansuri found 1 CPU (")
+            && out.contains("2 GPUs (0,1 from resources.gpus), 1 GiB (resources.mem)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: `requeue_on_end` has no effect outside a SLURM job"),
+        "{out}"
+    );
+    sb.write(
+        "bad.json",
+        &format!(
+            r#"{{{resources}, "scripts": [{{"name": "big", "command": "true", "gpus": 4}}]}}"#
+        ),
+    );
+    let (code, out, err) = validate("bad.json");
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("`gpus` in task `big` asks for more than there is: 4 GPUs (there are 2)"),
+        "{err}"
+    );
+    assert!(!out.contains("valid"), "{out}");
+    // More CPUs declared than this machine has: outside a job, a warning (the job's
+    // node may have them).
+    sb.write(
+        "many.json",
+        r#"{"resources": {"cpus": 100000}, "scripts": [{"name": "t", "command": "true", "cpus": 2}]}"#,
+    );
+    let (code, out, err) = validate("many.json");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(
+            "warning: cannot tell what the allocation has: resources.cpus asks for 100000 CPUs"
+        ),
+        "{out}"
+    );
+    // A config without requests reads nothing and says nothing of resources.
+    sb.write("plain.json", r#"{"scripts": ["true"]}"#);
+    let (code, out, _) = validate("plain.json");
+    assert_eq!(code, 0);
+    assert!(!out.contains("resources"), "{out}");
+}

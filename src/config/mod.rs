@@ -85,7 +85,19 @@
 //!   list of `failure`, `success`, `recovery` (default: failure only), and an error when
 //!   `notify` is `"none"`. `no-interface: true` needs `command` to be a string naming a
 //!   registered task; the error lists the registered names.
+//! - Resources (issue 17, `validate/needs.rs`): a task that gives none of `cpus`, `gpus`,
+//!   `mem` has no request (never packed nor bound); giving any makes one with `cpus` 1
+//!   and `gpus` 0 by default. `cpus: 0` is an error (a run needs a CPU; leave the three
+//!   out instead). `mem` is a size string or whole bytes, more than zero. A
+//!   `checkpoint-signal` is a name (with or without `SIG`, any case) or a number up to
+//!   SIGRTMAX, never KILL or STOP (they cannot be caught); its lead defaults to 10 min
+//!   (time for most tasks to write a checkpoint; `checkpoint-lead` sets another), and a
+//!   lead no longer than `stop_before_end` is a warning. `resources.gpus` takes strings and whole
+//!   numbers (YAML's `[0, 1]`) as IDs, repeated or empty ones refused; `resources: null`
+//!   is the same as leaving it out. Whether requests fit the machine is not decided here
+//!   but in [`allocation`], with an inventory the caller builds.
 
+pub mod allocation;
 mod envfile;
 mod json;
 pub mod schema;

@@ -73,6 +73,16 @@ fn size() -> Value {
     json!({"$ref": "#/definitions/size"})
 }
 
+/// A memory size greater than zero (a task's `mem`, `resources.mem`).
+fn mem_size() -> Value {
+    json!({
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": "^\\s*[0-9]+\\s*(?:[bB]|[kKmMgG](?:[iI]?[bB])?)?\\s*$"}
+        ]
+    })
+}
+
 fn non_empty_string() -> Value {
     json!({"type": "string", "pattern": "\\S"})
 }
@@ -191,6 +201,29 @@ fn global_entries() -> Vec<Entry> {
             "config_settle",
             duration(),
             "Hot reload: a config file changed in place is applied once it has stayed unchanged this long (default 1s, at most 60s); a file replaced by a rename is applied at once.",
+        ),
+        entry(
+            "resources",
+            json!({"anyOf": [
+                {"type": "null"},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "cpus": {"anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "pattern": "^\\s*[0-9]+(?:\\s*-\\s*[0-9]+)?(?:\\s*,\\s*[0-9]+(?:\\s*-\\s*[0-9]+)?)*\\s*$"}
+                    ]},
+                    "gpus": {"type": "array", "items": {"anyOf": [
+                        {"type": "string", "pattern": "^[^,]*\\S[^,]*$"},
+                        {"type": "integer", "minimum": 0}
+                    ]}},
+                    "mem": mem_size()
+                }}
+            ]}),
+            "What the allocation has, declared or overriding what bansuri finds: cpus (a count, the lowest CPUs of the job's CPU set, or a CPU list \"0-3,8\" inside it), gpus (a list of GPU IDs, [\"0\", \"1\"]), mem (a size, \"64G\").",
+        ),
+        entry(
+            "requeue_on_end",
+            json!({"type": "boolean"}),
+            "Under SLURM: when the time limit ends the job with work left, requeue the job (scontrol requeue; submit with sbatch --requeue) so the next run continues as with --resume (default false).",
         ),
     ]
 }
@@ -411,6 +444,55 @@ fn task_entries() -> Vec<Entry> {
             json!({"type": "boolean"}),
             "true: `command` names a Python class (\"module.path:ClassName\", an AbstractTask subclass) or an in-process task registered by a program embedding bansuri, not a program.",
         ),
+        entry(
+            "cpus",
+            json!({"type": "integer", "minimum": 1}),
+            "CPUs each run needs (default 1 when `gpus` or `mem` is given). A task with none of cpus, gpus, mem is neither packed nor bound.",
+        ),
+        entry(
+            "gpus",
+            json!({"type": "integer", "minimum": 0}),
+            "GPUs each run needs (default 0).",
+        ),
+        entry(
+            "mem",
+            mem_size(),
+            "Memory each run needs: \"4G\", \"512M\", or bytes; checked against the run's sampled RSS (see mem-exceeded).",
+        ),
+        entry(
+            "bind",
+            json!({"type": "boolean"}),
+            "Pin each run to its CPUs and give it its GPUs (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES...; default true). Only for a task with a request.",
+        ),
+        entry(
+            "mem-exceeded",
+            words(&["warn", "stop"]),
+            "What a run over its `mem` gets: warn (default, the log names the task and its peak) or stop.",
+        ),
+        entry(
+            "expected-runtime",
+            positive_duration(),
+            "How long a run takes (default: learned from past runs); under SLURM a run that would end after the job's time limit is not started.",
+        ),
+        entry(
+            "checkpoint-signal",
+            {
+                let names = ["USR1", "USR2", "TERM", "INT", "HUP", "QUIT"];
+                let mut offered: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+                offered.extend(names.iter().map(|s| format!("SIG{s}")));
+                json!({"anyOf": [
+                    {"enum": offered},
+                    {"type": "string", "pattern": "^\\s*[A-Za-z][A-Za-z0-9]*\\s*$"},
+                    {"type": "integer", "minimum": 1}
+                ]})
+            },
+            "Under SLURM: a signal (name or number) sent once to each running run's process group `checkpoint-lead` before the job's end, to save its work.",
+        ),
+        entry(
+            "checkpoint-lead",
+            positive_duration(),
+            "How long before the job's end `checkpoint-signal` is sent (default 10m).",
+        ),
     ]
 }
 
@@ -587,6 +669,18 @@ mod tests {
             field_names(GLOBAL_FIELDS),
             "top-level fields: schema entries vs the validator's GLOBAL_FIELDS"
         );
+        let s = schema();
+        let keys: BTreeSet<&str> = s["properties"]["resources"]["anyOf"][1]["properties"]
+            .as_object()
+            .expect("resources is an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            field_names(crate::config::validate::RESOURCES_FIELDS),
+            "`resources` keys: schema vs the validator's RESOURCES_FIELDS"
+        );
     }
 
     #[test]
@@ -654,5 +748,57 @@ mod tests {
             instance("{\"scripts\": [}", Path::new("c.json"), Format::Json).expect_err("bad json");
         assert_eq!(e.0[0].file, Path::new("c.json"));
         assert!(e.to_string().contains("--> c.json:1:"), "{e}");
+    }
+
+    /// Issue 17's fields: the schema accepts what the validator accepts and refuses what
+    /// it refuses (the values that JSON Schema can tell apart).
+    #[test]
+    fn resource_fields_agree_with_the_validator() {
+        let v = jsonschema::draft7::new(&schema()).expect("compile schema");
+        let task =
+            |fields: &str| format!(r#"{{"scripts": [{{"name": "t", "command": "x", {fields}}}]}}"#);
+        let top = |fields: &str| format!(r#"{{{fields}, "scripts": ["x"]}}"#);
+        let loads = |text: &str| {
+            crate::config::parse_str(text, Path::new("/c/c.json"), Format::Json).is_ok()
+        };
+        let fits = |text: &str| {
+            let inst: Value = serde_json::from_str(text).expect("json");
+            v.is_valid(&inst)
+        };
+        for good in [
+            task(r#""cpus": 2, "gpus": 0, "mem": "4G", "bind": false, "mem-exceeded": "Stop""#),
+            task(r#""mem": 1048576, "mem_exceeded": "warn", "expected-runtime": "2h""#),
+            task(r#""checkpoint-signal": "SIGUSR1", "checkpoint-lead": "15m""#),
+            task(r#""checkpoint_signal": 10, "checkpoint_lead": 60, "expected_runtime": 30"#),
+            top(r#""resources": {"cpus": 4, "gpus": ["0", "1", 2], "mem": "64G"}"#),
+            top(r#""resources": {"cpus": "0-3,8"}, "requeue_on_end": true"#),
+            top(r#""resources": null, "requeue-on-end": false"#),
+            top(r#""resources": {"gpus": []}"#),
+        ] {
+            assert!(loads(&good), "bansuri refuses {good}");
+            assert!(fits(&good), "the schema refuses {good}");
+        }
+        for bad in [
+            task(r#""cpus": 0"#),
+            task(r#""cpus": 1.5"#),
+            task(r#""gpus": -1"#),
+            task(r#""mem": 0"#),
+            task(r#""mem": "4T""#),
+            task(r#""bind": "yes""#),
+            task(r#""mem": "1G", "mem-exceeded": "kill""#),
+            task(r#""expected-runtime": 0"#),
+            task(r#""checkpoint-signal": 0"#),
+            task(r#""checkpoint-signal": "USR1", "checkpoint-lead": "soon""#),
+            top(r#""resources": {"cpus": 0}"#),
+            top(r#""resources": {"cpus": "0-x"}"#),
+            top(r#""resources": {"gpus": "0,1"}"#),
+            top(r#""resources": {"mem": "0.5G"}"#),
+            top(r#""resources": {"disk": 1}"#),
+            top(r#""resources": 4"#),
+            top(r#""requeue_on_end": 1"#),
+        ] {
+            assert!(!loads(&bad), "bansuri accepts {bad}");
+            assert!(!fits(&bad), "the schema accepts {bad}");
+        }
     }
 }

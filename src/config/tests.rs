@@ -11,6 +11,7 @@ use crate::spec::{
     CommandSpec, LogFormat, OnFail, OutputTarget, Overlap, StderrTarget, StopSignal, TaskSpec,
 };
 
+mod needs;
 mod notify;
 
 /// A config path whose directory is not checked (the default working directory never is).
@@ -132,6 +133,7 @@ fn minimal_task_gets_every_default() {
         no_interface: false,
         srun: None,
         pending: crate::spec::Pending::default(),
+        needs: crate::spec::Needs::default(),
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);

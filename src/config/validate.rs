@@ -6,6 +6,9 @@
 //! nothing failed.
 
 mod extension;
+mod needs;
+#[cfg(test)]
+pub(crate) use needs::RESOURCES_FIELDS;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
@@ -57,6 +60,8 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("dashboard_hosts", &["dashboard-hosts"]),
     field("stop_before_end", &["stop-before-end"]),
     field("config_settle", &["config-settle"]),
+    field("resources", &[]),
+    field("requeue_on_end", &["requeue-on-end"]),
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -97,6 +102,14 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("notify-on", &["notify_on"]),
     field("no-interface", &["no_interface"]),
     field("srun", &[]),
+    field("cpus", &[]),
+    field("gpus", &[]),
+    field("mem", &[]),
+    field("bind", &[]),
+    field("mem-exceeded", &["mem_exceeded"]),
+    field("expected-runtime", &["expected_runtime"]),
+    field("checkpoint-signal", &["checkpoint_signal"]),
+    field("checkpoint-lead", &["checkpoint_lead"]),
 ];
 
 /// Keys of a task's `srun` object.
@@ -133,6 +146,7 @@ pub(crate) fn validate(
         warnings: Vec::new(),
         ext,
         notify_command_given: false,
+        stop_before_end: Duration::ZERO,
     };
     let spec = v.root(root);
     match spec {
@@ -683,6 +697,8 @@ struct Validator<'a> {
     ext: &'a Extensions,
     /// The top-level `notify_command` key is present (valid or not).
     notify_command_given: bool,
+    /// The global `stop_before_end` (read before the tasks), for `checkpoint-lead`.
+    stop_before_end: Duration,
 }
 
 impl<'a> Validator<'a> {
@@ -1031,9 +1047,14 @@ impl<'a> Validator<'a> {
         let stop_before_end = self
             .take(None, f.get("stop_before_end"), duration)
             .unwrap_or(d.stop_before_end);
+        self.stop_before_end = stop_before_end;
         let config_settle = self
             .take(None, f.get("config_settle"), config_settle)
             .unwrap_or(d.config_settle);
+        let resources = self.resources(f.get("resources"));
+        let requeue_on_end = self
+            .take(None, f.get("requeue_on_end"), as_bool)
+            .unwrap_or(d.requeue_on_end);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -1050,6 +1071,8 @@ impl<'a> Validator<'a> {
             dashboard_hosts,
             stop_before_end,
             config_settle,
+            resources,
+            requeue_on_end,
         }
     }
 
@@ -1187,6 +1210,7 @@ impl<'a> Validator<'a> {
             task.srun = self.srun(t, g);
         }
         let extras = self.program(t, &f, &mut task);
+        self.needs(t, &f, &mut task);
         self.python_module_trust(t, &f, &task);
         (task, name, extras)
     }

@@ -65,6 +65,13 @@ pub struct TaskStatus {
     pub retry_at: Option<DateTime<Utc>>,
     /// Hash of the settings that decide what runs ([`settings_hash`]).
     pub settings_hash: String,
+    /// What each run asks for (`cpus`, `gpus`, `mem`); `None`: not packed (issue 17).
+    pub request: Option<crate::resources::Request>,
+    /// What its live runs were granted (CPUs, GPUs, memory), oldest first.
+    pub grants: Vec<crate::resources::Grant>,
+    /// Why a due run waits, in `status` words ("needs 4 CPUs, 2 free", "would end after
+    /// the job's time limit").
+    pub waiting_for: Option<String>,
 }
 
 /// A stable hash of everything in a task's settings that changes what runs: all of them
@@ -127,6 +134,10 @@ impl Core {
                     next_run,
                     retry_at: t.retry().map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),
+                    request: t.spec.needs.request,
+                    // Issue 17: filled by the packing, not built yet.
+                    grants: Vec::new(),
+                    waiting_for: None,
                 }
             })
             .collect()

@@ -124,6 +124,28 @@ pub enum Input {
         /// Why, in words for the log.
         why: String,
     },
+    /// What the allocation has (issue 17), told once before `Start` (and again when the
+    /// `resources` block changes on reload). Runs of tasks with a request are packed into
+    /// it; without it, requests are not enforced.
+    Resources {
+        /// CPUs, GPUs and memory, and where they came from.
+        inventory: crate::resources::Inventory,
+    },
+    /// The job's end on the monotonic clock (`None`: no time limit, or outside SLURM),
+    /// told at start and whenever the runtime re-reads it. Runs that would end after it
+    /// (minus the stop grace) wait; checkpoint signals are sent `checkpoint-lead` before it.
+    JobEnd {
+        /// When Slurm ends the job.
+        end: Option<Mono>,
+    },
+    /// A run's sampled resident memory went over its task's `mem` (`mem-exceeded`: the
+    /// core warns, or stops the run).
+    MemExceeded {
+        /// The run.
+        run: RunId,
+        /// The sampled RSS, bytes.
+        rss: u64,
+    },
     /// Begin the graceful shutdown at wall time `at` (`None` cancels a planned one), as
     /// if SIGTERM had come then (`stop_before_end`).
     ShutdownAt {
@@ -181,6 +203,9 @@ pub enum Action {
         task: Arc<TaskSpec>,
         /// 1-based attempt number.
         attempt: u32,
+        /// The CPUs, GPUs and memory packed for it (tasks with a request, issue 17): the
+        /// runtime binds the process to them (`task.needs.bind`).
+        grant: Option<crate::resources::Grant>,
     },
     /// Send `signal` to the process group of `run`.
     Signal {
@@ -212,6 +237,9 @@ pub enum Action {
     },
     /// The answer to a control input (`StartTask`, `StopTask`, `RestartTask`).
     Reply(Reply),
+    /// The time limit ends the job with work left and `requeue_on_end` is set: requeue
+    /// bansuri's own job (`scontrol requeue`), before `Exit`.
+    Requeue,
     /// Everything is over: flush and exit (the code: `model::Exit::Run(ending).code()`).
     Exit {
         /// How the run ended.
@@ -670,6 +698,9 @@ impl Core {
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { cause } => self.shutdown(cause, now),
             Input::Reload { spec } => self.reload(&spec, now),
+            // Issue 17: packing, the time left and the memory policy are not built yet;
+            // these inputs change nothing so far.
+            Input::Resources { .. } | Input::JobEnd { .. } | Input::MemExceeded { .. } => {}
             Input::ClockChanged => self.clock_changed(now),
             Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
             Input::StopTask { task } => self.control_each(&task, now, Core::control_stop),
@@ -1133,6 +1164,7 @@ impl Core {
                 run: id,
                 task: Arc::clone(&self.tasks[i].spec),
                 attempt,
+                grant: None,
             });
         }
     }

@@ -453,6 +453,7 @@ impl Harness {
                     }
                 }
             }
+            Action::Requeue => {}
             Action::Exit { .. } => {
                 assert!(
                     self.live.is_empty() && self.starting.is_empty(),
