@@ -355,6 +355,12 @@ impl Runtime {
         self.follow_globals(now);
         if self.obs.samples.due(now.mono) {
             self.sample(now);
+            let groups = std::mem::take(&mut self.obs.groups);
+            let ending = self.check_mem(now, &groups);
+            self.obs.groups = groups;
+            if ending.is_some() {
+                return ending;
+            }
         }
         if self.escape_deadline().is_some_and(|s| s <= now.mono) {
             self.escape_due(now.mono);

@@ -35,6 +35,8 @@ pub(super) struct Setup<'a> {
     pub stderr: &'a OwnedFd,
     pub umask: Option<u32>,
     pub priority: i32,
+    /// The CPUs to pin the child to (issue 17), as the kernel's mask.
+    pub cpus: Option<&'a nix::sched::CpuSet>,
 }
 
 /// Everything the child reads, prepared by the parent.
@@ -50,6 +52,7 @@ struct Args {
     fds: [RawFd; 3],
     umask: Option<u32>,
     priority: i32,
+    cpus: Option<nix::sched::CpuSet>,
     /// errno of the step that failed (0: none).
     err: AtomicI32,
 }
@@ -116,6 +119,7 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
         fds,
         umask: setup.umask,
         priority: setup.priority,
+        cpus: setup.cpus.copied(),
         err: AtomicI32::new(0),
     };
     let pid = clone_child(&args)?;
@@ -317,6 +321,19 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
             ) < 0
         {
             fail(a);
+        }
+        // The CPUs of the run's grant. nix's CpuSet is `repr(transparent)` over the
+        // kernel's `cpu_set_t`, built by the parent.
+        if let Some(mask) = &a.cpus {
+            if libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0 as libc::pid_t,
+                std::mem::size_of::<nix::sched::CpuSet>(),
+                std::ptr::from_ref(mask).cast::<libc::cpu_set_t>(),
+            ) < 0
+            {
+                fail(a);
+            }
         }
         for (to, from) in a.fds.iter().enumerate() {
             if libc::syscall(libc::SYS_dup3, *from, to as libc::c_int, 0) < 0 {
