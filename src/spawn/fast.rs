@@ -4,7 +4,8 @@
 //! bansuri takes page faults after every start; with a thousand short runs that was most
 //! of bansuri's own CPU time (bench/ W1). This is what `posix_spawn` does inside glibc and
 //! musl, with the set-up `posix_spawn` cannot express: `PR_SET_PDEATHSIG`, every signal
-//! disposition reset, umask and priority.
+//! disposition reset, umask, priority and the CPU affinity of a run's grant (issue 17; the
+//! mask built by the parent, one `sched_setaffinity` in the child).
 //!
 //! The child runs on a stack of its own, in bansuri's memory, while bansuri waits
 //! (CLONE_VFORK) until it has called `execve` or exited. Everything it needs is prepared
