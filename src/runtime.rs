@@ -794,7 +794,7 @@ impl Runtime {
         self.obs.mark_dirty();
         self.apply_globals(&spec.globals);
         let stop_before_end = spec.globals.stop_before_end;
-        let resources = self.reload_resources(spec.globals.resources.as_ref());
+        let resources = self.reload_resources(&spec);
         let input = Input::Reload {
             spec: Arc::new(spec),
         };

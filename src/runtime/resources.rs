@@ -20,6 +20,8 @@ pub(super) struct State {
     pub(super) inventory: Option<Inventory>,
     /// Runs already told to be over their `mem` (once per run).
     mem_told: HashSet<RunId>,
+    /// Some task of the config in effect has a `mem`: samples are compared with it.
+    watch_mem: bool,
 }
 
 /// Why the inventory could not be made (a start-up error when the config uses requests
@@ -57,6 +59,13 @@ pub(super) fn uses_resources(spec: &Spec) -> bool {
     spec.globals.resources.is_some() || spec.tasks.iter().any(|t| t.needs.request.is_some())
 }
 
+/// Whether some task of `spec` has a `mem` to compare samples with.
+fn watches_mem(spec: &Spec) -> bool {
+    spec.tasks
+        .iter()
+        .any(|t| t.needs.request.is_some_and(|r| r.mem.is_some()))
+}
+
 /// The inventory of `inputs` with `declared` as the `resources` block.
 fn inventory_of(inputs: &Inputs, declared: Option<&Declared>) -> Result<Inventory, ResourcesError> {
     let mut inputs = inputs.clone();
@@ -81,6 +90,7 @@ impl State {
                     inputs: Some(inputs),
                     inventory: Some(inventory),
                     mem_told: HashSet::new(),
+                    watch_mem: watches_mem(spec),
                 },
                 None,
             )),
@@ -124,15 +134,10 @@ pub(super) fn over_mem(
         .collect()
 }
 
-/// The argv of a requeue of job `job`.
-pub(super) fn requeue_argv(job: &str) -> [&str; 2] {
-    ["requeue", job]
-}
-
 /// The job log's line for a requeue's result.
 pub(super) fn requeue_words(
     job: Option<&str>,
-    result: Option<&Result<String, crate::slurm::SlurmError>>,
+    result: Option<&Result<(), crate::slurm::SlurmError>>,
 ) -> (Level, String) {
     match (job, result) {
         (None, _) => (
@@ -192,8 +197,9 @@ impl Runtime {
 
     /// A reload's `resources` block: a changed inventory is logged and told to the core;
     /// one that cannot be made keeps the one in effect, saying why.
-    pub(super) fn reload_resources(&mut self, declared: Option<&Declared>) -> Option<Input> {
-        match self.resources.reloaded(declared) {
+    pub(super) fn reload_resources(&mut self, spec: &Spec) -> Option<Input> {
+        self.resources.watch_mem = watches_mem(spec);
+        match self.resources.reloaded(spec.globals.resources.as_ref()) {
             Ok(None) => None,
             Ok(Some(inv)) => {
                 let line = format!("Resources are now: {inv}");
@@ -216,6 +222,9 @@ impl Runtime {
         now: Now,
         groups: &HashMap<u32, crate::sample::GroupSample>,
     ) -> Option<crate::model::Ending> {
+        if !self.resources.watch_mem {
+            return None;
+        }
         let mut pgid = HashMap::new();
         let mut live = Vec::new();
         for st in self.core.status(now) {
@@ -241,9 +250,7 @@ impl Runtime {
     /// `Action::Requeue`: `scontrol requeue` of bansuri's own job, logged.
     pub(super) fn requeue(&mut self) {
         let job = self.slurm.as_ref().map(|s| s.job.id.clone());
-        let result = job.as_deref().map(|id| {
-            crate::slurm::run_tool("scontrol", &requeue_argv(id), crate::slurm::TOOL_TIMEOUT)
-        });
+        let result = self.slurm.as_ref().map(|s| s.requeue());
         let (level, line) = requeue_words(job.as_deref(), result.as_ref());
         self.master(level, &line);
     }
@@ -270,8 +277,8 @@ mod tests {
 
     #[test]
     fn requeue_runs_scontrol_and_says_what_happened() {
-        assert_eq!(requeue_argv("1234"), ["requeue", "1234"]);
-        let (level, line) = requeue_words(Some("1234"), Some(&Ok(String::new())));
+        assert_eq!(crate::slurm::requeue_args("1234"), ["requeue", "1234"]);
+        let (level, line) = requeue_words(Some("1234"), Some(&Ok(())));
         assert_eq!(level, Level::Info);
         assert!(
             line.contains("job 1234 requeued (scontrol requeue 1234)"),
@@ -304,6 +311,7 @@ mod tests {
             inputs: Some(inputs),
             inventory: Some(inv),
             mem_told: HashSet::new(),
+            watch_mem: false,
         };
         assert_eq!(st.reloaded(None).unwrap(), None);
         let gpus = Declared {
