@@ -179,7 +179,10 @@ impl Runtime {
         let mut inputs = Vec::new();
         if signal == Signal::SIGTERM {
             if let Some(session) = &mut self.slurm {
-                if let Some(d) = session.on_sigterm(arrival.wall) {
+                let deadline = session.on_sigterm(arrival.wall);
+                // on_sigterm read the end time again: the core hears it (issue 17).
+                inputs.push(self.job_end_input());
+                if let Some(d) = deadline {
                     inputs.push(Input::KillBy {
                         at: mono_at(arrival, d.at),
                         why: d.why,
