@@ -268,6 +268,26 @@ unsafe fn fail(a: &Args) -> ! {
     libc::_exit(127)
 }
 
+/// Pin the child to the CPUs of its run's grant (issue 17), if any: one raw system call
+/// on the mask the parent built (nix's CpuSet is `repr(transparent)` over the kernel's
+/// `cpu_set_t`).
+///
+/// # Safety
+/// Only in the child of [`spawn`].
+unsafe fn pin(a: &Args) {
+    if let Some(mask) = &a.cpus {
+        if libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0 as libc::pid_t,
+            std::mem::size_of::<nix::sched::CpuSet>(),
+            std::ptr::from_ref(mask).cast::<libc::cpu_set_t>(),
+        ) < 0
+        {
+            fail(a);
+        }
+    }
+}
+
 /// The child, between clone and exec: raw system calls only.
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's `Args`, alive and unchanged while we run (the parent
@@ -323,19 +343,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         {
             fail(a);
         }
-        // The CPUs of the run's grant. nix's CpuSet is `repr(transparent)` over the
-        // kernel's `cpu_set_t`, built by the parent.
-        if let Some(mask) = &a.cpus {
-            if libc::syscall(
-                libc::SYS_sched_setaffinity,
-                0 as libc::pid_t,
-                std::mem::size_of::<nix::sched::CpuSet>(),
-                std::ptr::from_ref(mask).cast::<libc::cpu_set_t>(),
-            ) < 0
-            {
-                fail(a);
-            }
-        }
+        pin(a);
         for (to, from) in a.fds.iter().enumerate() {
             if libc::syscall(libc::SYS_dup3, *from, to as libc::c_int, 0) < 0 {
                 fail(a);
