@@ -199,6 +199,12 @@ impl Runtime {
     /// one that cannot be made keeps the one in effect, saying why.
     pub(super) fn reload_resources(&mut self, spec: &Spec) -> Option<Input> {
         self.resources.watch_mem = watches_mem(spec);
+        if self.resources.inventory.is_none() && uses_resources(spec) {
+            self.master(
+                Level::Error,
+                "the reloaded config asks for resources, but what this node has could not be read at start-up (see the warning then): requests are not enforced until bansuri is restarted",
+            );
+        }
         match self.resources.reloaded(spec.globals.resources.as_ref()) {
             Ok(None) => None,
             Ok(Some(inv)) => {
