@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use crate::control::state::{NodeInfo, StateDoc, TaskEntry};
+use crate::control::state::{NodeInfo, ResourcesInfo, StateDoc, TaskEntry};
 use crate::model::TaskState;
 
 /// Every state a task can be in, for the one-hot `bansuri_task_state` metric: the names of
@@ -283,6 +283,9 @@ pub fn metrics(doc: &StateDoc) -> String {
     if let Some(n) = &doc.node {
         node_metrics(&mut out, n);
     }
+    if let Some(r) = &doc.resources {
+        resource_metrics(&mut out, r);
+    }
     out
 }
 
@@ -357,6 +360,28 @@ const TASK_FIGURES: &[(&str, &str, &str, TaskFigure)] = &[
     ),
 ];
 
+/// The per-task request families (issue 17), present only when some task asks.
+const REQUEST_FIGURES: &[(&str, &str, &str, TaskFigure)] = &[
+    (
+        "bansuri_task_requested_cpus",
+        "gauge",
+        "CPUs each run of the task asks for (absent for a task without a request).",
+        |t| t.request.map(|r| r.cpus as f64),
+    ),
+    (
+        "bansuri_task_requested_gpus",
+        "gauge",
+        "GPUs each run of the task asks for (absent for a task without a request).",
+        |t| t.request.map(|r| r.gpus as f64),
+    ),
+    (
+        "bansuri_task_requested_memory_bytes",
+        "gauge",
+        "Memory each run of the task asks for (absent when it asks for none).",
+        |t| t.request.and_then(|r| r.mem).map(|m| m as f64),
+    ),
+];
+
 /// The task families: the state (one sample per state), the figures, the last signal.
 fn task_metrics(out: &mut String, doc: &StateDoc) {
     let mut states = Vec::new();
@@ -375,7 +400,12 @@ fn task_metrics(out: &mut String, doc: &StateDoc) {
         "1 for the state the task is in, 0 for the others.",
         states,
     );
-    for (name, kind, help, figure) in TASK_FIGURES {
+    let requests: &[_] = if doc.tasks.iter().any(|t| t.request.is_some()) {
+        REQUEST_FIGURES
+    } else {
+        &[]
+    };
+    for (name, kind, help, figure) in TASK_FIGURES.iter().chain(requests) {
         let samples = doc
             .tasks
             .iter()
@@ -430,6 +460,37 @@ fn node_metrics(out: &mut String, n: &NodeInfo) {
     );
 }
 
+/// The node's resources as bansuri packs them (issue 17): all there is and what the live
+/// runs hold.
+fn resource_metrics(out: &mut String, r: &ResourcesInfo) {
+    let figures = [
+        ("cpus", "CPUs", r.total.cpus, r.in_use.cpus),
+        ("gpus", "GPUs", r.total.gpus, r.in_use.gpus),
+        (
+            "memory_bytes",
+            "Memory",
+            r.total.mem.unwrap_or(0),
+            r.in_use.mem.unwrap_or(0),
+        ),
+    ];
+    for (name, what, total, in_use) in figures {
+        family(
+            out,
+            &format!("bansuri_node_{name}_total"),
+            "gauge",
+            &format!("{what} bansuri packs runs into on this node."),
+            vec![(String::new(), total as f64)],
+        );
+        family(
+            out,
+            &format!("bansuri_node_{name}_in_use"),
+            "gauge",
+            &format!("{what} held by the live runs of tasks with a request."),
+            vec![(String::new(), in_use as f64)],
+        );
+    }
+}
+
 /// The page: a table that refreshes itself from `/api/status`.
 pub const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -440,6 +501,7 @@ body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.3em; margin: 0 0 .3em 0; }
 #summary { margin: 0 0 1em 0; color: #555; }
 #warning { color: #a00; font-weight: bold; }
+#resources { margin: 0 0 1em 0; color: #555; }
 table { border-collapse: collapse; }
 th, td { padding: .25em .8em; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -451,7 +513,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <h1>bansuri</h1>
 <div id="summary">loading…</div>
 <div id="warning"></div>
-<table><thead><tr><th>task</th><th>state</th><th>pid</th><th>uptime / next</th><th>runs</th><th>failures</th><th>last exit</th><th>CPU%</th><th>RSS</th><th>description</th></tr></thead>
+<div id="resources"></div>
+<table><thead><tr><th>task</th><th>state</th><th>pid</th><th>uptime / next</th><th>runs</th><th>failures</th><th>last exit</th><th>CPU%</th><th>RSS</th><th>resources</th><th>description</th></tr></thead>
 <tbody id="tasks"></tbody></table>
 <script>
 "use strict";
@@ -465,6 +528,12 @@ function bytes(b) {
   const u = ["B", "KB", "MB", "GB"]; let i = 0;
   while (b >= 1024 && i < 3) { b /= 1024; i++; }
   return (i ? b.toFixed(1) : b) + " " + u[i];
+}
+function held(t) {
+  if (t.waiting_for) return t.waiting_for;
+  const g = (t.grants || []).map(g => (g.cpus ? "CPUs " + g.cpus : "no CPU") + (g.gpus.length ? ", GPUs " + g.gpus.join(",") : ""));
+  if (g.length) return g.join(" / ");
+  return t.request ? "asks " + t.request.cpus + " CPUs, " + t.request.gpus + " GPUs" : "";
 }
 function cell(tr, text, cls) {
   const td = document.createElement("td");
@@ -480,6 +549,10 @@ function render(d) {
     : "NOT running: exited " + (b.ended_at ? span(now - Date.parse(b.ended_at)) + " ago" : "") + (b.exit_code != null ? " with code " + b.exit_code : "");
   document.getElementById("warning").textContent = d.config.invalid
     ? "The config file on disk is NOT in effect: " + d.config.invalid.reason : "";
+  const r = d.resources;
+  document.getElementById("resources").textContent = r
+    ? "resources: " + r.found + "; in use " + r.in_use.cpus + " of " + r.total.cpus + " CPUs, " + r.in_use.gpus + " of " + r.total.gpus + " GPUs, " + bytes(r.in_use.mem) + " of " + bytes(r.total.mem)
+    : "";
   const body = document.getElementById("tasks");
   body.textContent = "";
   for (const t of d.tasks) {
@@ -500,6 +573,7 @@ function render(d) {
     cell(tr, t.last_exit ? t.last_exit.text : "-");
     cell(tr, t.cpu_percent == null ? "-" : t.cpu_percent.toFixed(1), "num");
     cell(tr, bytes(t.rss), "num");
+    cell(tr, held(t));
     cell(tr, t.description || "", "desc");
     body.appendChild(tr);
   }
@@ -730,5 +804,74 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(label("x\ny"), "x\\ny");
+    }
+
+    /// Issue 17: the node's resources and each task's request; none of these families
+    /// when the config uses no resources.
+    #[test]
+    fn node_resources_and_task_requests_are_metrics() {
+        use crate::control::state::{AmountsInfo, GrantInfo};
+        use crate::resources::{CpuSet, Declared, Grant, Inputs, Inventory};
+        let plain = StateDoc::parse(include_str!("control/testdata/state.json")).expect("test doc");
+        let text = metrics(&plain);
+        assert!(
+            !text.contains("bansuri_node_cpus") && !text.contains("bansuri_task_requested"),
+            "{text}"
+        );
+        let mut doc = plain.clone();
+        doc.tasks[0].request = Some(AmountsInfo {
+            cpus: 2,
+            gpus: 1,
+            mem: Some(1 << 30),
+        });
+        let grant = Grant {
+            cpus: CpuSet::parse("0-1").unwrap(),
+            gpus: vec!["a".into()],
+            mem: Some(1 << 30),
+        };
+        doc.tasks[0].grants = vec![GrantInfo::of(&grant)];
+        let inventory = Inventory::from_inputs(&Inputs {
+            affinity: CpuSet::parse("0-3").unwrap(),
+            mem_total: 4 << 30,
+            declared: Some(Declared {
+                gpus: Some(vec!["a".into(), "b".into()]),
+                ..Declared::default()
+            }),
+            ..Inputs::default()
+        })
+        .unwrap();
+        doc.resources = Some(ResourcesInfo::new(&inventory, [&grant].into_iter()));
+        let text = metrics(&doc);
+        let name = label(&doc.tasks[0].name);
+        for line in [
+            "bansuri_node_cpus_total 4".to_owned(),
+            "bansuri_node_cpus_in_use 2".to_owned(),
+            "bansuri_node_gpus_total 2".to_owned(),
+            "bansuri_node_gpus_in_use 1".to_owned(),
+            format!("bansuri_node_memory_bytes_total {}", 4u64 << 30),
+            format!("bansuri_node_memory_bytes_in_use {}", 1u64 << 30),
+            format!("bansuri_task_requested_cpus{{task=\"{name}\"}} 2"),
+            format!("bansuri_task_requested_gpus{{task=\"{name}\"}} 1"),
+            format!(
+                "bansuri_task_requested_memory_bytes{{task=\"{name}\"}} {}",
+                1u64 << 30
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        let other = label(&doc.tasks[1].name);
+        assert!(
+            !text.contains(&format!("bansuri_task_requested_cpus{{task=\"{other}\"}}")),
+            "a task without a request has no series: {text}"
+        );
+        // The page shows them.
+        for needle in [
+            "id=\"resources\"",
+            "t.waiting_for",
+            "t.grants",
+            "r.in_use.cpus",
+        ] {
+            assert!(PAGE.contains(needle), "{needle}");
+        }
     }
 }

@@ -34,6 +34,7 @@ mod executor;
 mod inprocess;
 mod notifying;
 mod progress;
+mod resources;
 
 mod observe;
 mod serve;
@@ -43,6 +44,7 @@ mod token;
 mod web;
 
 pub use error::RuntimeError;
+pub use resources::ResourcesError;
 use token::Token;
 
 use std::collections::HashMap;
@@ -259,6 +261,8 @@ pub struct Runtime {
     /// `stop_before_end` in effect, the next read of the job's end time, srun clients
     /// whose helper is still ending.
     slurm_state: slurm::State,
+    /// What the node has (issue 17), and the runs told to be over their `mem`.
+    resources: resources::State,
     /// The progress line of batch runs.
     progress: progress::ProgressLine,
     /// Running, or waiting for notifiers at exit.
@@ -420,6 +424,8 @@ impl Runtime {
             .ok()
             .and_then(|p| p.parent().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
+        let (resources, resources_warning) =
+            resources::State::read(&spec).map_err(RuntimeError::Resources)?;
         let core = Core::new(&spec, opts.mode);
         let (obs, prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
         let session = crate::slurm::JobEnv::from_env().map(crate::slurm::Session::start);
@@ -447,10 +453,12 @@ impl Runtime {
             workers,
             slurm: session,
             slurm_state: slurm::State::default(),
+            resources,
             progress,
             phase: event_loop::Phase::Running,
         };
         rt.header(&spec);
+        rt.resources_header(&spec, resources_warning);
         rt.observe_start(prev);
         Ok(rt)
     }
@@ -567,12 +575,16 @@ impl Runtime {
                     continue;
                 }
                 Action::Signal { run, signal } => self.signal_run(run, signal),
-                // The grant (issue 17) is not applied yet.
                 Action::Spawn {
-                    run, task, attempt, ..
-                } => self.start_run(run, task, attempt),
-                // Issue 17: `scontrol requeue` is not built yet.
-                Action::Requeue => continue,
+                    run,
+                    task,
+                    attempt,
+                    grant,
+                } => self.start_run(run, task, attempt, grant),
+                Action::Requeue => {
+                    self.requeue();
+                    continue;
+                }
                 Action::Reply(reply) => {
                     self.obs.replies.push(reply);
                     continue;
@@ -782,10 +794,16 @@ impl Runtime {
         self.obs.mark_dirty();
         self.apply_globals(&spec.globals);
         let stop_before_end = spec.globals.stop_before_end;
+        let resources = self.reload_resources(&spec);
         let input = Input::Reload {
             spec: Arc::new(spec),
         };
-        let actions = self.core.handle(input, self.now());
+        // A changed `resources` block first, so that the reloaded tasks are packed into it.
+        let mut actions = match resources {
+            Some(r) => self.core.handle(r, self.now()),
+            None => Vec::new(),
+        };
+        actions.extend(self.core.handle(input, self.now()));
         // A change of `numprocs` renames a task whose process runs on (`w` is now `w:0`):
         // its output lines carry the new name from now on.
         for (run, name) in self.core.run_tasks() {
@@ -989,6 +1007,7 @@ impl Runtime {
         self.guardian.forget(reaped.pid);
         self.release_escapees(run);
         self.obs.forget_run(run);
+        self.resources.forget_run(run);
         let mut usage = reaped.usage;
         if let Some(info) = self.runs.remove(&run) {
             usage.absorb(info.orphans);

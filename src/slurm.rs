@@ -435,6 +435,11 @@ pub fn srun_argv(
     argv
 }
 
+/// The arguments of `scontrol` that requeue job `job`.
+pub fn requeue_args(job: &str) -> [&str; 2] {
+    ["requeue", job]
+}
+
 /// `arg` (one of `extra-args`) sets the step's node count: `-N`, `-N2`, `--nodes`,
 /// `--nodes=2`.
 fn sets_nodes(arg: &str) -> bool {
@@ -787,6 +792,12 @@ impl Session {
     /// Forget the step of a finished srun client (its pid may be reused).
     pub fn forget(&mut self, pid: u32) {
         self.steps.remove(&pid);
+    }
+
+    /// Requeue this job (`scontrol requeue`, issue 17's `requeue_on_end`): Slurm ends it
+    /// and queues it again; it needs `--requeue` (or the cluster's `JobRequeue=1`).
+    pub fn requeue(&self) -> Result<(), SlurmError> {
+        run_tool("scontrol", &requeue_args(&self.job.id), TOOL_TIMEOUT).map(drop)
     }
 
     /// Send `signal` to the tasks of step `step` (`scancel --signal`), nothing else.

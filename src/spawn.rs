@@ -22,7 +22,9 @@ use crate::model::{ExitStatus, Usage};
 mod fast;
 mod plan;
 use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
-pub use plan::{Identity, LaunchPlan, Launcher, Own, Sink, Stderr as StderrSink, ThreadPlan};
+pub use plan::{
+    Binding, Identity, LaunchPlan, Launcher, Own, Sink, Stderr as StderrSink, ThreadPlan,
+};
 
 /// A started process and the read ends of its output pipes.
 #[derive(Debug)]
@@ -81,9 +83,10 @@ pub fn prepare<'t>(
     Ok(Cow::Owned(t))
 }
 
-/// Start one process for `task` (as [`prepare`] left it).
-pub fn spawn(task: &TaskSpec, attempt: u32) -> Result<Child, SpawnError> {
-    let plan = LaunchPlan::new(task, attempt, &own(task));
+/// Start one process for `task` (as [`prepare`] left it), bound to its grant when it has
+/// one (issue 17: [`LaunchPlan::bound`]).
+pub fn spawn(task: &TaskSpec, attempt: u32, binding: Option<Binding>) -> Result<Child, SpawnError> {
+    let plan = LaunchPlan::new(task, attempt, &own(task)).bound(task, binding);
     launch(&plan).map_err(|e| match e {
         Failed::Set(e) => e,
         Failed::Start(e) => start_error(task, &plan, e),
@@ -140,6 +143,14 @@ pub enum SpawnError {
         priority: i32,
         /// The task's user, if any.
         user: Option<String>,
+    },
+    /// The grant's CPUs cannot be made into an affinity mask (a CPU number beyond the
+    /// kernel's set size).
+    Affinity {
+        /// The CPU list.
+        cpus: String,
+        /// Why.
+        source: io::Error,
     },
     /// Any other failure of the launcher.
     Start(io::Error),
@@ -209,6 +220,9 @@ impl std::fmt::Display for SpawnError {
                 io_reason(source),
                 user.as_deref().unwrap_or("-")
             ),
+            SpawnError::Affinity { cpus, source } => {
+                write!(f, "cannot bind the process to CPUs {cpus}: {source}")
+            }
             SpawnError::Start(e) => write!(f, "cannot start the process: {}", io_reason(e)),
         }
     }
@@ -228,6 +242,7 @@ impl std::error::Error for SpawnError {
             | SpawnError::DupFd(e)
             | SpawnError::Pipe(e)
             | SpawnError::NeedsRoot { source: e, .. }
+            | SpawnError::Affinity { source: e, .. }
             | SpawnError::Start(e) => Some(e),
             _ => None,
         }
@@ -260,6 +275,19 @@ enum Failed {
 /// Carry out `plan`: check its working directory, open its output, start the child.
 fn launch(plan: &LaunchPlan) -> Result<Child, Failed> {
     check_dir(&plan.cwd).map_err(Failed::Set)?;
+    // The kernel's mask is built here: the child only makes the system call.
+    let mask = plan
+        .cpus
+        .as_ref()
+        .map(|cpus| {
+            crate::resources::affinity_mask(cpus).map_err(|e| {
+                Failed::Set(SpawnError::Affinity {
+                    cpus: cpus.to_string(),
+                    source: e.into(),
+                })
+            })
+        })
+        .transpose()?;
     let (out, err, mut child) = open_stdio(plan).map_err(Failed::Set)?;
     let mut cmd = Command::new(&plan.program);
     cmd.args(&plan.args)
@@ -276,11 +304,13 @@ fn launch(plan: &LaunchPlan) -> Result<Child, Failed> {
                 stderr: &err,
                 umask: plan.umask,
                 priority: plan.priority,
+                cpus: mask.as_ref(),
             },
         ),
         Launcher::Fork => {
             cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
-            fork_spawn(&mut cmd, plan.umask, plan.priority, plan.identity.as_ref())
+            let id = plan.identity.as_ref();
+            fork_spawn(&mut cmd, plan.umask, plan.priority, id, mask)
         }
     };
     child.pid = started.map_err(Failed::Start)?;
@@ -517,6 +547,7 @@ fn fork_spawn(
     umask: Option<u32>,
     priority: i32,
     identity: Option<&Identity>,
+    cpus: Option<nix::sched::CpuSet>,
 ) -> io::Result<u32> {
     use nix::unistd::{Gid, Uid};
     // Built before the fork: the child must not allocate.
@@ -531,11 +562,14 @@ fn fork_spawn(
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (setsid, prctl, sigprocmask, getppid, _exit, umask,
-    // setpriority, setgroups, setgid, setuid: nix's wrappers do not allocate); the group
-    // list was built before the fork.
+    // setpriority, sched_setaffinity, setgroups, setgid, setuid: nix's wrappers do not
+    // allocate); the group list and the CPU mask were built before the fork.
     unsafe {
         cmd.pre_exec(move || {
             child_setup(parent)?;
+            if let Some(mask) = &cpus {
+                crate::resources::apply_mask(mask)?;
+            }
             if let Some(mask) = umask {
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
             }

@@ -25,6 +25,7 @@
 //! | `control` | `socket` (path of the control socket, `null` if none), `requests` (the request inbox), `dashboard` (its URL, or `null`) |
 //! | `settings` | `check_interval`, `watchdog_timeout`, `sample_interval`, `max_parallel`, `mode` (`service`, `exit-when-done`, `once`), `resume` |
 //! | `node` | last sample: `load` (1, 5, 15 min), `mem_total`, `mem_available`, `sampled_at`; `null` when sampling is off |
+//! | `resources` | what bansuri packs runs into (issue 17): `found` (the job log header's words), `total`, `in_use` (the live runs' grants), `free`, each `{cpus, gpus, mem}` (mem in bytes); absent when no task asks for resources and the config has no `resources` block |
 //! | `tasks` | one entry per task, in config order (below) |
 //!
 //! A task: `name`, `description`, `schedule` (in words), `one_shot`, `enabled`, `state`
@@ -44,6 +45,12 @@
 //! group RSS and the kernel's peak of each ended process), `cpu_time` (seconds: ended processes from wait4, plus the live ones as
 //! sampled), `settings_hash` (see `--resume`), `reason` (why it is FATAL or SKIPPED, in
 //! words as in the job log, e.g. "dependency `a` failed (exit 1)"; `null` in any other state).
+//! Tasks with a resource request (issue 17) also have `request` (`{cpus, gpus, mem}`,
+//! `mem` in bytes or `null`), `grants` (what each live run holds, oldest first: `cpus` as
+//! a Linux CPU list such as `4-5`, `gpus` as the inventory's IDs, `mem`) and
+//! `waiting_for` (why a due run waits, e.g. "needs 4 CPUs, 2 free"); all three are
+//! absent for a task without a request, `grants` when nothing is held and
+//! `waiting_for` when nothing waits.
 //!
 //! `pid_start` is the process's start time in clock ticks since boot (field 22 of
 //! /proc/PID/stat); with `boot_id` it tells a process of ours from a later process that
@@ -100,8 +107,97 @@ pub struct StateDoc {
     pub settings: SettingsInfo,
     /// The node, as last sampled.
     pub node: Option<NodeInfo>,
+    /// What runs are packed into, and how much is held (issue 17; absent when unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesInfo>,
     /// The tasks, in config order.
     pub tasks: Vec<TaskEntry>,
+}
+
+/// CPUs, GPUs and memory (bytes): a request, or the node's total, use or free.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountsInfo {
+    /// CPUs.
+    pub cpus: u64,
+    /// GPUs.
+    pub gpus: u64,
+    /// Memory, bytes (of a request: `null` when it asks for none).
+    pub mem: Option<u64>,
+}
+
+impl AmountsInfo {
+    /// The figures of `a` (memory always given).
+    pub fn of(a: &crate::resources::Amounts) -> AmountsInfo {
+        AmountsInfo {
+            cpus: a.cpus,
+            gpus: a.gpus,
+            mem: Some(a.mem),
+        }
+    }
+}
+
+/// The node's resources as bansuri packs them (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourcesInfo {
+    /// What bansuri found, in the job log header's words.
+    pub found: String,
+    /// All there is.
+    pub total: AmountsInfo,
+    /// Held by live runs.
+    pub in_use: AmountsInfo,
+    /// Left.
+    pub free: AmountsInfo,
+}
+
+impl ResourcesInfo {
+    /// The entry of `inventory` with `grants` held.
+    pub fn new<'a>(
+        inventory: &crate::resources::Inventory,
+        grants: impl Iterator<Item = &'a crate::resources::Grant>,
+    ) -> ResourcesInfo {
+        let total = inventory.amounts();
+        let in_use = grants.fold(crate::resources::Amounts::default(), |sum, g| {
+            sum.plus(&g.amounts())
+        });
+        ResourcesInfo {
+            found: inventory.to_string(),
+            total: AmountsInfo::of(&total),
+            in_use: AmountsInfo::of(&in_use),
+            free: AmountsInfo::of(&total.minus(&in_use)),
+        }
+    }
+}
+
+/// What one live run holds (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    /// A Linux CPU list (`4-5`), empty for none.
+    pub cpus: String,
+    /// GPU IDs as the inventory names them.
+    pub gpus: Vec<String>,
+    /// Memory, bytes.
+    pub mem: Option<u64>,
+}
+
+impl GrantInfo {
+    /// The entry of `g`.
+    pub fn of(g: &crate::resources::Grant) -> GrantInfo {
+        GrantInfo {
+            cpus: g.cpus.to_string(),
+            gpus: g.gpus.clone(),
+            mem: g.mem,
+        }
+    }
+
+    /// `CPUs 4-5, GPU 2` (as `status` shows it: the grant's own words).
+    pub fn words(&self) -> String {
+        crate::resources::Grant {
+            cpus: crate::resources::CpuSet::parse(&self.cpus).unwrap_or_default(),
+            gpus: self.gpus.clone(),
+            mem: self.mem,
+        }
+        .to_string()
+    }
 }
 
 /// The bansuri process that writes the file.
@@ -291,6 +387,15 @@ pub struct TaskEntry {
     pub cpu_time: f64,
     /// Settings hash.
     pub settings_hash: String,
+    /// What each run asks for (issue 17; absent for a task without a request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<AmountsInfo>,
+    /// What its live runs hold, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<GrantInfo>,
+    /// Why a due run waits ("needs 4 CPUs, 2 free").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 /// One live process.
@@ -626,6 +731,7 @@ pub(crate) mod tests {
                 resume: false,
             },
             node: None,
+            resources: None,
             tasks: vec![],
         }
     }
@@ -722,5 +828,49 @@ pub(crate) mod tests {
         assert!(matches!(e, StateFileError::SymbolicLink), "{e:?}");
         assert_eq!(e.to_string(), "it is a symbolic link");
         assert!(read_trusted(&d.join("none")).expect("none").is_none());
+    }
+
+    /// Issue 17's fields: absent from the file of a config without requests (the file
+    /// keeps its words), read back as written when present.
+    #[test]
+    fn requests_grants_and_node_resources_round_trip_and_are_absent_when_unused() {
+        let plain = StateDoc::parse(include_str!("testdata/state.json")).expect("parses");
+        let text = plain.to_json();
+        for key in [
+            "\"resources\"",
+            "\"request\"",
+            "\"grants\"",
+            "\"waiting_for\"",
+        ] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+        let mut d = plain.clone();
+        let grant = crate::resources::Grant {
+            cpus: crate::resources::CpuSet::parse("2-3").unwrap(),
+            gpus: vec!["1".into()],
+            mem: Some(1 << 30),
+        };
+        d.tasks[0].request = Some(AmountsInfo {
+            cpus: 2,
+            gpus: 1,
+            mem: Some(1 << 30),
+        });
+        d.tasks[0].grants = vec![GrantInfo::of(&grant)];
+        d.tasks[1].waiting_for = Some("needs 2 CPUs, 1 free".into());
+        let inv = crate::resources::Inventory::from_inputs(&crate::resources::Inputs {
+            affinity: crate::resources::CpuSet::parse("0-3").unwrap(),
+            mem_total: 8 << 30,
+            ..Default::default()
+        })
+        .unwrap();
+        d.resources = Some(ResourcesInfo::new(&inv, [&grant].into_iter()));
+        let r = d.resources.as_ref().unwrap();
+        assert_eq!((r.total.cpus, r.in_use.cpus, r.free.cpus), (4, 2, 2));
+        assert_eq!((r.total.gpus, r.in_use.gpus, r.free.gpus), (0, 1, 0));
+        assert_eq!(r.free.mem, Some(7 << 30));
+        let text = d.to_json();
+        assert!(text.contains("\"cpus\": \"2-3\""), "{text}");
+        assert_eq!(StateDoc::parse(&text).expect("parses"), d);
+        assert_eq!(d.tasks[0].grants[0].words(), "CPUs 2-3, GPU 1, 1 GiB");
     }
 }

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Local, Utc};
 
-use super::state::{StateDoc, TaskEntry, STALE_AFTER};
+use super::state::{AmountsInfo, ResourcesInfo, StateDoc, TaskEntry, STALE_AFTER};
+use crate::resources::{fmt_mem, Kind};
 use crate::sample;
 use crate::text::{fmt_bytes, fmt_dur, fmt_wall};
 
@@ -112,6 +113,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     out.push_str(&table(doc, now, live));
     out.push('\n');
     out.push_str(&reasons(doc));
+    out.push_str(&bindings(doc));
     out.push_str(&counts(doc));
     if let Some(n) = &doc.node {
         out.push_str(&format!(
@@ -122,6 +124,9 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
             fmt_bytes(n.mem_available),
             fmt_bytes(n.mem_total)
         ));
+    }
+    if let Some(r) = &doc.resources {
+        out.push_str(&resources(r));
     }
     if matches!(live, Liveness::Running | Liveness::Elsewhere) {
         out.push_str(&format!(
@@ -324,6 +329,49 @@ fn reasons(doc: &StateDoc) -> String {
     } else {
         lines + "\n"
     }
+}
+
+/// Issue 17, one line per task that waits for resources or holds some, then a blank
+/// line; nothing when none does:
+/// "big: WAITING: needs 4 CPUs, 2 free", "train: RUNNING on CPUs 4-5, GPU 2".
+fn bindings(doc: &StateDoc) -> String {
+    let lines: String = doc
+        .tasks
+        .iter()
+        .filter_map(|t| match (&t.waiting_for, t.grants.as_slice()) {
+            (Some(why), _) => Some(format!("{}: {}: {why}\n", t.name, t.state)),
+            (None, []) => None,
+            (None, grants) => {
+                let held: Vec<String> = grants.iter().map(|g| g.words()).collect();
+                Some(format!("{}: {} on {}\n", t.name, t.state, held.join(" / ")))
+            }
+        })
+        .collect();
+    if lines.is_empty() {
+        lines
+    } else {
+        lines + "\n"
+    }
+}
+
+/// What bansuri found and how much of it runs hold:
+/// "resources: 8 CPUs (0-7, from the job's CPU set), 0 GPUs, 16 GiB (resources.mem)"
+/// "in use: 6 of 8 CPUs, 0 of 0 GPUs, 4 GiB of 16 GiB; free: 2 CPUs, 0 GPUs, 12 GiB"
+fn resources(r: &ResourcesInfo) -> String {
+    let mem = |a: &AmountsInfo| fmt_mem(a.mem.unwrap_or(0));
+    format!(
+        "resources: {}\nin use: {} of {} CPUs, {} of {} GPUs, {} of {}; free: {}, {}, {}\n",
+        r.found,
+        r.in_use.cpus,
+        r.total.cpus,
+        r.in_use.gpus,
+        r.total.gpus,
+        mem(&r.in_use),
+        mem(&r.total),
+        Kind::Cpus.words(r.free.cpus),
+        Kind::Gpus.words(r.free.gpus),
+        mem(&r.free),
+    )
 }
 
 /// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"
@@ -539,5 +587,62 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("up 4m"), "no uptime for a dead job: {out}");
+    }
+
+    /// Issue 17: a WAITING task says what it waits for, a running one what it holds, and
+    /// the footer what the node has and how much is in use. Tasks without requests keep
+    /// their table and no line of their own.
+    #[test]
+    fn waiting_and_bound_tasks_and_the_node_resources() {
+        use crate::control::state::GrantInfo;
+        use crate::resources::{CpuSet, Declared, Grant, Inputs, Inventory};
+        let now = t("2026-01-19T10:05:00Z");
+        let plain = render(&doc(), now, &Liveness::Running);
+        assert!(
+            !plain.contains("resources:") && !plain.contains(" on CPU"),
+            "{plain}"
+        );
+        let mut d = doc();
+        let grant = |cpus: &str, gpus: &[&str]| Grant {
+            cpus: CpuSet::parse(cpus).unwrap(),
+            gpus: gpus.iter().map(|g| g.to_string()).collect(),
+            mem: Some(1 << 30),
+        };
+        let held = [grant("4-5", &["2"]), grant("6", &[])];
+        d.tasks[0].grants = held.iter().map(GrantInfo::of).collect();
+        d.tasks[1].state = "WAITING".into();
+        d.tasks[1].waiting_for = Some("needs 4 CPUs, 2 free".into());
+        let inventory = Inventory::from_inputs(&Inputs {
+            affinity: CpuSet::parse("0-7").unwrap(),
+            mem_total: 16 << 30,
+            declared: Some(Declared {
+                gpus: Some(["0", "1", "2", "3"].map(String::from).to_vec()),
+                ..Declared::default()
+            }),
+            ..Inputs::default()
+        })
+        .unwrap();
+        d.resources = Some(ResourcesInfo::new(&inventory, held.iter()));
+        let out = render(&d, now, &Liveness::Running);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = |l: &str| {
+            lines
+                .iter()
+                .position(|x| *x == l)
+                .unwrap_or_else(|| panic!("no line `{l}` in:\n{out}"))
+        };
+        let mon = at("monitor: RUNNING on CPUs 4-5, GPU 2, 1 GiB / CPU 6, 1 GiB");
+        let tick = at("tick: WAITING: needs 4 CPUs, 2 free");
+        let last_row = lines.iter().position(|l| l.starts_with("bad ")).unwrap();
+        assert!(last_row < mon && mon < tick, "under the table:\n{out}");
+        at("resources: 8 CPUs (0-7, from the job's CPU set), 4 GPUs (0,1,2,3 from resources.gpus), 16 GiB (the machine's)");
+        at("in use: 3 of 8 CPUs, 1 of 4 GPUs, 2 GiB of 16 GiB; free: 5 CPUs, 3 GPUs, 14 GiB");
+        // The table itself is the same as without requests.
+        let mut unbound = doc();
+        unbound.tasks[1].state = "WAITING".into();
+        let table = |text: &str| text.lines().skip(4).take(4).collect::<Vec<_>>().join("\n");
+        let unbound = render(&unbound, now, &Liveness::Running);
+        assert!(table(&out).starts_with("TASK "), "{out}");
+        assert_eq!(table(&out), table(&unbound));
     }
 }

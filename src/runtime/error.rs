@@ -33,6 +33,8 @@ pub enum RuntimeError {
     },
     /// The state directory (or its parent) is not bansuri's alone: why.
     UntrustedStateDir(String),
+    /// What the node has cannot be told, and the config asks for resources (issue 17).
+    Resources(super::resources::ResourcesError),
     /// Another live bansuri uses the state directory.
     StateDirInUse {
         /// The other bansuri's pid.
@@ -59,6 +61,7 @@ impl fmt::Display for RuntimeError {
             RuntimeError::Guardian(e) => write!(f, "cannot start the guardian process: {e}"),
             RuntimeError::Sys { what, source } => write!(f, "{what}: {source}"),
             RuntimeError::UntrustedStateDir(why) => write!(f, "refusing to start: {why}"),
+            RuntimeError::Resources(e) => write!(f, "{e}"),
             RuntimeError::StateDirInUse { pid, dir } => write!(
                 f,
                 "another bansuri (pid {pid}) is running with the state directory {}; stop it first, or give this config its own `state_dir`",
@@ -74,6 +77,7 @@ impl std::error::Error for RuntimeError {
             RuntimeError::JobLog { source, .. } => Some(source),
             RuntimeError::Stdout(e) | RuntimeError::Guardian(e) => Some(e),
             RuntimeError::Sys { source, .. } => Some(source),
+            RuntimeError::Resources(e) => Some(e),
             RuntimeError::UntrustedStateDir(_) | RuntimeError::StateDirInUse { .. } => None,
         }
     }

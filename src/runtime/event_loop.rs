@@ -46,7 +46,12 @@ impl Runtime {
     }
 
     fn start(&mut self) -> Option<crate::model::Ending> {
-        let actions = self.core.handle(Input::Start, self.now());
+        // What the node has and the job's end, before anything is started (issue 17).
+        let mut actions = Vec::new();
+        for input in self.resources_inputs() {
+            actions.extend(self.core.handle(input, self.now()));
+        }
+        actions.extend(self.core.handle(Input::Start, self.now()));
         self.apply(actions).or_else(|| {
             let stop_before_end = self.core.globals().stop_before_end;
             self.plan_shutdown(stop_before_end)

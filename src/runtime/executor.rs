@@ -16,6 +16,7 @@ use crate::core::{Action, Input, RunId};
 use crate::level::Level;
 use crate::model::Usage;
 use crate::output::Stream;
+use crate::resources::Grant;
 use crate::rotate::RotatingFile;
 use crate::spawn;
 use crate::spec::TaskSpec;
@@ -46,9 +47,16 @@ pub(super) trait Executor: Sync {
     fn runs(&self, task: &TaskSpec) -> bool;
     /// Is `run` one of this backend's runs, still going?
     fn holds(&self, rt: &Runtime, run: RunId) -> bool;
-    /// Start attempt `attempt` of `task` as `run`; the core's follow-up.
-    fn start(&self, rt: &mut Runtime, run: RunId, task: Arc<TaskSpec>, attempt: u32)
-        -> Vec<Action>;
+    /// Start attempt `attempt` of `task` as `run`, holding `grant` (issue 17); the core's
+    /// follow-up.
+    fn start(
+        &self,
+        rt: &mut Runtime,
+        run: RunId,
+        task: Arc<TaskSpec>,
+        attempt: u32,
+        grant: Option<Grant>,
+    ) -> Vec<Action>;
     /// Send `signal` to `run`; the core's follow-up.
     fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action>;
 }
@@ -85,8 +93,9 @@ impl Executor for ProcessExecutor {
         run: RunId,
         task: Arc<TaskSpec>,
         attempt: u32,
+        grant: Option<Grant>,
     ) -> Vec<Action> {
-        rt.start_process(run, &task, attempt)
+        rt.start_process(run, &task, attempt, grant.as_ref())
     }
     fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
         let Some(pid) = rt.runs.get(&run).map(|i| i.pid) else {
@@ -120,9 +129,11 @@ impl Executor for SrunExecutor {
         run: RunId,
         task: Arc<TaskSpec>,
         attempt: u32,
+        grant: Option<Grant>,
     ) -> Vec<Action> {
-        // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
-        rt.start_process(run, &task, attempt)
+        // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM. The
+        // grant is only held: the step is Slurm's to bind (`spawn::LaunchPlan::bound`).
+        rt.start_process(run, &task, attempt, grant.as_ref())
     }
     fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
         let Some((pid, task)) = rt.runs.get(&run).map(|i| (i.pid, Arc::clone(&i.task))) else {
@@ -153,7 +164,11 @@ impl Executor for InProcessExecutor {
         run: RunId,
         task: Arc<TaskSpec>,
         attempt: u32,
+        _grant: Option<Grant>,
     ) -> Vec<Action> {
+        // The grant is only held: a thread of bansuri is not pinned (it would pin a
+        // thread that bansuri reuses) and gets no variables (it has no environment of
+        // its own).
         rt.spawn_inprocess(run, task, attempt)
     }
     fn signal(&self, rt: &mut Runtime, run: RunId, signal: i32) -> Vec<Action> {
@@ -168,8 +183,9 @@ impl Runtime {
         run: RunId,
         task: Arc<TaskSpec>,
         attempt: u32,
+        grant: Option<Grant>,
     ) -> Vec<Action> {
-        for_task(&task).start(self, run, task, attempt)
+        for_task(&task).start(self, run, task, attempt, grant)
     }
 
     /// Send `signal` to run `run` the way its executor takes it (nothing when it is over).
@@ -181,8 +197,14 @@ impl Runtime {
     }
 
     /// Start a process (plain or srun client) for `run`.
-    fn start_process(&mut self, run: RunId, task: &TaskSpec, attempt: u32) -> Vec<Action> {
-        match self.spawn_tracked(run, task, attempt) {
+    fn start_process(
+        &mut self,
+        run: RunId,
+        task: &TaskSpec,
+        attempt: u32,
+        grant: Option<&Grant>,
+    ) -> Vec<Action> {
+        match self.spawn_tracked(run, task, attempt, grant) {
             Ok(child) => self.process_started(run, task, child),
             Err(e) => {
                 self.notifying.forget_after(run);

@@ -471,11 +471,12 @@ impl Runtime {
         run: RunId,
         task: &TaskSpec,
         attempt: u32,
+        grant: Option<&crate::resources::Grant>,
     ) -> Result<spawn::Child, StartError> {
         let task = spawn::prepare(task, &chrono::Local::now()).map_err(StartError::Prepare)?;
         self.notifying.track_output(run, &task);
         // `Runtime::spawn` (runtime/slurm.rs) refuses an srun task outside SLURM.
-        self.spawn(&task, attempt)
+        self.spawn(&task, attempt, grant)
     }
 
     fn task_line(&mut self, task: &str, level: Level, msg: &str) {

@@ -355,6 +355,12 @@ impl Runtime {
         self.follow_globals(now);
         if self.obs.samples.due(now.mono) {
             self.sample(now);
+            let groups = std::mem::take(&mut self.obs.groups);
+            let ending = self.check_mem(now, &groups);
+            self.obs.groups = groups;
+            if ending.is_some() {
+                return ending;
+            }
         }
         if self.escape_deadline().is_some_and(|s| s <= now.mono) {
             self.escape_due(now.mono);
@@ -530,18 +536,31 @@ impl Runtime {
             state: st.state.name().to_owned(),
             reason: st.reason.map(|r| r.to_string()),
             settings_hash: st.settings_hash,
+            request: st.request.map(|r| state::AmountsInfo {
+                cpus: u64::from(r.cpus),
+                gpus: u64::from(r.gpus),
+                mem: r.mem,
+            }),
+            grants: st.grants.iter().map(state::GrantInfo::of).collect(),
+            waiting_for: st.waiting_for,
         }
     }
 
     /// Build the state document as of `now`.
     pub(super) fn state_doc(&self, now: Now, exit_code: Option<i32>) -> StateDoc {
         let g = self.core.globals();
-        let tasks = self
-            .core
-            .status(now)
-            .into_iter()
-            .map(|st| self.task_entry(st))
-            .collect();
+        let statuses = self.core.status(now);
+        // The node's resources, when the config uses them (issue 17).
+        let uses = g.resources.is_some() || statuses.iter().any(|st| st.request.is_some());
+        let resources = self
+            .resources
+            .inventory
+            .as_ref()
+            .filter(|_| uses)
+            .map(|inv| {
+                state::ResourcesInfo::new(inv, statuses.iter().flat_map(|st| st.grants.iter()))
+            });
+        let tasks = statuses.into_iter().map(|st| self.task_entry(st)).collect();
         let w = &self.watch;
         StateDoc {
             schema: state::SCHEMA.into(),
@@ -594,6 +613,7 @@ impl Runtime {
                 resume: self.obs.resume,
             },
             node: self.obs.node.clone(),
+            resources,
             tasks,
         }
     }

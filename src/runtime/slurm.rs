@@ -163,6 +163,10 @@ impl Runtime {
             None => "The job no longer has a known end time".to_owned(),
         };
         self.master(Level::Info, &msg);
+        let job_end = self.job_end_input();
+        if let Some(ending) = self.feed(job_end) {
+            return Some(ending);
+        }
         let sbe = self.slurm_state.stop_before_end.unwrap_or_default();
         self.arm_planned_shutdown(sbe)
     }
@@ -175,7 +179,10 @@ impl Runtime {
         let mut inputs = Vec::new();
         if signal == Signal::SIGTERM {
             if let Some(session) = &mut self.slurm {
-                if let Some(d) = session.on_sigterm(arrival.wall) {
+                let deadline = session.on_sigterm(arrival.wall);
+                // on_sigterm read the end time again: the core hears it (issue 17).
+                inputs.push(self.job_end_input());
+                if let Some(d) = deadline {
                     inputs.push(Input::KillBy {
                         at: mono_at(arrival, d.at),
                         why: d.why,
@@ -196,7 +203,7 @@ impl Runtime {
         inputs
     }
 
-    fn feed(&mut self, input: Input) -> Option<crate::model::Ending> {
+    pub(super) fn feed(&mut self, input: Input) -> Option<crate::model::Ending> {
         let actions = self.core.handle(input, self.now());
         self.apply(actions)
     }
@@ -232,12 +239,22 @@ impl Runtime {
             .collect()
     }
 
-    /// Start a task's process; an srun task outside SLURM fails to start, saying why.
-    pub(super) fn spawn(&self, task: &TaskSpec, attempt: u32) -> Result<spawn::Child, StartError> {
+    /// Start a task's process, bound to `grant` (issue 17); an srun task outside SLURM
+    /// fails to start, saying why.
+    pub(super) fn spawn(
+        &self,
+        task: &TaskSpec,
+        attempt: u32,
+        grant: Option<&crate::resources::Grant>,
+    ) -> Result<spawn::Child, StartError> {
         if task.srun.is_some() && self.slurm.is_none() {
             return Err(StartError::SrunOutsideSlurm);
         }
-        spawn::spawn(task, attempt).map_err(StartError::Spawn)
+        let binding = match (grant, &self.resources.inventory) {
+            (Some(grant), Some(inventory)) => Some(spawn::Binding { grant, inventory }),
+            _ => None,
+        };
+        spawn::spawn(task, attempt, binding).map_err(StartError::Spawn)
     }
 
     /// Signal an srun task. srun turns a SIGTERM it receives into a SIGKILL of its step,

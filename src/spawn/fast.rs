@@ -4,7 +4,8 @@
 //! bansuri takes page faults after every start; with a thousand short runs that was most
 //! of bansuri's own CPU time (bench/ W1). This is what `posix_spawn` does inside glibc and
 //! musl, with the set-up `posix_spawn` cannot express: `PR_SET_PDEATHSIG`, every signal
-//! disposition reset, umask and priority.
+//! disposition reset, umask, priority and the CPU affinity of a run's grant (issue 17; the
+//! mask built by the parent, one `sched_setaffinity` in the child).
 //!
 //! The child runs on a stack of its own, in bansuri's memory, while bansuri waits
 //! (CLONE_VFORK) until it has called `execve` or exited. Everything it needs is prepared
@@ -35,6 +36,8 @@ pub(super) struct Setup<'a> {
     pub stderr: &'a OwnedFd,
     pub umask: Option<u32>,
     pub priority: i32,
+    /// The CPUs to pin the child to (issue 17), as the kernel's mask.
+    pub cpus: Option<&'a nix::sched::CpuSet>,
 }
 
 /// Everything the child reads, prepared by the parent.
@@ -50,6 +53,7 @@ struct Args {
     fds: [RawFd; 3],
     umask: Option<u32>,
     priority: i32,
+    cpus: Option<nix::sched::CpuSet>,
     /// errno of the step that failed (0: none).
     err: AtomicI32,
 }
@@ -116,6 +120,7 @@ pub(super) fn spawn(cmd: &Command, setup: &Setup) -> io::Result<u32> {
         fds,
         umask: setup.umask,
         priority: setup.priority,
+        cpus: setup.cpus.copied(),
         err: AtomicI32::new(0),
     };
     let pid = clone_child(&args)?;
@@ -263,6 +268,26 @@ unsafe fn fail(a: &Args) -> ! {
     libc::_exit(127)
 }
 
+/// Pin the child to the CPUs of its run's grant (issue 17), if any: one raw system call
+/// on the mask the parent built (nix's CpuSet is `repr(transparent)` over the kernel's
+/// `cpu_set_t`).
+///
+/// # Safety
+/// Only in the child of [`spawn`].
+unsafe fn pin(a: &Args) {
+    if let Some(mask) = &a.cpus {
+        if libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0 as libc::pid_t,
+            std::mem::size_of::<nix::sched::CpuSet>(),
+            std::ptr::from_ref(mask).cast::<libc::cpu_set_t>(),
+        ) < 0
+        {
+            fail(a);
+        }
+    }
+}
+
 /// The child, between clone and exec: raw system calls only.
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's `Args`, alive and unchanged while we run (the parent
@@ -318,6 +343,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         {
             fail(a);
         }
+        pin(a);
         for (to, from) in a.fds.iter().enumerate() {
             if libc::syscall(libc::SYS_dup3, *from, to as libc::c_int, 0) < 0 {
                 fail(a);

@@ -3,7 +3,9 @@
 //! Owns the rules that turn a prepared [`TaskSpec`] into a command line (a shell string,
 //! an argv array, the Python runner, the `srun ... bansuri step-exec` wrapper), the
 //! environment the child gets over bansuri's, its working directory, where its stdout and
-//! stderr go, the identity it takes and which launcher starts it. Must not: read the
+//! stderr go, the identity it takes, which launcher starts it, and what of its grant
+//! (issue 17) binds it: the CPUs it is pinned to and the variables of
+//! `resources::bind::environment` ([`LaunchPlan::bound`]). Must not: read the
 //! environment, the clock or any file (what bansuri knows of itself comes in as
 //! [`Own`]), open or create anything: `spawn::spawn` carries the plan out.
 
@@ -11,7 +13,17 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::resources::{CpuSet, GpuNumbering, Grant, Inventory};
 use crate::spec::{CommandSpec, OutputTarget, StderrTarget, TaskSpec};
+
+/// A run's grant and the inventory it was granted from (issue 17).
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The CPUs, GPUs and memory packed for the run.
+    pub grant: &'a Grant,
+    /// What the node has (how a child addresses each GPU).
+    pub inventory: &'a Inventory,
+}
 
 /// What bansuri knows of its own process that a start depends on, read by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +101,9 @@ pub struct LaunchPlan {
     pub priority: i32,
     /// How the child is created.
     pub launcher: Launcher,
+    /// The CPUs the child is pinned to before exec (`sched_setaffinity`); `None` leaves
+    /// bansuri's affinity (no grant, `bind: false`, an srun task, a grant of no CPU).
+    pub cpus: Option<CpuSet>,
 }
 
 impl LaunchPlan {
@@ -118,7 +133,35 @@ impl LaunchPlan {
             identity,
             umask: task.umask,
             priority: task.priority,
+            cpus: None,
         }
+    }
+
+    /// This plan bound to `binding` (issue 17): the variables of
+    /// `resources::bind::environment` set over the task's (`OMP_NUM_THREADS` only when the
+    /// task's own `env` does not set it; the GPU variables always), and, with `bind` on,
+    /// the grant's CPUs as the child's affinity. An srun task is not bound here: its job
+    /// step is Slurm's to bind (`--cpus-per-task`, `--exact`, the `--gpus` of its
+    /// `extra-args`), and bansuri's mask or GPU list would not reach the step's tasks.
+    pub fn bound(mut self, task: &TaskSpec, binding: Option<Binding>) -> LaunchPlan {
+        let Some(b) = binding.filter(|_| task.srun.is_none()) else {
+            return self;
+        };
+        let bind = task.needs.bind;
+        let vars = crate::resources::environment(
+            b.grant,
+            b.inventory,
+            bind,
+            GpuNumbering::Inherited,
+            |name| task.env.contains_key(name),
+        );
+        for (k, v) in vars {
+            self.env.insert(k.into(), v.into());
+        }
+        if bind && !b.grant.cpus.is_empty() {
+            self.cpus = Some(b.grant.cpus.clone());
+        }
+        self
     }
 }
 

@@ -48,7 +48,7 @@ fn a_plan_is_carried_out_with_its_directory_environment_and_combined_stderr() {
         r#"{"name": "a", "command": "echo \"$BANSURI_TASK $BANSURI_ATTEMPT $X\"; pwd; echo oops >&2; exit 3",
             "env": {"X": "y"}}"#,
     );
-    let child = spawn(&t, 2).unwrap();
+    let child = spawn(&t, 2, None).unwrap();
     assert!(child.stderr.is_none(), "stderr is combined");
     let (out, status) = output_and_status(child);
     let cwd = dir.path().canonicalize().unwrap();
@@ -63,7 +63,7 @@ fn a_failed_start_says_why() {
         dir.path(),
         r#"{"name": "a", "command": ["no-such-program-of-bansuri"]}"#,
     );
-    let e = spawn(&t, 1).unwrap_err();
+    let e = spawn(&t, 1, None).unwrap_err();
     assert!(
         matches!(&e, SpawnError::CommandNotFound(p) if p == "no-such-program-of-bansuri"),
         "{e:?}"
@@ -74,7 +74,7 @@ fn a_failed_start_says_why() {
     );
     let mut t = task(dir.path(), r#"{"name": "a", "command": "true"}"#);
     t.working_directory = dir.path().join("gone");
-    let e = spawn(&t, 1).unwrap_err();
+    let e = spawn(&t, 1, None).unwrap_err();
     assert!(
         matches!(&e, SpawnError::WorkingDirectory { dir, problem: DirProblem::Missing }
             if *dir == t.working_directory),
@@ -87,4 +87,87 @@ fn a_failed_start_says_why() {
             t.working_directory.display()
         )
     );
+}
+
+/// A grant of the highest CPU of this process's set (the lowest would also be where an
+/// unbound child may run), and the inventory of this machine.
+fn one_cpu_grant() -> (crate::resources::Grant, crate::resources::Inventory) {
+    use crate::resources::{read_inputs, CpuSet, Grant, Inventory};
+    let inventory = Inventory::from_inputs(&read_inputs().unwrap()).unwrap();
+    let last = inventory.cpus.iter().last().expect("a CPU");
+    let grant = Grant {
+        cpus: CpuSet::from_cpus([last]),
+        gpus: Vec::new(),
+        mem: None,
+    };
+    (grant, inventory)
+}
+
+const SHOW_BINDING: &str = r#"{"name": "b", "command": "grep Cpus_allowed_list /proc/self/status; echo \"omp=$OMP_NUM_THREADS cpus=$BANSURI_CPUS\""}"#;
+
+/// The child's `Cpus_allowed_list` and its `omp=... cpus=...` line.
+fn binding_seen(out: &str) -> (String, String) {
+    let mut lines = out.lines();
+    let allowed = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    (allowed, lines.next().unwrap_or_default().to_owned())
+}
+
+/// Issue 17: the fast (vfork) path pins the child to its grant before exec and gives it
+/// `OMP_NUM_THREADS` (bansuri's own value, if any, is replaced).
+#[test]
+fn the_fast_path_binds_a_child_to_its_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = task(dir.path(), SHOW_BINDING);
+    let (grant, inventory) = one_cpu_grant();
+    let b = Binding {
+        grant: &grant,
+        inventory: &inventory,
+    };
+    assert_eq!(
+        LaunchPlan::new(&t, 1, &own(&t)).launcher,
+        Launcher::Fast,
+        "this start takes the fast path"
+    );
+    let (out, status) = output_and_status(spawn(&t, 1, Some(b)).unwrap());
+    assert_eq!(status, ExitStatus::Code(0), "{out}");
+    let cpu = grant.cpus.to_string();
+    assert_eq!(
+        binding_seen(&out),
+        (cpu.clone(), format!("omp=1 cpus={cpu}"))
+    );
+
+    // Without a grant the child keeps bansuri's CPU set.
+    let (out, _) = output_and_status(spawn(&t, 1, None).unwrap());
+    assert_eq!(binding_seen(&out).0, inventory.cpus.to_string(), "{out}");
+}
+
+/// The fork path (tasks that switch users) pins the child too; `bind: false` does not.
+#[test]
+fn the_fork_path_binds_a_child_and_bind_false_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = task(dir.path(), SHOW_BINDING);
+    let (grant, inventory) = one_cpu_grant();
+    let b = Binding {
+        grant: &grant,
+        inventory: &inventory,
+    };
+    let mut plan = LaunchPlan::new(&t, 1, &own(&t)).bound(&t, Some(b));
+    plan.launcher = Launcher::Fork;
+    let (out, status) = output_and_status(launch(&plan).ok().expect("started"));
+    assert_eq!(status, ExitStatus::Code(0), "{out}");
+    let cpu = grant.cpus.to_string();
+    assert_eq!(
+        binding_seen(&out),
+        (cpu.clone(), format!("omp=1 cpus={cpu}"))
+    );
+
+    t.needs.bind = false;
+    let (out, _) = output_and_status(spawn(&t, 1, Some(b)).unwrap());
+    let all = inventory.cpus.to_string();
+    let omp = std::env::var("OMP_NUM_THREADS").unwrap_or_default();
+    assert_eq!(binding_seen(&out), (all, format!("omp={omp} cpus=")));
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::config::{parse_str, Format};
+use crate::resources::{CpuSet, Grant, Inventory};
 use crate::spec::UserSpec;
 
 /// The tasks of a config whose `scripts` are `tasks` (JSON objects), in /tmp.
@@ -307,4 +308,97 @@ fn a_thread_appends_to_a_file_that_a_process_would_rotate() {
         Stderr::Combined,
         "one file: combined"
     );
+}
+
+/// A grant of `cpus` and `gpus` out of an inventory of CPUs 0-7 and GPUs `a`-`d`, which a
+/// child addresses as 0-3 (Slurm's numbering inside the job).
+fn granted(cpus: &str, gpus: &[&str]) -> (Grant, Inventory) {
+    use crate::resources::{Declared, Inputs};
+    let inventory = Inventory::from_inputs(&Inputs {
+        env: [
+            ("SLURM_JOB_ID", "1"),
+            ("SLURM_JOB_GPUS", "a,b,c,d"),
+            ("CUDA_VISIBLE_DEVICES", "0,1,2,3"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        affinity: CpuSet::parse("0-7").unwrap(),
+        mem_total: 1 << 30,
+        declared: Some(Declared::default()),
+        ..Inputs::default()
+    })
+    .unwrap();
+    let grant = Grant {
+        cpus: CpuSet::parse(cpus).unwrap(),
+        gpus: gpus.iter().map(|g| g.to_string()).collect(),
+        mem: None,
+    };
+    (grant, inventory)
+}
+
+#[test]
+fn a_bound_plan_pins_the_cpus_and_sets_the_grant_variables() {
+    let (grant, inventory) = granted("2-3", &["c"]);
+    let b = Some(Binding {
+        grant: &grant,
+        inventory: &inventory,
+    });
+    let t = task(r#"{"name": "a", "command": "true", "env": {"CUDA_VISIBLE_DEVICES": "9"}}"#);
+    let p = LaunchPlan::new(&t, 1, &Own::default()).bound(&t, b);
+    assert_eq!(p.cpus, Some(CpuSet::parse("2-3").unwrap()));
+    assert_eq!(var(&p, "OMP_NUM_THREADS"), Some("2"));
+    assert_eq!(var(&p, "BANSURI_CPUS"), Some("2-3"));
+    // The GPU as the child addresses it, over the task's own value; the ID beside it.
+    for v in [
+        "CUDA_VISIBLE_DEVICES",
+        "ROCR_VISIBLE_DEVICES",
+        "ZE_AFFINITY_MASK",
+    ] {
+        assert_eq!(var(&p, v), Some("2"), "{v}");
+    }
+    assert_eq!(var(&p, "BANSURI_GPUS"), Some("c"));
+    assert_eq!(
+        var(&p, "BANSURI_TASK"),
+        Some("a"),
+        "the rest of the plan stays"
+    );
+
+    // The task's own OMP_NUM_THREADS wins.
+    let t = task(r#"{"name": "a", "command": "true", "env": {"OMP_NUM_THREADS": "8"}}"#);
+    let p = LaunchPlan::new(&t, 1, &Own::default()).bound(&t, b);
+    assert_eq!(var(&p, "OMP_NUM_THREADS"), Some("8"));
+    assert_eq!(p.cpus, Some(CpuSet::parse("2-3").unwrap()));
+}
+
+#[test]
+fn bind_false_no_grant_and_srun_leave_the_affinity_alone() {
+    let (grant, inventory) = granted("4", &["a"]);
+    let b = Some(Binding {
+        grant: &grant,
+        inventory: &inventory,
+    });
+    let mut t = task(r#"{"name": "a", "command": "true"}"#);
+    let unbound = LaunchPlan::new(&t, 1, &Own::default());
+    assert_eq!(
+        unbound.clone().bound(&t, None),
+        unbound,
+        "no grant: unchanged"
+    );
+    assert_eq!(unbound.cpus, None);
+
+    t.needs.bind = false;
+    let p = LaunchPlan::new(&t, 1, &Own::default()).bound(&t, b);
+    assert_eq!(p.cpus, None, "bind: false pins nothing");
+    assert_eq!(var(&p, "OMP_NUM_THREADS"), None);
+    assert_eq!(var(&p, "BANSURI_CPUS"), None);
+    assert_eq!(
+        var(&p, "CUDA_VISIBLE_DEVICES"),
+        Some("0"),
+        "a GPU is never shared: its variables stay"
+    );
+
+    let t = task(r#"{"name": "s", "command": ["true"], "srun": true}"#);
+    let p = LaunchPlan::new(&t, 1, &Own::default());
+    assert_eq!(p.clone().bound(&t, b), p, "an srun step is Slurm's to bind");
 }
