@@ -108,8 +108,12 @@ impl Core {
             .unwrap_or_default()
     }
 
-    /// A run of task `i` succeeded after `uptime`: learn it.
+    /// A run of task `i` succeeded after `uptime`: learn it (tasks with a request only,
+    /// the only ones whose runtime is learned: see the module doc).
     pub(super) fn learn(&mut self, i: usize, uptime: Option<Duration>) {
+        if self.tasks[i].spec.needs.request.is_none() {
+            return;
+        }
         if let Some(d) = uptime {
             let name = self.tasks[i].spec.name.clone();
             self.alloc.history.entry(name).or_default().push(d);
@@ -146,14 +150,13 @@ impl Core {
         if !self.alloc.active() {
             return self.dispatch_fifo();
         }
-        if self.shutdown.is_some() {
+        // Nothing waits: nothing to decide (an idle wake-up stays cheap; a reason left on a
+        // task whose run is gone is not shown, see `status`).
+        if self.shutdown.is_some() || self.slot_queue.is_empty() {
             return;
         }
         for t in &mut self.tasks {
             t.waiting_for = None;
-        }
-        if self.slot_queue.is_empty() {
-            return;
         }
         let at: HashMap<RunId, (usize, usize)> = self
             .tasks
@@ -437,6 +440,16 @@ impl Core {
             self.master(MasterEvent::Requeue { runs_left });
             self.out.push(Action::Requeue);
         }
+    }
+
+    /// `status`: why task `i`'s first waiting run waits, while one does.
+    pub(super) fn waiting_for(&self, i: usize) -> Option<String> {
+        let t = &self.tasks[i];
+        t.runs
+            .iter()
+            .any(|r| r.phase == Phase::Waiting)
+            .then(|| t.waiting_for.clone())
+            .flatten()
     }
 
     /// `status`: what task `i`'s live runs hold.

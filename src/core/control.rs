@@ -140,7 +140,7 @@ impl Core {
                     settings_hash: t.settings_hash(),
                     request: t.spec.needs.request,
                     grants: self.grants_of(i),
-                    waiting_for: t.waiting_for.clone(),
+                    waiting_for: self.waiting_for(i),
                     recent_runtimes: self.recent_runtimes(&t.spec.name),
                 }
             })

@@ -253,6 +253,8 @@ impl Runtime {
                 self.master(Level::Warning, &msg);
             }
             self.end_stale_groups(p);
+            // Issue 17: the runtimes learned by the previous run (expected runtimes).
+            self.core.learn_runtimes(&p.recent_runtimes());
         }
         if self.obs.resume {
             self.resume_from(prev.as_ref());
@@ -530,6 +532,7 @@ impl Runtime {
             state: st.state.name().to_owned(),
             reason: st.reason.map(|r| r.to_string()),
             settings_hash: st.settings_hash,
+            recent_runtimes: st.recent_runtimes.iter().map(|d| d.as_secs_f64()).collect(),
         }
     }
 

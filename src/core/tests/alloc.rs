@@ -324,8 +324,10 @@ fn a_run_that_would_end_after_the_time_limit_waits_and_is_listed_at_exit() {
         expecting(task("short"), secs(100)),
         asking(task("packed"), 1, 0),
         task("plain"),
+        asking(task("fits"), 1, 0),
     ];
     let mut h = Harness::build(globals, batch(), tasks);
+    h.script("fits", Script::exits(secs(100), 0));
     h.script("short", Script::exits(secs(100), 0));
     h.script("plain", Script::exits(secs(100), 0));
     h.core.learn_runtimes(&HashMap::from([(
@@ -364,13 +366,16 @@ fn a_run_that_would_end_after_the_time_limit_waits_and_is_listed_at_exit() {
             tasks: vec!["long".into(), "packed".into()]
         }]
     );
+    // Their runs were dropped at the shutdown: no reason is shown any more.
+    assert_eq!(h.status_for("long").waiting_for, None);
     // They did not succeed (a `--resume` runs them).
     for t in ["long", "packed"] {
         assert_eq!(h.stats(t).last_outcome, None, "{t}");
     }
     assert_eq!(h.stats("short").last_outcome, Some(Outcome::Success));
-    // A successful run is learned.
-    assert_eq!(h.status_for("short").recent_runtimes, vec![secs(100)]);
+    // A successful run of a task with a request is learned; one without is not.
+    assert_eq!(h.status_for("fits").recent_runtimes, vec![secs(100)]);
+    assert!(h.status_for("short").recent_runtimes.is_empty());
     // No requeue unless asked.
     assert!(h.requeues().is_empty());
 }
