@@ -685,10 +685,8 @@ pub(crate) mod tests {
                 "settings_hash": "h"{extra}}}"#
             )
         };
-        let with = |e: String| d_json().replacen("\"tasks\": []", &format!("\"tasks\": [{e}]"), 1);
-        fn d_json() -> String {
-            sample_doc().to_json()
-        }
+        let doc = sample_doc().to_json();
+        let with = |e: String| doc.replacen("\"tasks\": []", &format!("\"tasks\": [{e}]"), 1);
         // An older file: no key, nothing learned; and none is written when none is kept.
         let old = StateDoc::parse(&with(entry(""))).expect("parses");
         assert!(old.tasks[0].recent_runtimes.is_empty());
