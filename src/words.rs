@@ -130,11 +130,6 @@ fn task_line(f: &mut Formatter<'_>, name: &str, what: &TaskEvent) -> fmt::Result
     }
 }
 
-/// A due run of a packed task waits for a slot (`status`, issue 17).
-pub fn slot_wait(max_parallel: usize) -> String {
-    format!("waits for a free slot (max_parallel {max_parallel})")
-}
-
 fn timed_out(f: &mut Formatter<'_>, limit: Duration, grace: Duration, how: StopHow) -> fmt::Result {
     match how {
         StopHow::InProcess => write!(

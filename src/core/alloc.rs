@@ -8,7 +8,8 @@
 //!   [`pack::step`] once the runtime has told the inventory ([`Input::Resources`]); without
 //!   one, requests are not enforced. Due runs wait in one queue, in the order they became
 //!   due; a run needs both a slot (`max_parallel`) and its resources. A packed run whose
-//!   grant came but no slot gives the grant back and waits ("waits for a free slot"). A
+//!   grant came but no slot gives the grant back and waits for a slot (with no reason
+//!   words, as a plain run waiting for a slot always has). A
 //!   run holds its grant from its spawn to its end (a long-running monitor holds its
 //!   resources), whatever ends it. A reload that changes a request applies to the runs
 //!   started after it (a waiting run asks with its task's settings of the moment).
@@ -178,12 +179,12 @@ impl Core {
             };
             let slot = self.globals.max_parallel.map_or(true, |m| self.active < m);
             let next = match outcome.remove(&id) {
+                // Its resources fit but no slot is free: it gives them back and waits for
+                // a slot, with no words, as every run always has.
                 Some(Next::Start(Some(grant))) if !slot => {
-                    if let Some(l) = &mut self.alloc.ledger {
-                        l.release(&grant);
-                    }
-                    let max = self.globals.max_parallel.unwrap_or_default();
-                    Next::Wait(crate::words::slot_wait(max))
+                    self.release(Some(&grant));
+                    self.slot_queue.push_back(id);
+                    continue;
                 }
                 Some(o) => o,
                 None if self.too_late(i, now, latest) => {

@@ -750,7 +750,6 @@ fn allocation_lines() {
         master(MasterEvent::Requeue { runs_left: 3 }),
         info("The time limit ends the job with 3 run(s) left: requeueing it (requeue_on_end, scontrol requeue)")
     );
-    assert_eq!(slot_wait(4), "waits for a free slot (max_parallel 4)");
 }
 
 // ----- replies -------------------------------------------------------------------------
