@@ -15,7 +15,10 @@
 //!   started after it (a waiting run asks with its task's settings of the moment).
 //! * **The time left** ([`Input::JobEnd`]): a run expected to end after the latest end is
 //!   not started; it waits ("would end after the job's time limit") and the exit summary
-//!   lists its task as not run for lack of time. The latest end is the job's end minus
+//!   lists its task as not run for lack of time. It waits until the job ends (a later
+//!   `JobEnd`, after `scontrol update TimeLimit=...`, may still let it start), so with
+//!   `--exit-when-done` bansuri stays until the time limit, which then requeues it when
+//!   `requeue_on_end` is set. The latest end is the job's end minus
 //!   `stop_before_end` when set (bansuri starts stopping everything then: a run ended by
 //!   then is never cut), else minus the watchdog timeout (the default stop grace, which
 //!   Slurm's SIGTERM at the end starts): one instant for every run of a step, as
@@ -92,6 +95,7 @@ impl Core {
     /// Restore the learned runtimes (durations of the last successful runs, oldest first,
     /// by task name), as kept in the state dir.
     pub fn learn_runtimes(&mut self, runtimes: &HashMap<String, Vec<Duration>>) {
+        self.deadline_memo.set(None);
         for (name, durations) in runtimes {
             self.alloc.history.insert(
                 name.clone(),
