@@ -582,3 +582,36 @@ fn no_requeue_unless_asked_nor_without_work_left_nor_before_the_time_limit() {
     assert!(h.exit_at().is_some());
     assert!(h.requeues().is_empty(), "{}", h.job_log());
 }
+
+#[test]
+fn tasks_without_a_request_run_the_same_with_an_inventory_and_a_job_end() {
+    let run = |alloc: bool| {
+        let globals = Globals {
+            max_parallel: Some(2),
+            ..Globals::default()
+        };
+        let mut tasks: Vec<TaskSpec> = (0..6).map(|n| task(&format!("t{n}"))).collect();
+        tasks.push(retrying(timer("tick", secs(7)), 2));
+        let mut h = Harness::build(globals, Mode::default(), tasks);
+        for n in 0..6u64 {
+            h.script(&format!("t{n}"), Script::exits(secs(n + 1), (n % 2) as i32));
+        }
+        h.script("tick", Script::exits(secs(3), 1));
+        if alloc {
+            h.resources();
+            h.job_end(secs(100_000));
+        }
+        h.start();
+        h.step(secs(60));
+        let grants: Vec<Option<Grant>> = (0..6)
+            .map(|n| format!("t{n}"))
+            .chain(["tick".to_owned()])
+            .flat_map(|t| h.grants(&t))
+            .collect();
+        assert!(grants.iter().all(Option::is_none), "{grants:?}");
+        (h.job_log(), h.spawn_order(), h.spawn_times("tick"))
+    };
+    let (plain, packed) = (run(false), run(true));
+    assert!(!plain.0.is_empty());
+    assert_eq!(plain, packed);
+}
