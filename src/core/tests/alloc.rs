@@ -615,3 +615,17 @@ fn tasks_without_a_request_run_the_same_with_an_inventory_and_a_job_end() {
     assert!(!plain.0.is_empty());
     assert_eq!(plain, packed);
 }
+
+#[test]
+fn a_failed_spawn_gives_its_resources_back() {
+    let tasks = vec![asking(task("a"), 4, 2), asking(task("b"), 4, 2)];
+    let mut h = Harness::new(tasks);
+    h.fail_spawn.insert("a".into());
+    h.script("b", Script::forever());
+    h.resources();
+    h.start();
+    assert_eq!(h.grants("a").len(), 1);
+    assert_eq!(h.spawn_times("b"), vec![secs(0)], "{}", h.job_log());
+    assert_eq!(h.grant("b").cpus.len(), 4);
+    assert_eq!(h.grant("b").gpus.len(), 2);
+}
