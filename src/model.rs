@@ -58,6 +58,9 @@ pub enum StopReason {
     Command,
     /// A `restart` control command.
     Restart,
+    /// Its sampled RSS went over its `mem` with `mem-exceeded: stop` (issue 17): the end
+    /// counts as a failure.
+    MemExceeded,
 }
 
 impl StopReason {
@@ -73,6 +76,7 @@ impl StopReason {
             StopReason::Disabled => "disabled in the config",
             StopReason::Command => "stop command",
             StopReason::Restart => "restart command",
+            StopReason::MemExceeded => "over its memory request",
         }
     }
 }

@@ -108,6 +108,25 @@ fn task_line(f: &mut Formatter<'_>, name: &str, what: &TaskEvent) -> fmt::Result
         ),
         RestartIdle => f.write_str("Restart command: nothing running, starting it now"),
         StartingAgain => f.write_str("Starting it again"),
+        Checkpoint { signal, before } => write!(
+            f,
+            "checkpoint signal {}, {} before the job's end",
+            signal_name(*signal),
+            fmt_dur(*before)
+        ),
+        MemExceeded { rss, mem, stop } => {
+            write!(
+                f,
+                "Memory over its request: peak RSS {}, mem {}",
+                crate::resources::fmt_mem(*rss),
+                crate::resources::fmt_mem(*mem)
+            )?;
+            if *stop {
+                f.write_str("; stopping it (mem-exceeded: stop)")
+            } else {
+                f.write_str(" (mem-exceeded: warn, told once per run)")
+            }
+        }
     }
 }
 
@@ -377,6 +396,15 @@ fn master_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
             )
         }
         MasterEvent::PlannedCancelled { why } => write!(f, "Planned shutdown cancelled: {why}"),
+        MasterEvent::NotRunForTime { tasks } => write!(
+            f,
+            "Not run for lack of time (would have ended after the job's time limit): {}; --resume runs them next time",
+            tasks.join(", ")
+        ),
+        MasterEvent::Requeue { runs_left } => write!(
+            f,
+            "The time limit ends the job with {runs_left} run(s) left: requeueing it (requeue_on_end, scontrol requeue)"
+        ),
     }
 }
 
@@ -661,6 +689,7 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Stopped(StopReason::Disabled) => "stopped (disabled)".to_owned(),
         ProcessEnd::Stopped(StopReason::Command) => "stopped (stop command)".to_owned(),
         ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
+        ProcessEnd::Stopped(StopReason::MemExceeded) => "stopped (memory)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
     }
 }

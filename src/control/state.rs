@@ -396,6 +396,11 @@ pub struct TaskEntry {
     /// Why a due run waits ("needs 4 CPUs, 2 free").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// Durations of its last successful runs, seconds, oldest first: what its expected
+    /// runtime is learned from (issue 17; tasks with a resource request only, absent
+    /// otherwise and in files of older bansuris). Read back at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_runtimes: Vec<f64>,
 }
 
 /// One live process.
@@ -460,6 +465,23 @@ impl StateDoc {
     /// A task by name.
     pub fn task(&self, name: &str) -> Option<&TaskEntry> {
         self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// The learned runtimes it keeps, by task name (for `Core::learn_runtimes`); a value
+    /// that is no duration (negative, not finite) is left out.
+    pub fn recent_runtimes(&self) -> std::collections::HashMap<String, Vec<std::time::Duration>> {
+        self.tasks
+            .iter()
+            .filter(|t| !t.recent_runtimes.is_empty())
+            .map(|t| {
+                let d = t
+                    .recent_runtimes
+                    .iter()
+                    .filter_map(|s| std::time::Duration::try_from_secs_f64(*s).ok())
+                    .collect();
+                (t.name.clone(), d)
+            })
+            .collect()
     }
 }
 
@@ -757,6 +779,36 @@ pub(crate) mod tests {
         // Unknown fields (a later minor addition) are ignored.
         let extra = d.to_json().replacen('{', "{\"future_field\": 1,", 1);
         assert_eq!(StateDoc::parse(&extra).expect("parses"), d);
+    }
+
+    #[test]
+    fn learned_runtimes_round_trip_and_are_absent_when_none() {
+        let entry = |extra: &str| {
+            format!(
+                r#"{{"name": "t", "description": "", "schedule": "once", "one_shot": true,
+                "enabled": true, "state": "SUCCESS", "processes": [], "starts": 1, "runs": 1,
+                "failures": 0, "restarts": 0, "peak_rss": 0, "cpu_time": 0.0,
+                "settings_hash": "h"{extra}}}"#
+            )
+        };
+        let doc = sample_doc().to_json();
+        let with = |e: String| doc.replacen("\"tasks\": []", &format!("\"tasks\": [{e}]"), 1);
+        // An older file: no key, nothing learned; and none is written when none is kept.
+        let old = StateDoc::parse(&with(entry(""))).expect("parses");
+        assert!(old.tasks[0].recent_runtimes.is_empty());
+        assert!(old.recent_runtimes().is_empty());
+        assert!(!old.to_json().contains("recent_runtimes"));
+        let new = StateDoc::parse(&with(entry(r#", "recent_runtimes": [12.5, 30, -1]"#)))
+            .expect("parses");
+        let back = StateDoc::parse(&new.to_json()).expect("round trip");
+        assert_eq!(back, new);
+        assert_eq!(
+            back.recent_runtimes()["t"],
+            vec![
+                std::time::Duration::from_millis(12_500),
+                std::time::Duration::from_secs(30)
+            ]
+        );
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct TaskStatus {
     /// Why a due run waits, in `status` words ("needs 4 CPUs, 2 free", "would end after
     /// the job's time limit").
     pub waiting_for: Option<String>,
+    /// The durations of its last successful runs, oldest first (what its expected runtime
+    /// is learned from; the state file keeps them).
+    pub recent_runtimes: Vec<std::time::Duration>,
 }
 
 /// A stable hash of everything in a task's settings that changes what runs: all of them
@@ -97,7 +100,8 @@ impl Core {
         self.tasks
             .iter()
             .zip(views)
-            .map(|(t, v)| {
+            .enumerate()
+            .map(|(i, (t, v))| {
                 let processes = t
                     .runs
                     .iter()
@@ -135,9 +139,9 @@ impl Core {
                     retry_at: t.retry().map(|r| now.wall_at(r.at)),
                     settings_hash: t.settings_hash(),
                     request: t.spec.needs.request,
-                    // Issue 17: filled by the packing, not built yet.
-                    grants: Vec::new(),
-                    waiting_for: None,
+                    grants: self.grants_of(i),
+                    waiting_for: self.waiting_for(i),
+                    recent_runtimes: self.recent_runtimes(&t.spec.name),
                 }
             })
             .collect()

@@ -289,6 +289,25 @@ pub enum TaskEvent {
     RestartIdle,
     /// A `restart` (or a `start` while stopping): its runs ended, it starts again.
     StartingAgain,
+    /// The checkpoint signal went to a run's process group (issue 17), `before` the job's
+    /// end.
+    Checkpoint {
+        /// The task's `checkpoint-signal`, a raw number.
+        signal: i32,
+        /// How long before the job's end it went (its `checkpoint-lead`, or less for a
+        /// run started after that moment).
+        before: Duration,
+    },
+    /// A run's sampled RSS went over its `mem` (issue 17; WARNING, ERROR when it is
+    /// stopped for it).
+    MemExceeded {
+        /// The sampled RSS, bytes: the run's peak so far.
+        rss: u64,
+        /// Its `mem`, bytes.
+        mem: u64,
+        /// `mem-exceeded: stop`: the run is being stopped (else a warning, once per run).
+        stop: bool,
+    },
 }
 
 impl TaskEvent {
@@ -303,9 +322,15 @@ impl TaskEvent {
             | LeaderExited { .. }
             | Skipped(_) => Level::Warning,
             GaveUp { .. } | Fatal(_) => Level::Error,
+            MemExceeded { stop: true, .. } => Level::Error,
+            MemExceeded { stop: false, .. } => Level::Warning,
             Ended { end, success, .. } => match end {
                 ProcessEnd::Exited(_) | ProcessEnd::Signaled(_) if *success => Level::Info,
-                ProcessEnd::Stopped(r) if *r != StopReason::Timeout => Level::Info,
+                ProcessEnd::Stopped(r)
+                    if !matches!(r, StopReason::Timeout | StopReason::MemExceeded) =>
+                {
+                    Level::Info
+                }
                 ProcessEnd::SpawnFailed(_) => Level::Error,
                 _ => Level::Warning,
             },
@@ -433,13 +458,28 @@ pub enum MasterEvent {
         /// Why, in the runtime's words.
         why: String,
     },
+    /// At exit: these tasks had a due run that was not started because it would have
+    /// ended after the job's time limit (issue 17; WARNING). They did not succeed, so
+    /// `--resume` runs them next time.
+    NotRunForTime {
+        /// The tasks, in config order.
+        tasks: Vec<String>,
+    },
+    /// The time limit ends the job with work left and `requeue_on_end` is set: bansuri
+    /// requeues its own job (issue 17).
+    Requeue {
+        /// Runs stopped unfinished or never started.
+        runs_left: usize,
+    },
 }
 
 impl MasterEvent {
     /// The severity of the line.
     pub fn level(&self) -> Level {
         match self {
-            MasterEvent::ClockChanged { .. } | MasterEvent::ForcedKill { .. } => Level::Warning,
+            MasterEvent::ClockChanged { .. }
+            | MasterEvent::ForcedKill { .. }
+            | MasterEvent::NotRunForTime { .. } => Level::Warning,
             _ => Level::Info,
         }
     }

@@ -22,6 +22,7 @@ use crate::spec::{
     Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
 
+mod alloc;
 mod control;
 mod deadline;
 pub mod event;
@@ -332,6 +333,12 @@ struct Run {
     id: RunId,
     attempt: u32,
     phase: Phase,
+    /// What it holds from its spawn to its end (packed tasks, issue 17).
+    grant: Option<crate::resources::Grant>,
+    /// Its checkpoint signal went.
+    checkpointed: bool,
+    /// Its `mem-exceeded: warn` line was written.
+    mem_warned: bool,
 }
 
 impl Run {
@@ -442,6 +449,10 @@ struct Task {
     /// [`control::settings_hash`] of `spec`, computed once per settings (the state file
     /// asks for it at every write).
     hash_memo: std::cell::RefCell<Option<(Arc<TaskSpec>, String)>>,
+    /// Why its first waiting run waits, in `status` words (issue 17).
+    waiting_for: Option<String>,
+    /// A due run of it was held back: it would have ended after the job's time limit.
+    late: bool,
 }
 
 impl Task {
@@ -461,6 +472,8 @@ impl Task {
             commanded: false,
             resumed: false,
             hash_memo: std::cell::RefCell::new(None),
+            waiting_for: None,
+            late: false,
         }
     }
 
@@ -644,6 +657,8 @@ pub struct Core {
     /// state changes only in `&mut self` methods, which clear it; the loop asks twice per
     /// wake-up, and with 500 tasks the scan is most of an idle wake-up's cost.
     deadline_memo: std::cell::Cell<Option<Option<Mono>>>,
+    /// Packing, the job's end, learned runtimes, the requeue (issue 17).
+    alloc: alloc::Alloc,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -673,6 +688,7 @@ impl Core {
             kill_by: None,
             planned: None,
             deadline_memo: std::cell::Cell::new(None),
+            alloc: alloc::Alloc::default(),
         }
     }
 
@@ -698,9 +714,9 @@ impl Core {
             Input::Exited { run, status, usage } => self.exited(run, status, usage, now),
             Input::Shutdown { cause } => self.shutdown(cause, now),
             Input::Reload { spec } => self.reload(&spec, now),
-            // Issue 17: packing, the time left and the memory policy are not built yet;
-            // these inputs change nothing so far.
-            Input::Resources { .. } | Input::JobEnd { .. } | Input::MemExceeded { .. } => {}
+            Input::Resources { inventory } => self.resources_input(&inventory),
+            Input::JobEnd { end } => self.job_end_input(end),
+            Input::MemExceeded { run, rss } => self.mem_exceeded(run, rss, now),
             Input::ClockChanged => self.clock_changed(now),
             Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
             Input::StopTask { task } => self.control_each(&task, now, Core::control_stop),
@@ -732,7 +748,10 @@ impl Core {
         if let Some(p) = self.planned_deadline() {
             consider(p);
         }
-        for task in &self.tasks {
+        for (i, task) in self.tasks.iter().enumerate() {
+            if let Some(c) = self.checkpoint_deadline(i) {
+                consider(c);
+            }
             match task.sched {
                 Sched::Timer { next, .. } => consider(next),
                 Sched::Cron {
@@ -938,6 +957,7 @@ impl Core {
         self.recheck_dependencies(now);
         self.tasks.retain(|t| !(t.removed() && t.runs.is_empty()));
         self.dispatch(now);
+        self.checkpoints_due(now);
         self.check_done();
     }
 
@@ -1131,12 +1151,15 @@ impl Core {
             id,
             attempt,
             phase: Phase::Waiting,
+            grant: None,
+            checkpointed: false,
+            mem_warned: false,
         });
         self.slot_queue.push_back(id);
     }
 
-    /// Start waiting runs while slots are free.
-    fn dispatch(&mut self, _now: Now) {
+    /// Start waiting runs while slots are free, in order (no inventory, no job end).
+    fn dispatch_fifo(&mut self) {
         while !self.slot_queue.is_empty() {
             if self.shutdown.is_some() {
                 break;
@@ -1152,21 +1175,28 @@ impl Core {
             let Some((i, r)) = self.find_run(id) else {
                 continue;
             };
-            let run = &mut self.tasks[i].runs[r];
-            run.phase = Phase::Starting;
-            let attempt = run.attempt;
-            self.active += 1;
-            self.tasks[i].stats.runs += 1;
-            if attempt > 1 {
-                self.tasks[i].stats.restarts += 1;
-            }
-            self.out.push(Action::Spawn {
-                run: id,
-                task: Arc::clone(&self.tasks[i].spec),
-                attempt,
-                grant: None,
-            });
+            self.start_run(i, r, None);
         }
+    }
+
+    /// Spawn waiting run `r` of task `i`, holding `grant`.
+    fn start_run(&mut self, i: usize, r: usize, grant: Option<crate::resources::Grant>) {
+        let run = &mut self.tasks[i].runs[r];
+        run.phase = Phase::Starting;
+        run.grant.clone_from(&grant);
+        let (id, attempt) = (run.id, run.attempt);
+        self.active += 1;
+        self.tasks[i].late = false;
+        self.tasks[i].stats.runs += 1;
+        if attempt > 1 {
+            self.tasks[i].stats.restarts += 1;
+        }
+        self.out.push(Action::Spawn {
+            run: id,
+            task: Arc::clone(&self.tasks[i].spec),
+            attempt,
+            grant,
+        });
     }
 
     fn find_run(&self, id: RunId) -> Option<(usize, usize)> {
@@ -1361,6 +1391,7 @@ impl Core {
         if !matches!(run.phase, Phase::Waiting) {
             self.active = self.active.saturating_sub(1);
         }
+        self.release(run.grant.as_ref());
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
         let success = end.is_success(&spec.success_codes);
@@ -1399,6 +1430,7 @@ impl Core {
             // FATAL: the task's final failure.
             Verdict::Fatal => self.notify_end(i, id, run.attempt, &end, false, now),
             Verdict::Success => {
+                self.learn(i, uptime);
                 self.notify_end(i, id, run.attempt, &end, true, now);
                 if spec.restart_on_success && self.shutdown.is_none() && !self.tasks[i].held() {
                     self.restart_service(i, now);
@@ -1448,11 +1480,16 @@ impl Core {
         success: bool,
         uptime: Option<Duration>,
     ) -> Ended {
-        if let ProcessEnd::Stopped(reason) = end {
-            return Ended {
-                verdict: Verdict::Stopped(*reason),
-                failure: false,
-            };
+        // A run stopped for its memory (`mem-exceeded: stop`) ends as a failure.
+        match end {
+            ProcessEnd::Stopped(StopReason::MemExceeded) => {}
+            ProcessEnd::Stopped(reason) => {
+                return Ended {
+                    verdict: Verdict::Stopped(*reason),
+                    failure: false,
+                };
+            }
+            _ => {}
         }
         let task = &self.tasks[i];
         if task.runs.is_empty() && self.shutdown.is_none() && task.pending().is_some() {
@@ -1671,6 +1708,7 @@ impl Core {
     fn begin_shutdown(&mut self, cause: ShutdownCause, now: Now) {
         // The same signal or request again kills at once, unless Slurm's KillWait decides.
         let hint = self.kill_by.is_none() && !matches!(cause, ShutdownCause::Planned(_));
+        self.note_time_limit(&cause, now);
         self.shutdown = Some(ShutdownState { forced: false });
         self.planned = None;
         let running: usize = self
@@ -1731,6 +1769,7 @@ impl Core {
         };
         let code = crate::model::Exit::Run(ending).code();
         self.summary();
+        self.time_limit_at_exit();
         self.master(MasterEvent::Done {
             shutdown: self.shutdown.is_some(),
             failed,

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+mod alloc;
 mod control;
 
 use super::*;

@@ -253,6 +253,8 @@ impl Runtime {
                 self.master(Level::Warning, &msg);
             }
             self.end_stale_groups(p);
+            // Issue 17: the runtimes learned by the previous run (expected runtimes).
+            self.core.learn_runtimes(&p.recent_runtimes());
         }
         if self.obs.resume {
             self.resume_from(prev.as_ref());
@@ -543,6 +545,7 @@ impl Runtime {
             }),
             grants: st.grants.iter().map(state::GrantInfo::of).collect(),
             waiting_for: st.waiting_for,
+            recent_runtimes: st.recent_runtimes.iter().map(|d| d.as_secs_f64()).collect(),
         }
     }
 

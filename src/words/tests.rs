@@ -685,11 +685,71 @@ fn short_ends_for_tables() {
             ProcessEnd::Stopped(StopReason::Restart),
             "stopped (restart)",
         ),
+        (
+            ProcessEnd::Stopped(StopReason::MemExceeded),
+            "stopped (memory)",
+        ),
         (ProcessEnd::SpawnFailed("x".into()), "failed to start"),
     ];
     for (end, words) in cases {
         assert_eq!(short_end(&end), words, "{end:?}");
     }
+}
+
+#[test]
+fn allocation_lines() {
+    assert_eq!(
+        said(TaskEvent::Checkpoint {
+            signal: libc::SIGUSR1,
+            before: secs(600),
+        }),
+        info("checkpoint signal SIGUSR1, 10m before the job's end")
+    );
+    assert_eq!(
+        said(TaskEvent::MemExceeded {
+            rss: 5 << 30,
+            mem: 4 << 30,
+            stop: false,
+        }),
+        warning("Memory over its request: peak RSS 5 GiB, mem 4 GiB (mem-exceeded: warn, told once per run)")
+    );
+    assert_eq!(
+        said(TaskEvent::MemExceeded {
+            rss: (3 << 29) + (1 << 20),
+            mem: 1 << 30,
+            stop: true,
+        }),
+        error("Memory over its request: peak RSS 1.5 GiB, mem 1 GiB; stopping it (mem-exceeded: stop)")
+    );
+    assert_eq!(
+        said(TaskEvent::Stopping {
+            reason: StopReason::MemExceeded,
+            grace: secs(8),
+            how: GROUP
+        }),
+        info("Stopping (over its memory request): SIGTERM to process group 42, SIGKILL in 8s")
+    );
+    // A run stopped for its memory ended as a failure: a warning, like a timeout.
+    assert_eq!(
+        said(TaskEvent::Ended {
+            end: ProcessEnd::Stopped(StopReason::MemExceeded),
+            success: false,
+            success_codes: vec![0],
+            uptime: Some(secs(5)),
+            usage: None,
+        }),
+        warning("Process stopped (over its memory request) (ran 5s)")
+    );
+    assert_eq!(
+        master(MasterEvent::NotRunForTime {
+            tasks: vec!["train".into(), "eval".into()],
+        }),
+        warning("Not run for lack of time (would have ended after the job's time limit): train, eval; --resume runs them next time")
+    );
+    assert_eq!(
+        master(MasterEvent::Requeue { runs_left: 3 }),
+        info("The time limit ends the job with 3 run(s) left: requeueing it (requeue_on_end, scontrol requeue)")
+    );
 }
 
 // ----- replies -------------------------------------------------------------------------

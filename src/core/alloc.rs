@@ -1,0 +1,502 @@
+//! Allocation-aware scheduling in the core (issue 17): packing runs into what the
+//! allocation has, the time left before the job's end, the checkpoint signal, the memory
+//! policy and the requeue at the time limit. The rules themselves (which run fits, the
+//! reservation, backfill, the expected runtimes) are `crate::resources`'s; here they meet
+//! the tasks and runs.
+//!
+//! * **Packing**: runs of a task with a request (`needs.request`) are packed with
+//!   [`pack::step`] once the runtime has told the inventory ([`Input::Resources`]); without
+//!   one, requests are not enforced. Due runs wait in one queue, in the order they became
+//!   due; a run needs both a slot (`max_parallel`) and its resources. A packed run whose
+//!   grant came but no slot gives the grant back and waits for a slot (with no reason
+//!   words, as a plain run waiting for a slot always has). A
+//!   run holds its grant from its spawn to its end (a long-running monitor holds its
+//!   resources), whatever ends it. A reload that changes a request applies to the runs
+//!   started after it (a waiting run asks with its task's settings of the moment).
+//! * **The time left** ([`Input::JobEnd`]): a run expected to end after the latest end is
+//!   not started; it waits ("would end after the job's time limit") and the exit summary
+//!   lists its task as not run for lack of time. It waits until the job ends (a later
+//!   `JobEnd`, after `scontrol update TimeLimit=...`, may still let it start), so with
+//!   `--exit-when-done` bansuri stays until the time limit, which then requeues it when
+//!   `requeue_on_end` is set. The latest end is the job's end minus
+//!   `stop_before_end` when set (bansuri starts stopping everything then: a run ended by
+//!   then is never cut), else minus the watchdog timeout (the default stop grace, which
+//!   Slurm's SIGTERM at the end starts): one instant for every run of a step, as
+//!   [`pack::step`] takes it. The expected runtime is `expected-runtime` when given, else
+//!   learned (the p95 of the task's last successful runs) for tasks with a request only:
+//!   learning for every task would change what configs without issue-17 fields do.
+//! * **Checkpoint**: at the job's end minus `checkpoint-lead`, every running run of a task
+//!   with a checkpoint gets its signal once. A run that starts after that moment gets it
+//!   at once (its work is cut at the stop anyway: it should save what it can), with the
+//!   time actually left in the log line. Then the normal stop at `stop_before_end`.
+//! * **Memory** ([`Input::MemExceeded`]): `warn` logs once per run, naming the peak;
+//!   `stop` stops the run (stop signal, grace, SIGKILL) and its end counts as a failure
+//!   ([`StopReason::MemExceeded`]).
+//! * **Requeue**: when the shutdown comes from the time limit (the planned
+//!   `stop_before_end` shutdown, or any shutdown within [`END_SLACK`] of the job's end:
+//!   Slurm's own SIGTERM) with work left and `requeue_on_end` set, [`Action::Requeue`]
+//!   goes before [`Action::Exit`].
+
+use std::collections::HashMap;
+
+use crate::resources::{ends_by, pack, Grant, History, Inventory, Ledger, Request};
+
+use super::*;
+
+/// A shutdown that begins this close to the job's end is the time limit's (Slurm's SIGTERM
+/// at the end; the end is read to the second and the loop may be late).
+pub const END_SLACK: Duration = Duration::from_secs(60);
+
+/// The core's issue-17 state.
+#[derive(Debug, Default)]
+pub(super) struct Alloc {
+    /// What is free; `None` until the runtime tells the inventory.
+    ledger: Option<Ledger>,
+    /// The job's end on the monotonic clock.
+    job_end: Option<Mono>,
+    /// Durations of each task's last successful runs, by task name.
+    history: HashMap<String, History>,
+    /// Runs left when the time limit began the shutdown with `requeue_on_end` set.
+    requeue: Option<usize>,
+}
+
+impl Alloc {
+    /// Anything issue 17 changes in the dispatch: else the plain FIFO runs.
+    fn active(&self) -> bool {
+        self.ledger.is_some() || self.job_end.is_some()
+    }
+}
+
+/// What a waiting run does at this dispatch.
+enum Next {
+    Start(Option<Grant>),
+    Wait(String),
+}
+
+impl Core {
+    /// [`Input::Resources`]: pack into `inventory` from now on; the grants of live runs
+    /// stay held in it.
+    pub(super) fn resources_input(&mut self, inventory: &Inventory) {
+        let mut ledger = Ledger::new(inventory);
+        let held: Vec<Grant> = self
+            .tasks
+            .iter()
+            .flat_map(|t| t.runs.iter().filter_map(|r| r.grant.clone()))
+            .collect();
+        hold(&mut ledger, &held);
+        self.alloc.ledger = Some(ledger);
+    }
+
+    /// [`Input::JobEnd`].
+    pub(super) fn job_end_input(&mut self, end: Option<Mono>) {
+        self.alloc.job_end = end;
+    }
+
+    /// Restore the learned runtimes (durations of the last successful runs, oldest first,
+    /// by task name), as kept in the state dir.
+    pub fn learn_runtimes(&mut self, runtimes: &HashMap<String, Vec<Duration>>) {
+        self.deadline_memo.set(None);
+        for (name, durations) in runtimes {
+            self.alloc.history.insert(
+                name.clone(),
+                History::from_durations(durations.iter().copied()),
+            );
+        }
+    }
+
+    /// The learned durations of task `name`, oldest first.
+    pub(super) fn recent_runtimes(&self, name: &str) -> Vec<Duration> {
+        self.alloc
+            .history
+            .get(name)
+            .map(|h| h.durations().collect())
+            .unwrap_or_default()
+    }
+
+    /// A run of task `i` succeeded after `uptime`: learn it (tasks with a request only,
+    /// the only ones whose runtime is learned: see the module doc).
+    pub(super) fn learn(&mut self, i: usize, uptime: Option<Duration>) {
+        if self.tasks[i].spec.needs.request.is_none() {
+            return;
+        }
+        if let Some(d) = uptime {
+            let name = self.tasks[i].spec.name.clone();
+            self.alloc.history.entry(name).or_default().push(d);
+        }
+    }
+
+    /// The expected runtime of task `i`'s next run (see the module doc).
+    fn expected_runtime(&self, i: usize) -> Option<Duration> {
+        let spec = &self.tasks[i].spec;
+        spec.needs.expected_runtime.or_else(|| {
+            spec.needs.request?;
+            self.alloc.history.get(&spec.name)?.learned()
+        })
+    }
+
+    /// The latest a run may end (see the module doc).
+    fn latest_end(&self) -> Option<Mono> {
+        let grace = if self.globals.stop_before_end > Duration::ZERO {
+            self.globals.stop_before_end
+        } else {
+            self.globals.watchdog_timeout
+        };
+        self.alloc.job_end.map(|e| e - grace)
+    }
+
+    /// Task `i`'s request, when it is packed (it has one and there is an inventory).
+    fn packed_request(&self, i: usize) -> Option<Request> {
+        self.alloc.ledger.as_ref()?;
+        self.tasks[i].spec.needs.request
+    }
+
+    /// Start waiting runs while slots are free and, for packed runs, their resources fit.
+    pub(super) fn dispatch(&mut self, now: Now) {
+        if !self.alloc.active() {
+            return self.dispatch_fifo();
+        }
+        // Nothing waits: nothing to decide (an idle wake-up stays cheap; a reason left on a
+        // task whose run is gone is not shown, see `status`).
+        if self.shutdown.is_some() || self.slot_queue.is_empty() {
+            return;
+        }
+        for t in &mut self.tasks {
+            t.waiting_for = None;
+        }
+        let at: HashMap<RunId, (usize, usize)> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.runs
+                    .iter()
+                    .enumerate()
+                    .map(move |(r, run)| (run.id, (i, r)))
+            })
+            .collect();
+        let latest = self.latest_end();
+        let mut outcome = self.pack(&at, now, latest);
+        let queue = std::mem::take(&mut self.slot_queue);
+        for id in queue {
+            let Some(&(i, r)) = at.get(&id) else {
+                continue;
+            };
+            let slot = self.globals.max_parallel.map_or(true, |m| self.active < m);
+            let next = match outcome.remove(&id) {
+                // Its resources fit but no slot is free: it gives them back and waits for
+                // a slot, with no words, as every run always has.
+                Some(Next::Start(Some(grant))) if !slot => {
+                    self.release(Some(&grant));
+                    self.slot_queue.push_back(id);
+                    continue;
+                }
+                Some(o) => o,
+                None if self.too_late(i, now, latest) => {
+                    self.tasks[i].late = true;
+                    Next::Wait(pack::Reason::<String>::TooLate.to_string())
+                }
+                None if slot => Next::Start(None),
+                // Plain runs wait for a slot as they always did, with no words.
+                None => {
+                    self.slot_queue.push_back(id);
+                    continue;
+                }
+            };
+            match next {
+                Next::Start(grant) => self.start_run(i, r, grant),
+                Next::Wait(why) => {
+                    let t = &mut self.tasks[i];
+                    t.waiting_for.get_or_insert(why);
+                    self.slot_queue.push_back(id);
+                }
+            }
+        }
+    }
+
+    /// One packing step over the waiting packed runs: each one's outcome.
+    fn pack(
+        &mut self,
+        at: &HashMap<RunId, (usize, usize)>,
+        now: Now,
+        latest: Option<Mono>,
+    ) -> HashMap<RunId, Next> {
+        let waiting: Vec<pack::Waiting<RunId>> = self
+            .slot_queue
+            .iter()
+            .filter_map(|id| {
+                let &(i, _) = at.get(id)?;
+                Some(pack::Waiting {
+                    id: *id,
+                    request: self.packed_request(i)?,
+                    expected: self.expected_runtime(i),
+                })
+            })
+            .collect();
+        if waiting.is_empty() {
+            return HashMap::new();
+        }
+        let holders = self.holders(now);
+        let running: Vec<pack::Running<'_>> = holders
+            .iter()
+            .map(|(grant, end)| pack::Running { grant, end: *end })
+            .collect();
+        let Some(ledger) = &mut self.alloc.ledger else {
+            return HashMap::new();
+        };
+        let decision = pack::step(ledger, &waiting, &running, now.mono, latest);
+        let mut out: HashMap<RunId, Next> = decision
+            .start
+            .into_iter()
+            .map(|(id, g)| (id, Next::Start(Some(g))))
+            .collect();
+        for (id, reason) in decision.wait {
+            if reason == pack::Reason::TooLate {
+                if let Some(&(i, _)) = at.get(&id) {
+                    self.tasks[i].late = true;
+                }
+            }
+            let named: pack::Reason<String> = match reason {
+                pack::Reason::Short(s) => pack::Reason::Short(s),
+                pack::Reason::TooLate => pack::Reason::TooLate,
+                pack::Reason::Behind(run) => pack::Reason::Behind(at.get(&run).map_or_else(
+                    || run.to_string(),
+                    |&(i, _)| self.tasks[i].spec.name.clone(),
+                )),
+                pack::Reason::Never(t) => pack::Reason::Never(t),
+            };
+            out.insert(id, Next::Wait(named.to_string()));
+        }
+        out
+    }
+
+    /// Every grant held, with when its run is expected to end.
+    fn holders(&self, now: Now) -> Vec<(Grant, Option<Mono>)> {
+        let mut out = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            let expected = self.expected_runtime(i);
+            for run in &t.runs {
+                let Some(grant) = &run.grant else { continue };
+                let end = match run.phase {
+                    Phase::Waiting => continue,
+                    Phase::Starting => expected.map(|e| now.mono + e),
+                    Phase::Running { proc, .. } => expected.map(|e| proc.started + e),
+                    Phase::Stopping { kill_at, .. } => Some(kill_at),
+                };
+                out.push((grant.clone(), end));
+            }
+        }
+        out
+    }
+
+    /// A run of task `i` started now would end after the latest end.
+    fn too_late(&self, i: usize, now: Now, latest: Option<Mono>) -> bool {
+        match (latest, self.expected_runtime(i)) {
+            (Some(l), Some(e)) => !ends_by(now.mono, e, l),
+            _ => false,
+        }
+    }
+
+    /// A run ended: what it held is free again.
+    pub(super) fn release(&mut self, grant: Option<&Grant>) {
+        if let (Some(g), Some(l)) = (grant, &mut self.alloc.ledger) {
+            l.release(g);
+        }
+    }
+
+    /// When task `i`'s checkpoint signal is due, if it has one and the job has an end.
+    fn checkpoint_at(&self, i: usize) -> Option<Mono> {
+        let c = self.tasks[i].spec.needs.checkpoint?;
+        Some(self.alloc.job_end? - c.lead)
+    }
+
+    /// The next checkpoint deadline: a running run that has not had its signal yet.
+    pub(super) fn checkpoint_deadline(&self, i: usize) -> Option<Mono> {
+        let at = self.checkpoint_at(i)?;
+        self.tasks[i]
+            .runs
+            .iter()
+            .any(|r| !r.checkpointed && matches!(r.phase, Phase::Running { .. }))
+            .then_some(at)
+    }
+
+    /// Send the checkpoint signals that are due (once per run).
+    pub(super) fn checkpoints_due(&mut self, now: Now) {
+        if self.alloc.job_end.is_none() {
+            return;
+        }
+        for i in 0..self.tasks.len() {
+            let Some(at) = self.checkpoint_at(i) else {
+                continue;
+            };
+            if now.mono < at {
+                continue;
+            }
+            let Some(end) = self.alloc.job_end else {
+                return;
+            };
+            let Some(c) = self.tasks[i].spec.needs.checkpoint else {
+                continue;
+            };
+            let mut sent = 0;
+            for run in &mut self.tasks[i].runs {
+                if !run.checkpointed && matches!(run.phase, Phase::Running { .. }) {
+                    run.checkpointed = true;
+                    self.out.push(Action::Signal {
+                        run: run.id,
+                        signal: c.signal,
+                    });
+                    sent += 1;
+                }
+            }
+            for _ in 0..sent {
+                self.event(
+                    i,
+                    TaskEvent::Checkpoint {
+                        signal: c.signal,
+                        before: end.since(now.mono),
+                    },
+                );
+            }
+        }
+    }
+
+    /// [`Input::MemExceeded`]: the task's `mem-exceeded` policy.
+    pub(super) fn mem_exceeded(&mut self, id: RunId, rss: u64, now: Now) {
+        let Some((i, r)) = self.find_run(id) else {
+            return;
+        };
+        let needs = &self.tasks[i].spec.needs;
+        let Some(mem) = needs.request.and_then(|q| q.mem) else {
+            return;
+        };
+        let stop = needs.mem_exceeded == crate::spec::MemExceeded::Stop;
+        let run = &mut self.tasks[i].runs[r];
+        let Phase::Running { proc, .. } = run.phase else {
+            // Being stopped already, or not started: nothing to add.
+            return;
+        };
+        if !stop {
+            if !run.mem_warned {
+                run.mem_warned = true;
+                self.event(i, TaskEvent::MemExceeded { rss, mem, stop });
+            }
+            return;
+        }
+        self.event(i, TaskEvent::MemExceeded { rss, mem, stop });
+        let grace = self.grace_for(i, now);
+        let signal = self.tasks[i].spec.stop_signal;
+        let how = if self.tasks[i].spec.no_interface {
+            StopHow::InProcess
+        } else {
+            StopHow::Group {
+                signal,
+                pid: proc.pid,
+            }
+        };
+        let reason = StopReason::MemExceeded;
+        self.tasks[i].runs[r].phase = stopping(proc, reason, signal, now, grace);
+        self.out.push(Action::Signal {
+            run: id,
+            signal: signal.number(),
+        });
+        self.event(i, TaskEvent::Stopping { reason, grace, how });
+    }
+
+    /// The shutdown begins (`cause`): note whether the time limit ends the job with work
+    /// left, for [`Core::requeue_at_exit`]. Called before any run is stopped.
+    pub(super) fn note_time_limit(&mut self, cause: &ShutdownCause, now: Now) {
+        if !self.globals.requeue_on_end {
+            return;
+        }
+        let time_limit = matches!(cause, ShutdownCause::Planned(_))
+            || self
+                .alloc
+                .job_end
+                .is_some_and(|e| now.mono + END_SLACK >= e);
+        let left: usize = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let between = usize::from(
+                    t.busy_between_runs()
+                        || t.queued
+                        || (t.runs.is_empty() && matches!(t.sched, Sched::Once { fired: false })),
+                );
+                t.runs.len() + between
+            })
+            .sum();
+        if time_limit && left > 0 {
+            self.alloc.requeue = Some(left);
+        }
+    }
+
+    /// At exit: the summary of tasks not run for lack of time, then the requeue.
+    pub(super) fn time_limit_at_exit(&mut self) {
+        let late: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| t.late)
+            .map(|t| t.spec.name.clone())
+            .collect();
+        if !late.is_empty() {
+            self.master(MasterEvent::NotRunForTime { tasks: late });
+        }
+        if let Some(runs_left) = self.alloc.requeue {
+            self.master(MasterEvent::Requeue { runs_left });
+            self.out.push(Action::Requeue);
+        }
+    }
+
+    /// `status`: why task `i`'s first waiting run waits, while one does.
+    pub(super) fn waiting_for(&self, i: usize) -> Option<String> {
+        let t = &self.tasks[i];
+        t.runs
+            .iter()
+            .any(|r| r.phase == Phase::Waiting)
+            .then(|| t.waiting_for.clone())
+            .flatten()
+    }
+
+    /// `status`: what task `i`'s live runs hold.
+    pub(super) fn grants_of(&self, i: usize) -> Vec<Grant> {
+        self.tasks[i]
+            .runs
+            .iter()
+            .filter_map(|r| r.grant.clone())
+            .collect()
+    }
+}
+
+/// Take `held` out of a fresh `ledger` (a new inventory while runs hold grants): allocate
+/// everything, then give back all that nobody holds.
+fn hold(ledger: &mut Ledger, held: &[Grant]) {
+    if held.is_empty() {
+        return;
+    }
+    let total = ledger.total();
+    let everything = Request {
+        cpus: u32::try_from(total.cpus).unwrap_or(u32::MAX),
+        gpus: u32::try_from(total.gpus).unwrap_or(u32::MAX),
+        mem: Some(total.mem),
+    };
+    let Ok(all) = ledger.allocate(&everything) else {
+        return;
+    };
+    let mut cpus = all.cpus.clone();
+    let mut mem = total.mem;
+    for g in held {
+        cpus = cpus.difference(&g.cpus);
+        mem = mem.saturating_sub(g.mem.unwrap_or(0));
+    }
+    let gpus = all
+        .gpus
+        .iter()
+        .filter(|id| !held.iter().any(|g| g.gpus.contains(id)))
+        .cloned()
+        .collect();
+    ledger.release(&Grant {
+        cpus,
+        gpus,
+        mem: Some(mem),
+    });
+}
