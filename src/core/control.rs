@@ -84,7 +84,14 @@ pub fn settings_hash(t: &TaskSpec) -> String {
     let mut probe = t.clone();
     probe.description.clear();
     probe.enabled = true;
-    let text = format!("{probe:?}");
+    // How long a run is expected to take changes nothing it does.
+    probe.needs.expected_runtime = None;
+    let mut text = format!("{probe:?}");
+    // A task that needs nothing hashes as it did before `needs` existed: an upgrade does
+    // not make `--resume` run again what already succeeded.
+    if probe.needs == crate::spec::Needs::default() {
+        text = text.replace(&format!(", needs: {:?}", probe.needs), "");
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);

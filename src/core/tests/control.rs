@@ -416,6 +416,21 @@ fn settings_hash_ignores_description_and_enabled_only() {
     assert_eq!(settings_hash(&a).len(), 16);
 }
 
+#[test]
+fn a_task_that_needs_nothing_hashes_as_before_resources_existed() {
+    // The value the release before issue 17 gave this task: `--resume` after an upgrade
+    // must not run again what already succeeded.
+    let t = TaskSpec::with_defaults("t", CommandSpec::Shell("echo hi".into()), "/tmp".into());
+    assert_eq!(settings_hash(&t), "16269ea12428c274");
+    // A request is a setting that changes what runs; an expected runtime is not.
+    let mut asks = t.clone();
+    asks.needs.request = Some(crate::resources::Request::default());
+    assert_ne!(settings_hash(&asks), settings_hash(&t));
+    let mut expects = t.clone();
+    expects.needs.expected_runtime = Some(secs(60));
+    assert_eq!(settings_hash(&expects), settings_hash(&t));
+}
+
 // ----- status view and totals --------------------------------------------------------
 
 #[test]
