@@ -106,8 +106,12 @@ fn any_of_cpus_gpus_mem_gives_a_request_with_defaults() {
 fn bad_cpus_gpus_mem() {
     let e = bad(r#""cpus": 0"#, "cpus", "must be at least 1, found 0");
     assert_has(&e, "invalid `cpus` in task `t`");
-    assert_has(&e, "a run needs a CPU");
-    bad(r#""cpus": -2"#, "cpus", "must be at least 1, found -2");
+    assert_has(&e, "only a task with `gpus` may hold no CPU");
+    bad(r#""cpus": 0, "mem": "1G""#, "cpus", "only a task with `gpus`");
+    // A GPU run may hold no CPU of its own.
+    let gpu_only = request(r#""cpus": 0, "gpus": 1"#).unwrap();
+    assert_eq!((gpu_only.cpus, gpu_only.gpus), (0, 1));
+    bad(r#""cpus": -2"#, "cpus", "must be 0 or more, found -2");
     bad(
         r#""cpus": 1.5"#,
         "cpus",

@@ -22,16 +22,13 @@ pub(crate) const DEFAULT_CHECKPOINT_LEAD: Duration = Duration::from_secs(600);
 pub(crate) const RESOURCES_FIELDS: &[Field] =
     &[field("cpus", &[]), field("gpus", &[]), field("mem", &[])];
 
-const CPUS_HELP: &str = "a whole number of CPUs, at least 1; a task that should not be packed or bound gives none of `cpus`, `gpus`, `mem`";
+const CPUS_HELP: &str = "a whole number of CPUs, at least 1 (0 only with `gpus`); a task that should not be packed or bound gives none of `cpus`, `gpus`, `mem`";
 
-/// `cpus`: a whole number >= 1.
+/// `cpus`: a whole number >= 0 (0 only beside `gpus`, checked with the request).
 fn cpus(n: &Node) -> Result<u32, Problem> {
     let v = as_int(n).map_err(|p| p.help(CPUS_HELP))?;
-    if v < 1 {
-        return Err(Problem::new(format!(
-            "must be at least 1, found {v}: a run needs a CPU to run on"
-        ))
-        .help(CPUS_HELP));
+    if v < 0 {
+        return Err(Problem::new(format!("must be 0 or more, found {v}")).help(CPUS_HELP));
     }
     u32::try_from(v).map_err(|_| Problem::new(format!("`{v}` is too large")))
 }
@@ -274,11 +271,22 @@ impl Validator<'_> {
         let asks = cpus_got.is_some() || gpus_got.is_some() || mem_got.is_some();
         if asks {
             let d = Request::default();
-            needs.request = Some(Request {
+            let request = Request {
                 cpus: c.unwrap_or(d.cpus),
                 gpus: g.unwrap_or(d.gpus),
                 mem: m,
-            });
+            };
+            if let (0, 0, Some(got)) = (request.cpus, request.gpus, cpus_got) {
+                // A GPU run may wait on its GPU without a CPU of its own; a run without
+                // either would hold nothing and run anywhere.
+                let p = Problem::new(
+                    "must be at least 1, found 0: only a task with `gpus` may hold no CPU of its own"
+                        .to_owned(),
+                )
+                .help(CPUS_HELP);
+                self.report(t, got, p);
+            }
+            needs.request = Some(request);
         }
         if let Some(b) = self.take(t, f.get("bind"), as_bool) {
             needs.bind = b;
