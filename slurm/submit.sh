@@ -20,7 +20,10 @@
 # (scontrol requeue, --requeue) continues its master_<jobid>.log instead of truncating it.
 # Options given to sbatch on the command line override these lines
 # (sbatch --time=2:00:00 submit.sh). With srun tasks spread over several nodes, raise
-# --nodes and give the tasks their own `srun` shape in the config.
+# --nodes and give the tasks their own `srun` shape in the config. Tasks with `cpus`/`gpus`/
+# `mem` are packed into what the job has (--cpus-per-task, --gpus, --mem: README,
+# "Resources"); with `"requeue_on_end": true` in the config, add `#SBATCH --requeue`, or
+# Slurm refuses bansuri's `scontrol requeue` at the time limit.
 #
 #SBATCH --job-name=bansuri
 #SBATCH --time=24:00:00

@@ -59,7 +59,10 @@ fn runs_get_disjoint_cpus_and_a_third_waits_until_one_ends() {
         list.split(',').map(str::to_owned).collect()
     };
     let (ca, cb) = (cpus("a"), cpus("b"));
-    assert!(ca.is_disjoint(&cb), "a {ca:?} and b {cb:?} share CPUs:\n{log}");
+    assert!(
+        ca.is_disjoint(&cb),
+        "a {ca:?} and b {cb:?} share CPUs:\n{log}"
+    );
     for t in ["a", "b"] {
         assert_eq!(
             value_of(&log, t, "omp=").as_deref(),
@@ -83,7 +86,9 @@ fn runs_get_disjoint_cpus_and_a_third_waits_until_one_ends() {
     // When a ends, c gets its CPUs.
     let (code, out, err) = client(&cfg, &["stop", "a"], &[]);
     assert_eq!(code, 0, "{out}{err}");
-    b.wait_log("c starts once a is stopped", LIMIT, |l| l.contains("c started"));
+    b.wait_log("c starts once a is stopped", LIMIT, |l| {
+        l.contains("c started")
+    });
 }
 
 #[test]
@@ -120,8 +125,16 @@ fn four_gpu_runs_get_distinct_gpus_of_a_declared_list_and_a_fifth_waits() {
     );
     for t in &started {
         // Declared IDs are what the process addresses: the runtime shows it as device 0.
-        assert_eq!(value_of(&log, t, "cvd="), value_of(&log, t, "gpus="), "{log}");
-        assert_eq!(value_of(&log, t, "rocr="), value_of(&log, t, "gpus="), "{log}");
+        assert_eq!(
+            value_of(&log, t, "cvd="),
+            value_of(&log, t, "gpus="),
+            "{log}"
+        );
+        assert_eq!(
+            value_of(&log, t, "rocr="),
+            value_of(&log, t, "gpus="),
+            "{log}"
+        );
     }
     let cfg = sb.file("config.json");
     let (_, status, _) = client(&cfg, &["status"], &[]);
@@ -155,7 +168,15 @@ fn a_task_without_a_request_is_neither_packed_nor_bound() {
     });
     for i in 0..n {
         let t = format!("m{i}");
-        assert_eq!(value_of(&log, &t, "omp=").as_deref(), Some("unset"), "{log}");
-        assert_eq!(value_of(&log, &t, "cpus=").as_deref(), Some(all.as_str()), "{log}");
+        assert_eq!(
+            value_of(&log, &t, "omp=").as_deref(),
+            Some("unset"),
+            "{log}"
+        );
+        assert_eq!(
+            value_of(&log, &t, "cpus=").as_deref(),
+            Some(all.as_str()),
+            "{log}"
+        );
     }
 }

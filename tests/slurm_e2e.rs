@@ -303,6 +303,7 @@ echo $$ > "pids/$name.pid.tmp" && mv "pids/$name.pid.tmp" "pids/$name.pid"
 sleep 1000 &
 echo $! > "pids/$name-grandchild.pid.tmp" && mv "pids/$name-grandchild.pid.tmp" "pids/$name-grandchild.pid"
 trap 'echo "$name goodbye on SIGTERM${SLURM_STEP_ID:+ in step $SLURM_STEP_ID}"; exit 0' TERM
+trap 'echo "$name got USR1"' USR1
 n=0
 while :; do
     n=$((n + 1))
@@ -1487,4 +1488,66 @@ fn stop_before_end_follows_a_new_time_limit_on_sighup() {
     job.master_line("SIGHUP received: re-reading the config file");
     job.assert_output("pysvc", "pysvc goodbye on SIGTERM");
     job.assert_final_state("COMPLETED", "");
+}
+
+/// Issue 17, the time left, on a real job with a 2-minute limit and `stop_before_end` 100 s
+/// (shutdown about 20 s in): a task whose checkpoint lead is 110 s gets its signal about
+/// 10 s in, once; a one-shot expected to take 10 minutes is never started and is listed as
+/// not run for lack of time.
+#[test]
+fn the_checkpoint_signal_comes_at_its_lead_and_work_that_cannot_finish_is_not_started() {
+    if !slurm_gate() {
+        return;
+    }
+    let scripts = |dir: &Path| {
+        [
+            task(
+                dir,
+                "saver",
+                "bash",
+                "sh_service.sh",
+                r#", "checkpoint-signal": "USR1", "checkpoint-lead": "110s""#,
+            ),
+            r#"{"name": "long", "command": "echo long started", "expected-runtime": "10m"}"#
+                .to_owned(),
+        ]
+        .join(", ")
+    };
+    let opts = JobOpts {
+        globals: r#""stop_before_end": "100s","#,
+        sbatch: &["--time=2", "--signal=B:TERM@1"],
+        bansuri: &["--watchdog", "5s"],
+    };
+    let job = Job::submit("time-left", opts, scripts);
+    job.wait_running();
+    job.wait_task_output("saver", "tick");
+    job.wait_line("the checkpoint signal", Duration::from_secs(40), |l| {
+        l.contains("[saver] checkpoint signal SIGUSR1")
+    });
+    job.wait_gone(Duration::from_secs(60));
+    let log = job.log_text();
+    let at = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .and_then(seconds_of)
+            .unwrap_or_else(|| job.fail(&format!("no time stamped line with {needle:?}")))
+    };
+    let began = at("BANSURI ORCHESTRATOR STARTED");
+    let signalled = at("[saver] checkpoint signal SIGUSR1").wrapping_sub(began);
+    // 120 s limit - 110 s lead = 10 s after the job's start (Slurm's end time is to the
+    // second, bansuri starts within a second or two of the job).
+    if !(7..=13).contains(&signalled) {
+        job.fail(&format!(
+            "the checkpoint signal came {signalled} s after bansuri started, not about 10 s"
+        ));
+    }
+    if log.matches("checkpoint signal SIGUSR1").count() != 1 {
+        job.fail("the checkpoint signal must be sent once");
+    }
+    job.assert_output("saver", "saver got USR1");
+    if log.contains("long started") {
+        job.fail("a run expected to end after the time limit must not start");
+    }
+    job.master_line("Not run for lack of time (would have ended after the job's time limit): long");
+    job.assert_no_process_left();
 }

@@ -107,7 +107,11 @@ fn bad_cpus_gpus_mem() {
     let e = bad(r#""cpus": 0"#, "cpus", "must be at least 1, found 0");
     assert_has(&e, "invalid `cpus` in task `t`");
     assert_has(&e, "only a task with `gpus` may hold no CPU");
-    bad(r#""cpus": 0, "mem": "1G""#, "cpus", "only a task with `gpus`");
+    bad(
+        r#""cpus": 0, "mem": "1G""#,
+        "cpus",
+        "only a task with `gpus`",
+    );
     // A GPU run may hold no CPU of its own.
     let gpu_only = request(r#""cpus": 0, "gpus": 1"#).unwrap();
     assert_eq!((gpu_only.cpus, gpu_only.gpus), (0, 1));
