@@ -39,9 +39,7 @@ fn value_of(log: &str, task: &str, key: &str) -> Option<String> {
 fn runs_get_disjoint_cpus_and_a_third_waits_until_one_ends() {
     // Two runs that take half the CPUs each (1 each on this 2-CPU machine), and a third.
     let half = (own_cpus() / 2).max(1);
-    let body = format!(
-        "echo cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2) omp=$OMP_NUM_THREADS ids=$BANSURI_CPUS; exec sleep 30"
-    );
+    let body = "echo cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2) omp=$OMP_NUM_THREADS ids=$BANSURI_CPUS; exec sleep 30";
     let sb = Sandbox::new();
     let config = format!(
         r#"{{"scripts": [
