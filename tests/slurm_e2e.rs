@@ -1551,3 +1551,35 @@ fn the_checkpoint_signal_comes_at_its_lead_and_work_that_cannot_finish_is_not_st
     job.master_line("Not run for lack of time (would have ended after the job's time limit): long");
     job.assert_no_process_left();
 }
+
+/// Issue 17, `requeue_on_end`: a job submitted with `--requeue` whose planned shutdown
+/// (`stop_before_end`, the time limit coming) leaves work unfinished requeues itself, and
+/// goes back to PENDING once bansuri is done.
+#[test]
+fn requeue_on_end_requeues_the_job_when_the_time_limit_leaves_work() {
+    if !slurm_gate() {
+        return;
+    }
+    let scripts = |dir: &Path| task(dir, "work", "bash", "sh_service.sh", "");
+    let opts = JobOpts {
+        globals: r#""stop_before_end": "105s", "requeue_on_end": true,"#,
+        sbatch: &["--requeue", "--time=2", "--signal=B:TERM@1"],
+        bansuri: &["--watchdog", "5s"],
+    };
+    let job = Job::submit("requeue-on-end", opts, scripts);
+    job.wait_running();
+    job.wait_task_output("work", "tick");
+    job.wait_line("the requeue", Duration::from_secs(40), |l| {
+        l.contains("requeue_on_end: job ") && l.contains(" requeued (scontrol requeue")
+    });
+    job.master_line("The time limit ends the job with 1 run(s) left: requeueing it");
+    job.assert_output("work", "work goodbye on SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    if wait_for(deadline, || {
+        (job.queue_state().as_deref() == Some("PENDING")).then_some(())
+    })
+    .is_none()
+    {
+        job.fail("the requeued job did not go back to PENDING");
+    }
+}
