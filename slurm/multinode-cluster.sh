@@ -52,27 +52,9 @@ export SLURM_CONF=$CONF
 log() { printf '[multinode-cluster %(%H:%M:%S)T] %s\n' -1 "$*"; }
 fail() { printf '[multinode-cluster %(%H:%M:%S)T] ERROR: %s\n' -1 "$*" >&2; exit 1; }
 
-# alive PID NAME: a running, non-zombie NAME process.
-alive() {
-    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] \
-        && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-daemon_pid() {
-    local pid
-    [ -s "$1" ] || return 1
-    pid=$(tr -cd '0-9' <"$1")
-    alive "$pid" "$2" || return 1
-    echo "$pid"
-}
-stop_daemon() {
-    local pid i
-    pid=$(daemon_pid "$1" "$2") || { rm -f "$1"; return 0; }
-    log "stopping $2 (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do alive "$pid" "$2" || break; sleep 0.1; done
-    if alive "$pid" "$2"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-    rm -f "$1"
-}
+# alive, daemon_pid, stop_daemon (shared with local-cluster.sh).
+# shellcheck source=slurm/daemons.sh
+source "$HERE/daemons.sh"
 nodes() { seq 1 "$N"; }
 ctld_answers() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
