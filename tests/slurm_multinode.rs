@@ -440,8 +440,11 @@ fn agents_of(id: &str) -> Vec<(u32, String, String)> {
             continue;
         };
         let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_agent =
-            argv.len() >= 2 && argv[0].ends_with(b"bansuri") && argv[1] == b"agent".as_slice();
+        let exe_is_bansuri = fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|p| p.file_name().is_some_and(|f| f == "bansuri"));
+        let is_agent = argv.len() >= 2
+            && (argv[0].ends_with(b"bansuri") || exe_is_bansuri)
+            && argv[1] == b"agent".as_slice();
         if !is_agent || environ_var(pid, "SLURM_JOB_ID").as_deref() != Some(id) {
             continue;
         }
