@@ -1,9 +1,11 @@
 //! Running tasks on the other nodes of a multi-node allocation (issue 18): one SLURM step
 //! starts `bansuri agent` on each node and the leader dispatches runs to them.
 //!
-//! Built so far: the wire protocol ([`protocol`]) and the agent itself ([`node`], `bansuri
-//! agent`). The leader's side (the step that starts the agents, the remote executor, node
-//! loss) is not built yet.
+//! Here: the wire protocol ([`protocol`]), the agent itself ([`node`], `bansuri agent`)
+//! and the leader's sans-IO view of its agents ([`fleet`]: readiness, heartbeats, node
+//! loss). The leader's I/O (the step, its pipes, the remote start and signal paths) is
+//! `runtime/agents.rs`; where a run goes is the core's packing (`core/alloc.rs`,
+//! `resources::pack::step_on`).
 //!
 //! Owns: the protocol between leader and agents. Must not: decide where runs go (the
 //! leader's scheduler does).

@@ -33,6 +33,8 @@ pub struct JobEnv {
     pub cpus_on_node: Option<String>,
     /// `SLURM_JOB_PARTITION`.
     pub partition: Option<String>,
+    /// `SLURMD_NODENAME`: this node as Slurm names it.
+    pub node: Option<String>,
 }
 
 impl JobEnv {
@@ -53,6 +55,7 @@ impl JobEnv {
             num_nodes: get("SLURM_JOB_NUM_NODES").or_else(|| get("SLURM_NNODES")),
             cpus_on_node: get("SLURM_CPUS_ON_NODE"),
             partition: get("SLURM_JOB_PARTITION"),
+            node: get("SLURMD_NODENAME"),
         })
     }
 }

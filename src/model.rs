@@ -94,6 +94,9 @@ pub enum ProcessEnd {
     Stopped(StopReason),
     /// Never started.
     SpawnFailed(String),
+    /// Its node was lost (issue 18: the agent there died or stopped answering): what
+    /// became of the process is unknown, so the run counts as failed. The node's name.
+    Lost(String),
 }
 
 impl ProcessEnd {

@@ -177,7 +177,7 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
 
 impl Notice {
     /// The short result: the exit code (`1`), the signal (`SIGKILL`), `timeout`,
-    /// `stopped`, or `not-started`. This is `{code}` and `BANSURI_CODE`.
+    /// `stopped`, `not-started`, or `node-lost`. This is `{code}` and `BANSURI_CODE`.
     pub fn code(&self) -> String {
         match &self.end {
             ProcessEnd::Exited(c) => c.to_string(),
@@ -185,6 +185,7 @@ impl Notice {
             ProcessEnd::TimedOut(_) => "timeout".to_owned(),
             ProcessEnd::Stopped(_) => "stopped".to_owned(),
             ProcessEnd::SpawnFailed(_) => "not-started".to_owned(),
+            ProcessEnd::Lost(_) => "node-lost".to_owned(),
         }
     }
 
@@ -197,6 +198,7 @@ impl Notice {
             ProcessEnd::TimedOut(d) => format!("timed out after {}", fmt_dur(*d)),
             ProcessEnd::Stopped(r) => format!("stopped ({})", r.words()),
             ProcessEnd::SpawnFailed(why) => format!("failed to start: {why}"),
+            ProcessEnd::Lost(node) => format!("node {node} lost"),
         }
     }
 

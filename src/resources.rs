@@ -54,5 +54,5 @@ pub use cpuset::{CpuListError, CpuSet};
 pub use inventory::{Declared, DeclaredCpus, Inputs, Inventory, InventoryError, Place, Topology};
 pub use ledger::{validate, Grant, Ledger, Request, Shortage, TooLarge};
 pub use os::{affinity_mask, apply_affinity, apply_mask, read_inputs, ReadError};
-pub use pack::{step, Decision, Reason, Reservation, Running, Waiting};
+pub use pack::{step, step_on, Decision, Reason, Reservation, Running, Waiting};
 pub use timeleft::{ends_by, expected, latest_end, p95, History, KEPT_RUNS};

@@ -24,6 +24,7 @@
 //! beside the tasks and keeps the output tails that notices quote; `inprocess` runs the in-process tasks of the library API on
 //! worker threads that report through an eventfd in the same epoll set.
 
+mod agents;
 mod alarm;
 mod cadence;
 mod deadlines;
@@ -267,6 +268,8 @@ pub struct Runtime {
     progress: progress::ProgressLine,
     /// Running, or waiting for notifiers at exit.
     phase: event_loop::Phase,
+    /// The agents on the job's other nodes (issue 18), when there are any.
+    agents: Option<agents::Agents>,
 }
 
 /// Where the config file stands against the config in effect.
@@ -456,6 +459,7 @@ impl Runtime {
             resources,
             progress,
             phase: event_loop::Phase::Running,
+            agents: None,
         };
         rt.header(&spec);
         rt.resources_header(&spec, resources_warning);
@@ -580,7 +584,11 @@ impl Runtime {
                     task,
                     attempt,
                     grant,
-                } => self.start_run(run, task, attempt, grant),
+                    node,
+                } => match node {
+                    Some(node) => self.start_remote(run, &task, attempt, grant.as_ref(), &node),
+                    None => self.start_run(run, task, attempt, grant),
+                },
                 Action::Requeue => {
                     self.requeue();
                     continue;
@@ -929,6 +937,12 @@ impl Runtime {
                 break;
             };
             if self.notifier_reaped(&reaped) {
+                continue;
+            }
+            if self.agents_reaped(pid) {
+                if let Some(code) = self.agents_step_ended() {
+                    return Some(code);
+                }
                 continue;
             }
             let Some(run) = self.pids.remove(&pid) else {

@@ -93,6 +93,12 @@ pub fn spawn(task: &TaskSpec, attempt: u32, binding: Option<Binding>) -> Result<
     })
 }
 
+/// The plan [`spawn`] carries out for `task` (as [`prepare`] left it): what a remote run's
+/// start frame is made of (issue 18), bound to the grant of its node.
+pub fn launch_plan(task: &TaskSpec, attempt: u32, binding: Option<Binding>) -> LaunchPlan {
+    LaunchPlan::new(task, attempt, &own(task)).bound(task, binding)
+}
+
 /// Why a start failed. `Display` is worded for the job log (the reason of a failed start).
 #[derive(Debug)]
 pub enum SpawnError {

@@ -67,6 +67,19 @@ pub struct Globals {
     /// `requeue_on_end`: when the time limit ends the job with work left, bansuri requeues
     /// its own job (`scontrol requeue`; the job needs `--requeue`).
     pub requeue_on_end: bool,
+    /// `nodes` (issue 18): in a SLURM job of several nodes, use them all through one agent
+    /// per node (`all`, the default) or run everything on bansuri's own node (`local`).
+    pub nodes: Nodes,
+}
+
+/// `nodes`: where runs go in a SLURM job of several nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nodes {
+    /// Every node of the allocation, through one agent per other node.
+    #[default]
+    All,
+    /// bansuri's own node only (srun tasks still make their own steps).
+    Local,
 }
 
 impl Default for Globals {
@@ -89,6 +102,7 @@ impl Default for Globals {
             config_settle: Duration::from_secs(1),
             resources: None,
             requeue_on_end: false,
+            nodes: Nodes::All,
         }
     }
 }

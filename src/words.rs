@@ -65,9 +65,14 @@ fn task_line(f: &mut Formatter<'_>, name: &str, what: &TaskEvent) -> fmt::Result
         OverlapSkipped => f.write_str("Scheduled run skipped: the previous run is still going (overlap: skip)"),
         OverlapQueued => f.write_str("Scheduled run queued until the previous run ends (overlap: queue)"),
         OverlapReplaced => f.write_str("Scheduled run replaces the previous run, which is being stopped (overlap: replace)"),
-        Started { command, launch, pid, attempt, times } => {
-            started_line(f, command, *launch, *pid, *attempt, *times)
-        }
+        Started {
+            command,
+            launch,
+            pid,
+            node,
+            attempt,
+            times,
+        } => started_line(f, command, *launch, (*pid, node.as_deref()), *attempt, *times),
         LeaderExited {
             pid,
             status,
@@ -263,7 +268,7 @@ fn started_line(
     f: &mut Formatter<'_>,
     command: &str,
     launch: Launch,
-    pid: u32,
+    (pid, node): (u32, Option<&str>),
     attempt: u32,
     times: u32,
 ) -> fmt::Result {
@@ -281,6 +286,9 @@ fn started_line(
         Launch::Argv => "Executing",
     };
     write!(f, "{what}: {command} (pid {pid}")?;
+    if let Some(node) = node {
+        write!(f, " on {node}")?;
+    }
     if let Some(t) = tries {
         write!(f, ", {t}")?;
     }
@@ -314,6 +322,10 @@ fn end_line(
         ProcessEnd::Stopped(StopReason::Timeout) => f.write_str("Process stopped (timeout)"),
         ProcessEnd::Stopped(reason) => write!(f, "Process stopped ({})", reason.words()),
         ProcessEnd::SpawnFailed(reason) => write!(f, "Failed to start: {reason}"),
+        ProcessEnd::Lost(node) => write!(
+            f,
+            "Failed: node {node} lost (its agent is gone; the process there was killed with it)"
+        ),
     }
 }
 
@@ -404,6 +416,17 @@ fn master_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
         MasterEvent::Requeue { runs_left } => write!(
             f,
             "The time limit ends the job with {runs_left} run(s) left: requeueing it (requeue_on_end, scontrol requeue)"
+        ),
+        MasterEvent::AgentsStarting { nodes } => write!(
+            f,
+            "Starting agents on {} other node(s) in one job step: {}",
+            nodes.len(),
+            nodes.join(", ")
+        ),
+        MasterEvent::NodeReady { node, has } => write!(f, "Node {node} ready: {has}"),
+        MasterEvent::NodeLost { node, reason, runs } => write!(
+            f,
+            "Node {node} lost: {reason}; its {runs} run(s) failed and it takes no more runs"
         ),
     }
 }
@@ -691,6 +714,7 @@ pub fn short_end(end: &ProcessEnd) -> String {
         ProcessEnd::Stopped(StopReason::Restart) => "stopped (restart)".to_owned(),
         ProcessEnd::Stopped(StopReason::MemExceeded) => "stopped (memory)".to_owned(),
         ProcessEnd::SpawnFailed(_) => "failed to start".to_owned(),
+        ProcessEnd::Lost(node) => format!("node {node} lost"),
     }
 }
 

@@ -178,6 +178,7 @@ fn stale_doc(pgid: u32, pid_start: u64, clock_ticks: u64) -> StateDoc {
         attempt: 1,
         started_at: None,
         stopping: false,
+        node: None,
     }];
     d.tasks.push(t);
     d

@@ -79,6 +79,12 @@ pub enum Event {
     NodeReady {
         /// Its name.
         node: String,
+        /// The CPUs its agent found (a Linux cpu list).
+        cpus: String,
+        /// Its memory, bytes.
+        mem: u64,
+        /// Its GPUs, as its processes address them.
+        gpus: Vec<String>,
     },
     /// A run's process started on its node.
     Started {
@@ -138,6 +144,19 @@ pub enum Event {
     },
 }
 
+/// srun's own report that a task of the step ended badly, as srun 20.11 to 24.x word it:
+/// `srun: error: n2: task 0: Killed` or `srun: error: n2: task 1: Exited with exit code
+/// 1`: the rank and what srun said.
+fn srun_task_error(line: &str) -> Option<(u32, &str)> {
+    let rest = line.strip_prefix("srun: error: ")?;
+    let (_node, rest) = rest.split_once(": task ")?;
+    let (ranks, why) = rest.split_once(": ")?;
+    // `task 0-1` when several tasks of a node end alike: the first is enough (one agent
+    // per node).
+    let first = ranks.split(['-', ',']).next()?;
+    Some((first.trim().parse().ok()?, why.trim()))
+}
+
 /// The agents of one step.
 #[derive(Debug)]
 pub struct Fleet {
@@ -147,6 +166,8 @@ pub struct Fleet {
     /// Where each run is (its node's rank).
     runs: HashMap<u64, u32>,
     started: Mono,
+    /// The nodes were named by the leader ([`Fleet::named`]).
+    named: bool,
 }
 
 impl Fleet {
@@ -169,7 +190,20 @@ impl Fleet {
             nodes,
             runs: HashMap::new(),
             started: now,
+            named: false,
         }
+    }
+
+    /// A step started at `now` on `names`, in rank order (srun's block distribution with
+    /// one task per node ranks the nodes in the order of the step's node list): a node
+    /// lost before it said `ready` is named.
+    pub fn named(names: &[String], timing: Timing, now: Mono) -> Fleet {
+        let mut fleet = Fleet::new(names.len() as u32, timing, now);
+        for (node, name) in fleet.nodes.values_mut().zip(names) {
+            node.name.clone_from(name);
+        }
+        fleet.named = true;
+        fleet
     }
 
     /// The nodes, by rank.
@@ -217,6 +251,17 @@ impl Fleet {
 
     /// One line of the step's (labelled) output.
     pub fn on_line(&mut self, line: &str, now: Mono) -> Vec<Event> {
+        if let Some((rank, why)) = srun_task_error(line) {
+            // srun says a task (an agent) ended: its node is lost now, not at the next
+            // missed heartbeat.
+            if self
+                .nodes
+                .get(&rank)
+                .is_some_and(|n| !matches!(n.health, Health::Lost(_)))
+            {
+                return self.lose(rank, format!("its agent exited ({why})"));
+            }
+        }
         let Some((rank, rest)) = protocol::split_label(line) else {
             return vec![Event::Stray {
                 node: None,
@@ -249,12 +294,28 @@ impl Fleet {
     fn on_frame(&mut self, rank: u32, frame: FromAgent) -> Vec<Event> {
         let ev = match frame {
             FromAgent::Ready {
-                node, cpus, mem, ..
+                node,
+                cpus,
+                mem,
+                gpus,
+                ..
             } => {
+                let named = self.named;
                 let n = self.nodes.get_mut(&rank).expect("known rank");
-                n.name = node.clone();
-                n.health = Health::Ready { cpus, mem };
-                Event::NodeReady { node }
+                // A step the leader named keeps the leader's names (Slurm's node names).
+                if !named {
+                    n.name = node;
+                }
+                n.health = Health::Ready {
+                    cpus: cpus.clone(),
+                    mem,
+                };
+                Event::NodeReady {
+                    node: n.name.clone(),
+                    cpus,
+                    mem,
+                    gpus,
+                }
             }
             FromAgent::Started { run, pid } => Event::Started { run, pid },
             FromAgent::StartFailed { run, error } => {
@@ -292,6 +353,14 @@ impl Fleet {
             FromAgent::Pong { .. } => return Vec::new(),
         };
         vec![ev]
+    }
+
+    /// The ranks still up, for a node list of `status`.
+    pub fn up(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .values()
+            .filter(|n| !matches!(n.health, Health::Lost(_)))
+            .map(|n| n.name.as_str())
     }
 
     /// The step (srun) has ended: every node still up is lost.
@@ -401,6 +470,7 @@ mod tests {
             pid: 1,
             cpus: "0-1".into(),
             mem: 1 << 30,
+            gpus: vec![],
         };
         fleet.on_line(&labelled(rank, &f), now)
     }
@@ -423,7 +493,12 @@ mod tests {
         let mut f = Fleet::new(2, Timing::default(), at(0));
         assert_eq!(
             ready(&mut f, 0, "n2", at(100)),
-            [Event::NodeReady { node: "n2".into() }]
+            [Event::NodeReady {
+                node: "n2".into(),
+                cpus: "0-1".into(),
+                mem: 1 << 30,
+                gpus: vec![],
+            }]
         );
         ready(&mut f, 1, "n3", at(100));
         f
@@ -549,5 +624,64 @@ mod tests {
         let ev = f.on_line("0: bansuri-agent/2 {}", at(2));
         assert!(matches!(&ev[0], Event::NodeLost { node, reason, .. }
             if node == "n2" && reason.contains("same bansuri binary")));
+    }
+
+    #[test]
+    fn srun_saying_an_agent_ended_loses_its_node_at_once_with_its_runs() {
+        let mut f = two_ready_nodes();
+        f.start(start("n3", 4)).unwrap();
+        f.start(start("n2", 5)).unwrap();
+        let ev = f.on_line("srun: error: n3: task 1: Killed", at(300));
+        assert_eq!(
+            ev,
+            [Event::NodeLost {
+                node: "n3".into(),
+                reason: "its agent exited (Killed)".into(),
+                runs: vec![4],
+            }]
+        );
+        // Said again: a stray line, no second loss.
+        assert!(matches!(
+            f.on_line("srun: error: n3: task 1: Killed", at(301))[..],
+            [Event::Stray { .. }]
+        ));
+        assert_eq!(f.up().collect::<Vec<_>>(), ["n2"]);
+        assert_eq!(f.node_of(5), Some("n2"));
+        // Other srun words are stray lines, not losses.
+        assert!(matches!(
+            f.on_line("srun: Job step aborted: Waiting up to 32 seconds", at(302))[..],
+            [Event::Stray { .. }]
+        ));
+        assert_eq!(f.up().count(), 1);
+        assert_eq!(
+            srun_task_error("srun: error: n2: tasks 0-1: Exited with exit code 1"),
+            None
+        );
+        assert_eq!(
+            srun_task_error("srun: error: n2: task 0-1: Exited with exit code 1"),
+            Some((0, "Exited with exit code 1"))
+        );
+    }
+
+    #[test]
+    fn a_named_step_keeps_the_leaders_names_and_names_a_node_that_never_started() {
+        let names = vec!["n2".to_owned(), "n3".to_owned()];
+        let mut f = Fleet::named(&names, Timing::default(), at(0));
+        // The agent calls itself something else (a short host name): the leader's name
+        // stays, so its frames still find it.
+        let ev = ready(&mut f, 0, "n2.cluster", at(10));
+        assert!(matches!(&ev[..], [Event::NodeReady { node, .. }] if node == "n2"));
+        assert!(f.start(start("n2", 1)).is_some());
+        // n2 keeps answering; n3 never said `ready`.
+        f.on_line(&labelled(0, &FromAgent::Pong { seq: 1 }), at(59_000));
+        let (_, lost) = f.tick(at(61_000));
+        assert_eq!(
+            lost,
+            [Event::NodeLost {
+                node: "n3".into(),
+                reason: "did not start within 60s".into(),
+                runs: vec![],
+            }]
+        );
     }
 }

@@ -12,8 +12,12 @@
 //! agent is a subreaper, so orphaned members are reaped here.
 //!
 //! The agent never outlives the leader: end of standard input (the leader or its srun
-//! died), a `shutdown` frame, or SIGTERM/SIGINT/SIGHUP (the step is cancelled) make it
-//! SIGKILL every group it started and exit.
+//! died) or a `shutdown` frame make it SIGKILL every group it started and exit. SIGTERM,
+//! SIGINT and SIGHUP (the job is cancelled or at its time limit) do not: the leader
+//! stops the runs within the same grace as its own, then ends the agents (Slurm's
+//! SIGKILL after KillWait bounds it). If the agent itself is killed, its guardian (the
+//! leader's `guardian`, forked at start) ends every group it had started, and a task's
+//! main process gets SIGKILL at once (`PR_SET_PDEATHSIG`).
 //!
 //! Owns: the agent's event loop and its processes. Must not: decide policy (the leader's
 //! core does: timeouts, retries, stop signals), write anything but frames to stdout.
@@ -90,6 +94,9 @@ struct Agent {
     runs: HashMap<u64, Run>,
     by_pid: HashMap<u32, u64>,
     done: bool,
+    /// Ends the runs' process groups if the agent is killed (SIGKILL, OOM killer): a
+    /// lost node leaves nothing running.
+    guardian: crate::guardian::Guardian,
 }
 
 /// Where a poll entry points.
@@ -102,6 +109,8 @@ enum Slot {
 
 impl Agent {
     fn new(node: String) -> io::Result<Agent> {
+        // Forked while the agent has one thread.
+        let guardian = crate::guardian::Guardian::start()?;
         let mut mask = SigSet::empty();
         for s in [
             Signal::SIGCHLD,
@@ -125,6 +134,7 @@ impl Agent {
             runs: HashMap::new(),
             by_pid: HashMap::new(),
             done: false,
+            guardian,
         })
     }
 
@@ -133,11 +143,13 @@ impl Agent {
     }
 
     fn serve(&mut self) -> io::Result<()> {
+        let (cpus, mem, gpus) = own_resources();
         let ready = FromAgent::Ready {
             node: self.node.clone(),
             pid: std::process::id(),
-            cpus: own_cpus(),
-            mem: crate::sample::node().mem_total,
+            cpus,
+            mem,
+            gpus,
         };
         self.send(&ready)?;
         self.out.flush()?;
@@ -205,9 +217,10 @@ impl Agent {
         while let Ok(Some(info)) = self.sigfd.read_signal() {
             if info.ssi_signo == Signal::SIGCHLD as u32 {
                 self.reap();
-            } else {
-                self.done = true;
             }
+            // SIGTERM, SIGINT, SIGHUP: the job is being cancelled or timed out. The
+            // leader stops the runs (stop signal, grace, SIGKILL, as for its own) and
+            // then ends the agents; Slurm's SIGKILL after KillWait bounds it all.
         }
         Ok(())
     }
@@ -298,6 +311,7 @@ impl Agent {
                 };
                 match launch(&how) {
                     Ok((pid, pipes)) => {
+                        self.guardian.watch(pid);
                         self.by_pid.insert(pid, run);
                         self.runs.insert(
                             run,
@@ -383,7 +397,9 @@ impl Agent {
             over.push(run);
         }
         for run in over {
-            self.runs.remove(&run);
+            if let Some(r) = self.runs.remove(&run) {
+                self.guardian.forget(r.pid);
+            }
         }
         for f in frames {
             self.send(&f)?;
@@ -479,7 +495,6 @@ fn launch(how: &Launch) -> Result<(u32, Vec<Pipe>), String> {
     let (err_r, err_w) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .env_clear()
         .envs(how.env.iter().map(|(k, v)| (k, v)))
         .current_dir(how.cwd)
         .stdin(Stdio::null())
@@ -494,6 +509,9 @@ fn launch(how: &Launch) -> Result<(u32, Vec<Pipe>), String> {
             // with none blocked (std's fork path keeps the mask).
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             nix::unistd::setsid()?;
+            // An agent that dies (SIGKILLed, its node's step ended) takes its task
+            // processes with it; the step's end ends whatever they started.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if let Some(set) = &cpus {
                 resources::apply_mask(set)?;
             }
@@ -540,6 +558,19 @@ fn own_cpus() -> String {
     resources::os::current_affinity()
         .map(|c| c.to_string())
         .unwrap_or_default()
+}
+
+/// What this node has for the leader to pack into: the inventory bansuri would find
+/// here (the job's CPU set cut to `SLURM_CPUS_ON_NODE`, its GPUs, its memory), else the
+/// agent's affinity and the machine's memory.
+fn own_resources() -> (String, u64, Vec<String>) {
+    let found = resources::os::read_inputs()
+        .ok()
+        .and_then(|inputs| resources::Inventory::from_inputs(&inputs).ok());
+    match found {
+        Some(inv) => (inv.cpus.to_string(), inv.mem, inv.gpu_visible.clone()),
+        None => (own_cpus(), crate::sample::node().mem_total, Vec::new()),
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub enum ToAgent {
         task: String,
         /// Program and arguments.
         argv: Vec<String>,
-        /// The whole environment of the process.
+        /// The variables set over the agent's own environment (the job's, as srun
+        /// started the agent on that node).
         env: Vec<(String, String)>,
         /// Working directory.
         cwd: String,
@@ -93,6 +94,10 @@ pub enum FromAgent {
         cpus: String,
         /// Memory of the node, bytes.
         mem: u64,
+        /// GPU IDs the agent found (`SLURM_JOB_GPUS`, `CUDA_VISIBLE_DEVICES`...), as its
+        /// processes address them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gpus: Vec<String>,
     },
     /// The attempt runs: its process (group leader) id.
     Started {

@@ -225,6 +225,11 @@ fn global_entries() -> Vec<Entry> {
             json!({"type": "boolean"}),
             "Under SLURM: when the time limit ends the job with work left, requeue the job (scontrol requeue; submit with sbatch --requeue) so the next run continues as with --resume (default false).",
         ),
+        entry(
+            "nodes",
+            words(&["all", "local"]),
+            "In a SLURM job of several nodes: `all` (default) places runs on every node of the allocation through one agent per node started in one job step; `local` runs everything on bansuri's own node.",
+        ),
     ]
 }
 

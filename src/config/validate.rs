@@ -24,8 +24,8 @@ use crate::schedule::{CronSchedule, CronTz, Schedule};
 mod srun;
 
 use crate::spec::{
-    CommandSpec, Globals, LogFormat, OnFail, OutputTarget, Overlap, Spec, StderrTarget, StopSignal,
-    TaskSpec,
+    CommandSpec, Globals, LogFormat, Nodes, OnFail, OutputTarget, Overlap, Spec, StderrTarget,
+    StopSignal, TaskSpec,
 };
 
 /// A key the schema knows: its canonical spelling and the accepted aliases.
@@ -62,6 +62,7 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("config_settle", &["config-settle"]),
     field("resources", &[]),
     field("requeue_on_end", &["requeue-on-end"]),
+    field("nodes", &[]),
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -1055,6 +1056,11 @@ impl<'a> Validator<'a> {
         let requeue_on_end = self
             .take(None, f.get("requeue_on_end"), as_bool)
             .unwrap_or(d.requeue_on_end);
+        let nodes = self
+            .take(None, f.get("nodes"), |n| {
+                choice(n, &[("all", Nodes::All), ("local", Nodes::Local)])
+            })
+            .unwrap_or(d.nodes);
         Globals {
             check_interval,
             watchdog_timeout,
@@ -1073,6 +1079,7 @@ impl<'a> Validator<'a> {
             config_settle,
             resources,
             requeue_on_end,
+            nodes,
         }
     }
 

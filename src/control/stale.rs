@@ -47,6 +47,11 @@ pub fn find(prev: &StateDoc) -> (Vec<StaleGroup>, Vec<String>) {
     for t in &prev.tasks {
         // Escaped groups too: they outlive bansuri like the rest (guardian gone as well).
         for p in t.processes.iter().chain(&t.escaped) {
+            if p.node.is_some() {
+                // On another node (issue 18): its pid is not this node's; its agent ended
+                // it with the step.
+                continue;
+            }
             let Some(start) = p.pid_start else {
                 notes.push(format!(
                     "process group {} of `{}`: its start time was not recorded, left alone",

@@ -110,6 +110,10 @@ pub struct StateDoc {
     /// What runs are packed into, and how much is held (issue 17; absent when unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesInfo>,
+    /// The job's nodes when bansuri uses several (issue 18): this one first, then each
+    /// agent's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeEntry>,
     /// The tasks, in config order.
     pub tasks: Vec<TaskEntry>,
 }
@@ -150,6 +154,20 @@ pub struct ResourcesInfo {
 }
 
 impl ResourcesInfo {
+    /// The entry of `inventory` with `free` of `total` left (as the core's ledger says).
+    pub fn held(
+        inventory: &crate::resources::Inventory,
+        total: &crate::resources::Amounts,
+        free: &crate::resources::Amounts,
+    ) -> ResourcesInfo {
+        ResourcesInfo {
+            found: inventory.to_string(),
+            total: AmountsInfo::of(total),
+            in_use: AmountsInfo::of(&total.minus(free)),
+            free: AmountsInfo::of(free),
+        }
+    }
+
     /// The entry of `inventory` with `grants` held.
     pub fn new<'a>(
         inventory: &crate::resources::Inventory,
@@ -166,6 +184,21 @@ impl ResourcesInfo {
             free: AmountsInfo::of(&total.minus(&in_use)),
         }
     }
+}
+
+/// One node of a multi-node job (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Its name.
+    pub name: String,
+    /// `here` (bansuri's own), `starting`, `ready` or `lost`.
+    pub state: String,
+    /// All it has.
+    pub total: AmountsInfo,
+    /// Free now.
+    pub free: AmountsInfo,
+    /// Runs on it now.
+    pub runs: usize,
 }
 
 /// What one live run holds (issue 17).
@@ -418,6 +451,9 @@ pub struct ProcessEntry {
     pub started_at: Option<DateTime<Utc>>,
     /// Being stopped.
     pub stopping: bool,
+    /// The node it runs on when not bansuri's own (issue 18): its pid is that node's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// How a process ended.
@@ -754,6 +790,7 @@ pub(crate) mod tests {
             },
             node: None,
             resources: None,
+            nodes: Vec::new(),
             tasks: vec![],
         }
     }

@@ -128,6 +128,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     if let Some(r) = &doc.resources {
         out.push_str(&resources(r));
     }
+    out.push_str(&nodes(doc));
     if matches!(live, Liveness::Running | Liveness::Elsewhere) {
         out.push_str(&format!(
             "state written {} ago ({})\n",
@@ -226,7 +227,12 @@ fn table(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         rows.push([
             t.name.clone(),
             t.state.clone(),
-            t.pid.map_or("-".into(), |p| p.to_string()),
+            // A run on another node shows where: `4242@n2` (issue 18).
+            match (t.pid, t.processes.first().and_then(|p| p.node.as_deref())) {
+                (Some(p), Some(node)) => format!("{p}@{node}"),
+                (Some(p), None) => p.to_string(),
+                (None, _) => "-".into(),
+            },
             if live_now {
                 when(t, now)
             } else {
@@ -372,6 +378,40 @@ fn resources(r: &ResourcesInfo) -> String {
         Kind::Gpus.words(r.free.gpus),
         mem(&r.free),
     )
+}
+
+/// The nodes of a multi-node job (issue 18), one line each:
+/// "node n2: ready, 1 run, 1 of 2 CPUs in use, 0 of 0 GPUs" or "node n3: LOST (takes no
+/// more runs)".
+fn nodes(doc: &StateDoc) -> String {
+    let mut out = String::new();
+    for n in &doc.nodes {
+        let runs = match n.runs {
+            1 => "1 run".to_owned(),
+            k => format!("{k} runs"),
+        };
+        let (used, total) = (n.total.cpus.saturating_sub(n.free.cpus), n.total.cpus);
+        let gpus = if n.total.gpus > 0 {
+            let used = n.total.gpus - n.free.gpus.min(n.total.gpus);
+            format!(", {used} of {} GPUs", n.total.gpus)
+        } else {
+            String::new()
+        };
+        let line = match n.state.as_str() {
+            "lost" => format!("node {}: LOST (takes no more runs)\n", n.name),
+            "starting" => format!("node {}: starting its agent\n", n.name),
+            "here" => format!(
+                "node {} (bansuri's): {runs}, {used} of {total} CPUs in use{gpus}\n",
+                n.name
+            ),
+            _ => format!(
+                "node {}: ready, {runs}, {used} of {total} CPUs in use{gpus}\n",
+                n.name
+            ),
+        };
+        out.push_str(&line);
+    }
+    out
 }
 
 /// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"

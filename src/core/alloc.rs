@@ -47,11 +47,43 @@ use super::*;
 /// at the end; the end is read to the second and the loop may be late).
 pub const END_SLACK: Duration = Duration::from_secs(60);
 
+/// Where a node stands (issue 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Its agent is being started.
+    Starting,
+    /// It takes runs.
+    Ready,
+    /// It was lost: it takes no more runs.
+    Lost,
+}
+
+/// A node as `status` shows it (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// Its name (`None`: bansuri's own node).
+    pub name: Option<String>,
+    /// Where it stands.
+    pub state: NodeState,
+    /// What it has in all.
+    pub total: crate::resources::Amounts,
+    /// What is free now.
+    pub free: crate::resources::Amounts,
+    /// Runs on it now.
+    pub runs: usize,
+}
+
 /// The core's issue-17 state.
 #[derive(Debug, Default)]
 pub(super) struct Alloc {
-    /// What is free; `None` until the runtime tells the inventory.
-    ledger: Option<Ledger>,
+    /// What is free on each node: index 0 is bansuri's own (absent until the runtime
+    /// tells the inventory), then the agents' nodes (issue 18: nothing until ready,
+    /// nothing again once lost).
+    nodes: Vec<Ledger>,
+    /// The agents' nodes (index `k` of `nodes` is `remote[k - 1]`), and where each stands.
+    remote: Vec<(String, NodeState)>,
+    /// Agents were started: every run that may run elsewhere is placed on a node.
+    every_run: bool,
     /// The job's end on the monotonic clock.
     job_end: Option<Mono>,
     /// Durations of each task's last successful runs, by task name.
@@ -60,17 +92,33 @@ pub(super) struct Alloc {
     requeue: Option<usize>,
 }
 
-impl Alloc {
-    /// Anything issue 17 changes in the dispatch: else the plain FIFO runs.
-    fn active(&self) -> bool {
-        self.ledger.is_some() || self.job_end.is_some()
-    }
-}
-
 /// What a waiting run does at this dispatch.
 enum Next {
-    Start(Option<Grant>),
+    /// Start, holding this grant on this node.
+    Start(Option<(Grant, usize)>),
     Wait(String),
+}
+
+/// The request a task without one makes in a job with agents (issue 18): one CPU, so its
+/// runs spread over the nodes as HyperQueue's and disBatch's do, one per CPU.
+const ONE_CPU: Request = Request {
+    cpus: 1,
+    gpus: 0,
+    mem: None,
+};
+
+/// Can a run of `task` go to another node? Not an srun task (its step is placed by
+/// Slurm), an in-process task (a thread of bansuri), a task run as another `user`
+/// (the agent cannot switch users), or one whose output goes to files (the files are
+/// the leader's to write and rotate).
+pub fn may_run_elsewhere(task: &TaskSpec) -> bool {
+    use crate::spec::{OutputTarget, StderrTarget};
+    task.srun.is_none()
+        && !task.no_interface
+        && task.user.is_none()
+        && task.pending.user.is_none()
+        && !matches!(task.stdout, OutputTarget::File(_))
+        && !matches!(task.stderr, StderrTarget::File(_))
 }
 
 impl Core {
@@ -81,10 +129,160 @@ impl Core {
         let held: Vec<Grant> = self
             .tasks
             .iter()
-            .flat_map(|t| t.runs.iter().filter_map(|r| r.grant.clone()))
+            .flat_map(|t| {
+                t.runs
+                    .iter()
+                    .filter(|r| r.node == 0)
+                    .filter_map(|r| r.grant.clone())
+            })
             .collect();
         hold(&mut ledger, &held);
-        self.alloc.ledger = Some(ledger);
+        match self.alloc.nodes.first_mut() {
+            Some(here) => *here = ledger,
+            None => self.alloc.nodes.push(ledger),
+        }
+    }
+
+    /// Anything issue 17 or 18 changes in the dispatch: else the plain FIFO runs.
+    fn alloc_active(&self) -> bool {
+        self.alloc.job_end.is_some()
+            || (!self.alloc.nodes.is_empty()
+                && (self.alloc.every_run
+                    || self.tasks.iter().any(|t| t.spec.needs.request.is_some())))
+    }
+
+    /// [`Input::Agents`] (after `Resources`).
+    pub(super) fn agents_input(&mut self, nodes: Vec<String>) {
+        if self.alloc.nodes.is_empty() || self.alloc.every_run {
+            return;
+        }
+        self.alloc.every_run = true;
+        for name in &nodes {
+            let mut empty = self.alloc.nodes[0].clone();
+            empty.retire();
+            self.alloc.nodes.push(empty);
+            self.alloc.remote.push((name.clone(), NodeState::Starting));
+        }
+        self.master(MasterEvent::AgentsStarting { nodes });
+    }
+
+    fn node_index(&self, name: &str) -> Option<usize> {
+        self.alloc
+            .remote
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|k| k + 1)
+    }
+
+    /// The name of node `k` for the runtime (`None`: bansuri's own).
+    pub(super) fn node_name(&self, k: usize) -> Option<Arc<str>> {
+        let (name, _) = self.alloc.remote.get(k.checked_sub(1)?)?;
+        Some(Arc::from(name.as_str()))
+    }
+
+    /// [`Input::NodeReady`].
+    pub(super) fn node_ready(&mut self, name: &str, inventory: &Inventory) {
+        let Some(k) = self.node_index(name) else {
+            return;
+        };
+        if self.alloc.remote[k - 1].1 != NodeState::Starting {
+            return;
+        }
+        self.alloc.remote[k - 1].1 = NodeState::Ready;
+        self.alloc.nodes[k] = Ledger::new(inventory);
+        let has = format!(
+            "CPUs {}{}, memory {}",
+            inventory.cpus,
+            if inventory.gpus.is_empty() {
+                String::new()
+            } else {
+                format!(", GPUs {}", inventory.gpus.join(","))
+            },
+            crate::resources::fmt_mem(inventory.mem)
+        );
+        self.master(MasterEvent::NodeReady {
+            node: name.to_owned(),
+            has,
+        });
+    }
+
+    /// [`Input::NodeLost`]: the node takes no more runs; its runs end as failed (retries
+    /// and `on-fail` apply, and may place them elsewhere).
+    pub(super) fn node_lost(&mut self, name: &str, reason: String, now: Now) {
+        let Some(k) = self.node_index(name) else {
+            return;
+        };
+        if self.alloc.remote[k - 1].1 == NodeState::Lost {
+            return;
+        }
+        self.alloc.remote[k - 1].1 = NodeState::Lost;
+        self.alloc.nodes[k].retire();
+        // A run being stopped anyway (shutdown, stop, timeout...) ends as that stop would
+        // have: `scancel` ends the agents' step at once (srun turns its SIGTERM into a
+        // SIGKILL of the step), and its runs were being stopped.
+        let lost: Vec<(RunId, Option<Mono>, ProcessEnd)> = self
+            .tasks
+            .iter()
+            .flat_map(|t| t.runs.iter())
+            .filter(|r| r.node == k && r.phase != Phase::Waiting)
+            .map(|r| match r.phase {
+                Phase::Stopping { proc, reason, .. } => {
+                    (r.id, Some(proc.started), ProcessEnd::Stopped(reason))
+                }
+                Phase::Running { proc, .. } => {
+                    (r.id, Some(proc.started), ProcessEnd::Lost(name.to_owned()))
+                }
+                _ => (r.id, None, ProcessEnd::Lost(name.to_owned())),
+            })
+            .collect();
+        self.master(MasterEvent::NodeLost {
+            node: name.to_owned(),
+            reason,
+            runs: lost.len(),
+        });
+        for (id, started, end) in lost {
+            self.process_ended(id, started, end, None, now);
+        }
+    }
+
+    /// The nodes as `status` shows them: bansuri's own first (when the inventory is
+    /// known), then the agents' nodes.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let mut runs = vec![0usize; self.alloc.nodes.len()];
+        for r in self.tasks.iter().flat_map(|t| t.runs.iter()) {
+            if r.phase != Phase::Waiting {
+                if let Some(n) = runs.get_mut(r.node) {
+                    *n += 1;
+                }
+            }
+        }
+        self.alloc
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(k, l)| {
+                let (name, state) = match k.checked_sub(1) {
+                    None => (None, NodeState::Ready),
+                    Some(j) => {
+                        let (n, s) = &self.alloc.remote[j];
+                        (Some(n.clone()), *s)
+                    }
+                };
+                NodeView {
+                    name,
+                    state,
+                    total: l.total(),
+                    free: l.free(),
+                    runs: runs[k],
+                }
+            })
+            .collect()
+    }
+
+    /// The node run `id` was placed on (`None`: bansuri's own, or no such run).
+    pub fn node_of_run(&self, id: RunId) -> Option<Arc<str>> {
+        let (i, r) = self.find_run(id)?;
+        self.node_name(self.tasks[i].runs[r].node)
     }
 
     /// [`Input::JobEnd`].
@@ -144,15 +342,22 @@ impl Core {
         self.alloc.job_end.map(|e| e - grace)
     }
 
-    /// Task `i`'s request, when it is packed (it has one and there is an inventory).
-    fn packed_request(&self, i: usize) -> Option<Request> {
-        self.alloc.ledger.as_ref()?;
-        self.tasks[i].spec.needs.request
+    /// Task `i`'s request, when it is packed (it has one and there is an inventory; with
+    /// agents, every task that may run elsewhere asks at least one CPU), and whether it
+    /// must stay on bansuri's node.
+    fn packed_request(&self, i: usize) -> Option<(Request, bool)> {
+        if self.alloc.nodes.is_empty() {
+            return None;
+        }
+        let spec = &self.tasks[i].spec;
+        let anywhere = self.alloc.every_run && may_run_elsewhere(spec);
+        let request = spec.needs.request.or_else(|| anywhere.then_some(ONE_CPU))?;
+        Some((request, !anywhere))
     }
 
     /// Start waiting runs while slots are free and, for packed runs, their resources fit.
     pub(super) fn dispatch(&mut self, now: Now) {
-        if !self.alloc.active() {
+        if !self.alloc_active() {
             return self.dispatch_fifo();
         }
         // Nothing waits: nothing to decide (an idle wake-up stays cheap; a reason left on a
@@ -185,8 +390,8 @@ impl Core {
             let next = match outcome.remove(&id) {
                 // Its resources fit but no slot is free: it gives them back and waits for
                 // a slot, with no words, as every run always has.
-                Some(Next::Start(Some(grant))) if !slot => {
-                    self.release(Some(&grant));
+                Some(Next::Start(Some((grant, node)))) if !slot => {
+                    self.release(Some(&grant), node);
                     self.slot_queue.push_back(id);
                     continue;
                 }
@@ -203,7 +408,8 @@ impl Core {
                 }
             };
             match next {
-                Next::Start(grant) => self.start_run(i, r, grant),
+                Next::Start(Some((grant, node))) => self.start_run(i, r, Some(grant), node),
+                Next::Start(None) => self.start_run(i, r, None, 0),
                 Next::Wait(why) => {
                     let t = &mut self.tasks[i];
                     t.waiting_for.get_or_insert(why);
@@ -225,10 +431,12 @@ impl Core {
             .iter()
             .filter_map(|id| {
                 let &(i, _) = at.get(id)?;
+                let (request, here) = self.packed_request(i)?;
                 Some(pack::Waiting {
                     id: *id,
-                    request: self.packed_request(i)?,
+                    request,
                     expected: self.expected_runtime(i),
+                    here,
                 })
             })
             .collect();
@@ -236,18 +444,16 @@ impl Core {
             return HashMap::new();
         }
         let holders = self.holders(now);
-        let running: Vec<pack::Running<'_>> = holders
+        let running: Vec<(usize, pack::Running<'_>)> = holders
             .iter()
-            .map(|(grant, end)| pack::Running { grant, end: *end })
+            .map(|(grant, end, node)| (*node, pack::Running { grant, end: *end }))
             .collect();
-        let Some(ledger) = &mut self.alloc.ledger else {
-            return HashMap::new();
-        };
-        let decision = pack::step(ledger, &waiting, &running, now.mono, latest);
+        let decision = pack::step_on(&mut self.alloc.nodes, &waiting, &running, now.mono, latest);
         let mut out: HashMap<RunId, Next> = decision
             .start
             .into_iter()
-            .map(|(id, g)| (id, Next::Start(Some(g))))
+            .zip(decision.on)
+            .map(|((id, g), node)| (id, Next::Start(Some((g, node)))))
             .collect();
         for (id, reason) in decision.wait {
             if reason == pack::Reason::TooLate {
@@ -269,8 +475,8 @@ impl Core {
         out
     }
 
-    /// Every grant held, with when its run is expected to end.
-    fn holders(&self, now: Now) -> Vec<(Grant, Option<Mono>)> {
+    /// Every grant held, with when its run is expected to end and its node.
+    fn holders(&self, now: Now) -> Vec<(Grant, Option<Mono>, usize)> {
         let mut out = Vec::new();
         for (i, t) in self.tasks.iter().enumerate() {
             let expected = self.expected_runtime(i);
@@ -282,7 +488,7 @@ impl Core {
                     Phase::Running { proc, .. } => expected.map(|e| proc.started + e),
                     Phase::Stopping { kill_at, .. } => Some(kill_at),
                 };
-                out.push((grant.clone(), end));
+                out.push((grant.clone(), end, run.node));
             }
         }
         out
@@ -296,9 +502,9 @@ impl Core {
         }
     }
 
-    /// A run ended: what it held is free again.
-    pub(super) fn release(&mut self, grant: Option<&Grant>) {
-        if let (Some(g), Some(l)) = (grant, &mut self.alloc.ledger) {
+    /// A run on node `node` ended: what it held is free again.
+    pub(super) fn release(&mut self, grant: Option<&Grant>, node: usize) {
+        if let (Some(g), Some(l)) = (grant, self.alloc.nodes.get_mut(node)) {
             l.release(g);
         }
     }

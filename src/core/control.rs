@@ -36,6 +36,8 @@ pub struct ProcessView {
     pub uptime: Duration,
     /// The stop signal has been sent to it.
     pub stopping: bool,
+    /// The node it runs on when not bansuri's own (issue 18).
+    pub node: Option<String>,
 }
 
 /// Everything the state file says about a task, as the core knows it.
@@ -124,6 +126,7 @@ impl Core {
                         started_at: Some(proc.wall),
                         uptime: now.mono.since(proc.started),
                         stopping,
+                        node: self.node_name(r.node).map(|n| n.to_string()),
                     })
                     .collect();
                 let next_run = match t.sched {

@@ -211,8 +211,10 @@ pub enum TaskEvent {
         command: String,
         /// How it was launched.
         launch: Launch,
-        /// Its pid (0 in-process).
+        /// Its pid (0 in-process), on its node.
         pid: u32,
+        /// The node it runs on, when not bansuri's own (issue 18).
+        node: Option<String>,
         /// 1-based attempt.
         attempt: u32,
         /// Attempts allowed (`times`).
@@ -471,6 +473,28 @@ pub enum MasterEvent {
         /// Runs stopped unfinished or never started.
         runs_left: usize,
     },
+    /// Agents are being started on the other nodes of the allocation (issue 18), in one
+    /// job step.
+    AgentsStarting {
+        /// The nodes.
+        nodes: Vec<String>,
+    },
+    /// A node's agent answered: runs are placed there from now on.
+    NodeReady {
+        /// The node.
+        node: String,
+        /// What it has, in words (`CPUs 0-1, memory 3.9 GiB`).
+        has: String,
+    },
+    /// A node is lost: its runs failed, it takes no more runs.
+    NodeLost {
+        /// The node.
+        node: String,
+        /// Why (the agent exited, stopped answering...).
+        reason: String,
+        /// Runs it had, now failed.
+        runs: usize,
+    },
 }
 
 impl MasterEvent {
@@ -480,6 +504,7 @@ impl MasterEvent {
             MasterEvent::ClockChanged { .. }
             | MasterEvent::ForcedKill { .. }
             | MasterEvent::NotRunForTime { .. } => Level::Warning,
+            MasterEvent::NodeLost { .. } => Level::Error,
             _ => Level::Info,
         }
     }

@@ -39,6 +39,7 @@ pub use progress::Progress;
 #[cfg(test)]
 mod tests;
 
+pub use alloc::{may_run_elsewhere, NodeState, NodeView};
 pub use control::{names_task, select_tasks, settings_hash, unknown_task, ProcessView, TaskStatus};
 
 /// Identifies one process started for a task (one attempt of a run).
@@ -132,6 +133,29 @@ pub enum Input {
         /// CPUs, GPUs and memory, and where they came from.
         inventory: crate::resources::Inventory,
     },
+    /// Agents are being started on these other nodes of the allocation (issue 18), once,
+    /// after `Resources`: from now on every run a node could run is placed on a node (a
+    /// task without a request counts as 1 CPU there, unbound), this node and then each
+    /// of these once it is ready.
+    Agents {
+        /// The other nodes, by name.
+        nodes: Vec<String>,
+    },
+    /// The agent of node `node` answered: it has `inventory`.
+    NodeReady {
+        /// The node (one of `Agents`'s).
+        node: String,
+        /// What it has.
+        inventory: crate::resources::Inventory,
+    },
+    /// Node `node` is lost (its agent exited, or stopped answering): its runs end as
+    /// failed (`ProcessEnd::Lost`), it takes no more runs.
+    NodeLost {
+        /// The node.
+        node: String,
+        /// Why, in words for the log.
+        reason: String,
+    },
     /// The job's end on the monotonic clock (`None`: no time limit, or outside SLURM),
     /// told at start and whenever the runtime re-reads it. Runs that would end after it
     /// (minus the stop grace) wait; checkpoint signals are sent `checkpoint-lead` before it.
@@ -207,6 +231,9 @@ pub enum Action {
         /// The CPUs, GPUs and memory packed for it (tasks with a request, issue 17): the
         /// runtime binds the process to them (`task.needs.bind`).
         grant: Option<crate::resources::Grant>,
+        /// The node to run it on when it is not bansuri's own (issue 18): the runtime
+        /// hands it to that node's agent.
+        node: Option<Arc<str>>,
     },
     /// Send `signal` to the process group of `run`.
     Signal {
@@ -335,6 +362,8 @@ struct Run {
     phase: Phase,
     /// What it holds from its spawn to its end (packed tasks, issue 17).
     grant: Option<crate::resources::Grant>,
+    /// The node it was placed on (issue 18; 0: bansuri's own).
+    node: usize,
     /// Its checkpoint signal went.
     checkpointed: bool,
     /// Its `mem-exceeded: warn` line was written.
@@ -715,6 +744,9 @@ impl Core {
             Input::Shutdown { cause } => self.shutdown(cause, now),
             Input::Reload { spec } => self.reload(&spec, now),
             Input::Resources { inventory } => self.resources_input(&inventory),
+            Input::Agents { nodes } => self.agents_input(nodes),
+            Input::NodeReady { node, inventory } => self.node_ready(&node, &inventory),
+            Input::NodeLost { node, reason } => self.node_lost(&node, reason, now),
             Input::JobEnd { end } => self.job_end_input(end),
             Input::MemExceeded { run, rss } => self.mem_exceeded(run, rss, now),
             Input::ClockChanged => self.clock_changed(now),
@@ -1152,6 +1184,7 @@ impl Core {
             attempt,
             phase: Phase::Waiting,
             grant: None,
+            node: 0,
             checkpointed: false,
             mem_warned: false,
         });
@@ -1175,15 +1208,23 @@ impl Core {
             let Some((i, r)) = self.find_run(id) else {
                 continue;
             };
-            self.start_run(i, r, None);
+            self.start_run(i, r, None, 0);
         }
     }
 
     /// Spawn waiting run `r` of task `i`, holding `grant`.
-    fn start_run(&mut self, i: usize, r: usize, grant: Option<crate::resources::Grant>) {
+    fn start_run(
+        &mut self,
+        i: usize,
+        r: usize,
+        grant: Option<crate::resources::Grant>,
+        node: usize,
+    ) {
+        let on = self.node_name(node);
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Starting;
         run.grant.clone_from(&grant);
+        run.node = node;
         let (id, attempt) = (run.id, run.attempt);
         self.active += 1;
         self.tasks[i].late = false;
@@ -1196,6 +1237,7 @@ impl Core {
             task: Arc::clone(&self.tasks[i].spec),
             attempt,
             grant,
+            node: on,
         });
     }
 
@@ -1220,6 +1262,9 @@ impl Core {
             crate::spec::CommandSpec::Python(_) => Launch::Python,
             crate::spec::CommandSpec::Argv(_) => Launch::Argv,
         };
+        let node = self
+            .node_name(self.tasks[i].runs[r].node)
+            .map(|n| n.to_string());
         let run = &mut self.tasks[i].runs[r];
         run.phase = Phase::Running {
             proc: Proc {
@@ -1238,6 +1283,7 @@ impl Core {
                 command,
                 launch,
                 pid,
+                node,
                 attempt,
                 times,
             },
@@ -1391,7 +1437,7 @@ impl Core {
         if !matches!(run.phase, Phase::Waiting) {
             self.active = self.active.saturating_sub(1);
         }
-        self.release(run.grant.as_ref());
+        self.release(run.grant.as_ref(), run.node);
         let uptime = started.map(|s| now.mono.since(s));
         let spec = Arc::clone(&self.tasks[i].spec);
         let success = end.is_success(&spec.success_codes);

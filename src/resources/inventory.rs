@@ -380,6 +380,26 @@ fn choose_mem(
 }
 
 impl Inventory {
+    /// Another node's inventory as its agent found it (issue 18): its CPUs, its GPUs as
+    /// its processes address them, its memory. Where each came from is the agent's to
+    /// know; the leader only packs into it.
+    pub fn of_node(cpus: CpuSet, gpus: Vec<String>, mem: u64) -> Inventory {
+        Inventory {
+            topology: Topology::from_fn(&cpus, |_| Place::default()),
+            cpus,
+            cpu_source: CpuSource::JobSet,
+            gpu_source: if gpus.is_empty() {
+                GpuSource::None
+            } else {
+                GpuSource::Var("the agent's")
+            },
+            gpu_visible: gpus.clone(),
+            gpus,
+            mem,
+            mem_source: MemSource::Machine,
+        }
+    }
+
     /// The inventory these facts give (the rules are in the module doc).
     pub fn from_inputs(inputs: &Inputs) -> Result<Inventory, InventoryError> {
         let facts = Facts::new(inputs);

@@ -257,6 +257,20 @@ impl Ledger {
         )
     }
 
+    /// A node that is gone (issue 18): nothing of it is free or counted any more, so no
+    /// run is placed on it; what its runs held is not given back.
+    pub fn retire(&mut self) {
+        *self = Ledger {
+            all_cpus: CpuSet::new(),
+            topology: Topology::default(),
+            gpus: Vec::new(),
+            mem: 0,
+            free_cpus: CpuSet::new(),
+            free_gpus: Vec::new(),
+            free_mem: 0,
+        };
+    }
+
     /// The free CPUs.
     pub fn free_cpus(&self) -> &CpuSet {
         &self.free_cpus

@@ -55,6 +55,8 @@ pub struct Waiting<Id> {
     pub request: Request,
     /// How long it is expected to run, if known (declared or learned).
     pub expected: Option<Duration>,
+    /// It may only run on node 0 (bansuri's own; issue 18), whatever the others have.
+    pub here: bool,
 }
 
 /// A run holding resources.
@@ -108,15 +110,17 @@ pub struct Decision<Id> {
     /// The runs to start now, in due order, with what they were given (already taken
     /// from the ledger).
     pub start: Vec<(Id, Grant)>,
+    /// The node of each run of `start`, in the same order (always 0 with one node).
+    pub on: Vec<usize>,
     /// The runs that wait, in due order, with why.
     pub wait: Vec<(Id, Reason<Id>)>,
     /// The reservation, if a run did not fit.
     pub reservation: Option<Reservation<Id>>,
 }
 
-/// One step of the scheduler (see the module doc): takes the grants of the runs it
-/// starts from `ledger`. `end` is the latest time a run may end (the job's end minus
-/// the stop grace: `timeleft::latest_end`), `None` without a time limit.
+/// One step of the scheduler (see the module doc) on one node: takes the grants of the
+/// runs it starts from `ledger`. `end` is the latest time a run may end (the job's end
+/// minus the stop grace: `timeleft::latest_end`), `None` without a time limit.
 pub fn step<Id: Clone>(
     ledger: &mut Ledger,
     waiting: &[Waiting<Id>],
@@ -124,16 +128,46 @@ pub fn step<Id: Clone>(
     now: Mono,
     end: Option<Mono>,
 ) -> Decision<Id> {
-    let total = ledger.total();
-    // Every holder and when it frees what it holds; runs started in this step join it.
-    let mut holders: Vec<(Option<Mono>, Amounts)> = running
-        .iter()
-        .map(|r| (r.end.map(|e| e.max(now)), r.grant.amounts()))
-        .collect();
-    // The reservation: the run, its time, and what it leaves to others at that time.
-    let mut reserved: Option<(Reservation<Id>, Amounts)> = None;
+    let running: Vec<(usize, Running<'_>)> = running.iter().map(|r| (0, *r)).collect();
+    step_on(std::slice::from_mut(ledger), waiting, &running, now, end)
+}
+
+/// One step of the scheduler over several nodes (issue 18), each with its ledger; each
+/// running run comes with the index of the node it holds. The rules are [`step`]'s per
+/// node:
+///
+/// * a run that fits on some node starts on the one with the most free CPUs (the lowest
+///   index among equals): runs spread over the nodes;
+/// * a run that fits nowhere is [`Reason::Never`] when no node has that much at all;
+///   else the first such run reserves the node where its request is free earliest
+///   (from that node's holders alone), and its shortage is told against the node with
+///   the most free CPUs;
+/// * after the reservation, a run that fits on another node than the reserved one starts
+///   there (it cannot delay the reserved run); one that fits only on the reserved node
+///   is judged by the backfill rule of that node.
+///
+/// [`Decision::on`] says where each started run goes. With one node this is [`step`].
+pub fn step_on<Id: Clone>(
+    nodes: &mut [Ledger],
+    waiting: &[Waiting<Id>],
+    running: &[(usize, Running<'_>)],
+    now: Mono,
+    end: Option<Mono>,
+) -> Decision<Id> {
+    let totals: Vec<Amounts> = nodes.iter().map(Ledger::total).collect();
+    // Every holder of each node and when it frees what it holds; runs started in this step
+    // join it.
+    let mut holders: Vec<Vec<(Option<Mono>, Amounts)>> = vec![Vec::new(); nodes.len()];
+    for (n, r) in running {
+        if let Some(h) = holders.get_mut(*n) {
+            h.push((r.end.map(|e| e.max(now)), r.grant.amounts()));
+        }
+    }
+    // The reservation: the run, its node, its time, and what it leaves to others then.
+    let mut reserved: Option<(Reservation<Id>, usize, Amounts)> = None;
     let mut out = Decision {
         start: Vec::new(),
+        on: Vec::new(),
         wait: Vec::new(),
         reservation: None,
     };
@@ -144,24 +178,50 @@ pub fn step<Id: Clone>(
 
     for w in waiting {
         let need = w.request.amounts();
-        if !total.covers(&need) {
-            out.wait.push((
-                w.id.clone(),
-                Reason::Never(TooLarge {
-                    asked: need,
-                    have: total,
-                }),
-            ));
+        // The nodes it may use at all.
+        let usable = |n: usize| n == 0 || !w.here;
+        if !(0..nodes.len()).any(|n| usable(n) && totals[n].covers(&need)) {
+            let have = (0..nodes.len())
+                .filter(|&n| usable(n))
+                .map(|n| totals[n])
+                .max_by_key(|t| (t.cpus, t.gpus, t.mem))
+                .unwrap_or_default();
+            out.wait
+                .push((w.id.clone(), Reason::Never(TooLarge { asked: need, have })));
             continue;
         }
         if late(now, w) {
             out.wait.push((w.id.clone(), Reason::TooLate));
             continue;
         }
-        match &mut reserved {
+        // The nodes it fits on now, the most free CPUs first.
+        let mut fitting: Vec<usize> = (0..nodes.len())
+            .filter(|&n| usable(n) && nodes[n].fits(&w.request).is_ok())
+            .collect();
+        fitting.sort_by_key(|&n| (std::cmp::Reverse(nodes[n].free().cpus), n));
+        let short = || {
+            let best = (0..nodes.len())
+                .filter(|&n| usable(n) && totals[n].covers(&need))
+                .max_by_key(|&n| (nodes[n].free().cpus, std::cmp::Reverse(n)))
+                .unwrap_or(0);
+            Shortage::of(&nodes[best].free(), &need).unwrap_or(Shortage {
+                kind: super::amount::Kind::Cpus,
+                need: need.cpus,
+                free: 0,
+            })
+        };
+        let node = match &mut reserved {
             None => {
-                if let Err(short) = ledger.fits(&w.request) {
-                    let (at, then_free) = earliest(ledger.free(), &holders, &need);
+                let Some(&n) = fitting.first() else {
+                    let shortage = short();
+                    let (rnode, at, then_free) = (0..nodes.len())
+                        .filter(|&n| usable(n) && totals[n].covers(&need))
+                        .map(|n| {
+                            let (at, then) = earliest(nodes[n].free(), &holders[n], &need);
+                            (n, at, then)
+                        })
+                        .min_by_key(|&(n, at, _)| (at.is_none(), at, n))
+                        .expect("a node covers the request (checked above)");
                     if at.is_some_and(|at| late(at, w)) {
                         out.wait.push((w.id.clone(), Reason::TooLate));
                         continue;
@@ -172,39 +232,49 @@ pub fn step<Id: Clone>(
                             id: w.id.clone(),
                             at,
                         },
+                        rnode,
                         leaves,
                     ));
-                    out.wait.push((w.id.clone(), Reason::Short(short)));
+                    out.wait.push((w.id.clone(), Reason::Short(shortage)));
                     continue;
-                }
+                };
+                n
             }
-            Some((res, leaves)) => {
-                if let Err(short) = ledger.fits(&w.request) {
-                    out.wait.push((w.id.clone(), Reason::Short(short)));
+            Some((res, rnode, leaves)) => {
+                if fitting.is_empty() {
+                    out.wait.push((w.id.clone(), Reason::Short(short())));
                     continue;
                 }
-                let ends_before =
-                    matches!((res.at, w.expected), (Some(at), Some(e)) if now + e <= at);
-                if !ends_before {
-                    if !leaves.covers(&need) {
-                        out.wait
-                            .push((w.id.clone(), Reason::Behind(res.id.clone())));
-                        continue;
+                match fitting.iter().copied().find(|n| n != rnode) {
+                    // Another node: it cannot delay the reserved run.
+                    Some(n) => n,
+                    None => {
+                        let ends_before = matches!((res.at, w.expected),
+                            (Some(at), Some(e)) if now + e <= at);
+                        if !ends_before {
+                            if !leaves.covers(&need) {
+                                out.wait
+                                    .push((w.id.clone(), Reason::Behind(res.id.clone())));
+                                continue;
+                            }
+                            *leaves = leaves.minus(&need);
+                        }
+                        *rnode
                     }
-                    *leaves = leaves.minus(&need);
                 }
             }
-        }
-        match ledger.allocate(&w.request) {
+        };
+        match nodes[node].allocate(&w.request) {
             Ok(grant) => {
-                holders.push((w.expected.map(|e| now + e), need));
+                holders[node].push((w.expected.map(|e| now + e), need));
                 out.start.push((w.id.clone(), grant));
+                out.on.push(node);
             }
             // Checked by `fits` just above: cannot happen, but a wait is the safe answer.
             Err(short) => out.wait.push((w.id.clone(), Reason::Short(short))),
         }
     }
-    out.reservation = reserved.map(|(r, _)| r);
+    out.reservation = reserved.map(|(r, _, _)| r);
     out
 }
 

@@ -26,6 +26,8 @@ pub(super) enum Source {
     EndTime,
     /// The core's next deadline.
     Core,
+    /// The agents' heartbeats (issue 18).
+    Agents,
     /// The state file's next write (coalesced change or heartbeat).
     StateFile,
     /// The next resource sample.
@@ -44,12 +46,13 @@ pub(super) enum Source {
 
 impl Source {
     /// Every source, in serving order.
-    pub(super) const ALL: [Source; 12] = [
+    pub(super) const ALL: [Source; 13] = [
         Source::Drain,
         Source::Notifiers,
         Source::Config,
         Source::EndTime,
         Source::Core,
+        Source::Agents,
         Source::StateFile,
         Source::Sample,
         Source::Escape,

@@ -94,8 +94,12 @@ impl Runtime {
     /// A sample's walk found these processes outside every run's group.
     pub(super) fn adopt_strays(&mut self, strays: &[Stray]) {
         for s in strays {
-            // The guardian's, or a notifier's (its leader leads the notifier's group).
-            if s.top == self.guardian.pid() || self.notifying.is_notifier_group(s.top) {
+            // The guardian's, a notifier's (its leader leads the notifier's group), or the
+            // agents' srun (issue 18).
+            if s.top == self.guardian.pid()
+                || self.notifying.is_notifier_group(s.top)
+                || self.is_agents_group(s.top)
+            {
                 continue;
             }
             // Below a main process: that run's. An orphan (its own top): ask its environment.
@@ -118,6 +122,7 @@ impl Runtime {
             || self.runs.values().any(|r| r.pid == pgrp)
             || self.notifying.is_notifier_group(pgrp)
             || pgrp == self.guardian.pid()
+            || self.is_agents_group(pgrp)
             // bansuri's own group: commands it runs itself (scontrol), threads' children.
             || pgrp as i32 == nix::unistd::getpgrp().as_raw()
         {
@@ -325,6 +330,7 @@ impl Runtime {
                 attempt: 0,
                 started_at: Some(e.found),
                 stopping: e.run.is_none(),
+                node: None,
             })
             .collect();
         v.sort_by_key(|p| p.pgid);

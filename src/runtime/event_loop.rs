@@ -51,6 +51,10 @@ impl Runtime {
         for input in self.resources_inputs() {
             actions.extend(self.core.handle(input, self.now()));
         }
+        // The other nodes of the job, through one step of agents (issue 18).
+        if let Some(input) = self.start_agents() {
+            actions.extend(self.core.handle(input, self.now()));
+        }
         actions.extend(self.core.handle(Input::Start, self.now()));
         self.apply(actions).or_else(|| {
             let stop_before_end = self.core.globals().stop_before_end;
@@ -96,6 +100,7 @@ impl Runtime {
         d.set(Source::Config, self.watch_deadline());
         d.set(Source::EndTime, self.slurm_state.refresh_at);
         d.set(Source::Core, self.core.next_deadline());
+        d.set(Source::Agents, self.agents_deadline());
         self.observe_deadlines(now, &mut d);
         d
     }
@@ -140,6 +145,7 @@ impl Runtime {
                 self.on_pipe(slot, false);
                 None
             }
+            Token::Agents => self.on_agents_output(),
             token => self.serve_event(token, flags),
         }
     }
@@ -173,6 +179,7 @@ impl Runtime {
                 let actions = self.core.handle(Input::Tick, self.now());
                 self.apply(actions)
             }
+            Source::Agents => self.agents_due(),
             // Served at every turn: draining groups by `check_draining`, the observer's
             // by `observe_due`, the progress line when the loop goes idle.
             Source::Drain
@@ -254,6 +261,8 @@ impl Runtime {
         self.progress.hide();
         // Escaped processes that ignored SIGTERM at shutdown go now.
         self.kill_escapees();
+        // The agents end once every run is over (the core is done): their step ends.
+        self.stop_agents();
         self.wait_notifiers();
         let slots: Vec<usize> = (0..self.pipes.len())
             .filter(|&i| self.pipes[i].is_some())

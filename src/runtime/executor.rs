@@ -189,7 +189,11 @@ impl Runtime {
     }
 
     /// Send `signal` to run `run` the way its executor takes it (nothing when it is over).
+    /// A run on another node (issue 18) gets it through its node's agent.
     pub(super) fn signal_run(&mut self, run: RunId, signal: i32) -> Vec<Action> {
+        if self.holds_remote(run) {
+            return self.signal_remote(run, signal);
+        }
         match EXECUTORS.iter().find(|e| e.holds(self, run)) {
             Some(e) => e.signal(self, run, signal),
             None => Vec::new(),

@@ -482,6 +482,7 @@ impl Runtime {
                 attempt: p.attempt,
                 started_at: p.started_at,
                 stopping: p.stopping,
+                node: p.node.clone(),
             })
             .collect();
         let first = processes.first();
@@ -555,14 +556,24 @@ impl Runtime {
         let statuses = self.core.status(now);
         // The node's resources, when the config uses them (issue 17).
         let uses = g.resources.is_some() || statuses.iter().any(|st| st.request.is_some());
+        let nodes = self.core.nodes();
         let resources = self
             .resources
             .inventory
             .as_ref()
-            .filter(|_| uses)
-            .map(|inv| {
-                state::ResourcesInfo::new(inv, statuses.iter().flat_map(|st| st.grants.iter()))
+            .filter(|_| uses || nodes.len() > 1)
+            .map(|inv| match nodes.first() {
+                // This node's ledger: what its runs hold (not those of other nodes).
+                Some(here) => state::ResourcesInfo::held(inv, &here.total, &here.free),
+                None => {
+                    state::ResourcesInfo::new(inv, statuses.iter().flat_map(|st| st.grants.iter()))
+                }
             });
+        let nodes = if nodes.len() > 1 {
+            nodes.iter().map(node_entry).collect()
+        } else {
+            Vec::new()
+        };
         let tasks = statuses.into_iter().map(|st| self.task_entry(st)).collect();
         let w = &self.watch;
         StateDoc {
@@ -617,6 +628,7 @@ impl Runtime {
             },
             node: self.obs.node.clone(),
             resources,
+            nodes,
             tasks,
         }
     }
@@ -675,6 +687,28 @@ impl Runtime {
         let now = self.now();
         self.write_state(now, Some(code));
         self.serve_finish();
+    }
+}
+
+/// A node of a multi-node job as the state file lists it (issue 18).
+fn node_entry(n: &crate::core::NodeView) -> state::NodeEntry {
+    use crate::core::NodeState;
+    state::NodeEntry {
+        name: n.name.clone().unwrap_or_else(|| {
+            crate::host::job()
+                .and_then(|j| j.node.clone())
+                .unwrap_or_else(|| crate::host::name().to_owned())
+        }),
+        state: match (&n.name, n.state) {
+            (None, _) => "here",
+            (_, NodeState::Starting) => "starting",
+            (_, NodeState::Ready) => "ready",
+            (_, NodeState::Lost) => "lost",
+        }
+        .to_owned(),
+        total: state::AmountsInfo::of(&n.total),
+        free: state::AmountsInfo::of(&n.free),
+        runs: n.runs,
     }
 }
 

@@ -311,7 +311,7 @@ impl Runtime {
                 self.poll_inbox()
             }
             Token::Conn(slot) => self.on_conn(slot, events),
-            Token::Signal | Token::Worker | Token::Alarm | Token::Pipe(_) => None,
+            Token::Signal | Token::Worker | Token::Alarm | Token::Agents | Token::Pipe(_) => None,
         }
     }
 

@@ -250,8 +250,12 @@ impl Runtime {
         if task.srun.is_some() && self.slurm.is_none() {
             return Err(StartError::SrunOutsideSlurm);
         }
+        // A task without a request holds a CPU in a job with agents (issue 18) but is not
+        // bound: no affinity, no OMP_NUM_THREADS.
         let binding = match (grant, &self.resources.inventory) {
-            (Some(grant), Some(inventory)) => Some(spawn::Binding { grant, inventory }),
+            (Some(grant), Some(inventory)) if task.needs.request.is_some() => {
+                Some(spawn::Binding { grant, inventory })
+            }
             _ => None,
         };
         spawn::spawn(task, attempt, binding).map_err(StartError::Spawn)

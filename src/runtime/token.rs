@@ -2,7 +2,7 @@
 //!
 //! epoll hands back one `u64` per event; [`Token`] is its meaning, in one place. The fixed
 //! fds (signalfd, the alarm, the worker eventfd, the control listener, the dashboard's
-//! eventfd, the inbox's inotify) take the top values; control connections take a range
+//! eventfd, the inbox's inotify, the agents' step) take the top values; control connections take a range
 //! from [`CONN_BASE`] up; child and notifier output pipes take their slot number, below.
 //!
 //! Owns: the numbering. Must not: know what the fds are for beyond their kind.
@@ -10,7 +10,7 @@
 /// The first connection token: connection `slot` is `CONN_BASE + slot`.
 const CONN_BASE: u64 = 1 << 62;
 /// The first fixed token (the lowest of the named ones): connections end below it.
-const FIXED_BASE: u64 = u64::MAX - 5;
+const FIXED_BASE: u64 = u64::MAX - 6;
 
 /// What a ready fd is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +27,8 @@ pub(super) enum Token {
     Inbox,
     /// The alarm's timerfd (the next deadline).
     Alarm,
+    /// The agents' step: srun's output (issue 18).
+    Agents,
     /// Control connection in this slot.
     Conn(usize),
     /// Output pipe (of a run or a notifier) in this slot.
@@ -47,7 +49,8 @@ impl Token {
             Token::Http => u64::MAX - 2,
             Token::Worker => u64::MAX - 3,
             Token::Inbox => u64::MAX - 4,
-            Token::Alarm => FIXED_BASE,
+            Token::Alarm => u64::MAX - 5,
+            Token::Agents => FIXED_BASE,
             Token::Conn(slot) => {
                 debug_assert!(slot < Token::MAX_CONNS);
                 CONN_BASE + slot as u64
@@ -67,7 +70,8 @@ impl Token {
             v if v == u64::MAX - 2 => Token::Http,
             v if v == u64::MAX - 3 => Token::Worker,
             v if v == u64::MAX - 4 => Token::Inbox,
-            FIXED_BASE => Token::Alarm,
+            v if v == u64::MAX - 5 => Token::Alarm,
+            FIXED_BASE => Token::Agents,
             v if v >= CONN_BASE => Token::Conn((v - CONN_BASE) as usize),
             v => Token::Pipe(v as usize),
         }
@@ -78,13 +82,14 @@ impl Token {
 mod tests {
     use super::*;
 
-    const ALL_FIXED: [Token; 6] = [
+    const ALL_FIXED: [Token; 7] = [
         Token::Signal,
         Token::Listener,
         Token::Http,
         Token::Worker,
         Token::Inbox,
         Token::Alarm,
+        Token::Agents,
     ];
 
     #[test]
@@ -129,7 +134,7 @@ mod tests {
         );
         // Every value decodes, the ones between the kinds included.
         assert_eq!(Token::from_u64(last_pipe + 1), Token::Conn(0));
-        assert_eq!(Token::from_u64(last_conn + 1), Token::Alarm);
+        assert_eq!(Token::from_u64(last_conn + 1), Token::Agents);
         assert_eq!(
             Token::from_u64(first_conn - 1),
             Token::Pipe(Token::MAX_PIPES - 1)

@@ -36,6 +36,7 @@ fn job_env_from_the_variables_sbatch_sets() {
         ("SLURM_JOB_NUM_NODES", "1"),
         ("SLURM_CPUS_ON_NODE", "2"),
         ("SLURM_JOB_PARTITION", "debug"),
+        ("SLURMD_NODENAME", "vm"),
     ];
     let get = |k: &str| {
         vars.iter()
@@ -52,6 +53,7 @@ fn job_env_from_the_variables_sbatch_sets() {
             num_nodes: Some("1".into()),
             cpus_on_node: Some("2".into()),
             partition: Some("debug".into()),
+            node: Some("vm".into()),
         }
     );
     // Older spellings.

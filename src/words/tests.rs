@@ -186,6 +186,7 @@ fn started_lines_by_launch_and_attempt() {
             command: "./t.sh".into(),
             launch,
             pid: 42,
+            node: None,
             attempt,
             times,
         })
@@ -209,6 +210,18 @@ fn started_lines_by_launch_and_attempt() {
     assert_eq!(
         started(Launch::InProcess, 2, 3),
         info("Running in-process task `./t.sh` (attempt 2/3)")
+    );
+    // A run on another node (issue 18) says where its pid is.
+    assert_eq!(
+        said(TaskEvent::Started {
+            command: "./t.sh".into(),
+            launch: Launch::Shell,
+            pid: 42,
+            node: Some("n2".into()),
+            attempt: 2,
+            times: 3,
+        }),
+        info("Executing shell command: ./t.sh (pid 42 on n2, attempt 2/3)")
     );
 }
 

@@ -629,3 +629,172 @@ fn a_failed_spawn_gives_its_resources_back() {
     assert_eq!(h.grant("b").cpus.len(), 4);
     assert_eq!(h.grant("b").gpus.len(), 2);
 }
+
+// ---- several nodes (issue 18) ---------------------------------------------------------
+
+/// Another node's inventory: `cpus` CPUs, no GPU, 8 GiB.
+fn node_inventory(cpus: u32) -> Inventory {
+    Inventory::of_node(
+        crate::resources::CpuSet::from_cpus(0..cpus),
+        Vec::new(),
+        8 << 30,
+    )
+}
+
+impl Harness {
+    /// Agents start on `nodes` (after `Resources`, as the runtime does).
+    fn agents(&mut self, nodes: &[&str]) -> Vec<Action> {
+        self.pump(Some(Input::Agents {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        }))
+    }
+
+    fn node_ready(&mut self, node: &str, cpus: u32) -> Vec<Action> {
+        self.pump(Some(Input::NodeReady {
+            node: node.into(),
+            inventory: node_inventory(cpus),
+        }))
+    }
+
+    /// The node of every spawn of `task`, in order (`None`: bansuri's own).
+    fn nodes_of(&self, task: &str) -> Vec<Option<String>> {
+        self.outs()
+            .filter_map(|(_, a)| match a {
+                Action::Spawn { task: t, node, .. } if t.name == task => {
+                    Some(node.as_deref().map(str::to_owned))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn with_agents_every_run_is_placed_and_a_ready_node_takes_the_waiting_ones() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut h = Harness::new(names.map(task).to_vec());
+    for n in names {
+        h.script(n, Script::forever());
+    }
+    h.resources();
+    h.agents(&["n2"]);
+    assert!(h
+        .job_log()
+        .contains("Starting agents on 1 other node(s) in one job step: n2"));
+    h.start();
+    // This node has 4 CPUs: 4 runs of tasks without a request (one CPU each), unbound.
+    let here: Vec<&str> = names
+        .into_iter()
+        .filter(|n| h.nodes_of(n) == [None])
+        .collect();
+    assert_eq!(here.len(), 4, "{}", h.job_log());
+    assert_eq!(h.state("e"), TaskState::Waiting);
+    assert_eq!(
+        h.status_for("e").waiting_for.as_deref(),
+        Some("needs 1 CPU, 0 free")
+    );
+    // n2 answers with 2 CPUs: the two waiting runs go there.
+    h.step(secs(1));
+    h.node_ready("n2", 2);
+    assert!(h
+        .job_log()
+        .contains("Node n2 ready: CPUs 0-1, memory 8 GiB"));
+    for n in ["e", "f"] {
+        assert_eq!(
+            h.nodes_of(n),
+            [Some("n2".to_owned())],
+            "{n}: {}",
+            h.job_log()
+        );
+    }
+    let nodes = h.core.nodes();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!((nodes[0].runs, nodes[1].runs), (4, 2));
+    assert_eq!(nodes[1].free.cpus, 0);
+    assert_eq!(nodes[1].state, crate::core::NodeState::Ready);
+}
+
+#[test]
+fn a_lost_node_fails_its_runs_which_retry_elsewhere_and_it_takes_no_more() {
+    let retrying = |n: &str| TaskSpec {
+        on_fail: OnFail::Restart,
+        times: 3,
+        ..asking(task(n), 4, 0)
+    };
+    let mut h = Harness::new(vec![retrying("here"), retrying("there")]);
+    h.script("here", Script::exits(secs(30), 0));
+    h.script("there", Script::forever());
+    h.resources();
+    h.agents(&["n2", "n3"]);
+    h.node_ready("n2", 4);
+    h.start();
+    assert_eq!(h.nodes_of("here"), [None]);
+    assert_eq!(h.nodes_of("there"), [Some("n2".to_owned())]);
+    h.step(secs(5));
+    h.pump(Some(Input::NodeLost {
+        node: "n2".into(),
+        reason: "its agent exited (Killed)".into(),
+    }));
+    let log = h.job_log();
+    assert!(
+        log.contains("Node n2 lost: its agent exited (Killed); its 1 run(s) failed and it takes no more runs"),
+        "{log}"
+    );
+    assert!(log.contains("Failed: node n2 lost"), "{log}");
+    assert_eq!(h.status_for("there").stats.failures, 1);
+    // The retry waits: n2 is gone, this node is busy, n3 is not ready yet.
+    h.step(secs(10));
+    assert_eq!(h.nodes_of("there").len(), 1, "{}", h.job_log());
+    h.node_ready("n3", 4);
+    assert_eq!(
+        h.nodes_of("there"),
+        [Some("n2".to_owned()), Some("n3".to_owned())]
+    );
+    // A node lost twice, or told ready after it was lost, changes nothing.
+    h.node_ready("n2", 4);
+    h.pump(Some(Input::NodeLost {
+        node: "n2".into(),
+        reason: "again".into(),
+    }));
+    assert_eq!(h.job_log().matches("Node n2 lost").count(), 1);
+    let nodes = h.core.nodes();
+    assert_eq!(nodes[1].state, crate::core::NodeState::Lost);
+    assert_eq!(nodes[1].total.cpus, 0);
+}
+
+#[test]
+fn tasks_that_cannot_leave_this_node_stay_and_without_a_request_are_not_packed() {
+    use crate::spec::{OutputTarget, SrunSpec};
+    let mut to_file = task("to-file");
+    to_file.stdout = OutputTarget::File("/tmp/x.log".into());
+    let mut on_srun = task("on-srun");
+    on_srun.srun = Some(SrunSpec::default());
+    let big_file = TaskSpec {
+        stdout: OutputTarget::File("/tmp/y.log".into()),
+        ..asking(task("big-file"), 4, 0)
+    };
+    assert!(!crate::core::may_run_elsewhere(&to_file));
+    assert!(!crate::core::may_run_elsewhere(&on_srun));
+    assert!(crate::core::may_run_elsewhere(&task("plain")));
+    let mut h = Harness::new(vec![asking(task("hog"), 4, 0), to_file, on_srun, big_file]);
+    for n in ["hog", "to-file", "on-srun", "big-file"] {
+        h.script(n, Script::forever());
+    }
+    h.resources();
+    h.agents(&["n2"]);
+    h.node_ready("n2", 2);
+    h.start();
+    // The hog (4 CPUs) fits only here (n2 has 2).
+    assert_eq!(h.nodes_of("hog"), [None]);
+    // Without a request, a task that must stay here is not packed: it starts at once
+    // although the hog holds every CPU of this node.
+    assert_eq!(h.nodes_of("to-file"), [None]);
+    assert_eq!(h.nodes_of("on-srun"), [None]);
+    // With one, it waits for this node.
+    assert!(h.nodes_of("big-file").is_empty(), "{}", h.job_log());
+    assert_eq!(h.state("big-file"), TaskState::Waiting);
+    assert_eq!(
+        h.status_for("big-file").waiting_for.as_deref(),
+        Some("needs 4 CPUs, 0 free")
+    );
+}

@@ -42,6 +42,7 @@ fn run(id: &str, cpus: u32, gpus: u32, expected: Option<u64>) -> Waiting<String>
             mem: None,
         },
         expected: expected.map(Duration::from_secs),
+        here: false,
     }
 }
 
@@ -403,6 +404,7 @@ fn memory_short_words_and_the_earliest_time() {
             mem: Some(8 * GIB),
         },
         expected: None,
+        here: false,
     };
     let d = step(&mut l, &[w], &running, t(10), None);
     assert_eq!(reasons(&d), pairs(&[("fat", "needs 8 GiB, 3 GiB free")]));
@@ -485,4 +487,141 @@ fn a_thousand_mixed_runs_pack_within_ten_percent_of_the_ideal() {
             "{end} < {ideal}: the simulation lost CPU-seconds"
         );
     }
+}
+
+// ---- several nodes (issue 18) ---------------------------------------------------------
+
+#[test]
+fn runs_spread_over_the_nodes_the_most_free_cpus_first() {
+    let mut nodes = vec![
+        ledger(2, &[], GIB),
+        ledger(2, &[], GIB),
+        ledger(2, &[], GIB),
+    ];
+    let waiting: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| run(id, 1, 0, None))
+        .collect();
+    let d = step_on(&mut nodes, &waiting, &[], t(0), None);
+    assert_eq!(ids(&d.start), ["a", "b", "c", "d"]);
+    // One on each node, then the first node again (all tie at 1 free).
+    assert_eq!(d.on, [0, 1, 2, 0]);
+    assert_eq!(nodes[0].free().cpus, 0);
+    assert_eq!(nodes[1].free().cpus, 1);
+}
+
+#[test]
+fn a_request_is_placed_on_one_node_never_split_over_two() {
+    // 1 + 1 CPUs free on two nodes: a run of 2 CPUs does not fit.
+    let mut nodes = vec![ledger(2, &[], GIB), ledger(2, &[], GIB)];
+    let first = step_on(
+        &mut nodes,
+        &[run("x", 1, 0, None), run("y", 1, 0, None)],
+        &[],
+        t(0),
+        None,
+    );
+    assert_eq!(first.on, [0, 1]);
+    let d = step_on(&mut nodes, &[run("big", 2, 0, None)], &[], t(0), None);
+    assert!(d.start.is_empty());
+    assert_eq!(reasons(&d), pairs(&[("big", "needs 2 CPUs, 1 free")]));
+}
+
+#[test]
+fn more_than_any_node_has_is_never_even_when_the_sum_would_do() {
+    let mut nodes = vec![ledger(2, &[], GIB), ledger(2, &[], GIB)];
+    let d = step_on(&mut nodes, &[run("huge", 3, 0, None)], &[], t(0), None);
+    assert!(d.start.is_empty());
+    assert!(matches!(d.wait[0].1, Reason::Never(_)), "{:?}", d.wait);
+}
+
+#[test]
+fn a_retired_node_gets_nothing() {
+    let mut nodes = vec![ledger(1, &[], GIB), ledger(4, &[], GIB)];
+    nodes[1].retire();
+    let d = step_on(
+        &mut nodes,
+        &[run("a", 1, 0, None), run("b", 1, 0, None)],
+        &[],
+        t(0),
+        None,
+    );
+    assert_eq!(ids(&d.start), ["a"]);
+    assert_eq!(d.on, [0]);
+    assert_eq!(reasons(&d), pairs(&[("b", "needs 1 CPU, 0 free")]));
+}
+
+#[test]
+fn backfill_on_another_node_than_the_reserved_one_cannot_delay_it() {
+    // Node 0: 4 CPUs, 2 held until t=100. Node 1: 1 CPU, free.
+    let mut nodes = vec![ledger(4, &[], GIB), ledger(1, &[], GIB)];
+    let held = nodes[0]
+        .allocate(&Request {
+            cpus: 2,
+            gpus: 0,
+            mem: None,
+        })
+        .unwrap();
+    let running = [(
+        0,
+        Running {
+            grant: &held,
+            end: Some(t(100)),
+        },
+    )];
+    // "big" (4 CPUs) reserves node 0 at t=100; "long" (1 CPU, 500 s) may not take node 0's
+    // free CPUs (it would delay big) but goes on node 1; "late" (1 CPU, long) then waits
+    // behind big on node 0.
+    let waiting = [
+        run("big", 4, 0, Some(10)),
+        run("long", 1, 0, Some(500)),
+        run("late", 1, 0, Some(500)),
+    ];
+    let d = step_on(&mut nodes, &waiting, &running, t(0), None);
+    assert_eq!(ids(&d.start), ["long"]);
+    assert_eq!(d.on, [1]);
+    assert_eq!(
+        d.reservation,
+        Some(Reservation {
+            id: "big".to_owned(),
+            at: Some(t(100)),
+        })
+    );
+    assert_eq!(
+        reasons(&d),
+        pairs(&[
+            ("big", "needs 4 CPUs, 2 free"),
+            ("late", "waits behind task big (reserved)"),
+        ])
+    );
+}
+
+#[test]
+fn the_reservation_goes_to_the_node_that_frees_first() {
+    let mut nodes = vec![ledger(2, &[], GIB), ledger(2, &[], GIB)];
+    let req = Request {
+        cpus: 2,
+        gpus: 0,
+        mem: None,
+    };
+    let g0 = nodes[0].allocate(&req).unwrap();
+    let g1 = nodes[1].allocate(&req).unwrap();
+    let running = [
+        (
+            0,
+            Running {
+                grant: &g0,
+                end: Some(t(300)),
+            },
+        ),
+        (
+            1,
+            Running {
+                grant: &g1,
+                end: Some(t(50)),
+            },
+        ),
+    ];
+    let d = step_on(&mut nodes, &[run("next", 2, 0, None)], &running, t(0), None);
+    assert_eq!(d.reservation.unwrap().at, Some(t(50)));
 }
