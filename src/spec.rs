@@ -201,6 +201,25 @@ pub struct TaskSpec {
     /// What each run of the task needs (issue 17): its resource request, binding, memory
     /// policy, expected runtime and checkpoint signal.
     pub needs: Needs,
+    /// This task is one element of an array task or a task file (issue 19): the config's
+    /// task `array` expands to one `TaskSpec` per element, named `task[id]`.
+    pub element: Option<ArrayElement>,
+}
+
+/// What makes a task an element of an array (issue 19).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArrayElement {
+    /// The array task's name as the config writes it (`sweep` for `sweep[17]`).
+    pub array: String,
+    /// The element's id (`17`): a range's number, else the 0-based position.
+    pub id: u64,
+    /// `{item}` / `BANSURI_ITEM`: the number, the value, the line (a matrix's values
+    /// joined by spaces).
+    pub item: String,
+    /// A matrix's named values, in key order (`{lr}` and the variable `lr`).
+    pub named: Vec<(String, String)>,
+    /// The array's `parallel`: at most this many of its elements run at once.
+    pub parallel: Option<u32>,
 }
 
 /// What a task's runs need from the allocation (issue 17). A task that asks for nothing
@@ -608,6 +627,7 @@ impl TaskSpec {
             srun: None,
             pending: Pending::default(),
             needs: Needs::default(),
+            element: None,
         }
     }
 }

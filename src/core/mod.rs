@@ -9,7 +9,7 @@
 //! Terms: a *task* is a config entry; a *run* is one logical execution of it, which may take
 //! several *attempts* (processes) when `on-fail: restart` retries it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::clock::{Mono, Now};
 use crate::model::{ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
 use crate::schedule::{self, Schedule};
 use crate::spec::{
-    Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
+    ArrayElement, Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
 };
 
 mod alloc;
@@ -673,6 +673,8 @@ pub struct Core {
     slot_queue: VecDeque<RunId>,
     /// Runs holding a slot (Starting, Running, Stopping).
     active: usize,
+    /// Runs in progress of each array with a `parallel` cap (issue 19), by array name.
+    array_active: HashMap<String, u32>,
     next_id: RunId,
     started: bool,
     shutdown: Option<ShutdownState>,
@@ -709,6 +711,7 @@ impl Core {
             tasks,
             slot_queue: VecDeque::new(),
             active: 0,
+            array_active: HashMap::new(),
             next_id: 1,
             started: false,
             shutdown: None,
@@ -1191,8 +1194,10 @@ impl Core {
         self.slot_queue.push_back(id);
     }
 
-    /// Start waiting runs while slots are free, in order (no inventory, no job end).
+    /// Start waiting runs while slots are free, in order (no inventory, no job end). A run
+    /// of an array at its `parallel` cap keeps its place while later ones may start.
     fn dispatch_fifo(&mut self) {
+        let mut held_back = Vec::new();
         while !self.slot_queue.is_empty() {
             if self.shutdown.is_some() {
                 break;
@@ -1208,7 +1213,39 @@ impl Core {
             let Some((i, r)) = self.find_run(id) else {
                 continue;
             };
+            if self.array_full(i) {
+                held_back.push(id);
+                continue;
+            }
             self.start_run(i, r, None, 0);
+        }
+        for id in held_back.into_iter().rev() {
+            self.slot_queue.push_front(id);
+        }
+    }
+
+    /// Task `i` is an element of an array whose `parallel` cap is reached (issue 19).
+    fn array_full(&self, i: usize) -> bool {
+        match &self.tasks[i].spec.element {
+            Some(ArrayElement {
+                array,
+                parallel: Some(cap),
+                ..
+            }) => self.array_active.get(array).is_some_and(|n| n >= cap),
+            _ => false,
+        }
+    }
+
+    /// A run of task `i` starts (`+1`) or ends (`-1`): its array's count.
+    fn count_array(&mut self, i: usize, starts: bool) {
+        if let Some(ArrayElement {
+            array,
+            parallel: Some(_),
+            ..
+        }) = &self.tasks[i].spec.element
+        {
+            let n = self.array_active.entry(array.clone()).or_default();
+            *n = if starts { *n + 1 } else { n.saturating_sub(1) };
         }
     }
 
@@ -1227,6 +1264,7 @@ impl Core {
         run.node = node;
         let (id, attempt) = (run.id, run.attempt);
         self.active += 1;
+        self.count_array(i, true);
         self.tasks[i].late = false;
         self.tasks[i].stats.runs += 1;
         if attempt > 1 {
@@ -1436,6 +1474,7 @@ impl Core {
         let run = self.tasks[i].runs.remove(r);
         if !matches!(run.phase, Phase::Waiting) {
             self.active = self.active.saturating_sub(1);
+            self.count_array(i, false);
         }
         self.release(run.grant.as_ref(), run.node);
         let uptime = started.map(|s| now.mono.since(s));

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 mod alloc;
+mod arrays;
 mod control;
 
 use super::*;
