@@ -268,6 +268,10 @@ struct RunArgs {
     /// this config (its state file): a requeued job continues where it stopped.
     #[arg(long)]
     resume: bool,
+    /// Like --resume, and of the array elements run only those that failed last time
+    /// (their status file and state file say so); the others are left for a later run.
+    #[arg(long)]
+    retry_failed: bool,
     /// More detail in the job log (DEBUG lines).
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -553,6 +557,7 @@ fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
         log_level: level,
         overrides,
         resume: args.resume,
+        retry_failed: args.retry_failed,
     };
     runtime::run_with(spec, opts, registry)
         .map(Exit::Run)

@@ -28,6 +28,7 @@ mod agents;
 mod alarm;
 mod cadence;
 mod deadlines;
+mod elements;
 mod error;
 mod escape;
 mod event_loop;
@@ -99,6 +100,9 @@ pub struct RunOptions {
     /// `--resume`: skip one-shots that succeeded with the same settings (previous state
     /// file), end stale process groups of a killed bansuri.
     pub resume: bool,
+    /// `--retry-failed` (issue 19): `--resume`, and of the array elements only those whose
+    /// last record is a failure run.
+    pub retry_failed: bool,
 }
 
 /// Global settings from the command line.
@@ -270,6 +274,8 @@ pub struct Runtime {
     phase: event_loop::Phase,
     /// The agents on the job's other nodes (issue 18), when there are any.
     agents: Option<agents::Agents>,
+    /// The element status file of arrays (issue 19).
+    elements: elements::Elements,
 }
 
 /// Where the config file stands against the config in effect.
@@ -430,7 +436,8 @@ impl Runtime {
         let (resources, resources_warning) =
             resources::State::read(&spec).map_err(RuntimeError::Resources)?;
         let core = Core::new(&spec, opts.mode);
-        let (obs, prev) = observe::Observer::new(&spec, opts.mode, opts.resume)?;
+        let resume = opts.resume || opts.retry_failed;
+        let (obs, prev) = observe::Observer::new(&spec, opts.mode, resume)?;
         let session = crate::slurm::JobEnv::from_env().map(crate::slurm::Session::start);
         let mut rt = Runtime {
             obs,
@@ -460,10 +467,12 @@ impl Runtime {
             progress,
             phase: event_loop::Phase::Running,
             agents: None,
+            elements: elements::Elements::default(),
         };
         rt.header(&spec);
         rt.resources_header(&spec, resources_warning);
-        rt.observe_start(prev);
+        rt.observe_start(prev, opts.retry_failed);
+        rt.open_elements(spec.tasks.iter().any(|t| t.element.is_some()));
         Ok(rt)
     }
 
@@ -555,6 +564,7 @@ impl Runtime {
         while let Some(action) = stack.pop() {
             let follow = match action {
                 Action::Event(event) => {
+                    self.element_event(&event);
                     let line = event.to_string();
                     self.log
                         .event(Utc::now(), event.task(), event.level(), &line);
@@ -803,6 +813,9 @@ impl Runtime {
         self.apply_globals(&spec.globals);
         let stop_before_end = spec.globals.stop_before_end;
         let resources = self.reload_resources(&spec);
+        if self.elements.is_closed() {
+            self.open_elements(spec.tasks.iter().any(|t| t.element.is_some()));
+        }
         let input = Input::Reload {
             spec: Arc::new(spec),
         };

@@ -112,6 +112,7 @@ pub fn render(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     out.push('\n');
     out.push_str(&table(doc, now, live));
     out.push('\n');
+    out.push_str(&arrays(doc, now));
     out.push_str(&reasons(doc));
     out.push_str(&bindings(doc));
     out.push_str(&counts(doc));
@@ -222,8 +223,17 @@ fn table(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
         "RSS",
     ];
     let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut arrays_seen: Vec<&str> = Vec::new();
     for t in &doc.tasks {
         let live_now = matches!(live, Liveness::Running | Liveness::Elsewhere);
+        // An array (issue 19) is one row, its counts; `arrays` below says more.
+        if let Some((array, _)) = crate::array::split_element_name(&t.name) {
+            if !arrays_seen.contains(&array) {
+                arrays_seen.push(array);
+                rows.push(array_row(doc, array));
+            }
+            continue;
+        }
         rows.push([
             t.name.clone(),
             t.state.clone(),
@@ -325,6 +335,8 @@ fn reasons(doc: &StateDoc) -> String {
     let lines: String = doc
         .tasks
         .iter()
+        // Array elements (issue 19) are summed up by `arrays`, not listed one by one.
+        .filter(|t| crate::array::split_element_name(&t.name).is_none())
         .filter_map(|t| {
             let why = t.reason.as_ref()?;
             Some(format!("{}: {}: {why}\n", t.name, t.state))
@@ -344,6 +356,8 @@ fn bindings(doc: &StateDoc) -> String {
     let lines: String = doc
         .tasks
         .iter()
+        // Array elements (issue 19) are summed up by `arrays`, not listed one by one.
+        .filter(|t| crate::array::split_element_name(&t.name).is_none())
         .filter_map(|t| match (&t.waiting_for, t.grants.as_slice()) {
             (Some(why), _) => Some(format!("{}: {}: {why}\n", t.name, t.state)),
             (None, []) => None,
@@ -414,6 +428,115 @@ fn nodes(doc: &StateDoc) -> String {
     out
 }
 
+/// The elements of array `array` (issue 19), in config order.
+fn elements<'a>(doc: &'a StateDoc, array: &'a str) -> impl Iterator<Item = &'a TaskEntry> + 'a {
+    doc.tasks
+        .iter()
+        .filter(move |t| crate::array::split_element_name(&t.name).is_some_and(|(a, _)| a == array))
+}
+
+/// An array's row of the table: `sweep[]`, `12 RUNNING 80 SUCCESS 3 FAILED 5 WAITING`...
+fn array_row(doc: &StateDoc, array: &str) -> [String; 9] {
+    let mut by: Vec<(String, usize)> = Vec::new();
+    let (mut runs, mut fails, mut n) = (0u64, 0u64, 0usize);
+    for t in elements(doc, array) {
+        n += 1;
+        runs += t.runs;
+        fails += t.failures;
+        match by.iter_mut().find(|(s, _)| *s == t.state) {
+            Some((_, c)) => *c += 1,
+            None => by.push((t.state.clone(), 1)),
+        }
+    }
+    let states: Vec<String> = by.iter().map(|(s, c)| format!("{c} {s}")).collect();
+    [
+        format!("{array}[] ({n})"),
+        states.join(" "),
+        "-".into(),
+        "-".into(),
+        runs.to_string(),
+        fails.to_string(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+    ]
+}
+
+/// Per array (issue 19): what its elements do, the failed ones and the longest running
+/// ones (at most 5 of each): `sweep: 100 elements: 80 done, 12 running, 3 failed, 5
+/// waiting` then `  failed: sweep[7] (exit 1), ...` and `  running longest: sweep[3]
+/// (up 5m), ...`. `status --json` has every element.
+fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = String::new();
+    for t in &doc.tasks {
+        let Some((array, _)) = crate::array::split_element_name(&t.name) else {
+            continue;
+        };
+        if seen.contains(&array) {
+            continue;
+        }
+        seen.push(array);
+        let all: Vec<&TaskEntry> = elements(doc, array).collect();
+        let count = |states: &[&str]| {
+            all.iter()
+                .filter(|t| states.contains(&t.state.as_str()))
+                .count()
+        };
+        let failed: Vec<&&TaskEntry> = all
+            .iter()
+            .filter(|t| matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL"))
+            .collect();
+        out.push_str(&format!(
+            "{array}: {} elements: {} done, {} running, {} failed, {} waiting\n",
+            all.len(),
+            count(&["SUCCESS"]),
+            count(&["RUNNING", "STOPPING", "STARTING"]),
+            failed.len(),
+            count(&["WAITING", "PENDING", "IDLE", "RESTARTING"]),
+        ));
+        if !failed.is_empty() {
+            let shown: Vec<String> = failed
+                .iter()
+                .take(5)
+                .map(|t| {
+                    let why = t.last_exit.as_ref().map_or("-".into(), |e| e.text.clone());
+                    format!("{} ({why})", t.name)
+                })
+                .collect();
+            let more = failed.len().saturating_sub(5);
+            out.push_str(&format!(
+                "  failed: {}{}\n",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let mut running: Vec<(&str, DateTime<Utc>)> = all
+            .iter()
+            .filter(|t| t.state == "RUNNING")
+            .filter_map(|t| Some((t.name.as_str(), t.started_at?)))
+            .collect();
+        running.sort_by_key(|&(_, at)| at);
+        if !running.is_empty() {
+            let shown: Vec<String> = running
+                .iter()
+                .take(5)
+                .map(|(name, at)| format!("{name} (up {})", span(*at, now)))
+                .collect();
+            out.push_str(&format!("  running longest: {}\n", shown.join(", ")));
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        out + "\n"
+    }
+}
+
 /// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"
 fn counts(doc: &StateDoc) -> String {
     let mut by: Vec<(String, usize)> = Vec::new();
@@ -444,6 +567,42 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().expect("time")
+    }
+
+    #[test]
+    fn an_array_is_one_row_and_a_summary_not_a_row_per_element() {
+        let mut d = doc();
+        let base = d.tasks[0].clone();
+        let element = |id: u32, state: &str| {
+            let mut e = base.clone();
+            e.name = format!("sweep[{id}]");
+            e.state = state.into();
+            e
+        };
+        for id in 0..1000 {
+            let state = match id {
+                0..=2 => "RUNNING",
+                3 | 4 => "FAILED",
+                5..=899 => "SUCCESS",
+                _ => "WAITING",
+            };
+            d.tasks.push(element(id, state));
+        }
+        let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        assert!(!out.contains("sweep[900]"), "no row per element:\n{out}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("sweep[] (1000)"))
+            .unwrap_or_else(|| panic!("an array row:\n{out}"));
+        for part in ["3 RUNNING", "2 FAILED", "895 SUCCESS", "100 WAITING"] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
+        assert!(
+            out.contains("sweep: 1000 elements: 895 done, 3 running, 2 failed, 100 waiting"),
+            "{out}"
+        );
+        assert!(out.contains("  failed: sweep[3] ("), "{out}");
+        assert!(out.lines().count() < 40, "{out}");
     }
 
     #[test]

@@ -386,8 +386,8 @@ impl Core {
             let Some(&(i, r)) = at.get(&id) else {
                 continue;
             };
-            let slot = self.globals.max_parallel.map_or(true, |m| self.active < m)
-                && !self.array_full(i);
+            let slot =
+                self.globals.max_parallel.map_or(true, |m| self.active < m) && !self.array_full(i);
             let next = match outcome.remove(&id) {
                 // Its resources fit but no slot is free: it gives them back and waits for
                 // a slot, with no words, as every run always has.

@@ -94,6 +94,10 @@ pub fn settings_hash(t: &TaskSpec) -> String {
     if probe.needs == crate::spec::Needs::default() {
         text = text.replace(&format!(", needs: {:?}", probe.needs), "");
     }
+    // Likewise a task that is no array element (issue 19).
+    if probe.element.is_none() {
+        text = text.replace(", element: None", "");
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -174,6 +178,32 @@ impl Core {
             }
         }
         skipped
+    }
+
+    /// Task `name`'s settings and the attempts its runs have made so far (issue 19: the
+    /// status file's record of an element).
+    pub fn task_record(&self, name: &str) -> Option<(Arc<TaskSpec>, u32)> {
+        let t = self.tasks.iter().find(|t| t.spec.name == name)?;
+        let attempts = u32::try_from(t.stats.runs).unwrap_or(u32::MAX);
+        Some((Arc::clone(&t.spec), attempts))
+    }
+
+    /// `--retry-failed` (issue 19): of the array elements, only those in `failed` run (the
+    /// others succeeded before or never ran: left for a later run). Call after
+    /// [`Core::resume`] and before [`Input::Start`]. Returns how many were held back.
+    pub fn only_failed(&mut self, failed: &std::collections::HashSet<String>) -> usize {
+        self.deadline_memo.set(None);
+        let mut held = 0;
+        for t in &mut self.tasks {
+            if t.spec.element.is_none() || t.spec.schedule != Schedule::Once || t.resumed {
+                continue;
+            }
+            if !failed.contains(&t.spec.name) {
+                t.resumed = true;
+                held += 1;
+            }
+        }
+        held
     }
 
     /// The names of the tasks, in config order.

@@ -19,7 +19,8 @@ use crate::clock::{Mono, Now};
 use crate::model::{ExitStatus, ProcessEnd, StopReason, TaskState, Usage};
 use crate::schedule::{self, Schedule};
 use crate::spec::{
-    ArrayElement, Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec, UNLIMITED_ATTEMPTS,
+    ArrayElement, Globals, NotifyEvent, OnFail, Overlap, Spec, StopSignal, TaskSpec,
+    UNLIMITED_ATTEMPTS,
 };
 
 mod alloc;

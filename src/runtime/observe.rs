@@ -219,7 +219,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 impl Runtime {
     /// Log where the state file is (and that it cannot be written, if so).
-    pub(super) fn observe_start(&mut self, prev: Option<StateDoc>) {
+    pub(super) fn observe_start(&mut self, prev: Option<StateDoc>, retry_failed: bool) {
         if self.obs.usable {
             let msg = format!("State file: {}", self.obs.paths.state.display());
             self.master(Level::Info, &msg);
@@ -257,7 +257,7 @@ impl Runtime {
             self.core.learn_runtimes(&p.recent_runtimes());
         }
         if self.obs.resume {
-            self.resume_from(prev.as_ref());
+            self.resume_from(prev.as_ref(), retry_failed);
         }
         let now = self.now().mono;
         self.obs.samples.start(now);
@@ -305,31 +305,52 @@ impl Runtime {
     }
 
     /// `--resume`: skip the one-shots that succeeded with the same settings.
-    fn resume_from(&mut self, prev: Option<&StateDoc>) {
-        let Some(prev) = prev else {
+    fn resume_from(&mut self, prev: Option<&StateDoc>, retry_failed: bool) {
+        // Array elements (issue 19): the status file, written as each ended, knows more
+        // than a state file that a SIGKILL cut short.
+        let elements = super::elements::previous_in(&self.obs.paths.dir);
+        if prev.is_none() && elements.is_none() {
             let msg = format!(
                 "--resume: no previous state file {}: every task runs",
                 self.obs.paths.state.display()
             );
             self.master(Level::Warning, &msg);
             return;
-        };
-        let succeeded: HashMap<String, String> = prev
-            .tasks
+        }
+        let elements = elements.unwrap_or_default();
+        let tasks = prev.map(|p| p.tasks.as_slice()).unwrap_or_default();
+        let mut succeeded: HashMap<String, String> = tasks
             .iter()
             .filter(|t| t.one_shot && t.state == "SUCCESS")
             .map(|t| (t.name.clone(), t.settings_hash.clone()))
             .collect();
+        succeeded.extend(elements.succeeded.clone());
         let skipped = self.core.resume(&succeeded);
         let msg = format!(
             "--resume: {} one-shot task{} succeeded before with the same settings and will not run again{}",
             skipped.len(),
             if skipped.len() == 1 { "" } else { "s" },
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", skipped.join(", "))
-            }
+            some_names(&skipped)
+        );
+        self.master(Level::Info, &msg);
+        if !retry_failed {
+            return;
+        }
+        let mut failed: std::collections::HashSet<String> = elements.failed;
+        failed.extend(
+            tasks
+                .iter()
+                .filter(|t| {
+                    crate::array::split_element_name(&t.name).is_some()
+                        && matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL")
+                })
+                .map(|t| t.name.clone()),
+        );
+        failed.retain(|n| !succeeded.contains_key(n));
+        let held = self.core.only_failed(&failed);
+        let msg = format!(
+            "--retry-failed: {} failed element(s) run again; {held} that never ran are left for a later run",
+            failed.len()
         );
         self.master(Level::Info, &msg);
     }
@@ -709,6 +730,16 @@ fn node_entry(n: &crate::core::NodeView) -> state::NodeEntry {
         total: state::AmountsInfo::of(&n.total),
         free: state::AmountsInfo::of(&n.free),
         runs: n.runs,
+    }
+}
+
+/// ` (a, b, c)`, the first ten names and how many more: a sweep's 100,000 do not make
+/// one line of the log.
+fn some_names(names: &[String]) -> String {
+    match names.len() {
+        0 => String::new(),
+        n if n <= 10 => format!(" ({})", names.join(", ")),
+        n => format!(" ({} and {} more)", names[..10].join(", "), n - 10),
     }
 }
 
