@@ -1105,6 +1105,20 @@ fn a_killed_agent_loses_its_node_and_its_run_is_retried_elsewhere() {
         .find(|(_, n, _)| *n == victim_node)
         .map(|(p, _, _)| *p)
         .expect("the victim's agent");
+    // The victim run's processes on its node (its environment names the node).
+    let on_lost = || -> Vec<(u32, String)> {
+        marked(&mark)
+            .into_iter()
+            .filter(|(p, _)| {
+                environ_var(*p, "SLURMD_NODENAME").as_deref() == Some(victim_node.as_str())
+            })
+            .collect()
+    };
+    if on_lost().is_empty() {
+        job.fail(&format!(
+            "no process of {victim} found on {victim_node} (marker {mark}) before the kill"
+        ));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -1121,6 +1135,18 @@ fn a_killed_agent_loses_its_node_and_its_run_is_retried_elsewhere() {
             (said && failed).then_some(())
         },
     );
+    // The lost run's processes on that node end with it (the agent's guardian ends them),
+    // while the runs on the other nodes still wait for the release file.
+    if wait_for(Instant::now() + Duration::from_secs(10), || {
+        on_lost().is_empty().then_some(())
+    })
+    .is_none()
+    {
+        job.fail(&format!(
+            "{victim}'s processes on the lost node {victim_node} outlived its run: {:?}",
+            on_lost()
+        ));
+    }
     fs::write(job.dir().join("release"), "").expect("write the release file");
     let log = job.finish(Duration::from_secs(120));
     // The log after the loss: no run started on the lost node, no output from it.
