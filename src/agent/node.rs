@@ -49,8 +49,9 @@ const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// its run.
 pub const RUN_VAR: &str = "BANSURI_AGENT_RUN";
 
-/// How often a run whose main process has exited is checked for an empty group.
-const DRAIN_CHECK: Duration = Duration::from_millis(50);
+/// How often a run whose main process has exited is checked for an empty group (the
+/// leader's `DRAIN_POLL`).
+const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
 /// Run the agent for node `node` (default: `SLURMD_NODENAME`, else the host name) until
 /// the leader goes away. Returns the process exit code.
