@@ -134,6 +134,7 @@ fn minimal_task_gets_every_default() {
         srun: None,
         pending: crate::spec::Pending::default(),
         needs: crate::spec::Needs::default(),
+        element: None,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);
