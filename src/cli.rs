@@ -137,7 +137,7 @@ enum Command {
     /// Run the tasks of the config (the default).
     Run(RunArgs),
     /// Check the config: one line per task, or every error; exit 0 or 2.
-    Validate(ConfigArg),
+    Validate(ValidateArgs),
     /// Show what the bansuri of this config is doing (from its state file: works from any
     /// node that sees the file, and after the job has ended).
     Status(StatusArgs),
@@ -232,9 +232,23 @@ struct ConfigArg {
 }
 
 #[derive(Debug, Args, Default)]
+struct ValidateArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// A task file to check with the config (as `run --tasks FILE`).
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
+    /// A task file: one shell command per line (`#` comments), each run once as
+    /// `tasks[0]`, `tasks[1]`, ...; replaces the config's `tasks-file`. Without a config
+    /// file found, the task file alone runs (in the current directory).
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
     /// How often the config file is re-read (overrides check_interval), e.g. 30s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     check_interval: Option<Duration>,
@@ -321,11 +335,15 @@ where
 fn dispatch(cli: Cli, registry: Registry) -> Result<Exit, CliError> {
     let ext = registry.extensions();
     if cli.validate_config {
-        return validate(cli.run.config.config.as_deref(), &ext);
+        return validate(
+            cli.run.config.config.as_deref(),
+            cli.run.tasks.as_deref(),
+            &ext,
+        );
     }
     let done = |r: Result<(), ClientError>| r.map(|()| Exit::Done).map_err(CliError::Client);
     match cli.command {
-        Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
+        Some(Command::Validate(a)) => validate(a.config.config.as_deref(), a.tasks.as_deref(), &ext),
         Some(Command::StepExec(a)) => Ok(Exit::StepExec(crate::slurm::step_exec::run(&a.command))),
         Some(Command::Agent(a)) => Ok(Exit::StepExec(crate::agent::node::run(a.node))),
         Some(Command::Run(args)) => run(args, registry),
@@ -357,13 +375,25 @@ fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> Result<(), ClientErr
     control::client::command(c.config.as_deref(), cmd, tasks)
 }
 
-fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
-    let path = config::locate(cli).map_err(CliError::Config)?;
-    config::load_with(&path, ext).map_err(CliError::Config)
+/// The config (found as usual) with the task file of `--tasks`; with `--tasks` and no
+/// config found (no `--config`, no `$BANSURI_CONFIG`, no default file), the task file alone.
+fn load(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
+    let no_env = std::env::var_os("BANSURI_CONFIG").is_none_or(|v| v.is_empty());
+    let path = match (config::locate(cli), tasks) {
+        (Ok(path), _) => path,
+        (Err(_), Some(tasks)) if cli.is_none() && no_env => {
+            return config::tasks_only(tasks, ext).map_err(CliError::Config)
+        }
+        (Err(e), _) => return Err(CliError::Config(e)),
+    };
+    let add = config::CommandLine {
+        tasks: tasks.map(Path::to_path_buf),
+    };
+    config::load_adding(&path, ext, &add).map_err(CliError::Config)
 }
 
-fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
-    let spec = load(cli, ext)?;
+fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
+    let spec = load(cli, tasks, ext)?;
     let in_job = crate::slurm::JobEnv::from_env().is_some();
     let (found, allocation_warnings) = allocation(&spec, in_job)?;
     let now = Now {
@@ -518,7 +548,11 @@ fn needs_words(needs: &crate::spec::Needs) -> Option<String> {
 }
 
 fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
-    let spec = load(args.config.config.as_deref(), &registry.extensions())?;
+    let spec = load(
+        args.config.config.as_deref(),
+        args.tasks.as_deref(),
+        &registry.extensions(),
+    )?;
     let shortest = crate::text::duration::MIN_CHECK_INTERVAL;
     if args.check_interval.is_some_and(|d| d < shortest) {
         return Err(CliError::CheckIntervalTooShort { min: shortest });
