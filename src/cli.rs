@@ -400,20 +400,29 @@ fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Resul
         mono: Mono::ZERO,
         wall: Utc::now(),
     };
-    let n = spec.tasks.len();
+    // An array is one line of the report, however many elements it has.
+    let rows = report_rows(&spec.tasks);
+    let n = rows.len();
+    let elements: usize = rows.iter().filter(|r| r.elements.is_some()).map(|r| r.count).sum();
     let w = spec.warnings.len();
     outln!(
-        "{}: valid, {n} task{}{}",
+        "{}: valid, {n} task{}{}{}",
         spec.source.display(),
         if n == 1 { "" } else { "s" },
+        match elements {
+            0 => String::new(),
+            1 => " (1 array element)".to_owned(),
+            e => format!(" ({e} array elements)"),
+        },
         match w {
             0 => String::new(),
             1 => ", 1 warning (below)".to_owned(),
             w => format!(", {w} warnings (below)"),
         }
     );
-    let width = spec.tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
-    for t in &spec.tasks {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for row in &rows {
+        let t = row.task;
         let when = schedule::describe(&t.schedule);
         let next = if !t.enabled {
             "disabled (enabled: false)".to_owned()
@@ -428,6 +437,9 @@ fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Resul
             }
         };
         let mut notes = String::new();
+        if let Some(words) = &row.elements {
+            notes.push_str(&format!(", {words}"));
+        }
         if t.no_interface {
             notes.push_str(&format!(" (in-process task `{}`)", t.command.display()));
         }
@@ -455,7 +467,7 @@ fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Resul
         if let Some(needs) = needs_words(&t.needs) {
             notes.push_str(&format!("; {needs}"));
         }
-        outln!("  {:<width$}  {when}; {next}{notes}", t.name);
+        outln!("  {:<width$}  {when}; {next}{notes}", row.name);
     }
     if let Some(found) = found {
         outln!("  resources: bansuri found {found}");
@@ -468,6 +480,54 @@ fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Resul
         outln!("warning: {warning}");
     }
     Ok(Exit::Done)
+}
+
+/// One line of the `validate` report: a task, or an array with all its elements.
+struct Row<'s> {
+    /// The task (an array's first element).
+    task: &'s crate::spec::TaskSpec,
+    /// `sweep[1..1000]` for an array, else the task's name.
+    name: String,
+    /// Tasks on this line.
+    count: usize,
+    /// For an array: `1000 elements, at most 4 at once`.
+    elements: Option<String>,
+}
+
+/// The tasks, the elements of each array on one row (they are consecutive in the `Spec`).
+fn report_rows(tasks: &[crate::spec::TaskSpec]) -> Vec<Row<'_>> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut i = 0;
+    while i < tasks.len() {
+        let t = &tasks[i];
+        let Some(el) = &t.element else {
+            rows.push(Row {
+                task: t,
+                name: t.name.clone(),
+                count: 1,
+                elements: None,
+            });
+            i += 1;
+            continue;
+        };
+        let len = tasks[i..]
+            .iter()
+            .take_while(|o| o.element.as_ref().is_some_and(|e| e.array == el.array))
+            .count();
+        let last = tasks[i + len - 1].element.as_ref().map_or(el.id, |e| e.id);
+        let mut words = format!("{len} element{}", if len == 1 { "" } else { "s" });
+        if let Some(p) = el.parallel {
+            words.push_str(&format!(", at most {p} at once"));
+        }
+        rows.push(Row {
+            task: t,
+            name: format!("{}[{}..{last}]", el.array, el.id),
+            count: len,
+            elements: Some(words),
+        });
+        i += len;
+    }
+    rows
 }
 
 /// `validate`'s part of issue 17: what bansuri finds here (the inventory's words) and

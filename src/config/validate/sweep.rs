@@ -175,7 +175,6 @@ impl Validator<'_> {
             }
             return None;
         };
-        let array = self.array(t, g)?;
         let mut ok = true;
         for (other, why) in [
             ("timer", "a timer"),
@@ -218,6 +217,7 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        let array = self.array(t, g)?;
         ok &= self.placeholders_known(t, f, &array);
         ok.then_some(Sweep {
             array,
@@ -367,7 +367,7 @@ impl Validator<'_> {
             known.extend(lists.iter().map(|(k, _)| k.as_str()));
         }
         let mut bad = false;
-        let mut check = |v: &mut Self, text: &str, field: &str, node: &Node, shell: bool| {
+        let mut check = |v: &mut Self, text: &str, field: &str, what: &str, node: &Node, shell: bool| {
             // No shell reads an argument or a value: a backslash escapes nothing there.
             let plain;
             let text = if shell {
@@ -401,7 +401,7 @@ impl Validator<'_> {
                         t,
                         Some(field),
                         format!(
-                            "unknown placeholder `{{{name}}}` in `{field}`{}: the array's placeholders are {}",
+                            "unknown placeholder `{{{name}}}` in {what}{}: the array's placeholders are {}",
                             in_task(t),
                             list.join(", ")
                         ),
@@ -413,11 +413,11 @@ impl Validator<'_> {
         };
         if let Some(c) = f.get("command") {
             match &c.node.value {
-                Value::String(s) => check(self, s, "command", c.node, true),
+                Value::String(s) => check(self, s, "command", "the command", c.node, true),
                 Value::Array(items) => {
                     for item in items {
                         if let Value::String(s) = &item.value {
-                            check(self, s, "command", item, false);
+                            check(self, s, "command", "the command", item, false);
                         }
                     }
                 }
@@ -429,7 +429,8 @@ impl Validator<'_> {
             if let Value::Object(vars) = &g.node.value {
                 for (key, node) in vars {
                     if let Value::String(s) = &node.value {
-                        check(self, s, "env", node, false);
+                        let what = format!("`env.{}`", key.name);
+                        check(self, s, "env", &what, node, false);
                     }
                     let ours = matches!(key.name.as_str(), "BANSURI_ITEM" | "BANSURI_ARRAY_INDEX")
                         || (known.contains(&key.name.as_str())
