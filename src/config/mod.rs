@@ -373,7 +373,7 @@ pub fn parse_str_adding(
 /// at its default. The commands run in the current directory; `Spec::source` is the task
 /// file (made absolute), so the state directory is `.bansuri/<task file name>/` beside it.
 pub fn tasks_only(tasks: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
-    let source = absolute(tasks);
+    let source = std::fs::canonicalize(tasks).unwrap_or_else(|_| absolute(tasks));
     let root = tree::Node {
         value: tree::Value::Object(Vec::new()),
         span: 0..0,

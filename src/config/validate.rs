@@ -885,6 +885,8 @@ impl<'a> Validator<'a> {
         let version = self.take(None, f.get("version"), version);
         self.take(None, f.get("$schema"), |n| as_str(n).map(|_| ()));
         let globals = self.globals(&f);
+        // A task file given (even one that failed) stands for `scripts`.
+        let task_file_given = tasks_from.is_some() || f.get("tasks-file").is_some();
         let task_file = self.tasks_file(f.get("tasks-file"), tasks_from);
 
         if let (Some(s), Some(p)) = (f.get("scripts"), f.get("programs")) {
@@ -913,7 +915,7 @@ impl<'a> Validator<'a> {
             });
         }
         let Some(scripts) = f.get("scripts") else {
-            if task_file.is_some() || f.get("tasks-file").is_some() {
+            if task_file_given {
                 return Some(Spec {
                     source: self.file.to_path_buf(),
                     version,

@@ -81,13 +81,13 @@ fn task_file_array(text: &str) -> Result<Array, String> {
 
 /// A file's text, with the checks of an environment-file: as root, one others can change
 /// is refused (its lines become commands or arguments); it must be UTF-8.
-fn read_text(path: &Path) -> Result<String, Problem> {
+fn read_text(path: &Path, relative_to: &str) -> Result<String, Problem> {
     if let Some(u) = super::super::unsafe_to_trust(path) {
         return Err(Problem::new(u.why).help(u.help));
     }
     let bytes = std::fs::read(path).map_err(|e| {
         Problem::new(format!("cannot read `{}`: {e}", path.display()))
-            .help("relative paths are relative to the config file's directory")
+            .help(format!("relative paths are relative to {relative_to}"))
     })?;
     String::from_utf8(bytes).map_err(|e| {
         Problem::new(format!(
@@ -342,7 +342,7 @@ impl Validator<'_> {
     /// `array.file`: one value per line, relative to the config file's directory.
     fn array_file(&mut self, node: &Node) -> Result<Array, Problem> {
         let path = tidy(&self.config_dir.join(non_empty_str(node)?));
-        let text = read_text(&path)?;
+        let text = read_text(&path, "the config file's directory")?;
         if let Some(n) = text.lines().position(|l| l.contains('\0')) {
             return Err(Problem::new(format!(
                 "line {} of `{}` contains a NUL character",
@@ -511,7 +511,12 @@ impl Validator<'_> {
             }
             (None, None) => return None,
         };
-        let array = read_text(&path).and_then(|text| {
+        let relative_to = if at.is_ok() {
+            "the config file's directory"
+        } else {
+            "the current directory"
+        };
+        let array = read_text(&path, relative_to).and_then(|text| {
             task_file_array(&text)
                 .map_err(|why| Problem::new(format!("task file `{}`: {why}", path.display())))
         });
