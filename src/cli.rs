@@ -343,7 +343,9 @@ fn dispatch(cli: Cli, registry: Registry) -> Result<Exit, CliError> {
     }
     let done = |r: Result<(), ClientError>| r.map(|()| Exit::Done).map_err(CliError::Client);
     match cli.command {
-        Some(Command::Validate(a)) => validate(a.config.config.as_deref(), a.tasks.as_deref(), &ext),
+        Some(Command::Validate(a)) => {
+            validate(a.config.config.as_deref(), a.tasks.as_deref(), &ext)
+        }
         Some(Command::StepExec(a)) => Ok(Exit::StepExec(crate::slurm::step_exec::run(&a.command))),
         Some(Command::Agent(a)) => Ok(Exit::StepExec(crate::agent::node::run(a.node))),
         Some(Command::Run(args)) => run(args, registry),
@@ -403,7 +405,11 @@ fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Resul
     // An array is one line of the report, however many elements it has.
     let rows = report_rows(&spec.tasks);
     let n = rows.len();
-    let elements: usize = rows.iter().filter(|r| r.elements.is_some()).map(|r| r.count).sum();
+    let elements: usize = rows
+        .iter()
+        .filter(|r| r.elements.is_some())
+        .map(|r| r.count)
+        .sum();
     let w = spec.warnings.len();
     outln!(
         "{}: valid, {n} task{}{}{}",

@@ -250,11 +250,7 @@ pub fn load_with(path: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
 }
 
 /// [`load_with`], with what the command line adds (`--tasks`).
-pub fn load_adding(
-    path: &Path,
-    ext: &Extensions,
-    cli: &CommandLine,
-) -> Result<Spec, ConfigErrors> {
+pub fn load_adding(path: &Path, ext: &Extensions, cli: &CommandLine) -> Result<Spec, ConfigErrors> {
     let format = Format::from_path(path)?;
     check_permissions(path)?;
     let bytes = std::fs::read(path)

@@ -129,9 +129,9 @@ mod program;
 pub(crate) use program::{lookup_user, UserError};
 mod sweep;
 pub(crate) use sweep::TasksFileFrom;
+pub use sweep::TASKS_FILE_TASK;
 #[cfg(test)]
 pub(crate) use sweep::{ARRAY_FIELDS, TASKS_FILE_FIELDS};
-pub use sweep::TASKS_FILE_TASK;
 
 use crate::text::duration::{self, HELP as DURATION_HELP};
 
@@ -1160,7 +1160,9 @@ impl<'a> Validator<'a> {
                                     Some("name"),
                                     format!("task name `{name}` is the task file's"),
                                 )
-                                .with_note(format!("the task file's commands run as `{name}[0]`, `{name}[1]`, ..."))
+                                .with_note(format!(
+                                    "the task file's commands run as `{name}[0]`, `{name}[1]`, ..."
+                                ))
                                 .with_help("rename this task");
                             self.push(e);
                         }
@@ -1215,7 +1217,11 @@ impl<'a> Validator<'a> {
             if s.is_some() {
                 staged.push((task, s));
             } else {
-                staged.extend(self.expand_instances(vec![(task, n)]).into_iter().map(|t| (t, None)));
+                staged.extend(
+                    self.expand_instances(vec![(task, n)])
+                        .into_iter()
+                        .map(|t| (t, None)),
+                );
             }
         }
         staged.extend(task_file.map(|(t, s)| (t, Some(s))));

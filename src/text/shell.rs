@@ -292,7 +292,10 @@ mod tests {
     fn literals_are_quoted_for_their_context() {
         assert_eq!(literal("echo {item}", "a b"), "echo 'a b'");
         assert_eq!(literal("echo {item}", "it's"), "echo 'it'\\''s'");
-        assert_eq!(literal("echo \"x {item}\"", "$a\"`"), "echo \"x \\$a\\\"\\`\"");
+        assert_eq!(
+            literal("echo \"x {item}\"", "$a\"`"),
+            "echo \"x \\$a\\\"\\`\""
+        );
         assert_eq!(literal("echo 'x {item}'", "a b"), "echo 'x ''a b'''");
         assert_eq!(literal("echo ${item} {other}", "v"), "echo ${item} {other}");
     }
@@ -350,7 +353,11 @@ mod tests {
 
     #[test]
     fn variables_follow_the_quoting_too() {
-        let var = |t: &str| fill(t, |n| (n == "task").then_some(Fill::Variable("BANSURI_TASK")));
+        let var = |t: &str| {
+            fill(t, |n| {
+                (n == "task").then_some(Fill::Variable("BANSURI_TASK"))
+            })
+        };
         assert_eq!(var("mail -s {task} x"), "mail -s \"${BANSURI_TASK}\" x");
         assert_eq!(var("echo '{task}'"), "echo ''\"${BANSURI_TASK}\"''");
         assert_eq!(var("echo $(({task}+1))"), "echo $((${BANSURI_TASK}+1))");

@@ -72,9 +72,7 @@ fn task_file_array(text: &str) -> Result<Array, String> {
         return Err(format!("line {} contains a NUL character", n + 1));
     }
     Array::task_file(text).map_err(|e| match e {
-        ArrayError::Empty => {
-            "it holds no command (only blank lines and `#` comments)".to_owned()
-        }
+        ArrayError::Empty => "it holds no command (only blank lines and `#` comments)".to_owned(),
         e => e.to_string(),
     })
 }
@@ -230,8 +228,11 @@ impl Validator<'_> {
     fn array(&mut self, t: Option<&str>, g: &Got) -> Option<Array> {
         let help = "write \"array\": {\"range\": \"1-100\"}, {\"values\": [\"a\", \"b\"]}, {\"matrix\": {\"lr\": [0.1, 0.01]}} or {\"file\": \"inputs.txt\"}";
         let Value::Object(members) = &g.node.value else {
-            let p = expected("an object with one of `range`, `values`, `matrix`, `file`", g.node)
-                .help(help);
+            let p = expected(
+                "an object with one of `range`, `values`, `matrix`, `file`",
+                g.node,
+            )
+            .help(help);
             self.report(t, g, p);
             return None;
         };
@@ -276,8 +277,8 @@ impl Validator<'_> {
         }
         let Some((name, _, node)) = form else {
             if ok {
-                let p = Problem::new("it gives none of `range`, `values`, `matrix`, `file`")
-                    .help(help);
+                let p =
+                    Problem::new("it gives none of `range`, `values`, `matrix`, `file`").help(help);
                 self.report(t, g, p);
             }
             return None;
@@ -329,10 +330,12 @@ impl Validator<'_> {
         Array::matrix(lists).map_err(|e| {
             let p = Problem::new(e.to_string());
             match e {
-                ArrayError::BadKey(k) => match members.iter().rev().find(|(key, _)| key.name == k) {
-                    Some((key, _)) => p.at(key.span.clone()),
-                    None => p,
-                },
+                ArrayError::BadKey(k) => {
+                    match members.iter().rev().find(|(key, _)| key.name == k) {
+                        Some((key, _)) => p.at(key.span.clone()),
+                        None => p,
+                    }
+                }
                 ArrayError::Empty => p.help(help),
                 _ => p,
             }
@@ -367,7 +370,12 @@ impl Validator<'_> {
             known.extend(lists.iter().map(|(k, _)| k.as_str()));
         }
         let mut bad = false;
-        let mut check = |v: &mut Self, text: &str, field: &str, what: &str, node: &Node, shell: bool| {
+        let mut check = |v: &mut Self,
+                         text: &str,
+                         field: &str,
+                         what: &str,
+                         node: &Node,
+                         shell: bool| {
             // No shell reads an argument or a value: a backslash escapes nothing there.
             let plain;
             let text = if shell {
@@ -502,7 +510,9 @@ impl Validator<'_> {
                 let path = match non_empty_str(file_node) {
                     Ok(s) => tidy(&dir.join(s)),
                     Err(p) => {
-                        let p = p.help("write \"tasks-file\": \"cmds.txt\" (one shell command per line)");
+                        let p = p.help(
+                            "write \"tasks-file\": \"cmds.txt\" (one shell command per line)",
+                        );
                         self.report_in(None, "tasks-file", file_node.span.clone(), p);
                         return None;
                     }
@@ -527,7 +537,8 @@ impl Validator<'_> {
                 return None;
             }
             (Err(p), Err(_)) => {
-                let mut e = ConfigError::plain(self.file, format!("invalid `--tasks`: {}", p.detail));
+                let mut e =
+                    ConfigError::plain(self.file, format!("invalid `--tasks`: {}", p.detail));
                 e.file = path.clone();
                 e.field = Some("--tasks".to_owned());
                 e.help = p.help;
@@ -539,7 +550,8 @@ impl Validator<'_> {
             Err(Some(cwd)) => cwd,
             _ => self.config_dir.clone(),
         };
-        let task = TaskSpec::with_defaults(TASKS_FILE_TASK, CommandSpec::Shell(String::new()), workdir);
+        let task =
+            TaskSpec::with_defaults(TASKS_FILE_TASK, CommandSpec::Shell(String::new()), workdir);
         let parallel = Some(par.unwrap_or_else(cpus_here));
         Some((
             task,
@@ -634,9 +646,8 @@ fn fill_text<'a>(text: &str, lookup: &impl Fn(&str) -> Option<&'a str>) -> Strin
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
         let name = &after[..name_len];
-        let placeholder = !head.ends_with('$')
-            && after[name_len..].starts_with('}')
-            && shell::is_name(name);
+        let placeholder =
+            !head.ends_with('$') && after[name_len..].starts_with('}') && shell::is_name(name);
         match lookup(name).filter(|_| placeholder) {
             Some(v) => {
                 out.push_str(v);
@@ -664,7 +675,10 @@ mod tests {
             _ => None,
         };
         assert_eq!(fill_text("--in={item}", &look), "--in=a b'$(x)");
-        assert_eq!(fill_text("{lr}{lr} ${lr} {nope} {", &look), "0.10.1 ${lr} {nope} {");
+        assert_eq!(
+            fill_text("{lr}{lr} ${lr} {nope} {", &look),
+            "0.10.1 ${lr} {nope} {"
+        );
         assert_eq!(fill_text("{{item}}", &look), "{a b'$(x)}");
     }
 
@@ -672,7 +686,13 @@ mod tests {
     fn task_files_skip_comments_and_refuse_nul_and_emptiness() {
         let a = task_file_array("# sweep\n\necho 1\n  # x\necho 2\n").unwrap();
         assert_eq!(a.len(), 2);
-        assert_eq!(task_file_array("# only\n\n").unwrap_err(), "it holds no command (only blank lines and `#` comments)");
-        assert_eq!(task_file_array("a\nb\0\n").unwrap_err(), "line 2 contains a NUL character");
+        assert_eq!(
+            task_file_array("# only\n\n").unwrap_err(),
+            "it holds no command (only blank lines and `#` comments)"
+        );
+        assert_eq!(
+            task_file_array("a\nb\0\n").unwrap_err(),
+            "line 2 contains a NUL character"
+        );
     }
 }
