@@ -380,7 +380,7 @@ fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> Result<(), ClientErr
 /// The config (found as usual) with the task file of `--tasks`; with `--tasks` and no
 /// config found (no `--config`, no `$BANSURI_CONFIG`, no default file), the task file alone.
 fn load(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
-    let no_env = std::env::var_os("BANSURI_CONFIG").is_none_or(|v| v.is_empty());
+    let no_env = !matches!(std::env::var_os("BANSURI_CONFIG"), Some(v) if !v.is_empty());
     let path = match (config::locate(cli), tasks) {
         (Ok(path), _) => path,
         (Err(_), Some(tasks)) if cli.is_none() && no_env => {

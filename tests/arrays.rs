@@ -40,7 +40,7 @@ fn bansuri(dir: &Path, args: &[&str]) -> Done {
     if args.first() == Some(&"run") {
         cmd.arg("--log-file").arg(&log);
     }
-    let mut child = cmd
+    let child = cmd
         .current_dir(dir)
         .env_remove("BANSURI_CONFIG")
         .stdin(Stdio::null())

@@ -1142,7 +1142,12 @@ impl<'a> Validator<'a> {
                     sweeps.push(None);
                 }
                 Value::Object(members) => {
-                    let (task, name, extras, sweep) = self.task(&label, entry, members);
+                    let TaskRead {
+                        task,
+                        name,
+                        extras,
+                        sweep,
+                    } = self.task(&label, entry, members);
                     sweeps.push(sweep);
                     if let Some(span) = extras.depends_span {
                         dep_spans.insert(task.name.clone(), span);
@@ -1237,17 +1242,7 @@ impl<'a> Validator<'a> {
     }
 
     /// One task object. Also returns its name and the name's span when the name is valid.
-    fn task(
-        &mut self,
-        index_label: &str,
-        node: &Node,
-        members: &[(Key, Node)],
-    ) -> (
-        TaskSpec,
-        Option<(String, Range<usize>)>,
-        program::ProgramExtras,
-        Option<sweep::Sweep>,
-    ) {
+    fn task(&mut self, index_label: &str, node: &Node, members: &[(Key, Node)]) -> TaskRead {
         // The name first, so every other error can say which task it is about.
         let name_got = members
             .iter()
@@ -1280,7 +1275,12 @@ impl<'a> Validator<'a> {
         self.needs(t, &f, &mut task);
         self.python_module_trust(t, &f, &task);
         let sweep = self.sweep(t, &f, &task, extras.numprocs.is_some());
-        (task, name, extras, sweep)
+        TaskRead {
+            task,
+            name,
+            extras,
+            sweep,
+        }
     }
 
     /// A task's `name` (with its span, when valid) and `command`, each missing one an
@@ -1674,6 +1674,15 @@ impl<'a> Validator<'a> {
         }
         None
     }
+}
+
+/// One task object as read: the task, its name and the name's span (when valid), and what
+/// the task list needs afterwards (`numprocs`, `depends-on`'s place, the array).
+struct TaskRead {
+    task: TaskSpec,
+    name: Option<(String, Range<usize>)>,
+    extras: program::ProgramExtras,
+    sweep: Option<sweep::Sweep>,
 }
 
 /// Variables of an environment-file, in file order.
