@@ -104,7 +104,8 @@ fn each_array_form_runs_once_per_element() {
             {"name": "s", "command": "printf %s {item} > out/s-{index}", "array": {"range": "0-20:10"}},
             {"name": "v", "command": "printf %s {item} > out/v-{index}", "array": {"values": ["x", 2.5]}},
             {"name": "m", "command": "printf '%s/%s' {a} {b} > out/m-{index}", "array": {"matrix": {"a": [1, 2], "b": ["p", "q"]}}},
-            {"name": "f", "command": "printf %s {item} > out/f-{index}", "array": {"file": "inputs.txt"}}
+            {"name": "f", "command": "printf %s {item} > out/f-{index}", "array": {"file": "inputs.txt"}},
+            {"name": "o", "command": "printf 'out %s' {item}", "stdout": "out/o-{index}", "array": {"values": ["p%d"]}}
         ]}"#,
     );
     let d = bansuri(
@@ -121,6 +122,7 @@ fn each_array_form_runs_once_per_element() {
             ("m-1", "1/q"),
             ("m-2", "2/p"),
             ("m-3", "2/q"),
+            ("o-0", "out p%d"),
             ("r-1", "1"),
             ("r-10", "10"),
             ("r-2", "2"),

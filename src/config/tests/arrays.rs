@@ -129,6 +129,27 @@ fn placeholders_are_quoted_in_shell_commands_and_literal_elsewhere() {
 }
 
 #[test]
+fn output_paths_take_placeholders_as_text() {
+    let text = r#"{"scripts": [{"name": "t", "command": "x", "stdout": "logs/{index}-{item}.out", "stderr": "logs/%Y/{item}.err", "array": {"values": ["a b", "50%"]}}]}"#;
+    let t = ok(text).tasks;
+    assert_eq!(
+        t[0].stdout,
+        OutputTarget::File(PathBuf::from("/cfg/logs/0-a b.out"))
+    );
+    // A value's `%` is no strftime pattern; the config's own stays one.
+    assert_eq!(
+        t[1].stderr,
+        StderrTarget::File(PathBuf::from("/cfg/logs/%Y/50%%.err"))
+    );
+    array_err(
+        r#""x""#,
+        r#""array": {"range": "1-2"}, "stdout": "out/{idx}.log""#,
+        "stdout",
+        "unknown placeholder `{idx}` in `stdout`",
+    );
+}
+
+#[test]
 fn array_file_reads_one_value_per_line_beside_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("in.txt"), "a.csv\n\nb c.csv\r\n").expect("write");

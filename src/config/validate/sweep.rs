@@ -12,9 +12,10 @@
 //!   `timeout`, retries...) is copied to every element.
 //! - Placeholders: `{item}`, `{index}` (the element's id) and each matrix key are filled
 //!   in the command (a shell command gets each value as one quoted word, see
-//!   `crate::text::shell`; an argv command gets it as text inside its argument) and in
-//!   `env` values (as text). Any other `{name}` in the command or `env` of an array task
-//!   is an error listing the known ones: a typo must not run 1,000 wrong commands. The
+//!   `crate::text::shell`; an argv command gets it as text inside its argument), in `env`
+//!   values (as text) and in `stdout`/`stderr` paths (as text, a `%` of a value doubled so
+//!   it is no strftime pattern). Any other `{name}` there is an error listing the known
+//!   ones: a typo must not run 1,000 wrong commands. The
 //!   variables `BANSURI_ITEM`, `BANSURI_ARRAY_INDEX` and each matrix key are set; `env`
 //!   giving one of them is an error. Tasks without `array` are not touched.
 //! - `parallel` (a whole number >= 1) caps the running elements of the array; without
@@ -22,7 +23,8 @@
 //! - A task file (`tasks-file`, or `--tasks FILE` which replaces it) is the array task
 //!   `tasks`: one element per command line, `#` comments and blank lines skipped, ids
 //!   0, 1, ... over the lines kept; each line runs as a shell command as written (no
-//!   placeholders), in the config file's directory (with `--tasks` and no config: the
+//!   placeholders; a disBatch `#DISBATCH` directive is an error rather than a comment, so
+//!   that a PREFIX or REPEAT is never silently dropped), in the config file's directory (with `--tasks` and no config: the
 //!   current directory). Its `parallel` is `tasks-file`'s `{"file": ..., "parallel": N}`,
 //!   else the number of CPUs bansuri may use, as GNU parallel and disBatch default to one
 //!   command per core. A config task named `tasks` beside a task file is an error.
@@ -70,6 +72,15 @@ impl Sweep {
 fn task_file_array(text: &str) -> Result<Array, String> {
     if let Some(n) = text.lines().position(|l| l.contains('\0')) {
         return Err(format!("line {} contains a NUL character", n + 1));
+    }
+    if let Some(n) = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("#DISBATCH"))
+    {
+        return Err(format!(
+            "line {} is a disBatch directive (`#DISBATCH ...`), which bansuri does not read: write each command in full, or use a task's `array` for a REPEAT",
+            n + 1
+        ));
     }
     Array::task_file(text).map_err(|e| match e {
         ArrayError::Empty => "it holds no command (only blank lines and `#` comments)".to_owned(),
@@ -432,6 +443,14 @@ impl Validator<'_> {
                 _ => {}
             }
         }
+        for name in ["stdout", "stderr"] {
+            if let Some(g) = f.get(name) {
+                if let Value::String(s) = &g.node.value {
+                    let what = format!("`{name}`");
+                    check(self, s, name, &what, g.node, false);
+                }
+            }
+        }
         let mut env_clash = false;
         if let Some(g) = f.get("env") {
             if let Value::Object(vars) = &g.node.value {
@@ -618,6 +637,18 @@ fn element_task(task: &TaskSpec, sweep: &Sweep, e: Element) -> TaskSpec {
             *v = fill_text(v, &lookup);
         }
     }
+    // Output paths: a `%` of a value is no strftime pattern.
+    let in_path = |name: &str| lookup(name).map(|v| v.replace('%', "%%"));
+    let fill_path = |p: &std::path::Path| match p.to_str() {
+        Some(s) if s.contains('{') => PathBuf::from(fill_text(s, &in_path)),
+        _ => p.to_path_buf(),
+    };
+    if let OutputTarget::File(p) = &task.stdout {
+        el.stdout = OutputTarget::File(fill_path(p));
+    }
+    if let StderrTarget::File(p) = &task.stderr {
+        el.stderr = StderrTarget::File(fill_path(p));
+    }
     el.env.insert("BANSURI_ITEM".into(), e.item.clone());
     el.env.insert("BANSURI_ARRAY_INDEX".into(), id.clone());
     for (k, v) in &e.named {
@@ -635,7 +666,7 @@ fn element_task(task: &TaskSpec, sweep: &Sweep, e: Element) -> TaskSpec {
 
 /// `text` (an argument or a value: no shell reads it) with each placeholder replaced by
 /// its value as it is; `${name}` stays.
-fn fill_text<'a>(text: &str, lookup: &impl Fn(&str) -> Option<&'a str>) -> String {
+fn fill_text<S: AsRef<str>>(text: &str, lookup: &impl Fn(&str) -> Option<S>) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
     while let Some(i) = rest.find('{') {
@@ -650,7 +681,7 @@ fn fill_text<'a>(text: &str, lookup: &impl Fn(&str) -> Option<&'a str>) -> Strin
             !head.ends_with('$') && after[name_len..].starts_with('}') && shell::is_name(name);
         match lookup(name).filter(|_| placeholder) {
             Some(v) => {
-                out.push_str(v);
+                out.push_str(v.as_ref());
                 rest = &after[name_len + 1..];
             }
             None => {
@@ -694,5 +725,7 @@ mod tests {
             task_file_array("a\nb\0\n").unwrap_err(),
             "line 2 contains a NUL character"
         );
+        let e = task_file_array("echo 1\n #DISBATCH PREFIX cd /x ;\necho 2\n").unwrap_err();
+        assert!(e.starts_with("line 2 is a disBatch directive"), "{e}");
     }
 }
