@@ -501,3 +501,32 @@ fn a_hundred_thousand_elements_load_quickly() {
     assert_eq!(s.tasks[99_999].env["OUT"], "out/100000");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn readme_sweep_example_loads_and_every_field_has_a_row() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("\n## Sweeps\n").expect("a Sweeps section");
+    let section = &readme[start..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
+    let block = section
+        .split("```json\n")
+        .nth(1)
+        .map(|b| &b[..b.find("```").expect("closed block")])
+        .expect("a JSON example");
+    let s = ok(block);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert_eq!(s.tasks.len(), 14);
+    assert_eq!(
+        shell(&s.tasks[12]),
+        "python3 train.py --lr '0.001' --seed '4' --out runs/'11'"
+    );
+    assert_eq!(s.tasks[12].name, "train[11]");
+    assert!(section.contains("<!-- lead: status file -->"));
+    for f in ["array", "parallel", "tasks-file"] {
+        assert!(
+            readme.contains(&format!("\n| `{f}` |")),
+            "no reference row for `{f}`"
+        );
+    }
+    assert!(readme.contains("* `--tasks FILE`"), "no --tasks bullet");
+}
