@@ -1154,38 +1154,7 @@ impl<'a> Validator<'a> {
                     }
                     numprocs.push(extras.numprocs);
                     if let Some((name, span)) = name {
-                        // Offsets, not lines: a line number costs a scan of the file, so it
-                        // is computed only for an error (a config can have thousands of tasks).
-                        let offset = span.start;
-                        if task_file.is_some() && name == TASKS_FILE_TASK {
-                            let e = self
-                                .error(
-                                    span.clone(),
-                                    Some(&name),
-                                    Some("name"),
-                                    format!("task name `{name}` is the task file's"),
-                                )
-                                .with_note(format!(
-                                    "the task file's commands run as `{name}[0]`, `{name}[1]`, ..."
-                                ))
-                                .with_help("rename this task");
-                            self.push(e);
-                        }
-                        if let Some(&first) = names.get(&name) {
-                            let first = self.line(&(first..first));
-                            let e = self
-                                .error(
-                                    span,
-                                    Some(&name),
-                                    Some("name"),
-                                    format!("duplicate task name `{name}`"),
-                                )
-                                .with_note(format!("`{name}` is first used at line {first}"))
-                                .with_help("task names must be unique: rename one of them");
-                            self.push(e);
-                        } else {
-                            names.insert(name, offset);
-                        }
+                        self.claim_name(&mut names, name, span, task_file.is_some());
                     }
                     tasks.push(task);
                 }
@@ -1217,6 +1186,63 @@ impl<'a> Validator<'a> {
             tasks[i].program.clone_from(&name);
             tasks[i].name = name;
         }
+        let tasks = self.expand_all(tasks, numprocs, sweeps, task_file);
+        self.check_dependencies(&tasks, &dep_spans);
+        tasks
+    }
+
+    /// Record a task's valid `name` (at `span`) in `names`: a name given twice, or the
+    /// task file's `tasks` beside a task file, is an error.
+    fn claim_name(
+        &mut self,
+        names: &mut HashMap<String, usize>,
+        name: String,
+        span: Range<usize>,
+        task_file: bool,
+    ) {
+        // Offsets, not lines: a line number costs a scan of the file, so it is computed
+        // only for an error (a config can have thousands of tasks).
+        let offset = span.start;
+        if task_file && name == TASKS_FILE_TASK {
+            let e = self
+                .error(
+                    span.clone(),
+                    Some(&name),
+                    Some("name"),
+                    format!("task name `{name}` is the task file's"),
+                )
+                .with_note(format!(
+                    "the task file's commands run as `{name}[0]`, `{name}[1]`, ..."
+                ))
+                .with_help("rename this task");
+            self.push(e);
+        }
+        if let Some(&first) = names.get(&name) {
+            let first = self.line(&(first..first));
+            let e = self
+                .error(
+                    span,
+                    Some(&name),
+                    Some("name"),
+                    format!("duplicate task name `{name}`"),
+                )
+                .with_note(format!("`{name}` is first used at line {first}"))
+                .with_help("task names must be unique: rename one of them");
+            self.push(e);
+        } else {
+            names.insert(name, offset);
+        }
+    }
+
+    /// Each `numprocs` task replaced by its instances, each array task (and the task
+    /// file's, last) by its elements.
+    fn expand_all(
+        &mut self,
+        tasks: Vec<TaskSpec>,
+        numprocs: Vec<Option<u32>>,
+        sweeps: Vec<Option<sweep::Sweep>>,
+        task_file: Option<(TaskSpec, sweep::Sweep)>,
+    ) -> Vec<TaskSpec> {
         let mut staged: Vec<(TaskSpec, Option<sweep::Sweep>)> = Vec::with_capacity(tasks.len() + 1);
         for ((task, n), s) in tasks.into_iter().zip(numprocs).zip(sweeps) {
             if s.is_some() {
@@ -1230,9 +1256,7 @@ impl<'a> Validator<'a> {
             }
         }
         staged.extend(task_file.map(|(t, s)| (t, Some(s))));
-        let tasks = Self::expand_arrays(staged);
-        self.check_dependencies(&tasks, &dep_spans);
-        tasks
+        Self::expand_arrays(staged)
     }
 
     fn default_task(&self, name: String, shorthand: bool, command: CommandSpec) -> TaskSpec {

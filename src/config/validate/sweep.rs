@@ -373,70 +373,22 @@ impl Validator<'_> {
         })
     }
 
-    /// Every `{name}` in the command and the `env` values is a placeholder of `array`;
-    /// `env` sets none of the element's variables.
+    /// Every `{name}` in the command, the `env` values and the output paths is a
+    /// placeholder of `array`; `env` sets none of the element's variables.
     fn placeholders_known(&mut self, t: Option<&str>, f: &Fields, array: &Array) -> bool {
         let mut known: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
         if let Array::Matrix(lists) = array {
             known.extend(lists.iter().map(|(k, _)| k.as_str()));
         }
-        let mut bad = false;
-        let mut check = |v: &mut Self,
-                         text: &str,
-                         field: &str,
-                         what: &str,
-                         node: &Node,
-                         shell: bool| {
-            // No shell reads an argument or a value: a backslash escapes nothing there.
-            let plain;
-            let text = if shell {
-                text
-            } else {
-                plain = text.replace('\\', "\u{1}");
-                plain.as_str()
-            };
-            for (_, name) in shell::placeholders(text) {
-                if known.contains(&name) {
-                    continue;
-                }
-                let list: Vec<String> = known.iter().map(|k| format!("`{{{k}}}`")).collect();
-                let near = known
-                    .iter()
-                    .map(|k| (strsim::jaro_winkler(name, k), *k))
-                    .filter(|(s, _)| *s >= 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0));
-                let mut help = match near {
-                    Some((_, k)) => format!("did you mean `{{{k}}}`? "),
-                    None => String::new(),
-                };
-                help.push_str(if shell {
-                    "braces the command should keep as written take a space (`{ print }`) or a backslash (`\\{print}`)"
-                } else {
-                    "braces the command should keep as written take a space (`{ print }`)"
-                });
-                let e = v
-                    .error(
-                        node.span.clone(),
-                        t,
-                        Some(field),
-                        format!(
-                            "unknown placeholder `{{{name}}}` in {what}{}: the array's placeholders are {}",
-                            in_task(t),
-                            list.join(", ")
-                        ),
-                    )
-                    .with_help(help);
-                v.push(e);
-                bad = true;
-            }
-        };
+        let mut ok = true;
+        let mut texts: Vec<(&str, &'static str, String, &Node, bool)> = Vec::new();
         if let Some(c) = f.get("command") {
             match &c.node.value {
-                Value::String(s) => check(self, s, "command", "the command", c.node, true),
+                Value::String(s) => texts.push((s, "command", "the command".into(), c.node, true)),
                 Value::Array(items) => {
                     for item in items {
                         if let Value::String(s) = &item.value {
-                            check(self, s, "command", "the command", item, false);
+                            texts.push((s, "command", "the command".into(), item, false));
                         }
                     }
                 }
@@ -444,44 +396,102 @@ impl Validator<'_> {
             }
         }
         for name in ["stdout", "stderr"] {
-            if let Some(g) = f.get(name) {
-                if let Value::String(s) = &g.node.value {
-                    let what = format!("`{name}`");
-                    check(self, s, name, &what, g.node, false);
-                }
+            if let Some(Value::String(s)) = f.get(name).map(|g| &g.node.value) {
+                let node = f.get(name).map(|g| g.node).expect("present");
+                texts.push((s, name, format!("`{name}`"), node, false));
             }
         }
-        let mut env_clash = false;
-        if let Some(g) = f.get("env") {
-            if let Value::Object(vars) = &g.node.value {
-                for (key, node) in vars {
-                    if let Value::String(s) = &node.value {
-                        let what = format!("`env.{}`", key.name);
-                        check(self, s, "env", &what, node, false);
-                    }
-                    let ours = matches!(key.name.as_str(), "BANSURI_ITEM" | "BANSURI_ARRAY_INDEX")
-                        || (known.contains(&key.name.as_str())
-                            && !BUILTIN_PLACEHOLDERS.contains(&key.name.as_str()));
-                    if ours {
-                        let e = self
-                            .error(
-                                key.span.clone(),
-                                t,
-                                Some("env"),
-                                format!(
-                                    "`env` sets `{}`{}, which the array sets for each element",
-                                    key.name,
-                                    in_task(t)
-                                ),
-                            )
-                            .with_help("remove it from `env`, or rename the matrix key");
-                        self.push(e);
-                        env_clash = true;
-                    }
+        if let Some(Value::Object(vars)) = f.get("env").map(|g| &g.node.value) {
+            for (key, node) in vars {
+                if let Value::String(s) = &node.value {
+                    texts.push((s, "env", format!("`env.{}`", key.name), node, false));
                 }
+                ok &= self.not_an_element_variable(t, key, &known);
             }
         }
-        !bad && !env_clash
+        for (text, field, what, node, shell) in texts {
+            ok &= self.known_in(t, &known, text, (field, &what), node, shell);
+        }
+        ok
+    }
+
+    /// `text` (of `field`, described as `what`) names only placeholders in `known`; each
+    /// other one is an error.
+    fn known_in(
+        &mut self,
+        t: Option<&str>,
+        known: &[&str],
+        text: &str,
+        (field, what): (&str, &str),
+        node: &Node,
+        shell: bool,
+    ) -> bool {
+        // No shell reads an argument or a value: a backslash escapes nothing there.
+        let plain;
+        let text = if shell {
+            text
+        } else {
+            plain = text.replace('\\', "\u{1}");
+            plain.as_str()
+        };
+        let mut ok = true;
+        for (_, name) in shell::placeholders(text) {
+            if known.contains(&name) {
+                continue;
+            }
+            let list: Vec<String> = known.iter().map(|k| format!("`{{{k}}}`")).collect();
+            let near = known
+                .iter()
+                .map(|k| (strsim::jaro_winkler(name, k), *k))
+                .filter(|(s, _)| *s >= 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let mut help = match near {
+                Some((_, k)) => format!("did you mean `{{{k}}}`? "),
+                None => String::new(),
+            };
+            help.push_str(if shell {
+                "braces the command should keep as written take a space (`{ print }`) or a backslash (`\\{print}`)"
+            } else {
+                "braces the command should keep as written take a space (`{ print }`)"
+            });
+            let e = self
+                .error(
+                    node.span.clone(),
+                    t,
+                    Some(field),
+                    format!(
+                        "unknown placeholder `{{{name}}}` in {what}{}: the array's placeholders are {}",
+                        in_task(t),
+                        list.join(", ")
+                    ),
+                )
+                .with_help(help);
+            self.push(e);
+            ok = false;
+        }
+        ok
+    }
+
+    /// `env` must not set a variable every element gets (`BANSURI_ITEM`, a matrix key).
+    fn not_an_element_variable(&mut self, t: Option<&str>, key: &Key, known: &[&str]) -> bool {
+        let name = key.name.as_str();
+        let ours = matches!(name, "BANSURI_ITEM" | "BANSURI_ARRAY_INDEX")
+            || (known.contains(&name) && !BUILTIN_PLACEHOLDERS.contains(&name));
+        if ours {
+            let e = self
+                .error(
+                    key.span.clone(),
+                    t,
+                    Some("env"),
+                    format!(
+                        "`env` sets `{name}`{}, which the array sets for each element",
+                        in_task(t)
+                    ),
+                )
+                .with_help("remove it from `env`, or rename the matrix key");
+            self.push(e);
+        }
+        !ours
     }
 
     /// The top-level `tasks-file` (or the command line's, which replaces it): the array
