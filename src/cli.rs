@@ -137,7 +137,7 @@ enum Command {
     /// Run the tasks of the config (the default).
     Run(RunArgs),
     /// Check the config: one line per task, or every error; exit 0 or 2.
-    Validate(ConfigArg),
+    Validate(ValidateArgs),
     /// Show what the bansuri of this config is doing (from its state file: works from any
     /// node that sees the file, and after the job has ended).
     Status(StatusArgs),
@@ -232,9 +232,23 @@ struct ConfigArg {
 }
 
 #[derive(Debug, Args, Default)]
+struct ValidateArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// A task file to check with the config (as `run --tasks FILE`).
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
+    /// A task file: one shell command per line (`#` comments), each run once as
+    /// `tasks[0]`, `tasks[1]`, ...; replaces the config's `tasks-file`. Without a config
+    /// file found, the task file alone runs (in the current directory).
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
     /// How often the config file is re-read (overrides check_interval), e.g. 30s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     check_interval: Option<Duration>,
@@ -325,11 +339,17 @@ where
 fn dispatch(cli: Cli, registry: Registry) -> Result<Exit, CliError> {
     let ext = registry.extensions();
     if cli.validate_config {
-        return validate(cli.run.config.config.as_deref(), &ext);
+        return validate(
+            cli.run.config.config.as_deref(),
+            cli.run.tasks.as_deref(),
+            &ext,
+        );
     }
     let done = |r: Result<(), ClientError>| r.map(|()| Exit::Done).map_err(CliError::Client);
     match cli.command {
-        Some(Command::Validate(c)) => validate(c.config.as_deref(), &ext),
+        Some(Command::Validate(a)) => {
+            validate(a.config.config.as_deref(), a.tasks.as_deref(), &ext)
+        }
         Some(Command::StepExec(a)) => Ok(Exit::StepExec(crate::slurm::step_exec::run(&a.command))),
         Some(Command::Agent(a)) => Ok(Exit::StepExec(crate::agent::node::run(a.node))),
         Some(Command::Run(args)) => run(args, registry),
@@ -361,33 +381,58 @@ fn control_cmd(c: ConfigArg, cmd: Cmd, tasks: &[String]) -> Result<(), ClientErr
     control::client::command(c.config.as_deref(), cmd, tasks)
 }
 
-fn load(cli: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
-    let path = config::locate(cli).map_err(CliError::Config)?;
-    config::load_with(&path, ext).map_err(CliError::Config)
+/// The config (found as usual) with the task file of `--tasks`; with `--tasks` and no
+/// config found (no `--config`, no `$BANSURI_CONFIG`, no default file), the task file alone.
+fn load(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Result<Spec, CliError> {
+    let no_env = !matches!(std::env::var_os("BANSURI_CONFIG"), Some(v) if !v.is_empty());
+    let path = match (config::locate(cli), tasks) {
+        (Ok(path), _) => path,
+        (Err(_), Some(tasks)) if cli.is_none() && no_env => {
+            return config::tasks_only(tasks, ext).map_err(CliError::Config)
+        }
+        (Err(e), _) => return Err(CliError::Config(e)),
+    };
+    let add = config::CommandLine {
+        tasks: tasks.map(Path::to_path_buf),
+    };
+    config::load_adding(&path, ext, &add).map_err(CliError::Config)
 }
 
-fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
-    let spec = load(cli, ext)?;
+fn validate(cli: Option<&Path>, tasks: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
+    let spec = load(cli, tasks, ext)?;
     let in_job = crate::slurm::JobEnv::from_env().is_some();
     let (found, allocation_warnings) = allocation(&spec, in_job)?;
     let now = Now {
         mono: Mono::ZERO,
         wall: Utc::now(),
     };
-    let n = spec.tasks.len();
+    // An array is one line of the report, however many elements it has.
+    let rows = report_rows(&spec.tasks);
+    let n = rows.len();
+    let elements: usize = rows
+        .iter()
+        .filter(|r| r.elements.is_some())
+        .map(|r| r.count)
+        .sum();
     let w = spec.warnings.len();
     outln!(
-        "{}: valid, {n} task{}{}",
+        "{}: valid, {n} task{}{}{}",
         spec.source.display(),
         if n == 1 { "" } else { "s" },
+        match elements {
+            0 => String::new(),
+            1 => " (1 array element)".to_owned(),
+            e => format!(" ({e} array elements)"),
+        },
         match w {
             0 => String::new(),
             1 => ", 1 warning (below)".to_owned(),
             w => format!(", {w} warnings (below)"),
         }
     );
-    let width = spec.tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
-    for t in &spec.tasks {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for row in &rows {
+        let t = row.task;
         let when = schedule::describe(&t.schedule);
         let next = if !t.enabled {
             "disabled (enabled: false)".to_owned()
@@ -402,6 +447,9 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
             }
         };
         let mut notes = String::new();
+        if let Some(words) = &row.elements {
+            notes.push_str(&format!(", {words}"));
+        }
         if t.no_interface {
             notes.push_str(&format!(" (in-process task `{}`)", t.command.display()));
         }
@@ -429,7 +477,7 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
         if let Some(needs) = needs_words(&t.needs) {
             notes.push_str(&format!("; {needs}"));
         }
-        outln!("  {:<width$}  {when}; {next}{notes}", t.name);
+        outln!("  {:<width$}  {when}; {next}{notes}", row.name);
     }
     if let Some(found) = found {
         outln!("  resources: bansuri found {found}");
@@ -442,6 +490,54 @@ fn validate(cli: Option<&Path>, ext: &Extensions) -> Result<Exit, CliError> {
         outln!("warning: {warning}");
     }
     Ok(Exit::Done)
+}
+
+/// One line of the `validate` report: a task, or an array with all its elements.
+struct Row<'s> {
+    /// The task (an array's first element).
+    task: &'s crate::spec::TaskSpec,
+    /// `sweep[1..1000]` for an array, else the task's name.
+    name: String,
+    /// Tasks on this line.
+    count: usize,
+    /// For an array: `1000 elements, at most 4 at once`.
+    elements: Option<String>,
+}
+
+/// The tasks, the elements of each array on one row (they are consecutive in the `Spec`).
+fn report_rows(tasks: &[crate::spec::TaskSpec]) -> Vec<Row<'_>> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut i = 0;
+    while i < tasks.len() {
+        let t = &tasks[i];
+        let Some(el) = &t.element else {
+            rows.push(Row {
+                task: t,
+                name: t.name.clone(),
+                count: 1,
+                elements: None,
+            });
+            i += 1;
+            continue;
+        };
+        let len = tasks[i..]
+            .iter()
+            .take_while(|o| o.element.as_ref().is_some_and(|e| e.array == el.array))
+            .count();
+        let last = tasks[i + len - 1].element.as_ref().map_or(el.id, |e| e.id);
+        let mut words = format!("{len} element{}", if len == 1 { "" } else { "s" });
+        if let Some(p) = el.parallel {
+            words.push_str(&format!(", at most {p} at once"));
+        }
+        rows.push(Row {
+            task: t,
+            name: format!("{}[{}..{last}]", el.array, el.id),
+            count: len,
+            elements: Some(words),
+        });
+        i += len;
+    }
+    rows
 }
 
 /// `validate`'s part of issue 17: what bansuri finds here (the inventory's words) and
@@ -522,7 +618,11 @@ fn needs_words(needs: &crate::spec::Needs) -> Option<String> {
 }
 
 fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
-    let spec = load(args.config.config.as_deref(), &registry.extensions())?;
+    let spec = load(
+        args.config.config.as_deref(),
+        args.tasks.as_deref(),
+        &registry.extensions(),
+    )?;
     let shortest = crate::text::duration::MIN_CHECK_INTERVAL;
     if args.check_interval.is_some_and(|d| d < shortest) {
         return Err(CliError::CheckIntervalTooShort { min: shortest });

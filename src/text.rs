@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 pub mod duration;
+pub mod shell;
 
 /// A duration as in the config: bare number = seconds, else `30s`, `5m`, `1h30m`, `250ms`;
 /// at most 100 years. The message says how to write one (for the command line and the

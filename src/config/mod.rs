@@ -246,12 +246,17 @@ pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
 
 /// [`load`], accepting the names in `ext`.
 pub fn load_with(path: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
+    load_adding(path, ext, &CommandLine::default())
+}
+
+/// [`load_with`], with what the command line adds (`--tasks`).
+pub fn load_adding(path: &Path, ext: &Extensions, cli: &CommandLine) -> Result<Spec, ConfigErrors> {
     let format = Format::from_path(path)?;
     check_permissions(path)?;
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::plain(path, format!("cannot read `{}`: {e}", path.display())))?;
     match String::from_utf8(bytes) {
-        Ok(text) => parse_str_with(&text, path, format, ext),
+        Ok(text) => parse_str_adding(&text, path, format, ext, cli),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes());
@@ -329,8 +334,52 @@ pub fn parse_str_with(
     format: Format,
     ext: &Extensions,
 ) -> Result<Spec, ConfigErrors> {
+    parse_str_adding(text, path, format, ext, &CommandLine::default())
+}
+
+/// What the command line adds to a config file: `--tasks FILE`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLine {
+    /// `--tasks FILE`: a task file (relative to the current directory) that replaces the
+    /// config's `tasks-file`.
+    pub tasks: Option<PathBuf>,
+}
+
+/// [`parse_str_with`], with what the command line adds. A reload of the config must pass
+/// the same `cli` (else a `--tasks` array would disappear from the new `Spec`).
+pub fn parse_str_adding(
+    text: &str,
+    path: &Path,
+    format: Format,
+    ext: &Extensions,
+    cli: &CommandLine,
+) -> Result<Spec, ConfigErrors> {
     let root = parse_tree(text, path, format)?;
-    validate::validate(&root, text, path, &config_dir(path), ext).map_err(ConfigErrors)
+    let from = cli
+        .tasks
+        .as_deref()
+        .map(|p| validate::TasksFileFrom::CommandLine {
+            path: p,
+            config: true,
+        });
+    validate::validate(&root, text, path, &config_dir(path), ext, from).map_err(ConfigErrors)
+}
+
+/// `bansuri run --tasks FILE` without a config file: the task file alone, every setting
+/// at its default. The commands run in the current directory; `Spec::source` is the task
+/// file (made absolute), so the state directory is `.bansuri/<task file name>/` beside it.
+pub fn tasks_only(tasks: &Path, ext: &Extensions) -> Result<Spec, ConfigErrors> {
+    let source = std::fs::canonicalize(tasks).unwrap_or_else(|_| absolute(tasks));
+    let root = tree::Node {
+        value: tree::Value::Object(Vec::new()),
+        span: 0..0,
+    };
+    let from = validate::TasksFileFrom::CommandLine {
+        path: tasks,
+        config: false,
+    };
+    validate::validate(&root, "", &source, &config_dir(&source), ext, Some(from))
+        .map_err(ConfigErrors)
 }
 
 /// `text` (the content of `path`) as a spanned tree, or its syntax error as a diagnostic.

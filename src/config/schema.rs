@@ -230,6 +230,17 @@ fn global_entries() -> Vec<Entry> {
             words(&["all", "local"]),
             "In a SLURM job of several nodes: `all` (default) places runs on every node of the allocation through one agent per node started in one job step; `local` runs everything on bansuri's own node.",
         ),
+        entry(
+            "tasks-file",
+            json!({"anyOf": [
+                non_empty_string(),
+                {"type": "object", "additionalProperties": false, "required": ["file"], "properties": {
+                    "file": non_empty_string(),
+                    "parallel": {"type": "integer", "minimum": 1}
+                }}
+            ]}),
+            "A task file (relative to the config file's directory): one shell command per line, `#` comments and blank lines skipped, each line run once as the array task `tasks` (`tasks[0]`, `tasks[1]`, ...). Or {\"file\": ..., \"parallel\": N}: at most N lines at once (default: the CPUs bansuri may use). `bansuri run --tasks FILE` replaces it.",
+        ),
     ]
 }
 
@@ -498,6 +509,36 @@ fn task_entries() -> Vec<Entry> {
             positive_duration(),
             "How long before the job's end `checkpoint-signal` is sent (default 10m).",
         ),
+        entry(
+            "array",
+            {
+                let value = json!({"type": ["string", "number"]});
+                let list = json!({"type": "array", "minItems": 1, "items": value});
+                json!({
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "additionalProperties": false,
+                    "properties": {
+                        "range": {"type": "string", "pattern": RANGE_PATTERN},
+                        "values": list,
+                        "matrix": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "not": {"enum": ["item", "index"]}},
+                            "additionalProperties": list
+                        },
+                        "file": non_empty_string()
+                    }
+                })
+            },
+            "Run the task once per element, each a task named `task[id]`: {\"range\": \"1-1000\"} (also \"0-100:10\", \"1-5,9\"), {\"values\": [\"a\", \"b\"]}, {\"matrix\": {\"lr\": [0.1, 0.01], \"seed\": [1, 2]}} (every combination) or {\"file\": \"inputs.txt\"} (one value per line). {item}, {index} and each matrix key are filled in the command (shell-quoted) and env; BANSURI_ITEM, BANSURI_ARRAY_INDEX and each matrix key are set.",
+        ),
+        entry(
+            "parallel",
+            json!({"type": "integer", "minimum": 1}),
+            "With `array`: at most this many of its elements run at once (max_parallel still caps all tasks).",
+        ),
     ]
 }
 
@@ -563,9 +604,12 @@ pub fn schema() -> Value {
         "type": "object",
         "properties": global_props,
         "additionalProperties": false,
-        "oneOf": [
+        "not": {"required": ["scripts", "programs"]},
+        "anyOf": [
             {"required": ["scripts"]},
-            {"required": ["programs"]}
+            {"required": ["programs"]},
+            {"required": ["tasks-file"]},
+            {"required": ["tasks_file"]}
         ],
         "definitions": {
             "shorthand": {
@@ -609,6 +653,10 @@ pub fn schema() -> Value {
         }
     })
 }
+
+/// Slurm's `--array` ranges: `1-1000`, `0-100:10`, `7`, `1-5,9,20-22`.
+const RANGE_PATTERN: &str =
+    "^\\s*[0-9]+(?:\\s*-\\s*[0-9]+)?(?:\\s*:\\s*[0-9]+)?(?:\\s*,\\s*[0-9]+(?:\\s*-\\s*[0-9]+)?(?:\\s*:\\s*[0-9]+)?)*\\s*$";
 
 /// A number of seconds, or number-unit pairs (`1h30m`, `2 days`, `250ms`).
 const DURATION_PATTERN: &str =
@@ -753,6 +801,78 @@ mod tests {
             instance("{\"scripts\": [}", Path::new("c.json"), Format::Json).expect_err("bad json");
         assert_eq!(e.0[0].file, Path::new("c.json"));
         assert!(e.to_string().contains("--> c.json:1:"), "{e}");
+    }
+
+    /// Issue 19's fields: the schema knows the validator's keys and agrees with it on
+    /// what JSON Schema can tell apart.
+    #[test]
+    fn array_fields_agree_with_the_validator() {
+        let s = schema();
+        let keys = |v: &Value| -> BTreeSet<String> {
+            v.as_object().expect("an object").keys().cloned().collect()
+        };
+        let array = &s["definitions"]["task"]["properties"]["array"]["properties"];
+        let want: BTreeSet<String> = crate::config::validate::ARRAY_FIELDS
+            .iter()
+            .map(|f| f.name.to_owned())
+            .collect();
+        assert_eq!(keys(array), want, "`array` keys: schema vs ARRAY_FIELDS");
+        let tf = &s["properties"]["tasks-file"]["anyOf"][1]["properties"];
+        let want: BTreeSet<String> = crate::config::validate::TASKS_FILE_FIELDS
+            .iter()
+            .map(|f| f.name.to_owned())
+            .collect();
+        assert_eq!(
+            keys(tf),
+            want,
+            "`tasks-file` keys: schema vs TASKS_FILE_FIELDS"
+        );
+
+        let v = jsonschema::draft7::new(&s).expect("compile schema");
+        let task = |fields: &str| {
+            format!(r#"{{"scripts": [{{"name": "t", "command": "x {{item}}", {fields}}}]}}"#)
+        };
+        let loads = |text: &str| {
+            crate::config::parse_str(text, Path::new("/c/c.json"), Format::Json).is_ok()
+        };
+        let fits = |text: &str| {
+            let inst: Value = serde_json::from_str(text).expect("json");
+            v.is_valid(&inst)
+        };
+        for good in [
+            task(r#""array": {"range": "1-1000"}, "parallel": 4"#),
+            task(r#""array": {"range": "0-100:10, 200"}"#),
+            task(r#""array": {"range": "7"}"#),
+            task(r#""array": {"values": ["a", 1, 2.5]}"#),
+            task(r#""array": {"matrix": {"lr": [0.1, 0.01], "seed": [1, 2, 3]}}"#),
+        ] {
+            assert!(loads(&good), "bansuri refuses {good}");
+            assert!(fits(&good), "the schema refuses {good}");
+        }
+        for bad in [
+            task(r#""array": {"range": "1-x"}"#),
+            task(r#""array": {"range": 100}"#),
+            task(r#""array": {}"#),
+            task(r#""array": {"range": "1-2", "values": ["a"]}"#),
+            task(r#""array": {"values": []}"#),
+            task(r#""array": {"values": [true]}"#),
+            task(r#""array": {"matrix": {"1a": [1]}}"#),
+            task(r#""array": {"matrix": {"item": [1]}}"#),
+            task(r#""array": {"matrix": {"a": []}}"#),
+            task(r#""array": {"rnage": "1-2"}"#),
+            task(r#""array": {"range": "1-2"}, "parallel": 0"#),
+            r#"{"scripts": [], "programs": {}}"#.to_owned(),
+            r#"{"tasks-file": {"parallel": 2}}"#.to_owned(),
+            r#"{"version": "1"}"#.to_owned(),
+        ] {
+            assert!(!loads(&bad), "bansuri accepts {bad}");
+            assert!(!fits(&bad), "the schema accepts {bad}");
+        }
+        // A task file alone is a config (the file itself is bansuri's to read).
+        assert!(fits(r#"{"tasks-file": "cmds.txt"}"#));
+        assert!(fits(
+            r#"{"tasks_file": {"file": "cmds.txt", "parallel": 2}}"#
+        ));
     }
 
     /// Issue 17's fields: the schema accepts what the validator accepts and refuses what

@@ -11,6 +11,7 @@ use crate::spec::{
     CommandSpec, LogFormat, OnFail, OutputTarget, Overlap, StderrTarget, StopSignal, TaskSpec,
 };
 
+mod arrays;
 mod needs;
 mod notify;
 

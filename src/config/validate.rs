@@ -63,6 +63,7 @@ pub(crate) const GLOBAL_FIELDS: &[Field] = &[
     field("resources", &[]),
     field("requeue_on_end", &["requeue-on-end"]),
     field("nodes", &[]),
+    field("tasks-file", &["tasks_file"]),
 ];
 
 /// Task keys. kebab-case is canonical (SPEC 1.2), snake_case and Taskmaster's accepted.
@@ -111,6 +112,8 @@ pub(crate) const TASK_FIELDS: &[Field] = &[
     field("expected-runtime", &["expected_runtime"]),
     field("checkpoint-signal", &["checkpoint_signal"]),
     field("checkpoint-lead", &["checkpoint_lead"]),
+    field("array", &[]),
+    field("parallel", &[]),
 ];
 
 /// Keys of a task's `srun` object.
@@ -124,6 +127,11 @@ pub(crate) const SRUN_FIELDS: &[Field] = &[
 
 mod program;
 pub(crate) use program::{lookup_user, UserError};
+mod sweep;
+pub(crate) use sweep::TasksFileFrom;
+pub use sweep::TASKS_FILE_TASK;
+#[cfg(test)]
+pub(crate) use sweep::{ARRAY_FIELDS, TASKS_FILE_FIELDS};
 
 use crate::text::duration::{self, HELP as DURATION_HELP};
 
@@ -135,6 +143,7 @@ pub(crate) fn validate(
     file: &Path,
     config_dir: &Path,
     ext: &Extensions,
+    tasks_from: Option<TasksFileFrom>,
 ) -> Result<Spec, Vec<ConfigError>> {
     let mut secrets = Vec::new();
     secret_spans(root, &mut secrets);
@@ -149,7 +158,7 @@ pub(crate) fn validate(
         notify_command_given: false,
         stop_before_end: Duration::ZERO,
     };
-    let spec = v.root(root);
+    let spec = v.root(root, tasks_from);
     match spec {
         Some(mut spec) if v.errors.is_empty() => {
             v.warnings.sort_by_key(|(at, _)| *at);
@@ -858,7 +867,7 @@ impl<'a> Validator<'a> {
         self.push(e);
     }
 
-    fn root(&mut self, root: &Node) -> Option<Spec> {
+    fn root(&mut self, root: &Node, tasks_from: Option<TasksFileFrom>) -> Option<Spec> {
         let Value::Object(members) = &root.value else {
             let mut e = self.error(
                 root.span.clone(),
@@ -876,6 +885,9 @@ impl<'a> Validator<'a> {
         let version = self.take(None, f.get("version"), version);
         self.take(None, f.get("$schema"), |n| as_str(n).map(|_| ()));
         let globals = self.globals(&f);
+        // A task file given (even one that failed) stands for `scripts`.
+        let task_file_given = tasks_from.is_some() || f.get("tasks-file").is_some();
+        let task_file = self.tasks_file(f.get("tasks-file"), tasks_from);
 
         if let (Some(s), Some(p)) = (f.get("scripts"), f.get("programs")) {
             let line = self.line(&s.key.span);
@@ -893,7 +905,7 @@ impl<'a> Validator<'a> {
         }
         if let Some(p) = f.get("programs") {
             let entries = self.programs(p)?;
-            let tasks = self.tasks(&entries);
+            let tasks = self.tasks(&entries, task_file);
             return Some(Spec {
                 source: self.file.to_path_buf(),
                 version,
@@ -903,6 +915,15 @@ impl<'a> Validator<'a> {
             });
         }
         let Some(scripts) = f.get("scripts") else {
+            if task_file_given {
+                return Some(Spec {
+                    source: self.file.to_path_buf(),
+                    version,
+                    globals,
+                    tasks: self.tasks(&[], task_file),
+                    warnings: Vec::new(),
+                });
+            }
             let head = root.span.start..root.span.start + 1;
             let e = self
                 .error(head, None, Some("scripts"), "missing `scripts`: the list of tasks to run")
@@ -915,7 +936,7 @@ impl<'a> Validator<'a> {
             self.report(None, scripts, p);
             return None;
         };
-        let tasks = self.tasks(entries);
+        let tasks = self.tasks(entries, task_file);
         Some(Spec {
             source: self.file.to_path_buf(),
             version,
@@ -1083,9 +1104,15 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn tasks(&mut self, entries: &[Node]) -> Vec<TaskSpec> {
+    /// The task list, with the task file's array task (`tasks`) last when there is one.
+    fn tasks(
+        &mut self,
+        entries: &[Node],
+        task_file: Option<(TaskSpec, sweep::Sweep)>,
+    ) -> Vec<TaskSpec> {
         let mut tasks = Vec::with_capacity(entries.len());
         let mut numprocs: Vec<Option<u32>> = Vec::with_capacity(entries.len());
+        let mut sweeps: Vec<Option<sweep::Sweep>> = Vec::with_capacity(entries.len());
         let mut dep_spans: HashMap<String, Range<usize>> = HashMap::new();
         // Explicit names and where they were first given.
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -1112,32 +1139,22 @@ impl<'a> Validator<'a> {
                     let command = CommandSpec::Shell(s.clone());
                     tasks.push(self.default_task(String::new(), true, command));
                     numprocs.push(None);
+                    sweeps.push(None);
                 }
                 Value::Object(members) => {
-                    let (task, name, extras) = self.task(&label, entry, members);
+                    let TaskRead {
+                        task,
+                        name,
+                        extras,
+                        sweep,
+                    } = self.task(&label, entry, members);
+                    sweeps.push(sweep);
                     if let Some(span) = extras.depends_span {
                         dep_spans.insert(task.name.clone(), span);
                     }
                     numprocs.push(extras.numprocs);
                     if let Some((name, span)) = name {
-                        // Offsets, not lines: a line number costs a scan of the file, so it
-                        // is computed only for an error (a config can have thousands of tasks).
-                        let offset = span.start;
-                        if let Some(&first) = names.get(&name) {
-                            let first = self.line(&(first..first));
-                            let e = self
-                                .error(
-                                    span,
-                                    Some(&name),
-                                    Some("name"),
-                                    format!("duplicate task name `{name}`"),
-                                )
-                                .with_note(format!("`{name}` is first used at line {first}"))
-                                .with_help("task names must be unique: rename one of them");
-                            self.push(e);
-                        } else {
-                            names.insert(name, offset);
-                        }
+                        self.claim_name(&mut names, name, span, task_file.is_some());
                     }
                     tasks.push(task);
                 }
@@ -1159,6 +1176,9 @@ impl<'a> Validator<'a> {
         }
         // Shorthand names come last so they never take a name an object task asked for.
         let mut taken: HashSet<String> = names.into_keys().collect();
+        if task_file.is_some() {
+            taken.insert(TASKS_FILE_TASK.to_owned());
+        }
         for i in shorthands {
             let cmd = tasks[i].command.display();
             let name = shorthand::unique(&shorthand::derive_name(&cmd), &taken);
@@ -1166,9 +1186,77 @@ impl<'a> Validator<'a> {
             tasks[i].program.clone_from(&name);
             tasks[i].name = name;
         }
-        let tasks = self.expand_instances(tasks.into_iter().zip(numprocs).collect());
+        let tasks = self.expand_all(tasks, numprocs, sweeps, task_file);
         self.check_dependencies(&tasks, &dep_spans);
         tasks
+    }
+
+    /// Record a task's valid `name` (at `span`) in `names`: a name given twice, or the
+    /// task file's `tasks` beside a task file, is an error.
+    fn claim_name(
+        &mut self,
+        names: &mut HashMap<String, usize>,
+        name: String,
+        span: Range<usize>,
+        task_file: bool,
+    ) {
+        // Offsets, not lines: a line number costs a scan of the file, so it is computed
+        // only for an error (a config can have thousands of tasks).
+        let offset = span.start;
+        if task_file && name == TASKS_FILE_TASK {
+            let e = self
+                .error(
+                    span.clone(),
+                    Some(&name),
+                    Some("name"),
+                    format!("task name `{name}` is the task file's"),
+                )
+                .with_note(format!(
+                    "the task file's commands run as `{name}[0]`, `{name}[1]`, ..."
+                ))
+                .with_help("rename this task");
+            self.push(e);
+        }
+        if let Some(&first) = names.get(&name) {
+            let first = self.line(&(first..first));
+            let e = self
+                .error(
+                    span,
+                    Some(&name),
+                    Some("name"),
+                    format!("duplicate task name `{name}`"),
+                )
+                .with_note(format!("`{name}` is first used at line {first}"))
+                .with_help("task names must be unique: rename one of them");
+            self.push(e);
+        } else {
+            names.insert(name, offset);
+        }
+    }
+
+    /// Each `numprocs` task replaced by its instances, each array task (and the task
+    /// file's, last) by its elements.
+    fn expand_all(
+        &mut self,
+        tasks: Vec<TaskSpec>,
+        numprocs: Vec<Option<u32>>,
+        sweeps: Vec<Option<sweep::Sweep>>,
+        task_file: Option<(TaskSpec, sweep::Sweep)>,
+    ) -> Vec<TaskSpec> {
+        let mut staged: Vec<(TaskSpec, Option<sweep::Sweep>)> = Vec::with_capacity(tasks.len() + 1);
+        for ((task, n), s) in tasks.into_iter().zip(numprocs).zip(sweeps) {
+            if s.is_some() {
+                staged.push((task, s));
+            } else {
+                staged.extend(
+                    self.expand_instances(vec![(task, n)])
+                        .into_iter()
+                        .map(|t| (t, None)),
+                );
+            }
+        }
+        staged.extend(task_file.map(|(t, s)| (t, Some(s))));
+        Self::expand_arrays(staged)
     }
 
     fn default_task(&self, name: String, shorthand: bool, command: CommandSpec) -> TaskSpec {
@@ -1178,16 +1266,7 @@ impl<'a> Validator<'a> {
     }
 
     /// One task object. Also returns its name and the name's span when the name is valid.
-    fn task(
-        &mut self,
-        index_label: &str,
-        node: &Node,
-        members: &[(Key, Node)],
-    ) -> (
-        TaskSpec,
-        Option<(String, Range<usize>)>,
-        program::ProgramExtras,
-    ) {
+    fn task(&mut self, index_label: &str, node: &Node, members: &[(Key, Node)]) -> TaskRead {
         // The name first, so every other error can say which task it is about.
         let name_got = members
             .iter()
@@ -1219,7 +1298,13 @@ impl<'a> Validator<'a> {
         let extras = self.program(t, &f, &mut task);
         self.needs(t, &f, &mut task);
         self.python_module_trust(t, &f, &task);
-        (task, name, extras)
+        let sweep = self.sweep(t, &f, &task, extras.numprocs.is_some());
+        TaskRead {
+            task,
+            name,
+            extras,
+            sweep,
+        }
     }
 
     /// A task's `name` (with its span, when valid) and `command`, each missing one an
@@ -1613,6 +1698,15 @@ impl<'a> Validator<'a> {
         }
         None
     }
+}
+
+/// One task object as read: the task, its name and the name's span (when valid), and what
+/// the task list needs afterwards (`numprocs`, `depends-on`'s place, the array).
+struct TaskRead {
+    task: TaskSpec,
+    name: Option<(String, Range<usize>)>,
+    extras: program::ProgramExtras,
+    sweep: Option<sweep::Sweep>,
 }
 
 /// Variables of an environment-file, in file order.

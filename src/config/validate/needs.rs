@@ -213,7 +213,7 @@ impl Validator<'_> {
 
     /// The keys of an object nested in the top level (`resources`): unknown and repeated
     /// keys are errors naming `parent.key`.
-    fn gather_in<'n>(
+    pub(super) fn gather_in<'n>(
         &mut self,
         members: &'n [(Key, Node)],
         fields: &'static [Field],
