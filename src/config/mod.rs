@@ -2,8 +2,8 @@
 //!
 //! This module owns everything between the user's text and the typed `Spec`; nothing after
 //! it parses user text. It never starts processes, never reads the clock, and touches the
-//! file system only to read the config file and environment-files, to check that
-//! working directories exist and to look users up.
+//! file system only to read the config file, environment-files, an array's `file` and a
+//! task file, to check that working directories exist and to look users up.
 //!
 //! # Two stages
 //! 1. Syntax: JSON by a small strict parser of our own (`json.rs`, RFC 8259), TOML by
@@ -96,6 +96,11 @@
 //!   numbers (YAML's `[0, 1]`) as IDs, repeated or empty ones refused; `resources: null`
 //!   is the same as leaving it out. Whether requests fit the machine is not decided here
 //!   but in [`allocation`], with an inventory the caller builds.
+//! - Arrays and task files (issue 19, `validate/sweep.rs`): a task's `array` becomes one
+//!   `TaskSpec` per element, named `task[id]`, at load time, so `Spec::tasks` holds every
+//!   element; the task file (`tasks-file`, or [`CommandLine::tasks`]) is the array task
+//!   `tasks`, last in the list. The rules (one form, placeholders, one-shot elements,
+//!   `parallel`) are in that file's docs.
 
 pub mod allocation;
 mod envfile;
