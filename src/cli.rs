@@ -658,6 +658,7 @@ fn run(args: RunArgs, registry: Registry) -> Result<Exit, CliError> {
         overrides,
         resume: args.resume,
         retry_failed: args.retry_failed,
+        tasks: args.tasks.clone(),
     };
     runtime::run_with(spec, opts, registry)
         .map(Exit::Run)

@@ -103,6 +103,8 @@ pub struct RunOptions {
     /// `--retry-failed` (issue 19): `--resume`, and of the array elements only those whose
     /// last record is a failure run.
     pub retry_failed: bool,
+    /// `--tasks FILE` (issue 19): a task file the config's reloads keep adding.
+    pub tasks: Option<PathBuf>,
 }
 
 /// Global settings from the command line.
@@ -284,6 +286,10 @@ struct ConfigWatch {
     enabled: bool,
     path: PathBuf,
     overrides: Overrides,
+    /// What the command line adds to the config (`--tasks`), at every reload too.
+    cli: config::CommandLine,
+    /// The watched file is the `--tasks` file itself (no config file).
+    tasks_only: bool,
     /// The file's bytes when the config in effect was read.
     applied: Vec<u8>,
     /// When the config in effect was loaded (wall clock, for messages).
@@ -309,6 +315,13 @@ impl ConfigWatch {
             applied: std::fs::read(&spec.source).unwrap_or_default(),
             path: spec.source.clone(),
             overrides: opts.overrides.clone(),
+            cli: config::CommandLine {
+                tasks: opts.tasks.clone(),
+            },
+            tasks_only: opts
+                .tasks
+                .as_deref()
+                .is_some_and(|t| std::fs::canonicalize(t).is_ok_and(|t| t == spec.source)),
             applied_at: Utc::now(),
             log_file: spec.globals.log_file.clone(),
             log_rotation: (spec.globals.log_max_bytes, spec.globals.log_backups),
@@ -786,8 +799,14 @@ impl Runtime {
         let parsed = match (std::str::from_utf8(&bytes), &untrusted) {
             (_, Some(e)) => Err(e.to_string()),
             (Err(e), None) => Err(format!("it is not UTF-8 text (byte {})", e.valid_up_to())),
+            // A task file alone (`--tasks`, no config): it is re-read as one.
+            (Ok(_), None) if self.watch.tasks_only => {
+                config::tasks_only(&path, &self.extensions).map_err(|e| e.to_string())
+            }
             (Ok(text), None) => config::Format::from_path(&path)
-                .and_then(|f| config::parse_str_with(text, &path, f, &self.extensions))
+                .and_then(|f| {
+                    config::parse_str_adding(text, &path, f, &self.extensions, &self.watch.cli)
+                })
                 .map_err(|e| e.to_string()),
         };
         let mut spec = match parsed {

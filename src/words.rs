@@ -329,6 +329,24 @@ fn end_line(
     }
 }
 
+/// The lines of issue 18's nodes: the agents starting, a node ready, a node lost.
+fn node_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
+    match m {
+        MasterEvent::AgentsStarting { nodes } => write!(
+            f,
+            "Starting agents on {} other node(s) in one job step: {}",
+            nodes.len(),
+            nodes.join(", ")
+        ),
+        MasterEvent::NodeReady { node, has } => write!(f, "Node {node} ready: {has}"),
+        MasterEvent::NodeLost { node, reason, runs } => write!(
+            f,
+            "Node {node} lost: {reason}; its {runs} run(s) failed and it takes no more runs"
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn master_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
     match m {
         MasterEvent::Configured {
@@ -417,17 +435,9 @@ fn master_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
             f,
             "The time limit ends the job with {runs_left} run(s) left: requeueing it (requeue_on_end, scontrol requeue)"
         ),
-        MasterEvent::AgentsStarting { nodes } => write!(
-            f,
-            "Starting agents on {} other node(s) in one job step: {}",
-            nodes.len(),
-            nodes.join(", ")
-        ),
-        MasterEvent::NodeReady { node, has } => write!(f, "Node {node} ready: {has}"),
-        MasterEvent::NodeLost { node, reason, runs } => write!(
-            f,
-            "Node {node} lost: {reason}; its {runs} run(s) failed and it takes no more runs"
-        ),
+        MasterEvent::AgentsStarting { .. }
+        | MasterEvent::NodeReady { .. }
+        | MasterEvent::NodeLost { .. } => node_line(f, m),
     }
 }
 

@@ -203,3 +203,72 @@ fn status_sums_an_array_up_and_a_reload_grows_and_shrinks_it() {
         );
     }
 }
+
+#[test]
+fn a_reload_keeps_the_tasks_of_tasks_and_a_task_file_alone_reloads_as_one() {
+    // With a config: its reload keeps the --tasks elements (they are not "removed").
+    let sb = Sandbox::new();
+    sb.write(
+        "cmds.txt",
+        "echo first; exec sleep 300\necho second; exec sleep 300\n",
+    );
+    let cmds = sb.file("cmds.txt");
+    let with = |extra: &str| {
+        format!(
+            r#"{{"check_interval": "1s", "config_settle": "0s", "scripts": [{{"name": "other", "command": "exec sleep 300"}}{extra}]}}"#
+        )
+    };
+    let b = sb.start(&with(""), &["--tasks", cmds.to_str().unwrap()]);
+    b.wait_log("both lines", LIMIT, |l| {
+        l.contains("[tasks[0]] | first") && l.contains("[tasks[1]] | second")
+    });
+    fs::write(
+        sb.file("config.json"),
+        with(r#", {"name": "more", "command": "echo more here; exec sleep 300"}"#),
+    )
+    .unwrap();
+    let log = b.wait_log("the reload", LIMIT, |l| l.contains("[more] | more here"));
+    assert!(
+        !log.contains("[tasks[0]] Process stopped") && !log.contains("[tasks[1]] Process stopped"),
+        "the reload dropped the --tasks elements:\n{log}"
+    );
+    drop(b);
+
+    // A task file alone: appending a line starts it, the others go on.
+    let alone = Sandbox::new();
+    alone.write("cmds.txt", "echo one; exec sleep 300\n");
+    let log_path = alone.file("log.txt");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["run", "--tasks", "cmds.txt", "--log-file"])
+        .arg(&log_path)
+        .current_dir(alone.path())
+        .env_remove("BANSURI_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn bansuri");
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id() as i32;
+    let _reap = Reap(&mut child);
+    let read = || fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(LIMIT, || read().contains("[tasks[0]] | one").then_some(()))
+        .unwrap_or_else(|| panic!("tasks[0] did not start:\n{}", read()));
+    fs::write(
+        alone.file("cmds.txt"),
+        "echo one; exec sleep 300\necho two; exec sleep 300\n",
+    )
+    .unwrap();
+    // The task file is re-read at the check interval (30 s by default): SIGHUP asks now.
+    // SAFETY: signalling the pid of the bansuri this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for(LIMIT, || read().contains("[tasks[1]] | two").then_some(()))
+        .unwrap_or_else(|| panic!("the new line did not start:\n{}", read()));
+    assert_eq!(read().matches("[tasks[0]] | one").count(), 1, "{}", read());
+}

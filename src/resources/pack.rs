@@ -157,12 +157,7 @@ pub fn step_on<Id: Clone>(
     let totals: Vec<Amounts> = nodes.iter().map(Ledger::total).collect();
     // Every holder of each node and when it frees what it holds; runs started in this step
     // join it.
-    let mut holders: Vec<Vec<(Option<Mono>, Amounts)>> = vec![Vec::new(); nodes.len()];
-    for (n, r) in running {
-        if let Some(h) = holders.get_mut(*n) {
-            h.push((r.end.map(|e| e.max(now)), r.grant.amounts()));
-        }
-    }
+    let mut holders = holders_by_node(nodes.len(), running, now);
     // The reservation: the run, its node, its time, and what it leaves to others then.
     let mut reserved: Option<(Reservation<Id>, usize, Amounts)> = None;
     let mut out = Decision {
@@ -179,13 +174,9 @@ pub fn step_on<Id: Clone>(
     for w in waiting {
         let need = w.request.amounts();
         // The nodes it may use at all.
-        let usable = |n: usize| n == 0 || !w.here;
+        let usable = |n: usize| usable(n, w.here);
         if !(0..nodes.len()).any(|n| usable(n) && totals[n].covers(&need)) {
-            let have = (0..nodes.len())
-                .filter(|&n| usable(n))
-                .map(|n| totals[n])
-                .max_by_key(|t| (t.cpus, t.gpus, t.mem))
-                .unwrap_or_default();
+            let have = largest(&totals, w.here);
             out.wait
                 .push((w.id.clone(), Reason::Never(TooLarge { asked: need, have })));
             continue;
@@ -199,29 +190,13 @@ pub fn step_on<Id: Clone>(
             .filter(|&n| usable(n) && nodes[n].fits(&w.request).is_ok())
             .collect();
         fitting.sort_by_key(|&n| (std::cmp::Reverse(nodes[n].free().cpus), n));
-        let short = || {
-            let best = (0..nodes.len())
-                .filter(|&n| usable(n) && totals[n].covers(&need))
-                .max_by_key(|&n| (nodes[n].free().cpus, std::cmp::Reverse(n)))
-                .unwrap_or(0);
-            Shortage::of(&nodes[best].free(), &need).unwrap_or(Shortage {
-                kind: super::amount::Kind::Cpus,
-                need: need.cpus,
-                free: 0,
-            })
-        };
+        let short = || shortage(nodes, &totals, w.here, &need);
         let node = match &mut reserved {
             None => {
                 let Some(&n) = fitting.first() else {
                     let shortage = short();
-                    let (rnode, at, then_free) = (0..nodes.len())
-                        .filter(|&n| usable(n) && totals[n].covers(&need))
-                        .map(|n| {
-                            let (at, then) = earliest(nodes[n].free(), &holders[n], &need);
-                            (n, at, then)
-                        })
-                        .min_by_key(|&(n, at, _)| (at.is_none(), at, n))
-                        .expect("a node covers the request (checked above)");
+                    let (rnode, at, then_free) =
+                        soonest_free(nodes, &totals, &holders, w.here, &need);
                     if at.is_some_and(|at| late(at, w)) {
                         out.wait.push((w.id.clone(), Reason::TooLate));
                         continue;
@@ -245,21 +220,11 @@ pub fn step_on<Id: Clone>(
                     out.wait.push((w.id.clone(), Reason::Short(short())));
                     continue;
                 }
-                match fitting.iter().copied().find(|n| n != rnode) {
-                    // Another node: it cannot delay the reserved run.
-                    Some(n) => n,
-                    None => {
-                        let ends_before = matches!((res.at, w.expected),
-                            (Some(at), Some(e)) if now + e <= at);
-                        if !ends_before {
-                            if !leaves.covers(&need) {
-                                out.wait
-                                    .push((w.id.clone(), Reason::Behind(res.id.clone())));
-                                continue;
-                            }
-                            *leaves = leaves.minus(&need);
-                        }
-                        *rnode
+                match past_reservation(&fitting, res, *rnode, leaves, &need, w.expected, now) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        out.wait.push((w.id.clone(), why));
+                        continue;
                     }
                 }
             }
@@ -276,6 +241,92 @@ pub fn step_on<Id: Clone>(
     }
     out.reservation = reserved.map(|(r, _, _)| r);
     out
+}
+
+/// Every holder of each of `count` nodes, with when it frees what it holds.
+fn holders_by_node(
+    count: usize,
+    running: &[(usize, Running<'_>)],
+    now: Mono,
+) -> Vec<Vec<(Option<Mono>, Amounts)>> {
+    let mut holders = vec![Vec::new(); count];
+    for (n, r) in running {
+        if let Some(h) = holders.get_mut(*n) {
+            h.push((r.end.map(|e| e.max(now)), r.grant.amounts()));
+        }
+    }
+    holders
+}
+
+/// After the reservation (of `res` on node `rnode`, leaving `leaves` to others then): the
+/// node a run that fits on `fitting` starts on, or why it waits. Another node than the
+/// reserved one cannot delay it; on the reserved node the backfill rule decides.
+fn past_reservation<Id: Clone>(
+    fitting: &[usize],
+    res: &Reservation<Id>,
+    rnode: usize,
+    leaves: &mut Amounts,
+    need: &Amounts,
+    expected: Option<Duration>,
+    now: Mono,
+) -> Result<usize, Reason<Id>> {
+    if let Some(n) = fitting.iter().copied().find(|&n| n != rnode) {
+        return Ok(n);
+    }
+    let ends_before = matches!((res.at, expected), (Some(at), Some(e)) if now + e <= at);
+    if !ends_before {
+        if !leaves.covers(need) {
+            return Err(Reason::Behind(res.id.clone()));
+        }
+        *leaves = leaves.minus(need);
+    }
+    Ok(rnode)
+}
+
+/// May a run that must stay `here` use node `n`?
+fn usable(n: usize, here: bool) -> bool {
+    n == 0 || !here
+}
+
+/// The most any one usable node has (what a [`Reason::Never`] tells).
+fn largest(totals: &[Amounts], here: bool) -> Amounts {
+    (0..totals.len())
+        .filter(|&n| usable(n, here))
+        .map(|n| totals[n])
+        .max_by_key(|t| (t.cpus, t.gpus, t.mem))
+        .unwrap_or_default()
+}
+
+/// What `need` is short of, told against the usable node with the most free CPUs.
+fn shortage(nodes: &[Ledger], totals: &[Amounts], here: bool, need: &Amounts) -> Shortage {
+    let best = (0..nodes.len())
+        .filter(|&n| usable(n, here) && totals[n].covers(need))
+        .max_by_key(|&n| (nodes[n].free().cpus, std::cmp::Reverse(n)))
+        .unwrap_or(0);
+    Shortage::of(&nodes[best].free(), need).unwrap_or(Shortage {
+        kind: super::amount::Kind::Cpus,
+        need: need.cpus,
+        free: 0,
+    })
+}
+
+/// The usable node where `need` is free first (an unknown time last, the lowest index
+/// among equals), when, and what is free there then. Some usable node covers `need`.
+fn soonest_free(
+    nodes: &[Ledger],
+    totals: &[Amounts],
+    holders: &[Vec<(Option<Mono>, Amounts)>],
+    here: bool,
+    need: &Amounts,
+) -> (usize, Option<Mono>, Amounts) {
+    (0..nodes.len())
+        .filter(|&n| usable(n, here) && totals[n].covers(need))
+        .map(|n| {
+            let (at, then) = earliest(nodes[n].free(), &holders[n], need);
+            (n, at, then)
+        })
+        .min_by_key(|&(n, at, _)| (at.is_none(), at, n))
+        .unwrap_or((0, None, nodes.first().map(Ledger::free).unwrap_or_default()))
 }
 
 /// When `need` is first free, releasing the holders of known end in the order they end
