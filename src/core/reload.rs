@@ -182,6 +182,9 @@ fn converge(task: &mut Task, change: Change, new: Arc<TaskSpec>) -> Then {
                 Then::Nothing
             }
         }
+        // An array element that has started (running, or done) keeps the settings it
+        // started with: a changed command applies to the elements not yet run (issue 19).
+        Change::Restart if new.element.is_some() && task.last_start.is_some() => Then::Nothing,
         Change::Restart => {
             if task.busy() || task.pending().is_some() {
                 task.config = InConfig::Changing(new);

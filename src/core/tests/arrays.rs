@@ -77,3 +77,71 @@ fn the_cap_and_max_parallel_combine_and_a_capped_run_does_not_block_the_queue() 
         .collect();
     assert_eq!(at10, ["a[2]", "a[3]", "b[1]"]);
 }
+
+#[test]
+fn a_changed_command_applies_to_the_elements_not_yet_run() {
+    let spec = |cmd: &str| -> Vec<TaskSpec> {
+        (1..=4)
+            .map(|id| TaskSpec {
+                command: CommandSpec::Shell(format!("{cmd} {id}")),
+                ..element("w", id, Some(2))
+            })
+            .collect()
+    };
+    let mut h = Harness::new(spec("v1"));
+    for id in 1..=4 {
+        h.script(&format!("w[{id}]"), Script::exits(secs(10), 0));
+    }
+    h.start();
+    h.step_to(secs(15));
+    // w[1], w[2] done; w[3], w[4] running since 10 s. The command changes.
+    h.reload(Globals::default(), spec("v2"));
+    h.step_to(secs(40));
+    let commands: Vec<(String, String)> = h
+        .outs()
+        .filter_map(|(_, a)| match a {
+            Action::Spawn { task, .. } => Some((task.name.clone(), task.command.display())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            ("w[1]".to_owned(), "v1 1".to_owned()),
+            ("w[2]".to_owned(), "v1 2".to_owned()),
+            ("w[3]".to_owned(), "v1 3".to_owned()),
+            ("w[4]".to_owned(), "v1 4".to_owned()),
+        ],
+        "nothing that started is stopped or run again:\n{}",
+        h.job_log()
+    );
+    assert!(!h.job_log().contains("Stopping"), "{}", h.job_log());
+}
+
+#[test]
+fn an_element_not_yet_run_takes_the_new_command() {
+    let spec = |cmd: &str| -> Vec<TaskSpec> {
+        (1..=3)
+            .map(|id| TaskSpec {
+                command: CommandSpec::Shell(format!("{cmd} {id}")),
+                ..element("w", id, Some(1))
+            })
+            .collect()
+    };
+    let mut h = Harness::new(spec("v1"));
+    for id in 1..=3 {
+        h.script(&format!("w[{id}]"), Script::exits(secs(10), 0));
+    }
+    h.start();
+    h.step_to(secs(5));
+    h.reload(Globals::default(), spec("v2"));
+    h.step_to(secs(40));
+    let last: Vec<String> = h
+        .outs()
+        .filter_map(|(_, a)| match a {
+            Action::Spawn { task, .. } if task.name != "w[1]" => Some(task.command.display()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(last, ["v2 2", "v2 3"], "{}", h.job_log());
+}
