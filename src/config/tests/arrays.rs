@@ -521,7 +521,8 @@ fn readme_sweep_example_loads_and_every_field_has_a_row() {
         "python3 train.py --lr '0.001' --seed '4' --out runs/'11'"
     );
     assert_eq!(s.tasks[12].name, "train[11]");
-    assert!(section.contains("<!-- lead: status file -->"));
+    assert!(section.contains("### Status, resume and retry"));
+    assert!(section.contains("elements.jsonl") && section.contains("--retry-failed"));
     for f in ["array", "parallel", "tasks-file"] {
         assert!(
             readme.contains(&format!("\n| `{f}` |")),
