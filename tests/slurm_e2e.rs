@@ -1501,10 +1501,13 @@ fn the_checkpoint_signal_comes_at_its_lead_and_work_that_cannot_finish_is_not_st
     }
     let scripts = |dir: &Path| {
         [
+            // `exec`: the script (which traps USR1) is the run's main process. Under
+            // `sh -c` (dash does not exec a last command) the shell died of USR1, and the
+            // SIGTERM to its leftovers could reach bash before its USR1 trap had run.
             task(
                 dir,
                 "saver",
-                "bash",
+                "exec bash",
                 "sh_service.sh",
                 r#", "checkpoint-signal": "USR1", "checkpoint-lead": "110s""#,
             ),
