@@ -78,6 +78,12 @@ pub fn job_id_of(job: Option<&JobEnv>) -> &str {
     job.map_or("local", |j| j.id.as_str())
 }
 
+/// This node as Slurm names it (`SLURMD_NODENAME` of the job), else the host name: the
+/// name other nodes' agents and the job's node list use (issue 18).
+pub fn node() -> &'static str {
+    job().and_then(|j| j.node.as_deref()).unwrap_or_else(name)
+}
+
 /// This machine's host name (`?` when it cannot be read), read on the first call.
 pub fn name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();

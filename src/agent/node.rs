@@ -56,9 +56,7 @@ const DRAIN_CHECK: Duration = Duration::from_millis(10);
 /// Run the agent for node `node` (default: `SLURMD_NODENAME`, else the host name) until
 /// the leader goes away. Returns the process exit code.
 pub fn run(node: Option<String>) -> i32 {
-    let node = node
-        .or_else(|| std::env::var("SLURMD_NODENAME").ok())
-        .unwrap_or_else(|| crate::host::name().to_owned());
+    let node = node.unwrap_or_else(|| crate::host::node().to_owned());
     match Agent::new(node).and_then(|mut a| a.serve()) {
         Ok(()) => 0,
         Err(e) => {

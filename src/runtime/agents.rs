@@ -163,10 +163,7 @@ fn other_nodes(job: &crate::host::JobEnv) -> Result<Vec<String>, String> {
         Duration::from_secs(10),
     )
     .map_err(|e| e.to_string())?;
-    let own = job
-        .node
-        .clone()
-        .unwrap_or_else(|| crate::host::name().to_owned());
+    let own = crate::host::node();
     Ok(names
         .lines()
         .map(str::trim)

@@ -112,7 +112,7 @@ impl Runtime {
             TaskEvent::Started { node, .. } => {
                 let host = node
                     .clone()
-                    .unwrap_or_else(|| crate::host::name().to_owned());
+                    .unwrap_or_else(|| crate::host::node().to_owned());
                 self.elements.hosts.insert(task.clone(), host);
             }
             TaskEvent::Ended { end, uptime, .. } => {
@@ -138,7 +138,7 @@ impl Runtime {
                         .elements
                         .hosts
                         .remove(task)
-                        .unwrap_or_else(|| crate::host::name().to_owned()),
+                        .unwrap_or_else(|| crate::host::node().to_owned()),
                     start: rfc3339(start_at),
                     end: rfc3339(end_at),
                     exit,

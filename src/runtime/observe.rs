@@ -715,11 +715,10 @@ impl Runtime {
 fn node_entry(n: &crate::core::NodeView) -> state::NodeEntry {
     use crate::core::NodeState;
     state::NodeEntry {
-        name: n.name.clone().unwrap_or_else(|| {
-            crate::host::job()
-                .and_then(|j| j.node.clone())
-                .unwrap_or_else(|| crate::host::name().to_owned())
-        }),
+        name: n
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::host::node().to_owned()),
         state: match (&n.name, n.state) {
             (None, _) => "here",
             (_, NodeState::Starting) => "starting",
