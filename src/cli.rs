@@ -504,40 +504,33 @@ struct Row<'s> {
     elements: Option<String>,
 }
 
-/// The tasks, the elements of each array on one row (they are consecutive in the `Spec`).
+/// The tasks, each array on one row.
 fn report_rows(tasks: &[crate::spec::TaskSpec]) -> Vec<Row<'_>> {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut i = 0;
-    while i < tasks.len() {
-        let t = &tasks[i];
-        let Some(el) = &t.element else {
-            rows.push(Row {
+    tasks
+        .iter()
+        .map(|t| {
+            let Some(sweep) = &t.sweep else {
+                return Row {
+                    task: t,
+                    name: t.name.clone(),
+                    count: 1,
+                    elements: None,
+                };
+            };
+            let len = sweep.array.len();
+            let id = |pos| sweep.array.element(pos).map_or(0, |e| e.id);
+            let mut words = format!("{len} element{}", if len == 1 { "" } else { "s" });
+            if let Some(p) = sweep.parallel {
+                words.push_str(&format!(", at most {p} at once"));
+            }
+            Row {
                 task: t,
-                name: t.name.clone(),
-                count: 1,
-                elements: None,
-            });
-            i += 1;
-            continue;
-        };
-        let len = tasks[i..]
-            .iter()
-            .take_while(|o| o.element.as_ref().is_some_and(|e| e.array == el.array))
-            .count();
-        let last = tasks[i + len - 1].element.as_ref().map_or(el.id, |e| e.id);
-        let mut words = format!("{len} element{}", if len == 1 { "" } else { "s" });
-        if let Some(p) = el.parallel {
-            words.push_str(&format!(", at most {p} at once"));
-        }
-        rows.push(Row {
-            task: t,
-            name: format!("{}[{}..{last}]", el.array, el.id),
-            count: len,
-            elements: Some(words),
-        });
-        i += len;
-    }
-    rows
+                name: format!("{}[{}..{}]", t.name, id(0), id(len.saturating_sub(1))),
+                count: usize::try_from(len).unwrap_or(usize::MAX),
+                elements: Some(words),
+            }
+        })
+        .collect()
 }
 
 /// `validate`'s part of issue 17: what bansuri finds here (the inventory's words) and

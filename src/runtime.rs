@@ -485,7 +485,7 @@ impl Runtime {
         rt.header(&spec);
         rt.resources_header(&spec, resources_warning);
         rt.observe_start(prev, opts.retry_failed);
-        rt.open_elements(spec.tasks.iter().any(|t| t.element.is_some()));
+        rt.open_elements(spec.tasks.iter().any(|t| t.sweep.is_some()));
         Ok(rt)
     }
 
@@ -833,7 +833,7 @@ impl Runtime {
         let stop_before_end = spec.globals.stop_before_end;
         let resources = self.reload_resources(&spec);
         if self.elements.is_closed() {
-            self.open_elements(spec.tasks.iter().any(|t| t.element.is_some()));
+            self.open_elements(spec.tasks.iter().any(|t| t.sweep.is_some()));
         }
         let input = Input::Reload {
             spec: Arc::new(spec),

@@ -6,9 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::schedule::Schedule;
+
+pub mod expand;
 
 /// A whole config file, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +27,24 @@ pub struct Spec {
     /// What the file accepts but may be wrong, or waits on the machine (a missing
     /// working directory): printed by `validate`, logged by the runtime.
     pub warnings: Vec<crate::diagnostic::ConfigWarning>,
+}
+
+impl Spec {
+    /// The tasks with every array replaced by its elements, in element order: what the
+    /// config means, one `TaskSpec` per run-to-be. Costly for a large array (the core
+    /// never calls it; `validate` and tests do).
+    pub fn expanded_tasks(&self) -> Vec<TaskSpec> {
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            match &t.sweep {
+                None => out.push(t.clone()),
+                Some(s) => out.extend(
+                    (0..s.array.len()).filter_map(|p| crate::spec::expand::element_task(t, p)),
+                ),
+            }
+        }
+        out
+    }
 }
 
 /// Top-level settings. CLI flags override these after loading.
@@ -204,6 +225,21 @@ pub struct TaskSpec {
     /// This task is one element of an array task or a task file (issue 19): the config's
     /// task `array` expands to one `TaskSpec` per element, named `task[id]`.
     pub element: Option<ArrayElement>,
+    /// This task is an array task (issue 19): its elements, held compactly. The core
+    /// makes element `i`'s `TaskSpec` ([`crate::spec::expand::element_task`]) only when
+    /// it is about to run; an element that has not started costs no task.
+    pub sweep: Option<Arc<Sweep>>,
+}
+
+/// The elements of an array task or a task file (issue 19).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// The elements.
+    pub array: crate::array::Array,
+    /// `parallel`: at most this many of its elements run at once.
+    pub parallel: Option<u32>,
+    /// A task file: each element's command is its line, run as written.
+    pub task_file: bool,
 }
 
 /// What makes a task an element of an array (issue 19).
@@ -628,6 +664,7 @@ impl TaskSpec {
             pending: Pending::default(),
             needs: Needs::default(),
             element: None,
+            sweep: None,
         }
     }
 }

@@ -402,6 +402,12 @@ fn master_line(f: &mut Formatter<'_>, m: &MasterEvent) -> fmt::Result {
             "TASK", "STATE", "RUNS", "FAILURES", "CPU TIME", "PEAK RSS"
         ),
         MasterEvent::SummaryRow(row) => summary_row(f, row),
+        MasterEvent::ArraySummary {
+            name,
+            elements,
+            succeeded,
+            failed,
+        } => array_summary(f, name, *elements, *succeeded, *failed),
         MasterEvent::KillBy { why, when } => {
             write!(
                 f,
@@ -496,6 +502,22 @@ pub fn shutdown_reply(event: Option<&MasterEvent>) -> String {
         Some(m @ MasterEvent::ForcedKill { .. }) => Event::Master(m.clone()).to_string(),
         _ => "Shutting down".to_owned(),
     }
+}
+
+/// `Array w: 50 elements: 49 succeeded, 1 failed, 0 not run` (issue 19).
+fn array_summary(
+    f: &mut Formatter<'_>,
+    name: &str,
+    elements: u64,
+    succeeded: u64,
+    failed: u64,
+) -> fmt::Result {
+    write!(
+        f,
+        "Array {name}: {elements} element{}: {succeeded} succeeded, {failed} failed, {} not run",
+        if elements == 1 { "" } else { "s" },
+        elements.saturating_sub(succeeded + failed)
+    )
 }
 
 fn summary_row(f: &mut Formatter<'_>, r: &SummaryRow) -> fmt::Result {

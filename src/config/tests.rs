@@ -136,6 +136,7 @@ fn minimal_task_gets_every_default() {
         pending: crate::spec::Pending::default(),
         needs: crate::spec::Needs::default(),
         element: None,
+        sweep: None,
     };
     assert_eq!(t, want);
     let s = ok(r#"{"scripts": []}"#);

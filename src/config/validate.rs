@@ -1108,11 +1108,11 @@ impl<'a> Validator<'a> {
     fn tasks(
         &mut self,
         entries: &[Node],
-        task_file: Option<(TaskSpec, sweep::Sweep)>,
+        task_file: Option<(TaskSpec, crate::spec::Sweep)>,
     ) -> Vec<TaskSpec> {
         let mut tasks = Vec::with_capacity(entries.len());
         let mut numprocs: Vec<Option<u32>> = Vec::with_capacity(entries.len());
-        let mut sweeps: Vec<Option<sweep::Sweep>> = Vec::with_capacity(entries.len());
+        let mut sweeps: Vec<Option<crate::spec::Sweep>> = Vec::with_capacity(entries.len());
         let mut dep_spans: HashMap<String, Range<usize>> = HashMap::new();
         // Explicit names and where they were first given.
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -1240,10 +1240,11 @@ impl<'a> Validator<'a> {
         &mut self,
         tasks: Vec<TaskSpec>,
         numprocs: Vec<Option<u32>>,
-        sweeps: Vec<Option<sweep::Sweep>>,
-        task_file: Option<(TaskSpec, sweep::Sweep)>,
+        sweeps: Vec<Option<crate::spec::Sweep>>,
+        task_file: Option<(TaskSpec, crate::spec::Sweep)>,
     ) -> Vec<TaskSpec> {
-        let mut staged: Vec<(TaskSpec, Option<sweep::Sweep>)> = Vec::with_capacity(tasks.len() + 1);
+        let mut staged: Vec<(TaskSpec, Option<crate::spec::Sweep>)> =
+            Vec::with_capacity(tasks.len() + 1);
         for ((task, n), s) in tasks.into_iter().zip(numprocs).zip(sweeps) {
             if s.is_some() {
                 staged.push((task, s));
@@ -1706,7 +1707,7 @@ struct TaskRead {
     task: TaskSpec,
     name: Option<(String, Range<usize>)>,
     extras: program::ProgramExtras,
-    sweep: Option<sweep::Sweep>,
+    sweep: Option<crate::spec::Sweep>,
 }
 
 /// Variables of an environment-file, in file order.

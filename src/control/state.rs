@@ -114,8 +114,41 @@ pub struct StateDoc {
     /// agent's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeEntry>,
-    /// The tasks, in config order.
+    /// The tasks, in config order (an array's elements only while they are tasks: those
+    /// waiting to start, running, or failed; see `arrays`).
     pub tasks: Vec<TaskEntry>,
+    /// The array tasks (issue 19): counts, not one entry per element.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrays: Vec<ArrayEntry>,
+}
+
+/// An array task's counts (issue 19). The elements that are tasks (waiting to start,
+/// running, failed, or succeeded since the last input) are in `tasks`, named `name[id]`;
+/// `succeeded` counts the others that succeeded. The status file `elements.jsonl` beside
+/// the state file has a line per element that ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayEntry {
+    /// The array task.
+    pub name: String,
+    /// Its elements.
+    pub elements: u64,
+    /// Elements that succeeded and are not in `tasks` (before a `--resume` included).
+    pub succeeded: u64,
+    /// Elements `--retry-failed` leaves for a later run.
+    #[serde(default)]
+    pub held: u64,
+    /// `parallel`.
+    #[serde(default)]
+    pub parallel: Option<u32>,
+    /// Why its elements are not run (a dependency cannot be met).
+    #[serde(default)]
+    pub skipped: Option<String>,
+    /// Attempts of the elements not in `tasks`.
+    #[serde(default)]
+    pub runs: u64,
+    /// Failed attempts of the elements not in `tasks`.
+    #[serde(default)]
+    pub failures: u64,
 }
 
 /// CPUs, GPUs and memory (bytes): a request, or the node's total, use or free.
@@ -792,6 +825,7 @@ pub(crate) mod tests {
             resources: None,
             nodes: Vec::new(),
             tasks: vec![],
+            arrays: Vec::new(),
         }
     }
 

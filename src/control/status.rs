@@ -224,6 +224,17 @@ fn table(doc: &StateDoc, now: DateTime<Utc>, live: &Liveness) -> String {
     ];
     let mut rows: Vec<[String; 9]> = Vec::new();
     let mut arrays_seen: Vec<&str> = Vec::new();
+    // An array none of whose elements is a task now is one row all the same.
+    for a in &doc.arrays {
+        if !doc
+            .tasks
+            .iter()
+            .any(|t| crate::array::split_element_name(&t.name).is_some_and(|(x, _)| x == a.name))
+        {
+            arrays_seen.push(&a.name);
+            rows.push(array_row(doc, &a.name));
+        }
+    }
     for t in &doc.tasks {
         let live_now = matches!(live, Liveness::Running | Liveness::Elsewhere);
         // An array (issue 19) is one row, its counts; `arrays` below says more.
@@ -435,27 +446,89 @@ fn elements<'a>(doc: &'a StateDoc, array: &'a str) -> impl Iterator<Item = &'a T
         .filter(move |t| crate::array::split_element_name(&t.name).is_some_and(|(a, _)| a == array))
 }
 
-/// An array's row of the table: `sweep[]`, `12 RUNNING 80 SUCCESS 3 FAILED 5 WAITING`...
-fn array_row(doc: &StateDoc, array: &str) -> [String; 9] {
-    let mut by: Vec<(String, usize)> = Vec::new();
-    let (mut runs, mut fails, mut n) = (0u64, 0u64, 0usize);
-    for t in elements(doc, array) {
-        n += 1;
-        runs += t.runs;
-        fails += t.failures;
-        match by.iter_mut().find(|(s, _)| *s == t.state) {
-            Some((_, c)) => *c += 1,
-            None => by.push((t.state.clone(), 1)),
+/// What an array's elements do (issue 19): the state file's counts for the elements no
+/// longer tasks, plus the elements that are.
+struct ArrayCounts<'a> {
+    elements: u64,
+    done: u64,
+    running: u64,
+    failed: u64,
+    held: u64,
+    runs: u64,
+    fails: u64,
+    /// The elements that are tasks, by state, in order of appearance.
+    by_state: Vec<(String, u64)>,
+    /// The elements that are tasks.
+    tasks: Vec<&'a TaskEntry>,
+}
+
+impl ArrayCounts<'_> {
+    fn waiting(&self) -> u64 {
+        self.elements
+            .saturating_sub(self.done + self.running + self.failed + self.held)
+    }
+}
+
+fn array_counts<'a>(doc: &'a StateDoc, array: &'a str) -> ArrayCounts<'a> {
+    let entry = doc.arrays.iter().find(|a| a.name == array);
+    let tasks: Vec<&TaskEntry> = elements(doc, array).collect();
+    let count = |states: &[&str]| {
+        tasks
+            .iter()
+            .filter(|t| states.contains(&t.state.as_str()))
+            .count() as u64
+    };
+    let mut c = ArrayCounts {
+        elements: entry.map_or(tasks.len() as u64, |e| e.elements),
+        done: entry.map_or(0, |e| e.succeeded) + count(&["SUCCESS"]),
+        running: count(&["RUNNING", "STOPPING", "STARTING"]),
+        failed: count(&["FAILED", "TIMEOUT", "FATAL", "SKIPPED"]),
+        held: entry.map_or(0, |e| e.held),
+        runs: entry.map_or(0, |e| e.runs),
+        fails: entry.map_or(0, |e| e.failures),
+        by_state: Vec::new(),
+        tasks,
+    };
+    for t in &c.tasks {
+        c.runs += t.runs;
+        c.fails += t.failures;
+    }
+    let retired = entry.map_or(0, |e| e.succeeded);
+    if retired > 0 {
+        c.by_state.push(("SUCCESS".into(), retired));
+    }
+    for t in &c.tasks {
+        match c.by_state.iter_mut().find(|(s, _)| *s == t.state) {
+            Some((_, n)) => *n += 1,
+            None => c.by_state.push((t.state.clone(), 1)),
         }
     }
-    let states: Vec<String> = by.iter().map(|(s, c)| format!("{c} {s}")).collect();
+    let not_yet = c
+        .elements
+        .saturating_sub(c.tasks.len() as u64 + retired + c.held);
+    if not_yet > 0 {
+        match c.by_state.iter_mut().find(|(s, _)| s == "WAITING") {
+            Some((_, n)) => *n += not_yet,
+            None => c.by_state.push(("WAITING".into(), not_yet)),
+        }
+    }
+    if c.held > 0 {
+        c.by_state.push(("HELD".into(), c.held));
+    }
+    c
+}
+
+/// An array's row of the table: `sweep[] (1000)`, `80 SUCCESS 12 RUNNING 3 FAILED 5 WAITING`.
+fn array_row(doc: &StateDoc, array: &str) -> [String; 9] {
+    let c = array_counts(doc, array);
+    let states: Vec<String> = c.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
     [
-        format!("{array}[] ({n})"),
+        format!("{array}[] ({})", c.elements),
         states.join(" "),
         "-".into(),
         "-".into(),
-        runs.to_string(),
-        fails.to_string(),
+        c.runs.to_string(),
+        c.fails.to_string(),
         "-".into(),
         "-".into(),
         "-".into(),
@@ -465,36 +538,38 @@ fn array_row(doc: &StateDoc, array: &str) -> [String; 9] {
 /// Per array (issue 19): what its elements do, the failed ones and the longest running
 /// ones (at most 5 of each): `sweep: 100 elements: 80 done, 12 running, 3 failed, 5
 /// waiting` then `  failed: sweep[7] (exit 1), ...` and `  running longest: sweep[3]
-/// (up 5m), ...`. `status --json` has every element.
+/// (up 5m), ...`. `status --json` has every element that is a task; the status file
+/// `elements.jsonl` has every element that ended.
 fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut out = String::new();
+    let mut names: Vec<&str> = doc.arrays.iter().map(|a| a.name.as_str()).collect();
     for t in &doc.tasks {
-        let Some((array, _)) = crate::array::split_element_name(&t.name) else {
-            continue;
-        };
-        if seen.contains(&array) {
-            continue;
+        if let Some((array, _)) = crate::array::split_element_name(&t.name) {
+            if !names.contains(&array) {
+                names.push(array);
+            }
         }
-        seen.push(array);
-        let all: Vec<&TaskEntry> = elements(doc, array).collect();
-        let count = |states: &[&str]| {
-            all.iter()
-                .filter(|t| states.contains(&t.state.as_str()))
-                .count()
-        };
-        let failed: Vec<&&TaskEntry> = all
-            .iter()
-            .filter(|t| matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL"))
-            .collect();
+    }
+    let mut out = String::new();
+    for array in names {
+        let c = array_counts(doc, array);
         out.push_str(&format!(
-            "{array}: {} elements: {} done, {} running, {} failed, {} waiting\n",
-            all.len(),
-            count(&["SUCCESS"]),
-            count(&["RUNNING", "STOPPING", "STARTING"]),
-            failed.len(),
-            count(&["WAITING", "PENDING", "IDLE", "RESTARTING"]),
+            "{array}: {} elements: {} done, {} running, {} failed, {} waiting{}\n",
+            c.elements,
+            c.done,
+            c.running,
+            c.failed,
+            c.waiting(),
+            if c.held > 0 {
+                format!(", {} held back by --retry-failed", c.held)
+            } else {
+                String::new()
+            }
         ));
+        let failed: Vec<&&TaskEntry> = c
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL" | "SKIPPED"))
+            .collect();
         if !failed.is_empty() {
             let shown: Vec<String> = failed
                 .iter()
@@ -515,7 +590,8 @@ fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
                 }
             ));
         }
-        let mut running: Vec<(&str, DateTime<Utc>)> = all
+        let mut running: Vec<(&str, DateTime<Utc>)> = c
+            .tasks
             .iter()
             .filter(|t| t.state == "RUNNING")
             .filter_map(|t| Some((t.name.as_str(), t.started_at?)))
@@ -603,6 +679,57 @@ mod tests {
         );
         assert!(out.contains("  failed: sweep[3] ("), "{out}");
         assert!(out.lines().count() < 40, "{out}");
+    }
+
+    #[test]
+    fn an_array_counts_its_retired_elements_from_the_state_file() {
+        let mut d = doc();
+        let base = d.tasks[0].clone();
+        for (id, state) in [(99_001, "RUNNING"), (99_002, "RUNNING"), (17, "FAILED")] {
+            let mut e = base.clone();
+            e.name = format!("big[{id}]");
+            e.state = state.into();
+            d.tasks.push(e);
+        }
+        d.arrays.push(crate::control::state::ArrayEntry {
+            name: "big".into(),
+            elements: 100_000,
+            succeeded: 99_000,
+            held: 0,
+            parallel: Some(2),
+            skipped: None,
+            runs: 99_000,
+            failures: 0,
+        });
+        // An array none of whose elements is a task: one row all the same.
+        d.arrays.push(crate::control::state::ArrayEntry {
+            name: "done".into(),
+            elements: 10,
+            succeeded: 10,
+            held: 0,
+            parallel: None,
+            skipped: None,
+            runs: 10,
+            failures: 0,
+        });
+        let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("big[] (100000)"))
+            .unwrap_or_else(|| panic!("an array row:\n{out}"));
+        for part in ["99000 SUCCESS", "2 RUNNING", "1 FAILED", "997 WAITING"] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
+        assert!(
+            out.contains("big: 100000 elements: 99000 done, 2 running, 1 failed, 997 waiting"),
+            "{out}"
+        );
+        assert!(out.contains("  failed: big[17] ("), "{out}");
+        assert!(out.contains("done[] (10)"), "{out}");
+        assert!(
+            out.contains("done: 10 elements: 10 done, 0 running, 0 failed, 0 waiting"),
+            "{out}"
+        );
     }
 
     #[test]

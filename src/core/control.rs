@@ -98,6 +98,9 @@ pub fn settings_hash(t: &TaskSpec) -> String {
     if probe.element.is_none() {
         text = text.replace(", element: None", "");
     }
+    if probe.sweep.is_none() {
+        text = text.replace(", sweep: None", "");
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -177,6 +180,7 @@ impl Core {
                 skipped.push(t.spec.name.clone());
             }
         }
+        skipped.extend(self.resume_arrays(succeeded));
         skipped
     }
 
@@ -193,7 +197,7 @@ impl Core {
     /// [`Core::resume`] and before [`Input::Start`]. Returns how many were held back.
     pub fn only_failed(&mut self, failed: &std::collections::HashSet<String>) -> usize {
         self.deadline_memo.set(None);
-        let mut held = 0;
+        let mut held = self.only_failed_arrays(failed);
         for t in &mut self.tasks {
             if t.spec.element.is_none() || t.spec.schedule != Schedule::Once || t.resumed {
                 continue;
@@ -224,7 +228,7 @@ impl Core {
                 .any(|t| !t.removed() && t.spec.instance.is_some() && t.spec.program == n)
         };
         for n in names {
-            if !known.contains(n) && !program(n) {
+            if !known.contains(n) && !program(n) && self.feed(n).is_none() {
                 return Err(unknown_task(n, &known));
             }
         }
@@ -309,7 +313,17 @@ impl Core {
 
     /// A control command for `name`: a task, or a `numprocs` program (then every instance,
     /// with one combined reply).
-    pub(super) fn control_each(&mut self, name: &str, now: Now, f: fn(&mut Core, &str, Now)) {
+    pub(super) fn control_each(
+        &mut self,
+        name: &str,
+        now: Now,
+        command: Command,
+        f: fn(&mut Core, &str, Now),
+    ) {
+        if self.find_task(name).is_none() && self.feed(name).is_some() {
+            self.control_array(name, now, command, f);
+            return;
+        }
         let instances: Vec<String> = if self.find_task(name).is_some() {
             Vec::new()
         } else {
@@ -328,6 +342,68 @@ impl Core {
             f(self, inst, now);
         }
         let mut replies = Vec::new();
+        let mut kept = Vec::new();
+        for a in self.out.drain(before..) {
+            match a {
+                Action::Reply(r) => replies.push(r),
+                other => kept.push(other),
+            }
+        }
+        self.out.extend(kept);
+        self.reply(Reply::Each(replies));
+    }
+
+    /// A command naming an array (issue 19): `stop` holds it (no element starts until a
+    /// `start`) and stops its elements that run; `start` frees it (and starts its held
+    /// elements); `restart` restarts the elements that run. One reply for the array,
+    /// then one per element acted on.
+    fn control_array(
+        &mut self,
+        name: &str,
+        now: Now,
+        command: Command,
+        f: fn(&mut Core, &str, Now),
+    ) {
+        if self.shutdown.is_some() {
+            self.reply(Reply::ShuttingDown {
+                command,
+                task: name.to_owned(),
+            });
+            return;
+        }
+        let stop = command == Command::Stop;
+        let start = command == Command::Start;
+        let mut replies = Vec::new();
+        if stop {
+            self.hold_feed(name, true);
+            replies.push(Reply::Stopped {
+                task: name.to_owned(),
+            });
+        } else if start {
+            self.hold_feed(name, false);
+            replies.push(Reply::Started {
+                task: name.to_owned(),
+                schedule_goes_on: false,
+            });
+        }
+        let elements: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| !t.removed())
+            .filter(|t| t.spec.element.as_ref().is_some_and(|e| e.array == name))
+            .filter(|t| {
+                if start {
+                    t.held()
+                } else {
+                    !t.runs.is_empty() || t.busy()
+                }
+            })
+            .map(|t| t.spec.name.clone())
+            .collect();
+        let before = self.out.len();
+        for e in &elements {
+            f(self, e, now);
+        }
         let mut kept = Vec::new();
         for a in self.out.drain(before..) {
             match a {

@@ -439,6 +439,17 @@ pub enum MasterEvent {
     },
     /// One task's row of the summary table.
     SummaryRow(SummaryRow),
+    /// At exit, under the summary table: an array's counts (issue 19).
+    ArraySummary {
+        /// The array task.
+        name: String,
+        /// Its elements.
+        elements: u64,
+        /// Elements that succeeded (before a `--resume` included).
+        succeeded: u64,
+        /// Elements whose last attempt failed.
+        failed: u64,
+    },
     /// Every process must be SIGKILLed by a bound ([`super::Input::KillBy`]).
     KillBy {
         /// Why, in the runtime's words.

@@ -27,6 +27,7 @@ mod alloc;
 mod control;
 mod deadline;
 pub mod event;
+mod feed;
 mod notify;
 mod program;
 mod progress;
@@ -35,6 +36,7 @@ pub use event::{
     Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
     Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
 };
+pub use feed::ArrayView;
 use program::FailedStart;
 pub use progress::Progress;
 #[cfg(test)]
@@ -691,6 +693,8 @@ pub struct Core {
     deadline_memo: std::cell::Cell<Option<Option<Mono>>>,
     /// Packing, the job's end, learned runtimes, the requeue (issue 17).
     alloc: alloc::Alloc,
+    /// The array tasks, each making its elements into tasks as room frees up (issue 19).
+    feeds: Vec<feed::Feed>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -701,11 +705,7 @@ struct ShutdownState {
 impl Core {
     /// A core for `spec`, not started yet (feed it [`Input::Start`]).
     pub fn new(spec: &Spec, mode: Mode) -> Core {
-        let tasks = spec
-            .tasks
-            .iter()
-            .map(|t| Task::new(Arc::new(t.clone())))
-            .collect();
+        let (tasks, feeds) = Core::split_feeds(spec);
         Core {
             globals: spec.globals.clone(),
             mode,
@@ -722,6 +722,7 @@ impl Core {
             planned: None,
             deadline_memo: std::cell::Cell::new(None),
             alloc: alloc::Alloc::default(),
+            feeds,
         }
     }
 
@@ -736,6 +737,7 @@ impl Core {
         if self.exited {
             return Vec::new();
         }
+        self.retire();
         match input {
             Input::Start => self.start(now),
             Input::Tick => self.tick(now),
@@ -754,9 +756,15 @@ impl Core {
             Input::JobEnd { end } => self.job_end_input(end),
             Input::MemExceeded { run, rss } => self.mem_exceeded(run, rss, now),
             Input::ClockChanged => self.clock_changed(now),
-            Input::StartTask { task } => self.control_each(&task, now, Core::control_start),
-            Input::StopTask { task } => self.control_each(&task, now, Core::control_stop),
-            Input::RestartTask { task } => self.control_each(&task, now, Core::control_restart),
+            Input::StartTask { task } => {
+                self.control_each(&task, now, Command::Start, Core::control_start)
+            }
+            Input::StopTask { task } => {
+                self.control_each(&task, now, Command::Stop, Core::control_stop)
+            }
+            Input::RestartTask { task } => {
+                self.control_each(&task, now, Command::Restart, Core::control_restart)
+            }
             Input::KillBy { at, why } => self.kill_by_input(at, why, now),
             Input::ShutdownAt { at, why } => self.shutdown_at_input(at, why, now),
         }
@@ -887,12 +895,12 @@ impl Core {
             return;
         }
         self.started = true;
-        let n = self.tasks.len();
+        let n = self.tasks.len() + self.feeds.len();
         self.master(MasterEvent::Configured {
             tasks: n,
             max_parallel: self.globals.max_parallel,
         });
-        for i in 0..n {
+        for i in 0..self.tasks.len() {
             self.schedule_task(i, now, None);
         }
     }
@@ -935,7 +943,10 @@ impl Core {
                 self.tasks[i].sched = Sched::Once {
                     fired: last_start.is_some() || resumed,
                 };
-                self.event(i, TaskEvent::OnceScheduled);
+                // An array element is made when it is about to run: no line of its own.
+                if self.tasks[i].spec.element.is_none() {
+                    self.event(i, TaskEvent::OnceScheduled);
+                }
             }
             Schedule::Timer(period) => {
                 let next = match last_start {
@@ -987,6 +998,7 @@ impl Core {
         }
         self.restarts_due(now);
         self.planned_due(now);
+        self.materialize(now);
         for i in 0..self.tasks.len() {
             self.tick_task(i, now);
         }
@@ -1833,7 +1845,8 @@ impl Core {
         if self.exited || !self.started {
             return;
         }
-        let all_finished = self.tasks.iter().all(Task::finished);
+        let all_finished = self.tasks.iter().all(Task::finished)
+            && (self.shutdown.is_some() || self.feeds_exhausted());
         if !all_finished {
             return;
         }
@@ -1868,9 +1881,30 @@ impl Core {
     /// One aligned line per task: state, runs, failures, CPU time and peak RSS of its
     /// processes (wait4 rusage), last end.
     fn summary(&mut self) {
-        let views = self.views();
-        let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
+        // An array is one row (its elements' counters added up), then the elements that
+        // did not succeed.
+        let arrays = self.array_rows();
+        let views: Vec<TaskView> = self
+            .views()
+            .into_iter()
+            .zip(&self.tasks)
+            .filter(|(v, t)| t.spec.element.is_none() || v.state != TaskState::Success)
+            .map(|(v, _)| v)
+            .collect();
+        let width = views
+            .iter()
+            .map(|v| v.name.len())
+            .chain(arrays.iter().map(|(r, _)| r.name.len()))
+            .max()
+            .unwrap_or(4)
+            .max(4);
         self.master(MasterEvent::SummaryHeader { width });
+        let mut counts = Vec::new();
+        for (mut row, count) in arrays {
+            row.width = width;
+            self.master(MasterEvent::SummaryRow(row));
+            counts.push(count);
+        }
         for v in views {
             self.master(MasterEvent::SummaryRow(SummaryRow {
                 width,
@@ -1882,6 +1916,9 @@ impl Core {
                 peak_rss: v.stats.peak_rss,
                 last: v.stats.last_end,
             }));
+        }
+        for c in counts {
+            self.master(c);
         }
     }
 }

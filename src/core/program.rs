@@ -77,13 +77,36 @@ impl Core {
     /// program (all its instances). A service (`autorestart: always`) must be running and
     /// up for `starttime`; anything else must have succeeded (its last run).
     pub(super) fn deps(&self, i: usize) -> Deps {
-        let me = &self.tasks[i];
-        for dep in &me.spec.depends_on {
+        self.deps_of(&self.tasks[i].spec.depends_on)
+    }
+
+    /// The state of dependencies `depends_on` (of a task, or of an array task).
+    pub(super) fn deps_of(&self, depends_on: &[String]) -> Deps {
+        for dep in depends_on {
             let matched: Vec<&Task> = self
                 .tasks
                 .iter()
                 .filter(|t| !t.removed() && (t.spec.name == *dep || t.spec.program == *dep))
                 .collect();
+            // An array, or one of its elements (issue 19): what the feed knows first,
+            // then its elements that are tasks.
+            match self.array_dep(dep) {
+                Some(feed::ArrayDep::Failed(why)) => return Deps::Failed(why),
+                Some(feed::ArrayDep::Waiting) => {
+                    // An element that failed fails the dependency now.
+                    if let Some(d) = matched.iter().find(|d| {
+                        d.stats.last_outcome.is_some_and(Outcome::is_failure) && !d.busy()
+                    }) {
+                        return Deps::Failed(DepFailure::Failed {
+                            dep: d.spec.name.clone(),
+                            last: d.stats.last_end.clone(),
+                        });
+                    }
+                    return Deps::Waiting(DepWait::NotSucceeded { dep: dep.clone() });
+                }
+                Some(feed::ArrayDep::Settled) if matched.is_empty() => continue,
+                _ => {}
+            }
             if matched.is_empty() {
                 return Deps::Failed(DepFailure::NotInConfig(dep.clone()));
             }

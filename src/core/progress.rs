@@ -30,13 +30,22 @@ impl Core {
             if !t.spec.enabled {
                 continue;
             }
-            p.total += 1;
+            // An element that is a task counts with its array (below), when it ends.
+            if t.spec.element.is_none() {
+                p.total += 1;
+            }
             if self.started && t.finished() {
                 p.done += 1;
                 if t.stats.last_outcome.is_some_and(|o| o.is_failure()) {
                     p.failed += 1;
                 }
             }
+        }
+        // Arrays: every element that is to run; those retired (or resumed) are done.
+        for a in self.arrays().iter().filter(|a| a.skipped.is_none()) {
+            let total = a.elements.saturating_sub(a.held);
+            p.total += usize::try_from(total).unwrap_or(usize::MAX);
+            p.done += usize::try_from(a.succeeded).unwrap_or(usize::MAX);
         }
         p
     }

@@ -27,11 +27,21 @@ impl Core {
         if self.shutdown.is_some() {
             return;
         }
-        let mut old: Vec<Task> = std::mem::take(&mut self.tasks);
-        let mut tasks = Vec::with_capacity(spec.tasks.len());
-        let mut then = Vec::with_capacity(spec.tasks.len());
         let mut summary = ReloadSummary::default();
-        for new in &spec.tasks {
+        // Arrays (issue 19): each feed takes its new settings; each element that is a
+        // task is compared with the element the new array makes (gone from it: removed).
+        let elements = self.reloaded_elements(spec);
+        self.reload_feeds(spec, &mut summary);
+        let wanted: Vec<&TaskSpec> = spec
+            .tasks
+            .iter()
+            .filter(|t| t.sweep.is_none())
+            .chain(&elements)
+            .collect();
+        let mut old: Vec<Task> = std::mem::take(&mut self.tasks);
+        let mut tasks = Vec::with_capacity(wanted.len());
+        let mut then = Vec::with_capacity(wanted.len());
+        for new in wanted {
             let (task, step) = match find_old(&old, new) {
                 Some(pos) => self.reload_kept(old.remove(pos), new, &mut summary),
                 None => {

@@ -476,6 +476,11 @@ impl Harness {
             .get_mut(&task)
             .and_then(VecDeque::pop_front)
             .or_else(|| self.default_script.get(&task).copied())
+            // An array element behaves as its array's script says, unless it has its own.
+            .or_else(|| {
+                crate::array::split_element_name(&task)
+                    .and_then(|(array, _)| self.default_script.get(array).copied())
+            })
             .unwrap_or_else(Script::forever);
         let pid = self.next_pid;
         self.next_pid += 1;

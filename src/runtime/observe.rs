@@ -651,6 +651,7 @@ impl Runtime {
             resources,
             nodes,
             tasks,
+            arrays: self.core.arrays().into_iter().map(array_entry).collect(),
         }
     }
 
@@ -749,5 +750,19 @@ fn absolute(p: &std::path::Path) -> String {
     match std::env::current_dir() {
         Ok(cwd) => cwd.join(p).display().to_string(),
         Err(_) => p.display().to_string(),
+    }
+}
+
+/// The state file's entry of an array (issue 19).
+fn array_entry(a: crate::core::ArrayView) -> state::ArrayEntry {
+    state::ArrayEntry {
+        name: a.name,
+        elements: a.elements,
+        succeeded: a.succeeded,
+        held: a.held,
+        parallel: a.parallel,
+        skipped: a.skipped.map(|r| r.to_string()),
+        runs: a.stats.runs,
+        failures: a.stats.failures,
     }
 }

@@ -923,3 +923,23 @@ fn a_program_gets_one_line_per_instance_and_fails_if_one_does() {
     ]);
     assert!(!each.ok());
 }
+
+#[test]
+fn array_summary_line() {
+    let line = |elements, succeeded, failed| {
+        master(MasterEvent::ArraySummary {
+            name: "sweep".into(),
+            elements,
+            succeeded,
+            failed,
+        })
+    };
+    assert_eq!(
+        line(100_000, 99_990, 4),
+        info("Array sweep: 100000 elements: 99990 succeeded, 4 failed, 6 not run")
+    );
+    assert_eq!(
+        line(1, 1, 0),
+        info("Array sweep: 1 element: 1 succeeded, 0 failed, 0 not run")
+    );
+}

@@ -293,6 +293,22 @@ impl Validator<'_> {
                 continue;
             }
             for d in &t.depends_on {
+                // `sweep[3]`: one element of an array (issue 19), held compactly.
+                let element_of = crate::array::split_element_name(d).and_then(|(a, id)| {
+                    tasks.iter().find(|x| {
+                        x.name == a
+                            && x.sweep
+                                .as_ref()
+                                .is_some_and(|s| s.array.position(id).is_some())
+                    })
+                });
+                if let Some(array) = element_of {
+                    edges
+                        .entry(t.program.as_str())
+                        .or_default()
+                        .push(array.program.as_str());
+                    continue;
+                }
                 if programs.contains_key(d.as_str()) {
                     let target = tasks
                         .iter()
@@ -319,41 +335,7 @@ impl Validator<'_> {
                 self.push(e);
             }
         }
-        // Cycles: depth-first search with colours; each cycle reported once, at its first task.
-        let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the stack, 2 = done
-        let mut stack: Vec<&str> = Vec::new();
-        let mut cycles: Vec<Vec<&str>> = Vec::new();
-        fn visit<'a>(
-            n: &'a str,
-            edges: &BTreeMap<&'a str, Vec<&'a str>>,
-            state: &mut HashMap<&'a str, u8>,
-            stack: &mut Vec<&'a str>,
-            cycles: &mut Vec<Vec<&'a str>>,
-        ) {
-            state.insert(n, 1);
-            stack.push(n);
-            for &m in edges.get(n).map(Vec::as_slice).unwrap_or(&[]) {
-                match state.get(m) {
-                    Some(1) => {
-                        let from = stack.iter().position(|x| *x == m).unwrap_or(0);
-                        let mut cycle: Vec<&str> = stack[from..].to_vec();
-                        cycle.push(m);
-                        cycles.push(cycle);
-                    }
-                    Some(_) => {}
-                    None => visit(m, edges, state, stack, cycles),
-                }
-            }
-            stack.pop();
-            state.insert(n, 2);
-        }
-        let roots: Vec<&str> = edges.keys().copied().collect();
-        for n in roots {
-            if !state.contains_key(n) {
-                visit(n, &edges, &mut state, &mut stack, &mut cycles);
-            }
-        }
-        for cycle in cycles {
+        for cycle in cycles_of(&edges) {
             let first = cycle[0];
             let span = spans.get(first).cloned().unwrap_or(0..0);
             let e = self
@@ -367,6 +349,44 @@ impl Validator<'_> {
             self.push(e);
         }
     }
+}
+
+/// The dependency cycles of `edges`: depth-first search with colours; each cycle found
+/// once, from its first task.
+fn cycles_of<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>) -> Vec<Vec<&'a str>> {
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the stack, 2 = done
+    let mut stack: Vec<&str> = Vec::new();
+    let mut cycles: Vec<Vec<&str>> = Vec::new();
+    fn visit<'a>(
+        n: &'a str,
+        edges: &BTreeMap<&'a str, Vec<&'a str>>,
+        state: &mut HashMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+        cycles: &mut Vec<Vec<&'a str>>,
+    ) {
+        state.insert(n, 1);
+        stack.push(n);
+        for &m in edges.get(n).map(Vec::as_slice).unwrap_or(&[]) {
+            match state.get(m) {
+                Some(1) => {
+                    let from = stack.iter().position(|x| *x == m).unwrap_or(0);
+                    let mut cycle: Vec<&str> = stack[from..].to_vec();
+                    cycle.push(m);
+                    cycles.push(cycle);
+                }
+                Some(_) => {}
+                None => visit(m, edges, state, stack, cycles),
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+    }
+    for &n in edges.keys() {
+        if !state.contains_key(n) {
+            visit(n, edges, &mut state, &mut stack, &mut cycles);
+        }
+    }
+    cycles
 }
 
 fn strsim_best<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {

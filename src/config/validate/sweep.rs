@@ -1,6 +1,7 @@
 //! Task arrays and task files (issue 19): the task fields `array` and `parallel`, the
 //! top-level `tasks-file` (and `--tasks FILE`), and the expansion of an array task into one
-//! `TaskSpec` per element, named `task[id]`.
+//! `TaskSpec` per element, named `task[id]`, made when the element is about to run
+//! (`crate::spec::expand`).
 //!
 //! Decisions:
 //! - `array` is an object with exactly one of `range` (Slurm's `1-1000`, `0-100:10`,
@@ -32,9 +33,10 @@
 //!   every element (as for a `numprocs` program), and `depends-on: ["sweep[3]"]` for one.
 
 use super::*;
-use crate::array::{element_name, Array, ArrayError, Element};
-use crate::spec::ArrayElement;
-use crate::text::shell::{self, Fill};
+use crate::array::{Array, ArrayError};
+use crate::spec::Sweep;
+use crate::text::shell;
+use std::sync::Arc;
 
 /// Keys of a task's `array` object: the forms, exactly one of them.
 pub(crate) const ARRAY_FIELDS: &[Field] = &[
@@ -52,21 +54,6 @@ pub const TASKS_FILE_TASK: &str = "tasks";
 
 /// The placeholders every array task has besides its matrix keys.
 const BUILTIN_PLACEHOLDERS: [&str; 2] = ["item", "index"];
-
-/// A valid `array` of one task, expanded once the whole task list is known.
-pub(super) struct Sweep {
-    array: Array,
-    parallel: Option<u32>,
-    /// A task file: each element's command is its line, run as written.
-    task_file: bool,
-}
-
-impl Sweep {
-    /// How many tasks this array becomes.
-    pub(super) fn len(&self) -> u64 {
-        self.array.len()
-    }
-}
 
 /// A task file's content as an array, or the sentence saying why not.
 fn task_file_array(text: &str) -> Result<Array, String> {
@@ -592,136 +579,22 @@ impl Validator<'_> {
         ))
     }
 
-    /// Each array task replaced by its elements, in element order.
+    /// Each array task given its elements (`TaskSpec::sweep`), held compactly: the
+    /// core makes an element's `TaskSpec` when it is about to run.
     pub(super) fn expand_arrays(tasks: Vec<(TaskSpec, Option<Sweep>)>) -> Vec<TaskSpec> {
-        let total: u64 = tasks
-            .iter()
-            .map(|(_, s)| s.as_ref().map_or(1, Sweep::len))
-            .sum();
-        let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        for (task, sweep) in tasks {
-            let Some(sweep) = sweep else {
-                out.push(task);
-                continue;
-            };
-            for pos in 0..sweep.array.len() {
-                let Some(e) = sweep.array.element(pos) else {
-                    break;
-                };
-                out.push(element_task(&task, &sweep, e));
-            }
-        }
-        out
+        tasks
+            .into_iter()
+            .map(|(mut task, sweep)| {
+                task.sweep = sweep.map(Arc::new);
+                task
+            })
+            .collect()
     }
-}
-
-/// Element `e` of array task `task`.
-fn element_task(task: &TaskSpec, sweep: &Sweep, e: Element) -> TaskSpec {
-    let mut el = task.clone();
-    el.name = element_name(&task.name, e.id);
-    el.program.clone_from(&task.name);
-    let id = e.id.to_string();
-    let lookup = |name: &str| -> Option<&str> {
-        match name {
-            "item" => Some(&e.item),
-            "index" => Some(&id),
-            _ => e
-                .named
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str()),
-        }
-    };
-    el.command = match &task.command {
-        _ if sweep.task_file => CommandSpec::Shell(e.item.clone()),
-        CommandSpec::Shell(s) => {
-            CommandSpec::Shell(shell::fill(s, |n| lookup(n).map(Fill::Literal)))
-        }
-        CommandSpec::Argv(argv) => {
-            CommandSpec::Argv(argv.iter().map(|a| fill_text(a, &lookup)).collect())
-        }
-        other => other.clone(),
-    };
-    for v in el.env.values_mut() {
-        if v.contains('{') {
-            *v = fill_text(v, &lookup);
-        }
-    }
-    // Output paths: a `%` of a value is no strftime pattern.
-    let in_path = |name: &str| lookup(name).map(|v| v.replace('%', "%%"));
-    let fill_path = |p: &std::path::Path| match p.to_str() {
-        Some(s) if s.contains('{') => PathBuf::from(fill_text(s, &in_path)),
-        _ => p.to_path_buf(),
-    };
-    if let OutputTarget::File(p) = &task.stdout {
-        el.stdout = OutputTarget::File(fill_path(p));
-    }
-    if let StderrTarget::File(p) = &task.stderr {
-        el.stderr = StderrTarget::File(fill_path(p));
-    }
-    el.env.insert("BANSURI_ITEM".into(), e.item.clone());
-    el.env.insert("BANSURI_ARRAY_INDEX".into(), id.clone());
-    for (k, v) in &e.named {
-        el.env.insert(k.clone(), v.clone());
-    }
-    el.element = Some(ArrayElement {
-        array: task.name.clone(),
-        id: e.id,
-        item: e.item,
-        named: e.named,
-        parallel: sweep.parallel,
-    });
-    el
-}
-
-/// `text` (an argument or a value: no shell reads it) with each placeholder replaced by
-/// its value as it is; `${name}` stays.
-fn fill_text<S: AsRef<str>>(text: &str, lookup: &impl Fn(&str) -> Option<S>) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut rest = text;
-    while let Some(i) = rest.find('{') {
-        let (head, tail) = rest.split_at(i);
-        out.push_str(head);
-        let after = &tail[1..];
-        let name_len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..name_len];
-        let placeholder =
-            !head.ends_with('$') && after[name_len..].starts_with('}') && shell::is_name(name);
-        match lookup(name).filter(|_| placeholder) {
-            Some(v) => {
-                out.push_str(v.as_ref());
-                rest = &after[name_len + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_placeholders_are_filled_as_they_are() {
-        let look = |n: &str| match n {
-            "item" => Some("a b'$(x)"),
-            "lr" => Some("0.1"),
-            _ => None,
-        };
-        assert_eq!(fill_text("--in={item}", &look), "--in=a b'$(x)");
-        assert_eq!(
-            fill_text("{lr}{lr} ${lr} {nope} {", &look),
-            "0.10.1 ${lr} {nope} {"
-        );
-        assert_eq!(fill_text("{{item}}", &look), "{a b'$(x)}");
-    }
 
     #[test]
     fn task_files_skip_comments_and_refuse_nul_and_emptiness() {
