@@ -280,6 +280,7 @@ pub fn metrics(doc: &StateDoc) -> String {
         )],
     );
     task_metrics(&mut out, doc);
+    array_metrics(&mut out, doc);
     if let Some(n) = &doc.node {
         node_metrics(&mut out, n);
     }
@@ -383,6 +384,70 @@ const REQUEST_FIGURES: &[(&str, &str, &str, TaskFigure)] = &[
 ];
 
 /// The task families: the state (one sample per state), the figures, the last signal.
+/// Per array (issue 19), counts rather than one sample per element: the elements that
+/// are tasks (running, failed) have their own `task` samples.
+fn array_metrics(out: &mut String, doc: &StateDoc) {
+    if doc.arrays.is_empty() {
+        return;
+    }
+    let mut elements = Vec::new();
+    let mut by_state = Vec::new();
+    let mut runs = Vec::new();
+    for a in &doc.arrays {
+        let name = label(&a.name);
+        let tasks: Vec<&TaskEntry> = doc
+            .tasks
+            .iter()
+            .filter(|t| crate::array::split_element_name(&t.name).is_some_and(|(x, _)| x == a.name))
+            .collect();
+        let count = |states: &[&str]| {
+            tasks
+                .iter()
+                .filter(|t| states.contains(&t.state.as_str()))
+                .count() as u64
+        };
+        let succeeded = a.succeeded + count(&["SUCCESS"]);
+        let running = count(&["STARTING", "RUNNING", "STOPPING"]);
+        let failed = count(&["FAILED", "TIMEOUT", "FATAL", "SKIPPED"]) + a.failed;
+        let waiting = a
+            .elements
+            .saturating_sub(succeeded + running + failed + a.held);
+        elements.push((format!("{{array=\"{name}\"}}"), a.elements as f64));
+        for (state, n) in [
+            ("succeeded", succeeded),
+            ("running", running),
+            ("failed", failed),
+            ("waiting", waiting),
+            ("held", a.held),
+        ] {
+            by_state.push((format!("{{array=\"{name}\",state=\"{state}\"}}"), n as f64));
+        }
+        let live: u64 = tasks.iter().map(|t| t.runs).sum();
+        runs.push((format!("{{array=\"{name}\"}}"), (a.runs + live) as f64));
+    }
+    family(
+        out,
+        "bansuri_array_elements",
+        "gauge",
+        "Elements of the array task.",
+        elements,
+    );
+    family(
+        out,
+        "bansuri_array_elements_by_state",
+        "gauge",
+        "Elements of the array by where they stand: succeeded, running, failed, waiting, held (left by --retry-failed).",
+        by_state,
+    );
+    family(
+        out,
+        "bansuri_array_runs_total",
+        "counter",
+        "Attempts started by the array's elements.",
+        runs,
+    );
+}
+
 fn task_metrics(out: &mut String, doc: &StateDoc) {
     let mut states = Vec::new();
     for t in &doc.tasks {
@@ -798,6 +863,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn arrays_are_counts_not_a_sample_per_element() {
+        let mut doc = crate::control::state::tests::sample_doc();
+        doc.arrays.push(crate::control::state::ArrayEntry {
+            name: "sweep".into(),
+            elements: 100_000,
+            succeeded: 99_990,
+            held: 0,
+            parallel: Some(2),
+            skipped: None,
+            runs: 99_990,
+            failures: 0,
+            slowest: Vec::new(),
+            failed: 0,
+            failed_elements: Vec::new(),
+        });
+        let out = metrics(&doc);
+        assert!(
+            out.contains("bansuri_array_elements{array=\"sweep\"} 100000\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("bansuri_array_elements_by_state{array=\"sweep\",state=\"waiting\"} 10\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("bansuri_array_runs_total{array=\"sweep\"} 99990\n"),
+            "{out}"
+        );
+        assert!(!out.contains("sweep["), "{out}");
     }
 
     #[test]

@@ -272,3 +272,59 @@ fn a_reload_keeps_the_tasks_of_tasks_and_a_task_file_alone_reloads_as_one() {
         .unwrap_or_else(|| panic!("the new line did not start:\n{}", read()));
     assert_eq!(read().matches("[tasks[0]] | one").count(), 1, "{}", read());
 }
+
+/// Issue 19's scale, at a size a test affords: an array of 10,000 elements is held as a
+/// few tasks, not 10,000. While it runs, the state file lists only the elements that are
+/// tasks, plus the array's counts; bansuri's memory stays flat; every element ends in the
+/// status file; the exit summary is one row and one line for the array.
+#[test]
+fn a_large_array_keeps_the_state_file_and_memory_small() {
+    let sb = Sandbox::new();
+    let config = r#"{"sample_interval": "0", "scripts": [
+        {"name": "w", "array": {"range": "1-10000"}, "parallel": 4, "command": "true"}]}"#;
+    let mut b = sb.start(config, &["--exit-when-done"]);
+    let pid = b.pid();
+    let state = sb.file(".bansuri/config.json/state.json");
+    let (mut most_tasks, mut seen_counts, mut peak_kb) = (0usize, false, 0u64);
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&state) {
+            if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) {
+                let tasks = doc["tasks"].as_array().map_or(0, Vec::len);
+                most_tasks = most_tasks.max(tasks);
+                if let Some(a) = doc["arrays"].as_array().and_then(|a| a.first()) {
+                    assert_eq!(a["name"], "w", "{a}");
+                    assert_eq!(a["elements"], 10_000, "{a}");
+                    seen_counts = true;
+                }
+            }
+        }
+        if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        if let Some(st) = b.wait(Duration::from_millis(50)) {
+            break st;
+        }
+    };
+    let log = b.log();
+    assert_eq!(status.0.code(), Some(0), "{}\n{log}", status.1);
+    assert!(seen_counts, "the state file had the array's counts");
+    assert!(
+        most_tasks <= 12,
+        "the state file listed {most_tasks} tasks for an array capped at 4"
+    );
+    // The release binary runs in a few MB; the debug one's code alone is about 12 MB.
+    assert!(peak_kb < 40 * 1024, "bansuri's peak RSS was {peak_kb} kB");
+    assert_eq!(status_lines(&sb).len(), 10_000);
+    assert!(
+        log.contains("Array w: 10000 elements: 10000 succeeded, 0 failed, 0 not run"),
+        "{log}"
+    );
+    assert!(!log.contains("Schedule: once"), "no line per element made");
+    assert!(!log.contains("] w[17]  "), "no summary row per element");
+}

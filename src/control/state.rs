@@ -26,7 +26,8 @@
 //! | `settings` | `check_interval`, `watchdog_timeout`, `sample_interval`, `max_parallel`, `mode` (`service`, `exit-when-done`, `once`), `resume` |
 //! | `node` | last sample: `load` (1, 5, 15 min), `mem_total`, `mem_available`, `sampled_at`; `null` when sampling is off |
 //! | `resources` | what bansuri packs runs into (issue 17): `found` (the job log header's words), `total`, `in_use` (the live runs' grants), `free`, each `{cpus, gpus, mem}` (mem in bytes); absent when no task asks for resources and the config has no `resources` block |
-//! | `tasks` | one entry per task, in config order (below) |
+//! | `tasks` | one entry per task, in config order (below); an array's elements only while they are tasks (waiting to start, running, failed) |
+//! | `arrays` | one entry per array task (issue 19): `name`, `elements`, `succeeded` (those not in `tasks`), `held` (left by `--retry-failed`), `parallel`, `skipped` (why its elements are not run), `runs` and `failures` (attempts of the elements not in `tasks`), `slowest` (`{name, seconds}`, at most 5), `failed` (elements that failed finally, not in `tasks`) and `failed_elements` (the first 100 of them: `{name, text}`); absent when there is none |
 //!
 //! A task: `name`, `description`, `schedule` (in words), `one_shot`, `enabled`, `state`
 //! (PENDING, SCHEDULED, WAITING, STARTING, RUNNING, STOPPING, SUCCESS, FAILED, TIMEOUT,
@@ -126,7 +127,7 @@ pub struct StateDoc {
 /// running, failed, or succeeded since the last input) are in `tasks`, named `name[id]`;
 /// `succeeded` counts the others that succeeded. The status file `elements.jsonl` beside
 /// the state file has a line per element that ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArrayEntry {
     /// The array task.
     pub name: String,
@@ -149,6 +150,33 @@ pub struct ArrayEntry {
     /// Failed attempts of the elements not in `tasks`.
     #[serde(default)]
     pub failures: u64,
+    /// The elements not in `tasks` that ran longest, longest first (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowest: Vec<SlowElement>,
+    /// Elements that failed finally and are not in `tasks`.
+    #[serde(default)]
+    pub failed: u64,
+    /// The first 100 of them by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_elements: Vec<FailedElementEntry>,
+}
+
+/// An element that failed (issue 19).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedElementEntry {
+    /// `sweep[17]`.
+    pub name: String,
+    /// How it ended, as in the job log (`exit 1`, `SIGKILL`, `timeout`).
+    pub text: String,
+}
+
+/// An element that ran long (issue 19).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowElement {
+    /// `sweep[17]`.
+    pub name: String,
+    /// How long its last attempt ran, seconds.
+    pub seconds: f64,
 }
 
 /// CPUs, GPUs and memory (bytes): a request, or the node's total, use or free.

@@ -482,7 +482,7 @@ fn array_counts<'a>(doc: &'a StateDoc, array: &'a str) -> ArrayCounts<'a> {
         elements: entry.map_or(tasks.len() as u64, |e| e.elements),
         done: entry.map_or(0, |e| e.succeeded) + count(&["SUCCESS"]),
         running: count(&["RUNNING", "STOPPING", "STARTING"]),
-        failed: count(&["FAILED", "TIMEOUT", "FATAL", "SKIPPED"]),
+        failed: count(&["FAILED", "TIMEOUT", "FATAL", "SKIPPED"]) + entry.map_or(0, |e| e.failed),
         held: entry.map_or(0, |e| e.held),
         runs: entry.map_or(0, |e| e.runs),
         fails: entry.map_or(0, |e| e.failures),
@@ -497,6 +497,10 @@ fn array_counts<'a>(doc: &'a StateDoc, array: &'a str) -> ArrayCounts<'a> {
     if retired > 0 {
         c.by_state.push(("SUCCESS".into(), retired));
     }
+    let failed_gone = entry.map_or(0, |e| e.failed);
+    if failed_gone > 0 {
+        c.by_state.push(("FAILED".into(), failed_gone));
+    }
     for t in &c.tasks {
         match c.by_state.iter_mut().find(|(s, _)| *s == t.state) {
             Some((_, n)) => *n += 1,
@@ -505,7 +509,7 @@ fn array_counts<'a>(doc: &'a StateDoc, array: &'a str) -> ArrayCounts<'a> {
     }
     let not_yet = c
         .elements
-        .saturating_sub(c.tasks.len() as u64 + retired + c.held);
+        .saturating_sub(c.tasks.len() as u64 + retired + failed_gone + c.held);
     if not_yet > 0 {
         match c.by_state.iter_mut().find(|(s, _)| s == "WAITING") {
             Some((_, n)) => *n += not_yet,
@@ -565,31 +569,8 @@ fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
                 String::new()
             }
         ));
-        let failed: Vec<&&TaskEntry> = c
-            .tasks
-            .iter()
-            .filter(|t| matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL" | "SKIPPED"))
-            .collect();
-        if !failed.is_empty() {
-            let shown: Vec<String> = failed
-                .iter()
-                .take(5)
-                .map(|t| {
-                    let why = t.last_exit.as_ref().map_or("-".into(), |e| e.text.clone());
-                    format!("{} ({why})", t.name)
-                })
-                .collect();
-            let more = failed.len().saturating_sub(5);
-            out.push_str(&format!(
-                "  failed: {}{}\n",
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ));
-        }
+        out.push_str(&failed_line(doc, array, &c));
+        out.push_str(&slowest_line(doc, array, &c));
         let mut running: Vec<(&str, DateTime<Utc>)> = c
             .tasks
             .iter()
@@ -611,6 +592,87 @@ fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
     } else {
         out + "\n"
     }
+}
+
+/// `  failed: sweep[7] (exit 1), ... and 3 more` (empty when none failed).
+fn failed_line(doc: &StateDoc, array: &str, c: &ArrayCounts<'_>) -> String {
+    let mut out = String::new();
+    // Those no longer tasks (the state file names the first 100), then the others.
+    let failed: Vec<(String, String)> = doc
+        .arrays
+        .iter()
+        .filter(|a| a.name == array)
+        .flat_map(|a| {
+            a.failed_elements
+                .iter()
+                .map(|f| (f.name.clone(), f.text.clone()))
+        })
+        .chain(
+            c.tasks
+                .iter()
+                .filter(|t| matches!(t.state.as_str(), "FAILED" | "TIMEOUT" | "FATAL" | "SKIPPED"))
+                .map(|t| {
+                    let why = t.last_exit.as_ref().map_or("-".into(), |e| e.text.clone());
+                    (t.name.clone(), why)
+                }),
+        )
+        .collect();
+    if !failed.is_empty() {
+        let shown: Vec<String> = failed
+            .iter()
+            .take(5)
+            .map(|(name, why)| format!("{name} ({why})"))
+            .collect();
+        let more = (c.failed as usize).saturating_sub(5);
+        out.push_str(&format!(
+            "  failed: {}{}\n",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+/// `  slowest: sweep[512] (3m 10s), ...` (empty when none ended).
+fn slowest_line(doc: &StateDoc, array: &str, c: &ArrayCounts<'_>) -> String {
+    let mut out = String::new();
+    // The slowest that ended: those no longer tasks (the state file keeps five),
+    // and those still tasks.
+    let mut slowest: Vec<(String, f64)> = doc
+        .arrays
+        .iter()
+        .filter(|a| a.name == array)
+        .flat_map(|a| a.slowest.iter().map(|s| (s.name.clone(), s.seconds)))
+        .chain(
+            c.tasks
+                .iter()
+                .filter(|t| t.state == "SUCCESS")
+                .filter_map(|t| {
+                    let (start, end) = (t.started_at?, t.ended_at?);
+                    Some((
+                        t.name.clone(),
+                        (end - start).num_milliseconds() as f64 / 1000.0,
+                    ))
+                }),
+        )
+        .collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if !slowest.is_empty() {
+        let shown: Vec<String> = slowest
+            .iter()
+            .take(5)
+            .map(|(name, secs)| {
+                let took = std::time::Duration::from_secs_f64(secs.max(0.0));
+                format!("{name} ({})", fmt_dur(took))
+            })
+            .collect();
+        out.push_str(&format!("  slowest: {}\n", shown.join(", ")));
+    }
+    out
 }
 
 /// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"
@@ -700,6 +762,21 @@ mod tests {
             skipped: None,
             runs: 99_000,
             failures: 0,
+            slowest: vec![
+                crate::control::state::SlowElement {
+                    name: "big[512]".into(),
+                    seconds: 190.0,
+                },
+                crate::control::state::SlowElement {
+                    name: "big[3]".into(),
+                    seconds: 61.5,
+                },
+            ],
+            failed: 1,
+            failed_elements: vec![crate::control::state::FailedElementEntry {
+                name: "big[9]".into(),
+                text: "exit 2".into(),
+            }],
         });
         // An array none of whose elements is a task: one row all the same.
         d.arrays.push(crate::control::state::ArrayEntry {
@@ -711,20 +788,30 @@ mod tests {
             skipped: None,
             runs: 10,
             failures: 0,
+            slowest: Vec::new(),
+            failed: 0,
+            failed_elements: Vec::new(),
         });
         let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
         let row = out
             .lines()
             .find(|l| l.starts_with("big[] (100000)"))
             .unwrap_or_else(|| panic!("an array row:\n{out}"));
-        for part in ["99000 SUCCESS", "2 RUNNING", "1 FAILED", "997 WAITING"] {
+        for part in ["99000 SUCCESS", "2 FAILED", "2 RUNNING", "996 WAITING"] {
             assert!(row.contains(part), "{part} in {row}");
         }
         assert!(
-            out.contains("big: 100000 elements: 99000 done, 2 running, 1 failed, 997 waiting"),
+            out.contains("big: 100000 elements: 99000 done, 2 running, 2 failed, 996 waiting"),
             "{out}"
         );
-        assert!(out.contains("  failed: big[17] ("), "{out}");
+        assert!(
+            out.contains("  failed: big[9] (exit 2), big[17] ("),
+            "{out}"
+        );
+        assert!(
+            out.contains("  slowest: big[512] (3m 10s), big[3] (1m 1s)"),
+            "{out}"
+        );
         assert!(out.contains("done[] (10)"), "{out}");
         assert!(
             out.contains("done: 10 elements: 10 done, 0 running, 0 failed, 0 waiting"),

@@ -43,7 +43,26 @@ pub(super) struct Feed {
     skipped: Option<DepFailure>,
     /// Stopped by a `stop` command: no element is started until a `start`.
     held: bool,
+    /// The retired elements that ran longest: (id, how long), longest first.
+    slowest: Vec<(u64, Duration)>,
+    /// Elements that failed finally, no longer tasks: id -> how.
+    failed: std::collections::BTreeMap<u64, FailedElement>,
 }
+
+/// How an element that is no longer a task failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedElement {
+    /// FAILED, TIMEOUT, FATAL or SKIPPED.
+    pub outcome: Outcome,
+    /// How its last process ended.
+    pub end: Option<ProcessEnd>,
+}
+
+/// How many failed elements [`ArrayView`] names (the others are counted).
+const FAILED_SHOWN: usize = 100;
+
+/// How many of an array's slowest elements are kept.
+const SLOWEST: usize = 5;
 
 impl Feed {
     pub(super) fn new(template: Arc<TaskSpec>) -> Feed {
@@ -55,6 +74,8 @@ impl Feed {
             stats: TaskStats::default(),
             skipped: None,
             held: false,
+            slowest: Vec::new(),
+            failed: std::collections::BTreeMap::new(),
         }
     }
 
@@ -85,6 +106,29 @@ impl Feed {
         self.sweep().array.position(id)
     }
 
+    /// Element `id` ran for `took`: kept when it is among the slowest.
+    fn note_duration(&mut self, id: u64, took: Duration) {
+        if self.slowest.len() == SLOWEST && self.slowest.last().is_some_and(|l| l.1 >= took) {
+            return;
+        }
+        let at = self.slowest.partition_point(|s| s.1 >= took);
+        self.slowest.insert(at, (id, took));
+        self.slowest.truncate(SLOWEST);
+    }
+
+    /// A dependency on failed element `id` cannot be met.
+    fn failure(&self, id: u64, e: &FailedElement) -> DepFailure {
+        DepFailure::Failed {
+            dep: crate::array::element_name(self.name(), id),
+            last: e.end.clone(),
+        }
+    }
+
+    /// Elements that failed finally and are no longer tasks.
+    pub(super) fn failed_count(&self) -> usize {
+        self.failed.len()
+    }
+
     /// Element `id` succeeded (retired or resumed).
     pub(super) fn succeeded(&self, id: u64) -> bool {
         self.position(id).is_some_and(|p| self.done.contains(p))
@@ -110,16 +154,25 @@ pub struct ArrayView {
     pub parallel: Option<u32>,
     /// Counters of the retired elements (runs, failures, CPU time, peak RSS).
     pub stats: TaskStats,
+    /// The retired elements that ran longest, longest first (at most 5): name, how long.
+    pub slowest: Vec<(String, Duration)>,
+    /// Elements that failed finally and are no longer tasks.
+    pub failed: u64,
+    /// The first 100 of them by id: name and how it ended.
+    pub failed_first: Vec<(String, FailedElement)>,
 }
 
 impl Core {
     /// The array tasks of `spec` become feeds; the other tasks, tasks.
-    pub(super) fn split_feeds(spec: &Spec) -> (Vec<Task>, Vec<Feed>) {
+    pub(super) fn split_feeds(spec: &Spec, mode: &Mode) -> (Vec<Task>, Vec<Feed>) {
         let mut tasks = Vec::new();
         let mut feeds = Vec::new();
         for t in &spec.tasks {
             if t.sweep.is_some() {
-                feeds.push(Feed::new(Arc::new(t.clone())));
+                let mut feed = Feed::new(Arc::new(t.clone()));
+                // `autostart: false`: nothing runs until `bansuri start` names the array.
+                feed.held = !t.autostart && !mode.once;
+                feeds.push(feed);
             } else {
                 tasks.push(Task::new(Arc::new(t.clone())));
             }
@@ -139,6 +192,18 @@ impl Core {
                 skipped: f.skipped.clone().map(Reason::Skipped),
                 parallel: f.sweep().parallel,
                 stats: f.stats.clone(),
+                slowest: f
+                    .slowest
+                    .iter()
+                    .map(|&(id, took)| (crate::array::element_name(f.name(), id), took))
+                    .collect(),
+                failed: f.failed.len() as u64,
+                failed_first: f
+                    .failed
+                    .iter()
+                    .take(FAILED_SHOWN)
+                    .map(|(&id, e)| (crate::array::element_name(f.name(), id), e.clone()))
+                    .collect(),
             })
             .collect()
     }
@@ -147,7 +212,9 @@ impl Core {
     fn held_of(&self, f: &Feed) -> u64 {
         let Some(only) = &f.only else { return 0 };
         let may_run = only.iter().filter(|&&id| f.position(id).is_some()).count() as u64;
-        f.len().saturating_sub(f.done.len()).saturating_sub(may_run)
+        f.len()
+            .saturating_sub(f.done.len() + f.failed.len() as u64)
+            .saturating_sub(may_run)
     }
 
     /// Task `i` is an element of array `array`.
@@ -203,14 +270,18 @@ impl Core {
                 if feed.done.contains(pos) {
                     continue;
                 }
+                let Some(id) = feed.sweep().array.element(pos).map(|e| e.id) else {
+                    continue;
+                };
+                if feed.failed.contains_key(&id)
+                    || feed.only.as_ref().is_some_and(|o| !o.contains(&id))
+                {
+                    continue;
+                }
                 let Some(spec) = crate::spec::expand::element_task(&feed.template, pos) else {
                     continue;
                 };
-                let id = spec.element.as_ref().map_or(pos, |e| e.id);
-                if feed.only.as_ref().is_some_and(|o| !o.contains(&id)) {
-                    continue;
-                }
-                // A failed element (or one kept through a reload) is a task already.
+                // An element kept through a reload (or stopped by name) is a task already.
                 if self
                     .tasks
                     .iter()
@@ -218,23 +289,32 @@ impl Core {
                 {
                     continue;
                 }
-                self.tasks.push(Task::new(Arc::new(spec)));
+                let mut task = Task::new(Arc::new(spec));
+                // The feed starts it: `autostart: false` held the array, not the element.
+                task.commanded = true;
+                self.tasks.push(task);
                 self.schedule_task(self.tasks.len() - 1, now, None);
                 unfinished += 1;
             }
         }
     }
 
-    /// Drop the elements that succeeded: their bit and counters stay with the feed.
+    /// Drop the elements that succeeded (their bit stays) or failed finally (their id and
+    /// end stay); their counters are added to the feed's.
     pub(super) fn retire(&mut self) {
         if self.feeds.is_empty() {
             return;
         }
         let mut keep = Vec::with_capacity(self.tasks.len());
         for t in std::mem::take(&mut self.tasks) {
+            let outcome = t
+                .stats
+                .last_outcome
+                .filter(|o| *o == Outcome::Success || o.is_failure());
             let retired = t.config == InConfig::Current
                 && t.finished()
-                && t.stats.last_outcome == Some(Outcome::Success)
+                && !t.held()
+                && outcome.is_some()
                 && t.spec.element.as_ref().is_some_and(|e| {
                     let Some(f) = self.feeds.iter_mut().find(|f| f.name() == e.array) else {
                         return false;
@@ -242,14 +322,29 @@ impl Core {
                     let Some(pos) = f.position(e.id) else {
                         return false;
                     };
-                    f.done.insert(pos);
+                    match outcome {
+                        Some(Outcome::Success) => {
+                            f.done.insert(pos);
+                            if let Some(u) = t.stats.last_uptime {
+                                f.note_duration(e.id, u);
+                            }
+                        }
+                        Some(o) => {
+                            let failed = FailedElement {
+                                outcome: o,
+                                end: t.stats.last_end.clone(),
+                            };
+                            f.failed.insert(e.id, failed);
+                        }
+                        None => return false,
+                    }
                     let s = &mut f.stats;
                     s.runs += t.stats.runs;
                     s.failures += t.stats.failures;
                     s.restarts += t.stats.restarts;
                     s.cpu_time += t.stats.cpu_time;
                     s.peak_rss = s.peak_rss.max(t.stats.peak_rss);
-                    s.last_outcome = Some(Outcome::Success);
+                    s.last_outcome = outcome;
                     s.last_end.clone_from(&t.stats.last_end);
                     s.last_end_at = t.stats.last_end_at.or(s.last_end_at);
                     true
@@ -268,7 +363,7 @@ impl Core {
             .iter()
             .map(|f| {
                 let mut stats = f.stats.clone();
-                let (mut succeeded, mut failed) = (f.done.len(), 0);
+                let (mut succeeded, mut failed) = (f.done.len(), f.failed.len() as u64);
                 for t in &self.tasks {
                     if !t.spec.element.as_ref().is_some_and(|e| e.array == f.name()) {
                         continue;
@@ -324,6 +419,9 @@ impl Core {
             if let Some(why) = &f.skipped {
                 return Some(ArrayDep::Failed(why.clone()));
             }
+            if let Some((&id, e)) = f.failed.iter().next() {
+                return Some(ArrayDep::Failed(f.failure(id, e)));
+            }
             return Some(if f.exhausted() {
                 ArrayDep::Settled
             } else {
@@ -333,6 +431,9 @@ impl Core {
         let (array, id) = split_element_name(dep)?;
         let f = self.feed(array)?;
         f.position(id)?;
+        if let Some(e) = f.failed.get(&id) {
+            return Some(ArrayDep::Failed(f.failure(id, e)));
+        }
         Some(if f.succeeded(id) {
             ArrayDep::Settled
         } else {
@@ -385,7 +486,10 @@ impl Core {
         for t in spec.tasks.iter().filter(|t| t.sweep.is_some()) {
             let mut feed = Feed::new(Arc::new(t.clone()));
             match old.iter().position(|f| f.name() == t.name) {
-                None => summary.added.push(t.name.clone()),
+                None => {
+                    feed.held = !t.autostart && !self.mode.once;
+                    summary.added.push(t.name.clone());
+                }
                 Some(at) => {
                     let was = old.remove(at);
                     if *was.template != *feed.template {
@@ -403,6 +507,14 @@ impl Core {
                         }
                     }
                     feed.stats = was.stats;
+                    feed.slowest = was.slowest;
+                    let array = &feed.sweep().array;
+                    let failed = was
+                        .failed
+                        .into_iter()
+                        .filter(|(id, _)| array.position(*id).is_some())
+                        .collect();
+                    feed.failed = failed;
                     feed.only = was.only;
                     feed.held = was.held;
                 }

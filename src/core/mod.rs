@@ -36,7 +36,7 @@ pub use event::{
     Command, DepFailure, DepWait, Event, FatalWhy, Launch, MasterEvent, Reason, ReloadSummary,
     Reply, RetryWhy, ShutdownCause, StopHow, Suggestion, SummaryRow, TaskEvent, UnknownTask,
 };
-pub use feed::ArrayView;
+pub use feed::{ArrayView, FailedElement};
 use program::FailedStart;
 pub use progress::Progress;
 #[cfg(test)]
@@ -415,6 +415,8 @@ pub struct TaskStats {
     pub peak_rss: u64,
     /// Wall time the last process ended.
     pub last_end_at: Option<DateTime<Utc>>,
+    /// How long the last process ran (an array's slowest elements, issue 19).
+    pub last_uptime: Option<Duration>,
 }
 
 /// Where a task stands between its runs, beside its schedule ([`Sched`]) and the phases of
@@ -705,7 +707,7 @@ struct ShutdownState {
 impl Core {
     /// A core for `spec`, not started yet (feed it [`Input::Start`]).
     pub fn new(spec: &Spec, mode: Mode) -> Core {
-        let (tasks, feeds) = Core::split_feeds(spec);
+        let (tasks, feeds) = Core::split_feeds(spec, &mode);
         Core {
             globals: spec.globals.clone(),
             mode,
@@ -1638,6 +1640,7 @@ impl Core {
         if ended.failure {
             task.stats.failures += 1;
         }
+        task.stats.last_uptime = uptime;
         let success = !ended.failure || matches!(ended.verdict, Verdict::Success);
         if !matches!(ended.verdict, Verdict::Retry(_) | Verdict::Fatal)
             && matches!(task.life, Lifecycle::Fatal(_) | Lifecycle::Skipped(_))
@@ -1858,7 +1861,12 @@ impl Core {
             .tasks
             .iter()
             .filter(|t| t.stats.last_outcome.is_some_and(Outcome::is_failure))
-            .count();
+            .count()
+            + self
+                .feeds
+                .iter()
+                .map(feed::Feed::failed_count)
+                .sum::<usize>();
         let ending = if self.shutdown.is_some() {
             crate::model::Ending::ShutDown
         } else if failed > 0 {

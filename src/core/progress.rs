@@ -45,7 +45,9 @@ impl Core {
         for a in self.arrays().iter().filter(|a| a.skipped.is_none()) {
             let total = a.elements.saturating_sub(a.held);
             p.total += usize::try_from(total).unwrap_or(usize::MAX);
-            p.done += usize::try_from(a.succeeded).unwrap_or(usize::MAX);
+            let ended = a.succeeded + a.failed;
+            p.done += usize::try_from(ended).unwrap_or(usize::MAX);
+            p.failed += usize::try_from(a.failed).unwrap_or(usize::MAX);
         }
         p
     }

@@ -764,5 +764,25 @@ fn array_entry(a: crate::core::ArrayView) -> state::ArrayEntry {
         skipped: a.skipped.map(|r| r.to_string()),
         runs: a.stats.runs,
         failures: a.stats.failures,
+        slowest: a
+            .slowest
+            .into_iter()
+            .map(|(name, took)| state::SlowElement {
+                name,
+                seconds: took.as_secs_f64(),
+            })
+            .collect(),
+        failed: a.failed,
+        failed_elements: a
+            .failed_first
+            .into_iter()
+            .map(|(name, e)| state::FailedElementEntry {
+                name,
+                text: e
+                    .end
+                    .as_ref()
+                    .map_or_else(|| format!("{:?}", e.outcome).to_lowercase(), short_end),
+            })
+            .collect(),
     }
 }

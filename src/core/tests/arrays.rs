@@ -208,19 +208,14 @@ fn a_whole_array_runs_then_the_batch_exits_with_one_summary_row_for_it() {
         "{}",
         h.job_log()
     );
-    // Only the failed element is still a task (besides those that succeeded since the
-    // last input: retired at the next one).
+    // No element is a task once it ended (those that ended since the last input are
+    // retired at the next one): the array's counts say what happened.
     let c = counts(&h, "w");
     assert!(c.succeeded >= 45, "{c:?}");
-    let names: Vec<String> = h
-        .core
-        .views()
-        .into_iter()
-        .filter(|v| v.state != TaskState::Success)
-        .map(|v| v.name)
-        .collect();
-    assert_eq!(names, ["w[7]"]);
-    assert!(h.core.views().len() <= 6);
+    assert_eq!(c.failed, 1, "{c:?}");
+    assert_eq!(c.failed_first[0].0, "w[7]");
+    assert_eq!(c.failed_first[0].1.end, Some(ProcessEnd::Exited(3)));
+    assert!(h.core.views().len() <= 5);
     let log = h.job_log();
     assert!(
         log.contains("Array w: 50 elements: 49 succeeded, 1 failed, 0 not run"),
@@ -348,4 +343,44 @@ fn stop_holds_an_array_and_start_frees_it() {
     // They run again (they were interrupted), then the array goes on.
     assert_eq!(h.spawn_times("w[1]"), vec![secs(0), secs(30)]);
     assert_eq!(h.spawn_times("w[3]"), vec![secs(40)], "{}", h.job_log());
+}
+
+#[test]
+fn failed_elements_are_counted_not_kept_and_fail_what_depends_on_them() {
+    let mut one = task("one");
+    one.depends_on = vec!["w[3]".into()];
+    let mut all = task("all");
+    all.depends_on = vec!["w".into()];
+    let mut h = Harness::new(vec![array("w", "1-1000", Some(2), "x"), one, all]);
+    // Every element fails at once, as a typo in the command would make them.
+    h.script("w", Script::exits(secs(1), 2));
+    h.start();
+    h.step_to(secs(600));
+    // The last one is retired at the next input, as any element.
+    let c = counts(&h, "w");
+    assert!(c.failed >= 999, "{}", c.failed);
+    assert_eq!(c.failed_first.len(), 100);
+    assert_eq!(c.failed_first[0].0, "w[1]");
+    // Not a task per failure: the core stays small.
+    assert!(h.core.views().len() <= 6, "{}", h.core.views().len());
+    assert_eq!(h.state("one"), TaskState::Skipped);
+    assert_eq!(h.state("all"), TaskState::Skipped);
+    let p = h.core.progress();
+    assert_eq!((p.total, p.done, p.failed), (1002, 1002, 1002), "{p:?}");
+}
+
+#[test]
+fn an_array_with_autostart_false_waits_for_a_start_command() {
+    let mut arr = array("w", "1-3", Some(1), "x");
+    arr.autostart = false;
+    let mut h = Harness::new(vec![arr]);
+    h.script("w", Script::exits(secs(1), 0));
+    h.start();
+    h.step_to(secs(10));
+    assert!(h.spawn_times("w[1]").is_empty());
+    assert_eq!(h.core.views().len(), 0);
+    h.pump(Some(Input::StartTask { task: "w".into() }));
+    h.step_to(secs(20));
+    assert_eq!(h.spawn_times("w[1]"), vec![secs(10)]);
+    assert_eq!(h.spawn_times("w[3]"), vec![secs(12)]);
 }
