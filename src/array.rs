@@ -22,6 +22,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The element status file's name, in the state directory: one [`StatusLine`] per ended
+/// element attempt.
+pub const STATUS_FILE: &str = "elements.jsonl";
+
 /// Largest number of elements of one array (keeps ids in u32 and memory bounded).
 pub const MAX_ELEMENTS: u64 = 10_000_000;
 

@@ -222,6 +222,10 @@ struct StatusArgs {
     /// Refresh every 2 s until Ctrl+C.
     #[arg(long)]
     watch: bool,
+    /// Print every ended element of the arrays named (all arrays when none) from the
+    /// element status file, one JSON line each, as it is being written (issue 19).
+    #[arg(long, conflicts_with_all = ["json", "watch"])]
+    elements: bool,
 }
 
 #[derive(Debug, Args, Default)]
@@ -364,6 +368,10 @@ fn dispatch(cli: Cli, registry: Registry) -> Result<Exit, CliError> {
         Some(Command::Reload(c)) => done(control_cmd(c, Cmd::Reload, &[])),
         Some(Command::Shutdown(c)) => done(control_cmd(c, Cmd::Shutdown, &[])),
         Some(Command::Shell(c)) => done(control::shell::run(c.config.as_deref())),
+        Some(Command::Status(a)) if a.elements => done(control::client::elements(
+            a.config.config.as_deref(),
+            &a.tasks,
+        )),
         Some(Command::Status(a)) => done(control::client::status(
             a.config.config.as_deref(),
             &a.tasks,

@@ -327,4 +327,20 @@ fn a_large_array_keeps_the_state_file_and_memory_small() {
     );
     assert!(!log.contains("Schedule: once"), "no line per element made");
     assert!(!log.contains("] w[17]  "), "no summary row per element");
+    // `status w`: the array's counts from the state file; `status --elements w`: every
+    // element from the status file, one JSON line each.
+    let cfg = sb.file("config.json");
+    let (code, out, err) = client(&cfg, &["status", "w"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("w: 10000 elements: 10000 done, 0 running, 0 failed, 0 waiting"),
+        "{out}"
+    );
+    let (code, out, err) = client(&cfg, &["status", "--elements", "w"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 10_000);
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["task"], "w");
+    let (code, out, _) = client(&cfg, &["status", "--elements", "other"], &[]);
+    assert_eq!((code, out.as_str()), (0, ""));
 }

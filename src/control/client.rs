@@ -164,6 +164,38 @@ pub fn status(
     }
 }
 
+/// `bansuri status --elements [ARRAY...]`: the element status file's lines (one JSON
+/// object per ended element attempt, a later line for an element winning), of the arrays
+/// named or all, streamed as they are (the file can be large: it is not read whole).
+pub fn elements(cli: Option<&Path>, arrays: &[String]) -> Result<(), ClientError> {
+    use std::io::BufRead;
+    let (_, paths) = paths_for(cli)?;
+    let path = paths.dir.join(crate::array::STATUS_FILE);
+    let file = std::fs::File::open(&path).map_err(|e| {
+        ClientError::usage(format!(
+            "cannot read the element status file {}: {e} (it is written when the config has arrays)",
+            path.display()
+        ))
+    })?;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        if !arrays.is_empty() {
+            let task = serde_json::from_str::<crate::array::StatusLine>(&line)
+                .map(|l| l.task)
+                .unwrap_or_default();
+            if !arrays.contains(&task) {
+                continue;
+            }
+        }
+        // Nobody reads any more (`| head`): done, quietly.
+        if writeln!(out, "{line}").is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// How long `status` waits for the running bansuri's own answer before it shows the file.
 pub const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
 

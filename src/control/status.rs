@@ -100,9 +100,23 @@ pub fn keep_named(doc: &mut StateDoc, asked: &[String]) -> Result<(), String> {
     if asked.is_empty() {
         return Ok(());
     }
+    // An array's name (issue 19) keeps its counts and its elements that are tasks.
+    let (arrays, others): (Vec<String>, Vec<String>) = asked
+        .iter()
+        .cloned()
+        .partition(|n| doc.arrays.iter().any(|a| a.name == *n));
     let known: Vec<String> = doc.tasks.iter().map(|t| t.name.clone()).collect();
-    let keep = crate::core::select_tasks(asked, &known)?;
-    doc.tasks.retain(|t| keep.contains(&t.name));
+    let keep = if others.is_empty() {
+        Vec::new()
+    } else {
+        crate::core::select_tasks(&others, &known)?
+    };
+    let of_array = |name: &str| {
+        crate::array::split_element_name(name).is_some_and(|(a, _)| arrays.iter().any(|x| x == a))
+    };
+    doc.tasks
+        .retain(|t| keep.contains(&t.name) || of_array(&t.name));
+    doc.arrays.retain(|a| arrays.contains(&a.name));
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use crate::level::Level;
 use crate::model::ProcessEnd;
 
 /// The file's name in the state directory.
-pub(super) const FILE: &str = "elements.jsonl";
+pub(super) const FILE: &str = crate::array::STATUS_FILE;
 
 /// The open status file and the node each element's last start went to.
 #[derive(Default)]
