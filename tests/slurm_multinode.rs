@@ -1339,3 +1339,83 @@ fn one_step_carries_every_remote_run() {
         ));
     }
 }
+
+/// The element status file under `dir` (the state directory's place depends on the job).
+fn find_status_file(dir: &Path) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "elements.jsonl") {
+            return Some(path);
+        }
+        if path.is_dir() {
+            if let Some(found) = find_status_file(&path) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// issue 19 on several nodes: an array's elements are runs like any other, spread over
+/// every node (six at once behind a barrier, on three nodes of 2 CPUs); each element's
+/// line in the status file names the node it ran on; the summary counts the array.
+#[test]
+fn array_elements_spread_over_every_node_and_the_status_file_says_where() {
+    let Some(conf) = gate() else { return };
+    let mark = marker("array");
+    let job = Job::submit(
+        &conf,
+        "array",
+        &ALL_NODES,
+        |dir| {
+            fs::create_dir(dir.join("barrier")).expect("barrier dir");
+            let command = format!(
+                "echo host=$(hostname); {}; echo together # {mark}",
+                barrier("barrier", "e{item}", 6)
+            );
+            config_json(
+                serde_json::json!({}),
+                vec![serde_json::json!({
+                    "name": "w", "cpus": 1, "array": {"range": "1-6"},
+                    "command": command, "env": {"BANSURI_MN_MARK": mark}
+                })],
+            )
+        },
+        &["--exit-when-done"],
+    );
+    job.wait_running();
+    let log = job.finish(Duration::from_secs(120));
+    if !log.contains("Array w: 6 elements: 6 succeeded, 0 failed, 0 not run") {
+        job.fail("no `Array w: 6 elements: 6 succeeded` summary");
+    }
+    let Some(path) = find_status_file(job.dir()) else {
+        job.fail("no elements.jsonl under the job's directory");
+    };
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let mut hosts: Vec<String> = Vec::new();
+    let mut ids: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            job.fail(&format!("a status line that is no JSON: {line}"));
+        };
+        if v["exit"] != 0 {
+            job.fail(&format!("an element failed: {line}"));
+        }
+        ids.push(v["id"].as_u64().unwrap_or(0));
+        hosts.push(v["host"].as_str().unwrap_or_default().to_owned());
+    }
+    ids.sort_unstable();
+    if ids != [1, 2, 3, 4, 5, 6] {
+        job.fail(&format!("status lines for ids {ids:?}, not 1-6 once each"));
+    }
+    hosts.sort();
+    hosts.dedup();
+    if hosts != NODES {
+        job.fail(&format!(
+            "the elements ran on {hosts:?} (status file), not on every node {NODES:?}"
+        ));
+    }
+    if !marked(&mark).is_empty() {
+        job.fail(&format!("processes left: {:?}", marked(&mark)));
+    }
+}
