@@ -620,6 +620,30 @@ function render(d) {
     : "";
   const body = document.getElementById("tasks");
   body.textContent = "";
+  // An array (issue 19) is one row of counts; its elements that are tasks follow.
+  const busy = ["STARTING", "RUNNING", "STOPPING"], bad = ["FAILED", "TIMEOUT", "FATAL", "SKIPPED"];
+  for (const a of (d.arrays || [])) {
+    const mine = d.tasks.filter(t => t.name.startsWith(a.name + "["));
+    const ok = a.succeeded + mine.filter(t => t.state === "SUCCESS").length;
+    const run = mine.filter(t => busy.includes(t.state)).length;
+    const failed = a.failed + mine.filter(t => bad.includes(t.state)).length;
+    const waiting = Math.max(0, a.elements - ok - run - failed - a.held);
+    const tr = document.createElement("tr");
+    tr.dataset.task = a.name;
+    tr.dataset.state = "ARRAY";
+    cell(tr, a.name + "[] (" + a.elements + ")");
+    cell(tr, ok + " done, " + run + " running, " + failed + " failed, " + waiting + " waiting");
+    cell(tr, "-", "num");
+    cell(tr, "-");
+    cell(tr, String(a.runs + mine.reduce((n, t) => n + t.runs, 0)), "num");
+    cell(tr, String(a.failures + mine.reduce((n, t) => n + t.failures, 0)), "num");
+    cell(tr, "-");
+    cell(tr, "-", "num");
+    cell(tr, "-", "num");
+    cell(tr, "");
+    cell(tr, "");
+    body.appendChild(tr);
+  }
   for (const t of d.tasks) {
     const tr = document.createElement("tr");
     tr.dataset.task = t.name;

@@ -21,7 +21,8 @@ const CFG: &str = r#"{"dashboard": "127.0.0.1:0", "sample_interval": "1s", "scri
     {"name": "off", "command": "true", "enabled": false},
     {"name": "hourly", "command": "true", "timer": "1h"},
     {"name": "f", "command": "exit 1", "autorestart": "always", "starttime": 1, "startretries": 1},
-    {"name": "skip", "command": "true", "depends-on": ["bad"]}
+    {"name": "skip", "command": "true", "depends-on": ["bad"]},
+    {"name": "sweep", "command": "test {item} -ne 4", "array": {"range": "1-5"}}
 ]}"#;
 
 /// Where every task of [`CFG`] settles: `f` fails to start (FATAL), `skip` depends on `bad`.
@@ -48,6 +49,15 @@ fn start(sb: &Sandbox) -> (Bansuri, String, StateDoc) {
                 && st("bad") == "FAILED"
                 && st("f") == "FATAL"
                 && st("skip") == "SKIPPED"
+                && d.arrays.first().is_some_and(|a| {
+                    let gone = a.succeeded + a.failed;
+                    let ended = d
+                        .tasks
+                        .iter()
+                        .filter(|t| t.name.starts_with("sweep[") && t.ended_at.is_some())
+                        .count() as u64;
+                    gone + ended == 5
+                })
         })
     })
     .unwrap_or_else(|| panic!("tasks did not settle; log:\n{}", b.log()));
@@ -834,6 +844,11 @@ fn the_page_in_headless_chromium_shows_every_task_with_its_state() {
         let row = format!("<tr data-task=\"{task}\" data-state=\"{state}\">");
         assert!(dom.contains(&row), "no {row} in the page:\n{dom}");
     }
+    // The array is one row of counts (element 4 fails).
+    assert!(
+        dom.contains("<tr data-task=\"sweep\" data-state=\"ARRAY\"><td>sweep[] (5)</td><td>4 done, 0 running, 1 failed, 0 waiting</td>"),
+        "no row for the array:\n{dom}"
+    );
     // Free text is shown as text, never as markup.
     assert!(
         dom.contains("a \"quoted\" &lt;b&gt;service&lt;/b&gt;"),
