@@ -5,143 +5,23 @@
 //! the tasks ask `cpus: 2`, so three runs take one node each. Gate: as tests/slurm_multinode.rs
 //! (`BANSURI_SLURM_MULTINODE`, set by tests/run.sh; under CI=true a missing cluster fails).
 
+#[path = "common/multinode.rs"]
+mod multinode;
+
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
-const BANSURI: &str = env!("CARGO_BIN_EXE_bansuri");
-const SUBMIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/slurm/submit.sh");
-const DEFAULT_CONF: &str = "/run/slurm-multinode/slurm.conf";
+use multinode::*;
 
-fn gate() -> Option<String> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let conf = match std::env::var("BANSURI_SLURM_MULTINODE") {
-        Ok(c) if !c.is_empty() && c != "0" => c,
-        _ if ci => DEFAULT_CONF.to_owned(),
-        _ => {
-            println!("skipped: no multi-node SLURM (run tests/run.sh)");
-            return None;
-        }
-    };
-    let out = Command::new("sinfo")
-        .env("SLURM_CONF", &conf)
-        .args(["-h", "-o", "%D"])
-        .output()
-        .unwrap_or_else(|e| panic!("`sinfo` could not run: {e}"));
-    assert!(
-        out.status.success(),
-        "the multi-node SLURM tests must run, but `sinfo` ({conf}) failed: {}\n\
-         start the cluster with: bash slurm/multinode-cluster.sh up",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Some(conf)
-}
+/// Three nodes, one task of 2 CPUs on each: three runs of `cpus: 2` take one node each.
+const EACH_NODE: [&str; 3] = ["--nodes=3", "--ntasks-per-node=1", "--cpus-per-task=2"];
 
-fn wait_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn job_binary() -> PathBuf {
-    std::env::var_os("BANSURI_STATIC_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BANSURI))
-}
-
-/// A job on three nodes, cancelled and waited for on drop.
-struct Job {
-    conf: String,
-    id: String,
-    log: PathBuf,
-}
-
-impl Job {
-    fn submit(conf: &str, dir: &Path, label: &str, args: &[&str]) -> Job {
-        let out = Command::new("sbatch")
-            .env("SLURM_CONF", conf)
-            .env("BANSURI_BIN", job_binary())
-            .env("BANSURI_CONFIG", dir.join("config.json"))
-            .args([
-                "--parsable",
-                &format!("--job-name=bansuri-mnl-{label}"),
-                &format!("--chdir={}", dir.display()),
-                "--time=5",
-                "--nodes=3",
-                "--ntasks-per-node=1",
-                "--cpus-per-task=2",
-            ])
-            .arg(SUBMIT)
-            .args(args)
-            .output()
-            .expect("run sbatch");
-        assert!(
-            out.status.success(),
-            "sbatch failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(!id.is_empty() && id.chars().all(|c| c.is_ascii_digit()));
-        let log = dir.join(format!("master_{id}.log"));
-        Job {
-            conf: conf.to_owned(),
-            id,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn in_queue(&self) -> bool {
-        Command::new("squeue")
-            .env("SLURM_CONF", &self.conf)
-            .args(["-h", "-j", &self.id, "-o", "%T"])
-            .output()
-            .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
-            .unwrap_or(false)
-    }
-
-    /// Wait for `what` in the log.
-    fn wait_log(&self, what: &str, within: Duration) -> String {
-        wait_for(within, || {
-            let log = self.log();
-            log.contains(what).then_some(log)
-        })
-        .unwrap_or_else(|| panic!("no `{what}` in the log within {within:?}:\n{}", self.log()))
-    }
-
-    fn finish(&self, within: Duration) -> String {
-        let gone = wait_for(within, || (!self.in_queue()).then_some(()));
-        let log = self.log();
-        assert!(gone.is_some(), "job {} still queued; log:\n{log}", self.id);
-        log
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = Command::new("scancel")
-            .env("SLURM_CONF", &self.conf)
-            .arg(&self.id)
-            .status();
-        let _ = wait_for(Duration::from_secs(30), || (!self.in_queue()).then_some(()));
-    }
+/// Wait for `what` in the job's log; the log then.
+fn wait_text(job: &Job, what: &str, within: Duration) -> String {
+    job.wait_log(what, within, |log| {
+        log.contains(what).then(|| log.to_owned())
+    })
 }
 
 /// The node each task's last start went to, from the `(pid N on nX` of its start lines
@@ -202,15 +82,15 @@ fn hot_reload_and_shutdown_reach_runs_on_other_nodes() {
     };
     let path = dir.path().join("config.json");
     fs::write(&path, config(&[task("a", 1), task("b", 1), task("c", 1)])).unwrap();
-    let job = Job::submit(&conf, dir.path(), "reload", &[]);
-    let log = wait_for(Duration::from_secs(60), || {
-        let log = job.log();
+    let job = Job::submit_in(&conf, dir.path(), "reload", &EACH_NODE, &[]);
+    let log = wait_for(Instant::now() + Duration::from_secs(60), || {
+        let log = job.log_text();
         (["a", "b", "c"]
             .iter()
             .all(|t| log.contains(&format!("| {t} v1 on n"))))
         .then_some(log)
     })
-    .unwrap_or_else(|| panic!("the three runs did not start:\n{}", job.log()));
+    .unwrap_or_else(|| panic!("the three runs did not start:\n{}", job.log_text()));
     let nodes: Vec<Option<String>> = ["a", "b", "c"]
         .iter()
         .map(|t| node_of(&log, t).expect("a start line"))
@@ -229,7 +109,11 @@ fn hot_reload_and_shutdown_reach_runs_on_other_nodes() {
         .map(|t| task(t, if *t == changed { 2 } else { 1 }))
         .collect();
     fs::write(&path, config(&kept)).unwrap();
-    let log = job.wait_log(&format!("| {changed} v2 on n"), Duration::from_secs(60));
+    let log = wait_text(
+        &job,
+        &format!("| {changed} v2 on n"),
+        Duration::from_secs(60),
+    );
     assert!(
         log.contains(&format!(
             "[{removed}] Process stopped (removed from the config)"
@@ -264,7 +148,7 @@ fn hot_reload_and_shutdown_reach_runs_on_other_nodes() {
         log.contains("Shutdown complete: exiting with code 0"),
         "{log}"
     );
-    let left = wait_for(Duration::from_secs(10), || {
+    let left = wait_for(Instant::now() + Duration::from_secs(10), || {
         let p = processes_with(&marker);
         p.is_empty().then_some(())
     });
@@ -289,7 +173,7 @@ fn once_notifications_and_resume_work_for_remote_runs() {
            "command": "echo flaky on $(hostname); sleep 1; echo last words from $(hostname); exit 7"}
         ]}"#;
     fs::write(dir.path().join("config.json"), config).unwrap();
-    let job = Job::submit(&conf, dir.path(), "once", &["--once"]);
+    let job = Job::submit_in(&conf, dir.path(), "once", &EACH_NODE, &["--once"]);
     let log = job.finish(Duration::from_secs(90));
     let remote: Vec<String> = ["a", "b", "flaky"]
         .iter()
@@ -322,10 +206,11 @@ fn once_notifications_and_resume_work_for_remote_runs() {
         .unwrap()
         .replace("exit 7", "exit 0");
     fs::write(dir.path().join("config.json"), config).unwrap();
-    let job2 = Job::submit(
+    let job2 = Job::submit_in(
         &conf,
         dir.path(),
         "resume",
+        &EACH_NODE,
         &["--resume", "--exit-when-done"],
     );
     let log2 = job2.finish(Duration::from_secs(90));
