@@ -378,20 +378,40 @@ fn reasons(doc: &StateDoc) -> String {
 /// line; nothing when none does:
 /// "big: WAITING: needs 4 CPUs, 2 free", "train: RUNNING on CPUs 4-5, GPU 2".
 fn bindings(doc: &StateDoc) -> String {
-    let lines: String = doc
+    // Many tasks waiting for the same thing (a slot under `max_parallel`) are one line.
+    let mut waits: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut lines = String::new();
+    // Array elements (issue 19) are summed up by `arrays`, not listed one by one.
+    for t in doc
         .tasks
         .iter()
-        // Array elements (issue 19) are summed up by `arrays`, not listed one by one.
         .filter(|t| crate::array::split_element_name(&t.name).is_none())
-        .filter_map(|t| match (&t.waiting_for, t.grants.as_slice()) {
-            (Some(why), _) => Some(format!("{}: {}: {why}\n", t.name, t.state)),
-            (None, []) => None,
+    {
+        match (&t.waiting_for, t.grants.as_slice()) {
+            (Some(why), _) => match waits.iter_mut().find(|(w, _)| w == why) {
+                Some((_, names)) => names.push(&t.name),
+                None => waits.push((why, vec![&t.name])),
+            },
+            (None, []) => {}
             (None, grants) => {
                 let held: Vec<String> = grants.iter().map(|g| g.words()).collect();
-                Some(format!("{}: {} on {}\n", t.name, t.state, held.join(" / ")))
+                lines.push_str(&format!(
+                    "{}: {} on {}\n",
+                    t.name,
+                    t.state,
+                    held.join(" / ")
+                ));
             }
-        })
-        .collect();
+        }
+    }
+    for (why, names) in waits {
+        let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+        let more = match names.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
+        lines.push_str(&format!("{shown}{more}: WAITING: {why}\n"));
+    }
     if lines.is_empty() {
         lines
     } else {
@@ -831,6 +851,27 @@ mod tests {
             out.contains("done: 10 elements: 10 done, 0 running, 0 failed, 0 waiting"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn tasks_waiting_for_the_same_slot_are_one_line() {
+        let mut d = doc();
+        let base = d.tasks[0].clone();
+        for i in 0..5 {
+            let mut t = base.clone();
+            t.name = format!("job{i}");
+            t.state = "WAITING".into();
+            t.waiting_for = Some("a slot (max_parallel 2, all in use)".into());
+            d.tasks.push(t);
+        }
+        let out = render(&d, t("2026-01-19T10:05:00Z"), &Liveness::Running);
+        assert!(
+            out.contains(
+                "job0, job1, job2 and 2 more: WAITING: a slot (max_parallel 2, all in use)\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("job3: WAITING"), "{out}");
     }
 
     #[test]

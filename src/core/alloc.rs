@@ -657,11 +657,31 @@ impl Core {
     /// `status`: why task `i`'s first waiting run waits, while one does.
     pub(super) fn waiting_for(&self, i: usize) -> Option<String> {
         let t = &self.tasks[i];
-        t.runs
-            .iter()
-            .any(|r| r.phase == Phase::Waiting)
-            .then(|| t.waiting_for.clone())
-            .flatten()
+        if !t.runs.iter().any(|r| r.phase == Phase::Waiting) {
+            return None;
+        }
+        if let Some(why) = &t.waiting_for {
+            return Some(why.clone());
+        }
+        // No resource holds it back: a slot does, its array's or the job's.
+        if let Some(crate::spec::ArrayElement {
+            array,
+            parallel: Some(cap),
+            ..
+        }) = &t.spec.element
+        {
+            if self.array_full(i) {
+                return Some(format!(
+                    "a slot of array `{array}` (parallel {cap}, all in use)"
+                ));
+            }
+        }
+        match self.globals.max_parallel {
+            Some(max) if self.active >= max => {
+                Some(format!("a slot (max_parallel {max}, all in use)"))
+            }
+            _ => None,
+        }
     }
 
     /// `status`: what task `i`'s live runs hold.

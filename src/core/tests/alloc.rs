@@ -243,7 +243,10 @@ fn max_parallel_and_the_resources_combine() {
     // CPUs are free, the slot is not.
     assert!(h.grants("b").is_empty());
     assert_eq!(h.state("b"), TaskState::Waiting);
-    assert_eq!(h.status_for("b").waiting_for, None);
+    assert_eq!(
+        h.status_for("b").waiting_for.as_deref(),
+        Some("a slot (max_parallel 1, all in use)")
+    );
     // Each dispatch while the slot is taken finds b its CPUs and must give them back
     // (kept, the second dispatch would find only 1 free, and a frees none).
     for _ in 0..3 {

@@ -384,3 +384,41 @@ fn an_array_with_autostart_false_waits_for_a_start_command() {
     assert_eq!(h.spawn_times("w[1]"), vec![secs(10)]);
     assert_eq!(h.spawn_times("w[3]"), vec![secs(12)]);
 }
+
+#[test]
+fn a_run_waiting_for_a_slot_says_which() {
+    let globals = Globals {
+        max_parallel: Some(2),
+        ..Globals::default()
+    };
+    let mut h = Harness::build(
+        globals,
+        Mode::default(),
+        vec![task("a"), array("w", "1-4", Some(2), "x"), task("b")],
+    );
+    h.script("w", Script::forever());
+    h.script("a", Script::forever());
+    h.script("b", Script::forever());
+    h.start();
+    // a and b run (the array's elements are made at the first tick, after the tasks);
+    // w[1] and w[2] (the array's window is 2) wait for a slot; w[3] is not a task yet
+    // (the array's counts say it waits).
+    let why = |name: &str| {
+        h.core
+            .status(h.now)
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.waiting_for)
+    };
+    assert_eq!(
+        why("w[1]").as_deref(),
+        Some("a slot (max_parallel 2, all in use)")
+    );
+    assert_eq!(
+        why("w[2]").as_deref(),
+        Some("a slot (max_parallel 2, all in use)")
+    );
+    assert_eq!(why("a"), None);
+    assert_eq!(why("b"), None);
+    assert!(h.core.status(h.now).iter().all(|s| s.name != "w[3]"));
+}
