@@ -208,6 +208,20 @@ impl Core {
             .collect()
     }
 
+    /// Each array's (elements, succeeded, failed, held) of [`Core::arrays`] without the
+    /// names: cheap enough for the progress line at every idle turn of the loop. An array
+    /// whose dependency failed is left out.
+    pub(super) fn array_counts(&self) -> impl Iterator<Item = (u64, u64, u64, u64)> + '_ {
+        self.feeds.iter().filter(|f| f.skipped.is_none()).map(|f| {
+            (
+                f.len(),
+                f.done.len(),
+                f.failed.len() as u64,
+                self.held_of(f),
+            )
+        })
+    }
+
     /// Elements of `f` that `--retry-failed` leaves alone.
     fn held_of(&self, f: &Feed) -> u64 {
         let Some(only) = &f.only else { return 0 };

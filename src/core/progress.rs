@@ -42,12 +42,11 @@ impl Core {
             }
         }
         // Arrays: every element that is to run; those retired (or resumed) are done.
-        for a in self.arrays().iter().filter(|a| a.skipped.is_none()) {
-            let total = a.elements.saturating_sub(a.held);
+        for (elements, succeeded, failed, held) in self.array_counts() {
+            let total = elements.saturating_sub(held);
             p.total += usize::try_from(total).unwrap_or(usize::MAX);
-            let ended = a.succeeded + a.failed;
-            p.done += usize::try_from(ended).unwrap_or(usize::MAX);
-            p.failed += usize::try_from(a.failed).unwrap_or(usize::MAX);
+            p.done += usize::try_from(succeeded + failed).unwrap_or(usize::MAX);
+            p.failed += usize::try_from(failed).unwrap_or(usize::MAX);
         }
         p
     }
