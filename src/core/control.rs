@@ -337,11 +337,23 @@ impl Core {
             f(self, name, now);
             return;
         }
+        self.each_replying(&instances, now, f, Vec::new());
+    }
+
+    /// Run command `f` on each of `names`, then answer once: `first` and their replies, in
+    /// order, as one [`Reply::Each`] (their other actions stay as they are).
+    fn each_replying(
+        &mut self,
+        names: &[String],
+        now: Now,
+        f: fn(&mut Core, &str, Now),
+        first: Vec<Reply>,
+    ) {
         let before = self.out.len();
-        for inst in &instances {
-            f(self, inst, now);
+        for name in names {
+            f(self, name, now);
         }
-        let mut replies = Vec::new();
+        let mut replies = first;
         let mut kept = Vec::new();
         for a in self.out.drain(before..) {
             match a {
@@ -400,19 +412,7 @@ impl Core {
             })
             .map(|t| t.spec.name.clone())
             .collect();
-        let before = self.out.len();
-        for e in &elements {
-            f(self, e, now);
-        }
-        let mut kept = Vec::new();
-        for a in self.out.drain(before..) {
-            match a {
-                Action::Reply(r) => replies.push(r),
-                other => kept.push(other),
-            }
-        }
-        self.out.extend(kept);
-        self.reply(Reply::Each(replies));
+        self.each_replying(&elements, now, f, replies);
     }
 
     /// Start task `i` now (it has no process): the retry that is waiting, or a new run,
