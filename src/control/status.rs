@@ -604,7 +604,7 @@ fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
             }
         ));
         out.push_str(&failed_line(doc, array, &c));
-        out.push_str(&slowest_line(doc, array, &c));
+        out.push_str(&slowest_line(doc, array));
         let mut running: Vec<(&str, DateTime<Utc>)> = c
             .tasks
             .iter()
@@ -672,27 +672,15 @@ fn failed_line(doc: &StateDoc, array: &str, c: &ArrayCounts<'_>) -> String {
 }
 
 /// `  slowest: sweep[512] (3m 10s), ...` (empty when none ended).
-fn slowest_line(doc: &StateDoc, array: &str, c: &ArrayCounts<'_>) -> String {
+fn slowest_line(doc: &StateDoc, array: &str) -> String {
     let mut out = String::new();
-    // The slowest that ended: those no longer tasks (the state file keeps five),
-    // and those still tasks.
+    // The slowest that succeeded, as the state file keeps them (five): an element is no
+    // task for long once it ended, and a task's entry has no start once its process is gone.
     let mut slowest: Vec<(String, f64)> = doc
         .arrays
         .iter()
         .filter(|a| a.name == array)
         .flat_map(|a| a.slowest.iter().map(|s| (s.name.clone(), s.seconds)))
-        .chain(
-            c.tasks
-                .iter()
-                .filter(|t| t.state == "SUCCESS")
-                .filter_map(|t| {
-                    let (start, end) = (t.started_at?, t.ended_at?);
-                    Some((
-                        t.name.clone(),
-                        (end - start).num_milliseconds() as f64 / 1000.0,
-                    ))
-                }),
-        )
         .collect();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     if !slowest.is_empty() {
