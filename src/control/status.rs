@@ -579,16 +579,8 @@ fn array_row(doc: &StateDoc, array: &str) -> [String; 9] {
 /// (up 5m), ...`. `status --json` has every element that is a task; the status file
 /// `elements.jsonl` has every element that ended.
 fn arrays(doc: &StateDoc, now: DateTime<Utc>) -> String {
-    let mut names: Vec<&str> = doc.arrays.iter().map(|a| a.name.as_str()).collect();
-    for t in &doc.tasks {
-        if let Some((array, _)) = crate::array::split_element_name(&t.name) {
-            if !names.contains(&array) {
-                names.push(array);
-            }
-        }
-    }
     let mut out = String::new();
-    for array in names {
+    for array in array_names(doc) {
         let c = array_counts(doc, array);
         out.push_str(&format!(
             "{array}: {} elements: {} done, {} running, {} failed, {} waiting{}\n",
@@ -697,16 +689,39 @@ fn slowest_line(doc: &StateDoc, array: &str) -> String {
     out
 }
 
-/// "5 tasks: 2 RUNNING, 1 FAILED, 2 SUCCESS"
+/// The arrays of the state (issue 19): its `arrays` entries, then any whose elements are
+/// tasks without one (a state file of an older bansuri).
+fn array_names(doc: &StateDoc) -> Vec<&str> {
+    let mut names: Vec<&str> = doc.arrays.iter().map(|a| a.name.as_str()).collect();
+    for t in &doc.tasks {
+        if let Some((array, _)) = crate::array::split_element_name(&t.name) {
+            if !names.contains(&array) {
+                names.push(array);
+            }
+        }
+    }
+    names
+}
+
+/// "5 tasks: 2 RUNNING, 1 FAILED, 1 SUCCESS, 1 ARRAY": an array is one task, its elements
+/// are counted by `arrays`.
 fn counts(doc: &StateDoc) -> String {
     let mut by: Vec<(String, usize)> = Vec::new();
-    for t in &doc.tasks {
+    let plain = doc
+        .tasks
+        .iter()
+        .filter(|t| crate::array::split_element_name(&t.name).is_none());
+    for t in plain {
         match by.iter_mut().find(|(s, _)| *s == t.state) {
             Some((_, n)) => *n += 1,
             None => by.push((t.state.clone(), 1)),
         }
     }
-    let n = doc.tasks.len();
+    let arrays = array_names(doc).len();
+    if arrays > 0 {
+        by.push(("ARRAY".into(), arrays));
+    }
+    let n: usize = by.iter().map(|(_, c)| c).sum();
     let parts: Vec<String> = by.iter().map(|(s, c)| format!("{c} {s}")).collect();
     format!(
         "{n} task{}: {}\n",
@@ -835,6 +850,12 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("done[] (10)"), "{out}");
+        // The two arrays are two tasks, not their element tasks.
+        let plain = d.tasks.len() - 3;
+        assert!(
+            out.contains(&format!("{} tasks: ", plain + 2)) && out.contains(", 2 ARRAY\n"),
+            "{out}"
+        );
         assert!(
             out.contains("done: 10 elements: 10 done, 0 running, 0 failed, 0 waiting"),
             "{out}"
